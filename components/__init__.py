@@ -1,0 +1,1 @@
+"""Thin KFP components: each maps KFP artifacts to one gated_training library call."""

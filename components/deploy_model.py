@@ -1,0 +1,36 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def deploy_model(
+    model: Input[Model],
+    test_data: Input[Dataset],
+    feature_metadata: Input[Artifact],
+    training_report: Input[Artifact],
+    gate_decision: Input[Artifact],
+    validation_report: Input[Artifact],
+    target_column: str,
+    registry_uri: str,
+    model_name: str,
+    kfp_run_id: str,
+    deployment: Output[Artifact],
+    run_summary: Output[Artifact],
+    summary: Output[Markdown],
+):
+    """Publish an immutable version, smoke-test it, move the champion pointer, mirror to MLflow."""
+    from gated_training.deploy import deploy_model as run_step
+    from gated_training.failures import reported_failures
+    from gated_training.summary import record_outcome
+
+    with reported_failures("deploy-model"):
+        outcome = run_step(
+            model.path, test_data.path, feature_metadata.path, training_report.path, gate_decision.path,
+            target_column, registry_uri, model_name, test_data.metadata.get("source_sha256", ""), kfp_run_id,
+            deployment.path,
+        )
+        record_outcome(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
+                       run_summary.path, summary.path)
+    deployment.metadata.update({"version": outcome.version, "uri": outcome.version_uri, "promoted": outcome.promoted})

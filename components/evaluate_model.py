@@ -1,0 +1,48 @@
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def evaluate_model(
+    model: Input[Model],
+    test_data: Input[Dataset],
+    training_report: Input[Artifact],
+    target_column: str,
+    min_accuracy: float,
+    min_f1: float,
+    min_roc_auc: float,
+    max_overfit_gap: float,
+    max_regression: float,
+    comparison_metric: str,
+    first_run_policy: str,
+    registry_uri: str,
+    model_name: str,
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+    gate_report: Output[Markdown],
+    gate_decision: Output[Artifact],
+) -> str:
+    """Model gate: absolute thresholds and the champion re-scored on the same test split. Returns "deploy" or "block"."""
+    from gated_training.config import GateThresholds
+    from gated_training.evaluation import evaluate_candidate
+    from gated_training.failures import reported_failures
+
+    with reported_failures("evaluate-model"):
+        thresholds = GateThresholds(min_accuracy, min_f1, min_roc_auc, max_overfit_gap, max_regression,
+                                    comparison_metric, first_run_policy)
+        decision = evaluate_candidate(model.path, test_data.path, training_report.path, target_column, thresholds,
+                                      registry_uri, model_name, gate_decision.path, gate_report.path)
+    for name, value in decision.candidate["metrics"].items():
+        metrics.log_metric(name, value)
+    metrics.log_metric("overfit_gap", decision.candidate["overfit_gap"])
+    if decision.champion and decision.champion["metrics"]:
+        for name, value in decision.champion["metrics"].items():
+            metrics.log_metric(f"champion_{name}", value)
+    scores = decision.scores
+    classification_metrics.log_confusion_matrix([str(label) for label in scores["labels"]], scores["confusion_matrix"])
+    if scores["roc_curve"]:
+        roc = scores["roc_curve"]
+        classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    return decision.decision

@@ -1,0 +1,19 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Markdown, Output
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def report_data_blocked(
+    validation_report: Input[Artifact],
+    kfp_run_id: str,
+    run_summary: Output[Artifact],
+    summary: Output[Markdown],
+):
+    """Record a run blocked by the data gate: which critical expectations failed, with observed values."""
+    from gated_training.failures import reported_failures
+    from gated_training.summary import record_outcome
+
+    with reported_failures("report-data-blocked"):
+        record_outcome(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path)

@@ -1,0 +1,46 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def train_model(
+    train_data: Input[Dataset],
+    test_data: Input[Dataset],
+    preprocessor: Input[Model],
+    feature_metadata: Input[Artifact],
+    target_column: str,
+    estimator: str,
+    n_estimators: int,
+    max_depth: int,
+    min_samples_split: int,
+    learning_rate: float,
+    random_state: int,
+    cv_folds: int,
+    mlflow_tracking_uri: str,
+    mlflow_experiment: str,
+    kfp_run_id: str,
+    model: Output[Model],
+    training_report: Output[Artifact],
+    feature_importances: Output[Artifact],
+    training_metrics: Output[Metrics],
+):
+    """Cross-validate and fit the estimator; log params, metrics, model and data fingerprint to MLflow."""
+    from gated_training.config import ModelSettings
+    from gated_training.failures import reported_failures
+    from gated_training.training import train_model as run_step
+
+    with reported_failures("train-model"):
+        outcome = run_step(
+            train_data.path, test_data.path, preprocessor.path, feature_metadata.path, target_column,
+            ModelSettings(estimator, n_estimators, max_depth, min_samples_split, learning_rate, random_state, cv_folds),
+            mlflow_tracking_uri, mlflow_experiment, train_data.metadata.get("source_sha256", ""), kfp_run_id,
+            model.path, training_report.path, feature_importances.path,
+        )
+    model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})
+    training_metrics.log_metric("cv_accuracy_mean", outcome.cv_accuracy_mean)
+    training_metrics.log_metric("cv_accuracy_std", outcome.cv_accuracy_std)
+    training_metrics.log_metric("overfit_gap", outcome.overfit_gap)
+    for name, value in outcome.test.items():
+        training_metrics.log_metric(f"test_{name}", value)

@@ -1,0 +1,32 @@
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Metrics, Output
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def validate_data(
+    data_uri: str,
+    suite_uri: str,
+    target_column: str,
+    min_quality_score: float,
+    dataset: Output[Dataset],
+    validation_report: Output[Artifact],
+    data_docs: Output[HTML],
+    validation_metrics: Output[Metrics],
+) -> str:
+    """Data gate: validate the batch with its GX suite. Returns "passed" or "blocked"."""
+    from gated_training.failures import reported_failures
+    from gated_training.validation import validate_dataset
+
+    with reported_failures("validate-data"):
+        outcome = validate_dataset(
+            data_uri, suite_uri, target_column, min_quality_score,
+            dataset.path, validation_report.path, data_docs.path,
+        )
+    dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count})
+    validation_metrics.log_metric("quality_score", outcome.quality_score)
+    validation_metrics.log_metric("rows", outcome.row_count)
+    validation_metrics.log_metric("critical_failures", len(outcome.blocking_reasons))
+    validation_metrics.log_metric("warnings", len(outcome.warnings))
+    return "passed" if outcome.passed else "blocked"

@@ -1,0 +1,1 @@
+"""Pipeline wiring only: no logic lives here."""

@@ -1,0 +1,134 @@
+"""validate → features → train → evaluate → deploy, gated by dsl.If/dsl.Else on primitive outputs.
+
+Both gates use If/Else pairs: a lone dsl.If is silently skipped by kfp.local in some cases,
+and every branch end records the outcome, so a blocked run says why in the UI.
+"""
+
+from kfp import dsl
+
+from components.deploy_model import deploy_model
+from components.engineer_features import engineer_features
+from components.evaluate_model import evaluate_model
+from components.report_data_blocked import report_data_blocked
+from components.report_model_blocked import report_model_blocked
+from components.train_model import train_model
+from components.validate_data import validate_data
+
+PIPELINE_NAME = "gated-training"
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Tabular classification: GX data gate, MLflow-tracked training, model gate against "
+    "thresholds and the champion, then an immutable registry deploy.",
+)
+def training_pipeline(
+    data_uri: str = "data/german_credit.csv",
+    target_column: str = "risk",
+    suite_uri: str = "",
+    min_quality_score: float = 0.8,
+    min_accuracy: float = 0.85,
+    min_f1: float = 0.0,
+    min_roc_auc: float = 0.0,
+    max_overfit_gap: float = 0.15,
+    max_regression: float = 0.01,
+    comparison_metric: str = "accuracy",
+    first_run_policy: str = "deploy_if_thresholds_pass",
+    test_size: float = 0.2,
+    random_state: int = 42,
+    categorical_encoding: str = "onehot",
+    interaction_features: bool = False,
+    polynomial_degree: int = 1,
+    select_k_best: int = 0,
+    estimator: str = "random_forest",
+    n_estimators: int = 100,
+    max_depth: int = 10,
+    min_samples_split: int = 5,
+    learning_rate: float = 0.1,
+    cv_folds: int = 5,
+    mlflow_tracking_uri: str = "",
+    mlflow_experiment: str = "gated-training",
+    registry_uri: str = ".gated-training/registry",
+    model_name: str = "tabular-classifier",
+):
+    """Train a classifier and deploy it only when the data gate and the model gate pass.
+
+    Args:
+        data_uri: The incoming batch, CSV or Parquet: a path (inside the image on a cluster) or gs://bucket/key.
+        target_column: The label column. String or integer labels, two classes or more.
+        suite_uri: Great Expectations suite JSON (path or gs://). Empty: <data name>.expectations.json beside the data.
+        min_quality_score: Data gate: minimum share of passed expectations, in [0, 1]. Critical failures block regardless.
+        min_accuracy: Model gate: minimum test accuracy, in [0, 1].
+        min_f1: Model gate: minimum macro F1 on the test split; 0 switches the check off.
+        min_roc_auc: Model gate: minimum ROC AUC on the test split; 0 switches the check off.
+        max_overfit_gap: Model gate: maximum train accuracy minus test accuracy.
+        max_regression: Model gate: the candidate may score at most this much below the champion on the same test split.
+        comparison_metric: Metric compared with the champion: accuracy, f1 or roc_auc.
+        first_run_policy: With no champion yet: deploy_if_thresholds_pass, or block.
+        test_size: Share of rows held out for testing (stratified), in [0.05, 0.5].
+        random_state: Seed for the split, the folds and the estimator.
+        categorical_encoding: onehot or ordinal; both tolerate categories unseen in training.
+        interaction_features: Add pairwise interaction features.
+        polynomial_degree: Polynomial feature degree; 1 switches polynomial features off.
+        select_k_best: Keep the k best engineered features (ANOVA F); 0 keeps all.
+        estimator: random_forest or hist_gradient_boosting.
+        n_estimators: Trees (random_forest) or boosting iterations (hist_gradient_boosting).
+        max_depth: Maximum tree depth; 0 means unlimited.
+        min_samples_split: random_forest only: minimum rows to split a node.
+        learning_rate: hist_gradient_boosting only.
+        cv_folds: Stratified folds for cross-validation on the training split.
+        mlflow_tracking_uri: MLflow tracking URI. Empty: MLFLOW_TRACKING_URI, else sqlite:///.gated-training/mlflow.db.
+        mlflow_experiment: MLflow experiment name.
+        registry_uri: Model registry root: a folder or gs://bucket/prefix. Use gs:// on a cluster.
+        model_name: Name of the model in the registry and in MLflow's model registry.
+    """
+    run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+
+    validation = validate_data(
+        data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
+    ).set_display_name("Validate data (GX)")
+    validation.set_caching_options(False)  # today's data must be validated today
+
+    with dsl.If(validation.outputs["Output"] == "passed", name="data-gate-passed"):
+        features = engineer_features(
+            dataset=validation.outputs["dataset"], target_column=target_column, test_size=test_size,
+            random_state=random_state, categorical_encoding=categorical_encoding,
+            interaction_features=interaction_features, polynomial_degree=polynomial_degree,
+            select_k_best=select_k_best,
+        ).set_display_name("Engineer features")
+        training = train_model(
+            train_data=features.outputs["train_data"], test_data=features.outputs["test_data"],
+            preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
+            target_column=target_column, estimator=estimator, n_estimators=n_estimators, max_depth=max_depth,
+            min_samples_split=min_samples_split, learning_rate=learning_rate, random_state=random_state,
+            cv_folds=cv_folds, mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment,
+            kfp_run_id=run_id,
+        ).set_display_name("Train model (MLflow)")
+        training.set_caching_options(False)  # every run must leave its own MLflow run
+        evaluation = evaluate_model(
+            model=training.outputs["model"], test_data=features.outputs["test_data"],
+            training_report=training.outputs["training_report"], target_column=target_column,
+            min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc, max_overfit_gap=max_overfit_gap,
+            max_regression=max_regression, comparison_metric=comparison_metric, first_run_policy=first_run_policy,
+            registry_uri=registry_uri, model_name=model_name,
+        ).set_display_name("Evaluate and gate")
+        evaluation.set_caching_options(False)  # the champion may have changed since the last run
+
+        with dsl.If(evaluation.outputs["Output"] == "deploy", name="model-gate-passed"):
+            deploy_model(
+                model=training.outputs["model"], test_data=features.outputs["test_data"],
+                feature_metadata=features.outputs["feature_metadata"],
+                training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
+                validation_report=validation.outputs["validation_report"], target_column=target_column,
+                registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id,
+            ).set_display_name("Deploy to registry").set_caching_options(False)
+        with dsl.Else(name="model-gate-blocked"):
+            report_model_blocked(
+                validation_report=validation.outputs["validation_report"],
+                gate_decision=evaluation.outputs["gate_decision"], kfp_run_id=run_id,
+            ).set_display_name("Blocked by model gate").set_caching_options(False)
+
+    with dsl.Else(name="data-gate-blocked"):
+        report_data_blocked(
+            validation_report=validation.outputs["validation_report"], kfp_run_id=run_id,
+        ).set_display_name("Blocked by data gate").set_caching_options(False)

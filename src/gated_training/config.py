@@ -1,0 +1,144 @@
+"""Typed run configuration, validated once where it enters (CLI or component).
+
+Every error names the parameter, the value and the rule, so a bad run form or ``--set`` is
+fixed in one go. Invalid thresholds fail closed: the run fails, nothing is deployed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from gated_training.errors import ConfigError
+
+ESTIMATORS = ("random_forest", "hist_gradient_boosting")
+ENCODINGS = ("onehot", "ordinal")
+COMPARISON_METRICS = ("accuracy", "f1", "roc_auc")
+FIRST_RUN_POLICIES = ("deploy_if_thresholds_pass", "block")
+
+
+def require_fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"parameter {name}={value!r}: must be a number in [0, 1]")
+    value = float(value)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"parameter {name}={value!r}: must be within [0, 1]")
+    return value
+
+
+def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) and not (
+        isinstance(value, float) and value.is_integer()
+    ):
+        raise ConfigError(f"parameter {name}={value!r}: must be a whole number")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"parameter {name}={value}: must be {bound}")
+    return value
+
+
+def require_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"parameter {name}={value!r}: must be one of {', '.join(choices)}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """The model gate. A minimum of 0.0 switches that check off (min_f1, min_roc_auc)."""
+
+    min_accuracy: float = 0.85
+    min_f1: float = 0.0
+    min_roc_auc: float = 0.0
+    max_overfit_gap: float = 0.15
+    max_regression: float = 0.01
+    comparison_metric: str = "accuracy"
+    first_run_policy: str = "deploy_if_thresholds_pass"
+
+    def __post_init__(self) -> None:
+        for name in ("min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression"):
+            object.__setattr__(self, name, require_fraction(name, getattr(self, name)))
+        require_choice("comparison_metric", self.comparison_metric, COMPARISON_METRICS)
+        require_choice("first_run_policy", self.first_run_policy, FIRST_RUN_POLICIES)
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """Preprocessing. Interactions, polynomials and SelectKBest are off by default."""
+
+    categorical_encoding: str = "onehot"
+    interaction_features: bool = False
+    polynomial_degree: int = 1
+    select_k_best: int = 0  # 0 keeps every engineered feature
+
+    def __post_init__(self) -> None:
+        require_choice("categorical_encoding", self.categorical_encoding, ENCODINGS)
+        if not isinstance(self.interaction_features, bool):
+            raise ConfigError(f"parameter interaction_features={self.interaction_features!r}: must be true or false")
+        object.__setattr__(self, "polynomial_degree", require_int("polynomial_degree", self.polynomial_degree, 1, 3))
+        object.__setattr__(self, "select_k_best", require_int("select_k_best", self.select_k_best, 0))
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    test_size: float = 0.2
+    random_state: int = 42
+
+    def __post_init__(self) -> None:
+        test_size = require_fraction("test_size", self.test_size)
+        if not 0.05 <= test_size <= 0.5:
+            raise ConfigError(f"parameter test_size={test_size}: must be between 0.05 and 0.5")
+        object.__setattr__(self, "test_size", test_size)
+        object.__setattr__(self, "random_state", require_int("random_state", self.random_state, 0))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The estimator. The defaults are the reference design's random forest.
+
+    For ``hist_gradient_boosting``, ``n_estimators`` is its ``max_iter``; ``max_depth=0`` means
+    unlimited for both.
+    """
+
+    estimator: str = "random_forest"
+    n_estimators: int = 100
+    max_depth: int = 10
+    min_samples_split: int = 5
+    learning_rate: float = 0.1
+    random_state: int = 42
+    cv_folds: int = 5
+
+    def __post_init__(self) -> None:
+        require_choice("estimator", self.estimator, ESTIMATORS)
+        object.__setattr__(self, "n_estimators", require_int("n_estimators", self.n_estimators, 1, 100_000))
+        object.__setattr__(self, "max_depth", require_int("max_depth", self.max_depth, 0))
+        object.__setattr__(self, "min_samples_split", require_int("min_samples_split", self.min_samples_split, 2))
+        object.__setattr__(self, "random_state", require_int("random_state", self.random_state, 0))
+        object.__setattr__(self, "cv_folds", require_int("cv_folds", self.cv_folds, 2, 20))
+        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or not (
+            math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1
+        ):
+            raise ConfigError(f"parameter learning_rate={self.learning_rate!r}: must be in (0, 1]")
+
+
+def settings_from(cls: type, params: dict[str, Any]) -> Any:
+    """Build ``cls`` from the subset of ``params`` that names its fields."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in params.items() if k in names})
+
+
+def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate every typed section of a run's parameters; return them as plain dicts."""
+    for required in ("data_uri", "target_column"):
+        if not str(params.get(required) or "").strip():
+            raise ConfigError(f"parameter {required} is required")
+    require_fraction("min_quality_score", params.get("min_quality_score", 0.8))
+    split_params = {"test_size": params.get("test_size", 0.2), "random_state": params.get("random_state", 42)}
+    return {
+        "thresholds": asdict(settings_from(GateThresholds, params)),
+        "features": asdict(settings_from(FeatureSettings, params)),
+        "split": asdict(SplitSettings(**split_params)),
+        "model": asdict(settings_from(ModelSettings, params)),
+    }

@@ -1,0 +1,117 @@
+"""Load the incoming table once, with errors that name the file and the byte or column."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import pandas as pd
+
+from gated_training import storage
+from gated_training.errors import DataError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    frame: pd.DataFrame
+    uri: str
+    sha256: str  # of the raw bytes: the data's content fingerprint
+    size_bytes: int
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _describe_decode_error(uri: str, raw: bytes, exc: UnicodeDecodeError) -> str:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    bad = raw[exc.start : exc.end].hex(" ")
+    return (
+        f"{uri}: not valid UTF-8 at byte {exc.start} (line {line}): bytes {bad}. "
+        "Re-encode the file as UTF-8 (for example `iconv -f latin1 -t utf-8`)."
+    )
+
+
+def parse_table(uri: str, raw: bytes) -> pd.DataFrame:
+    """Parse CSV or Parquet bytes into a frame; every failure names ``uri``."""
+    if not raw.strip():
+        raise DataError(f"{uri}: the file is empty")
+    suffix = PurePosixPath(uri).suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(io.BytesIO(raw))
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(_describe_decode_error(uri, raw, exc)) from exc
+        try:
+            frame = pd.read_csv(io.StringIO(text))
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{uri}: not a well-formed CSV file: {exc}") from exc
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"{uri}: the file has no header and no rows") from exc
+    if frame.shape[1] == 0:
+        raise DataError(f"{uri}: the file has no columns")
+    if frame.empty:
+        raise DataError(f"{uri}: the file has a header ({', '.join(map(str, frame.columns))}) but no rows")
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise DataError(f"{uri}: duplicate column names {duplicated}")
+    return normalise_string_columns(frame)
+
+
+def normalise_string_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Store text columns as ``object``.
+
+    pandas 3 reads text as ``StringDtype(na_value=nan)``, which GX 1.x reports as "str" but
+    cannot match in ``expect_column_values_to_be_in_type_list``; ``object`` round-trips.
+    """
+    text_columns = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+    return frame.astype({c: object for c in text_columns}) if text_columns else frame
+
+
+def load_table(uri: str) -> LoadedTable:
+    """Read ``uri`` (local path or gs://, CSV or Parquet) into a frame with its fingerprint."""
+    raw = storage.read_bytes(uri)
+    frame = parse_table(uri, raw)
+    return LoadedTable(frame=frame, uri=uri, sha256=sha256_hex(raw), size_bytes=len(raw))
+
+
+def write_parquet(frame: pd.DataFrame, path: str) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def read_parquet(path: str) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def split_features_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
+    return frame.drop(columns=[target]), frame[target]
+
+
+def json_safe(value: object) -> object:
+    """Turn numpy/pandas scalars and non-finite floats into JSON-serialisable values."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()  # numpy scalar → python scalar
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value

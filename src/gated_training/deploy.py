@@ -1,0 +1,127 @@
+"""Step 5: publish an immutable version, smoke-test it, move the champion pointer, mirror to MLflow.
+
+Runs only in the branch where both gates passed. The pointer moves only after the version
+loads back with verified hashes and predicts what the candidate predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from gated_training import __version__, tracking
+from gated_training.data import json_safe, read_parquet, split_features_target
+from gated_training.errors import RegistryError, TrackingError
+from gated_training.registry import MODEL_FILE, ChampionChangedError, ModelRegistry
+
+SMOKE_TEST_ROWS = 20
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class DeploymentOutcome:
+    promoted: bool
+    version: str
+    version_uri: str
+    blocked_reason: str | None
+    previous_champion: str | None
+    mlflow_model_version: str | None
+    mlflow_mirror: str  # "synced" or "pending: <why>"
+
+    def to_json(self) -> dict[str, Any]:
+        return json_safe(asdict(self))  # type: ignore[return-value]
+
+
+def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str, candidate: Any, rows: Any) -> None:
+    """Load the published bytes back (verifying hashes) and check they predict like the candidate."""
+    loaded, _ = registry.load_verified(version, manifest_sha256)
+    expected, actual = candidate.predict(rows), loaded.predict(rows)
+    if not np.array_equal(expected, actual):
+        raise RegistryError(f"model version {version}: smoke test failed, the published model predicts differently")
+
+
+def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str) -> tuple[str | None, str]:
+    """Register the model in MLflow and point its ``champion`` alias at it. Never raises."""
+    try:
+        with tracking.tracking_errors(tracking_uri, "registering the champion"):
+            import mlflow
+
+            # models:/m-<id> sources resolve through the global tracking URI, not the client's.
+            mlflow.set_tracking_uri(tracking_uri)
+            mlflow.set_registry_uri(tracking_uri)
+            client = tracking.client(tracking_uri)
+            try:
+                client.get_registered_model(model_name)
+            except Exception:  # not registered yet
+                client.create_registered_model(model_name, description="Champion history of kfp-gated-training")
+            registered = client.create_model_version(
+                model_name, source=model_uri, run_id=run_id, tags={"registry_version": version}
+            )
+            client.set_registered_model_alias(model_name, CHAMPION_ALIAS, registered.version)
+            client.set_tag(run_id, "gated_training.outcome", "deployed")
+            return str(registered.version), "synced"
+    except TrackingError as exc:
+        return None, f"pending: {exc}"
+
+
+def deploy_model(
+    model_path: str,
+    test_path: str,
+    feature_metadata_path: str,
+    training_report_path: str,
+    gate_decision_path: str,
+    target: str,
+    registry_uri: str,
+    model_name: str,
+    data_sha256: str,
+    kfp_run_id: str,
+    deployment_out: str,
+) -> DeploymentOutcome:
+    gate = json.loads(Path(gate_decision_path).read_text())
+    if gate["decision"] != "deploy":
+        raise RegistryError(f"refusing to deploy: the gate decision is {gate['decision']!r}")
+    training = json.loads(Path(training_report_path).read_text())
+    model_bytes = Path(model_path).read_bytes()
+    candidate = joblib.load(model_path)
+    x_test, _ = split_features_target(read_parquet(test_path), target)
+
+    registry = ModelRegistry(registry_uri, model_name)
+    files = {
+        MODEL_FILE: model_bytes,
+        "feature_metadata.json": Path(feature_metadata_path).read_bytes(),
+        "training_report.json": Path(training_report_path).read_bytes(),
+        "gate_decision.json": Path(gate_decision_path).read_bytes(),
+    }
+    version, manifest_sha = registry.publish(files, {
+        "metrics": gate["candidate"]["metrics"],
+        "gate": {"decision": gate["decision"], "checks": gate["checks"]},
+        "data_sha256": data_sha256,
+        "mlflow_run_id": training["mlflow_run_id"],
+        "kfp_run_id": kfp_run_id,
+        "package_version": __version__,
+        "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
+    })
+    smoke_test(registry, version, manifest_sha, candidate, x_test.head(SMOKE_TEST_ROWS))
+
+    champion = gate.get("champion") or {}
+    try:
+        pointer = registry.promote(version, manifest_sha, champion.get("pointer_token"),
+                                   reason=f"gates passed in KFP run {kfp_run_id}")
+    except ChampionChangedError as exc:
+        outcome = DeploymentOutcome(False, version, registry.version_uri(version), f"champion_changed: {exc}",
+                                    champion.get("version"), None, "not attempted")
+    else:
+        mlflow_version, mirror = mirror_to_mlflow(
+            training["tracking_uri"], model_name,
+            training["mlflow_model_uri"], training["mlflow_run_id"], version,
+        )
+        outcome = DeploymentOutcome(True, version, registry.version_uri(version), None,
+                                    pointer["previous_version"], mlflow_version, mirror)
+    Path(deployment_out).write_text(json.dumps(outcome.to_json(), indent=2))
+    return outcome

@@ -1,0 +1,165 @@
+"""Step 2: split the batch, then fit the preprocessing pipeline on the training split only.
+
+The reference design fitted imputation, encoding and SelectKBest on all rows before the
+split, which leaks test rows into training. Here the split comes first, and the fitted
+preprocessor later becomes the first stage of the one deployed ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, PolynomialFeatures
+
+from gated_training.config import FeatureSettings, SplitSettings
+from gated_training.data import json_safe, read_parquet, split_features_target, write_parquet
+from gated_training.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    numeric: list[str]
+    categorical: list[str]
+
+
+@dataclass(frozen=True)
+class FeatureOutcome:
+    train_rows: int
+    test_rows: int
+    input_features: int
+    engineered_features: int
+    classes: list[Any]
+
+
+def infer_column_roles(features: pd.DataFrame) -> ColumnRoles:
+    """Numbers are numeric; strings, categories and booleans are categorical."""
+    numeric, categorical = [], []
+    for column in features.columns:
+        series = features[column]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            numeric.append(str(column))
+        else:
+            categorical.append(str(column))
+    return ColumnRoles(numeric=numeric, categorical=categorical)
+
+
+def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipeline:
+    """Impute (median / most frequent), encode (unseen categories tolerated), optionally expand and select."""
+    if settings.categorical_encoding == "onehot":
+        encoder: Any = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    else:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    columns = ColumnTransformer(
+        [
+            ("numeric", SimpleImputer(strategy="median"), roles.numeric),
+            (
+                "categorical",
+                Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]),
+                roles.categorical,
+            ),
+        ],
+        verbose_feature_names_out=True,
+    )
+    steps: list[tuple[str, Any]] = [("columns", columns)]
+    if settings.interaction_features or settings.polynomial_degree > 1:
+        steps.append((
+            "expand",
+            PolynomialFeatures(
+                degree=max(2, settings.polynomial_degree),
+                interaction_only=settings.polynomial_degree == 1,
+                include_bias=False,
+            ),
+        ))
+    if settings.select_k_best:
+        steps.append(("select", SelectKBest(f_classif, k=settings.select_k_best)))
+    return Pipeline(steps)
+
+
+def split_dataset(frame: pd.DataFrame, target: str, split: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deterministic stratified split; every class needs two rows or more."""
+    counts = frame[target].value_counts()
+    too_small = counts[counts < 2]
+    if not too_small.empty:
+        raise DataError(
+            f"target column {target!r}: classes {json_safe(too_small.index.tolist())} have fewer than 2 rows, "
+            "so a stratified train/test split is impossible"
+        )
+    test_rows = int(round(len(frame) * split.test_size))
+    if test_rows < len(counts):
+        raise DataError(
+            f"test split of {test_rows} rows is smaller than the {len(counts)} classes of {target!r}; "
+            "raise test_size or provide more rows"
+        )
+    train, test = train_test_split(
+        frame, test_size=split.test_size, random_state=split.random_state, stratify=frame[target]
+    )
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: pd.DataFrame) -> dict[str, Any]:
+    columns: ColumnTransformer = preprocessor.named_steps["columns"]
+    categories: dict[str, list[Any]] = {}
+    if roles.categorical:
+        encoder = columns.named_transformers_["categorical"].named_steps["encode"]
+        categories = {col: json_safe(list(cats)) for col, cats in zip(roles.categorical, encoder.categories_)}
+    medians = dict(zip(roles.numeric, json_safe(list(columns.named_transformers_["numeric"].statistics_)))) if roles.numeric else {}
+    return {
+        "inputs": [{"name": c, "dtype": str(features[c].dtype), "role": "numeric" if c in roles.numeric else "categorical"}
+                   for c in features.columns],
+        "engineered_features": [str(n) for n in preprocessor.get_feature_names_out()],
+        "categories": categories,
+        "numeric_medians": medians,
+        "steps": [name for name, _ in preprocessor.steps],
+    }
+
+
+def engineer_features(
+    dataset_path: str,
+    target: str,
+    feature_settings: FeatureSettings,
+    split_settings: SplitSettings,
+    train_out: str,
+    test_out: str,
+    preprocessor_out: str,
+    metadata_out: str,
+) -> FeatureOutcome:
+    frame = read_parquet(dataset_path)
+    split_features_target(frame, target)  # names the column if it is missing
+    train, test = split_dataset(frame, target, split_settings)
+    x_train, y_train = split_features_target(train, target)
+    roles = infer_column_roles(x_train)
+    preprocessor = build_preprocessor(roles, feature_settings)
+    try:
+        preprocessor.fit(x_train, y_train)
+    except ValueError as exc:
+        if feature_settings.select_k_best and "k should be" in str(exc):
+            raise ConfigError(f"parameter select_k_best={feature_settings.select_k_best}: {exc}") from exc
+        raise
+    metadata = describe_preprocessor(preprocessor, roles, x_train)
+    classes = json_safe(sorted(frame[target].unique().tolist()))
+    metadata.update({
+        "target": target,
+        "classes": classes,
+        "class_counts": {"train": json_safe(y_train.value_counts().to_dict()),
+                         "test": json_safe(test[target].value_counts().to_dict())},
+        "rows": {"train": len(train), "test": len(test)},
+        "settings": {"features": asdict(feature_settings), "split": asdict(split_settings)},
+    })
+    write_parquet(train, train_out)
+    write_parquet(test, test_out)
+    joblib.dump(preprocessor, preprocessor_out)
+    Path(metadata_out).write_text(json.dumps(metadata, indent=2))
+    return FeatureOutcome(
+        train_rows=len(train), test_rows=len(test), input_features=x_train.shape[1],
+        engineered_features=len(metadata["engineered_features"]), classes=classes,
+    )

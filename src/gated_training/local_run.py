@@ -1,0 +1,137 @@
+"""Run the compiled pipeline YAML locally through ``kfp.local`` (SubprocessRunner, no venv).
+
+This is the only library module that imports kfp, and only inside functions: the steps
+themselves stay plain Python. What runs here is the same YAML users upload to Kubeflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import uuid
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from gated_training.failures import FAILURE_DIR_ENV
+from gated_training.summary import build_summary
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PROGRESS = re.compile(r"(Executing task|Task '.+' finished with status|Pipeline '.+' finished with status)")
+FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
+TERMINAL_TASKS = ("deploy-model", "report-model-blocked", "report-data-blocked")
+
+
+@dataclass(frozen=True)
+class LocalRunResult:
+    summary: dict[str, Any]
+    tasks_ran: list[str]
+    run_dir: Path | None
+    log_path: Path
+
+
+class _ProgressTee:
+    """Send everything to the log file and the step progress lines to the terminal."""
+
+    def __init__(self, log: TextIO, progress: Callable[[str], None] | None) -> None:
+        self.log, self.progress, self.pending = log, progress, ""
+        self.terminal = sys.stdout  # captured before the redirect, so progress cannot loop back here
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            clean = ANSI.sub("", line).strip()
+            if self.progress and PROGRESS.search(clean):
+                with redirect_stdout(self.terminal):
+                    self.progress(clean.split(" - ", 2)[-1] if " - " in clean else clean)
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def component_inputs(pipeline_yaml: Path) -> dict[str, tuple[str, Any]]:
+    """The pipeline's parameters as declared in the YAML: name → (KFP type, default)."""
+    from kfp import components
+
+    spec = components.load_component_from_file(str(pipeline_yaml)).component_spec
+    return {name: (param.type, param.default) for name, param in (spec.inputs or {}).items()}
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _task_dirs(run_dir: Path | None) -> list[str]:
+    if run_dir is None:
+        return []
+    return sorted(d.name for d in run_dir.iterdir() if d.is_dir() and (d / "executor_output.json").exists())
+
+
+def run_compiled_pipeline(
+    pipeline_yaml: Path,
+    parameters: dict[str, Any],
+    workdir: Path,
+    progress: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> LocalRunResult:
+    from kfp import components, local
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    pipeline_root = (workdir / "kfp-runs").resolve()
+    pipeline_root.mkdir(exist_ok=True)
+    failure_dir = workdir.resolve() / "failures" / uuid.uuid4().hex
+    log_path = workdir / "last-run.log"
+    before = {p.name for p in pipeline_root.iterdir()}
+
+    pipeline = components.load_component_from_file(str(pipeline_yaml))
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
+    previous_env = os.environ.get(FAILURE_DIR_ENV)
+    os.environ[FAILURE_DIR_ENV] = str(failure_dir)
+    error: str | None = None
+    with open(log_path, "w") as log:
+        sink: TextIO = sys.stdout if verbose else _ProgressTee(log, progress)  # type: ignore[assignment]
+        try:
+            with redirect_stdout(sink), redirect_stderr(sink):
+                pipeline(**parameters)
+        except Exception as exc:  # kfp.local raises RuntimeError naming the failed task
+            error = ANSI.sub("", str(exc))
+        finally:
+            if previous_env is None:
+                os.environ.pop(FAILURE_DIR_ENV, None)
+            else:
+                os.environ[FAILURE_DIR_ENV] = previous_env
+
+    new_runs = sorted(p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir())
+    run_dir = new_runs[-1] if new_runs else None
+    tasks = _task_dirs(run_dir)
+    summary = None
+    if run_dir is not None and error is None:
+        for task in TERMINAL_TASKS:
+            summary = _load_json(run_dir / task / "run_summary") or summary
+    if summary is None:
+        summary = _failed_summary(error, failure_dir, run_dir, log_path)
+    summary["tasks_ran"] = tasks
+    summary["log"] = str(log_path.resolve())
+    return LocalRunResult(summary=summary, tasks_ran=tasks, run_dir=run_dir, log_path=log_path)
+
+
+def _failed_summary(error: str | None, failure_dir: Path, run_dir: Path | None, log_path: Path) -> dict[str, Any]:
+    records = sorted(failure_dir.glob("*.json")) if failure_dir.is_dir() else []
+    if records:
+        record = json.loads(records[0].read_text())
+        step, message = record["step"], f"{record['error_type']}: {record['message']}"
+    else:
+        match = FAILED_TASK.search(error or "")
+        step = match.group(1) if match else None
+        message = (error or "the pipeline produced no outcome") + f" (full log: {log_path})"
+    validation = _load_json(run_dir / "validate-data" / "validation_report") if run_dir else None
+    return build_summary(validation=validation, error=message, failed_step=step)

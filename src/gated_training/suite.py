@@ -1,0 +1,180 @@
+"""The expectation suite: a Great Expectations 1.x suite JSON file kept beside the data.
+
+The file is GX's own format (``ExpectationSuite.to_json_dict()``). Each expectation carries
+GX's native ``severity``: ``critical`` failures block the run, ``warning`` and ``info``
+failures are reported only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from gated_training import storage
+from gated_training.errors import DataError, SuiteError
+
+SUITE_SUFFIX = ".expectations.json"
+SEVERITIES = ("critical", "warning", "info")
+
+# dtype names as GX reports them for pandas columns.
+NUMERIC_TYPES = [
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+    "float16", "float32", "float64", "Float32", "Float64",
+]
+STRING_TYPES = ["str", "object", "category"]  # text loads as object, checked per value: see data.normalise_string_columns
+BOOLEAN_TYPES = ["bool", "boolean"]
+
+
+def default_suite_uri(data_uri: str) -> str:
+    """``data/x.csv`` → ``data/x.expectations.json``: the suite lives beside the data."""
+    if storage.is_gcs(data_uri):
+        parent, _, name = data_uri.rpartition("/")
+        return f"{parent}/{PurePosixPath(name).stem}{SUITE_SUFFIX}"
+    path = PurePosixPath(data_uri)
+    return str(path.with_name(path.stem + SUITE_SUFFIX))
+
+
+def resolve_suite_uri(data_uri: str, suite_uri: str) -> str:
+    """The explicit suite, or the one beside the data; a clear error when there is none."""
+    if suite_uri:
+        return suite_uri
+    beside = default_suite_uri(data_uri)
+    if not storage.exists(beside):
+        raise SuiteError(
+            f"no expectation suite for {data_uri}: expected {beside} beside the data, or name one "
+            f"with --suite / the suite_uri parameter. Draft one with "
+            f"`gated-training suite init --data {data_uri} --target COLUMN`."
+        )
+    return beside
+
+
+def read_suite_document(suite_uri: str) -> dict[str, Any]:
+    """Parse the suite file and check its shape; errors name the file and the expectation."""
+    try:
+        raw = storage.read_bytes(suite_uri)
+    except DataError as exc:
+        raise SuiteError(f"expectation suite {exc}") from exc
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{suite_uri}: not valid UTF-8 at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise SuiteError(
+            f"{suite_uri}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    if not isinstance(document, dict) or not isinstance(document.get("expectations"), list):
+        raise SuiteError(f"{suite_uri}: expected a JSON object with an 'expectations' list")
+    if not document["expectations"]:
+        raise SuiteError(f"{suite_uri}: the suite has no expectations")
+    for index, expectation in enumerate(document["expectations"]):
+        where = f"{suite_uri}: expectations[{index}]"
+        if not isinstance(expectation, dict) or not isinstance(expectation.get("type"), str):
+            raise SuiteError(f"{where}: each expectation needs a 'type' string")
+        if not isinstance(expectation.get("kwargs", {}), dict):
+            raise SuiteError(f"{where} ({expectation['type']}): 'kwargs' must be an object")
+        severity = expectation.get("severity", "critical")
+        if severity not in SEVERITIES:
+            raise SuiteError(
+                f"{where} ({expectation['type']}): severity {severity!r} is not one of {SEVERITIES}"
+            )
+    return document
+
+
+def build_gx_suite(document: dict[str, Any], suite_uri: str):  # -> gx.ExpectationSuite
+    """Turn the checked document into a GX suite, naming the expectation GX rejects."""
+    from gated_training.gx_runtime import import_gx
+
+    gx = import_gx()
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    expectations = []
+    for index, spec in enumerate(document["expectations"]):
+        try:
+            configuration = ExpectationConfiguration(
+                type=spec["type"],
+                kwargs=spec.get("kwargs", {}),
+                meta=spec.get("meta") or {},
+                severity=spec.get("severity", "critical"),
+            )
+            expectations.append(configuration.to_domain_obj())
+        except Exception as exc:  # GX raises pydantic and its own errors here
+            detail = " ".join(str(exc).split())
+            raise SuiteError(
+                f"{suite_uri}: expectations[{index}] ({spec['type']}) is invalid: {detail}"
+            ) from exc
+    return gx.ExpectationSuite(name=document.get("name") or "suite", expectations=expectations)
+
+
+def _type_family(series: pd.Series) -> list[str]:
+    if pd.api.types.is_bool_dtype(series):
+        return BOOLEAN_TYPES
+    if pd.api.types.is_numeric_dtype(series):
+        return NUMERIC_TYPES
+    return STRING_TYPES
+
+
+def _expectation(kind: str, severity: str, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": kwargs, "meta": {}, "severity": severity}
+
+
+def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
+    """Draft a suite from a reference dataset, for a person to review and tighten.
+
+    Row count: half to 100× the reference. Types, the target and its classes: critical.
+    Ranges, categories and null fractions: warnings, with some slack above what was seen.
+    """
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
+    rows = len(frame)
+    expectations = [
+        _expectation(
+            "expect_table_row_count_to_be_between", "critical",
+            min_value=max(1, rows // 2), max_value=rows * 100,
+        ),
+    ]
+    for column in frame.columns:
+        series = frame[column]
+        expectations.append(_expectation("expect_column_to_exist", "critical", column=column))
+        expectations.append(
+            _expectation(
+                "expect_column_values_to_be_in_type_list", "critical",
+                column=column, type_list=_type_family(series),
+            )
+        )
+        if column == target:
+            classes = sorted(series.dropna().unique().tolist())
+            expectations.append(_expectation("expect_column_values_to_not_be_null", "critical", column=column))
+            expectations.append(
+                _expectation("expect_column_values_to_be_in_set", "critical", column=column, value_set=classes)
+            )
+            continue
+        null_fraction = float(series.isna().mean())
+        allowed_nulls = min(1.0, round(null_fraction * 1.5 + 0.05, 2))
+        expectations.append(
+            _expectation(
+                "expect_column_values_to_not_be_null", "warning" if null_fraction else "critical",
+                column=column, mostly=round(1.0 - allowed_nulls, 2) if null_fraction else 1.0,
+            )
+        )
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            low, high = float(series.min()), float(series.max())
+            margin = (high - low) * 0.1
+            if math.isfinite(low) and math.isfinite(high):
+                expectations.append(
+                    _expectation(
+                        "expect_column_values_to_be_between", "warning",
+                        column=column, min_value=low - margin, max_value=high + margin,
+                    )
+                )
+        elif not pd.api.types.is_bool_dtype(series):
+            values = sorted(map(str, series.dropna().unique().tolist()))
+            if len(values) <= 50:  # a closed vocabulary; free text gets no set
+                expectations.append(
+                    _expectation("expect_column_values_to_be_in_set", "warning", column=column, value_set=values)
+                )
+    return {"name": name, "expectations": expectations, "meta": {"drafted_from_rows": rows, "target": target}}

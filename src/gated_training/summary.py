@@ -1,0 +1,135 @@
+"""The run summary: one JSON shape for deployed, blocked and failed runs, plus its Markdown.
+
+Terminal pipeline steps write it as an artifact (shown in the KFP UI); the CLI copies it to
+``summary.json`` in the workdir, or builds a ``failed`` one when a step raised.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+DEPLOYED, BLOCKED, FAILED = "deployed", "blocked", "failed"
+
+
+def data_checks(validation: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "gate": "data",
+            "name": check["rule"] + (f"[{check['column']}]" if check.get("column") else ""),
+            "severity": check["severity"],
+            "value": check["observed"],
+            "threshold": check.get("expected") or None,
+            "passed": check["passed"],
+        }
+        for check in validation["checks"]
+    ] + [{
+        "gate": "data", "name": "min_quality_score", "severity": "critical",
+        "value": validation["quality_score"], "threshold": validation["min_quality_score"],
+        "passed": validation["quality_score"] >= validation["min_quality_score"],
+    }]
+
+
+def model_checks(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"gate": "model", "name": c["name"], "severity": "critical", "value": c["value"],
+         "threshold": c["threshold"], "comparison": c["comparison"], "passed": c["passed"], "detail": c["detail"]}
+        for c in gate["checks"]
+    ]
+
+
+def build_summary(
+    *,
+    validation: dict[str, Any] | None,
+    gate: dict[str, Any] | None = None,
+    deployment: dict[str, Any] | None = None,
+    kfp_run_id: str = "",
+    error: str | None = None,
+    failed_step: str | None = None,
+) -> dict[str, Any]:
+    """Assemble the summary; the outcome follows from which pieces exist and what they say."""
+    reasons: list[str] = []
+    blocked_by = None
+    if error is not None:
+        outcome = FAILED
+        reasons.append(f"{failed_step or 'a step'} failed: {error}")
+    elif validation is not None and not validation["passed"]:
+        outcome, blocked_by = BLOCKED, "data"
+        reasons = list(validation["blocking_reasons"])
+    elif gate is not None and gate["decision"] != "deploy":
+        outcome, blocked_by = BLOCKED, "model"
+        reasons = list(gate["reasons"])
+    elif deployment is not None and not deployment["promoted"]:
+        outcome, blocked_by = BLOCKED, "model"
+        reasons = [deployment["blocked_reason"]]
+    elif deployment is not None:
+        outcome = DEPLOYED
+    else:
+        outcome = FAILED
+        reasons.append("the run ended without a validation, gate or deployment record")
+
+    champion = (gate or {}).get("champion")
+    deployed = None
+    if deployment is not None and deployment["promoted"]:
+        deployed = {"version": deployment["version"], "uri": deployment["version_uri"],
+                    "mlflow_model_version": deployment["mlflow_model_version"],
+                    "mlflow_mirror": deployment["mlflow_mirror"]}
+    return {
+        "outcome": outcome,
+        "blocked_by": blocked_by,
+        "reasons": reasons,
+        "checks": (data_checks(validation) if validation else []) + (model_checks(gate) if gate else []),
+        "candidate_metrics": (gate or {}).get("candidate", {}).get("metrics"),
+        "champion": {"version": champion["version"], "metrics": champion["metrics"]} if champion else None,
+        "deployed": deployed,
+        "mlflow_run_id": (gate or {}).get("candidate", {}).get("mlflow_run_id"),
+        "data_sha256": (validation or {}).get("data_sha256"),
+        "quality_score": (validation or {}).get("quality_score"),
+        "kfp_run_id": kfp_run_id or None,
+    }
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    title = {DEPLOYED: "Deployed", BLOCKED: f"Blocked by the {summary['blocked_by']} gate", FAILED: "Failed"}
+    lines = [f"# {title[summary['outcome']]}", ""]
+    if summary["reasons"]:
+        lines += ["Reasons:"] + [f"- {reason}" for reason in summary["reasons"]] + [""]
+    if summary["deployed"]:
+        lines.append(f"New champion: `{summary['deployed']['version']}` at `{summary['deployed']['uri']}` "
+                     f"(MLflow mirror: {summary['deployed']['mlflow_mirror']})")
+    if summary["candidate_metrics"]:
+        lines.append("Candidate: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["candidate_metrics"].items()))
+    if summary["champion"]:
+        metrics = summary["champion"]["metrics"] or {}
+        lines.append(f"Champion compared against: `{summary['champion']['version']}` "
+                     + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    failed = [c for c in summary["checks"] if not c["passed"]]
+    if failed:
+        lines += ["", "| gate | check | severity | value | threshold |", "|---|---|---|---|---|"]
+        lines += [f"| {c['gate']} | {c['name']} | {c['severity']} | {c['value']} | {c['threshold']} |" for c in failed]
+    lines += ["", f"Data SHA-256: `{summary['data_sha256']}`  ", f"MLflow run: `{summary['mlflow_run_id']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(summary: dict[str, Any], summary_json_out: str, markdown_out: str) -> None:
+    Path(summary_json_out).write_text(json.dumps(summary, indent=2))
+    Path(markdown_out).write_text(summary_markdown(summary))
+
+
+def record_outcome(
+    validation_report_path: str,
+    gate_decision_path: str | None,
+    deployment_path: str | None,
+    kfp_run_id: str,
+    summary_json_out: str,
+    markdown_out: str,
+) -> dict[str, Any]:
+    """Build and write the summary from the JSON records of the steps that ran."""
+    def load(path: str | None) -> dict[str, Any] | None:
+        return json.loads(Path(path).read_text()) if path else None
+
+    summary = build_summary(validation=load(validation_report_path), gate=load(gate_decision_path),
+                            deployment=load(deployment_path), kfp_run_id=kfp_run_id)
+    write_summary(summary, summary_json_out, markdown_out)
+    return summary

@@ -1,0 +1,64 @@
+"""MLflow access: resolve the tracking URI once, fail with a message that names it.
+
+mlflow is imported inside functions (~1.5 s), so steps that never track do not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from gated_training.errors import TrackingError
+
+DEFAULT_TRACKING_URI = "sqlite:///.gated-training/mlflow.db"
+SQLITE_PREFIX = "sqlite:///"
+
+
+def resolve_tracking_uri(parameter: str) -> str:
+    """The parameter if set, else ``MLFLOW_TRACKING_URI``, else a local SQLite file."""
+    uri = (parameter or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI).strip()
+    if uri.startswith(SQLITE_PREFIX):
+        Path(uri[len(SQLITE_PREFIX):]).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def _local_artifact_root(tracking_uri: str) -> str | None:
+    """Keep a SQLite store's artifacts beside its database instead of ./mlruns in the cwd."""
+    if not tracking_uri.startswith(SQLITE_PREFIX):
+        return None
+    database = Path(tracking_uri[len(SQLITE_PREFIX):]).resolve()
+    return (database.parent / "mlflow-artifacts").as_uri()
+
+
+@contextmanager
+def tracking_errors(tracking_uri: str, action: str) -> Iterator[None]:
+    """Re-raise MLflow and connection failures as :class:`TrackingError` naming the URI."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except Exception as exc:  # MlflowException, requests errors, sqlalchemy errors...
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(exc, (MlflowException, OSError, ConnectionError)) or "sqlalchemy" in type(exc).__module__:
+            detail = " ".join(str(exc).split())[:500]
+            raise TrackingError(f"MLflow at {tracking_uri}: {action} failed: {detail}") from exc
+        raise
+
+
+def client(tracking_uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """Return the experiment id for ``name``, creating the experiment when needed."""
+    with tracking_errors(tracking_uri, f"opening experiment {name!r}"):
+        mlflow_client = client(tracking_uri)
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return str(mlflow_client.create_experiment(name, artifact_location=_local_artifact_root(tracking_uri)))

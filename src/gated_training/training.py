@@ -1,0 +1,179 @@
+"""Step 3: cross-validate and fit the estimator on the training split, tracked in MLflow.
+
+The fitted preprocessor and the estimator are joined into one ``Pipeline``: the artifact that
+is deployed turns raw rows into predictions, so serving never re-implements features.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+
+from gated_training import tracking
+from gated_training.config import ModelSettings
+from gated_training.data import json_safe, read_parquet, split_features_target
+from gated_training.errors import DataError
+from gated_training.metrics import Scores, score_model
+
+PERMUTATION_SAMPLE_ROWS = 2000
+INPUT_EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    mlflow_run_id: str
+    mlflow_model_uri: str
+    tracking_uri: str
+    cv_accuracy_mean: float
+    cv_accuracy_std: float
+    train: dict[str, float]
+    test: dict[str, float]
+    overfit_gap: float
+
+    def to_json(self) -> dict[str, Any]:
+        return json_safe(asdict(self))  # type: ignore[return-value]
+
+
+def build_estimator(settings: ModelSettings) -> Any:
+    max_depth = settings.max_depth or None
+    if settings.estimator == "random_forest":
+        return RandomForestClassifier(
+            n_estimators=settings.n_estimators, max_depth=max_depth,
+            min_samples_split=settings.min_samples_split, random_state=settings.random_state, n_jobs=-1,
+        )
+    return HistGradientBoostingClassifier(
+        max_iter=settings.n_estimators, max_depth=max_depth, learning_rate=settings.learning_rate,
+        random_state=settings.random_state,
+    )
+
+
+def cross_validate_accuracy(preprocessor: Pipeline, estimator: Any, x: pd.DataFrame, y: pd.Series,
+                            settings: ModelSettings) -> np.ndarray:
+    """K-fold CV on the training split; the preprocessor is refitted inside every fold."""
+    smallest_class = int(y.value_counts().min())
+    if smallest_class < settings.cv_folds:
+        raise DataError(
+            f"cv_folds={settings.cv_folds} needs at least that many training rows per class; "
+            f"the smallest class of the training split has {smallest_class}"
+        )
+    unfitted = Pipeline([("preprocess", clone(preprocessor)), ("model", clone(estimator))])
+    folds = StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.random_state)
+    return cross_val_score(unfitted, x, y, cv=folds, scoring="accuracy")
+
+
+def feature_importances(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series, random_state: int) -> list[dict[str, Any]]:
+    """Impurity importances per engineered feature for forests; permutation importance per input otherwise."""
+    estimator = model.named_steps["model"]
+    if hasattr(estimator, "feature_importances_"):
+        names = model.named_steps["preprocess"].get_feature_names_out()
+        values, kind = estimator.feature_importances_, "impurity"
+    else:
+        from sklearn.inspection import permutation_importance
+
+        sample = x_test.sample(min(len(x_test), PERMUTATION_SAMPLE_ROWS), random_state=random_state)
+        result = permutation_importance(model, sample, y_test.loc[sample.index], n_repeats=5,
+                                        random_state=random_state, scoring="accuracy")
+        names, values, kind = x_test.columns, result.importances_mean, "permutation"
+    ranked = sorted(zip(map(str, names), map(float, values)), key=lambda item: -item[1])
+    return [{"feature": name, "importance": value, "kind": kind} for name, value in ranked]
+
+
+def _metrics_for_mlflow(prefix: str, scores: Scores) -> dict[str, float]:
+    return {f"{prefix}_{name}": value for name, value in scores.headline().items()}
+
+
+def _log_to_mlflow(
+    *, tracking_uri: str, experiment: str, model: Pipeline, settings: ModelSettings,
+    feature_metadata: dict[str, Any], metrics: dict[str, float], importances: list[dict[str, Any]],
+    tags: dict[str, str], x_train: pd.DataFrame,
+) -> tuple[str, str]:
+    import mlflow
+    import sklearn
+    import skops.io
+    from mlflow.models import infer_signature
+
+    experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    example = x_train.head(INPUT_EXAMPLE_ROWS)
+    with tracking.tracking_errors(tracking_uri, "logging the training run"):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_params({**asdict(settings), **{f"features.{k}": v for k, v in feature_metadata["settings"]["features"].items()},
+                               **{f"split.{k}": v for k, v in feature_metadata["settings"]["split"].items()},
+                               "train_rows": feature_metadata["rows"]["train"], "test_rows": feature_metadata["rows"]["test"]})
+            mlflow.log_metrics(metrics)
+            mlflow.set_tags(tags)
+            mlflow.log_dict({"feature_importances": importances}, "feature_importances.json")
+            mlflow.log_dict(feature_metadata, "feature_metadata.json")
+            # skops refuses types it does not know; these come from the model we just built.
+            trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+            info = mlflow.sklearn.log_model(
+                model, name="model", signature=infer_signature(example, model.predict(example)),
+                input_example=example, skops_trusted_types=trusted,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
+                                  f"numpy=={np.__version__}", f"skops=={skops.__version__}"],
+            )
+            return run.info.run_id, info.model_uri
+
+
+def train_model(
+    train_path: str,
+    test_path: str,
+    preprocessor_path: str,
+    feature_metadata_path: str,
+    target: str,
+    settings: ModelSettings,
+    tracking_uri: str,
+    experiment: str,
+    data_sha256: str,
+    kfp_run_id: str,
+    model_out: str,
+    report_out: str,
+    importances_out: str,
+) -> TrainingOutcome:
+    resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
+    tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
+    x_train, y_train = split_features_target(read_parquet(train_path), target)
+    x_test, y_test = split_features_target(read_parquet(test_path), target)
+    preprocessor: Pipeline = joblib.load(preprocessor_path)
+    feature_metadata = json.loads(Path(feature_metadata_path).read_text())
+    estimator = build_estimator(settings)
+
+    cv_scores = cross_validate_accuracy(preprocessor, estimator, x_train, y_train, settings)
+    # The preprocessor is already fitted on this same training split (step 2): reuse it.
+    estimator.fit(preprocessor.transform(x_train), y_train)
+    model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
+
+    train_scores, test_scores = score_model(model, x_train, y_train), score_model(model, x_test, y_test)
+    overfit_gap = train_scores.accuracy - test_scores.accuracy
+    importances = feature_importances(model, x_test, y_test, settings.random_state)
+    metrics = {
+        "cv_accuracy_mean": float(cv_scores.mean()), "cv_accuracy_std": float(cv_scores.std()),
+        **_metrics_for_mlflow("train", train_scores), **_metrics_for_mlflow("test", test_scores),
+        "overfit_gap": overfit_gap,
+    }
+    run_id, model_uri = _log_to_mlflow(
+        tracking_uri=resolved_uri, experiment=experiment, model=model, settings=settings,
+        feature_metadata=feature_metadata, metrics=metrics, importances=importances,
+        tags={"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target},
+        x_train=x_train,
+    )
+    joblib.dump(model, model_out)
+    Path(importances_out).write_text(json.dumps(importances, indent=2))
+    outcome = TrainingOutcome(
+        mlflow_run_id=run_id, mlflow_model_uri=model_uri, tracking_uri=resolved_uri,
+        cv_accuracy_mean=metrics["cv_accuracy_mean"], cv_accuracy_std=metrics["cv_accuracy_std"],
+        train=train_scores.headline(), test=test_scores.headline(), overfit_gap=overfit_gap,
+    )
+    Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
+    return outcome
