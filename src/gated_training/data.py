@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import math
@@ -52,6 +53,10 @@ def parse_table(uri: str, raw: bytes) -> pd.DataFrame:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(_describe_decode_error(uri, raw, exc)) from exc
+        header = next(csv.reader(io.StringIO(text)), [])
+        duplicated_header = sorted({name for name in header if header.count(name) > 1})
+        if duplicated_header:  # pandas would silently rename them to "a.1"
+            raise DataError(f"{uri}: duplicate column names {duplicated_header} in the header")
         try:
             frame = pd.read_csv(io.StringIO(text))
         except pd.errors.ParserError as exc:

@@ -8,6 +8,7 @@ preprocessor later becomes the first stage of the one deployed ``Pipeline``.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -139,12 +140,15 @@ def engineer_features(
     x_train, y_train = split_features_target(train, target)
     roles = infer_column_roles(x_train)
     preprocessor = build_preprocessor(roles, feature_settings)
-    try:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*greater than n_features.*")  # reported below instead
         preprocessor.fit(x_train, y_train)
-    except ValueError as exc:
-        if feature_settings.select_k_best and "k should be" in str(exc):
-            raise ConfigError(f"parameter select_k_best={feature_settings.select_k_best}: {exc}") from exc
-        raise
+    if feature_settings.select_k_best:
+        available = preprocessor.named_steps["select"].n_features_in_
+        if feature_settings.select_k_best > available:
+            raise ConfigError(
+                f"parameter select_k_best={feature_settings.select_k_best}: only {available} engineered features exist"
+            )
     metadata = describe_preprocessor(preprocessor, roles, x_train)
     classes = json_safe(sorted(frame[target].unique().tolist()))
     metadata.update({

@@ -1,0 +1,65 @@
+"""Shared fixtures: the bundled sample, small synthetic frames, and isolated MLflow/registry roots."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# A dead MLflow server must fail fast in tests, not after minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO_ROOT / "data" / "german_credit.csv"
+SAMPLE_SUITE = REPO_ROOT / "data" / "german_credit.expectations.json"
+SAMPLE_PARAMS = REPO_ROOT / "data" / "german_credit.params.yaml"
+COMPILED_PIPELINE = REPO_ROOT / "compiled" / "training_pipeline.yaml"
+
+
+def synthetic_frame(rows: int = 400, seed: int = 0, classes: tuple = (0, 1), noise: float = 0.3) -> pd.DataFrame:
+    """A learnable mixed-type table: numeric, categorical with missing values, boolean; target ``label``."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.uniform(0, 10, size=rows)
+    colour = rng.choice(["red", "green", "blue"], size=rows)
+    flag = rng.random(rows) > 0.5
+    score = x1 + (x2 - 5) / 3 + np.where(colour == "red", 1.0, 0.0) + rng.normal(scale=noise, size=rows)
+    bins = np.quantile(score, np.linspace(0, 1, len(classes) + 1)[1:-1])
+    label = np.asarray(classes, dtype=object)[np.digitize(score, bins)]
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "flag": flag, "label": label})
+    frame.loc[rng.random(rows) < 0.05, "colour"] = None
+    frame.loc[rng.random(rows) < 0.05, "x2"] = np.nan
+    if all(isinstance(c, (int, np.integer)) for c in classes):
+        frame["label"] = frame["label"].astype(int)
+    return frame
+
+
+@pytest.fixture
+def sample_frame() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE_DATA)
+
+
+@pytest.fixture
+def sample_suite() -> dict:
+    return json.loads(SAMPLE_SUITE.read_text())
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> str:
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def write_suite(document: dict, path: Path) -> str:
+    path.write_text(json.dumps(document))
+    return str(path)

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+
+from gated_training.config import FeatureSettings, GateThresholds, ModelSettings, SplitSettings, validate_run_parameters
+from gated_training.errors import ConfigError
+
+
+def test_defaults_follow_the_reference_design():
+    assert GateThresholds().min_accuracy == 0.85
+    model = ModelSettings()
+    assert (model.estimator, model.n_estimators, model.max_depth, model.min_samples_split, model.random_state,
+            model.cv_folds) == ("random_forest", 100, 10, 5, 42, 5)
+    assert FeatureSettings() == FeatureSettings("onehot", False, 1, 0)  # expansions and selection off
+
+
+@pytest.mark.parametrize("name", ["min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression"])
+@pytest.mark.parametrize("value", [-0.01, 1.01, math.nan, math.inf, "0.9", None, True])
+def test_thresholds_outside_unit_interval_fail_closed(name, value):
+    with pytest.raises(ConfigError, match=rf"parameter {name}="):
+        GateThresholds(**{name: value})
+
+
+def test_choices_are_checked():
+    with pytest.raises(ConfigError, match="comparison_metric='precision': must be one of accuracy, f1, roc_auc"):
+        GateThresholds(comparison_metric="precision")
+    with pytest.raises(ConfigError, match="first_run_policy"):
+        GateThresholds(first_run_policy="yolo")
+    with pytest.raises(ConfigError, match="estimator='xgboost'"):
+        ModelSettings(estimator="xgboost")
+    with pytest.raises(ConfigError, match="categorical_encoding"):
+        FeatureSettings(categorical_encoding="label")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_estimators": 0}, "n_estimators=0: must be between 1 and 100000"),
+        ({"cv_folds": 1}, "cv_folds=1: must be between 2 and 20"),
+        ({"min_samples_split": 1}, "min_samples_split=1: must be >= 2"),
+        ({"max_depth": 2.5}, "max_depth=2.5: must be a whole number"),
+        ({"learning_rate": 0}, "learning_rate=0: must be in"),
+    ],
+)
+def test_model_settings_are_checked(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelSettings(**kwargs)
+
+
+def test_split_and_feature_settings_are_checked():
+    with pytest.raises(ConfigError, match="test_size=0.9: must be between 0.05 and 0.5"):
+        SplitSettings(test_size=0.9)
+    with pytest.raises(ConfigError, match="polynomial_degree=4"):
+        FeatureSettings(polynomial_degree=4)
+    with pytest.raises(ConfigError, match="select_k_best=-1"):
+        FeatureSettings(select_k_best=-1)
+    assert ModelSettings(max_depth=3.0).max_depth == 3  # whole floats from the YAML are accepted
+
+
+def test_validate_run_parameters_checks_every_section():
+    valid = {"data_uri": "d.csv", "target_column": "y", "min_accuracy": 0.5, "cv_folds": 3, "min_quality_score": 0.8}
+    checked = validate_run_parameters(valid)
+    assert checked["thresholds"]["min_accuracy"] == 0.5 and checked["model"]["cv_folds"] == 3
+    with pytest.raises(ConfigError, match="parameter target_column is required"):
+        validate_run_parameters({**valid, "target_column": " "})
+    with pytest.raises(ConfigError, match="min_quality_score=1.5"):
+        validate_run_parameters({**valid, "min_quality_score": 1.5})
+    with pytest.raises(ConfigError, match="min_accuracy=2.0"):
+        validate_run_parameters({**valid, "min_accuracy": 2.0})

@@ -1,0 +1,55 @@
+import pytest
+
+from gated_training.data import load_table, parse_table, sha256_hex
+from gated_training.errors import DataError
+from tests.conftest import SAMPLE_DATA
+
+
+def test_loads_the_sample_with_its_fingerprint():
+    table = load_table(str(SAMPLE_DATA))
+    assert table.frame.shape == (1000, 10)
+    assert table.sha256 == sha256_hex(SAMPLE_DATA.read_bytes())
+    assert table.frame["saving_accounts"].isna().sum() == 183  # missing values survive
+    assert table.frame["sex"].dtype == object  # text as object: GX type checks rely on it
+
+
+def test_parquet_round_trip(tmp_path, sample_frame):
+    path = tmp_path / "batch.parquet"
+    sample_frame.to_parquet(path, index=False)
+    loaded = load_table(str(path)).frame
+    assert loaded.shape == sample_frame.shape
+    assert list(loaded.columns) == list(sample_frame.columns)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.csv: no such file"):
+        load_table(str(tmp_path / "nope.csv"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"   \n", "the file is empty"),
+        (b"a,b,label\n", r"has a header \(a, b, label\) but no rows"),
+    ],
+)
+def test_unusable_tables_are_named(content, message):
+    with pytest.raises(DataError, match=message):
+        parse_table("batch.csv", content)
+
+
+def test_non_utf8_names_byte_and_line():
+    raw = "name,label\nok,1\n".encode() + "Müller,0\n".encode("latin-1")
+    with pytest.raises(DataError, match=r"batch\.csv: not valid UTF-8 at byte 17 \(line 3\): bytes fc"):
+        parse_table("batch.csv", raw)
+
+
+def test_corrupt_parquet_is_named():
+    with pytest.raises(DataError, match=r"x\.parquet: not a readable Parquet file"):
+        parse_table("x.parquet", b"not parquet at all")
+
+
+def test_duplicate_csv_columns_are_refused_not_renamed():
+    with pytest.raises(DataError, match=r"dup\.csv: duplicate column names \['a'\]"):
+        parse_table("dup.csv", b"a,b,a\n1,2,3\n")

@@ -1,0 +1,73 @@
+import json
+
+import joblib
+import mlflow
+import pandas as pd
+import pytest
+
+from gated_training.config import ModelSettings
+from gated_training.errors import TrackingError
+from tests.conftest import synthetic_frame
+from tests.unit.helpers import train_candidate
+
+
+@pytest.fixture(scope="module")
+def forest(tmp_path_factory):
+    return train_candidate(tmp_path_factory.mktemp("forest"), synthetic_frame(500, seed=3))
+
+
+def test_the_model_is_one_pipeline_from_raw_rows_to_predictions(forest):
+    model = joblib.load(forest.path("model.joblib"))
+    assert [name for name, _ in model.steps] == ["preprocess", "model"]
+    raw = pd.read_parquet(forest.path("test.parquet")).drop(columns="label")
+    assert len(model.predict(raw)) == len(raw)
+
+
+def test_metrics_cover_cv_train_test_and_overfit_gap(forest):
+    report = json.loads(open(forest.path("training.json")).read())
+    assert report["cv_accuracy_mean"] > 0.7 and report["cv_accuracy_std"] >= 0
+    assert set(report["test"]) == {"accuracy", "f1", "roc_auc"}
+    assert report["overfit_gap"] == pytest.approx(report["train"]["accuracy"] - report["test"]["accuracy"])
+
+
+def test_mlflow_run_has_params_metrics_tags_importances_and_model(forest):
+    client = mlflow.MlflowClient(tracking_uri=forest.tracking_uri)
+    run = client.get_run(forest.training.mlflow_run_id)
+    assert run.data.params["n_estimators"] == "30" and run.data.params["estimator"] == "random_forest"
+    assert run.data.params["features.categorical_encoding"] == "onehot"
+    assert {"cv_accuracy_mean", "cv_accuracy_std", "train_accuracy", "test_accuracy", "test_f1", "test_roc_auc",
+            "overfit_gap"} <= set(run.data.metrics)
+    assert not any(name.startswith("importance") for name in run.data.metrics)  # one artifact, not a metric each
+    assert run.data.tags["data_sha256"] == "f" * 64 and run.data.tags["kfp_run_id"] == "kfp-run-1"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"feature_importances.json", "feature_metadata.json"} <= artifacts
+    mlflow.set_tracking_uri(forest.tracking_uri)
+    logged = mlflow.models.get_model_info(forest.training.mlflow_model_uri)
+    assert logged.signature is not None and logged.saved_input_example_info is not None
+    loaded = mlflow.sklearn.load_model(forest.training.mlflow_model_uri)  # skops with our trusted types
+    raw = pd.read_parquet(forest.path("test.parquet")).drop(columns="label")
+    assert list(loaded.predict(raw.head(5))) == list(joblib.load(forest.path("model.joblib")).predict(raw.head(5)))
+
+
+def test_importances_are_ranked(forest):
+    importances = json.loads(open(forest.path("importances.json")).read())
+    values = [item["importance"] for item in importances]
+    assert values == sorted(values, reverse=True) and importances[0]["kind"] == "impurity"
+
+
+def test_hist_gradient_boosting_multiclass_string_labels(tmp_path):
+    outputs = train_candidate(tmp_path, synthetic_frame(600, seed=4, classes=("low", "mid", "high")),
+                              settings=ModelSettings(estimator="hist_gradient_boosting", n_estimators=40, cv_folds=3))
+    model = joblib.load(outputs.path("model.joblib"))
+    assert sorted(model.classes_) == ["high", "low", "mid"]
+    assert outputs.training.test["accuracy"] > 0.6 and outputs.training.test["roc_auc"] is not None
+    importances = json.loads(open(outputs.path("importances.json")).read())
+    assert {item["feature"] for item in importances} == {"x1", "x2", "colour", "flag"}
+    assert importances[0]["kind"] == "permutation"
+
+
+def test_unreachable_tracking_server_fails_before_training_and_names_it(tmp_path):
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    with pytest.raises(TrackingError, match=r"MLflow at http://127\.0\.0\.1:9: opening experiment 'tests' failed"):
+        train_candidate(tmp_path, synthetic_frame(200), tracking_uri=dead)
+    assert not (tmp_path / "model.joblib").exists()

@@ -1,0 +1,106 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gated_training.errors import DataError, SuiteError
+from gated_training.validation import validate_dataset
+from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE, write_csv, write_suite
+
+
+def run_validation(tmp_path: Path, data: str, suite: str = "", target: str = "risk", min_quality: float = 0.8):
+    outputs = [str(tmp_path / name) for name in ("dataset.parquet", "report.json", "docs.html")]
+    return validate_dataset(data, suite, target, min_quality, *outputs), outputs
+
+
+def rules_failed(outcome) -> set[tuple[str, str | None]]:
+    return {(c.rule, c.column) for c in outcome.checks if not c.passed}
+
+
+def test_sample_passes_and_writes_every_output(tmp_path):
+    outcome, (dataset, report, docs) = run_validation(tmp_path, str(SAMPLE_DATA))
+    assert outcome.passed and outcome.quality_score == 1.0 and outcome.blocking_reasons == []
+    assert pd.read_parquet(dataset).shape == (1000, 10)
+    written = json.loads(Path(report).read_text())
+    assert written["suite_uri"] == str(SAMPLE_SUITE)
+    assert len(written["checks"]) == len(outcome.checks) > 40
+    row_count = next(c for c in written["checks"] if c["rule"] == "expect_table_row_count_to_be_between")
+    assert row_count["observed"] == 1000
+    html = Path(docs).read_text()
+    assert "Data gate: PASSED" in html
+    assert "compiled by Great Expectations" in html  # the GX Data Docs page, headed by our verdict
+
+
+def test_critical_failure_blocks_and_names_column_and_rule(tmp_path, sample_frame):
+    sample_frame.loc[:9, "age"] = -5  # the suite allows 19..75 minus slack, as a warning
+    sample_frame.loc[:4, "housing"] = "castle"
+    data = write_csv(sample_frame, tmp_path / "batch.csv")
+    suite = json.loads(SAMPLE_SUITE.read_text())
+    for expectation in suite["expectations"]:
+        if expectation["kwargs"].get("column") == "age" and expectation["type"] == "expect_column_values_to_be_between":
+            expectation["severity"] = "critical"
+    outcome, (_, report, docs) = run_validation(tmp_path, data, write_suite(suite, tmp_path / "suite.json"))
+    assert not outcome.passed
+    assert ("expect_column_values_to_be_between", "age") in rules_failed(outcome)
+    assert any("age" in reason and "expect_column_values_to_be_between" in reason for reason in outcome.blocking_reasons)
+    # housing's set is a warning: reported, not blocking
+    assert any("housing" in warning for warning in outcome.warnings)
+    assert not any("housing" in reason for reason in outcome.blocking_reasons)
+    age = next(c for c in json.loads(Path(report).read_text())["checks"]
+               if c["column"] == "age" and c["rule"] == "expect_column_values_to_be_between")
+    assert age["observed"]["unexpected_count"] == 10 and -5 in age["observed"]["sample_unexpected"]
+    assert "Data gate: BLOCKED" in Path(docs).read_text()
+
+
+def test_warnings_only_do_not_block(tmp_path, sample_frame):
+    sample_frame.loc[:4, "housing"] = "castle"
+    outcome, _ = run_validation(tmp_path, write_csv(sample_frame, tmp_path / "batch.csv"), str(SAMPLE_SUITE))
+    assert outcome.passed and outcome.quality_score < 1.0 and len(outcome.warnings) == 1
+
+
+def test_quality_score_below_minimum_blocks(tmp_path, sample_frame):
+    sample_frame.loc[:4, "housing"] = "castle"
+    outcome, _ = run_validation(tmp_path, write_csv(sample_frame, tmp_path / "b.csv"), str(SAMPLE_SUITE), min_quality=1.0)
+    assert not outcome.passed
+    assert any("quality score" in reason and "below the minimum 1.000" in reason for reason in outcome.blocking_reasons)
+
+
+def test_row_count_outside_range_blocks(tmp_path, sample_frame):
+    outcome, _ = run_validation(tmp_path, write_csv(sample_frame.head(999), tmp_path / "b.csv"), str(SAMPLE_SUITE))
+    assert ("expect_table_row_count_to_be_between", None) in rules_failed(outcome)
+    assert not outcome.passed
+
+
+@pytest.mark.parametrize(
+    ("mutate", "rule", "column"),
+    [
+        (lambda f: f.drop(columns=["risk"]), "builtin:target_present", "risk"),
+        (lambda f: f.assign(risk=1), "builtin:target_has_two_classes", "risk"),
+        (lambda f: f.assign(risk=f["risk"].astype(float).where(f.index > 3)), "builtin:target_not_null", "risk"),
+        (lambda f: f.assign(purpose=np.nan), "builtin:no_all_null_columns", "purpose"),
+        (lambda f: f.assign(credit_amount=f["credit_amount"].astype(float).where(f.index > 0, np.inf)),
+         "builtin:no_infinite_values", "credit_amount"),
+        (lambda f: f.assign(age=f["age"].astype(str) + " years"), "expect_column_values_to_be_in_type_list", "age"),
+    ],
+    ids=["missing-target", "single-class", "null-target", "all-null-column", "infinity", "wrong-type"],
+)
+def test_bad_batches_are_blocked_by_name(tmp_path, sample_frame, mutate, rule, column):
+    data = write_csv(mutate(sample_frame), tmp_path / "batch.csv")
+    outcome, _ = run_validation(tmp_path, data, str(SAMPLE_SUITE))
+    assert not outcome.passed
+    assert (rule, column) in rules_failed(outcome)
+    assert any(rule in reason and column in reason for reason in outcome.blocking_reasons)
+
+
+def test_missing_data_file_raises(tmp_path):
+    with pytest.raises(DataError, match="absent.csv: no such file"):
+        run_validation(tmp_path, str(tmp_path / "absent.csv"), str(SAMPLE_SUITE))
+
+
+def test_malformed_suite_raises_before_reading_data(tmp_path):
+    bad = tmp_path / "suite.json"
+    bad.write_text('{"expectations": [')
+    with pytest.raises(SuiteError, match=r"suite\.json: not valid JSON"):
+        run_validation(tmp_path, str(SAMPLE_DATA), str(bad))
