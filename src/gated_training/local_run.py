@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import uuid
+import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,9 @@ def run_compiled_pipeline(
     with open(log_path, "w") as log:
         sink: TextIO = sys.stdout if verbose else _ProgressTee(log, progress)  # type: ignore[assignment]
         try:
-            with redirect_stdout(sink), redirect_stderr(sink):
+            with redirect_stdout(sink), redirect_stderr(sink), warnings.catch_warnings():
+                # kfp.local notes that display names, resources and caching options do not apply locally.
+                warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
                 pipeline(**parameters)
         except Exception as exc:  # kfp.local raises RuntimeError naming the failed task
             error = ANSI.sub("", str(exc))

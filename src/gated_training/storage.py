@@ -52,11 +52,17 @@ def read_bytes(uri: str) -> bytes:
     """Return the content at ``uri``; :class:`DataError` names the URI when it is missing."""
     if is_gcs(uri):
         from google.api_core import exceptions as gcs_errors
+        from google.auth import exceptions as auth_errors
 
         try:
             return gcs_blob(uri).download_as_bytes()
         except gcs_errors.NotFound as exc:
             raise DataError(f"{uri}: no such object or bucket ({exc.message})") from exc
+        except auth_errors.DefaultCredentialsError as exc:
+            raise DataError(
+                f"{uri}: no Google Cloud credentials found; set GOOGLE_APPLICATION_CREDENTIALS, "
+                "or run with Workload Identity"
+            ) from exc
         except gcs_errors.GoogleAPIError as exc:
             raise DataError(f"{uri}: cannot read from GCS: {exc}") from exc
     path = Path(uri)

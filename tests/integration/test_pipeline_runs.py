@@ -1,0 +1,106 @@
+"""The five journeys of the core issue, in order on one registry: each depends on the champion before it."""
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
+from tests.integration.conftest import (
+    DATA_BLOCKED_TASKS,
+    DEPLOYED_TASKS,
+    MODEL_BLOCKED_TASKS,
+    WEAK_MODEL,
+)
+
+pytestmark = pytest.mark.integration
+MODEL_NAME = "tabular-classifier"
+
+
+def mlflow_champion(setup):
+    client = mlflow.MlflowClient(tracking_uri=setup.tracking_uri, registry_uri=setup.tracking_uri)
+    return client.get_model_version_by_alias(MODEL_NAME, "champion")
+
+
+@pytest.fixture(scope="module")
+def first(setup):
+    return setup.run(*WEAK_MODEL, name="first")
+
+
+@pytest.fixture(scope="module")
+def better(setup, first):
+    return setup.run(name="better")
+
+
+@pytest.fixture(scope="module")
+def worse(setup, better):
+    return setup.run(*WEAK_MODEL, name="worse")
+
+
+def test_first_run_deploys(setup, first):
+    assert first.exit_code == 0
+    assert first.tasks == DEPLOYED_TASKS
+    summary = first.summary
+    assert (summary["outcome"], summary["blocked_by"], summary["champion"]) == ("deployed", None, None)
+    assert summary["deployed"]["version"] == setup.champion_version()
+    assert summary["deployed"]["mlflow_mirror"] == "synced"
+    assert summary["candidate_metrics"]["accuracy"] == pytest.approx(0.675)
+    assert all(check["passed"] for check in summary["checks"])
+    assert {c["gate"] for c in summary["checks"]} == {"data", "model"}
+    client = mlflow.MlflowClient(tracking_uri=setup.tracking_uri)
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.data.tags["data_sha256"] == summary["data_sha256"]
+    assert run.data.tags["kfp_run_id"] == summary["kfp_run_id"]
+    assert mlflow_champion(setup).tags["registry_version"] == setup.champion_version()
+
+
+def test_second_run_better_than_champion_deploys(setup, first, better):
+    assert better.exit_code == 0 and better.tasks == DEPLOYED_TASKS
+    summary = better.summary
+    assert summary["outcome"] == "deployed"
+    assert summary["champion"]["version"] == first.summary["deployed"]["version"]
+    assert summary["champion"]["metrics"]["accuracy"] == pytest.approx(0.675)  # re-scored on this test split
+    assert summary["candidate_metrics"]["accuracy"] == pytest.approx(0.72)
+    assert setup.champion_version() == summary["deployed"]["version"]
+    assert mlflow_champion(setup).tags["registry_version"] == summary["deployed"]["version"]
+    versions = sorted(p.name for p in (setup.registry / MODEL_NAME / "versions").iterdir())
+    assert versions == sorted([first.summary["deployed"]["version"], summary["deployed"]["version"]])
+
+
+def test_second_run_worse_than_champion_is_blocked(setup, better, worse):
+    champion = better.summary["deployed"]["version"]
+    assert worse.exit_code == 0 and worse.tasks == MODEL_BLOCKED_TASKS
+    summary = worse.summary
+    assert (summary["outcome"], summary["blocked_by"], summary["deployed"]) == ("blocked", "model", None)
+    assert summary["champion"]["version"] == champion
+    failed = [c for c in summary["checks"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["not_worse_than_champion (accuracy)"]
+    assert failed[0]["value"] == pytest.approx(0.675) and failed[0]["threshold"] == pytest.approx(0.71)
+    assert any("champion" in reason for reason in summary["reasons"])
+    assert setup.champion_version() == champion
+    assert mlflow_champion(setup).tags["registry_version"] == champion
+
+
+def test_blocked_by_model_thresholds(setup, worse):
+    champion = setup.champion_version()
+    result = setup.run("--set", "min_accuracy=0.95", name="strict")  # the last --set wins
+    assert result.exit_code == 0 and result.tasks == MODEL_BLOCKED_TASKS
+    assert (result.summary["outcome"], result.summary["blocked_by"]) == ("blocked", "model")
+    failed = {c["name"]: c for c in result.summary["checks"] if not c["passed"]}
+    assert failed["min_accuracy"]["threshold"] == 0.95 and failed["min_accuracy"]["value"] == pytest.approx(0.72)
+    assert setup.champion_version() == champion
+
+
+def test_blocked_by_data_never_trains(setup, worse, tmp_path):
+    champion = setup.champion_version()
+    batch = pd.read_csv(SAMPLE_DATA).drop(columns=["duration"])
+    data = tmp_path / "batch.csv"
+    batch.to_csv(data, index=False)
+    result = setup.run("--suite", str(SAMPLE_SUITE), data=data, name="bad-data")
+    assert result.exit_code == 0 and result.tasks == DATA_BLOCKED_TASKS
+    summary = result.summary
+    assert (summary["outcome"], summary["blocked_by"], summary["mlflow_run_id"]) == ("blocked", "data", None)
+    assert any("expect_column_to_exist" in r and "'duration'" in r for r in summary["reasons"])
+    failed = [c for c in summary["checks"] if not c["passed"]]
+    assert {"expect_column_to_exist[duration]", "expect_column_values_to_be_in_type_list[duration]"} <= {
+        c["name"] for c in failed}
+    assert setup.champion_version() == champion

@@ -1,0 +1,94 @@
+import json
+
+import pytest
+
+from gated_training.cli import absolutise_local_paths, coerce_parameter, main, parse_assignments, resolve_parameters
+from gated_training.errors import ConfigError
+from gated_training.local_run import component_inputs
+from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA
+
+DECLARED = {"min_accuracy": ("Float", 0.85), "n_estimators": ("Integer", 100.0), "interaction_features": ("Boolean", False),
+            "data_uri": ("String", "d.csv")}
+
+
+def test_parameters_are_typed_as_the_yaml_declares():
+    assert resolve_parameters(DECLARED, []) == {"min_accuracy": 0.85, "n_estimators": 100,
+                                                "interaction_features": False, "data_uri": "d.csv"}
+    resolved = resolve_parameters(DECLARED, [{"n_estimators": "30"}, {"interaction_features": "true", "min_accuracy": "0.7"}])
+    assert resolved["n_estimators"] == 30 and resolved["interaction_features"] is True and resolved["min_accuracy"] == 0.7
+
+
+def test_later_layers_win():
+    assert resolve_parameters(DECLARED, [{"min_accuracy": 0.6}, {"min_accuracy": 0.9}])["min_accuracy"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("name", "kfp_type", "value", "message"),
+    [
+        ("n_estimators", "Integer", "ten", "n_estimators='ten'"),
+        ("n_estimators", "Integer", "2.5", "expected a whole number"),
+        ("interaction_features", "Boolean", "maybe", "expected true or false"),
+        ("min_accuracy", "Float", True, "expected a number"),
+    ],
+)
+def test_bad_values_are_named(name, kfp_type, value, message):
+    with pytest.raises(ConfigError, match=message):
+        coerce_parameter(name, kfp_type, value)
+
+
+def test_unknown_parameter_lists_the_real_ones():
+    with pytest.raises(ConfigError, match="unknown parameter 'min_acuracy'; the pipeline's parameters are: data_uri, "):
+        resolve_parameters(DECLARED, [{"min_acuracy": 0.9}])
+
+
+def test_set_syntax():
+    assert parse_assignments(["a=1", "b = x=y"]) == {"a": "1", "b": " x=y"}
+    with pytest.raises(ConfigError, match="--set 'oops': expected name=value"):
+        parse_assignments(["oops"])
+
+
+def test_local_paths_become_absolute_and_remote_ones_stay(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = absolutise_local_paths({"data_uri": "data/x.csv", "suite_uri": "", "registry_uri": "gs://b/reg",
+                                     "mlflow_tracking_uri": "sqlite:///db/mlflow.db"})
+    assert result == {"data_uri": str(tmp_path / "data/x.csv"), "suite_uri": "", "registry_uri": "gs://b/reg",
+                      "mlflow_tracking_uri": f"sqlite:///{tmp_path}/db/mlflow.db"}
+
+
+def test_the_compiled_yaml_declares_what_the_cli_offers():
+    declared = component_inputs(COMPILED_PIPELINE)
+    assert {"data_uri", "target_column", "suite_uri", "min_accuracy", "registry_uri", "mlflow_tracking_uri"} <= set(declared)
+
+
+def test_config_errors_exit_2_and_still_write_a_summary(tmp_path, capsys):
+    code = main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(tmp_path),
+                 "--set", "cv_folds=1"])
+    assert code == 2
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["outcome"] == "failed" and "cv_folds=1" in summary["reasons"][0]
+    assert "error: parameter cv_folds=1" in capsys.readouterr().err
+
+
+def test_missing_compiled_pipeline_says_how_to_make_it(tmp_path, capsys):
+    code = main(["run", "--data", "x.csv", "--target", "y", "--workdir", str(tmp_path),
+                 "--pipeline", str(tmp_path / "none.yaml")])
+    assert code == 2 and "run `make compile` first" in capsys.readouterr().err
+
+
+def test_params_file_errors(tmp_path, capsys):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("- a list\n")
+    assert main(["run", "--params", str(bad), "--workdir", str(tmp_path)]) == 2
+    assert "expected a mapping" in capsys.readouterr().err
+
+
+def test_suite_init_drafts_beside_the_data_and_refuses_to_overwrite(tmp_path, capsys):
+    data = tmp_path / "credit.csv"
+    data.write_bytes(SAMPLE_DATA.read_bytes())
+    assert main(["suite", "init", "--data", str(data), "--target", "risk"]) == 0
+    drafted = json.loads((tmp_path / "credit.expectations.json").read_text())
+    assert drafted["name"] == "credit" and len(drafted["expectations"]) > 30
+    assert main(["suite", "init", "--data", str(data), "--target", "risk"]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["suite", "init", "--data", str(data), "--target", "nope", "--force"]) == 1
+    assert "target column 'nope' is not in the data" in capsys.readouterr().err
