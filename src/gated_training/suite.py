@@ -163,12 +163,14 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
         )
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             low, high = float(series.min()), float(series.max())
-            margin = (high - low) * 0.1
             if math.isfinite(low) and math.isfinite(high):
+                margin = (high - low) * 0.1
+                # Never invent negative values for a column that has none (amounts, counts, ages).
+                floor = max(0.0, low - margin) if low >= 0 else low - margin
                 expectations.append(
                     _expectation(
                         "expect_column_values_to_be_between", "warning",
-                        column=column, min_value=low - margin, max_value=high + margin,
+                        column=column, min_value=round(floor, 6), max_value=round(high + margin, 6),
                     )
                 )
         elif not pd.api.types.is_bool_dtype(series):
