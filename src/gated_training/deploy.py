@@ -56,13 +56,8 @@ def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id:
             mlflow.set_tracking_uri(tracking_uri)
             mlflow.set_registry_uri(tracking_uri)
             client = tracking.client(tracking_uri)
-            try:
-                client.get_registered_model(model_name)
-            except Exception:  # not registered yet
-                client.create_registered_model(model_name, description="Champion history of kfp-gated-training")
-            registered = client.create_model_version(
-                model_name, source=model_uri, run_id=run_id, tags={"registry_version": version}
-            )
+            # register_model resolves MLflow 3's models:/m-<id> to its logged model for any backend.
+            registered = mlflow.register_model(model_uri, model_name, tags={"registry_version": version})
             client.set_registered_model_alias(model_name, CHAMPION_ALIAS, registered.version)
             client.set_tag(run_id, "gated_training.outcome", "deployed")
             return str(registered.version), "synced"

@@ -1,5 +1,7 @@
 """The five journeys of the core issue, in order on one registry: each depends on the champion before it."""
 
+import json
+
 import mlflow
 import pandas as pd
 import pytest
@@ -51,6 +53,10 @@ def test_first_run_deploys(setup, first):
     assert run.data.tags["data_sha256"] == summary["data_sha256"]
     assert run.data.tags["kfp_run_id"] == summary["kfp_run_id"]
     assert mlflow_champion(setup).tags["registry_version"] == setup.champion_version()
+    manifest = json.loads((setup.registry / MODEL_NAME / "versions" / setup.champion_version() / "manifest.json").read_text())
+    assert manifest["data_sha256"] == summary["data_sha256"] and manifest["kfp_run_id"] == summary["kfp_run_id"]
+    assert manifest["mlflow_run_id"] == summary["mlflow_run_id"]
+    assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json"}
 
 
 def test_second_run_better_than_champion_deploys(setup, first, better):

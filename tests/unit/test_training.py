@@ -71,3 +71,15 @@ def test_unreachable_tracking_server_fails_before_training_and_names_it(tmp_path
     with pytest.raises(TrackingError, match=r"MLflow at http://127\.0\.0\.1:9: opening experiment 'tests' failed"):
         train_candidate(tmp_path, synthetic_frame(200), tracking_uri=dead)
     assert not (tmp_path / "model.joblib").exists()
+
+
+def test_tracking_uri_falls_back_to_the_environment_then_sqlite(monkeypatch, tmp_path):
+    from gated_training.tracking import DEFAULT_TRACKING_URI, resolve_tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert resolve_tracking_uri("") == "http://mlflow.example:5000"
+    assert resolve_tracking_uri("https://explicit") == "https://explicit"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert resolve_tracking_uri("") == DEFAULT_TRACKING_URI
+    assert (tmp_path / ".gated-training").is_dir()  # the SQLite file's folder is created
