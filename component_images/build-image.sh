@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Build the component image with whichever builder works here: docker, podman or buildah.
+#   IMAGE=name:tag          the image to build (required)
+#   BASE_IMAGE=...          a slim Python 3.11 base (default: the Dockerfile's python:3.11-slim-bookworm)
+#   EXTRA_CA_CERT=path.crt  an extra CA for pip behind a TLS-intercepting proxy (build stage only)
+#   BUILDER=docker|podman|buildah  to choose instead of detecting
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${IMAGE:?set IMAGE=name:tag}"
+
+detect_builder() {
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo docker; return; fi
+  if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then echo podman; return; fi
+  if command -v buildah >/dev/null 2>&1; then echo buildah; return; fi
+  echo "error: no working image builder: start a Docker engine, or install podman or buildah" >&2
+  return 1
+}
+BUILDER="${BUILDER:-$(detect_builder)}"
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if [ "$revision" != unknown ] && [ -n "$(git status --porcelain -- src data requirements pyproject.toml component_images 2>/dev/null)" ]; then
+  revision="${revision}-dirty"
+fi
+source_url=$(git config --get remote.origin.url 2>/dev/null || echo "https://github.com/kfp-gated-training/kfp-gated-training")
+
+ca_copy=component_images/extra-ca/extra-ca.crt
+rm -f "$ca_copy"
+trap 'rm -f "$ca_copy"' EXIT
+if [ -n "${EXTRA_CA_CERT:-}" ]; then
+  [ -r "$EXTRA_CA_CERT" ] || { echo "error: EXTRA_CA_CERT=$EXTRA_CA_CERT is not a readable file" >&2; exit 1; }
+  cp "$EXTRA_CA_CERT" "$ca_copy"
+fi
+
+args=(-f component_images/Dockerfile -t "$IMAGE"
+      --build-arg "VERSION=$version" --build-arg "REVISION=$revision"
+      --build-arg "SOURCE=$source_url" --build-arg "IMAGE_NAME=$IMAGE")
+[ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+
+echo "building $IMAGE with $BUILDER (version $version, revision $revision)"
+case "$BUILDER" in
+  docker) docker build "${args[@]}" . ;;
+  podman) podman build "${args[@]}" . ;;
+  # chroot isolation works without a container runtime or user namespaces (CI sandboxes).
+  buildah) buildah bud --isolation "${BUILDAH_ISOLATION:-chroot}" --layers "${args[@]}" . ;;
+  *) echo "error: unknown BUILDER=$BUILDER (docker, podman or buildah)" >&2; exit 1 ;;
+esac
