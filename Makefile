@@ -12,10 +12,33 @@ PIPELINE_YAML := compiled/training_pipeline.yaml
 SAMPLE_PARAMS := data/german_credit.params.yaml
 WORKDIR ?= .gated-training
 PYTEST_ARGS ?=
+# Compile-time cluster options (pipelines/cluster.py): secret *names*, never values.
+GCS_KEY_SECRET ?=
+GCS_KEY_SECRET_KEY ?=
+MLFLOW_TOKEN_SECRET ?=
+MLFLOW_TOKEN_SECRET_KEY ?=
+MLFLOW_BASIC_AUTH_SECRET ?=
+RESOURCES_FILE ?=
+# Image build options (component_images/build-image.sh).
+BUILDER ?=
+BASE_IMAGE ?=
+EXTRA_CA_CERT ?=
+PUSH ?=
+# Kubeflow options: the endpoint comes from KF_PIPELINES_ENDPOINT (or KFP_ARGS="--host ..."),
+# a token from KF_PIPELINES_TOKEN; PARAMS is a YAML file of run parameters (gs:// registry, MLflow server).
+PARAMS ?= $(wildcard cluster.params.yaml)
+EXPERIMENT ?= gated-training
+CRON ?= 0 0 2 * * *
+KFP_ARGS ?=
 
 export GX_ANALYTICS_ENABLED := false
+COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KEY=$(GCS_KEY_SECRET_KEY) \
+	MLFLOW_TOKEN_SECRET=$(MLFLOW_TOKEN_SECRET) MLFLOW_TOKEN_SECRET_KEY=$(MLFLOW_TOKEN_SECRET_KEY) \
+	MLFLOW_BASIC_AUTH_SECRET=$(MLFLOW_BASIC_AUTH_SECRET) RESOURCES_FILE=$(RESOURCES_FILE)
+RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv compile run test test-unit test-integration check-compiled clean
+.PHONY: help venv compile run test test-unit test-integration clean image image-test upload submit schedule \
+	cluster-image-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,8 +51,8 @@ $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 
 venv: $(BIN)/.installed ## create .venv with the pinned dependencies
 
-compile: venv ## write compiled/training_pipeline.yaml (IMAGE=... to choose the image)
-	IMAGE=$(IMAGE) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
+compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names; see README)
+	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
 
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
@@ -42,6 +65,26 @@ test-unit: venv ## unit tests only
 
 test-integration: venv ## the compiled pipeline through kfp.local
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+image: ## build the component image with docker, podman or buildah (IMAGE=..., EXTRA_CA_CERT=..., PUSH=1)
+	IMAGE=$(IMAGE) BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) \
+		component_images/build-image.sh
+
+image-test: ## build the image (buildah) and run every component inside it, non-root and offline
+	EXTRA_CA_CERT=$(EXTRA_CA_CERT) component_images/image-test.sh
+
+cluster-image-check:
+	@case "$(IMAGE)" in localhost/*) echo "error: IMAGE=$(IMAGE) is a local image a cluster cannot pull;" \
+		"pass IMAGE=<registry>/kfp-gated-training:<tag> (the one \`make image PUSH=1\` pushed)" >&2; exit 2;; esac
+
+upload: cluster-image-check compile ## compile for IMAGE and upload it as a new pipeline version
+	$(BIN)/gated-training upload $(KFP_ARGS)
+
+submit: cluster-image-check compile ## start a run on Kubeflow (PARAMS=file.yaml, EXPERIMENT=..., KFP_ARGS="--wait")
+	$(BIN)/gated-training submit $(RUN_ARGS)
+
+schedule: venv ## schedule the version `make upload` made (CRON="0 0 2 * * *", PARAMS=..., EXPERIMENT=...)
+	$(BIN)/gated-training schedule create --cron "$(CRON)" $(RUN_ARGS)
 
 clean: ## remove local run state (registry, MLflow database, outputs)
 	rm -rf $(WORKDIR) local_outputs

@@ -4,6 +4,7 @@
 #   BASE_IMAGE=...          a slim Python 3.11 base (default: the Dockerfile's python:3.11-slim-bookworm)
 #   EXTRA_CA_CERT=path.crt  an extra CA for pip behind a TLS-intercepting proxy (build stage only)
 #   BUILDER=docker|podman|buildah  to choose instead of detecting
+#   PUSH=1                  push IMAGE to its registry after the build (log in with the builder first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${IMAGE:?set IMAGE=name:tag}"
@@ -45,3 +46,12 @@ case "$BUILDER" in
   buildah) buildah bud --isolation "${BUILDAH_ISOLATION:-chroot}" --layers "${args[@]}" . ;;
   *) echo "error: unknown BUILDER=$BUILDER (docker, podman or buildah)" >&2; exit 1 ;;
 esac
+
+if [ "${PUSH:-}" = 1 ]; then
+  echo "pushing $IMAGE"
+  case "$BUILDER" in
+    docker) docker push "$IMAGE" ;;
+    podman) podman push "$IMAGE" ;;
+    buildah) buildah push "$IMAGE" ;;
+  esac
+fi

@@ -22,10 +22,10 @@ def deploy_model(
 ):
     """Publish an immutable version, smoke-test it, move the champion pointer, mirror to MLflow."""
     from gated_training.deploy import deploy_model as run_step
-    from gated_training.failures import reported_failures
+    from gated_training.step_records import recorded_step
     from gated_training.summary import record_outcome
 
-    with reported_failures("deploy-model"):
+    with recorded_step("deploy-model"):
         outcome = run_step(
             model.path, test_data.path, feature_metadata.path, training_report.path, gate_decision.path,
             target_column, registry_uri, model_name, test_data.metadata.get("source_sha256", ""), kfp_run_id,

@@ -21,10 +21,10 @@ def engineer_features(
 ):
     """Split (stratified, deterministic), then fit the preprocessing pipeline on the training split only."""
     from gated_training.config import FeatureSettings, SplitSettings
-    from gated_training.failures import reported_failures
+    from gated_training.step_records import recorded_step
     from gated_training.features import engineer_features as run_step
 
-    with reported_failures("engineer-features"):
+    with recorded_step("engineer-features"):
         outcome = run_step(
             dataset.path, target_column,
             FeatureSettings(categorical_encoding, interaction_features, polynomial_degree, select_k_best),

@@ -27,9 +27,9 @@ def evaluate_model(
     """Model gate: absolute thresholds and the champion re-scored on the same test split. Returns "deploy" or "block"."""
     from gated_training.config import GateThresholds
     from gated_training.evaluation import evaluate_candidate
-    from gated_training.failures import reported_failures
+    from gated_training.step_records import recorded_step
 
-    with reported_failures("evaluate-model"):
+    with recorded_step("evaluate-model"):
         thresholds = GateThresholds(min_accuracy, min_f1, min_roc_auc, max_overfit_gap, max_regression,
                                     comparison_metric, first_run_policy)
         decision = evaluate_candidate(model.path, test_data.path, training_report.path, target_column, thresholds,

@@ -12,8 +12,8 @@ def report_data_blocked(
     summary: Output[Markdown],
 ):
     """Record a run blocked by the data gate: which critical expectations failed, with observed values."""
-    from gated_training.failures import reported_failures
+    from gated_training.step_records import recorded_step
     from gated_training.summary import record_outcome
 
-    with reported_failures("report-data-blocked"):
+    with recorded_step("report-data-blocked"):
         record_outcome(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path)

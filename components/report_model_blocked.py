@@ -13,8 +13,8 @@ def report_model_blocked(
     summary: Output[Markdown],
 ):
     """Record a run blocked by the model gate: each failed check with its value and threshold."""
-    from gated_training.failures import reported_failures
+    from gated_training.step_records import recorded_step
     from gated_training.summary import record_outcome
 
-    with reported_failures("report-model-blocked"):
+    with recorded_step("report-model-blocked"):
         record_outcome(validation_report.path, gate_decision.path, None, kfp_run_id, run_summary.path, summary.path)

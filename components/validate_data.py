@@ -16,10 +16,10 @@ def validate_data(
     validation_metrics: Output[Metrics],
 ) -> str:
     """Data gate: validate the batch with its GX suite. Returns "passed" or "blocked"."""
-    from gated_training.failures import reported_failures
+    from gated_training.step_records import recorded_step
     from gated_training.validation import validate_dataset
 
-    with reported_failures("validate-data"):
+    with recorded_step("validate-data"):
         outcome = validate_dataset(
             data_uri, suite_uri, target_column, min_quality_score,
             dataset.path, validation_report.path, data_docs.path,

@@ -4,6 +4,8 @@ Both gates use If/Else pairs: a lone dsl.If is silently skipped by kfp.local in 
 and every branch end records the outcome, so a blocked run says why in the UI.
 """
 
+import os
+
 from kfp import dsl
 
 from components.deploy_model import deploy_model
@@ -13,8 +15,11 @@ from components.report_data_blocked import report_data_blocked
 from components.report_model_blocked import report_model_blocked
 from components.train_model import train_model
 from components.validate_data import validate_data
+from pipelines.cluster import ClusterSettings, configure_step
 
 PIPELINE_NAME = "gated-training"
+# Compile-time cluster options (secrets, resources) from the environment; see pipelines/cluster.py.
+CLUSTER = ClusterSettings.from_env(os.environ)
 
 
 @dsl.pipeline(
@@ -86,8 +91,8 @@ def training_pipeline(
 
     validation = validate_data(
         data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
-    ).set_display_name("Validate data (GX)")
-    validation.set_caching_options(False)  # today's data must be validated today
+    )
+    configure_step(validation, "validate-data", "Validate data (GX)", CLUSTER, uses_gcs=True)
 
     with dsl.If(validation.outputs["Output"] == "passed", name="data-gate-passed"):
         features = engineer_features(
@@ -95,7 +100,8 @@ def training_pipeline(
             random_state=random_state, categorical_encoding=categorical_encoding,
             interaction_features=interaction_features, polynomial_degree=polynomial_degree,
             select_k_best=select_k_best,
-        ).set_display_name("Engineer features")
+        )
+        configure_step(features, "engineer-features", "Engineer features", CLUSTER)
         training = train_model(
             train_data=features.outputs["train_data"], test_data=features.outputs["test_data"],
             preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
@@ -103,32 +109,35 @@ def training_pipeline(
             min_samples_split=min_samples_split, learning_rate=learning_rate, random_state=random_state,
             cv_folds=cv_folds, mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment,
             kfp_run_id=run_id,
-        ).set_display_name("Train model (MLflow)")
-        training.set_caching_options(False)  # every run must leave its own MLflow run
+        )
+        configure_step(training, "train-model", "Train model (MLflow)", CLUSTER, uses_mlflow=True)
         evaluation = evaluate_model(
             model=training.outputs["model"], test_data=features.outputs["test_data"],
             training_report=training.outputs["training_report"], target_column=target_column,
             min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc, max_overfit_gap=max_overfit_gap,
             max_regression=max_regression, comparison_metric=comparison_metric, first_run_policy=first_run_policy,
             registry_uri=registry_uri, model_name=model_name,
-        ).set_display_name("Evaluate and gate")
-        evaluation.set_caching_options(False)  # the champion may have changed since the last run
+        )
+        configure_step(evaluation, "evaluate-model", "Evaluate and gate", CLUSTER, uses_gcs=True)
 
         with dsl.If(evaluation.outputs["Output"] == "deploy", name="model-gate-passed"):
-            deploy_model(
+            deployment = deploy_model(
                 model=training.outputs["model"], test_data=features.outputs["test_data"],
                 feature_metadata=features.outputs["feature_metadata"],
                 training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
                 validation_report=validation.outputs["validation_report"], target_column=target_column,
                 registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id,
-            ).set_display_name("Deploy to registry").set_caching_options(False)
+            )
+            configure_step(deployment, "deploy-model", "Deploy to registry", CLUSTER, uses_gcs=True, uses_mlflow=True)
         with dsl.Else(name="model-gate-blocked"):
-            report_model_blocked(
+            model_blocked = report_model_blocked(
                 validation_report=validation.outputs["validation_report"],
                 gate_decision=evaluation.outputs["gate_decision"], kfp_run_id=run_id,
-            ).set_display_name("Blocked by model gate").set_caching_options(False)
+            )
+            configure_step(model_blocked, "report-model-blocked", "Blocked by model gate", CLUSTER)
 
     with dsl.Else(name="data-gate-blocked"):
-        report_data_blocked(
+        data_blocked = report_data_blocked(
             validation_report=validation.outputs["validation_report"], kfp_run_id=run_id,
-        ).set_display_name("Blocked by data gate").set_caching_options(False)
+        )
+        configure_step(data_blocked, "report-data-blocked", "Blocked by data gate", CLUSTER)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from gated_training.failures import FAILURE_DIR_ENV
+import yaml
+
+from gated_training.step_records import RECORD_DIR_ENV, read_records
 from gated_training.summary import build_summary
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -67,6 +69,20 @@ def component_inputs(pipeline_yaml: Path) -> dict[str, tuple[str, Any]]:
     return {name: (param.type, param.default) for name, param in (spec.inputs or {}).items()}
 
 
+def without_retries(pipeline_yaml_text: str) -> str:
+    """The compiled YAML minus its task retry policies.
+
+    Retries with backoff (30 s, 60 s, 120 s) are for network blips on a cluster; kfp.local honours
+    them too, so locally a failing step would fail only after three and a half minutes.
+    """
+    documents = list(yaml.safe_load_all(pipeline_yaml_text))
+    spec = documents[0]
+    for component in [spec["root"], *spec.get("components", {}).values()]:
+        for task in component.get("dag", {}).get("tasks", {}).values():
+            task.pop("retryPolicy", None)
+    return yaml.safe_dump_all(documents, sort_keys=False)
+
+
 def _load_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -89,14 +105,14 @@ def run_compiled_pipeline(
     workdir.mkdir(parents=True, exist_ok=True)
     pipeline_root = (workdir / "kfp-runs").resolve()
     pipeline_root.mkdir(exist_ok=True)
-    failure_dir = workdir.resolve() / "failures" / uuid.uuid4().hex
+    record_dir = workdir.resolve() / "step-records" / uuid.uuid4().hex
     log_path = workdir / "last-run.log"
     before = {p.name for p in pipeline_root.iterdir()}
 
-    pipeline = components.load_component_from_file(str(pipeline_yaml))
+    pipeline = components.load_component_from_text(without_retries(pipeline_yaml.read_text()))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
-    previous_env = os.environ.get(FAILURE_DIR_ENV)
-    os.environ[FAILURE_DIR_ENV] = str(failure_dir)
+    previous_env = os.environ.get(RECORD_DIR_ENV)
+    os.environ[RECORD_DIR_ENV] = str(record_dir)
     error: str | None = None
     with open(log_path, "w") as log:
         sink: TextIO = sys.stdout if verbose else _ProgressTee(log, progress)  # type: ignore[assignment]
@@ -109,9 +125,9 @@ def run_compiled_pipeline(
             error = ANSI.sub("", str(exc))
         finally:
             if previous_env is None:
-                os.environ.pop(FAILURE_DIR_ENV, None)
+                os.environ.pop(RECORD_DIR_ENV, None)
             else:
-                os.environ[FAILURE_DIR_ENV] = previous_env
+                os.environ[RECORD_DIR_ENV] = previous_env
 
     new_runs = sorted(p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir())
     run_dir = new_runs[-1] if new_runs else None
@@ -121,16 +137,17 @@ def run_compiled_pipeline(
         for task in TERMINAL_TASKS:
             summary = _load_json(run_dir / task / "run_summary") or summary
     if summary is None:
-        summary = _failed_summary(error, failure_dir, run_dir, log_path)
+        summary = _failed_summary(error, record_dir, run_dir, log_path)
     summary["tasks_ran"] = tasks
+    summary["step_usage"] = read_records(record_dir, "usage")
     summary["log"] = str(log_path.resolve())
     return LocalRunResult(summary=summary, tasks_ran=tasks, run_dir=run_dir, log_path=log_path)
 
 
-def _failed_summary(error: str | None, failure_dir: Path, run_dir: Path | None, log_path: Path) -> dict[str, Any]:
-    records = sorted(failure_dir.glob("*.json")) if failure_dir.is_dir() else []
-    if records:
-        record = json.loads(records[0].read_text())
+def _failed_summary(error: str | None, record_dir: Path, run_dir: Path | None, log_path: Path) -> dict[str, Any]:
+    failures = list(read_records(record_dir, "failure").values())
+    if failures:
+        record = failures[0]
         step, message = record["step"], f"{record['error_type']}: {record['message']}"
     else:
         match = FAILED_TASK.search(error or "")

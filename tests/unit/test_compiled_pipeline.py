@@ -15,10 +15,15 @@ STEPS = ["validate-data", "engineer-features", "train-model", "evaluate-model", 
          "report-model-blocked", "report-data-blocked"]
 
 
-def compile_to(path, image: str | None = None) -> bytes:
-    env = {k: v for k, v in os.environ.items() if k != "IMAGE"}
+COMPILE_OPTIONS = ("IMAGE", "GCS_KEY_SECRET", "GCS_KEY_SECRET_KEY", "MLFLOW_TOKEN_SECRET", "MLFLOW_TOKEN_SECRET_KEY",
+                   "MLFLOW_BASIC_AUTH_SECRET", "RESOURCES_FILE")
+
+
+def compile_to(path, image: str | None = None, extra_env: dict[str, str] | None = None) -> bytes:
+    env = {k: v for k, v in os.environ.items() if k not in COMPILE_OPTIONS}
     if image:
         env["IMAGE"] = image
+    env.update(extra_env or {})
     subprocess.run([sys.executable, "-m", "pipelines.compile", str(path)], cwd=REPO_ROOT, env=env, check=True,
                    capture_output=True)
     return path.read_bytes()
@@ -76,12 +81,117 @@ def test_gates_branch_on_primitive_outputs(spec_document):
     assert "validate-data" in tasks
 
 
-def test_validation_evaluation_and_deploy_are_never_cached(spec_document):
+def test_no_step_is_ever_served_from_cache(spec_document):
+    # A nightly run with unchanged parameters must validate today's data against today's champion.
     caching = {name: task.get("cachingOptions", {}).get("enableCache", False) for name, task in _all_tasks(spec_document)
                if "componentRef" in task and name in STEPS}
-    for step in ("validate-data", "train-model", "evaluate-model", "deploy-model", "report-model-blocked",
-                 "report-data-blocked"):
+    assert set(caching) == set(STEPS)
+    for step in STEPS:
         assert caching[step] is False, step
+
+
+def test_every_step_has_a_display_name_resources_and_network_retries(spec_document):
+    from pipelines.cluster import DEFAULT_RESOURCES, NETWORK_RETRIES
+
+    tasks = dict(_all_tasks(spec_document))
+    display_names = {step: tasks[step]["taskInfo"]["name"] for step in STEPS}
+    assert display_names["validate-data"] == "Validate data (GX)"
+    assert display_names["report-data-blocked"] == "Blocked by data gate"
+    assert len(set(display_names.values())) == len(STEPS) and not set(display_names.values()) & set(STEPS)
+
+    executors = spec_document["deploymentSpec"]["executors"]
+    for step in STEPS:
+        resources = executors[f"exec-{step}"]["container"]["resources"]
+        expected = DEFAULT_RESOURCES[step]
+        assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == (expected.cpu_request, expected.cpu_limit)
+        assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == (
+            expected.memory_request, expected.memory_limit)
+        assert resources["memoryRequest"] <= resources["memoryLimit"] and resources["cpuRequest"] <= resources["cpuLimit"]
+
+    network_steps = {"validate-data", "train-model", "evaluate-model", "deploy-model"}
+    for step in STEPS:
+        policy = tasks[step].get("retryPolicy")
+        if step in network_steps:
+            assert policy["maxRetryCount"] == NETWORK_RETRIES and policy["backoffFactor"] == 2.0, step
+            assert policy["backoffDuration"] == "30s" and policy["backoffMaxDuration"] == "600s", step
+        else:
+            assert policy is None, f"{step} touches no network and must not retry"
+
+
+def test_default_yaml_mounts_no_secrets(spec_document):
+    assert len(list(yaml.safe_load_all(COMPILED_PIPELINE.read_text()))) == 1, "no platform spec without secret names"
+
+
+CREDENTIAL_PATTERNS = [
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----", r'"private_key"', r"ya29\.[0-9A-Za-z_-]+", r"AKIA[0-9A-Z]{16}",
+    r"gh[pousr]_[0-9A-Za-z]{20,}", r"eyJ[0-9A-Za-z_-]{10,}\.eyJ[0-9A-Za-z_-]{10,}", r"Bearer [0-9A-Za-z._-]{8,}",
+]
+
+
+def _assert_no_credentials(text: str, values: list[str]) -> None:
+    import re
+
+    for pattern in CREDENTIAL_PATTERNS:
+        assert not re.search(pattern, text), f"credential-like text matching {pattern} in the compiled YAML"
+    for value in values:
+        assert value not in text, "a credential value from the compile environment leaked into the YAML"
+
+
+def test_checked_in_yaml_holds_no_credentials():
+    _assert_no_credentials(COMPILED_PIPELINE.read_text(), [])
+
+
+def test_secrets_are_referenced_by_name_and_their_values_never_compiled_in(tmp_path):
+    key_file = tmp_path / "sa.json"
+    private_key = "-----BEGIN PRIVATE KEY-----\\nMIIEvFAKEFAKEFAKE\\n-----END PRIVATE KEY-----\\n"
+    key_file.write_text('{"type": "service_account", "private_key": "%s", "client_email": "x@p.iam"}' % private_key)
+    credentials = {"GOOGLE_APPLICATION_CREDENTIALS": str(key_file), "MLFLOW_TRACKING_TOKEN": "mlflow-tok-9f8e7d6c",
+                   "MLFLOW_TRACKING_PASSWORD": "hunter2-pass-7781", "KF_PIPELINES_TOKEN": "kfp-tok-1a2b3c4d"}
+    text = compile_to(tmp_path / "p.yaml", extra_env={
+        **credentials, "GCS_KEY_SECRET": "gcs-sa-key", "MLFLOW_TOKEN_SECRET": "mlflow-token",
+        "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic-auth"}).decode()
+    _assert_no_credentials(text, [v for k, v in credentials.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"]
+                           + ["MIIEvFAKEFAKEFAKE", str(key_file)])
+
+    pipeline_spec, platform = yaml.safe_load_all(text)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mounted = {step.removeprefix("exec-") for step, config in executors.items() if "secretAsVolume" in config}
+    assert mounted == {"validate-data", "train-model", "evaluate-model", "deploy-model"}
+    assert executors["exec-deploy-model"]["secretAsVolume"][0]["secretName"] == "gcs-sa-key"
+    token_env = {step.removeprefix("exec-"): [(e["secretName"], k["envVar"]) for e in config.get("secretAsEnv", [])
+                                              for k in e["keyToEnv"]] for step, config in executors.items()}
+    assert token_env["train-model"] == token_env["deploy-model"] == [
+        ("mlflow-token", "MLFLOW_TRACKING_TOKEN"), ("mlflow-basic-auth", "MLFLOW_TRACKING_USERNAME"),
+        ("mlflow-basic-auth", "MLFLOW_TRACKING_PASSWORD")]
+    assert "validate-data" not in token_env or token_env["validate-data"] == []
+    env = pipeline_spec["deploymentSpec"]["executors"]["exec-deploy-model"]["container"]["env"]
+    assert env == [{"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/secrets/gcs/key.json"}]
+
+
+def test_resources_file_overrides_and_bad_options_fail_clearly(tmp_path):
+    resources = tmp_path / "resources.yaml"
+    resources.write_text("train-model:\n  memory_limit: 16Gi\n  cpu_limit: '8'\n")
+    document = yaml.safe_load(compile_to(tmp_path / "p.yaml", extra_env={"RESOURCES_FILE": str(resources)}))
+    train = document["deploymentSpec"]["executors"]["exec-train-model"]["container"]["resources"]
+    assert (train["resourceMemoryLimit"], train["resourceCpuLimit"], train["resourceMemoryRequest"]) == ("16Gi", "8", "2Gi")
+
+    resources.write_text("train-model:\n  memory_request: 32Gi\n")
+    failed = compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
+    assert "train-model: memory_request 32Gi exceeds memory_limit 8Gi" in failed
+    resources.write_text("trian-model:\n  memory_limit: 1Gi\n")
+    assert "unknown step 'trian-model'" in compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
+    resources.write_text("train-model:\n  memory_limit: lots\n")
+    assert "memory_limit='lots' is not a memory quantity" in compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
+    assert "GCS_KEY_SECRET='My_Key' is not a Kubernetes secret name" in compile_failure(tmp_path, {"GCS_KEY_SECRET": "My_Key"})
+
+
+def compile_failure(tmp_path, extra_env: dict[str, str]) -> str:
+    env = {**{k: v for k, v in os.environ.items() if k not in COMPILE_OPTIONS}, **extra_env}
+    result = subprocess.run([sys.executable, "-m", "pipelines.compile", str(tmp_path / "bad.yaml")], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
 
 
 def _all_tasks(document):
@@ -99,3 +209,16 @@ def test_library_steps_do_not_import_kfp():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_local_runs_drop_the_cluster_retries_and_nothing_else():
+    from gated_training.local_run import without_retries
+
+    compiled = yaml.safe_load(COMPILED_PIPELINE.read_text())
+    local = yaml.safe_load(without_retries(COMPILED_PIPELINE.read_text()))
+    retried = [name for name, task in _all_tasks(compiled) if "retryPolicy" in task]
+    assert retried, "the compiled YAML retries its network steps"
+    assert not [name for name, task in _all_tasks(local) if "retryPolicy" in task]
+    for _, task in _all_tasks(compiled):
+        task.pop("retryPolicy", None)
+    assert local == compiled

@@ -1,0 +1,184 @@
+"""Cluster configuration compiled into the YAML: resources, retries, caching and secrets per step.
+
+Everything here is chosen at compile time from environment variables (``make compile`` passes
+them through), validated once in :meth:`ClusterSettings.from_env`:
+
+- ``GCS_KEY_SECRET``: a Kubernetes secret holding a GCS service-account key (key
+  ``GCS_KEY_SECRET_KEY``, default ``key.json``), mounted read-only for the steps that touch
+  ``gs://``. Unset: Workload Identity (or the node's default credentials) through the run's
+  Kubernetes service account, which is the recommended setup.
+- ``MLFLOW_TOKEN_SECRET``: a secret whose key ``MLFLOW_TOKEN_SECRET_KEY`` (default ``token``)
+  becomes ``MLFLOW_TRACKING_TOKEN`` in the steps that talk to MLflow.
+- ``MLFLOW_BASIC_AUTH_SECRET``: a secret with keys ``username`` and ``password`` for MLflow's
+  basic auth (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``).
+- ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
+
+Only secret *names* are compiled in; their values never leave the cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+CPU_QUANTITY = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
+MEMORY_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+MEMORY_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+# Retries with exponential backoff for steps that reach GCS or MLflow over the network:
+# 30 s, 60 s, 120 s, capped at 10 minutes in total. Steps that only read KFP artifacts don't retry.
+NETWORK_RETRIES = 3
+NETWORK_BACKOFF = "30s"
+NETWORK_BACKOFF_FACTOR = 2.0
+NETWORK_BACKOFF_MAX = "600s"
+
+
+class ClusterConfigError(ValueError):
+    """A compile-time option is invalid; the message names the variable or file and the rule."""
+
+
+@dataclass(frozen=True)
+class StepResources:
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+    def validated(self, where: str) -> "StepResources":
+        for name in ("cpu_request", "cpu_limit"):
+            if not CPU_QUANTITY.match(str(getattr(self, name))):
+                raise ClusterConfigError(f"{where}: {name}={getattr(self, name)!r} is not a CPU quantity like 500m or 2")
+        for name in ("memory_request", "memory_limit"):
+            if not MEMORY_QUANTITY.match(str(getattr(self, name))):
+                raise ClusterConfigError(f"{where}: {name}={getattr(self, name)!r} is not a memory quantity like 512Mi or 4Gi")
+        if _cpu(self.cpu_request) > _cpu(self.cpu_limit):
+            raise ClusterConfigError(f"{where}: cpu_request {self.cpu_request} exceeds cpu_limit {self.cpu_limit}")
+        if _bytes(self.memory_request) > _bytes(self.memory_limit):
+            raise ClusterConfigError(f"{where}: memory_request {self.memory_request} exceeds memory_limit {self.memory_limit}")
+        return self
+
+
+def _cpu(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _bytes(quantity: str) -> float:
+    number, unit = re.match(r"^([\d.]+)(\D*)$", quantity).groups()  # type: ignore[union-attr]
+    return float(number) * MEMORY_UNITS[unit]
+
+
+# Requests cover the peak RSS measured at 100k rows with headroom; limits leave room for ~1M rows.
+# Measured with `gated-training run` (step usage lines), sample data resampled to 100k rows × 10 columns:
+#   validate-data 376 MiB, engineer-features 332 MiB, train-model 472 MiB (17.5 s, 2 cores busy),
+#   evaluate-model 255 MiB, deploy-model 331 MiB, report-* 19 MiB.
+# Tune from the "[gated-training] <step>: wall …, CPU …, peak RSS …" line each step logs.
+DEFAULT_RESOURCES: dict[str, StepResources] = {
+    "validate-data": StepResources("1", "2", "1Gi", "4Gi"),
+    "engineer-features": StepResources("500m", "2", "1Gi", "4Gi"),
+    "train-model": StepResources("2", "4", "2Gi", "8Gi"),  # n_jobs=-1 uses the cgroup's CPU quota
+    "evaluate-model": StepResources("500m", "2", "1Gi", "4Gi"),
+    "deploy-model": StepResources("500m", "2", "1Gi", "4Gi"),
+    "report-model-blocked": StepResources("100m", "500m", "128Mi", "256Mi"),
+    "report-data-blocked": StepResources("100m", "500m", "128Mi", "256Mi"),
+}
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    gcs_key_secret: str | None = None
+    gcs_key_secret_key: str = "key.json"
+    mlflow_token_secret: str | None = None
+    mlflow_token_secret_key: str = "token"
+    mlflow_basic_auth_secret: str | None = None
+    resources: Mapping[str, StepResources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ClusterSettings":
+        def secret_name(variable: str) -> str | None:
+            value = env.get(variable, "").strip()
+            if value and not DNS_SUBDOMAIN.match(value):
+                raise ClusterConfigError(
+                    f"{variable}={value!r} is not a Kubernetes secret name (lowercase letters, digits, '-' and '.')")
+            return value or None
+
+        def secret_key(variable: str, default: str) -> str:
+            value = env.get(variable, "").strip() or default
+            if not SECRET_KEY.match(value):
+                raise ClusterConfigError(f"{variable}={value!r} is not a valid secret key (letters, digits, '-', '_', '.')")
+            return value
+
+        resources = dict(DEFAULT_RESOURCES)
+        if env.get("RESOURCES_FILE"):
+            resources.update(load_resources_file(Path(env["RESOURCES_FILE"])))
+        return cls(
+            gcs_key_secret=secret_name("GCS_KEY_SECRET"),
+            gcs_key_secret_key=secret_key("GCS_KEY_SECRET_KEY", "key.json"),
+            mlflow_token_secret=secret_name("MLFLOW_TOKEN_SECRET"),
+            mlflow_token_secret_key=secret_key("MLFLOW_TOKEN_SECRET_KEY", "token"),
+            mlflow_basic_auth_secret=secret_name("MLFLOW_BASIC_AUTH_SECRET"),
+            resources=resources,
+        )
+
+
+def load_resources_file(path: Path) -> dict[str, StepResources]:
+    """``step: {cpu_request: .., cpu_limit: .., memory_request: .., memory_limit: ..}``; fields may be partial."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ClusterConfigError(f"RESOURCES_FILE {path}: no such file") from exc
+    except yaml.YAMLError as exc:
+        raise ClusterConfigError(f"RESOURCES_FILE {path}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ClusterConfigError(f"RESOURCES_FILE {path}: expected a mapping of step names to resources")
+    allowed = {f.name for f in fields(StepResources)}
+    overrides = {}
+    for step, values in document.items():
+        if step not in DEFAULT_RESOURCES:
+            raise ClusterConfigError(f"RESOURCES_FILE {path}: unknown step {step!r}; steps are {', '.join(DEFAULT_RESOURCES)}")
+        if not isinstance(values, dict) or set(values) - allowed:
+            raise ClusterConfigError(f"RESOURCES_FILE {path}: {step}: expected only {', '.join(sorted(allowed))}")
+        merged = replace(DEFAULT_RESOURCES[step], **{k: str(v) for k, v in values.items()})
+        overrides[step] = merged.validated(f"RESOURCES_FILE {path}: {step}")
+    return overrides
+
+
+def configure_step(
+    task: PipelineTask,
+    step: str,
+    display_name: str,
+    settings: ClusterSettings,
+    *,
+    uses_gcs: bool = False,
+    uses_mlflow: bool = False,
+) -> PipelineTask:
+    """Display name, resources, no caching, and (for network steps) retries and credentials."""
+    resources = settings.resources[step]
+    task.set_display_name(display_name)
+    task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
+    task.set_memory_request(resources.memory_request).set_memory_limit(resources.memory_limit)
+    # Never from cache: a nightly run with unchanged parameters must validate, train, gate and
+    # deploy against today's data and today's champion, not replay yesterday's outputs.
+    task.set_caching_options(False)
+    if uses_gcs or uses_mlflow:
+        task.set_retry(num_retries=NETWORK_RETRIES, backoff_duration=NETWORK_BACKOFF,
+                       backoff_factor=NETWORK_BACKOFF_FACTOR, backoff_max_duration=NETWORK_BACKOFF_MAX)
+    # MLflow may store artifacts on GCS and the client then writes them directly: MLflow steps get GCS access too.
+    if (uses_gcs or uses_mlflow) and settings.gcs_key_secret:
+        kubernetes.use_secret_as_volume(task, secret_name=settings.gcs_key_secret, mount_path=GCS_KEY_MOUNT_PATH)
+        task.set_env_variable("GOOGLE_APPLICATION_CREDENTIALS", f"{GCS_KEY_MOUNT_PATH}/{settings.gcs_key_secret_key}")
+    if uses_mlflow and settings.mlflow_token_secret:
+        kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_token_secret,
+                                     secret_key_to_env={settings.mlflow_token_secret_key: "MLFLOW_TRACKING_TOKEN"})
+    if uses_mlflow and settings.mlflow_basic_auth_secret:
+        kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_basic_auth_secret, secret_key_to_env={
+            "username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"})
+    return task

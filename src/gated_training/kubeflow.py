@@ -1,0 +1,431 @@
+"""Upload, run and schedule the compiled pipeline on a Kubeflow Pipelines backend (``kfp.Client``).
+
+Like ``local_run``, this module imports kfp only inside functions: the pipeline steps never
+need it. Every backend error comes back as :class:`KubeflowError` with a message that says
+what was attempted, on which host, and what to do about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+
+from gated_training.errors import GatedTrainingError
+
+TERMINAL_RUN_STATES = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
+# The display names of the tasks that end each branch (pipelines/training_pipeline.py).
+OUTCOME_TASKS = {
+    "Deploy to registry": "deployed",
+    "Blocked by model gate": "blocked by the model gate",
+    "Blocked by data gate": "blocked by the data gate",
+}
+DEFAULT_SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+
+
+class KubeflowError(GatedTrainingError):
+    """The Kubeflow Pipelines backend could not be reached or refused a request."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the backend is and who we are. Unset fields fall back to kfp's own discovery:
+    ``KF_PIPELINES_ENDPOINT``, the in-cluster service and its service-account token, then the
+    kube context (through the API server proxy)."""
+
+    host: str | None = None
+    namespace: str | None = None
+    token: str | None = field(default=None, repr=False)
+    sa_token_path: str | None = None
+    kube_context: str | None = None
+    ca_cert: str | None = None
+    ui_host: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.host or os.environ.get("KF_PIPELINES_ENDPOINT") or "the in-cluster or kube-context endpoint"
+
+    def run_url(self, run_id: str) -> str:
+        base = self.ui_host or os.environ.get("KF_PIPELINES_UI_ENDPOINT") or self.host or os.environ.get(
+            "KF_PIPELINES_ENDPOINT") or ""
+        base = base.rstrip("/") if base.startswith("http") else (f"http://{base}" if base else "/pipeline")
+        return f"{base}/#/runs/details/{run_id}"
+
+
+def _api_exception_types() -> tuple[type[BaseException], ...]:
+    import kfp_server_api
+    import urllib3
+
+    return kfp_server_api.ApiException, urllib3.exceptions.HTTPError
+
+
+def _server_message(body: Any) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        document = json.loads(body or "")
+    except (TypeError, ValueError):
+        return str(body or "").strip()[:300]
+    if isinstance(document, dict):
+        return str(document.get("error_message") or document.get("message") or document.get("error") or "")[:300]
+    return ""
+
+
+def describe_error(exc: BaseException, action: str, connection: Connection) -> KubeflowError:
+    """Turn a kfp/urllib3 exception into a message that says what to do."""
+    import kfp_server_api
+
+    where = connection.target
+    if isinstance(exc, kfp_server_api.ApiException):
+        detail = _server_message(exc.body)
+        suffix = f": {detail}" if detail else ""
+        if exc.status == 401:
+            return KubeflowError(
+                f"{action}: {where} rejected our credentials (401 Unauthorized){suffix}. Provide a token with "
+                "KF_PIPELINES_TOKEN or --token-file, or --sa-token-path for a projected service-account token")
+        if exc.status == 403:
+            namespace = connection.namespace or "the default namespace"
+            return KubeflowError(
+                f"{action}: permission denied (403 Forbidden) in {namespace} on {where}{suffix}. "
+                "Use --namespace for your profile namespace, or ask for access to it")
+        if exc.status == 404:
+            return KubeflowError(f"{action}: not found (404) on {where}{suffix}")
+        if exc.status == 409:
+            return KubeflowError(f"{action}: already exists (409 Conflict) on {where}{suffix}")
+        if exc.status == 0 or exc.status is None:  # kfp_server_api maps SSL errors to status 0
+            return KubeflowError(f"{action}: TLS error talking to {where}: {exc.reason}. Use --ca-cert for a private CA")
+        return KubeflowError(f"{action}: {where} answered {exc.status} {exc.reason or ''}{suffix}".rstrip())
+    reason = getattr(exc, "reason", None) or exc
+    return KubeflowError(
+        f"{action}: cannot reach Kubeflow Pipelines at {where} ({reason}). Check --host or KF_PIPELINES_ENDPOINT "
+        "(e.g. `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80` then --host http://localhost:8080)")
+
+
+@contextlib.contextmanager
+def api_call(action: str, connection: Connection) -> Iterator[None]:
+    """Map backend errors to KubeflowError and keep kfp's own prints and warnings off the terminal."""
+    errors = _api_exception_types()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except errors as exc:
+        raise describe_error(exc, action, connection) from exc
+
+
+def connect(connection: Connection) -> Any:
+    """A ``kfp.Client`` for the connection, checked with one health request."""
+    import kfp
+    from kfp.client import set_volume_credentials
+
+    class _Client(kfp.Client):
+        # kfp retries the health check 5 times, 5 s apart, even on 401: fail fast and clearly instead,
+        # and remember the answer so connecting costs one request.
+        def get_kfp_healthz(self, sleep_duration: int = 5) -> Any:
+            if getattr(self, "_health", None) is None:
+                self._health = self._healthz_api.healthz_service_get_healthz()
+            return self._health
+
+    credentials = None
+    if connection.sa_token_path:
+        if not Path(connection.sa_token_path).is_file():
+            raise KubeflowError(f"--sa-token-path {connection.sa_token_path}: no such file")
+        credentials = set_volume_credentials.ServiceAccountTokenVolumeCredentials(path=connection.sa_token_path)
+    with api_call("connecting", connection):
+        client = _Client(
+            host=connection.host, namespace=connection.namespace or "kubeflow", existing_token=connection.token,
+            credentials=credentials, kube_context=connection.kube_context, ssl_ca_cert=connection.ca_cert,
+            ui_host=connection.ui_host,
+        )
+        if connection.namespace:
+            client._context_setting["namespace"] = connection.namespace  # also when it is literally "kubeflow"
+        health = client.get_kfp_healthz()
+    if getattr(health, "multi_user", False) and not client.get_user_namespace():
+        raise KubeflowError(f"{connection.target} is a multi-user Kubeflow: pass --namespace with your profile namespace")
+    return client
+
+
+def read_token(token_file: str | None) -> str | None:
+    """A bearer token from --token-file, else KF_PIPELINES_TOKEN; never from the command line itself."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise KubeflowError(f"--token-file {token_file}: {exc.strerror}") from exc
+        if not token:
+            raise KubeflowError(f"--token-file {token_file} is empty")
+        return token
+    return os.environ.get("KF_PIPELINES_TOKEN") or None
+
+
+# ---- what is uploaded ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PipelinePackage:
+    path: Path
+    name: str
+    sha256: str
+    parameters: dict[str, tuple[str, Any]]
+
+
+def read_package(path: Path) -> PipelinePackage:
+    if not path.is_file():
+        raise KubeflowError(f"compiled pipeline {path} not found: run `make compile` first")
+    content = path.read_bytes()
+    try:
+        document = next(yaml.safe_load_all(content))
+        name = document["pipelineInfo"]["name"]
+        declared = document["root"].get("inputDefinitions", {}).get("parameters", {})
+    except (yaml.YAMLError, StopIteration, KeyError, TypeError) as exc:
+        raise KubeflowError(f"{path} is not a compiled KFP pipeline: {exc}") from exc
+    kfp_types = {"STRING": "String", "NUMBER_DOUBLE": "Float", "NUMBER_INTEGER": "Integer", "BOOLEAN": "Boolean"}
+    parameters = {n: (kfp_types.get(p["parameterType"], "String"), p.get("defaultValue")) for n, p in declared.items()}
+    return PipelinePackage(path, name, hashlib.sha256(content).hexdigest(), parameters)
+
+
+def checkout_revision(directory: Path) -> tuple[str, bool]:
+    """(commit, dirty) of the git checkout holding ``directory``; ("nogit", False) outside git.
+
+    ``compiled/`` does not count as dirty: compiling for your registry (``IMAGE=...``) rewrites
+    it, and the spec hash in the version name already tells those specs apart.
+    """
+    try:
+        commit = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no", "--",
+                                 ":(top)", ":(top,exclude)compiled/"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "nogit", False
+    return commit, bool(status.strip())
+
+
+def version_name(package_version: str, commit: str, dirty: bool, spec_sha256: str) -> str:
+    """``<package version>-<commit>[-dirty]-<spec hash>``: the same name always means the same spec."""
+    return f"{package_version}-{commit[:7]}{'-dirty' if dirty else ''}-{spec_sha256[:8]}"
+
+
+def default_version_name(package: PipelinePackage) -> str:
+    from gated_training import __version__
+
+    commit, dirty = checkout_revision(package.path.resolve().parent)
+    return version_name(__version__, commit, dirty, package.sha256)
+
+
+# ---- pipelines and versions ---------------------------------------------------------------------
+
+def _equals(key: str, value: str) -> str:
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
+
+
+def find_pipeline_id(client: Any, name: str, connection: Connection) -> str | None:
+    with api_call(f"looking up pipeline {name!r}", connection):
+        return client.get_pipeline_id(name)
+
+
+def find_version_id(client: Any, pipeline_id: str, name: str, connection: Connection) -> str | None:
+    with api_call(f"looking up pipeline version {name!r}", connection):
+        response = client.list_pipeline_versions(pipeline_id=pipeline_id, filter=_equals("display_name", name))
+    versions = [v for v in (response.pipeline_versions or []) if v.display_name == name]
+    return versions[0].pipeline_version_id if versions else None
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    pipeline_id: str
+    version_id: str
+    version_name: str
+    created_pipeline: bool
+    created_version: bool
+
+
+def upload(client: Any, connection: Connection, package: PipelinePackage, version: str,
+           pipeline_name: str | None = None, description: str = "") -> UploadResult:
+    """Create the pipeline if needed, then the named version; an existing name is left as it is."""
+    name = pipeline_name or package.name
+    pipeline_id = find_pipeline_id(client, name, connection)
+    created_pipeline = pipeline_id is None
+    if pipeline_id is None:
+        # KFP names a new pipeline's first version after the pipeline; the named version follows.
+        with api_call(f"uploading pipeline {name!r}", connection):
+            pipeline_id = client.upload_pipeline(str(package.path), pipeline_name=name, description=description or None,
+                                                 namespace=connection.namespace).pipeline_id
+    existing = find_version_id(client, pipeline_id, version, connection)
+    if existing:
+        return UploadResult(pipeline_id, existing, version, created_pipeline, created_version=False)
+    with api_call(f"uploading version {version!r} of pipeline {name!r}", connection):
+        uploaded = client.upload_pipeline_version(str(package.path), pipeline_version_name=version,
+                                                  pipeline_id=pipeline_id, description=description or None)
+    return UploadResult(pipeline_id, uploaded.pipeline_version_id, version, created_pipeline, created_version=True)
+
+
+def resolve_version(client: Any, connection: Connection, pipeline_name: str, version: str) -> tuple[str, str]:
+    """(pipeline id, version id), or an error that says how to upload it."""
+    pipeline_id = find_pipeline_id(client, pipeline_name, connection)
+    if pipeline_id is None:
+        raise KubeflowError(f"pipeline {pipeline_name!r} not found on {connection.target}: run `make upload` first")
+    version_id = find_version_id(client, pipeline_id, version, connection)
+    if version_id is None:
+        raise KubeflowError(f"pipeline {pipeline_name!r} has no version {version!r} on {connection.target}: "
+                            "run `make upload` from this checkout, or pass --version with an uploaded version")
+    return pipeline_id, version_id
+
+
+def ensure_experiment(client: Any, connection: Connection, name: str) -> str:
+    with api_call(f"creating or finding experiment {name!r}", connection):
+        return client.create_experiment(name=name, namespace=connection.namespace).experiment_id
+
+
+# ---- runs ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunRequest:
+    experiment: str
+    run_name: str
+    parameters: dict[str, Any]
+    package: PipelinePackage | None = None  # a one-off run of the local YAML...
+    version: tuple[str, str] | None = None  # ...or an uploaded (pipeline id, version id)
+    pipeline_root: str | None = None
+    service_account: str | None = None
+
+
+def submit(client: Any, connection: Connection, request: RunRequest) -> str:
+    """Create the run; returns its id. Caching stays as compiled (off for every step)."""
+    experiment_id = ensure_experiment(client, connection, request.experiment)
+    source = {"pipeline_package_path": str(request.package.path)} if request.package else {
+        "pipeline_id": request.version[0], "version_id": request.version[1]}  # type: ignore[index]
+    with api_call(f"creating run {request.run_name!r}", connection):
+        run = client.run_pipeline(experiment_id=experiment_id, job_name=request.run_name, params=request.parameters,
+                                  pipeline_root=request.pipeline_root, service_account=request.service_account,
+                                  **source)
+    return run.run_id
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    state: str
+    outcome: str
+    tasks: list[tuple[str, str]]
+    error: str
+
+
+def run_result(run: Any) -> RunResult:
+    details = getattr(run, "run_details", None)
+    tasks = [(t.display_name or t.task_id, t.state or "") for t in (getattr(details, "task_details", None) or [])]
+    outcome = next((OUTCOME_TASKS[name] for name, state in tasks if name in OUTCOME_TASKS and state == "SUCCEEDED"),
+                   "")
+    state = run.state or "RUNTIME_STATE_UNSPECIFIED"
+    if not outcome:
+        outcome = "failed" if state in ("FAILED", "CANCELED") else state.lower()
+    error = getattr(getattr(run, "error", None), "message", None) or ""
+    return RunResult(run.run_id, state, outcome, tasks, error)
+
+
+def wait_for_run(client: Any, connection: Connection, run_id: str, timeout_seconds: float, poll_seconds: float,
+                 on_state: Callable[[str], None] = lambda state: None) -> RunResult:
+    """Poll until the run ends (CANCELED included, which kfp's own wait misses) or the timeout passes."""
+    deadline = time.monotonic() + timeout_seconds
+    last_state = None
+    while True:
+        with api_call(f"reading run {run_id}", connection):
+            run = client.get_run(run_id)
+        if run.state != last_state:
+            last_state = run.state
+            on_state(run.state or "RUNTIME_STATE_UNSPECIFIED")
+        if run.state in TERMINAL_RUN_STATES:
+            return run_result(run)
+        if time.monotonic() >= deadline:
+            raise KubeflowError(f"run {run_id} is still {run.state} after {timeout_seconds:.0f} s; it keeps running: "
+                                f"follow it at {connection.run_url(run_id)}")
+        time.sleep(poll_seconds)
+
+
+# ---- recurring runs -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    name: str
+    experiment: str
+    pipeline_id: str
+    version_id: str
+    parameters: dict[str, Any]
+    cron: str | None = None
+    interval_seconds: int | None = None
+    max_concurrency: int = 1
+    catchup: bool = False
+    enabled: bool = True
+    pipeline_root: str | None = None
+    service_account: str | None = None
+    description: str = ""
+
+
+def find_schedules(client: Any, connection: Connection, name_or_id: str | None = None) -> list[Any]:
+    """Recurring runs in the namespace, all pages; optionally only those with this id or display name."""
+    schedules, token = [], ""
+    while True:
+        with api_call("listing recurring runs", connection):
+            response = client.list_recurring_runs(page_token=token, page_size=100, namespace=connection.namespace)
+        schedules.extend(response.recurring_runs or [])
+        token = response.next_page_token or ""
+        if not token:
+            break
+    if name_or_id is None:
+        return schedules
+    return [s for s in schedules if name_or_id in (s.recurring_run_id, s.display_name)]
+
+
+def create_schedule(client: Any, connection: Connection, request: ScheduleRequest) -> Any:
+    if request.max_concurrency < 1:
+        raise KubeflowError(f"--max-concurrency {request.max_concurrency}: must be at least 1")
+    duplicates = find_schedules(client, connection, request.name)
+    if duplicates:
+        raise KubeflowError(f"a recurring run named {request.name!r} already exists "
+                            f"(id {duplicates[0].recurring_run_id}): delete it first or choose another --name")
+    experiment_id = ensure_experiment(client, connection, request.experiment)
+    with api_call(f"creating recurring run {request.name!r}", connection):
+        return client.create_recurring_run(
+            experiment_id=experiment_id, job_name=request.name, description=request.description or None,
+            cron_expression=request.cron, interval_second=request.interval_seconds,
+            max_concurrency=request.max_concurrency, no_catchup=not request.catchup, params=request.parameters,
+            pipeline_id=request.pipeline_id, version_id=request.version_id, enabled=request.enabled,
+            pipeline_root=request.pipeline_root, service_account=request.service_account,
+        )
+
+
+def one_schedule(client: Any, connection: Connection, name_or_id: str) -> Any:
+    matches = find_schedules(client, connection, name_or_id)
+    if not matches:
+        raise KubeflowError(f"no recurring run with id or name {name_or_id!r} on {connection.target}")
+    if len(matches) > 1:
+        ids = ", ".join(s.recurring_run_id for s in matches)
+        raise KubeflowError(f"{len(matches)} recurring runs are named {name_or_id!r} ({ids}): pass the id")
+    return matches[0]
+
+
+def change_schedule(client: Any, connection: Connection, name_or_id: str, action: str) -> Any:
+    """``enable``, ``disable`` or ``delete`` one recurring run, found by id or display name."""
+    schedule = one_schedule(client, connection, name_or_id)
+    method = {"enable": client.enable_recurring_run, "disable": client.disable_recurring_run,
+              "delete": client.delete_recurring_run}[action]
+    with api_call(f"{action} recurring run {schedule.display_name!r}", connection):
+        method(schedule.recurring_run_id)
+    return schedule
+
+
+def describe_trigger(schedule: Any) -> str:
+    trigger = schedule.trigger
+    if trigger and trigger.cron_schedule and trigger.cron_schedule.cron:
+        return f"cron {trigger.cron_schedule.cron}"
+    if trigger and trigger.periodic_schedule and trigger.periodic_schedule.interval_second:
+        return f"every {trigger.periodic_schedule.interval_second} s"
+    return "no trigger"

@@ -1,0 +1,74 @@
+"""What each step leaves behind for whoever runs it: its resource usage and, if it raised, why.
+
+Every component body runs inside :func:`recorded_step`. At the end it logs one line with the
+step's wall time, CPU time and peak RSS (on a cluster that pod-log line is what you tune the
+resource requests from). When ``GATED_TRAINING_RECORD_DIR`` is set (the CLI sets it for local
+runs) it also writes ``<step>.usage.json`` and, when the step raises, ``<step>.failure.json``
+before the error propagates, so the local summary can say which step failed and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+RECORD_DIR_ENV = "GATED_TRAINING_RECORD_DIR"
+
+
+def resource_usage(started_wall: float) -> dict[str, float]:
+    """Usage of this process so far: the executor process is the whole step, imports included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "wall_seconds": round(time.monotonic() - started_wall, 3),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is KiB on Linux
+    }
+
+
+def _write_record(step: str, kind: str, record: dict[str, Any]) -> None:
+    directory = os.environ.get(RECORD_DIR_ENV)
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        Path(directory, f"{step}.{kind}.json").write_text(json.dumps(record, indent=2))
+
+
+def read_records(directory: Path, kind: str) -> dict[str, dict[str, Any]]:
+    """The records of one kind (``usage`` or ``failure``) in a record directory, by step."""
+    if not directory.is_dir():
+        return {}
+    suffix = f".{kind}.json"
+    return {path.name[: -len(suffix)]: json.loads(path.read_text()) for path in sorted(directory.glob(f"*{suffix}"))}
+
+
+@contextmanager
+def recorded_step(step: str, started_wall: float | None = None) -> Iterator[None]:
+    # The process start is the honest start: imports before the body are part of the step's cost.
+    started = started_wall if started_wall is not None else _process_start_monotonic()
+    try:
+        yield
+    except Exception as exc:
+        _write_record(step, "failure", {"step": step, "error_type": type(exc).__name__, "message": str(exc)})
+        raise
+    finally:
+        usage = resource_usage(started)
+        _write_record(step, "usage", {"step": step, **usage})
+        print(f"[gated-training] {step}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
+              f"peak RSS {usage['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+
+
+def _process_start_monotonic() -> float:
+    """This process's start on the monotonic clock (Linux /proc), else now."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        # /proc/uptime and CLOCK_BOOTTIME share a base; convert the age to the monotonic clock.
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+        return time.monotonic() - max(age, 0.0)
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()

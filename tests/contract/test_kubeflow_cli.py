@@ -1,0 +1,331 @@
+"""Contract tests: `gated-training upload | submit | schedule` against a loopback KFP v2beta1 API.
+
+No cluster exists here, so the real ``kfp.Client`` talks to tests/kfp_api_server.py, which
+records every request. The tests assert what was sent (the uploaded bytes, parameters, cron,
+version pinning) and how error statuses surface. Payloads are built by kfp, never by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import subprocess
+
+import pytest
+import yaml
+
+from gated_training import __version__
+from gated_training.cli import main
+from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
+from tests.kfp_api_server import FakeKubeflowPipelines
+
+CLUSTER_STATE = ["--set", "registry_uri=gs://models/registry", "--set", "mlflow_tracking_uri=https://mlflow.example.com"]
+COMPILED_BYTES = COMPILED_PIPELINE.read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def isolated_kfp_context(tmp_path, monkeypatch):
+    """kfp.Client reads (and may write) ~/.config/kfp/context.json: never the developer's own."""
+    import kfp
+
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    for variable in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def kfp_api():
+    with FakeKubeflowPipelines() as server:
+        yield server
+
+
+def cli(server: FakeKubeflowPipelines, *args: str) -> int:
+    return main([*args, "--host", server.url])
+
+
+def expected_version_name() -> str:
+    commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    changed = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    dirty = any(not line[3:].startswith("compiled/") for line in changed)
+    return f"{__version__}-{commit[:7]}{'-dirty' if dirty else ''}-{hashlib.sha256(COMPILED_BYTES).hexdigest()[:8]}"
+
+
+def compiled_documents() -> list[dict]:
+    return list(yaml.safe_load_all(COMPILED_BYTES))
+
+
+def posts(server: FakeKubeflowPipelines) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in server.requests if r.method != "GET"]
+
+
+# ---- upload ----------------------------------------------------------------------------------
+
+def test_first_upload_creates_the_pipeline_then_the_named_version_with_the_compiled_bytes(kfp_api, capsys):
+    assert cli(kfp_api, "upload") == 0
+
+    pipeline_upload, = kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload")
+    assert pipeline_upload.query["name"] == "gated-training"
+    assert pipeline_upload.files["uploadfile"] == COMPILED_BYTES
+    version_upload, = kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload_version")
+    assert version_upload.query == {"name": expected_version_name(), "pipelineid": "pipeline-0001"}
+    assert version_upload.files["uploadfile"] == COMPILED_BYTES
+    assert re.fullmatch(rf"{re.escape(__version__)}-[0-9a-f]{{7}}(-dirty)?-[0-9a-f]{{8}}", expected_version_name())
+    out = capsys.readouterr().out
+    assert "created pipeline 'gated-training'" in out and f"'{expected_version_name()}' uploaded" in out
+
+
+def test_upload_to_an_existing_pipeline_adds_only_a_version_and_is_idempotent(kfp_api, capsys):
+    assert cli(kfp_api, "upload", "--version-name", "0.0.9-previous") == 0
+    kfp_api.requests.clear()
+
+    assert cli(kfp_api, "upload") == 0
+    assert posts(kfp_api) == [("POST", "/apis/v2beta1/pipelines/upload_version")]
+    assert kfp_api.calls("POST", ".*upload_version")[0].query["name"] == expected_version_name()
+
+    kfp_api.requests.clear()
+    assert cli(kfp_api, "upload") == 0
+    assert posts(kfp_api) == [], "an existing version name is never uploaded twice"
+    assert "already uploaded, unchanged" in capsys.readouterr().out
+    names = sorted(v["display_name"] for v in kfp_api.versions.values())
+    assert names == sorted(["gated-training", "0.0.9-previous", expected_version_name()])
+
+
+def test_upload_of_a_missing_yaml_says_to_compile(kfp_api, capsys, tmp_path):
+    assert cli(kfp_api, "upload", "--pipeline", str(tmp_path / "nope.yaml")) == 1
+    assert "run `make compile` first" in capsys.readouterr().err
+    assert kfp_api.requests == []
+
+
+# ---- submit ----------------------------------------------------------------------------------
+
+def test_submit_sends_the_compiled_spec_and_exactly_the_given_parameters(kfp_api, capsys, tmp_path):
+    params = tmp_path / "cluster.params.yaml"
+    params.write_text("data_uri: gs://data/batch.parquet\nmin_accuracy: 0.9\nn_estimators: 200\n"
+                      "registry_uri: gs://models/registry\nmlflow_tracking_uri: https://mlflow.example.com\n")
+    code = cli(kfp_api, "submit", "--params", str(params), "--set", "interaction_features=true",
+               "--set", "min_accuracy=0.8", "--experiment", "nightly", "--run-name", "manual-1",
+               "--pipeline-root", "gs://kfp-root/runs", "--service-account", "pipeline-runner")
+    assert code == 0
+
+    run, = kfp_api.calls("POST", "/apis/v2beta1/runs")
+    assert run.body["display_name"] == "manual-1"
+    assert run.body["runtime_config"] == {
+        "pipeline_root": "gs://kfp-root/runs",
+        "parameters": {"data_uri": "gs://data/batch.parquet", "min_accuracy": 0.8, "n_estimators": 200,
+                       "registry_uri": "gs://models/registry", "mlflow_tracking_uri": "https://mlflow.example.com",
+                       "interaction_features": True},
+    }
+    assert run.body["service_account"] == "pipeline-runner"
+    assert run.body["pipeline_spec"] == compiled_documents()[0]
+    assert "pipeline_version_reference" not in run.body
+    experiment = kfp_api.experiments[run.body["experiment_id"]]
+    assert experiment["display_name"] == "nightly"
+    out = capsys.readouterr().out
+    assert f"{kfp_api.url}/#/runs/details/run-" in out
+
+
+def test_submit_a_pinned_version(kfp_api):
+    assert cli(kfp_api, "upload") == 0
+    version_id = next(v["pipeline_version_id"] for v in kfp_api.versions.values()
+                      if v["display_name"] == expected_version_name())
+    assert cli(kfp_api, "submit", "--version", expected_version_name(), *CLUSTER_STATE) == 0
+    run, = kfp_api.calls("POST", "/apis/v2beta1/runs")
+    assert run.body["pipeline_version_reference"] == {"pipeline_id": "pipeline-0001", "pipeline_version_id": version_id}
+    assert "pipeline_spec" not in run.body
+
+
+@pytest.mark.parametrize(("final_state", "tasks", "exit_code", "outcome"), [
+    ("SUCCEEDED", [("Validate data (GX)", "SUCCEEDED"), ("Deploy to registry", "SUCCEEDED")], 0, "deployed"),
+    ("SUCCEEDED", [("Validate data (GX)", "SUCCEEDED"), ("Blocked by model gate", "SUCCEEDED")], 0,
+     "blocked by the model gate"),
+    ("FAILED", [("Validate data (GX)", "SUCCEEDED"), ("Train model (MLflow)", "FAILED")], 1, "failed"),
+    ("CANCELED", [], 1, "failed"),
+])
+def test_submit_wait_follows_the_run_and_reports_its_outcome(kfp_api, capsys, final_state, tasks, exit_code, outcome):
+    kfp_api.run_states = ["PENDING", "RUNNING", "RUNNING", final_state]
+    kfp_api.final_tasks = tasks
+    assert cli(kfp_api, "submit", "--wait", "--poll-seconds", "0.01", *CLUSTER_STATE) == exit_code
+    out = capsys.readouterr().out
+    assert "state: PENDING" in out and "state: RUNNING" in out and f"state: {final_state}" in out
+    assert f"run {final_state}: {outcome}" in out
+    assert len(kfp_api.calls("GET", r"/apis/v2beta1/runs/run-\d+")) == 4
+
+
+def test_submit_wait_gives_up_after_the_timeout_and_says_where_to_look(kfp_api, capsys):
+    kfp_api.run_states = ["RUNNING"]
+    assert cli(kfp_api, "submit", "--wait", "--timeout", "0.05", "--poll-seconds", "0.01", *CLUSTER_STATE) == 1
+    assert "still RUNNING after" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--set", "mlflow_tracking_uri=https://mlflow"], "registry_uri='.gated-training/registry' is a path inside the pod"),
+    (["--set", "registry_uri=gs://m/r"], "mlflow_tracking_uri='' would track into the pod"),
+    ([*CLUSTER_STATE, "--set", "no_such=1"], "unknown parameter 'no_such'"),
+    ([*CLUSTER_STATE, "--set", "min_accuracy=high"], "parameter min_accuracy='high'"),
+    ([*CLUSTER_STATE, "--set", "min_accuracy=1.5"], "min_accuracy"),
+])
+def test_submit_refuses_bad_parameters_before_any_request(kfp_api, capsys, arguments, message):
+    assert cli(kfp_api, "submit", *arguments) == 2
+    assert message in capsys.readouterr().err
+    assert kfp_api.requests == []
+
+
+def test_submit_of_a_version_never_uploaded_says_to_upload(kfp_api, capsys):
+    assert cli(kfp_api, "submit", "--version", "9.9.9-abc", *CLUSTER_STATE) == 1
+    assert "pipeline 'gated-training' not found" in capsys.readouterr().err
+    assert cli(kfp_api, "upload") == 0
+    assert cli(kfp_api, "submit", "--version", "9.9.9-abc", *CLUSTER_STATE) == 1
+    assert "has no version '9.9.9-abc'" in capsys.readouterr().err
+    assert kfp_api.calls("POST", "/apis/v2beta1/runs") == []
+
+
+# ---- schedule --------------------------------------------------------------------------------
+
+def test_schedule_pins_the_uploaded_version_with_cron_one_at_a_time_and_no_catchup(kfp_api, capsys):
+    assert cli(kfp_api, "upload") == 0
+    version_id = next(v["pipeline_version_id"] for v in kfp_api.versions.values()
+                      if v["display_name"] == expected_version_name())
+    assert cli(kfp_api, "schedule", "create", "--cron", "0 30 2 * * MON-FRI", "--experiment", "nightly",
+               "--service-account", "pipeline-runner", *CLUSTER_STATE) == 0
+
+    created, = kfp_api.calls("POST", "/apis/v2beta1/recurringruns")
+    body = created.body
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 30 2 * * MON-FRI"}}
+    assert body["max_concurrency"] == 1
+    assert body["no_catchup"] is True
+    assert body["mode"] == "ENABLE"
+    assert body["pipeline_version_reference"] == {"pipeline_id": "pipeline-0001", "pipeline_version_id": version_id}
+    assert "pipeline_spec" not in body
+    assert body["runtime_config"]["parameters"] == {"registry_uri": "gs://models/registry",
+                                                    "mlflow_tracking_uri": "https://mlflow.example.com"}
+    assert body["service_account"] == "pipeline-runner"
+    assert body["display_name"] == "gated-training-nightly"
+    assert kfp_api.experiments[body["experiment_id"]]["display_name"] == "nightly"
+    assert "pinned to version" in capsys.readouterr().out
+
+
+def test_schedule_by_interval_with_catchup_created_paused(kfp_api):
+    assert cli(kfp_api, "upload", "--version-name", "v1") == 0
+    assert cli(kfp_api, "schedule", "create", "--interval", "6h", "--version", "v1", "--catchup", "--disabled",
+               "--max-concurrency", "2", "--name", "every-6h", *CLUSTER_STATE) == 0
+    body = kfp_api.calls("POST", "/apis/v2beta1/recurringruns")[0].body
+    assert body["trigger"] == {"periodic_schedule": {"interval_second": 21600}}
+    assert (body["no_catchup"], body["mode"], body["max_concurrency"]) == (False, "DISABLE", 2)
+
+
+@pytest.mark.parametrize(("cron", "message"), [
+    ("0 2 * * *", "has 5 fields; KFP's cron has 6, with seconds first"),
+    ("0 0 25 * * *", "hour 25 is outside 0-23"),
+    ("0 0 2 * FOO *", "month 'FOO' is not a number or JAN-DEC names"),
+    ("@every 1h", "use --interval"),
+])
+def test_bad_cron_is_explained_before_any_request(kfp_api, capsys, cron, message):
+    assert cli(kfp_api, "schedule", "create", "--cron", cron, *CLUSTER_STATE) == 2
+    assert message in capsys.readouterr().err
+    assert kfp_api.requests == []
+
+
+def test_schedule_refuses_an_unuploaded_version_and_a_duplicate_name(kfp_api, capsys):
+    assert cli(kfp_api, "upload", "--version-name", "v1") == 0
+    assert cli(kfp_api, "schedule", "create", "--cron", "0 0 2 * * *", *CLUSTER_STATE) == 1
+    assert f"has no version '{expected_version_name()}'" in capsys.readouterr().err
+    assert cli(kfp_api, "schedule", "create", "--cron", "0 0 2 * * *", "--version", "v1", *CLUSTER_STATE) == 0
+    assert cli(kfp_api, "schedule", "create", "--cron", "0 0 3 * * *", "--version", "v1", *CLUSTER_STATE) == 1
+    assert "'gated-training-nightly' already exists" in capsys.readouterr().err
+    assert len(kfp_api.calls("POST", "/apis/v2beta1/recurringruns")) == 1
+
+
+def test_list_enable_disable_delete_by_name_or_id(kfp_api, capsys):
+    assert cli(kfp_api, "upload", "--version-name", "v1") == 0
+    assert cli(kfp_api, "schedule", "create", "--cron", "0 0 2 * * *", "--version", "v1", *CLUSTER_STATE) == 0
+    recurring_id = next(iter(kfp_api.recurring_runs))
+    capsys.readouterr()
+
+    assert cli(kfp_api, "schedule", "list") == 0
+    assert re.search(rf"{recurring_id}\s+gated-training-nightly\s+enabled\s+cron 0 0 2 \* \* \*", capsys.readouterr().out)
+    assert cli(kfp_api, "schedule", "disable", "gated-training-nightly") == 0
+    assert kfp_api.recurring_runs[recurring_id]["mode"] == "DISABLE"
+    assert cli(kfp_api, "schedule", "enable", recurring_id) == 0
+    assert kfp_api.recurring_runs[recurring_id]["mode"] == "ENABLE"
+    assert cli(kfp_api, "schedule", "delete", recurring_id) == 0
+    assert kfp_api.recurring_runs == {}
+    assert posts(kfp_api)[-3:] == [("POST", f"/apis/v2beta1/recurringruns/{recurring_id}:disable"),
+                                   ("POST", f"/apis/v2beta1/recurringruns/{recurring_id}:enable"),
+                                   ("DELETE", f"/apis/v2beta1/recurringruns/{recurring_id}")]
+    assert cli(kfp_api, "schedule", "delete", "gated-training-nightly") == 1
+    assert "no recurring run with id or name 'gated-training-nightly'" in capsys.readouterr().err
+
+
+def test_listing_follows_every_page(kfp_api, capsys):
+    for hour in range(3):
+        kfp_api.recurring_runs[f"r{hour}"] = {"recurring_run_id": f"r{hour}", "display_name": f"s{hour}",
+                                              "mode": "ENABLE", "trigger": {"cron_schedule": {"cron": f"0 0 {hour} * * *"}}}
+    original = kfp_api._list_recurring_runs
+
+    def two_per_page(request):
+        request.query["page_size"] = "2"
+        return original(request)
+
+    kfp_api._list_recurring_runs = two_per_page
+    assert cli(kfp_api, "schedule", "list") == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["r0", "r1", "r2"]
+
+
+# ---- connection and errors -------------------------------------------------------------------
+
+def test_token_from_the_environment_or_a_file_is_sent_and_never_printed(kfp_api, capsys, monkeypatch, tmp_path):
+    kfp_api.required_token = "s3cr3t-token-value"
+    assert cli(kfp_api, "upload") == 1
+    err = capsys.readouterr().err
+    assert "401 Unauthorized" in err and "KF_PIPELINES_TOKEN" in err
+
+    monkeypatch.setenv("KF_PIPELINES_TOKEN", "s3cr3t-token-value")
+    assert cli(kfp_api, "upload") == 0
+    monkeypatch.delenv("KF_PIPELINES_TOKEN")
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cr3t-token-value\n")
+    assert cli(kfp_api, "schedule", "list", "--token-file", str(token_file)) == 0
+    assert all(r.headers.get("authorization") == "Bearer s3cr3t-token-value" for r in kfp_api.requests[-2:])
+    captured = capsys.readouterr()
+    assert "s3cr3t" not in captured.out + captured.err
+
+
+def test_endpoint_from_kf_pipelines_endpoint(kfp_api, monkeypatch):
+    monkeypatch.setenv("KF_PIPELINES_ENDPOINT", kfp_api.url)
+    assert main(["schedule", "list"]) == 0
+    assert kfp_api.calls("GET", "/apis/v2beta1/recurringruns")
+
+
+def test_forbidden_names_the_namespace(kfp_api, capsys):
+    kfp_api.fail("POST", "/apis/v2beta1/pipelines/upload", 403, "permission to create pipelines denied")
+    assert cli(kfp_api, "upload", "--namespace", "team-ml") == 1
+    err = capsys.readouterr().err
+    assert "permission denied (403 Forbidden) in team-ml" in err and "permission to create pipelines denied" in err
+    assert kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload")[0].query["namespace"] == "team-ml"
+
+
+def test_server_errors_carry_the_server_message(kfp_api, capsys):
+    kfp_api.fail("POST", "/apis/v2beta1/runs", 500, "database is locked")
+    assert cli(kfp_api, "submit", *CLUSTER_STATE) == 1
+    err = capsys.readouterr().err
+    assert "creating run" in err and "500" in err and "database is locked" in err
+
+
+def test_multi_user_backend_needs_a_namespace(capsys):
+    with FakeKubeflowPipelines(multi_user=True) as server:
+        assert cli(server, "schedule", "list") == 1
+        assert "multi-user Kubeflow: pass --namespace" in capsys.readouterr().err
+        assert cli(server, "schedule", "list", "--namespace", "team-ml") == 0
+        assert server.calls("GET", "/apis/v2beta1/recurringruns")[-1].query["namespace"] == "team-ml"
+
+
+def test_unreachable_host_fails_fast_and_says_how_to_connect(capsys):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["schedule", "list", "--host", f"http://127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}" in err and "--host" in err
