@@ -37,7 +37,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	MLFLOW_BASIC_AUTH_SECRET=$(MLFLOW_BASIC_AUTH_SECRET) RESOURCES_FILE=$(RESOURCES_FILE)
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv compile run test test-unit test-integration clean image image-test upload submit schedule \
+.PHONY: help venv compile run test test-unit test-integration test-robustness clean image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -65,6 +65,9 @@ test-unit: venv ## unit tests only
 
 test-integration: venv ## the compiled pipeline through kfp.local
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-robustness: venv ## the deployment guarantees: races, crashes, GCS faults, MLflow down, bad inputs
+	$(BIN)/python -m pytest tests/robustness $(PYTEST_ARGS)
 
 image: ## build the component image with docker, podman or buildah (IMAGE=..., EXTRA_CA_CERT=..., PUSH=1)
 	IMAGE=$(IMAGE) BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) \

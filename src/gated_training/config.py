@@ -129,12 +129,27 @@ def settings_from(cls: type, params: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in params.items() if k in names})
 
 
+def check_registry_parameters(registry_uri: str, model_name: str) -> None:
+    """Registry URIs with '..' or a foreign scheme, and model names that are paths, never reach storage."""
+    from gated_training.errors import RegistryError
+    from gated_training.registry import MODEL_NAME_PATTERN, check_registry_uri
+
+    try:
+        check_registry_uri(registry_uri)
+    except RegistryError as exc:
+        raise ConfigError(f"parameter registry_uri: {exc}") from exc
+    if not MODEL_NAME_PATTERN.match(model_name):
+        raise ConfigError(f"parameter model_name={model_name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
+
+
 def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Validate every typed section of a run's parameters; return them as plain dicts."""
     for required in ("data_uri", "target_column"):
         if not str(params.get(required) or "").strip():
             raise ConfigError(f"parameter {required} is required")
     require_fraction("min_quality_score", params.get("min_quality_score", 0.8))
+    check_registry_parameters(str(params.get("registry_uri", ".gated-training/registry")),
+                              str(params.get("model_name", "tabular-classifier")))
     split_params = {"test_size": params.get("test_size", 0.2), "random_state": params.get("random_state", 42)}
     return {
         "thresholds": asdict(settings_from(GateThresholds, params)),

@@ -6,19 +6,23 @@ loads back with verified hashes and predicts what the candidate predicted.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import joblib
 import numpy as np
+import pandas as pd
 
 from gated_training import __version__, tracking
 from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.errors import RegistryError, TrackingError
-from gated_training.registry import MODEL_FILE, ChampionChangedError, ModelRegistry
+from gated_training.registry import (MODEL_FILE, SMOKE_PREDICTIONS_FILE, SMOKE_ROWS_FILE, ChampionChangedError,
+                                     ModelRegistry)
 
 SMOKE_TEST_ROWS = 20
 CHAMPION_ALIAS = "champion"
@@ -38,12 +42,37 @@ class DeploymentOutcome:
         return json_safe(asdict(self))  # type: ignore[return-value]
 
 
-def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str, candidate: Any, rows: Any) -> None:
-    """Load the published bytes back (verifying hashes) and check they predict like the candidate."""
-    loaded, _ = registry.load_verified(version, manifest_sha256)
-    expected, actual = candidate.predict(rows), loaded.predict(rows)
-    if not np.array_equal(expected, actual):
-        raise RegistryError(f"model version {version}: smoke test failed, the published model predicts differently")
+def smoke_files(model: Any, rows: pd.DataFrame) -> dict[str, bytes]:
+    """A few raw rows and the candidate's predictions for them, stored with the version, so any
+    later promotion or rollback can prove the stored bytes still predict what was gated."""
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    predictions = json_safe(list(model.predict(rows)))
+    return {SMOKE_ROWS_FILE: buffer.getvalue(), SMOKE_PREDICTIONS_FILE: json.dumps(predictions).encode()}
+
+
+def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | None) -> Any:
+    """Load a version (every SHA-256 verified first) and check it predicts its stored smoke rows
+    exactly as recorded. Returns the loaded model."""
+    manifest, contents = registry.verified_files(version, manifest_sha256)
+    model = joblib.load(io.BytesIO(contents[MODEL_FILE]))
+    if SMOKE_ROWS_FILE not in contents:
+        raise RegistryError(f"model version {version} has no smoke-test rows; it cannot be proven to load and predict")
+    rows = pd.read_parquet(io.BytesIO(contents[SMOKE_ROWS_FILE]))
+    expected = json.loads(contents[SMOKE_PREDICTIONS_FILE])
+    actual = json_safe(list(model.predict(rows)))
+    if actual != expected:
+        raise RegistryError(f"model version {version}: smoke test failed, the stored model predicts {actual[:5]}… "
+                            f"where it predicted {expected[:5]}… when it was gated")
+    return model
+
+
+def without_credentials(uri: str) -> str:
+    """A tracking URI fit for a manifest: ``https://user:pass@host`` loses ``user:pass@``."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    return uri
 
 
 def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str) -> tuple[str | None, str]:
@@ -92,22 +121,28 @@ def deploy_model(
         "feature_metadata.json": Path(feature_metadata_path).read_bytes(),
         "training_report.json": Path(training_report_path).read_bytes(),
         "gate_decision.json": Path(gate_decision_path).read_bytes(),
+        **smoke_files(candidate, x_test.head(SMOKE_TEST_ROWS)),
     }
     version, manifest_sha = registry.publish(files, {
         "metrics": gate["candidate"]["metrics"],
-        "gate": {"decision": gate["decision"], "checks": gate["checks"]},
+        "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "checks": gate["checks"],
+                 "champion": (gate.get("champion") or {}).get("version"), "thresholds": gate["thresholds"]},
         "data_sha256": data_sha256,
+        "mlflow": {"run_id": training["mlflow_run_id"], "model_uri": training["mlflow_model_uri"],
+                   "tracking_uri": without_credentials(training["tracking_uri"])},
         "mlflow_run_id": training["mlflow_run_id"],
         "kfp_run_id": kfp_run_id,
-        "package_version": __version__,
-        "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
+        "pipeline": {"package_version": __version__, "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
+                     "image_revision": os.environ.get("GATED_TRAINING_REVISION", "")},
     })
-    smoke_test(registry, version, manifest_sha, candidate, x_test.head(SMOKE_TEST_ROWS))
+    loaded = smoke_test(registry, version, manifest_sha)
+    if not np.array_equal(candidate.predict(x_test), loaded.predict(x_test)):
+        raise RegistryError(f"model version {version}: the published model predicts differently from the candidate")
 
     champion = gate.get("champion") or {}
     try:
         pointer = registry.promote(version, manifest_sha, champion.get("pointer_token"),
-                                   reason=f"gates passed in KFP run {kfp_run_id}")
+                                   reason=f"gates passed in KFP run {kfp_run_id}", kfp_run_id=kfp_run_id)
     except ChampionChangedError as exc:
         outcome = DeploymentOutcome(False, version, registry.version_uri(version), f"champion_changed: {exc}",
                                     champion.get("version"), None, "not attempted")

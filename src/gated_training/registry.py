@@ -7,9 +7,12 @@ Layout under ``<registry_uri>/<model_name>/`` (a local folder or ``gs://bucket/p
                                        without a manifest is incomplete and never served
     champion.json                      the pointer: which version serves, swapped atomically
 
-The pointer is the source of truth for "what is deployed"; MLflow's ``champion`` alias
-mirrors it. Loading verifies every SHA-256 before ``joblib.load``: pickles are code, and only
-verified bytes from this registry are unpickled.
+The pointer is the source of truth for "what is deployed": it is the one object every
+promotion swaps with compare-and-swap, so it can never disagree with itself; MLflow's
+``champion`` alias mirrors it and can lag behind (``gated-training sync-mlflow`` repairs it).
+Loading verifies every SHA-256 before ``joblib.load``: pickles are code, and only verified
+bytes from this registry are unpickled. The pointer keeps the promotion history (who, when,
+why, from which version), so it is audited by the same compare-and-swap that moves it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import getpass
 import io
 import json
 import os
+import re
+import signal
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +40,44 @@ from gated_training.errors import DataError, RegistryError
 MANIFEST = "manifest.json"
 POINTER = "champion.json"
 MODEL_FILE = "model.joblib"
+SMOKE_ROWS_FILE = "smoke_rows.parquet"
+SMOKE_PREDICTIONS_FILE = "smoke_predictions.json"
 MANIFEST_FORMAT = 1
+HISTORY_LIMIT = 200  # promotions kept in the pointer; every version's manifest stays forever
+VERSION_PATTERN = re.compile(r"^\d{8}T\d{6,12}Z-[0-9a-f]{8}$")
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Test hook: SIGKILL this process at a named point of a deploy, to prove a crash loses nothing.
+FAULT_POINT_ENV = "GATED_TRAINING_FAULT_POINT"
+
+
+def fault_point(name: str) -> None:
+    if os.environ.get(FAULT_POINT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def check_registry_uri(uri: str) -> str:
+    """A folder or ``gs://bucket/prefix`` with no ``..`` segment and no other scheme."""
+    if not uri.strip():
+        raise RegistryError("the model registry URI is empty")
+    if "://" in uri and not storage.is_gcs(uri):
+        raise RegistryError(f"registry URI {uri!r}: only a local folder or gs://bucket/prefix is supported")
+    body = uri[len(storage.GCS_SCHEME):] if storage.is_gcs(uri) else uri
+    if ".." in re.split(r"[/\\]", body):
+        raise RegistryError(f"registry URI {uri!r}: '..' path segments are not allowed")
+    if storage.is_gcs(uri):
+        try:
+            storage.split_gcs_uri(uri)
+        except DataError as exc:
+            raise RegistryError(str(exc)) from exc
+    return uri
+
+
+def check_version(version: str) -> str:
+    """Version names are generated (``20261122T190102123456Z-1a2b3c4d``): anything else, such as
+    a path, is refused before it reaches a file system or a bucket."""
+    if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+        raise RegistryError(f"{version!r} is not a model version name (like 20261122T190102123456Z-1a2b3c4d)")
+    return version
 
 
 class ChampionChangedError(RegistryError):
@@ -70,16 +112,16 @@ def new_version_id(model_bytes: bytes) -> str:
 
 class ModelRegistry:
     def __init__(self, uri: str, model_name: str) -> None:
-        if not uri.strip():
-            raise RegistryError("the model registry URI is empty")
-        if not model_name or "/" in model_name or model_name.startswith("."):
-            raise RegistryError(f"model name {model_name!r} must be a non-empty name without '/'")
+        check_registry_uri(uri)
+        if not MODEL_NAME_PATTERN.match(model_name or ""):
+            raise RegistryError(f"model name {model_name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
         self.uri = uri
         self.model_name = model_name
         self.root = storage.join_uri(uri, model_name)
 
     # -- paths -----------------------------------------------------------------
     def version_uri(self, version: str, filename: str = "") -> str:
+        check_version(version)
         parts = ("versions", version, filename) if filename else ("versions", version)
         return storage.join_uri(self.root, *parts)
 
@@ -89,7 +131,25 @@ class ModelRegistry:
 
     # -- reading ---------------------------------------------------------------
     def versions(self) -> list[str]:
-        return storage.list_children(storage.join_uri(self.root, "versions"))
+        names = storage.list_children(storage.join_uri(self.root, "versions"))
+        return [name for name in names if VERSION_PATTERN.match(name)]
+
+    def is_complete(self, version: str) -> bool:
+        return MANIFEST in storage.list_files(self.version_uri(version))
+
+    def incomplete_versions(self) -> list[str]:
+        """Versions a crashed deploy left without a manifest: never loaded, safe to delete."""
+        return [version for version in self.versions() if not self.is_complete(version)]
+
+    def delete_incomplete(self, version: str) -> list[str]:
+        if self.is_complete(version):
+            raise RegistryError(f"model version {version} is complete; only incomplete versions are deleted")
+        names = storage.list_files(self.version_uri(version))
+        for name in names:
+            storage.delete(self.version_uri(version, name))
+        if not storage.is_gcs(self.root):
+            Path(self.version_uri(version)).rmdir()  # GCS has no folders to remove
+        return names
 
     def read_manifest(self, version: str) -> tuple[dict[str, Any], str]:
         """The manifest and its SHA-256; a version without one is incomplete."""
@@ -97,7 +157,11 @@ class ModelRegistry:
             raw = storage.read_bytes(self.version_uri(version, MANIFEST))
         except DataError as exc:
             raise RegistryError(f"model version {version} has no manifest (incomplete or missing): {exc}") from exc
-        return json.loads(raw), sha256_hex(raw)
+        manifest = json.loads(raw)
+        if manifest.get("version") != version or manifest.get("model_name") != self.model_name:
+            raise RegistryError(f"model version {version}: the manifest describes {manifest.get('model_name')} "
+                                f"{manifest.get('version')}; it was copied or replaced, refusing it")
+        return manifest, sha256_hex(raw)
 
     def champion(self) -> Champion | None:
         raw, token = self._read_pointer()
@@ -109,8 +173,8 @@ class ModelRegistry:
         except (ValueError, KeyError) as exc:
             raise RegistryError(f"{self.pointer_uri}: unreadable champion pointer: {exc}") from exc
 
-    def load_verified(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
-        """Verify the manifest and every file's SHA-256, then unpickle the model."""
+    def verified_files(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The manifest and every file of a version, each checked against its SHA-256."""
         manifest, manifest_sha = self.read_manifest(version)
         if expected_manifest_sha256 and manifest_sha != expected_manifest_sha256:
             raise RegistryError(
@@ -130,6 +194,11 @@ class ModelRegistry:
                     f"{entry['sha256']}; the file was altered, refusing to load"
                 )
             contents[name] = data
+        return manifest, contents
+
+    def load_verified(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
+        """Verify the manifest and every file's SHA-256, then unpickle the model."""
+        manifest, contents = self.verified_files(version, expected_manifest_sha256)
         return joblib.load(io.BytesIO(contents[MODEL_FILE])), manifest
 
     # -- writing ---------------------------------------------------------------
@@ -142,8 +211,10 @@ class ModelRegistry:
         if MODEL_FILE not in files:
             raise RegistryError(f"a model version needs {MODEL_FILE}")
         version = new_version_id(files[MODEL_FILE])
-        for name, data in files.items():
+        for index, (name, data) in enumerate(files.items()):
             storage.write_bytes(self.version_uri(version, name), data, create_only=True)
+            if index == 0:
+                fault_point("after_first_file")
         manifest = {
             "format": MANIFEST_FORMAT,
             "model_name": self.model_name,
@@ -155,14 +226,18 @@ class ModelRegistry:
         }
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
         storage.write_bytes(self.version_uri(version, MANIFEST), manifest_bytes, create_only=True)
+        fault_point("after_manifest")
         return version, sha256_hex(manifest_bytes)
 
-    def promote(self, version: str, manifest_sha256: str, expected_token: str | None, reason: str) -> dict[str, Any]:
+    def promote(self, version: str, manifest_sha256: str, expected_token: str | None, reason: str,
+                action: str = "promote", kfp_run_id: str = "") -> dict[str, Any]:
         """Point the champion at ``version`` if the pointer is still at ``expected_token``.
 
         ``expected_token`` is the token of the champion this run gated against (None when
         there was none). Raises :class:`ChampionChangedError` when another run moved it.
+        The pointer carries the history of promotions, appended in the same swap.
         """
+        check_version(version)
         with self._pointer_lock():
             raw, token = self._read_pointer()
             if token != expected_token:
@@ -172,28 +247,31 @@ class ModelRegistry:
                     "against the previous one; not promoting"
                 )
             previous = json.loads(raw) if raw else None
+            event = {"version": version, "action": action, "at": utc_now(), "by": actor(), "reason": reason,
+                     "previous_version": previous["version"] if previous else None, "kfp_run_id": kfp_run_id}
+            history = ((previous or {}).get("history") or [])[-(HISTORY_LIMIT - 1):] + [event]
             pointer = {
                 "version": version,
                 "manifest_sha256": manifest_sha256,
-                "promoted_at": utc_now(),
-                "promoted_by": actor(),
+                "promoted_at": event["at"],
+                "promoted_by": event["by"],
                 "reason": reason,
-                "previous_version": previous["version"] if previous else None,
+                "action": action,
+                "previous_version": event["previous_version"],
+                "history": history,
             }
+            fault_point("before_pointer_swap")
             self._write_pointer(json.dumps(pointer, indent=2, sort_keys=True).encode(), token)
             return pointer
 
     # -- the pointer's compare-and-swap, per backend -----------------------------
     def _read_pointer(self) -> tuple[bytes | None, str | None]:
         if storage.is_gcs(self.pointer_uri):
-            blob = storage.gcs_blob(self.pointer_uri)
-            from google.api_core import exceptions as gcs_errors
-
             try:
-                data = blob.download_as_bytes()
-            except gcs_errors.NotFound:
-                return None, None
-            return data, str(blob.generation)
+                data, generation = storage.read_gcs_with_generation(self.pointer_uri, missing_ok=True)
+            except DataError as exc:
+                raise RegistryError(str(exc)) from exc
+            return data, (str(generation) if data is not None else None)
         path = Path(self.pointer_uri)
         if not path.exists():
             return None, None
@@ -202,15 +280,9 @@ class ModelRegistry:
 
     def _write_pointer(self, data: bytes, expected_token: str | None) -> None:
         if storage.is_gcs(self.pointer_uri):
-            from google.api_core import exceptions as gcs_errors
-
             generation = int(expected_token) if expected_token else 0
-            try:
-                storage.gcs_blob(self.pointer_uri).upload_from_string(
-                    data, content_type="application/json", if_generation_match=generation
-                )
-            except gcs_errors.PreconditionFailed as exc:
-                raise ChampionChangedError(f"{self.pointer_uri}: the champion changed during promotion") from exc
+            if not storage.write_gcs_if_generation(self.pointer_uri, data, generation, "application/json"):
+                raise ChampionChangedError(f"{self.pointer_uri}: the champion changed during promotion; not promoting")
             return
         storage.write_bytes(self.pointer_uri, data)  # atomic rename, under the lock
 

@@ -36,6 +36,14 @@ def join_uri(base: str, *parts: str) -> str:
     return str(Path(base, *parts))
 
 
+# GCS retry policy: google-cloud-storage's own DEFAULT_RETRY (429, 5xx, dropped connections;
+# exponential backoff 1 s → 30 s) with a total budget; every write here carries a generation
+# precondition, so retrying it is safe. GATED_TRAINING_GCS_RETRY_SECONDS changes the budget.
+RETRY_BUDGET_ENV = "GATED_TRAINING_GCS_RETRY_SECONDS"
+DEFAULT_RETRY_BUDGET_SECONDS = 120.0
+REQUEST_TIMEOUT_SECONDS = 60.0
+
+
 @lru_cache(maxsize=1)
 def gcs_client() -> Any:
     from google.cloud import storage  # deferred: only gs:// users pay for the import
@@ -43,34 +51,85 @@ def gcs_client() -> Any:
     return storage.Client()
 
 
+def gcs_retry() -> Any:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    budget = float(os.environ.get(RETRY_BUDGET_ENV) or DEFAULT_RETRY_BUDGET_SECONDS)
+    return DEFAULT_RETRY.with_delay(initial=1.0, maximum=30.0, multiplier=2.0).with_timeout(budget)
+
+
 def gcs_blob(uri: str) -> Any:
     bucket_name, key = split_gcs_uri(uri)
     return gcs_client().bucket(bucket_name).blob(key)
 
 
+def _gcs_failure(uri: str, action: str, exc: Exception) -> str:
+    from google.api_core import exceptions as gcs_errors
+
+    if isinstance(exc, gcs_errors.RetryError):
+        cause = exc.cause or exc
+        budget = os.environ.get(RETRY_BUDGET_ENV) or DEFAULT_RETRY_BUDGET_SECONDS
+        return f"{uri}: cannot {action} GCS: still failing after retrying for {budget} s (last error: {cause})"
+    return f"{uri}: cannot {action} GCS: {exc}"
+
+
+def _credentials_message(uri: str) -> str:
+    return f"{uri}: no Google Cloud credentials found; set GOOGLE_APPLICATION_CREDENTIALS, or run with Workload Identity"
+
+
 def read_bytes(uri: str) -> bytes:
     """Return the content at ``uri``; :class:`DataError` names the URI when it is missing."""
     if is_gcs(uri):
-        from google.api_core import exceptions as gcs_errors
-        from google.auth import exceptions as auth_errors
-
-        try:
-            return gcs_blob(uri).download_as_bytes()
-        except gcs_errors.NotFound as exc:
-            raise DataError(f"{uri}: no such object or bucket ({exc.message})") from exc
-        except auth_errors.DefaultCredentialsError as exc:
-            raise DataError(
-                f"{uri}: no Google Cloud credentials found; set GOOGLE_APPLICATION_CREDENTIALS, "
-                "or run with Workload Identity"
-            ) from exc
-        except gcs_errors.GoogleAPIError as exc:
-            raise DataError(f"{uri}: cannot read from GCS: {exc}") from exc
+        data, _ = read_gcs_with_generation(uri, missing_ok=False)
+        assert data is not None
+        return data
     path = Path(uri)
     if not path.exists():
         raise DataError(f"{uri}: no such file")
     if path.is_dir():
         raise DataError(f"{uri}: is a directory, expected a file")
     return path.read_bytes()
+
+
+def read_gcs_with_generation(uri: str, missing_ok: bool) -> tuple[bytes | None, int | None]:
+    """Content and generation of a GCS object, read in one request so the two belong together."""
+    from google.api_core import exceptions as gcs_errors
+    from google.auth import exceptions as auth_errors
+
+    blob = gcs_blob(uri)
+    try:
+        data = blob.download_as_bytes(retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS)
+    except gcs_errors.NotFound as exc:
+        if missing_ok:
+            return None, None
+        raise DataError(f"{uri}: no such object or bucket ({exc.message})") from exc
+    except auth_errors.DefaultCredentialsError as exc:
+        raise DataError(_credentials_message(uri)) from exc
+    except (gcs_errors.GoogleAPIError, ConnectionError) as exc:
+        raise DataError(_gcs_failure(uri, "read from", exc)) from exc
+    return data, blob.generation
+
+
+def write_gcs_if_generation(uri: str, data: bytes, generation: int, content_type: str) -> bool:
+    """Write only if the object is at ``generation`` (0: absent). False if it is not.
+
+    A retried request whose first attempt landed but whose answer was lost also sees the
+    precondition fail: when the object now holds exactly ``data``, that was our own write.
+    """
+    from google.api_core import exceptions as gcs_errors
+    from google.auth import exceptions as auth_errors
+
+    try:
+        gcs_blob(uri).upload_from_string(data, content_type=content_type, if_generation_match=generation,
+                                         retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS)
+        return True
+    except gcs_errors.PreconditionFailed:
+        current, _ = read_gcs_with_generation(uri, missing_ok=True)
+        return current == data
+    except auth_errors.DefaultCredentialsError as exc:
+        raise RegistryError(_credentials_message(uri)) from exc
+    except (gcs_errors.GoogleAPIError, ConnectionError) as exc:
+        raise RegistryError(_gcs_failure(uri, "write to", exc)) from exc
 
 
 def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
@@ -80,14 +139,16 @@ def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
     :class:`RegistryError` instead (GCS precondition ``if_generation_match=0``).
     """
     if is_gcs(uri):
+        if create_only:
+            if not write_gcs_if_generation(uri, data, 0, "application/octet-stream"):
+                raise RegistryError(f"{uri}: already exists and is immutable")
+            return
         from google.api_core import exceptions as gcs_errors
 
-        try:
-            gcs_blob(uri).upload_from_string(
-                data, if_generation_match=0 if create_only else None
-            )
-        except gcs_errors.PreconditionFailed as exc:
-            raise RegistryError(f"{uri}: already exists and is immutable") from exc
+        try:  # a plain overwrite (suite drafts): the default policy retries only conditional writes
+            gcs_blob(uri).upload_from_string(data, timeout=REQUEST_TIMEOUT_SECONDS)
+        except (gcs_errors.GoogleAPIError, ConnectionError) as exc:
+            raise RegistryError(_gcs_failure(uri, "write to", exc)) from exc
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +174,20 @@ def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
 
 def exists(uri: str) -> bool:
     if is_gcs(uri):
-        return bool(gcs_blob(uri).exists())
+        return bool(gcs_blob(uri).exists(retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS))
     return Path(uri).exists()
+
+
+def delete(uri: str) -> None:
+    if is_gcs(uri):
+        from google.api_core import exceptions as gcs_errors
+
+        try:
+            gcs_blob(uri).delete(retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS)
+        except gcs_errors.NotFound:
+            pass
+        return
+    Path(uri).unlink(missing_ok=True)
 
 
 def list_children(uri: str) -> list[str]:
@@ -122,7 +195,8 @@ def list_children(uri: str) -> list[str]:
     if is_gcs(uri):
         bucket_name, prefix = split_gcs_uri(uri)
         prefix = prefix.rstrip("/") + "/"
-        iterator = gcs_client().list_blobs(bucket_name, prefix=prefix, delimiter="/")
+        iterator = gcs_client().list_blobs(bucket_name, prefix=prefix, delimiter="/", retry=gcs_retry(),
+                                           timeout=REQUEST_TIMEOUT_SECONDS)
         names = {blob.name[len(prefix) :] for blob in iterator}
         names.update(p[len(prefix) :].rstrip("/") for p in iterator.prefixes)
         return sorted(n for n in names if n)
@@ -130,3 +204,15 @@ def list_children(uri: str) -> list[str]:
     if not path.is_dir():
         return []
     return sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+
+
+def list_files(uri: str) -> list[str]:
+    """Names of the files directly inside a folder/prefix, sorted."""
+    if is_gcs(uri):
+        bucket_name, prefix = split_gcs_uri(uri)
+        prefix = prefix.rstrip("/") + "/"
+        blobs = gcs_client().list_blobs(bucket_name, prefix=prefix, delimiter="/", retry=gcs_retry(),
+                                        timeout=REQUEST_TIMEOUT_SECONDS)
+        return sorted(blob.name[len(prefix):] for blob in blobs)
+    path = Path(uri)
+    return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []

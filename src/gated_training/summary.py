@@ -61,7 +61,7 @@ def build_summary(
         outcome, blocked_by = BLOCKED, "model"
         reasons = list(gate["reasons"])
     elif deployment is not None and not deployment["promoted"]:
-        outcome, blocked_by = BLOCKED, "model"
+        outcome, blocked_by = BLOCKED, "champion_changed"
         reasons = [deployment["blocked_reason"]]
     elif deployment is not None:
         outcome = DEPLOYED

@@ -68,6 +68,11 @@ def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
     all_null = [str(c) for c in frame.columns if frame[c].isna().all()]
     checks.append(CheckResult("builtin:no_all_null_columns", ", ".join(all_null) or None, "critical",
                               not all_null, f"all-null columns: {all_null}" if all_null else "none"))
+    # One value in every row of a feature is a broken feed (an upstream default), never a signal.
+    constant = [str(c) for c in frame.columns if c != target and str(c) not in all_null and len(frame) > 1
+                and frame[c].nunique(dropna=False) == 1]
+    checks.append(CheckResult("builtin:no_constant_columns", ", ".join(constant) or None, "critical",
+                              not constant, f"columns with one value in every row: {constant}" if constant else "none"))
     numeric = frame.select_dtypes(include="number")
     infinite = {str(c): int(np.isinf(numeric[c].to_numpy(dtype=float, na_value=np.nan)).sum())
                 for c in numeric.columns}

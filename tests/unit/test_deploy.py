@@ -39,7 +39,13 @@ def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
     _, manifest = registry.load_verified(champion.version, champion.manifest_sha256)
     assert manifest["data_sha256"] == "d" * 64 and manifest["kfp_run_id"] == "run-7"
     assert manifest["mlflow_run_id"] == candidate.training.mlflow_run_id and manifest["gate"]["decision"] == "deploy"
-    assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json"}
+    assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
+                                      "smoke_rows.parquet", "smoke_predictions.json"}
+    assert manifest["pipeline"]["package_version"] and "image" in manifest["pipeline"]
+    assert manifest["mlflow"]["model_uri"] == candidate.training.mlflow_model_uri
+    assert manifest["gate"]["checks"] and manifest["gate"]["champion"] is None and manifest["created_by"]
+    event, = champion.pointer["history"]
+    assert (event["version"], event["action"], event["kfp_run_id"]) == (outcome.version, "promote", "run-7")
     client = mlflow.MlflowClient(tracking_uri=candidate.tracking_uri, registry_uri=candidate.tracking_uri)
     aliased = client.get_model_version_by_alias("m", "champion")
     assert str(aliased.version) == outcome.mlflow_model_version and aliased.tags["registry_version"] == outcome.version

@@ -55,9 +55,9 @@ def test_replaced_manifest_is_refused(tmp_path, registry):
 def test_incomplete_version_is_never_loaded(tmp_path, registry):
     from gated_training import storage
 
-    storage.write_bytes(registry.version_uri("20260101T000000Z-dead", MODEL_FILE), model_bytes(tmp_path))
+    storage.write_bytes(registry.version_uri("20260101T000000000000Z-0000dead", MODEL_FILE), model_bytes(tmp_path))
     with pytest.raises(RegistryError, match="has no manifest"):
-        registry.load_verified("20260101T000000Z-dead")
+        registry.load_verified("20260101T000000000000Z-0000dead")
 
 
 def test_promote_moves_the_pointer_and_records_history(tmp_path, registry):

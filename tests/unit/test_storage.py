@@ -10,7 +10,7 @@ class FakeBlob:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def download_as_bytes(self) -> bytes:
+    def download_as_bytes(self, **request_options) -> bytes:
         raise self.error
 
 

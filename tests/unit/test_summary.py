@@ -43,7 +43,7 @@ def test_deployed_and_champion_changed():
     assert summary["outcome"] == "deployed" and summary["deployed"]["version"] == "v2" and summary["blocked_by"] is None
     lost = build_summary(validation=VALIDATION_OK, gate=gate,
                          deployment={**deployment, "promoted": False, "blocked_reason": "champion_changed: moved"})
-    assert (lost["outcome"], lost["blocked_by"], lost["deployed"]) == ("blocked", "model", None)
+    assert (lost["outcome"], lost["blocked_by"], lost["deployed"]) == ("blocked", "champion_changed", None)
     assert lost["reasons"] == ["champion_changed: moved"]
 
 

