@@ -23,9 +23,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-import yaml
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
+
+from gated_training.config import read_yaml_mapping
+from gated_training.errors import ConfigError
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -132,13 +134,9 @@ class ClusterSettings:
 def load_resources_file(path: Path) -> dict[str, StepResources]:
     """``step: {cpu_request: .., cpu_limit: .., memory_request: .., memory_limit: ..}``; fields may be partial."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ClusterConfigError(f"RESOURCES_FILE {path}: no such file") from exc
-    except yaml.YAMLError as exc:
-        raise ClusterConfigError(f"RESOURCES_FILE {path}: not valid YAML: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ClusterConfigError(f"RESOURCES_FILE {path}: expected a mapping of step names to resources")
+        document = read_yaml_mapping(path, "RESOURCES_FILE")
+    except ConfigError as exc:
+        raise ClusterConfigError(str(exc)) from exc
     allowed = {f.name for f in fields(StepResources)}
     overrides = {}
     for step, values in document.items():

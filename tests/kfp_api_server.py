@@ -15,9 +15,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback import LoopbackServer
 
 PREFIX = "/apis/v2beta1"
 GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 500: 13, 503: 14}
@@ -42,7 +44,7 @@ class Failure:
     times: int | None  # None: always
 
 
-class FakeKubeflowPipelines:
+class FakeKubeflowPipelines(LoopbackServer):
     def __init__(self, multi_user: bool = False) -> None:
         self.multi_user = multi_user
         self.required_token: str | None = None
@@ -57,21 +59,7 @@ class FakeKubeflowPipelines:
         self.failures: list[Failure] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    # ---- lifecycle ----
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "FakeKubeflowPipelines":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.start_serving(self._handler())
 
     # ---- test controls ----
     def fail(self, method: str, path_pattern: str, status: int, message: str = "", times: int | None = None) -> None:

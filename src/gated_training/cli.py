@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import yaml
-
 from gated_training import storage
 from gated_training.errors import ConfigError, GatedTrainingError
 
@@ -63,15 +61,9 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
 
 
 def load_params_file(path: str) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"params file {path}: no such file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"params file {path}: not valid YAML/JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ConfigError(f"params file {path}: expected a mapping of parameter names to values")
-    return document
+    from gated_training.config import read_yaml_mapping
+
+    return read_yaml_mapping(path, "params file")
 
 
 def resolve_parameters(declared: dict[str, tuple[str, Any]], layers: Sequence[dict[str, Any]]) -> dict[str, Any]:

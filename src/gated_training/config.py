@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from gated_training.errors import ConfigError
@@ -127,6 +128,21 @@ def settings_from(cls: type, params: dict[str, Any]) -> Any:
     """Build ``cls`` from the subset of ``params`` that names its fields."""
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in params.items() if k in names})
+
+
+def read_yaml_mapping(path: str | Path, label: str) -> dict[str, Any]:
+    """A YAML (or JSON) file holding one mapping; ConfigError names the file and what is wrong."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{label} {path}: no such file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label} {path}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{label} {path}: expected a mapping, not {type(document).__name__}")
+    return document
 
 
 def check_registry_parameters(registry_uri: str, model_name: str) -> None:

@@ -190,13 +190,19 @@ def delete(uri: str) -> None:
     Path(uri).unlink(missing_ok=True)
 
 
+def _gcs_listing(uri: str) -> tuple[Any, str]:
+    """One level of a GCS prefix (delimiter "/"), and the prefix its names are relative to."""
+    bucket_name, prefix = split_gcs_uri(uri)
+    prefix = prefix.rstrip("/") + "/"
+    iterator = gcs_client().list_blobs(bucket_name, prefix=prefix, delimiter="/", retry=gcs_retry(),
+                                       timeout=REQUEST_TIMEOUT_SECONDS)
+    return iterator, prefix
+
+
 def list_children(uri: str) -> list[str]:
     """Names of the immediate children of a folder/prefix, sorted."""
     if is_gcs(uri):
-        bucket_name, prefix = split_gcs_uri(uri)
-        prefix = prefix.rstrip("/") + "/"
-        iterator = gcs_client().list_blobs(bucket_name, prefix=prefix, delimiter="/", retry=gcs_retry(),
-                                           timeout=REQUEST_TIMEOUT_SECONDS)
+        iterator, prefix = _gcs_listing(uri)
         names = {blob.name[len(prefix) :] for blob in iterator}
         names.update(p[len(prefix) :].rstrip("/") for p in iterator.prefixes)
         return sorted(n for n in names if n)
@@ -209,10 +215,7 @@ def list_children(uri: str) -> list[str]:
 def list_files(uri: str) -> list[str]:
     """Names of the files directly inside a folder/prefix, sorted."""
     if is_gcs(uri):
-        bucket_name, prefix = split_gcs_uri(uri)
-        prefix = prefix.rstrip("/") + "/"
-        blobs = gcs_client().list_blobs(bucket_name, prefix=prefix, delimiter="/", retry=gcs_retry(),
-                                        timeout=REQUEST_TIMEOUT_SECONDS)
+        blobs, prefix = _gcs_listing(uri)
         return sorted(blob.name[len(prefix):] for blob in blobs)
     path = Path(uri)
     return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []

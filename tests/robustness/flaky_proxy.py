@@ -9,8 +9,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from tests.loopback import LoopbackServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
 
@@ -25,32 +27,19 @@ class Rule:
 
 
 @dataclass
-class FlakyProxy:
+class FlakyProxy(LoopbackServer):
     upstream: str
     rules: list[Rule] = field(default_factory=list)
     log: list[tuple[float, str, str, str]] = field(default_factory=list)  # (time, method, target, what happened)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.start_serving(self._handler())
 
     def add(self, method: str, pattern: str, action: str | int, times: int | None = 1) -> Rule:
         rule = Rule(method, pattern, action, times)
         self.rules.append(rule)
         return rule
-
-    def __enter__(self) -> "FlakyProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _match(self, method: str, target: str) -> Rule | None:
         with self._lock:
