@@ -16,6 +16,7 @@ def deploy_model(
     registry_uri: str,
     model_name: str,
     kfp_run_id: str,
+    pipeline_version: str,
     deployment: Output[Artifact],
     run_summary: Output[Artifact],
     summary: Output[Markdown],
@@ -29,7 +30,7 @@ def deploy_model(
         outcome = run_step(
             model.path, test_data.path, feature_metadata.path, training_report.path, gate_decision.path,
             target_column, registry_uri, model_name, test_data.metadata.get("source_sha256", ""), kfp_run_id,
-            deployment.path,
+            deployment.path, pipeline_version,
         )
         record_outcome(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
                        run_summary.path, summary.path)

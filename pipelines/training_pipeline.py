@@ -55,6 +55,7 @@ def training_pipeline(
     mlflow_experiment: str = "gated-training",
     registry_uri: str = ".gated-training/registry",
     model_name: str = "tabular-classifier",
+    pipeline_version: str = "",
 ):
     """Train a classifier and deploy it only when the data gate and the model gate pass.
 
@@ -86,6 +87,7 @@ def training_pipeline(
         mlflow_experiment: MLflow experiment name.
         registry_uri: Model registry root: a folder or gs://bucket/prefix. Use gs:// on a cluster.
         model_name: Name of the model in the registry and in MLflow's model registry.
+        pipeline_version: The pipeline version this run executes, recorded in the registry manifest. `gated-training submit` and `schedule` set it; leave it empty in the UI unless you want to record one.
     """
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
@@ -126,7 +128,7 @@ def training_pipeline(
                 feature_metadata=features.outputs["feature_metadata"],
                 training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
                 validation_report=validation.outputs["validation_report"], target_column=target_column,
-                registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id,
+                registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id, pipeline_version=pipeline_version,
             )
             configure_step(deployment, "deploy-model", "Deploy to registry", CLUSTER, uses_gcs=True, uses_mlflow=True)
         with dsl.Else(name="model-gate-blocked"):

@@ -137,6 +137,7 @@ def command_run(args: argparse.Namespace) -> int:
             "min_accuracy": args.min_accuracy, "registry_uri": args.registry, "mlflow_tracking_uri": args.tracking_uri,
         }
         defaults_for_workdir = {
+            "pipeline_version": f"local:{pipeline_yaml}",
             "registry_uri": str(workdir / "registry"),
             "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}",
         }
@@ -309,7 +310,8 @@ def command_upload(args: argparse.Namespace) -> int:
 
 
 def command_submit(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow import RunRequest, connect, read_package, resolve_version, submit, wait_for_run
+    from gated_training.kubeflow import (RunRequest, connect, default_version_name, read_package, resolve_version,
+                                         submit, wait_for_run)
 
     package = read_package(Path(args.pipeline))
     parameters = cluster_parameters(args, package)
@@ -317,6 +319,8 @@ def command_submit(args: argparse.Namespace) -> int:
     client = connect(connection)
     pipeline_name = args.pipeline_name or package.name
     version = resolve_version(client, connection, pipeline_name, args.version) if args.version else None
+    if "pipeline_version" in package.parameters:  # recorded in the registry manifest
+        parameters.setdefault("pipeline_version", args.version or default_version_name(package))
     request = RunRequest(experiment=args.experiment, run_name=args.run_name or run_name_for(pipeline_name),
                          parameters=parameters, package=None if version else package, version=version,
                          pipeline_root=args.pipeline_root, service_account=args.service_account)
@@ -348,6 +352,8 @@ def command_schedule_create(args: argparse.Namespace) -> int:
     connection = connection_from(args)
     client = connect(connection)
     pipeline_id, version_id = resolve_version(client, connection, pipeline_name, version)
+    if "pipeline_version" in package.parameters:
+        parameters.setdefault("pipeline_version", version)
     request = ScheduleRequest(
         name=args.name or f"{pipeline_name}-{'nightly' if cron else 'periodic'}", experiment=args.experiment,
         pipeline_id=pipeline_id, version_id=version_id, parameters=parameters, cron=cron, interval_seconds=interval,

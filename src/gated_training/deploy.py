@@ -106,6 +106,7 @@ def deploy_model(
     data_sha256: str,
     kfp_run_id: str,
     deployment_out: str,
+    pipeline_version: str = "",
 ) -> DeploymentOutcome:
     gate = json.loads(Path(gate_decision_path).read_text())
     if gate["decision"] != "deploy":
@@ -132,7 +133,7 @@ def deploy_model(
                    "tracking_uri": without_credentials(training["tracking_uri"])},
         "mlflow_run_id": training["mlflow_run_id"],
         "kfp_run_id": kfp_run_id,
-        "pipeline": {"package_version": __version__, "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
+        "pipeline": {"version": pipeline_version, "package_version": __version__, "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
                      "image_revision": os.environ.get("GATED_TRAINING_REVISION", "")},
     })
     loaded = smoke_test(registry, version, manifest_sha)

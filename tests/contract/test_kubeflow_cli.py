@@ -116,7 +116,7 @@ def test_submit_sends_the_compiled_spec_and_exactly_the_given_parameters(kfp_api
         "pipeline_root": "gs://kfp-root/runs",
         "parameters": {"data_uri": "gs://data/batch.parquet", "min_accuracy": 0.8, "n_estimators": 200,
                        "registry_uri": "gs://models/registry", "mlflow_tracking_uri": "https://mlflow.example.com",
-                       "interaction_features": True},
+                       "interaction_features": True, "pipeline_version": expected_version_name()},
     }
     assert run.body["service_account"] == "pipeline-runner"
     assert run.body["pipeline_spec"] == compiled_documents()[0]
@@ -134,6 +134,7 @@ def test_submit_a_pinned_version(kfp_api):
     assert cli(kfp_api, "submit", "--version", expected_version_name(), *CLUSTER_STATE) == 0
     run, = kfp_api.calls("POST", "/apis/v2beta1/runs")
     assert run.body["pipeline_version_reference"] == {"pipeline_id": "pipeline-0001", "pipeline_version_id": version_id}
+    assert run.body["runtime_config"]["parameters"]["pipeline_version"] == expected_version_name()
     assert "pipeline_spec" not in run.body
 
 
@@ -200,7 +201,8 @@ def test_schedule_pins_the_uploaded_version_with_cron_one_at_a_time_and_no_catch
     assert body["pipeline_version_reference"] == {"pipeline_id": "pipeline-0001", "pipeline_version_id": version_id}
     assert "pipeline_spec" not in body
     assert body["runtime_config"]["parameters"] == {"registry_uri": "gs://models/registry",
-                                                    "mlflow_tracking_uri": "https://mlflow.example.com"}
+                                                    "mlflow_tracking_uri": "https://mlflow.example.com",
+                                                    "pipeline_version": expected_version_name()}
     assert body["service_account"] == "pipeline-runner"
     assert body["display_name"] == "gated-training-nightly"
     assert kfp_api.experiments[body["experiment_id"]]["display_name"] == "nightly"

@@ -56,6 +56,8 @@ def test_first_run_deploys(setup, first):
     manifest = json.loads((setup.registry / MODEL_NAME / "versions" / setup.champion_version() / "manifest.json").read_text())
     assert manifest["data_sha256"] == summary["data_sha256"] and manifest["kfp_run_id"] == summary["kfp_run_id"]
     assert manifest["mlflow_run_id"] == summary["mlflow_run_id"]
+    assert manifest["pipeline"]["version"] == f"local:{summary['parameters']['pipeline_version'].removeprefix('local:')}"
+    assert manifest["pipeline"]["version"].endswith("training_pipeline.yaml")
     assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
                                       "smoke_rows.parquet", "smoke_predictions.json"}
 
