@@ -1,0 +1,232 @@
+"""Statistical drift between a reference profile (saved with a deployed version) and a new batch.
+
+The profile is compact and needs no old training data:
+
+- numeric features: quantile bin edges and counts, mean, std, null fraction, and a
+  deterministic sample of at most ``SAMPLE_SIZE`` values;
+- categorical (and boolean) features: category frequencies, null fraction;
+- optionally the distribution of the champion's predictions on its own test split.
+
+Tests, per feature:
+
+- numeric: two-sample Kolmogorov–Smirnov (``scipy.stats.ks_2samp``) of the batch against the
+  stored *reference sample* (not a binned CDF, which would understate the statistic), and PSI
+  over the reference quantile bins;
+- categorical: chi-squared (``scipy.stats.chisquare``) of the batch's counts against the
+  reference frequencies, with categories never seen before pooled into one cell, and PSI over
+  the categories (unseen ones included).
+
+Big samples make p-values tiny for trivial differences, so a feature counts as drifted when
+``PSI > psi_threshold`` (default 0.2, the usual "significant shift"), or when the test is
+significant (``p < alpha``, default 0.01) *and* the effect is material: KS statistic
+``>= min_ks_statistic`` (0.1) or Cramér's V ``>= min_cramers_v`` (0.1). The dataset drifts
+when the share of drifted features reaches ``max_drifted_share`` (0.3) or any feature listed
+in ``critical_features`` drifts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gated_training.data import json_safe
+
+PROFILE_FORMAT = 1
+BINS = 10
+SAMPLE_SIZE = 1000
+MAX_CATEGORIES = 50
+OTHER = "__other__"
+UNSEEN = "__unseen__"
+MISSING = "__missing__"
+EPSILON = 1e-4  # PSI's floor for an empty bin, so log(0) never happens
+TOP_SHIFTS = 3
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    psi_threshold: float = 0.2
+    alpha: float = 0.01
+    min_ks_statistic: float = 0.1
+    min_cramers_v: float = 0.1
+    max_drifted_share: float = 0.3
+    critical_features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    kind: str  # "numeric" or "categorical"
+    test: str  # "ks" or "chi2"
+    statistic: float
+    p_value: float
+    effect: float  # KS statistic or Cramér's V
+    psi: float
+    drifted: bool
+    top_shifts: list[dict[str, Any]]  # the bins or categories whose share moved most
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    drifted: bool
+    reasons: list[str]
+    drifted_share: float
+    max_psi: float
+    features: list[FeatureDrift]
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    rows_reference: int = 0
+    rows_batch: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return json_safe(asdict(self))  # type: ignore[return-value]
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index of two share vectors over the same bins."""
+    expected = np.clip(np.asarray(expected, dtype=float), EPSILON, None)
+    actual = np.clip(np.asarray(actual, dtype=float), EPSILON, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _category_key(value: Any) -> str:
+    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, seed: int = 0) -> dict[str, Any]:
+    """The reference profile of ``frame``'s features (the target is left out)."""
+    features: dict[str, Any] = {}
+    rng = np.random.default_rng(seed)
+    for column in frame.columns:
+        if column == target:
+            continue
+        series = frame[column]
+        null_fraction = float(series.isna().mean()) if len(series) else 0.0
+        if _is_numeric(series):
+            values = series.dropna().to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            if len(values) == 0:
+                continue
+            edges = np.unique(np.quantile(values, np.linspace(0, 1, BINS + 1)))
+            counts = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] if len(edges) > 1 else np.array([len(values)])
+            sample = rng.choice(values, size=min(SAMPLE_SIZE, len(values)), replace=False)
+            features[str(column)] = {
+                "kind": "numeric", "edges": edges.tolist(), "counts": counts.tolist(), "mean": float(values.mean()),
+                "std": float(values.std()), "null_fraction": null_fraction, "sample": np.sort(sample).tolist(),
+                "rows": int(len(values)),
+            }
+        else:
+            counts = series.map(_category_key).value_counts()
+            kept = counts.iloc[:MAX_CATEGORIES]
+            frequencies = {str(k): int(v) for k, v in kept.items()}
+            if len(counts) > MAX_CATEGORIES:
+                frequencies[OTHER] = int(counts.iloc[MAX_CATEGORIES:].sum())
+            features[str(column)] = {"kind": "categorical", "counts": frequencies, "null_fraction": null_fraction,
+                                     "rows": int(len(series))}
+    profile: dict[str, Any] = {"format": PROFILE_FORMAT, "rows": int(len(frame)), "features": features}
+    if predictions is not None:
+        labels = pd.Series(np.asarray(predictions)).map(str).value_counts()
+        profile["predictions"] = {str(k): int(v) for k, v in labels.items()}
+    return profile
+
+
+def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thresholds: DriftThresholds) -> FeatureDrift:
+    from scipy import stats
+
+    values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    edges = np.asarray(reference["edges"])
+    expected = np.asarray(reference["counts"], dtype=float) / max(sum(reference["counts"]), 1)
+    if len(values) == 0:
+        return FeatureDrift(name, "numeric", "ks", 1.0, 0.0, 1.0, math.inf, True,
+                            [{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}])
+    if len(edges) > 1:
+        # Values beyond the reference range fall into the outermost bins.
+        actual = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / len(values)
+    else:
+        actual = np.array([1.0])
+    result = stats.ks_2samp(np.asarray(reference["sample"]), values)
+    drift_psi = psi(expected, actual)
+    effect = float(result.statistic)
+    drifted = drift_psi > thresholds.psi_threshold or (result.pvalue < thresholds.alpha and effect >= thresholds.min_ks_statistic)
+    labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}]" for i in range(len(edges) - 1)] or ["all"]
+    order = np.argsort(-np.abs(actual - expected))[:TOP_SHIFTS]
+    shifts = [{"bin": labels[i], "reference_share": float(expected[i]), "batch_share": float(actual[i])} for i in order]
+    return FeatureDrift(name, "numeric", "ks", effect, float(result.pvalue), effect, drift_psi, bool(drifted), shifts)
+
+
+def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
+                       thresholds: DriftThresholds) -> FeatureDrift:
+    from scipy import stats
+
+    reference_counts: dict[str, int] = reference["counts"]
+    known = list(reference_counts)
+    batch = series.map(_category_key).value_counts()
+    unseen = int(sum(count for category, count in batch.items() if category not in reference_counts))
+    observed = np.array([batch.get(category, 0) for category in known] + [unseen], dtype=float)
+    reference_total = max(sum(reference_counts.values()), 1)
+    expected_share = np.array([reference_counts[c] / reference_total for c in known] + [0.0])
+    total = observed.sum()
+    actual_share = observed / total if total else observed
+    drift_psi = psi(expected_share, actual_share)
+    # chi-squared needs expected counts > 0: the unseen cell gets the PSI floor's share.
+    smoothed = np.clip(expected_share, EPSILON, None)
+    smoothed = smoothed / smoothed.sum() * total
+    if total and len(observed) > 1:
+        result = stats.chisquare(observed, smoothed)
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+        cramers_v = math.sqrt(statistic / (total * (len(observed) - 1)))
+    else:
+        statistic, p_value, cramers_v = 0.0, 1.0, 0.0
+    drifted = drift_psi > thresholds.psi_threshold or (p_value < thresholds.alpha and cramers_v >= thresholds.min_cramers_v)
+    labels = known + [UNSEEN]
+    order = np.argsort(-np.abs(actual_share - expected_share))[:TOP_SHIFTS]
+    shifts = [{"category": labels[i], "reference_share": float(expected_share[i]), "batch_share": float(actual_share[i])}
+              for i in order]
+    if unseen:
+        new_levels = sorted(c for c in batch.index if c not in reference_counts)[:10]
+        shifts.append({"category": UNSEEN, "unseen_levels": new_levels, "batch_share": float(unseen / total)})
+    return FeatureDrift(name, "categorical", "chi2", statistic, p_value, cramers_v, drift_psi, bool(drifted), shifts)
+
+
+def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftThresholds = DriftThresholds()) -> DriftReport:
+    """Every profiled feature of ``frame`` against the profile; a missing feature counts as drifted."""
+    results: list[FeatureDrift] = []
+    reasons: list[str] = []
+    for name, reference in profile["features"].items():
+        if name not in frame.columns:
+            results.append(FeatureDrift(name, reference["kind"], "missing", 1.0, 0.0, 1.0, math.inf, True, []))
+            continue
+        if reference["kind"] == "numeric":
+            results.append(_numeric_drift(name, reference, frame[name], thresholds))
+        else:
+            results.append(_categorical_drift(name, reference, frame[name], thresholds))
+    drifted = [r for r in results if r.drifted]
+    share = len(drifted) / len(results) if results else 0.0
+    finite_psi = [r.psi for r in results if math.isfinite(r.psi)]
+    max_psi = max(finite_psi, default=0.0) if len(finite_psi) == len(results) else math.inf
+    if results and share >= thresholds.max_drifted_share:
+        reasons.append(f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
+                       f"max_drifted_share {thresholds.max_drifted_share:.0%}): {', '.join(r.feature for r in drifted)}")
+    for result in drifted:
+        if result.feature in thresholds.critical_features:
+            reasons.append(f"critical feature {result.feature} drifted (PSI {result.psi:.3f}, "
+                           f"{result.test} p={result.p_value:.2g}, effect {result.effect:.3f})")
+    return DriftReport(bool(reasons), reasons, share, max_psi, results, asdict(thresholds),
+                       int(profile.get("rows", 0)), int(len(frame)))
+
+
+def prediction_psi(reference_counts: dict[str, int], predictions: Any) -> float:
+    """PSI between a stored prediction distribution and new predictions (unseen labels included)."""
+    batch = pd.Series(np.asarray(predictions)).map(str).value_counts()
+    labels = sorted(set(reference_counts) | set(batch.index))
+    reference_total = max(sum(reference_counts.values()), 1)
+    expected = np.array([reference_counts.get(label, 0) / reference_total for label in labels])
+    actual = np.array([batch.get(label, 0) / max(len(predictions), 1) for label in labels])
+    return psi(expected, actual)

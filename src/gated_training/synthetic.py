@@ -1,0 +1,69 @@
+"""Deterministic synthetic tables: mixed types, a learnable target, and controlled drifts.
+
+``generate(rows, seed)`` gives numeric, categorical (with rare levels), boolean and missing
+values, and a binary target whose learnability ``signal`` controls. ``drift=`` moves one thing
+at a time, so tests can assert exactly which features a drift check must flag:
+
+- ``mean_shift``: ``income`` shifts by one standard deviation;
+- ``variance_change``: ``tenure_months`` spreads to twice its standard deviation;
+- ``new_categories``: ``channel`` gains levels never seen before;
+- ``category_mix``: ``region`` changes its mix of known levels;
+- ``label_shift``: the target's class balance moves (features unchanged).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DRIFTS = ("mean_shift", "variance_change", "new_categories", "category_mix", "label_shift")
+DRIFTED_FEATURES = {
+    "mean_shift": {"income"},
+    "variance_change": {"tenure_months"},
+    "new_categories": {"channel"},
+    "category_mix": {"region"},
+    "label_shift": set(),
+}
+TARGET = "churned"
+REGIONS = ["north", "south", "east", "west", "central"]
+REGION_MIX = [0.3, 0.25, 0.2, 0.15, 0.1]
+CHANNELS = ["web", "store", "phone", "partner", "kiosk"]  # "kiosk" is rare
+CHANNEL_MIX = [0.45, 0.3, 0.15, 0.08, 0.02]
+
+
+def generate(rows: int, seed: int = 0, drift: str | None = None, signal: float = 1.5,
+             extra_numeric: int = 0) -> pd.DataFrame:
+    """A table of ``rows`` rows; ``extra_numeric`` adds noise columns to reach a wider schema."""
+    if drift is not None and drift not in DRIFTS:
+        raise ValueError(f"unknown drift {drift!r}; choose from {', '.join(DRIFTS)}")
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(mean=10.5, sigma=0.4, size=rows)
+    if drift == "mean_shift":
+        income = income + income.std()
+    tenure = rng.normal(36, 12, size=rows)
+    if drift == "variance_change":
+        tenure = 36 + (tenure - 36) * 2
+    region_mix = REGION_MIX[::-1] if drift == "category_mix" else REGION_MIX
+    region = rng.choice(REGIONS, size=rows, p=region_mix)
+    channel = rng.choice(CHANNELS, size=rows, p=CHANNEL_MIX).astype(object)
+    if drift == "new_categories":
+        unseen = rng.random(rows) < 0.2
+        channel[unseen] = rng.choice(["app", "reseller"], size=int(unseen.sum()))
+    is_premium = rng.random(rows) < 0.3
+    support_calls = rng.poisson(2.0, size=rows).astype(float)
+
+    score = (signal * (tenure < 24) - 0.8 * is_premium + 0.3 * (support_calls - 2)
+             - 0.5 * (np.log(income) - 10.5) + 0.4 * (region == "south") + rng.normal(0, 1, size=rows))
+    cutoff = np.quantile(score, 0.5 if drift == "label_shift" else 0.7)
+    churned = (score > cutoff).astype(int)
+
+    frame = pd.DataFrame({
+        "income": income.round(2), "tenure_months": tenure.round(1), "support_calls": support_calls,
+        "region": region.astype(object), "channel": channel, "is_premium": is_premium, TARGET: churned,
+    })
+    for index in range(extra_numeric):
+        frame[f"noise_{index}"] = rng.normal(size=rows).round(4)
+    # Missing values the preprocessor must impute: a few in a numeric and a categorical column.
+    frame.loc[rng.random(rows) < 0.03, "support_calls"] = np.nan
+    frame.loc[rng.random(rows) < 0.02, "region"] = None
+    return frame

@@ -1,0 +1,88 @@
+"""Drift checks on controlled synthetic drifts, and their false-positive rate on clean batches."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gated_training.drift import DriftThresholds, compare, prediction_psi, profile_frame, psi
+from gated_training.synthetic import DRIFTED_FEATURES, DRIFTS, TARGET, generate
+
+ROWS = 5000
+
+
+@pytest.fixture(scope="module")
+def reference_profile():
+    return profile_frame(generate(ROWS, seed=1), TARGET, predictions=np.array([0] * 700 + [1] * 300))
+
+
+def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift():
+    assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0
+    small, large = psi([0.5, 0.5], [0.45, 0.55]), psi([0.5, 0.5], [0.1, 0.9])
+    assert 0 < small < 0.05 < 0.2 < large
+
+
+def test_profile_is_compact_and_leaves_the_target_out(reference_profile):
+    features = reference_profile["features"]
+    assert TARGET not in features and set(features) == {"income", "tenure_months", "support_calls", "region",
+                                                       "channel", "is_premium"}
+    income = features["income"]
+    assert income["kind"] == "numeric" and len(income["sample"]) == 1000 and len(income["counts"]) == 10
+    assert sum(income["counts"]) == ROWS and income["null_fraction"] == 0
+    assert features["region"]["kind"] == "categorical" and features["region"]["null_fraction"] > 0
+    assert features["is_premium"]["kind"] == "categorical"
+    assert reference_profile["predictions"] == {"0": 700, "1": 300}
+
+
+@pytest.mark.parametrize("drift", DRIFTS)
+def test_each_controlled_drift_flags_exactly_its_feature(reference_profile, drift):
+    report = compare(reference_profile, generate(ROWS, seed=2, drift=drift))
+    flagged = {f.feature for f in report.features if f.drifted}
+    assert flagged == DRIFTED_FEATURES[drift], {f.feature: (round(f.psi, 3), f.p_value) for f in report.features}
+
+
+def test_unseen_categories_are_named_and_counted(reference_profile):
+    report = compare(reference_profile, generate(ROWS, seed=2, drift="new_categories"))
+    channel = next(f for f in report.features if f.feature == "channel")
+    unseen = next(s for s in channel.top_shifts if "unseen_levels" in s)
+    assert unseen["unseen_levels"] == ["app", "reseller"] and 0.15 < unseen["batch_share"] < 0.25
+    assert channel.psi > 0.2
+
+
+def test_dataset_verdict_by_share_or_critical_feature(reference_profile):
+    batch = generate(ROWS, seed=2, drift="mean_shift")
+    assert not compare(reference_profile, batch).drifted  # 1 of 6 features < 30 %
+    critical = compare(reference_profile, batch, DriftThresholds(critical_features=("income",)))
+    assert critical.drifted and critical.reasons[0].startswith("critical feature income drifted")
+    share = compare(reference_profile, batch, DriftThresholds(max_drifted_share=0.1))
+    assert share.drifted and "1 of 6 features drifted" in share.reasons[0]
+
+
+def test_a_missing_feature_counts_as_drifted(reference_profile):
+    report = compare(reference_profile, generate(ROWS, seed=2).drop(columns=["income"]))
+    income = next(f for f in report.features if f.feature == "income")
+    assert income.drifted and income.test == "missing" and math.isinf(report.max_psi)
+
+
+def test_prediction_psi_counts_labels_never_predicted_before():
+    assert prediction_psi({"0": 700, "1": 300}, np.array([0] * 70 + [1] * 30)) == pytest.approx(0, abs=1e-9)
+    assert prediction_psi({"0": 700, "1": 300}, np.array([0] * 30 + [1] * 70)) > 0.2
+    assert prediction_psi({"0": 700, "1": 300}, np.array([2] * 100)) > 1
+
+
+FALSE_POSITIVE_SEEDS = 40
+
+
+def test_false_positive_rate_on_fresh_samples_of_the_same_distribution(reference_profile, capsys):
+    """Clean batches from the reference distribution: the defaults must (almost) never flag."""
+    feature_flags = dataset_flags = checks = 0
+    for seed in range(100, 100 + FALSE_POSITIVE_SEEDS):
+        report = compare(reference_profile, generate(ROWS, seed=seed))
+        feature_flags += sum(f.drifted for f in report.features)
+        checks += len(report.features)
+        dataset_flags += report.drifted
+    rate = feature_flags / checks
+    with capsys.disabled():
+        print(f"\n  drift false positives at the defaults: {feature_flags}/{checks} feature checks ({rate:.2%}), "
+              f"{dataset_flags}/{FALSE_POSITIVE_SEEDS} batches, {ROWS} rows each")
+    assert dataset_flags == 0 and rate <= 0.01
