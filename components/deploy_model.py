@@ -7,6 +7,7 @@ from components.image import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def deploy_model(
     model: Input[Model],
+    train_data: Input[Dataset],
     test_data: Input[Dataset],
     feature_metadata: Input[Artifact],
     training_report: Input[Artifact],
@@ -30,7 +31,7 @@ def deploy_model(
         outcome = run_step(
             model.path, test_data.path, feature_metadata.path, training_report.path, gate_decision.path,
             target_column, registry_uri, model_name, test_data.metadata.get("source_sha256", ""), kfp_run_id,
-            deployment.path, pipeline_version,
+            deployment.path, pipeline_version, train_data.path,
         )
         record_outcome(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
                        run_summary.path, summary.path)

@@ -124,7 +124,8 @@ def training_pipeline(
 
         with dsl.If(evaluation.outputs["Output"] == "deploy", name="model-gate-passed"):
             deployment = deploy_model(
-                model=training.outputs["model"], test_data=features.outputs["test_data"],
+                model=training.outputs["model"], train_data=features.outputs["train_data"],
+                test_data=features.outputs["test_data"],
                 feature_metadata=features.outputs["feature_metadata"],
                 training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
                 validation_report=validation.outputs["validation_report"], target_column=target_column,

@@ -20,9 +20,10 @@ import pandas as pd
 
 from gated_training import __version__, tracking
 from gated_training.data import json_safe, read_parquet, split_features_target
+from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError, TrackingError
-from gated_training.registry import (MODEL_FILE, SMOKE_PREDICTIONS_FILE, SMOKE_ROWS_FILE, ChampionChangedError,
-                                     ModelRegistry)
+from gated_training.registry import (MODEL_FILE, REFERENCE_PROFILE_FILE, SMOKE_PREDICTIONS_FILE, SMOKE_ROWS_FILE,
+                                     ChampionChangedError, ModelRegistry)
 
 SMOKE_TEST_ROWS = 20
 CHAMPION_ALIAS = "champion"
@@ -107,6 +108,7 @@ def deploy_model(
     kfp_run_id: str,
     deployment_out: str,
     pipeline_version: str = "",
+    train_path: str = "",
 ) -> DeploymentOutcome:
     gate = json.loads(Path(gate_decision_path).read_text())
     if gate["decision"] != "deploy":
@@ -124,6 +126,10 @@ def deploy_model(
         "gate_decision.json": Path(gate_decision_path).read_bytes(),
         **smoke_files(candidate, x_test.head(SMOKE_TEST_ROWS)),
     }
+    if train_path:
+        # The drift checks of later runs compare against this, never against the old data itself.
+        profile = profile_frame(read_parquet(train_path), target, predictions=candidate.predict(x_test))
+        files[REFERENCE_PROFILE_FILE] = json.dumps(json_safe(profile)).encode()
     version, manifest_sha = registry.publish(files, {
         "metrics": gate["candidate"]["metrics"],
         "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "checks": gate["checks"],

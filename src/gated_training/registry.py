@@ -42,6 +42,7 @@ POINTER = "champion.json"
 MODEL_FILE = "model.joblib"
 SMOKE_ROWS_FILE = "smoke_rows.parquet"
 SMOKE_PREDICTIONS_FILE = "smoke_predictions.json"
+REFERENCE_PROFILE_FILE = "reference_profile.json"  # gated_training.drift's profile of the training split
 MANIFEST_FORMAT = 1
 HISTORY_LIMIT = 200  # promotions kept in the pointer; every version's manifest stays forever
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6,12}Z-[0-9a-f]{8}$")

@@ -1,6 +1,7 @@
 import json
 
 import mlflow
+import pandas as pd
 import pytest
 
 from gated_training.config import GateThresholds
@@ -26,7 +27,7 @@ def gate(candidate, registry_uri, thresholds=GateThresholds(min_accuracy=0.5, ma
 def deploy(candidate, registry_uri, gate_path):
     return deploy_model(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("meta.json"),
                         candidate.path("training.json"), gate_path, "label", registry_uri, "m", "d" * 64, "run-7",
-                        candidate.path("deployment.json"))
+                        candidate.path("deployment.json"), train_path=candidate.path("train.parquet"))
 
 
 def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
@@ -40,7 +41,12 @@ def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
     assert manifest["data_sha256"] == "d" * 64 and manifest["kfp_run_id"] == "run-7"
     assert manifest["mlflow_run_id"] == candidate.training.mlflow_run_id and manifest["gate"]["decision"] == "deploy"
     assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
-                                      "smoke_rows.parquet", "smoke_predictions.json"}
+                                      "smoke_rows.parquet", "smoke_predictions.json", "reference_profile.json"}
+    _, contents = registry.verified_files(champion.version, champion.manifest_sha256)
+    profile = json.loads(contents["reference_profile.json"])
+    assert set(profile["features"]) == {"x1", "x2", "colour", "flag"}  # the target is left out
+    assert profile["features"]["x1"]["kind"] == "numeric" and profile["features"]["colour"]["kind"] == "categorical"
+    assert sum(profile["predictions"].values()) == len(pd.read_parquet(candidate.path("test.parquet")))
     assert manifest["pipeline"]["package_version"] and "image" in manifest["pipeline"]
     assert manifest["mlflow"]["model_uri"] == candidate.training.mlflow_model_uri
     assert manifest["gate"]["checks"] and manifest["gate"]["champion"] is None and manifest["created_by"]
