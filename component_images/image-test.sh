@@ -46,23 +46,25 @@ done
 offline() { unshare --net -- "$@"; }
 offline true || { echo "error: cannot create a network namespace (unshare --net) to run the image offline" >&2; exit 1; }
 
-run_in_image() {  # name, expected outcome, expected last task, extra gated-training args...
-  local name=$1 expected=$2 task=$3; shift 3
+run_in_image() {  # name, expected outcome, the exact tasks that must run (comma-separated), extra args...
+  local name=$1 expected=$2 tasks=$3; shift 3
   local workdir=/tmp/image-test-$name
   echo "== $name: gated-training run inside $IMAGE (user 10001, no network)"
   offline buildah run --isolation chroot --user 10001:0 "$container" -- \
     gated-training run --params data/german_credit.params.yaml --workdir "$workdir" "$@" || true
-  offline buildah run --isolation chroot --user 10001:0 "$container" -- python3 - "$workdir/summary.json" "$expected" "$task" <<'PY'
+  offline buildah run --isolation chroot --user 10001:0 "$container" -- python3 - "$workdir/summary.json" "$expected" "$tasks" <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
-expected, task = sys.argv[2], sys.argv[3]
-if summary["outcome"] != expected or task not in summary["tasks_ran"]:
-    sys.exit(f"image test failed: outcome {summary['outcome']} (expected {expected}), tasks {summary['tasks_ran']}, "
+expected, tasks = sys.argv[2], sys.argv[3].split(",")
+if summary["outcome"] != expected or summary["tasks_ran"] != tasks:
+    sys.exit(f"image test failed: outcome {summary['outcome']} (expected {expected}), tasks {summary['tasks_ran']} "
+             f"(expected {tasks}), "
              f"reasons {summary['reasons']}")
 print(f"ok: {expected}; tasks: {', '.join(summary['tasks_ran'])}")
 PY
 }
-run_in_image deploy deployed deploy-model
-run_in_image model-blocked blocked report-model-blocked --set min_accuracy=0.99
-run_in_image data-blocked blocked report-data-blocked --set target_column=no_such_column
+run_in_image deploy deployed deploy-model,engineer-features,evaluate-model,train-model,validate-data
+run_in_image model-blocked blocked engineer-features,evaluate-model,report-model-blocked,train-model,validate-data \
+  --set min_accuracy=0.99
+run_in_image data-blocked blocked report-data-blocked,validate-data --set target_column=no_such_column
 echo "image test passed: all seven components ran in $IMAGE"

@@ -401,7 +401,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--token-file", dest="token_file",
                        help="file holding a bearer token (default: $KF_PIPELINES_TOKEN)")
     group.add_argument("--sa-token-path", dest="sa_token_path",
-                       help=f"projected service-account token, e.g. {'/var/run/secrets/kubeflow/pipelines/token'}")
+                       help="projected service-account token, e.g. /var/run/secrets/kubeflow/pipelines/token")
     group.add_argument("--kube-context", dest="kube_context", help="kubeconfig context, when no host is given")
     group.add_argument("--ca-cert", dest="ca_cert", help="CA bundle for a private TLS certificate")
     group.add_argument("--ui-host", dest="ui_host", help="UI base URL for links (default: $KF_PIPELINES_UI_ENDPOINT or --host)")

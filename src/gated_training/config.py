@@ -148,14 +148,14 @@ def read_yaml_mapping(path: str | Path, label: str) -> dict[str, Any]:
 def check_registry_parameters(registry_uri: str, model_name: str) -> None:
     """Registry URIs with '..' or a foreign scheme, and model names that are paths, never reach storage."""
     from gated_training.errors import RegistryError
-    from gated_training.registry import MODEL_NAME_PATTERN, check_registry_uri
+    from gated_training.registry import check_model_name, check_registry_uri
 
-    try:
-        check_registry_uri(registry_uri)
-    except RegistryError as exc:
-        raise ConfigError(f"parameter registry_uri: {exc}") from exc
-    if not MODEL_NAME_PATTERN.match(model_name):
-        raise ConfigError(f"parameter model_name={model_name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
+    for name, check, value in (("registry_uri", check_registry_uri, registry_uri),
+                               ("model_name", check_model_name, model_name)):
+        try:
+            check(value)
+        except RegistryError as exc:
+            raise ConfigError(f"parameter {name}: {exc}") from exc
 
 
 def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:

@@ -98,6 +98,11 @@ def read_parquet(path: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def is_numeric_feature(series: pd.Series) -> bool:
+    """Numbers are numeric features; strings, categories and booleans are categorical."""
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
 def split_features_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
     if target not in frame.columns:
         raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")

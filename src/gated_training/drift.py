@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gated_training.data import json_safe
+from gated_training.data import is_numeric_feature, json_safe
 
 PROFILE_FORMAT = 1
 BINS = 10
@@ -91,10 +91,6 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
 def _category_key(value: Any) -> str:
     return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
@@ -108,7 +104,7 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
             continue
         series = frame[column]
         null_fraction = float(series.isna().mean()) if len(series) else 0.0
-        if _is_numeric(series):
+        if is_numeric_feature(series):
             values = series.dropna().to_numpy(dtype=float)
             values = values[np.isfinite(values)]
             if len(values) == 0:

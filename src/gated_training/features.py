@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, PolynomialFeatures
 
 from gated_training.config import FeatureSettings, SplitSettings
-from gated_training.data import json_safe, read_parquet, split_features_target, write_parquet
+from gated_training.data import is_numeric_feature, json_safe, read_parquet, split_features_target, write_parquet
 from gated_training.errors import ConfigError, DataError
 
 
@@ -46,8 +46,7 @@ def infer_column_roles(features: pd.DataFrame) -> ColumnRoles:
     """Numbers are numeric; strings, categories and booleans are categorical."""
     numeric, categorical = [], []
     for column in features.columns:
-        series = features[column]
-        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        if is_numeric_feature(features[column]):
             numeric.append(str(column))
         else:
             categorical.append(str(column))

@@ -30,7 +30,6 @@ OUTCOME_TASKS = {
     "Blocked by model gate": "blocked by the model gate",
     "Blocked by data gate": "blocked by the data gate",
 }
-DEFAULT_SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
 
 
 class KubeflowError(GatedTrainingError):
@@ -183,14 +182,13 @@ def read_package(path: Path) -> PipelinePackage:
         raise KubeflowError(f"compiled pipeline {path} not found: run `make compile` first")
     content = path.read_bytes()
     try:
-        document = next(yaml.safe_load_all(content))
-        name = document["pipelineInfo"]["name"]
-        declared = document["root"].get("inputDefinitions", {}).get("parameters", {})
+        name = next(yaml.safe_load_all(content))["pipelineInfo"]["name"]
     except (yaml.YAMLError, StopIteration, KeyError, TypeError) as exc:
         raise KubeflowError(f"{path} is not a compiled KFP pipeline: {exc}") from exc
-    kfp_types = {"STRING": "String", "NUMBER_DOUBLE": "Float", "NUMBER_INTEGER": "Integer", "BOOLEAN": "Boolean"}
-    parameters = {n: (kfp_types.get(p["parameterType"], "String"), p.get("defaultValue")) for n, p in declared.items()}
-    return PipelinePackage(path, name, hashlib.sha256(content).hexdigest(), parameters)
+    # The same typed parameters `gated-training run` reads, so local and cluster runs coerce alike.
+    from gated_training.local_run import component_inputs
+
+    return PipelinePackage(path, name, hashlib.sha256(content).hexdigest(), component_inputs(path))
 
 
 def checkout_revision(directory: Path) -> tuple[str, bool]:

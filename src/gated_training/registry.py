@@ -73,6 +73,12 @@ def check_registry_uri(uri: str) -> str:
     return uri
 
 
+def check_model_name(model_name: str) -> str:
+    if not MODEL_NAME_PATTERN.match(model_name or ""):
+        raise RegistryError(f"model name {model_name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
+    return model_name
+
+
 def check_version(version: str) -> str:
     """Version names are generated (``20261122T190102123456Z-1a2b3c4d``): anything else, such as
     a path, is refused before it reaches a file system or a bucket."""
@@ -114,8 +120,7 @@ def new_version_id(model_bytes: bytes) -> str:
 class ModelRegistry:
     def __init__(self, uri: str, model_name: str) -> None:
         check_registry_uri(uri)
-        if not MODEL_NAME_PATTERN.match(model_name or ""):
-            raise RegistryError(f"model name {model_name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
+        check_model_name(model_name)
         self.uri = uri
         self.model_name = model_name
         self.root = storage.join_uri(uri, model_name)

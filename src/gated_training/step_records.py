@@ -47,9 +47,9 @@ def read_records(directory: Path, kind: str) -> dict[str, dict[str, Any]]:
 
 
 @contextmanager
-def recorded_step(step: str, started_wall: float | None = None) -> Iterator[None]:
+def recorded_step(step: str) -> Iterator[None]:
     # The process start is the honest start: imports before the body are part of the step's cost.
-    started = started_wall if started_wall is not None else _process_start_monotonic()
+    started = _process_start_monotonic()
     try:
         yield
     except Exception as exc:

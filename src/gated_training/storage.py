@@ -37,8 +37,8 @@ def join_uri(base: str, *parts: str) -> str:
 
 
 # GCS retry policy: google-cloud-storage's own DEFAULT_RETRY (429, 5xx, dropped connections;
-# exponential backoff 1 s → 30 s) with a total budget; every write here carries a generation
-# precondition, so retrying it is safe. GATED_TRAINING_GCS_RETRY_SECONDS changes the budget.
+# exponential backoff 1 s → 30 s) with a total budget. Registry writes carry a generation
+# precondition, so a retry never overwrites. GATED_TRAINING_GCS_RETRY_SECONDS changes the budget.
 RETRY_BUDGET_ENV = "GATED_TRAINING_GCS_RETRY_SECONDS"
 DEFAULT_RETRY_BUDGET_SECONDS = 120.0
 REQUEST_TIMEOUT_SECONDS = 60.0
@@ -145,8 +145,8 @@ def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
             return
         from google.api_core import exceptions as gcs_errors
 
-        try:  # a plain overwrite (suite drafts): the default policy retries only conditional writes
-            gcs_blob(uri).upload_from_string(data, timeout=REQUEST_TIMEOUT_SECONDS)
+        try:  # a plain overwrite (suite drafts) of the same bytes: safe to retry too
+            gcs_blob(uri).upload_from_string(data, retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS)
         except (gcs_errors.GoogleAPIError, ConnectionError) as exc:
             raise RegistryError(_gcs_failure(uri, "write to", exc)) from exc
         return

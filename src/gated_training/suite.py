@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from gated_training import storage
+from gated_training.data import is_numeric_feature
 from gated_training.errors import DataError, SuiteError
 
 SUITE_SUFFIX = ".expectations.json"
@@ -161,7 +162,7 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
                 column=column, mostly=round(1.0 - allowed_nulls, 2) if null_fraction else 1.0,
             )
         )
-        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        if is_numeric_feature(series):
             low, high = float(series.min()), float(series.max())
             if math.isfinite(low) and math.isfinite(high):
                 margin = (high - low) * 0.1

@@ -40,7 +40,7 @@ def test_data_without_a_suite_fails_clearly(setup, champion, tmp_path):
     data = tmp_path / "orders.csv"
     data.write_bytes(SAMPLE_DATA.read_bytes())
     result = setup.run(data=data, name="no-suite")
-    assert (result.exit_code, result.summary["outcome"]) == (1, "failed")
+    assert (result.exit_code, result.tasks, result.summary["outcome"]) == (1, [], "failed")
     assert "no expectation suite for" in result.summary["reasons"][0] and "suite init" in result.summary["reasons"][0]
     assert_untouched(setup, champion)
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import LocalSetup
+from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, LocalSetup
 from tests.robustness.conftest import snapshot
 
 CORPUS = REPO_ROOT / "tests" / "bad_inputs"
@@ -38,7 +38,7 @@ CASES = [  # data, suite (None: the sample's), outcome, text the reasons must co
 def corpus_setup(tmp_path_factory):
     setup = LocalSetup(tmp_path_factory.mktemp("corpus"))
     first = setup.run(name="champion")
-    assert first.summary["outcome"] == "deployed", first.summary["reasons"]
+    assert first.summary["outcome"] == "deployed" and first.tasks == DEPLOYED_TASKS, first.summary["reasons"]
     return setup
 
 
@@ -67,7 +67,8 @@ def test_bad_input_ends_blocked_or_failed_and_changes_nothing(corpus_setup, tmp_
     assert summary["outcome"] == outcome, summary["reasons"]
     assert any(message in reason for reason in summary["reasons"]), summary["reasons"]
     assert result.exit_code == (0 if outcome == "blocked" else 1)
-    assert "deploy-model" not in result.tasks and "train-model" not in result.tasks
+    # Blocked: validation ran and reported; failed: validation itself failed, so nothing completed.
+    assert result.tasks == (DATA_BLOCKED_TASKS if outcome == "blocked" else [])
     assert elapsed < MAX_SECONDS, f"{elapsed:.0f} s"
     peaks = {step: usage["peak_rss_mib"] for step, usage in summary["step_usage"].items()}
     assert peaks and max(peaks.values()) < MAX_STEP_RSS_MIB, peaks

@@ -97,6 +97,11 @@ def test_every_step_has_a_display_name_resources_and_network_retries(spec_docume
     display_names = {step: tasks[step]["taskInfo"]["name"] for step in STEPS}
     assert display_names["validate-data"] == "Validate data (GX)"
     assert display_names["report-data-blocked"] == "Blocked by data gate"
+    # `submit --wait` reads a cluster run's outcome from these display names.
+    from gated_training.kubeflow import OUTCOME_TASKS
+
+    terminal = {display_names[step] for step in ("deploy-model", "report-model-blocked", "report-data-blocked")}
+    assert terminal == set(OUTCOME_TASKS)
     assert len(set(display_names.values())) == len(STEPS) and not set(display_names.values()) & set(STEPS)
 
     executors = spec_document["deploymentSpec"]["executors"]

@@ -32,7 +32,7 @@ def test_extra_whitespace_is_normalised():
     ("@fortnightly", "unknown descriptor"),
 ])
 def test_mistakes_are_explained(expression, message):
-    with pytest.raises(ConfigError, match=r".*") as caught:
+    with pytest.raises(ConfigError) as caught:
         validate_cron(expression)
     assert message in str(caught.value)
 
