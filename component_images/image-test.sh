@@ -63,8 +63,12 @@ if summary["outcome"] != expected or summary["tasks_ran"] != tasks:
 print(f"ok: {expected}; tasks: {', '.join(summary['tasks_ran'])}")
 PY
 }
-run_in_image deploy deployed deploy-model,engineer-features,evaluate-model,train-model,validate-data
-run_in_image model-blocked blocked engineer-features,evaluate-model,report-model-blocked,train-model,validate-data \
-  --set min_accuracy=0.99
-run_in_image data-blocked blocked report-data-blocked,validate-data --set target_column=no_such_column
-echo "image test passed: all seven components ran in $IMAGE"
+run_in_image deploy deployed \
+  check-drift,deploy-model,engineer-features,evaluate-model,notify-failure,train-model,validate-data
+# The same data again: the drift step compares it with the champion's profile (force_retrain skips no_new_data).
+run_in_image model-blocked blocked \
+  check-drift,engineer-features,evaluate-model,notify-failure,report-model-blocked,train-model,validate-data \
+  --set min_accuracy=0.99 --set force_retrain=true
+run_in_image skipped skipped check-drift,notify-failure,report-drift-gate,validate-data
+run_in_image data-blocked blocked notify-failure,report-data-blocked,validate-data --set target_column=no_such_column
+echo "image test passed: all ten components ran in $IMAGE"

@@ -13,6 +13,7 @@ def deploy_model(
     training_report: Input[Artifact],
     gate_decision: Input[Artifact],
     validation_report: Input[Artifact],
+    drift_report: Input[Artifact],
     target_column: str,
     registry_uri: str,
     model_name: str,
@@ -34,5 +35,5 @@ def deploy_model(
             deployment.path, pipeline_version, train_data.path,
         )
         record_outcome(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
-                       run_summary.path, summary.path)
+                       run_summary.path, summary.path, drift_report_path=drift_report.path)
     deployment.metadata.update({"version": outcome.version, "uri": outcome.version_uri, "promoted": outcome.promoted})

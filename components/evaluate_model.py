@@ -9,6 +9,7 @@ def evaluate_model(
     model: Input[Model],
     test_data: Input[Dataset],
     training_report: Input[Artifact],
+    drift_report: Input[Artifact],
     target_column: str,
     min_accuracy: float,
     min_f1: float,
@@ -17,6 +18,7 @@ def evaluate_model(
     max_regression: float,
     comparison_metric: str,
     first_run_policy: str,
+    max_prediction_psi: float,
     registry_uri: str,
     model_name: str,
     metrics: Output[Metrics],
@@ -24,22 +26,27 @@ def evaluate_model(
     gate_report: Output[Markdown],
     gate_decision: Output[Artifact],
 ) -> str:
-    """Model gate: absolute thresholds and the champion re-scored on the same test split. Returns "deploy" or "block"."""
+    """Model gate: absolute thresholds, the champion re-scored on the same test split, prediction drift against
+    the champion, and the drift gate's retrain_only hold. Returns "deploy" or "block"."""
     from gated_training.config import GateThresholds
     from gated_training.evaluation import evaluate_candidate
     from gated_training.step_records import recorded_step
 
     with recorded_step("evaluate-model"):
         thresholds = GateThresholds(min_accuracy, min_f1, min_roc_auc, max_overfit_gap, max_regression,
-                                    comparison_metric, first_run_policy)
+                                    comparison_metric, first_run_policy, max_prediction_psi)
         decision = evaluate_candidate(model.path, test_data.path, training_report.path, target_column, thresholds,
-                                      registry_uri, model_name, gate_decision.path, gate_report.path)
+                                      registry_uri, model_name, gate_decision.path, gate_report.path,
+                                      drift_report.path)
     for name, value in decision.candidate["metrics"].items():
         metrics.log_metric(name, value)
     metrics.log_metric("overfit_gap", decision.candidate["overfit_gap"])
     if decision.champion and decision.champion["metrics"]:
         for name, value in decision.champion["metrics"].items():
             metrics.log_metric(f"champion_{name}", value)
+    if decision.prediction_drift:
+        metrics.log_metric("prediction_psi_vs_champion", decision.prediction_drift["psi"])
+        metrics.log_metric("agreement_with_champion", decision.prediction_drift["agreement"])
     scores = decision.scores
     classification_metrics.log_confusion_matrix([str(label) for label in scores["labels"]], scores["confusion_matrix"])
     if scores["roc_curve"]:

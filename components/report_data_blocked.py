@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Markdown, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Output
 
 from components.image import BASE_IMAGE
 
@@ -7,13 +7,17 @@ from components.image import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def report_data_blocked(
     validation_report: Input[Artifact],
+    data_docs: Input[HTML],
     kfp_run_id: str,
+    notify_webhook_url: str,
     run_summary: Output[Artifact],
     summary: Output[Markdown],
 ):
-    """Record a run blocked by the data gate: which critical expectations failed, with observed values."""
+    """Record a run blocked by the data gate: which critical expectations failed, with observed values. Notifies
+    the webhook."""
     from gated_training.step_records import recorded_step
     from gated_training.summary import record_outcome
 
     with recorded_step("report-data-blocked"):
-        record_outcome(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path)
+        record_outcome(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
+                       webhook_url=notify_webhook_url, links={"data docs": data_docs.uri, "summary": summary.uri})

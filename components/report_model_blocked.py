@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Markdown, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Output
 
 from components.image import BASE_IMAGE
 
@@ -7,14 +7,21 @@ from components.image import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def report_model_blocked(
     validation_report: Input[Artifact],
+    drift_report: Input[Artifact],
+    drift_html: Input[HTML],
     gate_decision: Input[Artifact],
+    gate_report: Input[Markdown],
     kfp_run_id: str,
+    notify_webhook_url: str,
     run_summary: Output[Artifact],
     summary: Output[Markdown],
 ):
-    """Record a run blocked by the model gate: each failed check with its value and threshold."""
+    """Record a run blocked by the model gate (or held by retrain_only): each failed check with its value and
+    threshold. Notifies the webhook."""
     from gated_training.step_records import recorded_step
     from gated_training.summary import record_outcome
 
     with recorded_step("report-model-blocked"):
-        record_outcome(validation_report.path, gate_decision.path, None, kfp_run_id, run_summary.path, summary.path)
+        record_outcome(validation_report.path, gate_decision.path, None, kfp_run_id, run_summary.path, summary.path,
+                       drift_report_path=drift_report.path, webhook_url=notify_webhook_url,
+                       links={"gate report": gate_report.uri, "drift report": drift_html.uri, "summary": summary.uri})

@@ -10,6 +10,7 @@ def train_model(
     test_data: Input[Dataset],
     preprocessor: Input[Model],
     feature_metadata: Input[Artifact],
+    drift_report: Input[Artifact],
     target_column: str,
     estimator: str,
     n_estimators: int,
@@ -26,7 +27,7 @@ def train_model(
     feature_importances: Output[Artifact],
     training_metrics: Output[Metrics],
 ):
-    """Cross-validate and fit the estimator; log params, metrics, model and data fingerprint to MLflow."""
+    """Cross-validate and fit the estimator; log params, metrics, model, data fingerprint and drift to MLflow."""
     from gated_training.config import ModelSettings
     from gated_training.step_records import recorded_step
     from gated_training.training import train_model as run_step
@@ -36,7 +37,7 @@ def train_model(
             train_data.path, test_data.path, preprocessor.path, feature_metadata.path, target_column,
             ModelSettings(estimator, n_estimators, max_depth, min_samples_split, learning_rate, random_state, cv_folds),
             mlflow_tracking_uri, mlflow_experiment, train_data.metadata.get("source_sha256", ""), kfp_run_id,
-            model.path, training_report.path, feature_importances.path,
+            model.path, training_report.path, feature_importances.path, drift_report.path,
         )
     model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})
     training_metrics.log_metric("cv_accuracy_mean", outcome.cv_accuracy_mean)

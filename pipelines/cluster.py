@@ -11,6 +11,9 @@ them through), validated once in :meth:`ClusterSettings.from_env`:
   becomes ``MLFLOW_TRACKING_TOKEN`` in the steps that talk to MLflow.
 - ``MLFLOW_BASIC_AUTH_SECRET``: a secret with keys ``username`` and ``password`` for MLflow's
   basic auth (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``).
+- ``WEBHOOK_SECRET``: a secret whose key ``WEBHOOK_SECRET_KEY`` (default ``url``) becomes
+  ``GATED_TRAINING_WEBHOOK_URL`` in the steps that notify, so the webhook URL (a credential)
+  stays out of the run form.
 - ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
 
 Only secret *names* are compiled in; their values never leave the cluster.
@@ -28,6 +31,7 @@ from kfp.dsl import PipelineTask
 
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
+from gated_training.notify import WEBHOOK_ENV
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -85,12 +89,15 @@ def _bytes(quantity: str) -> float:
 # Tune from the "[gated-training] <step>: wall …, CPU …, peak RSS …" line each step logs.
 DEFAULT_RESOURCES: dict[str, StepResources] = {
     "validate-data": StepResources("1", "2", "1Gi", "4Gi"),
+    "check-drift": StepResources("500m", "2", "1Gi", "4Gi"),
     "engineer-features": StepResources("500m", "2", "1Gi", "4Gi"),
     "train-model": StepResources("2", "4", "2Gi", "8Gi"),  # n_jobs=-1 uses the cgroup's CPU quota
     "evaluate-model": StepResources("500m", "2", "1Gi", "4Gi"),
     "deploy-model": StepResources("500m", "2", "1Gi", "4Gi"),
     "report-model-blocked": StepResources("100m", "500m", "128Mi", "256Mi"),
     "report-data-blocked": StepResources("100m", "500m", "128Mi", "256Mi"),
+    "report-drift-gate": StepResources("100m", "500m", "128Mi", "256Mi"),
+    "notify-failure": StepResources("100m", "500m", "128Mi", "256Mi"),
 }
 
 
@@ -101,6 +108,8 @@ class ClusterSettings:
     mlflow_token_secret: str | None = None
     mlflow_token_secret_key: str = "token"
     mlflow_basic_auth_secret: str | None = None
+    webhook_secret: str | None = None
+    webhook_secret_key: str = "url"
     resources: Mapping[str, StepResources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
 
     @classmethod
@@ -127,6 +136,8 @@ class ClusterSettings:
             mlflow_token_secret=secret_name("MLFLOW_TOKEN_SECRET"),
             mlflow_token_secret_key=secret_key("MLFLOW_TOKEN_SECRET_KEY", "token"),
             mlflow_basic_auth_secret=secret_name("MLFLOW_BASIC_AUTH_SECRET"),
+            webhook_secret=secret_name("WEBHOOK_SECRET"),
+            webhook_secret_key=secret_key("WEBHOOK_SECRET_KEY", "url"),
             resources=resources,
         )
 
@@ -157,8 +168,12 @@ def configure_step(
     *,
     uses_gcs: bool = False,
     uses_mlflow: bool = False,
+    notifies: bool = False,
 ) -> PipelineTask:
-    """Display name, resources, no caching, and (for network steps) retries and credentials."""
+    """Display name, resources, no caching, and (for network steps) retries and credentials.
+
+    Steps that notify are not retried: a webhook delivery failure never fails them.
+    """
     resources = settings.resources[step]
     task.set_display_name(display_name)
     task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
@@ -179,4 +194,7 @@ def configure_step(
     if uses_mlflow and settings.mlflow_basic_auth_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_basic_auth_secret, secret_key_to_env={
             "username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"})
+    if notifies and settings.webhook_secret:
+        kubernetes.use_secret_as_env(task, secret_name=settings.webhook_secret,
+                                     secret_key_to_env={settings.webhook_secret_key: WEBHOOK_ENV})
     return task

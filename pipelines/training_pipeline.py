@@ -1,17 +1,22 @@
-"""validate → features → train → evaluate → deploy, gated by dsl.If/dsl.Else on primitive outputs.
+"""validate → drift → features → train → evaluate → deploy, gated by dsl.If/dsl.Else on primitive outputs.
 
-Both gates use If/Else pairs: a lone dsl.If is silently skipped by kfp.local in some cases,
-and every branch end records the outcome, so a blocked run says why in the UI.
+Every gate uses If/Else pairs: a lone dsl.If is silently skipped by kfp.local in some cases,
+and every branch end records the outcome, so a blocked or skipped run says why in the UI.
+An exit handler notifies the webhook when the run fails; the report steps notify for
+blocked and skipped runs.
 """
 
 import os
 
 from kfp import dsl
 
+from components.check_drift import check_drift
 from components.deploy_model import deploy_model
 from components.engineer_features import engineer_features
 from components.evaluate_model import evaluate_model
+from components.notify_failure import notify_failure
 from components.report_data_blocked import report_data_blocked
+from components.report_drift_gate import report_drift_gate
 from components.report_model_blocked import report_model_blocked
 from components.train_model import train_model
 from components.validate_data import validate_data
@@ -24,8 +29,8 @@ CLUSTER = ClusterSettings.from_env(os.environ)
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Tabular classification: GX data gate, MLflow-tracked training, model gate against "
-    "thresholds and the champion, then an immutable registry deploy.",
+    description="Tabular classification: GX data gate, drift gate against the champion's reference profile, "
+    "MLflow-tracked training, model gate against thresholds and the champion, then an immutable registry deploy.",
 )
 def training_pipeline(
     data_uri: str = "data/german_credit.csv",
@@ -39,6 +44,12 @@ def training_pipeline(
     max_regression: float = 0.01,
     comparison_metric: str = "accuracy",
     first_run_policy: str = "deploy_if_thresholds_pass",
+    max_prediction_psi: float = 0.2,
+    drift_action: str = "block",
+    drift_psi_threshold: float = 0.2,
+    drift_max_drifted_share: float = 0.3,
+    drift_critical_features: str = "",
+    force_retrain: bool = False,
     test_size: float = 0.2,
     random_state: int = 42,
     categorical_encoding: str = "onehot",
@@ -56,6 +67,7 @@ def training_pipeline(
     registry_uri: str = ".gated-training/registry",
     model_name: str = "tabular-classifier",
     pipeline_version: str = "",
+    notify_webhook_url: str = "",
 ):
     """Train a classifier and deploy it only when the data gate and the model gate pass.
 
@@ -71,6 +83,12 @@ def training_pipeline(
         max_regression: Model gate: the candidate may score at most this much below the champion on the same test split.
         comparison_metric: Metric compared with the champion: accuracy, f1 or roc_auc.
         first_run_policy: With no champion yet: deploy_if_thresholds_pass, or block.
+        max_prediction_psi: Model gate: maximum PSI between the candidate's and the champion's predictions on the test split, unless the candidate beats the champion by more than max_regression; 0 switches the check off.
+        drift_action: What a drifted batch does: block (stop before training), warn (report, go on), or retrain_only (train and evaluate, never deploy).
+        drift_psi_threshold: Drift gate: a feature drifts when its PSI exceeds this (or its KS / chi-squared test is significant with a material effect size).
+        drift_max_drifted_share: Drift gate: the batch drifts when this share of features drifted, in (0, 1].
+        drift_critical_features: Drift gate: comma-separated columns; any of them drifting drifts the batch.
+        force_retrain: Train even when the batch is the champion's own training data (otherwise the run is skipped: no_new_data).
         test_size: Share of rows held out for testing (stratified), in [0.05, 0.5].
         random_state: Seed for the split, the folds and the estimator.
         categorical_encoding: onehot or ordinal; both tolerate categories unseen in training.
@@ -88,59 +106,85 @@ def training_pipeline(
         registry_uri: Model registry root: a folder or gs://bucket/prefix. Use gs:// on a cluster.
         model_name: Name of the model in the registry and in MLflow's model registry.
         pipeline_version: The pipeline version this run executes, recorded in the registry manifest. `gated-training submit` and `schedule` set it; leave it empty in the UI unless you want to record one.
+        notify_webhook_url: Slack-compatible webhook posted when a run ends blocked, skipped or failed. Empty: the GATED_TRAINING_WEBHOOK_URL environment variable (WEBHOOK_SECRET at compile time), else no notifications.
     """
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
-    validation = validate_data(
-        data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
-    )
-    configure_step(validation, "validate-data", "Validate data (GX)", CLUSTER, uses_gcs=True)
+    exit_task = notify_failure(notify_webhook_url=notify_webhook_url, kfp_run_id=run_id)
+    configure_step(exit_task, "notify-failure", "Notify if the run failed", CLUSTER, notifies=True)
+    with dsl.ExitHandler(exit_task, name="gated-training-run"):
+        validation = validate_data(
+            data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
+        )
+        configure_step(validation, "validate-data", "Validate data (GX)", CLUSTER, uses_gcs=True)
 
-    with dsl.If(validation.outputs["Output"] == "passed", name="data-gate-passed"):
-        features = engineer_features(
-            dataset=validation.outputs["dataset"], target_column=target_column, test_size=test_size,
-            random_state=random_state, categorical_encoding=categorical_encoding,
-            interaction_features=interaction_features, polynomial_degree=polynomial_degree,
-            select_k_best=select_k_best,
-        )
-        configure_step(features, "engineer-features", "Engineer features", CLUSTER)
-        training = train_model(
-            train_data=features.outputs["train_data"], test_data=features.outputs["test_data"],
-            preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
-            target_column=target_column, estimator=estimator, n_estimators=n_estimators, max_depth=max_depth,
-            min_samples_split=min_samples_split, learning_rate=learning_rate, random_state=random_state,
-            cv_folds=cv_folds, mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment,
-            kfp_run_id=run_id,
-        )
-        configure_step(training, "train-model", "Train model (MLflow)", CLUSTER, uses_mlflow=True)
-        evaluation = evaluate_model(
-            model=training.outputs["model"], test_data=features.outputs["test_data"],
-            training_report=training.outputs["training_report"], target_column=target_column,
-            min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc, max_overfit_gap=max_overfit_gap,
-            max_regression=max_regression, comparison_metric=comparison_metric, first_run_policy=first_run_policy,
-            registry_uri=registry_uri, model_name=model_name,
-        )
-        configure_step(evaluation, "evaluate-model", "Evaluate and gate", CLUSTER, uses_gcs=True)
-
-        with dsl.If(evaluation.outputs["Output"] == "deploy", name="model-gate-passed"):
-            deployment = deploy_model(
-                model=training.outputs["model"], train_data=features.outputs["train_data"],
-                test_data=features.outputs["test_data"],
-                feature_metadata=features.outputs["feature_metadata"],
-                training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
-                validation_report=validation.outputs["validation_report"], target_column=target_column,
-                registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id, pipeline_version=pipeline_version,
+        with dsl.If(validation.outputs["Output"] == "passed", name="data-gate-passed"):
+            drift = check_drift(
+                dataset=validation.outputs["dataset"], validation_report=validation.outputs["validation_report"],
+                target_column=target_column, registry_uri=registry_uri, model_name=model_name,
+                drift_action=drift_action, drift_psi_threshold=drift_psi_threshold,
+                drift_max_drifted_share=drift_max_drifted_share, drift_critical_features=drift_critical_features,
+                force_retrain=force_retrain,
             )
-            configure_step(deployment, "deploy-model", "Deploy to registry", CLUSTER, uses_gcs=True, uses_mlflow=True)
-        with dsl.Else(name="model-gate-blocked"):
-            model_blocked = report_model_blocked(
+            configure_step(drift, "check-drift", "Drift gate", CLUSTER, uses_gcs=True)
+
+            with dsl.If(drift.outputs["Output"] == "train", name="drift-gate-passed"):
+                features = engineer_features(
+                    dataset=validation.outputs["dataset"], target_column=target_column, test_size=test_size,
+                    random_state=random_state, categorical_encoding=categorical_encoding,
+                    interaction_features=interaction_features, polynomial_degree=polynomial_degree,
+                    select_k_best=select_k_best,
+                )
+                configure_step(features, "engineer-features", "Engineer features", CLUSTER)
+                training = train_model(
+                    train_data=features.outputs["train_data"], test_data=features.outputs["test_data"],
+                    preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
+                    drift_report=drift.outputs["drift_report"], target_column=target_column, estimator=estimator,
+                    n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split,
+                    learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds,
+                    mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment, kfp_run_id=run_id,
+                )
+                configure_step(training, "train-model", "Train model (MLflow)", CLUSTER, uses_mlflow=True)
+                evaluation = evaluate_model(
+                    model=training.outputs["model"], test_data=features.outputs["test_data"],
+                    training_report=training.outputs["training_report"], drift_report=drift.outputs["drift_report"],
+                    target_column=target_column, min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
+                    max_overfit_gap=max_overfit_gap, max_regression=max_regression, comparison_metric=comparison_metric,
+                    first_run_policy=first_run_policy, max_prediction_psi=max_prediction_psi, registry_uri=registry_uri,
+                    model_name=model_name,
+                )
+                configure_step(evaluation, "evaluate-model", "Evaluate and gate", CLUSTER, uses_gcs=True)
+
+                with dsl.If(evaluation.outputs["Output"] == "deploy", name="model-gate-passed"):
+                    deployment = deploy_model(
+                        model=training.outputs["model"], train_data=features.outputs["train_data"],
+                        test_data=features.outputs["test_data"], feature_metadata=features.outputs["feature_metadata"],
+                        training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
+                        validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],
+                        target_column=target_column, registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id,
+                        pipeline_version=pipeline_version,
+                    )
+                    configure_step(deployment, "deploy-model", "Deploy to registry", CLUSTER, uses_gcs=True, uses_mlflow=True)
+                with dsl.Else(name="model-gate-blocked"):
+                    model_blocked = report_model_blocked(
+                        validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],
+                        drift_html=drift.outputs["drift_html"], gate_decision=evaluation.outputs["gate_decision"],
+                        gate_report=evaluation.outputs["gate_report"], kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
+                    )
+                    configure_step(model_blocked, "report-model-blocked", "Blocked by model gate", CLUSTER, notifies=True)
+            with dsl.Else(name="drift-gate-stopped"):
+                stopped = report_drift_gate(
+                    validation_report=validation.outputs["validation_report"],
+                    drift_report=drift.outputs["drift_report"], drift_html=drift.outputs["drift_html"],
+                    kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
+                )
+                configure_step(stopped, "report-drift-gate", "Stopped at drift gate (drift or no new data)", CLUSTER,
+                               notifies=True)
+
+        with dsl.Else(name="data-gate-blocked"):
+            data_blocked = report_data_blocked(
                 validation_report=validation.outputs["validation_report"],
-                gate_decision=evaluation.outputs["gate_decision"], kfp_run_id=run_id,
+                data_docs=validation.outputs["data_docs"], kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
             )
-            configure_step(model_blocked, "report-model-blocked", "Blocked by model gate", CLUSTER)
+            configure_step(data_blocked, "report-data-blocked", "Blocked by data gate", CLUSTER, notifies=True)
 
-    with dsl.Else(name="data-gate-blocked"):
-        data_blocked = report_data_blocked(
-            validation_report=validation.outputs["validation_report"], kfp_run_id=run_id,
-        )
-        configure_step(data_blocked, "report-data-blocked", "Blocked by data gate", CLUSTER)

@@ -1,7 +1,8 @@
 """``gated-training``: run the compiled pipeline locally or on Kubeflow, draft expectation suites.
 
-Exit codes: 0 deployed or blocked (a blocked run is a successful run that deployed nothing),
-1 failed (or the backend refused a request), 2 bad usage or configuration.
+Exit codes: 0 deployed, blocked or skipped (a blocked run is a successful run that deployed
+nothing), 1 failed (or the backend refused a request), 2 bad usage or configuration;
+``check-drift`` exits 3 when retraining is advised.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PIPELINE = Path("compiled/training_pipeline.yaml")
 DEFAULT_WORKDIR = Path(".gated-training")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RETRAIN_ADVISED = 0, 1, 2, 3
 LOCAL_PATH_PARAMETERS = ("data_uri", "suite_uri", "registry_uri")
 
 
@@ -96,6 +97,13 @@ def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
     print(f"\n=== {headline} ===")
     for reason in summary["reasons"]:
         print(f"  - {reason}")
+    for warning in summary.get("warnings") or []:
+        print(f"  warning: {warning}")
+    drift = summary.get("drift")
+    if drift and drift["drifted_share"] is not None:
+        print(f"  drift vs champion {drift['champion']}: {drift['drifted_share']:.0%} of features drifted, "
+              f"max PSI {drift['max_psi']:.3f}" + (f" ({', '.join(drift['drifted_features'])})"
+                                                   if drift["drifted_features"] else ""))
     if summary.get("candidate_metrics"):
         print("  candidate: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["candidate_metrics"].items()))
     if summary.get("champion"):
@@ -244,6 +252,36 @@ def command_cleanup(args: argparse.Namespace) -> int:
     for version, state in results:
         print(f"{version}  {state}")
     return EXIT_OK
+
+
+def command_check_drift(args: argparse.Namespace) -> int:
+    """The drift comparison alone, for a cron job or sensor deciding whether to trigger the pipeline."""
+    from gated_training.config import DriftPolicy
+    from gated_training.data import load_table
+    from gated_training.drift_gate import check_batch
+
+    policy = DriftPolicy(drift_psi_threshold=args.psi_threshold, drift_max_drifted_share=args.max_drifted_share,
+                         drift_critical_features=args.critical_features)
+    registry = registry_from(args)
+    table = load_table(args.data)
+    outcome = check_batch(table.frame, table.sha256, args.target, registry.uri, registry.model_name, policy)
+    record = {**outcome.to_json(), "retraining_advised": outcome.retraining_advised, "data_uri": args.data}
+    if args.json:
+        storage.write_bytes(args.json, (json.dumps(record, indent=2) + "\n").encode())
+    if args.report:
+        from gated_training.drift_report import render_drift_html
+
+        storage.write_bytes(args.report, render_drift_html(outcome.to_json()).encode())
+    report = outcome.report
+    verdict = "retraining advised" if outcome.retraining_advised else "no retraining needed"
+    print(f"{args.data} against champion {outcome.champion or '(none)'}: {verdict}")
+    for line in outcome.reasons + outcome.notes:
+        print(f"  - {line}")
+    if report:
+        drifted = [f["feature"] for f in report["features"] if f["drifted"]]
+        print(f"  {report['drifted_share']:.0%} of {len(report['features'])} features drifted, max PSI "
+              f"{report['max_psi']:.3f}" + (f": {', '.join(drifted)}" if drifted else ""))
+    return EXIT_RETRAIN_ADVISED if outcome.retraining_advised else EXIT_OK
 
 
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
@@ -445,6 +483,21 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--output", help="default: <data name>.expectations.json beside the data")
     init.add_argument("--force", action="store_true", help="overwrite an existing suite")
     init.set_defaults(handler=command_suite_init)
+
+    drift = commands.add_parser("check-drift", help="compare a batch with the champion's reference profile; "
+                                "exit 3 when retraining is advised (drift, or no champion), 0 otherwise")
+    drift.add_argument("--data", required=True, help="CSV or Parquet: a path or gs://bucket/key")
+    drift.add_argument("--target", required=True, help="the label column (left out of the comparison)")
+    drift.add_argument("--psi-threshold", dest="psi_threshold", type=float, default=0.2,
+                       help="a feature drifts above this PSI (default 0.2)")
+    drift.add_argument("--max-drifted-share", dest="max_drifted_share", type=float, default=0.3,
+                       help="the batch drifts when this share of features drifted (default 0.3)")
+    drift.add_argument("--critical-features", dest="critical_features", default="",
+                       help="comma-separated columns; any of them drifting drifts the batch")
+    drift.add_argument("--json", help="write the full result here (path or gs://)")
+    drift.add_argument("--report", help="write the HTML drift report here (path or gs://)")
+    add_registry_arguments(drift)
+    drift.set_defaults(handler=command_check_drift)
 
     history = commands.add_parser("history", help="registry versions, metrics, gate verdicts; * marks the champion")
     add_registry_arguments(history)

@@ -17,6 +17,7 @@ ESTIMATORS = ("random_forest", "hist_gradient_boosting")
 ENCODINGS = ("onehot", "ordinal")
 COMPARISON_METRICS = ("accuracy", "f1", "roc_auc")
 FIRST_RUN_POLICIES = ("deploy_if_thresholds_pass", "block")
+DRIFT_ACTIONS = ("block", "warn", "retrain_only")
 
 
 def require_fraction(name: str, value: Any) -> float:
@@ -46,6 +47,12 @@ def require_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def require_non_negative(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"parameter {name}={value!r}: must be a finite number >= 0")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class GateThresholds:
     """The model gate. A minimum of 0.0 switches that check off (min_f1, min_roc_auc)."""
@@ -57,12 +64,51 @@ class GateThresholds:
     max_regression: float = 0.01
     comparison_metric: str = "accuracy"
     first_run_policy: str = "deploy_if_thresholds_pass"
+    # PSI between the candidate's and the champion's predictions on the same test split, tolerated
+    # unless the candidate is clearly better (by more than max_regression); 0 switches it off.
+    max_prediction_psi: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression"):
             object.__setattr__(self, name, require_fraction(name, getattr(self, name)))
         require_choice("comparison_metric", self.comparison_metric, COMPARISON_METRICS)
         require_choice("first_run_policy", self.first_run_policy, FIRST_RUN_POLICIES)
+        object.__setattr__(self, "max_prediction_psi", require_non_negative("max_prediction_psi", self.max_prediction_psi))
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """The drift gate and the no-new-data trigger (see README, "Drift gate").
+
+    ``drift_action``: ``block`` stops a drifted run before training; ``warn`` reports and goes on;
+    ``retrain_only`` trains and evaluates a candidate on the drifted batch but never deploys it.
+    """
+
+    drift_action: str = "block"
+    drift_psi_threshold: float = 0.2
+    drift_max_drifted_share: float = 0.3
+    drift_critical_features: str = ""  # comma-separated: any of these drifting drifts the dataset
+    force_retrain: bool = False  # train even on the champion's own training data (e.g. new hyperparameters)
+
+    def __post_init__(self) -> None:
+        require_choice("drift_action", self.drift_action, DRIFT_ACTIONS)
+        psi = require_non_negative("drift_psi_threshold", self.drift_psi_threshold)
+        if psi == 0:
+            raise ConfigError("parameter drift_psi_threshold=0: must be > 0 (0 would flag every feature)")
+        object.__setattr__(self, "drift_psi_threshold", psi)
+        share = require_fraction("drift_max_drifted_share", self.drift_max_drifted_share)
+        if share == 0:
+            raise ConfigError("parameter drift_max_drifted_share=0: must be > 0 (0 would flag every batch)")
+        object.__setattr__(self, "drift_max_drifted_share", share)
+        if not isinstance(self.force_retrain, bool):
+            raise ConfigError(f"parameter force_retrain={self.force_retrain!r}: must be true or false")
+        if not isinstance(self.drift_critical_features, str):
+            raise ConfigError(f"parameter drift_critical_features={self.drift_critical_features!r}: "
+                              "must be a comma-separated string of column names")
+
+    @property
+    def critical_features(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.drift_critical_features.split(",") if name.strip())
 
 
 @dataclass(frozen=True)
@@ -166,10 +212,14 @@ def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
     require_fraction("min_quality_score", params.get("min_quality_score", 0.8))
     check_registry_parameters(str(params.get("registry_uri", ".gated-training/registry")),
                               str(params.get("model_name", "tabular-classifier")))
+    from gated_training.notify import check_webhook_url
+
+    check_webhook_url(str(params.get("notify_webhook_url") or ""))
     split_params = {"test_size": params.get("test_size", 0.2), "random_state": params.get("random_state", 42)}
     return {
         "thresholds": asdict(settings_from(GateThresholds, params)),
         "features": asdict(settings_from(FeatureSettings, params)),
         "split": asdict(SplitSettings(**split_params)),
         "model": asdict(settings_from(ModelSettings, params)),
+        "drift": asdict(settings_from(DriftPolicy, params)),
     }

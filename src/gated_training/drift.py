@@ -67,6 +67,8 @@ class FeatureDrift:
     psi: float
     drifted: bool
     top_shifts: list[dict[str, Any]]  # the bins or categories whose share moved most
+    # Every bin or category: {"labels", "reference", "batch"} shares (and "edges" for numeric), for the report.
+    distribution: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,9 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}]" for i in range(len(edges) - 1)] or ["all"]
     order = np.argsort(-np.abs(actual - expected))[:TOP_SHIFTS]
     shifts = [{"bin": labels[i], "reference_share": float(expected[i]), "batch_share": float(actual[i])} for i in order]
-    return FeatureDrift(name, "numeric", "ks", effect, float(result.pvalue), effect, drift_psi, bool(drifted), shifts)
+    distribution = {"labels": labels, "edges": edges.tolist(), "reference": expected.tolist(), "batch": actual.tolist()}
+    return FeatureDrift(name, "numeric", "ks", effect, float(result.pvalue), effect, drift_psi, bool(drifted), shifts,
+                        distribution)
 
 
 def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
@@ -188,7 +192,9 @@ def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
     if unseen:
         new_levels = sorted(c for c in batch.index if c not in reference_counts)[:10]
         shifts.append({"category": UNSEEN, "unseen_levels": new_levels, "batch_share": float(unseen / total)})
-    return FeatureDrift(name, "categorical", "chi2", statistic, p_value, cramers_v, drift_psi, bool(drifted), shifts)
+    distribution = {"labels": labels, "reference": expected_share.tolist(), "batch": actual_share.tolist()}
+    return FeatureDrift(name, "categorical", "chi2", statistic, p_value, cramers_v, drift_psi, bool(drifted), shifts,
+                        distribution)
 
 
 def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftThresholds = DriftThresholds()) -> DriftReport:

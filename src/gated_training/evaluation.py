@@ -7,13 +7,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import io
+
 import joblib
+import numpy as np
+import pandas as pd
 
 from gated_training.config import GateThresholds
 from gated_training.data import json_safe, read_parquet, split_features_target
+from gated_training.drift import prediction_psi
 from gated_training.errors import RegistryError
 from gated_training.metrics import Scores, score_model
-from gated_training.registry import ModelRegistry
+from gated_training.registry import MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
+from gated_training.summary import DRIFT_HOLD_CHECK
 
 DEPLOY = "deploy"
 BLOCK = "block"
@@ -44,6 +50,7 @@ class GateDecision:
     champion: dict[str, Any] | None
     thresholds: dict[str, Any]
     scores: dict[str, Any] = field(default_factory=dict)  # confusion matrices, ROC: for the UI
+    prediction_drift: dict[str, Any] | None = None  # candidate vs champion predictions on the same test split
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
@@ -83,6 +90,34 @@ def champion_check(candidate: Scores, champion: Scores | None, champion_version:
                  f"max_regression {thresholds.max_regression}")
 
 
+def distribution(predicted: np.ndarray) -> dict[str, int]:
+    return {str(label): int(count) for label, count in pd.Series(predicted).map(str).value_counts().sort_index().items()}
+
+
+def prediction_drift(candidate: Scores, champion: Scores, champion_reference: dict[str, int] | None) -> dict[str, Any]:
+    """How differently the two models predict the same rows: PSI of their label distributions and agreement."""
+    champion_counts = distribution(champion.predicted)
+    return {
+        "candidate_distribution": distribution(candidate.predicted),
+        "champion_distribution": champion_counts,
+        "psi": prediction_psi(champion_counts, candidate.predicted),
+        "agreement": float(np.mean(np.asarray(candidate.predicted) == np.asarray(champion.predicted))),
+        # The champion on this split against the champion on its own test split at deploy time.
+        "champion_vs_its_reference_psi": prediction_psi(champion_reference, champion.predicted)
+        if champion_reference else None,
+    }
+
+
+def prediction_psi_check(candidate: Scores, champion: Scores, drift: dict[str, Any], thresholds: GateThresholds) -> Check:
+    """A candidate that predicts very differently from the champion must be clearly better to replace it."""
+    metric = thresholds.comparison_metric
+    gain = (candidate.headline().get(metric) or 0.0) - (champion.headline().get(metric) or 0.0)
+    detail = (f"agreement with the champion {drift['agreement']:.1%}; {metric} gain {gain:+.4f}, "
+              f"clearly better only above max_regression {thresholds.max_regression}")
+    passed = drift["psi"] <= thresholds.max_prediction_psi or gain > thresholds.max_regression
+    return Check("max_prediction_psi", drift["psi"], thresholds.max_prediction_psi, "<=", passed, detail)
+
+
 def evaluate_candidate(
     model_path: str,
     test_path: str,
@@ -93,6 +128,7 @@ def evaluate_candidate(
     model_name: str,
     decision_out: str,
     report_out: str,
+    drift_report_path: str = "",
 ) -> GateDecision:
     x_test, y_test = split_features_target(read_parquet(test_path), target)
     training = json.loads(Path(training_report_path).read_text())
@@ -101,11 +137,14 @@ def evaluate_candidate(
 
     registry = ModelRegistry(registry_uri, model_name)
     current = registry.champion()
-    champion_scores, champion_info, problem = None, None, ""
+    champion_scores, champion_info, problem, champion_reference = None, None, "", None
     if current is not None:
         champion_info = {"version": current.version, "pointer_token": current.token, "metrics": None}
         try:
-            champion_model, _ = registry.load_verified(current.version, current.manifest_sha256)
+            _, contents = registry.verified_files(current.version, current.manifest_sha256)
+            champion_model = joblib.load(io.BytesIO(contents[MODEL_FILE]))
+            if REFERENCE_PROFILE_FILE in contents:
+                champion_reference = json.loads(contents[REFERENCE_PROFILE_FILE]).get("predictions")
         except RegistryError as exc:
             raise RegistryError(f"the champion could not be loaded for comparison, so the gate fails closed: {exc}") from exc
         try:
@@ -117,6 +156,16 @@ def evaluate_candidate(
         checks.append(Check(f"not_worse_than_champion ({thresholds.comparison_metric})", None, None, ">=", False, problem))
     else:
         checks.append(champion_check(candidate, champion_scores, current.version if current else None, thresholds))
+    predictions = None
+    if champion_scores is not None:
+        predictions = prediction_drift(candidate, champion_scores, champion_reference)
+        if thresholds.max_prediction_psi > 0:
+            checks.append(prediction_psi_check(candidate, champion_scores, predictions, thresholds))
+    drift = json.loads(Path(drift_report_path).read_text()) if drift_report_path else None
+    if drift is not None and not drift["deploy_allowed"]:
+        checks.append(Check(DRIFT_HOLD_CHECK, None, None, "==", False,
+                            "the batch drifted and drift_action=retrain_only: the candidate is trained and evaluated, "
+                            "not deployed; review it, then re-run with drift_action=warn to deploy"))
 
     reasons = [check.line() for check in checks if not check.passed]
     decision = GateDecision(
@@ -129,6 +178,7 @@ def evaluate_candidate(
         champion=champion_info,
         thresholds=asdict(thresholds),
         scores={"labels": candidate.labels, "confusion_matrix": candidate.confusion_matrix, "roc_curve": candidate.roc_curve},
+        prediction_drift=predictions,
     )
     Path(decision_out).write_text(json.dumps(decision.to_json(), indent=2))
     Path(report_out).write_text(gate_report_markdown(decision))
@@ -145,6 +195,13 @@ def gate_report_markdown(decision: GateDecision) -> str:
     champion = decision.champion
     lines += ["", f"Candidate metrics on the test split: {_format_metrics(decision.candidate['metrics'])}"]
     lines.append(f"Champion: {champion['version']} — {_format_metrics(champion['metrics'])}" if champion else "Champion: none yet")
+    drift = decision.prediction_drift
+    if drift:
+        lines += ["", f"Predictions on this test split — candidate {drift['candidate_distribution']}, champion "
+                  f"{drift['champion_distribution']}: PSI {drift['psi']:.4f}, agreement {drift['agreement']:.1%}"]
+        if drift["champion_vs_its_reference_psi"] is not None:
+            lines.append(f"Champion's prediction drift against its own test split at deploy time: PSI "
+                         f"{drift['champion_vs_its_reference_psi']:.4f}")
     if decision.reasons:
         lines += ["", "Blocked because:"] + [f"- {reason}" for reason in decision.reasons]
     return "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ OUTCOME_TASKS = {
     "Deploy to registry": "deployed",
     "Blocked by model gate": "blocked by the model gate",
     "Blocked by data gate": "blocked by the data gate",
+    "Stopped at drift gate (drift or no new data)": "blocked by the drift gate, or skipped: no new data",
 }
 
 

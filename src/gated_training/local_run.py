@@ -25,7 +25,7 @@ from gated_training.summary import build_summary
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PROGRESS = re.compile(r"(Executing task|Task '.+' finished with status|Pipeline '.+' finished with status)")
 FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
-TERMINAL_TASKS = ("deploy-model", "report-model-blocked", "report-data-blocked")
+TERMINAL_TASKS = ("deploy-model", "report-model-blocked", "report-data-blocked", "report-drift-gate")
 
 
 @dataclass(frozen=True)
@@ -154,4 +154,5 @@ def _failed_summary(error: str | None, record_dir: Path, run_dir: Path | None, l
         step = match.group(1) if match else None
         message = (error or "the pipeline produced no outcome") + f" (full log: {log_path})"
     validation = _load_json(run_dir / "validate-data" / "validation_report") if run_dir else None
-    return build_summary(validation=validation, error=message, failed_step=step)
+    drift = _load_json(run_dir / "check-drift" / "drift_report") if run_dir else None
+    return build_summary(validation=validation, drift=drift, error=message, failed_step=step)

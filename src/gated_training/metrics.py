@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ class Scores:
     labels: list[Any]
     confusion_matrix: list[list[int]]
     roc_curve: dict[str, list[float]] | None  # binary only
+    predicted: np.ndarray | None = field(default=None, repr=False, compare=False)  # for agreement and prediction drift
 
     def headline(self) -> dict[str, float]:
         values = {"accuracy": self.accuracy, "f1": self.f1}
@@ -62,4 +63,5 @@ def score_model(model: Any, features: pd.DataFrame, labels: pd.Series) -> Scores
         labels=json_safe(all_labels),
         confusion_matrix=confusion_matrix(labels, predicted, labels=all_labels).tolist(),
         roc_curve=roc,
+        predicted=predicted,
     )

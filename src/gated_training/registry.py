@@ -179,28 +179,40 @@ class ModelRegistry:
         except (ValueError, KeyError) as exc:
             raise RegistryError(f"{self.pointer_uri}: unreadable champion pointer: {exc}") from exc
 
-    def verified_files(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
-        """The manifest and every file of a version, each checked against its SHA-256."""
+    def _manifest_matching(self, version: str, expected_manifest_sha256: str | None) -> dict[str, Any]:
         manifest, manifest_sha = self.read_manifest(version)
         if expected_manifest_sha256 and manifest_sha != expected_manifest_sha256:
             raise RegistryError(
                 f"model version {version}: manifest SHA-256 {manifest_sha} does not match the "
                 f"champion pointer's {expected_manifest_sha256}; refusing to load"
             )
-        contents: dict[str, bytes] = {}
-        for name, entry in manifest["files"].items():
-            try:
-                data = storage.read_bytes(self.version_uri(version, name))
-            except DataError as exc:
-                raise RegistryError(f"model version {version}: {exc}") from exc
-            actual = sha256_hex(data)
-            if actual != entry["sha256"]:
-                raise RegistryError(
-                    f"model version {version}: {name} has SHA-256 {actual}, manifest says "
-                    f"{entry['sha256']}; the file was altered, refusing to load"
-                )
-            contents[name] = data
+        return manifest
+
+    def _read_checked(self, version: str, name: str, expected_sha256: str) -> bytes:
+        try:
+            data = storage.read_bytes(self.version_uri(version, name))
+        except DataError as exc:
+            raise RegistryError(f"model version {version}: {exc}") from exc
+        actual = sha256_hex(data)
+        if actual != expected_sha256:
+            raise RegistryError(
+                f"model version {version}: {name} has SHA-256 {actual}, manifest says "
+                f"{expected_sha256}; the file was altered, refusing to load"
+            )
+        return data
+
+    def verified_files(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The manifest and every file of a version, each checked against its SHA-256."""
+        manifest = self._manifest_matching(version, expected_manifest_sha256)
+        contents = {name: self._read_checked(version, name, entry["sha256"]) for name, entry in manifest["files"].items()}
         return manifest, contents
+
+    def read_verified_file(self, version: str, name: str,
+                           expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], bytes | None]:
+        """The manifest and one file of a version, checked against its SHA-256 (None when the version has no such file)."""
+        manifest = self._manifest_matching(version, expected_manifest_sha256)
+        entry = manifest["files"].get(name)
+        return manifest, (self._read_checked(version, name, entry["sha256"]) if entry else None)
 
     def load_verified(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
         """Verify the manifest and every file's SHA-256, then unpickle the model."""

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-DEPLOYED, BLOCKED, FAILED = "deployed", "blocked", "failed"
+DEPLOYED, BLOCKED, SKIPPED, FAILED = "deployed", "blocked", "skipped", "failed"
+DRIFT_HOLD_CHECK = "drift_action"  # the model gate's check that holds back a retrain_only candidate
 
 
 def data_checks(validation: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,6 +32,29 @@ def data_checks(validation: dict[str, Any]) -> list[dict[str, Any]]:
     }]
 
 
+def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
+    report = drift.get("report")
+    if not report:
+        return []
+    severity = "critical" if drift["drift_action"] != "warn" else "warning"
+    return [
+        {"gate": "drift", "name": f"drift[{f['feature']}]", "severity": severity, "value": f["psi"],
+         "threshold": report["thresholds"]["psi_threshold"], "passed": not f["drifted"],
+         "detail": f"{f['test']} statistic {f['statistic']:.4g}, p={f['p_value']:.3g}, effect {f['effect']:.3f}"}
+        for f in report["features"]
+    ]
+
+
+def drift_digest(drift: dict[str, Any]) -> dict[str, Any]:
+    report = drift.get("report") or {}
+    return {
+        "decision": drift["decision"], "drift_action": drift["drift_action"], "drifted": drift["drifted"],
+        "deploy_allowed": drift["deploy_allowed"], "champion": drift["champion"], "notes": drift["notes"],
+        "drifted_share": report.get("drifted_share"), "max_psi": report.get("max_psi"),
+        "drifted_features": [f["feature"] for f in report.get("features", []) if f["drifted"]],
+    }
+
+
 def model_checks(gate: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"gate": "model", "name": c["name"], "severity": "critical", "value": c["value"],
@@ -42,6 +66,7 @@ def model_checks(gate: dict[str, Any]) -> list[dict[str, Any]]:
 def build_summary(
     *,
     validation: dict[str, Any] | None,
+    drift: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
     deployment: dict[str, Any] | None = None,
     kfp_run_id: str = "",
@@ -50,15 +75,25 @@ def build_summary(
 ) -> dict[str, Any]:
     """Assemble the summary; the outcome follows from which pieces exist and what they say."""
     reasons: list[str] = []
-    blocked_by = None
+    blocked_by = skip_reason = None
+    warnings: list[str] = []
+    if drift is not None and drift["drifted"] and drift["decision"] == "train":
+        warnings = [f"drift ({drift['drift_action']}): {reason}" for reason in drift["reasons"]]
     if error is not None:
         outcome = FAILED
         reasons.append(f"{failed_step or 'a step'} failed: {error}")
     elif validation is not None and not validation["passed"]:
         outcome, blocked_by = BLOCKED, "data"
         reasons = list(validation["blocking_reasons"])
+    elif drift is not None and drift["decision"] == "skip":
+        outcome, skip_reason = SKIPPED, drift["reason"]
+        reasons = list(drift["reasons"])
+    elif drift is not None and drift["decision"] == "block":
+        outcome, blocked_by = BLOCKED, "drift"
+        reasons = list(drift["reasons"])
     elif gate is not None and gate["decision"] != "deploy":
-        outcome, blocked_by = BLOCKED, "model"
+        failed = {c["name"] for c in gate["checks"] if not c["passed"]}
+        outcome, blocked_by = BLOCKED, "drift" if failed == {DRIFT_HOLD_CHECK} else "model"
         reasons = list(gate["reasons"])
     elif deployment is not None and not deployment["promoted"]:
         outcome, blocked_by = BLOCKED, "champion_changed"
@@ -78,8 +113,12 @@ def build_summary(
     return {
         "outcome": outcome,
         "blocked_by": blocked_by,
+        "skip_reason": skip_reason,
         "reasons": reasons,
-        "checks": (data_checks(validation) if validation else []) + (model_checks(gate) if gate else []),
+        "warnings": warnings,
+        "checks": (data_checks(validation) if validation else []) + (drift_checks(drift) if drift else [])
+        + (model_checks(gate) if gate else []),
+        "drift": drift_digest(drift) if drift else None,
         "candidate_metrics": (gate or {}).get("candidate", {}).get("metrics"),
         "champion": {"version": champion["version"], "metrics": champion["metrics"]} if champion else None,
         "deployed": deployed,
@@ -91,10 +130,20 @@ def build_summary(
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    title = {DEPLOYED: "Deployed", BLOCKED: f"Blocked by the {summary['blocked_by']} gate", FAILED: "Failed"}
+    title = {DEPLOYED: "Deployed", BLOCKED: f"Blocked by the {summary['blocked_by']} gate",
+             SKIPPED: f"Skipped: {summary.get('skip_reason')}", FAILED: "Failed"}
     lines = [f"# {title[summary['outcome']]}", ""]
     if summary["reasons"]:
         lines += ["Reasons:"] + [f"- {reason}" for reason in summary["reasons"]] + [""]
+    if summary.get("warnings"):
+        lines += ["Warnings:"] + [f"- {warning}" for warning in summary["warnings"]] + [""]
+    drift = summary.get("drift")
+    if drift and drift["drifted_share"] is not None:
+        lines.append(f"Drift against champion {drift['champion']}: {drift['drifted_share']:.0%} of features drifted, "
+                     f"max PSI {drift['max_psi']:.3f}" + (f" ({', '.join(drift['drifted_features'])})"
+                                                          if drift["drifted_features"] else "") + "  ")
+    elif drift:
+        lines += [f"Drift: {note}  " for note in drift["notes"]]
     if summary["deployed"]:
         lines.append(f"New champion: `{summary['deployed']['version']}` at `{summary['deployed']['uri']}` "
                      f"(MLflow mirror: {summary['deployed']['mlflow_mirror']})")
@@ -124,12 +173,18 @@ def record_outcome(
     kfp_run_id: str,
     summary_json_out: str,
     markdown_out: str,
+    drift_report_path: str | None = None,
+    webhook_url: str = "",
+    links: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Build and write the summary from the JSON records of the steps that ran."""
+    """Build and write the summary from the JSON records of the steps that ran; notify when it matters."""
+    from gated_training.notify import notify_outcome
+
     def load(path: str | None) -> dict[str, Any] | None:
         return json.loads(Path(path).read_text()) if path else None
 
-    summary = build_summary(validation=load(validation_report_path), gate=load(gate_decision_path),
-                            deployment=load(deployment_path), kfp_run_id=kfp_run_id)
+    summary = build_summary(validation=load(validation_report_path), drift=load(drift_report_path),
+                            gate=load(gate_decision_path), deployment=load(deployment_path), kfp_run_id=kfp_run_id)
+    summary["notification"] = notify_outcome(webhook_url, summary, links)
     write_summary(summary, summary_json_out, markdown_out)
     return summary

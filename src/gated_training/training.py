@@ -7,6 +7,8 @@ is deployed turns raw rows into predictions, so serving never re-implements feat
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -92,10 +94,24 @@ def _metrics_for_mlflow(prefix: str, scores: Scores) -> dict[str, float]:
     return {f"{prefix}_{name}": value for name, value in scores.headline().items()}
 
 
+def drift_metrics(drift: dict[str, Any] | None) -> dict[str, float]:
+    """The drift step's numbers as MLflow metrics (names limited to MLflow's character set)."""
+    report = (drift or {}).get("report")
+    if not report:
+        return {}
+    metrics = {"drift_drifted_share": float(report["drifted_share"])}
+    if math.isfinite(report["max_psi"]):
+        metrics["drift_max_psi"] = float(report["max_psi"])
+    for feature in report["features"]:
+        if math.isfinite(feature["psi"]):
+            metrics[f"drift_psi.{re.sub(r'[^A-Za-z0-9_.-]', '_', feature['feature'])}"] = float(feature["psi"])
+    return metrics
+
+
 def _log_to_mlflow(
     *, tracking_uri: str, experiment: str, model: Pipeline, settings: ModelSettings,
     feature_metadata: dict[str, Any], metrics: dict[str, float], importances: list[dict[str, Any]],
-    tags: dict[str, str], x_train: pd.DataFrame,
+    tags: dict[str, str], x_train: pd.DataFrame, drift: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     import mlflow
     import sklearn
@@ -115,6 +131,11 @@ def _log_to_mlflow(
             mlflow.set_tags(tags)
             mlflow.log_dict({"feature_importances": importances}, "feature_importances.json")
             mlflow.log_dict(feature_metadata, "feature_metadata.json")
+            if drift is not None:
+                mlflow.log_metrics(drift_metrics(drift))
+                mlflow.set_tags({"drift_decision": drift["decision"], "drift_action": drift["drift_action"],
+                                 "drift_drifted": str(drift["drifted"]).lower()})
+                mlflow.log_dict(drift, "drift_report.json")
             # skops refuses types it does not know; these come from the model we just built.
             trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
             info = mlflow.sklearn.log_model(
@@ -140,6 +161,7 @@ def train_model(
     model_out: str,
     report_out: str,
     importances_out: str,
+    drift_report_path: str = "",
 ) -> TrainingOutcome:
     resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
     tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
@@ -166,7 +188,7 @@ def train_model(
         tracking_uri=resolved_uri, experiment=experiment, model=model, settings=settings,
         feature_metadata=feature_metadata, metrics=metrics, importances=importances,
         tags={"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target},
-        x_train=x_train,
+        x_train=x_train, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
     )
     joblib.dump(model, model_out)
     Path(importances_out).write_text(json.dumps(importances, indent=2))

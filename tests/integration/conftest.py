@@ -16,9 +16,16 @@ from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.integration
 
-DEPLOYED_TASKS = ["deploy-model", "engineer-features", "evaluate-model", "train-model", "validate-data"]
-MODEL_BLOCKED_TASKS = ["engineer-features", "evaluate-model", "report-model-blocked", "train-model", "validate-data"]
-DATA_BLOCKED_TASKS = ["report-data-blocked", "validate-data"]
+# notify-failure is the exit handler: it runs after every run, and posts only when the run failed.
+DEPLOYED_TASKS = ["check-drift", "deploy-model", "engineer-features", "evaluate-model", "notify-failure", "train-model",
+                  "validate-data"]
+MODEL_BLOCKED_TASKS = ["check-drift", "engineer-features", "evaluate-model", "notify-failure", "report-model-blocked",
+                       "train-model", "validate-data"]
+DATA_BLOCKED_TASKS = ["notify-failure", "report-data-blocked", "validate-data"]
+DRIFT_STOPPED_TASKS = ["check-drift", "notify-failure", "report-drift-gate", "validate-data"]
+FAILED_AT_VALIDATION_TASKS = ["notify-failure"]  # validate-data failed: only the exit handler completed
+# Most tests re-run the sample on purpose; without this the no-new-data trigger would skip them.
+RERUN_SAME_DATA = ["--set", "force_retrain=true"]
 # The sample's own thresholds are in data/german_credit.params.yaml; tests state theirs explicitly.
 TEST_THRESHOLDS = ["--set", "min_accuracy=0.6", "--set", "max_overfit_gap=0.3", "--set", "min_roc_auc=0"]
 WEAK_MODEL = ["--set", "n_estimators=1", "--set", "max_depth=1"]
@@ -56,7 +63,8 @@ class LocalSetup:
     def run(self, *args: str, data: Path | str = SAMPLE_DATA, name: str = "run") -> RunResult:
         workdir = self.root / name
         argv = ["run", "--data", str(data), "--target", "risk", "--workdir", str(workdir),
-                "--registry", str(self.registry), "--tracking-uri", self.tracking_uri, *TEST_THRESHOLDS, *args]
+                "--registry", str(self.registry), "--tracking-uri", self.tracking_uri, *TEST_THRESHOLDS, *RERUN_SAME_DATA,
+                *args]
         exit_code = main(argv)
         return RunResult(exit_code, json.loads((workdir / "summary.json").read_text()))
 

@@ -10,7 +10,7 @@ import pytest
 
 from gated_training.local_run import run_compiled_pipeline
 from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import DEPLOYED_TASKS, WEAK_MODEL
+from tests.integration.conftest import DEPLOYED_TASKS, FAILED_AT_VALIDATION_TASKS, WEAK_MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def assert_untouched(setup, champion_pointer: bytes) -> None:
 def test_missing_data_fails_and_names_the_file(setup, champion, tmp_path):
     result = setup.run("--suite", str(SAMPLE_SUITE), data=tmp_path / "missing.csv", name="missing")
     assert result.exit_code == 1
-    assert result.tasks == []  # validate-data failed: nothing after it ran
+    assert result.tasks == FAILED_AT_VALIDATION_TASKS  # validate-data failed: nothing after it ran
     assert result.summary["outcome"] == "failed" and result.summary["deployed"] is None
     assert re.search(r"validate-data failed: DataError: .*missing\.csv: no such file", result.summary["reasons"][0])
     assert_untouched(setup, champion)
@@ -40,7 +40,7 @@ def test_data_without_a_suite_fails_clearly(setup, champion, tmp_path):
     data = tmp_path / "orders.csv"
     data.write_bytes(SAMPLE_DATA.read_bytes())
     result = setup.run(data=data, name="no-suite")
-    assert (result.exit_code, result.tasks, result.summary["outcome"]) == (1, [], "failed")
+    assert (result.exit_code, result.tasks, result.summary["outcome"]) == (1, FAILED_AT_VALIDATION_TASKS, "failed")
     assert "no expectation suite for" in result.summary["reasons"][0] and "suite init" in result.summary["reasons"][0]
     assert_untouched(setup, champion)
 
@@ -59,10 +59,10 @@ def test_invalid_threshold_inside_the_pipeline_fails_closed(setup, champion, tmp
 
     parameters = resolve_parameters(component_inputs(COMPILED_PIPELINE), [{
         "data_uri": str(SAMPLE_DATA), "registry_uri": str(setup.registry), "mlflow_tracking_uri": setup.tracking_uri,
-        "min_accuracy": -0.5, "n_estimators": 1, "max_depth": 1,
+        "min_accuracy": -0.5, "n_estimators": 1, "max_depth": 1, "force_retrain": True,
     }])
     result = run_compiled_pipeline(COMPILED_PIPELINE, parameters, tmp_path / "work")
-    assert result.tasks_ran == ["engineer-features", "train-model", "validate-data"]
+    assert result.tasks_ran == ["check-drift", "engineer-features", "notify-failure", "train-model", "validate-data"]
     assert result.summary["outcome"] == "failed"
     assert result.summary["reasons"] == ["evaluate-model failed: ConfigError: parameter min_accuracy=-0.5: must be within [0, 1]"]
     assert json.loads(setup.pointer.read_text()) == json.loads(champion)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, LocalSetup
+from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, FAILED_AT_VALIDATION_TASKS, LocalSetup
 from tests.robustness.conftest import snapshot
 
 CORPUS = REPO_ROOT / "tests" / "bad_inputs"
@@ -68,7 +68,7 @@ def test_bad_input_ends_blocked_or_failed_and_changes_nothing(corpus_setup, tmp_
     assert any(message in reason for reason in summary["reasons"]), summary["reasons"]
     assert result.exit_code == (0 if outcome == "blocked" else 1)
     # Blocked: validation ran and reported; failed: validation itself failed, so nothing completed.
-    assert result.tasks == (DATA_BLOCKED_TASKS if outcome == "blocked" else [])
+    assert result.tasks == (DATA_BLOCKED_TASKS if outcome == "blocked" else FAILED_AT_VALIDATION_TASKS)
     assert elapsed < MAX_SECONDS, f"{elapsed:.0f} s"
     peaks = {step: usage["peak_rss_mib"] for step, usage in summary["step_usage"].items()}
     assert peaks and max(peaks.values()) < MAX_STEP_RSS_MIB, peaks

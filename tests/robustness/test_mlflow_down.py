@@ -25,7 +25,8 @@ def test_training_with_mlflow_down_fails_naming_the_uri_and_deploys_nothing(tmp_
                  "--registry", str(tmp_path / "registry"), "--tracking-uri", dead, *TEST_THRESHOLDS])
     summary = json.loads((workdir / "summary.json").read_text())
     assert code == 1 and summary["outcome"] == "failed"
-    assert summary["tasks_ran"] == ["engineer-features", "validate-data"]  # train-model failed: no outputs
+    # train-model failed (no outputs); the exit handler ran.
+    assert summary["tasks_ran"] == ["check-drift", "engineer-features", "notify-failure", "validate-data"]
     assert summary["reasons"][0].startswith(f"train-model failed: TrackingError: MLflow at {dead}:")
     assert ModelRegistry(str(tmp_path / "registry"), "tabular-classifier").versions() == []
 

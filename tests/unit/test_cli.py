@@ -92,3 +92,32 @@ def test_suite_init_drafts_beside_the_data_and_refuses_to_overwrite(tmp_path, ca
     assert "pass --force" in capsys.readouterr().err
     assert main(["suite", "init", "--data", str(data), "--target", "nope", "--force"]) == 1
     assert "target column 'nope' is not in the data" in capsys.readouterr().err
+
+
+def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
+    from gated_training.data import sha256_hex
+    from gated_training.synthetic import generate
+    from tests.unit.test_drift_gate import heavy_drift, install
+
+    clean, drifted, champion_data = tmp_path / "clean.csv", tmp_path / "drifted.csv", tmp_path / "champion.csv"
+    generate(3000, seed=2).to_csv(clean, index=False)
+    heavy_drift(3000, 3).to_csv(drifted, index=False)
+    generate(3000, seed=1).to_csv(champion_data, index=False)
+    common = ["--target", "churned", "--registry", str(tmp_path / "registry"), "--model-name", "m"]
+
+    assert main(["check-drift", "--data", str(clean), *common]) == 3  # no champion: training is needed
+    assert "against champion (none): retraining advised" in capsys.readouterr().out
+    install(tmp_path, generate(3000, seed=1), data_sha256=sha256_hex(champion_data.read_bytes()))
+    assert main(["check-drift", "--data", str(clean), *common]) == 0
+    assert main(["check-drift", "--data", str(champion_data), *common]) == 0
+    assert "no_new_data" in capsys.readouterr().out
+    report, record = tmp_path / "drift.html", tmp_path / "drift.json"
+    assert main(["check-drift", "--data", str(drifted), *common, "--json", str(record), "--report", str(report)]) == 3
+    out = capsys.readouterr().out
+    assert "retraining advised" in out and "50% of 6 features drifted" in out
+    written = json.loads(record.read_text())
+    assert written["retraining_advised"] is True and written["drifted"] is True
+    assert "Drift gate: BLOCKED" in report.read_text()
+    # Looser thresholds: the same batch no longer advises retraining.
+    assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "0.9"]) == 0
+    assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "2"]) == 2

@@ -11,12 +11,14 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
 
-STEPS = ["validate-data", "engineer-features", "train-model", "evaluate-model", "deploy-model",
-         "report-model-blocked", "report-data-blocked"]
+STEPS = ["validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model", "deploy-model",
+         "report-model-blocked", "report-data-blocked", "report-drift-gate", "notify-failure"]
+NETWORK_STEPS = {"validate-data", "check-drift", "train-model", "evaluate-model", "deploy-model"}
+NOTIFYING_STEPS = {"report-model-blocked", "report-data-blocked", "report-drift-gate", "notify-failure"}
 
 
 COMPILE_OPTIONS = ("IMAGE", "GCS_KEY_SECRET", "GCS_KEY_SECRET_KEY", "MLFLOW_TOKEN_SECRET", "MLFLOW_TOKEN_SECRET_KEY",
-                   "MLFLOW_BASIC_AUTH_SECRET", "RESOURCES_FILE")
+                   "MLFLOW_BASIC_AUTH_SECRET", "WEBHOOK_SECRET", "WEBHOOK_SECRET_KEY", "RESOURCES_FILE")
 
 
 def compile_to(path, image: str | None = None, extra_env: dict[str, str] | None = None) -> bytes:
@@ -62,7 +64,7 @@ def test_components_never_pip_install_at_start(spec_document):
 
 def test_every_parameter_is_typed_and_described(spec_document):
     parameters = spec_document["root"]["inputDefinitions"]["parameters"]
-    assert len(parameters) == 28
+    assert len(parameters) == 35
     for name, parameter in parameters.items():
         assert parameter["parameterType"] in {"STRING", "NUMBER_DOUBLE", "NUMBER_INTEGER", "BOOLEAN"}, name
         assert parameter.get("description"), f"{name} has no description in the run form"
@@ -74,11 +76,15 @@ def test_every_parameter_is_typed_and_described(spec_document):
 def test_gates_branch_on_primitive_outputs(spec_document):
     tasks = spec_document["root"]["dag"]["tasks"]
     conditions = {
-        name: task["triggerPolicy"]["condition"] for name, task in _all_tasks(spec_document) if "triggerPolicy" in task
+        name: task["triggerPolicy"]["condition"] for name, task in _all_tasks(spec_document)
+        if "condition" in task.get("triggerPolicy", {})
     }
     assert any("validate-data-Output" in c and "'passed'" in c for c in conditions.values())
+    assert any("check-drift-Output" in c and "'train'" in c for c in conditions.values())
     assert any("evaluate-model-Output" in c and "'deploy'" in c for c in conditions.values())
-    assert "validate-data" in tasks
+    # Every step runs inside the exit handler, whose exit task notifies on failure.
+    assert set(tasks) == {"exit-handler-1", "notify-failure"}
+    assert tasks["notify-failure"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
 
 
 def test_no_step_is_ever_served_from_cache(spec_document):
@@ -100,7 +106,8 @@ def test_every_step_has_a_display_name_resources_and_network_retries(spec_docume
     # `submit --wait` reads a cluster run's outcome from these display names.
     from gated_training.kubeflow import OUTCOME_TASKS
 
-    terminal = {display_names[step] for step in ("deploy-model", "report-model-blocked", "report-data-blocked")}
+    terminal = {display_names[step] for step in ("deploy-model", "report-model-blocked", "report-data-blocked",
+                                                 "report-drift-gate")}
     assert terminal == set(OUTCOME_TASKS)
     assert len(set(display_names.values())) == len(STEPS) and not set(display_names.values()) & set(STEPS)
 
@@ -113,14 +120,13 @@ def test_every_step_has_a_display_name_resources_and_network_retries(spec_docume
             expected.memory_request, expected.memory_limit)
         assert resources["memoryRequest"] <= resources["memoryLimit"] and resources["cpuRequest"] <= resources["cpuLimit"]
 
-    network_steps = {"validate-data", "train-model", "evaluate-model", "deploy-model"}
     for step in STEPS:
         policy = tasks[step].get("retryPolicy")
-        if step in network_steps:
+        if step in NETWORK_STEPS:
             assert policy["maxRetryCount"] == NETWORK_RETRIES and policy["backoffFactor"] == 2.0, step
             assert policy["backoffDuration"] == "30s" and policy["backoffMaxDuration"] == "600s", step
         else:
-            assert policy is None, f"{step} touches no network and must not retry"
+            assert policy is None, f"{step} touches no storage and must not retry (webhooks retry themselves)"
 
 
 def test_default_yaml_mounts_no_secrets(spec_document):
@@ -154,14 +160,14 @@ def test_secrets_are_referenced_by_name_and_their_values_never_compiled_in(tmp_p
                    "MLFLOW_TRACKING_PASSWORD": "hunter2-pass-7781", "KF_PIPELINES_TOKEN": "kfp-tok-1a2b3c4d"}
     text = compile_to(tmp_path / "p.yaml", extra_env={
         **credentials, "GCS_KEY_SECRET": "gcs-sa-key", "MLFLOW_TOKEN_SECRET": "mlflow-token",
-        "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic-auth"}).decode()
+        "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic-auth", "WEBHOOK_SECRET": "slack-webhook"}).decode()
     _assert_no_credentials(text, [v for k, v in credentials.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"]
                            + ["MIIEvFAKEFAKEFAKE", str(key_file)])
 
     pipeline_spec, platform = yaml.safe_load_all(text)
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     mounted = {step.removeprefix("exec-") for step, config in executors.items() if "secretAsVolume" in config}
-    assert mounted == {"validate-data", "train-model", "evaluate-model", "deploy-model"}
+    assert mounted == NETWORK_STEPS
     assert executors["exec-deploy-model"]["secretAsVolume"][0]["secretName"] == "gcs-sa-key"
     token_env = {step.removeprefix("exec-"): [(e["secretName"], k["envVar"]) for e in config.get("secretAsEnv", [])
                                               for k in e["keyToEnv"]] for step, config in executors.items()}
@@ -169,6 +175,8 @@ def test_secrets_are_referenced_by_name_and_their_values_never_compiled_in(tmp_p
         ("mlflow-token", "MLFLOW_TRACKING_TOKEN"), ("mlflow-basic-auth", "MLFLOW_TRACKING_USERNAME"),
         ("mlflow-basic-auth", "MLFLOW_TRACKING_PASSWORD")]
     assert "validate-data" not in token_env or token_env["validate-data"] == []
+    webhook = {step for step, pairs in token_env.items() if ("slack-webhook", "GATED_TRAINING_WEBHOOK_URL") in pairs}
+    assert webhook == NOTIFYING_STEPS
     env = pipeline_spec["deploymentSpec"]["executors"]["exec-deploy-model"]["container"]["env"]
     assert env == [{"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/secrets/gcs/key.json"}]
 

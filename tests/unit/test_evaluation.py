@@ -1,11 +1,15 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gated_training.config import GateThresholds
+from gated_training.drift import prediction_psi
 from gated_training.errors import RegistryError
-from gated_training.evaluation import BLOCK, DEPLOY, evaluate_candidate
+from gated_training.evaluation import BLOCK, DEPLOY, evaluate_candidate, prediction_drift, prediction_psi_check
+from gated_training.metrics import Scores
+from gated_training.summary import DRIFT_HOLD_CHECK
 from gated_training.registry import MODEL_FILE, ModelRegistry
 from tests.conftest import synthetic_frame
 from tests.unit.helpers import train_candidate
@@ -18,11 +22,11 @@ def candidate(tmp_path_factory):
     return train_candidate(tmp_path_factory.mktemp("candidate"), synthetic_frame(500, seed=5))
 
 
-def evaluate(candidate, tmp_path, thresholds, registry_uri=None):
+def evaluate(candidate, tmp_path, thresholds, registry_uri=None, drift_report_path=""):
     registry_uri = registry_uri or str(tmp_path / "registry")
     decision = evaluate_candidate(candidate.path("model.joblib"), candidate.path("test.parquet"),
                                   candidate.path("training.json"), "label", thresholds, registry_uri, "m",
-                                  str(tmp_path / "decision.json"), str(tmp_path / "report.md"))
+                                  str(tmp_path / "decision.json"), str(tmp_path / "report.md"), drift_report_path)
     return decision, json.loads((tmp_path / "decision.json").read_text()), (tmp_path / "report.md").read_text()
 
 
@@ -67,7 +71,7 @@ def test_worse_than_champion_blocks(candidate, tmp_path):
     weak = train_candidate(tmp_path / "weak", synthetic_frame(500, seed=5, noise=3.0))
     install_champion(tmp_path, better.path("model.joblib"))
     decision, _, _ = evaluate(weak, tmp_path, GateThresholds(min_accuracy=0.0, max_overfit_gap=1.0, max_regression=0.0))
-    champion_check = decision.checks[-1]
+    champion_check = next(c for c in decision.checks if c.name.startswith("not_worse_than_champion"))
     assert not champion_check.passed and "champion" in champion_check.detail
     assert decision.decision == BLOCK
 
@@ -77,3 +81,53 @@ def test_corrupt_champion_fails_closed(candidate, tmp_path):
     (tmp_path / "registry" / "m" / "versions" / version / MODEL_FILE).write_bytes(b"not the model")
     with pytest.raises(RegistryError, match="gate fails closed.*the file was altered"):
         evaluate(candidate, tmp_path, GateThresholds(**LENIENT))
+
+
+def scores(accuracy: float, predicted: list[int]) -> Scores:
+    return Scores(accuracy, accuracy, None, [0, 1], [[0, 0], [0, 0]], None, np.asarray(predicted))
+
+
+@pytest.mark.parametrize(("candidate_accuracy", "passes"), [(0.805, False), (0.90, True)])
+def test_a_candidate_that_predicts_very_differently_must_be_clearly_better(candidate_accuracy, passes):
+    champion = scores(0.80, [0] * 50 + [1] * 50)
+    candidate = scores(candidate_accuracy, [0] * 10 + [1] * 90)  # same rows, a very different label mix
+    thresholds = GateThresholds(max_regression=0.01, max_prediction_psi=0.2)
+    drift = prediction_drift(candidate, champion, {"0": 40, "1": 60})
+    assert drift["agreement"] == pytest.approx(0.6) and drift["psi"] > 0.2
+    assert drift["candidate_distribution"] == {"0": 10, "1": 90} and drift["champion_distribution"] == {"0": 50, "1": 50}
+    assert drift["champion_vs_its_reference_psi"] == pytest.approx(prediction_psi({"0": 40, "1": 60}, champion.predicted))
+    check = prediction_psi_check(candidate, champion, drift, thresholds)
+    assert (check.name, check.passed, check.threshold) == ("max_prediction_psi", passes, 0.2)
+    assert "agreement with the champion 60.0%" in check.detail
+
+
+def test_similar_predictions_pass_the_prediction_psi_check():
+    champion = scores(0.80, [0] * 50 + [1] * 50)
+    candidate = scores(0.80, [1] * 3 + [0] * 47 + [0] * 3 + [1] * 47)
+    drift = prediction_drift(candidate, champion, None)
+    assert drift["psi"] == pytest.approx(0.0) and drift["agreement"] == pytest.approx(0.94)
+    assert drift["champion_vs_its_reference_psi"] is None
+    assert prediction_psi_check(candidate, champion, drift, GateThresholds()).passed
+
+
+def test_champion_comparison_reports_prediction_drift_and_agreement(candidate, tmp_path):
+    install_champion(tmp_path, candidate.path("model.joblib"))
+    decision, written, report = evaluate(candidate, tmp_path, GateThresholds(**LENIENT))
+    assert written["prediction_drift"]["agreement"] == 1.0 and written["prediction_drift"]["psi"] == pytest.approx(0.0)
+    assert "max_prediction_psi" in {c["name"] for c in written["checks"]}
+    assert "agreement 100.0%" in report
+    off = GateThresholds(**LENIENT, max_prediction_psi=0.0)
+    decision, written, _ = evaluate(candidate, tmp_path, off)
+    assert "max_prediction_psi" not in {c["name"] for c in written["checks"]}  # 0 switches the check off
+    assert written["prediction_drift"] is not None  # still reported
+
+
+def test_retrain_only_holds_a_candidate_that_passes_every_other_check(candidate, tmp_path):
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"deploy_allowed": False}))
+    decision, written, _ = evaluate(candidate, tmp_path, GateThresholds(**LENIENT), drift_report_path=str(drift))
+    failed = [c for c in decision.checks if not c.passed]
+    assert [c.name for c in failed] == [DRIFT_HOLD_CHECK] and decision.decision == BLOCK
+    assert "retrain_only" in decision.reasons[0]
+    drift.write_text(json.dumps({"deploy_allowed": True}))
+    assert evaluate(candidate, tmp_path, GateThresholds(**LENIENT), drift_report_path=str(drift))[0].decision == DEPLOY

@@ -51,3 +51,60 @@ def test_failed_names_the_step_and_cause():
     summary = build_summary(validation=None, error="DataError: x.csv: no such file", failed_step="validate-data")
     assert summary["outcome"] == "failed" and summary["reasons"] == ["validate-data failed: DataError: x.csv: no such file"]
     assert "# Failed" in summary_markdown(summary)
+
+
+DRIFT_REPORT = {
+    "drifted_share": 0.5, "max_psi": 1.7, "thresholds": {"psi_threshold": 0.2},
+    "features": [
+        {"feature": "income", "psi": 1.7, "drifted": True, "test": "ks", "statistic": 0.5, "p_value": 0.0, "effect": 0.5},
+        {"feature": "region", "psi": 0.01, "drifted": False, "test": "chi2", "statistic": 3.0, "p_value": 0.4,
+         "effect": 0.02},
+    ],
+}
+
+
+def drift_record(decision="train", reason=None, action="block", drifted=False, deploy_allowed=True, report=None):
+    return {"decision": decision, "reason": reason, "drift_action": action, "drifted": drifted,
+            "deploy_allowed": deploy_allowed, "reasons": ["1 of 2 features drifted"] if drifted else [],
+            "notes": [], "champion": "v1", "data_sha256": "ab", "report": report}
+
+
+def test_skipped_for_no_new_data():
+    drift = {**drift_record("skip", "no_new_data"), "reasons": ["no_new_data: the batch is the champion's data"]}
+    summary = build_summary(validation=VALIDATION_OK, drift=drift)
+    assert (summary["outcome"], summary["blocked_by"], summary["skip_reason"]) == ("skipped", None, "no_new_data")
+    assert summary["reasons"] == ["no_new_data: the batch is the champion's data"]
+    assert summary_markdown(summary).startswith("# Skipped: no_new_data")
+
+
+def test_blocked_by_drift_lists_each_feature_as_a_check():
+    drift = drift_record("block", "drift", drifted=True, report=DRIFT_REPORT)
+    summary = build_summary(validation=VALIDATION_OK, drift=drift)
+    assert (summary["outcome"], summary["blocked_by"], summary["reasons"]) == ("blocked", "drift", ["1 of 2 features drifted"])
+    checks = {c["name"]: c for c in summary["checks"] if c["gate"] == "drift"}
+    assert checks["drift[income]"]["passed"] is False and checks["drift[income]"]["value"] == 1.7
+    assert checks["drift[region]"]["passed"] is True and checks["drift[income]"]["severity"] == "critical"
+    assert summary["drift"]["drifted_features"] == ["income"] and summary["drift"]["max_psi"] == 1.7
+    markdown = summary_markdown(summary)
+    assert "# Blocked by the drift gate" in markdown and "| drift | drift[income] | critical | 1.7 | 0.2 |" in markdown
+
+
+def test_warn_reports_drift_as_warnings_and_does_not_block():
+    drift = drift_record(action="warn", drifted=True, report=DRIFT_REPORT)
+    deployment = {"promoted": True, "version": "v2", "version_uri": "u", "mlflow_model_version": "2",
+                  "mlflow_mirror": "synced", "blocked_reason": None}
+    summary = build_summary(validation=VALIDATION_OK, drift=drift, gate={**GATE, "decision": "deploy", "reasons": []},
+                            deployment=deployment)
+    assert summary["outcome"] == "deployed" and summary["warnings"] == ["drift (warn): 1 of 2 features drifted"]
+    assert {c["severity"] for c in summary["checks"] if c["gate"] == "drift"} == {"warning"}
+    assert "Warnings:" in summary_markdown(summary)
+
+
+def test_a_retrain_only_hold_is_blocked_by_drift_but_a_failed_threshold_is_the_model_gate():
+    hold = {"name": "drift_action", "value": None, "threshold": None, "comparison": "==", "passed": False,
+            "detail": "retrain_only"}
+    drift = drift_record(action="retrain_only", drifted=True, deploy_allowed=False, report=DRIFT_REPORT)
+    held = build_summary(validation=VALIDATION_OK, drift=drift, gate={**GATE, "checks": [hold], "reasons": ["held"]})
+    assert (held["outcome"], held["blocked_by"]) == ("blocked", "drift")
+    both = build_summary(validation=VALIDATION_OK, drift=drift, gate={**GATE, "checks": [*GATE["checks"], hold]})
+    assert both["blocked_by"] == "model"

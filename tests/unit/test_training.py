@@ -83,3 +83,12 @@ def test_tracking_uri_falls_back_to_the_environment_then_sqlite(monkeypatch, tmp
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert resolve_tracking_uri("") == DEFAULT_TRACKING_URI
     assert (tmp_path / ".gated-training").is_dir()  # the SQLite file's folder is created
+
+
+def test_drift_metrics_for_mlflow_skip_infinite_psi_and_sanitise_names():
+    from gated_training.training import drift_metrics
+
+    report = {"drifted_share": 0.5, "max_psi": float("inf"), "features": [
+        {"feature": "credit amount (€)", "psi": 0.31}, {"feature": "gone", "psi": float("inf")}]}
+    assert drift_metrics({"report": report}) == {"drift_drifted_share": 0.5, "drift_psi.credit_amount____": 0.31}
+    assert drift_metrics({"report": None}) == {} and drift_metrics(None) == {}

@@ -1,0 +1,42 @@
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def check_drift(
+    dataset: Input[Dataset],
+    validation_report: Input[Artifact],
+    target_column: str,
+    registry_uri: str,
+    model_name: str,
+    drift_action: str,
+    drift_psi_threshold: float,
+    drift_max_drifted_share: float,
+    drift_critical_features: str,
+    force_retrain: bool,
+    drift_report: Output[Artifact],
+    drift_html: Output[HTML],
+    drift_metrics: Output[Metrics],
+) -> str:
+    """Drift gate: no-new-data trigger, then the batch against the champion's reference profile.
+
+    Returns "train", "skip" (no new data) or "block" (drifted under drift_action=block).
+    """
+    from gated_training.config import DriftPolicy
+    from gated_training.drift_gate import run_drift_step
+    from gated_training.step_records import recorded_step
+
+    with recorded_step("check-drift"):
+        policy = DriftPolicy(drift_action, drift_psi_threshold, drift_max_drifted_share, drift_critical_features,
+                             force_retrain)
+        outcome = run_drift_step(dataset.path, validation_report.path, target_column, registry_uri, model_name,
+                                 policy, drift_report.path, drift_html.path)
+    report = outcome.report
+    if report is not None:
+        drift_metrics.log_metric("drifted_share", report["drifted_share"])
+        drift_metrics.log_metric("max_psi", min(report["max_psi"], 1e6))  # a missing feature has infinite PSI
+        drift_metrics.log_metric("drifted_features", sum(f["drifted"] for f in report["features"]))
+    drift_report.metadata.update({"decision": outcome.decision, "champion": outcome.champion or ""})
+    return outcome.decision

@@ -1,0 +1,12 @@
+from kfp import dsl
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def notify_failure(status: dsl.PipelineTaskFinalStatus, notify_webhook_url: str, kfp_run_id: str):
+    """Exit handler: post to the webhook when the run failed. Blocked and skipped runs notify from their report step."""
+    from gated_training.notify import notify_failed_run
+
+    notify_failed_run(notify_webhook_url, status.state, status.error_message or "", kfp_run_id,
+                      status.pipeline_job_resource_name)

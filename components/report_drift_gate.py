@@ -1,0 +1,24 @@
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Markdown, Output
+
+from components.image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def report_drift_gate(
+    validation_report: Input[Artifact],
+    drift_report: Input[Artifact],
+    drift_html: Input[HTML],
+    kfp_run_id: str,
+    notify_webhook_url: str,
+    run_summary: Output[Artifact],
+    summary: Output[Markdown],
+):
+    """Record a run stopped before training: skipped (no new data) or blocked by drift. Notifies the webhook."""
+    from gated_training.step_records import recorded_step
+    from gated_training.summary import record_outcome
+
+    with recorded_step("report-drift-gate"):
+        record_outcome(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
+                       drift_report_path=drift_report.path, webhook_url=notify_webhook_url,
+                       links={"drift report": drift_html.uri, "summary": summary.uri})

@@ -1,0 +1,120 @@
+"""Step 2, between validation and training: the no-new-data trigger, then the drift gate.
+
+The batch is compared with the champion's reference profile (stored with every deployed
+version), so no old training data is read. Decisions:
+
+- ``skip`` (reason ``no_new_data``): the batch's SHA-256 is the champion's training data's;
+  training would only reproduce the champion. ``force_retrain`` overrides it.
+- ``block`` (reason ``drift``): the batch drifted and ``drift_action=block``.
+- ``train``: anything else. Under ``retrain_only`` a drifted batch still trains, but
+  ``deploy_allowed`` is false and the model gate holds the candidate back.
+
+With no champion, or a champion deployed before profiles existed, there is nothing to
+compare with: the run trains and the report says why drift was not checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gated_training.config import DriftPolicy
+from gated_training.data import json_safe, read_parquet
+from gated_training.drift import DriftThresholds, compare
+from gated_training.errors import ConfigError, RegistryError
+from gated_training.registry import REFERENCE_PROFILE_FILE, ModelRegistry
+
+TRAIN, SKIP, BLOCK = "train", "skip", "block"
+NO_NEW_DATA, DRIFT = "no_new_data", "drift"
+
+
+@dataclass(frozen=True)
+class DriftGateOutcome:
+    decision: str  # TRAIN, SKIP or BLOCK
+    reason: str | None  # NO_NEW_DATA or DRIFT when the run stops here
+    drift_action: str
+    drifted: bool
+    deploy_allowed: bool  # False under retrain_only when the batch drifted
+    reasons: list[str]  # why the batch counts as drifted, or why the run stops
+    notes: list[str]  # why drift was not checked, features the profile does not know...
+    champion: str | None
+    data_sha256: str
+    report: dict[str, Any] | None = None  # drift.DriftReport.to_json()
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return json_safe(asdict(self))  # type: ignore[return-value]
+
+    @property
+    def retraining_advised(self) -> bool:
+        """For ``check-drift``: no champion, no profile to compare with, or a drifted batch."""
+        return self.reason != NO_NEW_DATA and (self.drifted or self.champion is None or self.report is None)
+
+
+def thresholds_for(policy: DriftPolicy) -> DriftThresholds:
+    return DriftThresholds(psi_threshold=policy.drift_psi_threshold, max_drifted_share=policy.drift_max_drifted_share,
+                           critical_features=policy.critical_features)
+
+
+def check_batch(frame: pd.DataFrame, data_sha256: str, target: str, registry_uri: str, model_name: str,
+                policy: DriftPolicy) -> DriftGateOutcome:
+    """Decide train / skip / block for ``frame`` against the current champion."""
+    registry = ModelRegistry(registry_uri, model_name)
+    base = {"drift_action": policy.drift_action, "data_sha256": data_sha256, "policy": asdict(policy)}
+    champion = registry.champion()
+    if champion is None:
+        return DriftGateOutcome(TRAIN, None, drifted=False, deploy_allowed=True, reasons=[], champion=None,
+                                notes=["no champion yet: nothing to compare the batch with"], **base)
+    try:
+        manifest, raw_profile = registry.read_verified_file(champion.version, REFERENCE_PROFILE_FILE,
+                                                            champion.manifest_sha256)
+    except RegistryError as exc:
+        raise RegistryError(f"the champion's reference profile could not be read, so the drift gate fails closed: {exc}") from exc
+    if manifest.get("data_sha256") == data_sha256 and not policy.force_retrain:
+        return DriftGateOutcome(
+            SKIP, NO_NEW_DATA, drifted=False, deploy_allowed=False, champion=champion.version, notes=[],
+            reasons=[f"no_new_data: the batch (SHA-256 {data_sha256}) is the data champion {champion.version} was "
+                     "trained on; set force_retrain=true to train anyway"], **base)
+    if raw_profile is None:
+        return DriftGateOutcome(TRAIN, None, drifted=False, deploy_allowed=True, reasons=[], champion=champion.version,
+                                notes=[f"champion {champion.version} has no reference profile (deployed before drift "
+                                       "checks existed): drift not checked"], **base)
+    profile = json.loads(raw_profile)
+    critical_unknown = [f for f in policy.critical_features if f not in profile["features"]]
+    if critical_unknown:
+        raise ConfigError(f"parameter drift_critical_features: {', '.join(critical_unknown)} not among the "
+                          f"profiled features of champion {champion.version}: {', '.join(profile['features'])}")
+    report = compare(profile, frame, thresholds_for(policy))
+    unknown = [str(c) for c in frame.columns if c != target and str(c) not in profile["features"]]
+    notes = [f"columns the champion's profile does not know (not checked): {', '.join(unknown)}"] if unknown else []
+    reasons = list(report.reasons)
+    if report.drifted and policy.drift_action == "block":
+        decision, reason = BLOCK, DRIFT
+    else:
+        decision, reason = TRAIN, None
+        if report.drifted and policy.drift_action == "retrain_only":
+            notes.append("drift_action=retrain_only: a candidate is trained and evaluated on this batch, "
+                         "but it is not deployed")
+    return DriftGateOutcome(decision, reason, drifted=report.drifted,
+                            deploy_allowed=not (report.drifted and policy.drift_action == "retrain_only"),
+                            reasons=reasons, notes=notes, champion=champion.version, report=report.to_json(), **base)
+
+
+def run_drift_step(dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
+                   policy: DriftPolicy, report_out: str, html_out: str) -> DriftGateOutcome:
+    """The pipeline step: decide, then write the JSON record and the HTML report."""
+    from gated_training.drift_report import render_drift_html
+
+    data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]
+    outcome = check_batch(read_parquet(dataset_path), data_sha256, target, registry_uri, model_name, policy)
+    Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
+    Path(html_out).write_text(render_drift_html(outcome.to_json()))
+    return outcome
+
+
+def load_outcome(path: str) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

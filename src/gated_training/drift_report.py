@@ -1,0 +1,121 @@
+"""The drift report as one self-contained HTML page (KFP ``HTML`` artifact, ``check-drift --report``).
+
+Per feature: the reference and batch distributions overlaid (matplotlib, PNG embedded as
+base64, so the page works offline and in the KFP UI's sandboxed viewer) and the statistics
+table. Drifted features come first.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from typing import Any
+
+MAX_PLOTTED_FEATURES = 60  # beyond this the page gets heavy; the table still lists every feature
+REFERENCE_COLOUR, BATCH_COLOUR = "#4c72b0", "#dd8452"
+
+
+def _plot(feature: dict[str, Any]) -> str:
+    """A PNG (base64) of the reference and batch shares of one feature."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in a pod
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    distribution = feature["distribution"]
+    reference, batch = np.asarray(distribution["reference"]), np.asarray(distribution["batch"])
+    figure, axis = plt.subplots(figsize=(5.0, 2.4), dpi=80)
+    try:
+        if feature["kind"] == "numeric" and len(distribution.get("edges", [])) > 1:
+            # Quantile bins have unequal widths: plot densities on the real axis.
+            edges = np.asarray(distribution["edges"])
+            widths = np.clip(np.diff(edges), 1e-12, None)
+            axis.stairs(reference / widths, edges, fill=True, alpha=0.45, color=REFERENCE_COLOUR, label="reference")
+            axis.stairs(batch / widths, edges, fill=True, alpha=0.45, color=BATCH_COLOUR, label="batch")
+            axis.set_ylabel("density")
+        else:
+            positions = np.arange(len(distribution["labels"]))
+            axis.bar(positions - 0.2, reference, width=0.4, color=REFERENCE_COLOUR, label="reference")
+            axis.bar(positions + 0.2, batch, width=0.4, color=BATCH_COLOUR, label="batch")
+            axis.set_xticks(positions, [str(label)[:14] for label in distribution["labels"]], rotation=30,
+                            ha="right", fontsize=7)
+            axis.set_ylabel("share")
+        axis.set_title(f"{feature['feature']} — PSI {_number(feature['psi'])}", fontsize=9)
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    finally:
+        plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    value = float(value)
+    return "∞" if math.isinf(value) else f"{value:.3g}"
+
+
+def _shifts(feature: dict[str, Any]) -> str:
+    parts = []
+    for shift in feature["top_shifts"]:
+        where = shift.get("bin") or shift.get("category")
+        if "unseen_levels" in shift:
+            parts.append(f"new levels: {', '.join(map(str, shift['unseen_levels']))}")
+        else:
+            parts.append(f"{where}: {shift['reference_share']:.1%} → {shift['batch_share']:.1%}")
+    return "; ".join(parts)
+
+
+def render_drift_html(outcome: dict[str, Any]) -> str:
+    """The page for a drift gate outcome (``drift_gate.DriftGateOutcome.to_json()``)."""
+    e = html.escape
+    verdict = {"train": "DRIFTED — training goes on" if outcome["drifted"] else "no drift", "skip": "SKIPPED",
+               "block": "BLOCKED"}[outcome["decision"]]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title><style>"
+        "body{font-family:sans-serif;margin:1.5em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}.drifted{background:#fde2e1}"
+        ".grid{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>",
+        f"<h1>Drift gate: {e(verdict)}</h1>",
+        f"<p>drift_action <b>{e(outcome['drift_action'])}</b>; champion {e(str(outcome['champion'] or 'none'))}; "
+        f"batch SHA-256 <code>{e(outcome['data_sha256'])}</code></p>",
+    ]
+    for title, items in (("Reasons", outcome["reasons"]), ("Notes", outcome["notes"])):
+        if items:
+            parts.append(f"<h3>{title}</h3><ul>" + "".join(f"<li>{e(item)}</li>" for item in items) + "</ul>")
+    report = outcome.get("report")
+    if report:
+        thresholds = report["thresholds"]
+        parts.append(
+            f"<p>{report['rows_batch']} batch rows against a reference of {report['rows_reference']} rows. "
+            f"{report['drifted_share']:.0%} of features drifted (dataset threshold "
+            f"{thresholds['max_drifted_share']:.0%}); max PSI {_number(report['max_psi'])}. A feature drifts when "
+            f"PSI &gt; {thresholds['psi_threshold']}, or when p &lt; {thresholds['alpha']} and the effect size "
+            f"(KS statistic or Cramér's V) reaches {thresholds['min_ks_statistic']} / {thresholds['min_cramers_v']}. "
+            "KS runs against the reference's stored sample of 1,000 values; PSI on the reference's decile bins.</p>"
+        )
+        features = sorted(report["features"], key=lambda f: (not f["drifted"], -_finite(f["psi"])))
+        rows = "".join(
+            f"<tr class='{'drifted' if f['drifted'] else ''}'><td>{e(f['feature'])}</td><td>{f['kind']}</td>"
+            f"<td>{f['test']}</td><td>{_number(f['statistic'])}</td><td>{_number(f['p_value'])}</td>"
+            f"<td>{_number(f['effect'])}</td><td>{_number(f['psi'])}</td><td>{'DRIFTED' if f['drifted'] else 'ok'}</td>"
+            f"<td>{e(_shifts(f))}</td></tr>"
+            for f in features
+        )
+        parts.append("<table><tr><th>feature</th><th>kind</th><th>test</th><th>statistic</th><th>p-value</th>"
+                     f"<th>effect</th><th>PSI</th><th>verdict</th><th>top shifts</th></tr>{rows}</table>")
+        plotted = [f for f in features if f.get("distribution")][:MAX_PLOTTED_FEATURES]
+        parts.append("<h2>Distributions (reference vs batch)</h2><div class='grid'>" + "".join(
+            f"<img alt='{e(f['feature'])}' src='data:image/png;base64,{_plot(f)}'>" for f in plotted) + "</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _finite(value: Any) -> float:
+    value = float(value)
+    return 1e9 if math.isinf(value) else value

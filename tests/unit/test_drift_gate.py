@@ -1,0 +1,138 @@
+"""The drift step's decisions against a champion in a folder registry, and its HTML report."""
+
+import json
+import re
+
+import pytest
+
+from gated_training.config import DriftPolicy
+from gated_training.data import json_safe
+from gated_training.drift import profile_frame
+from gated_training.drift_gate import BLOCK, DRIFT, NO_NEW_DATA, SKIP, TRAIN, check_batch
+from gated_training.drift_report import render_drift_html
+from gated_training.errors import ConfigError, RegistryError
+from gated_training.registry import MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
+from gated_training.synthetic import TARGET, generate
+
+ROWS = 3000
+CHAMPION_SHA = "c" * 64
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return generate(ROWS, seed=1)
+
+
+def install(tmp_path, frame=None, data_sha256=CHAMPION_SHA) -> tuple[str, str]:
+    registry = ModelRegistry(str(tmp_path / "registry"), "m")
+    files = {MODEL_FILE: b"model bytes"}
+    if frame is not None:
+        files[REFERENCE_PROFILE_FILE] = json.dumps(json_safe(profile_frame(frame, TARGET, predictions=frame[TARGET]))).encode()
+    version, sha = registry.publish(files, {"data_sha256": data_sha256})
+    registry.promote(version, sha, None, "test")
+    return str(tmp_path / "registry"), version
+
+
+def decide(registry_uri, frame, policy=DriftPolicy(), sha="d" * 64):
+    return check_batch(frame, sha, TARGET, registry_uri, "m", policy)
+
+
+def test_no_champion_trains_and_says_why_drift_was_not_checked(tmp_path, clean):
+    outcome = decide(str(tmp_path / "registry"), clean)
+    assert (outcome.decision, outcome.reason, outcome.report, outcome.champion) == (TRAIN, None, None, None)
+    assert outcome.notes == ["no champion yet: nothing to compare the batch with"]
+    assert outcome.deploy_allowed and outcome.retraining_advised
+
+
+def test_the_champions_own_data_is_skipped_unless_forced(tmp_path, clean):
+    registry_uri, version = install(tmp_path, clean)
+    skipped = decide(registry_uri, clean, sha=CHAMPION_SHA)
+    assert (skipped.decision, skipped.reason, skipped.champion) == (SKIP, NO_NEW_DATA, version)
+    assert "force_retrain=true" in skipped.reasons[0] and CHAMPION_SHA in skipped.reasons[0]
+    assert not skipped.retraining_advised
+    forced = decide(registry_uri, clean, DriftPolicy(force_retrain=True), sha=CHAMPION_SHA)
+    assert forced.decision == TRAIN and forced.report is not None and not forced.drifted
+
+
+def test_a_fresh_clean_batch_trains_with_nothing_drifted(tmp_path, clean):
+    registry_uri, _ = install(tmp_path, clean)
+    outcome = decide(registry_uri, generate(ROWS, seed=2))
+    assert (outcome.decision, outcome.drifted, outcome.reasons) == (TRAIN, False, [])
+    assert not any(f["drifted"] for f in outcome.report["features"])
+    assert not outcome.retraining_advised
+
+
+def heavy_drift(rows: int, seed: int):
+    """Three of six features moved: over the default 30% share."""
+    frame = generate(rows, seed=seed, drift="mean_shift")
+    frame["tenure_months"] = frame["tenure_months"] * 2 + 10
+    frame["region"] = frame["region"].where(frame["region"].isna(), "north")
+    return frame
+
+
+@pytest.mark.parametrize(("action", "decision", "reason", "deploy_allowed"), [
+    ("block", BLOCK, DRIFT, True), ("warn", TRAIN, None, True), ("retrain_only", TRAIN, None, False)])
+def test_drift_action_decides_what_a_drifted_batch_does(tmp_path, clean, action, decision, reason, deploy_allowed):
+    registry_uri, _ = install(tmp_path, clean)
+    outcome = decide(registry_uri, heavy_drift(ROWS, 3), DriftPolicy(drift_action=action))
+    assert (outcome.decision, outcome.reason, outcome.deploy_allowed, outcome.drifted) == (
+        decision, reason, deploy_allowed, True)
+    flagged = {f["feature"] for f in outcome.report["features"] if f["drifted"]}
+    assert flagged == {"income", "tenure_months", "region"}
+    assert re.match(r"3 of 6 features drifted \(50% >= max_drifted_share 30%\)", outcome.reasons[0])
+    assert outcome.retraining_advised
+    assert any("retrain_only" in note for note in outcome.notes) == (action == "retrain_only")
+
+
+def test_one_critical_feature_drifting_drifts_the_batch(tmp_path, clean):
+    registry_uri, _ = install(tmp_path, clean)
+    batch = generate(ROWS, seed=3, drift="new_categories")
+    assert not decide(registry_uri, batch).drifted  # 1 of 6 features is under the share
+    outcome = decide(registry_uri, batch, DriftPolicy(drift_critical_features="channel, income"))
+    assert outcome.decision == BLOCK and any(r.startswith("critical feature channel drifted") for r in outcome.reasons)
+    with pytest.raises(ConfigError, match="drift_critical_features: chanel not among the profiled features"):
+        decide(registry_uri, batch, DriftPolicy(drift_critical_features="chanel"))
+
+
+def test_a_champion_without_a_profile_trains_unchecked(tmp_path, clean):
+    registry_uri, version = install(tmp_path, None)
+    outcome = decide(registry_uri, clean)
+    assert (outcome.decision, outcome.report) == (TRAIN, None)
+    assert outcome.notes == [f"champion {version} has no reference profile (deployed before drift checks existed): "
+                             "drift not checked"]
+
+
+def test_an_altered_profile_fails_closed(tmp_path, clean):
+    registry_uri, version = install(tmp_path, clean)
+    (tmp_path / "registry" / "m" / "versions" / version / REFERENCE_PROFILE_FILE).write_text("{}")
+    with pytest.raises(RegistryError, match="drift gate fails closed.*reference_profile.json has SHA-256"):
+        decide(registry_uri, clean)
+
+
+def test_new_columns_are_noted_not_checked(tmp_path, clean):
+    registry_uri, _ = install(tmp_path, clean)
+    outcome = decide(registry_uri, generate(ROWS, seed=2).assign(loyalty=1.0))
+    assert outcome.notes == ["columns the champion's profile does not know (not checked): loyalty"]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("drift_action", "ignore", "must be one of block, warn, retrain_only"),
+    ("drift_psi_threshold", 0, "must be > 0"), ("drift_psi_threshold", -1.0, "finite number >= 0"),
+    ("drift_max_drifted_share", 1.5, "within [0, 1]"), ("drift_max_drifted_share", 0.0, "must be > 0"),
+    ("force_retrain", "yes", "true or false")])
+def test_policy_is_validated_once(field, value, message):
+    with pytest.raises(ConfigError, match=re.escape(f"parameter {field}=") + ".*" + re.escape(message)):
+        DriftPolicy(**{field: value})
+
+
+def test_html_report_is_self_contained_with_one_plot_per_feature(tmp_path, clean):
+    registry_uri, _ = install(tmp_path, clean)
+    outcome = decide(registry_uri, heavy_drift(ROWS, 4))
+    page = render_drift_html(outcome.to_json())
+    assert "Drift gate: BLOCKED" in page and "<table>" in page
+    assert page.count("data:image/png;base64,") == 6
+    assert "http://" not in page and "https://" not in page  # nothing fetched: works offline and sandboxed
+    assert page.index(">income<") < page.index(">support_calls<")  # drifted features first
+    assert "3 of 6 features drifted" in page
+    first = render_drift_html(decide(str(tmp_path / "empty"), clean).to_json())
+    assert "no champion yet" in first and "data:image" not in first

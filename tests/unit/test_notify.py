@@ -1,0 +1,82 @@
+"""Webhook notifications against a receiver on loopback: what is sent, when, and that failures never raise."""
+
+import logging
+
+import pytest
+
+from gated_training import notify
+from gated_training.errors import ConfigError
+from gated_training.notify import check_webhook_url, notify_failed_run, notify_outcome
+from tests.mlflow_server import free_port
+from tests.webhook_receiver import WebhookReceiver
+
+BLOCKED = {"outcome": "blocked", "blocked_by": "drift", "skip_reason": None, "kfp_run_id": "run-42",
+           "reasons": ["3 of 6 features drifted (50% >= max_drifted_share 30%): income, tenure_months, region"],
+           "champion": {"version": "20260101T000000000000Z-abcdef01", "metrics": {}}}
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch):
+    monkeypatch.setattr(notify, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.delenv(notify.WEBHOOK_ENV, raising=False)
+
+
+def test_a_blocked_run_posts_slack_json_with_reasons_and_links():
+    with WebhookReceiver() as receiver:
+        status = notify_outcome(receiver.hook_url, BLOCKED, {"drift report": "gs://b/run/drift_html",
+                                                            "MLflow run": "https://mlflow.example/#/runs/1"})
+    assert status == "sent" and len(receiver.posts) == 1
+    post = receiver.posts[0]
+    assert post["path"] == "/services/T000/B000/secret-token" and post["content_type"] == "application/json"
+    text = post["json"]["text"]
+    assert set(post["json"]) == {"text"}
+    assert text.startswith("*gated-training run run-42: blocked by the drift gate*")
+    assert "• 3 of 6 features drifted" in text and "20260101T000000000000Z-abcdef01" in text
+    assert "drift report: gs://b/run/drift_html" in text and "<https://mlflow.example/#/runs/1|MLflow run>" in text
+
+
+def test_skipped_and_failed_runs_notify_and_deployed_runs_do_not():
+    with WebhookReceiver() as receiver:
+        skipped = {**BLOCKED, "outcome": "skipped", "blocked_by": None, "skip_reason": "no_new_data"}
+        assert notify_outcome(receiver.hook_url, skipped) == "sent"
+        assert notify_outcome(receiver.hook_url, {**BLOCKED, "outcome": "deployed"}) == "not sent: outcome deployed"
+        assert notify_failed_run(receiver.hook_url, "FAILED", "Task train-model failed.", "run-7") == "sent"
+        assert notify_failed_run(receiver.hook_url, "SUCCEEDED", "", "run-8") == "not sent: the run succeeded"
+    texts = [post["json"]["text"] for post in receiver.posts]
+    assert len(texts) == 2
+    assert texts[0].startswith("*gated-training run run-42: skipped (no_new_data)*")
+    assert texts[1].startswith("*gated-training run run-7: FAILED*") and "the run ended FAILED: Task train-model failed." in texts[1]
+
+
+def test_server_errors_are_retried_and_client_errors_are_not():
+    with WebhookReceiver(statuses=[503, 500]) as receiver:
+        assert notify_outcome(receiver.hook_url, BLOCKED) == "sent"
+    assert len(receiver.posts) == 3
+    with WebhookReceiver(statuses=[404]) as receiver:
+        assert notify_outcome(receiver.hook_url, BLOCKED) == "failed: HTTP 404"
+    assert len(receiver.posts) == 1
+
+
+def test_delivery_failures_are_logged_without_the_secret_and_never_raise(caplog):
+    url = f"http://127.0.0.1:{free_port()}/services/T000/B000/secret-token"  # nothing listens
+    with caplog.at_level(logging.WARNING, logger="gated_training.notify"):
+        status = notify_outcome(url, BLOCKED)
+    assert status.startswith("failed: URLError") and "Connection refused" in status
+    assert "not delivered after 3 attempt(s)" in caplog.text and "secret-token" not in caplog.text
+    with WebhookReceiver(statuses=[500, 500, 500]) as receiver:
+        assert notify_outcome(receiver.hook_url, BLOCKED) == "failed: HTTP 500"
+
+
+def test_the_url_comes_from_the_parameter_or_the_environment(monkeypatch):
+    assert notify_outcome("", BLOCKED) == "not configured"
+    with WebhookReceiver() as receiver:
+        monkeypatch.setenv(notify.WEBHOOK_ENV, receiver.hook_url)
+        assert notify_outcome("", BLOCKED) == "sent"
+    assert len(receiver.posts) == 1
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "hooks.slack.com/services/x", "http:///nohost"])
+def test_bad_urls_are_refused_at_the_edge_and_tolerated_inside_the_run(url):
+    with pytest.raises(ConfigError, match="notify_webhook_url.*not an http\\(s\\) URL"):
+        check_webhook_url(url)
+    assert notify_outcome(url, BLOCKED).startswith("failed: parameter notify_webhook_url")

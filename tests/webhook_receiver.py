@@ -1,0 +1,35 @@
+"""A Slack-style webhook receiver on loopback: records every POST, answers with scripted status codes."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.loopback import LoopbackServer
+
+
+class WebhookReceiver(LoopbackServer):
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.statuses = list(statuses or [])  # consumed one per request; 200 once empty
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.posts.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
+                                       "json": json.loads(body)})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"error")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.start_serving(Handler)
+
+    @property
+    def hook_url(self) -> str:
+        return f"{self.url}/services/T000/B000/secret-token"
