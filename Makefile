@@ -12,6 +12,9 @@ PIPELINE_YAML := compiled/training_pipeline.yaml
 SAMPLE_PARAMS := data/german_credit.params.yaml
 WORKDIR ?= .gated-training
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist); a test module stays on one worker, as its tests share fixtures in order.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 # Compile-time cluster options (pipelines/cluster.py): secret *names*, never values.
 GCS_KEY_SECRET ?=
 GCS_KEY_SECRET_KEY ?=
@@ -40,7 +43,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	WEBHOOK_SECRET_KEY=$(WEBHOOK_SECRET_KEY) RESOURCES_FILE=$(RESOURCES_FILE)
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv compile run test test-unit test-integration test-robustness clean image image-test upload submit schedule \
+.PHONY: help venv compile run test test-unit test-integration test-robustness bench clean image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -61,16 +64,20 @@ run: compile ## set up, compile, and run the compiled pipeline locally on the bu
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 
 test: venv ## set up and run every test (unit + compiled pipeline through kfp.local)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-unit: venv ## unit tests only
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 test-integration: venv ## the compiled pipeline through kfp.local
-	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
 test-robustness: venv ## the deployment guarantees: races, crashes, GCS faults, MLflow down, bad inputs
-	$(BIN)/python -m pytest tests/robustness $(PYTEST_ARGS)
+	$(PYTEST) tests/robustness $(PYTEST_ARGS)
+
+BENCH_ROWS ?= 10000,100000,1000000
+bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS × 30 columns → docs/benchmarks.md (~30 min)
+	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
 
 image: ## build the component image with docker, podman or buildah (IMAGE=..., EXTRA_CA_CERT=..., PUSH=1)
 	IMAGE=$(IMAGE) BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) \

@@ -67,3 +67,28 @@ def generate(rows: int, seed: int = 0, drift: str | None = None, signal: float =
     frame.loc[rng.random(rows) < 0.03, "support_calls"] = np.nan
     frame.loc[rng.random(rows) < 0.02, "region"] = None
     return frame
+
+
+def generate_wide(rows: int, columns: int = 30, seed: int = 0, signal: float = 1.5) -> pd.DataFrame:
+    """``generate`` widened to exactly ``columns`` columns (target included) with a realistic mix:
+    per block of four extras, two numeric (one with 5% missing), one categorical with a rare
+    level, one boolean. The extras carry no signal, so accuracy depends on ``signal`` alone."""
+    base = generate(rows, seed=seed, signal=signal)
+    extra = columns - base.shape[1]
+    if extra < 0:
+        raise ValueError(f"columns={columns}: at least {base.shape[1]} (the base table's columns)")
+    rng = np.random.default_rng(seed + 1)
+    added: dict[str, np.ndarray] = {}
+    for index in range(extra):
+        kind = index % 4
+        if kind in (0, 1):
+            values = rng.normal(size=rows).round(4)
+            if kind == 1:
+                values[rng.random(rows) < 0.05] = np.nan
+            added[f"num_{index}"] = values
+        elif kind == 2:
+            added[f"cat_{index}"] = rng.choice(["a", "b", "c", "d", "rare"], size=rows,
+                                               p=[0.4, 0.3, 0.2, 0.095, 0.005]).astype(object)
+        else:
+            added[f"flag_{index}"] = rng.random(rows) < 0.5
+    return pd.concat([base, pd.DataFrame(added)], axis=1)

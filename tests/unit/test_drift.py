@@ -86,3 +86,16 @@ def test_false_positive_rate_on_fresh_samples_of_the_same_distribution(reference
         print(f"\n  drift false positives at the defaults: {feature_flags}/{checks} feature checks ({rate:.2%}), "
               f"{dataset_flags}/{FALSE_POSITIVE_SEEDS} batches, {ROWS} rows each")
     assert dataset_flags == 0 and rate <= 0.01
+
+
+def test_wide_generator_has_the_requested_mixed_schema_and_is_deterministic():
+    from gated_training.synthetic import generate_wide
+
+    frame = generate_wide(2000, columns=30, seed=3)
+    assert frame.shape == (2000, 30) and frame.equals(generate_wide(2000, columns=30, seed=3))
+    kinds = frame.drop(columns=[TARGET]).dtypes.map(lambda d: "bool" if d == bool else "number" if d.kind in "if" else "text")
+    assert set(kinds) == {"bool", "number", "text"}
+    assert frame.isna().any().sum() >= 3  # missing values in numeric and categorical columns
+    assert (frame["cat_2"] == "rare").mean() < 0.02  # a rare level
+    with pytest.raises(ValueError, match="at least 7"):
+        generate_wide(10, columns=5)

@@ -1,0 +1,31 @@
+"""`make bench` is never run by the tests (it takes ~30 minutes); its report writer is, on fixed numbers."""
+
+from benchmarks.report import STEP_ORDER, write_report
+
+
+def step(wall: float) -> dict:
+    return {"wall_seconds": wall, "cpu_seconds": wall, "peak_rss_mib": 300.0, "bytes_read": 2**20, "bytes_written": 2**21}
+
+
+def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
+    steps = {name: step(2.0) for name in STEP_ORDER}
+    baseline = {"wall_seconds": 8.0, "peak_rss_mib": 400.0, "stages": {name: {"wall_seconds": 1.0} for name in [*STEP_ORDER, "imports"]}}
+    results = {
+        "machine": {"cpus": 2, "cpu_model": "test cpu", "memory_gib": 24.0, "python": "3.11", "platform": "linux"},
+        "settings": {"estimator": "hist_gradient_boosting"}, "bench_seconds": 100.0,
+        "startup": {"imports_seconds": {"pandas": 0.9}, "steps": steps},
+        "sizes": [
+            {"rows": 10000, "columns": 30, "frame_mib": 2.0, "pipeline": {"wall_seconds": 12.0, "accuracy": 0.8, "steps": steps},
+             "baseline": baseline, "reference": {"wall_seconds": 24.0, "accuracy": 0.79}},
+            {"rows": 1000000, "columns": 30, "frame_mib": 200.0, "pipeline": {"wall_seconds": 80.0, "accuracy": 0.8, "steps": steps},
+             "baseline": {**baseline, "wall_seconds": 64.0}},
+        ],
+    }
+    (tmp_path / "benchmarks-findings.md").write_text("## Findings\n\nhand-written\n")
+    write_report(results, tmp_path)
+    page = (tmp_path / "benchmarks.md").read_text()
+    assert "| 10,000 | 2.0 | 12.0 | 8.0 | 1.50 | 24.0 | 2.00 | 0.8000 / 0.7900 |" in page
+    assert "| 1,000,000 | 200.0 | 80.0 | 64.0 | 1.25 | not run | — | 0.8000 / — |" in page
+    assert "| 1,000,000 | train-model | 2.0 | 2.0 | 300 | 1.5 | 1.0 | 2.0 |" in page
+    assert page.rstrip().endswith("hand-written")
+    assert (tmp_path / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
