@@ -77,6 +77,7 @@ test-robustness: venv ## the deployment guarantees: races, crashes, GCS faults, 
 
 BENCH_ROWS ?= 10000,100000,1000000
 bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS × 30 columns → docs/benchmarks.md (~30 min)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
 
 image: ## build the component image with docker, podman or buildah (IMAGE=..., EXTRA_CA_CERT=..., PUSH=1)

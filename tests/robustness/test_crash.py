@@ -1,7 +1,6 @@
 """SIGKILL a deploy at each point of publication: the champion is unchanged and loads, an
 incomplete version is never served, and `cleanup` finds what the crash left."""
 
-import json
 import signal
 from datetime import timedelta
 
@@ -10,7 +9,7 @@ import pytest
 from gated_training.deploy import deploy_model, smoke_test
 from gated_training.registry import FAULT_POINT_ENV, ModelRegistry
 from gated_training.registry_ops import cleanup, history
-from tests.robustness.conftest import deploy_arguments, gate_for, snapshot, start_worker
+from tests.robustness.conftest import deploy_arguments, gate_for, snapshot, start_round, start_worker
 
 
 @pytest.mark.parametrize(("fault_point", "left_complete"), [
@@ -28,8 +27,8 @@ def test_a_deploy_killed_mid_way_leaves_the_champion_serving(candidates, registr
     pointer_before, versions_before = snapshot(registry_uri)
 
     worker = start_worker(tmp_path, "crash", rounds=1, env={FAULT_POINT_ENV: fault_point})
-    (tmp_path / "go-0.json").write_text(json.dumps({"crash": deploy_arguments(
-        candidate, gate_for(candidate, registry_uri, tmp_path / "g1.json"), registry_uri, tmp_path / "d1.json", "run-1")}))
+    start_round(tmp_path, 0, {"crash": deploy_arguments(
+        candidate, gate_for(candidate, registry_uri, tmp_path / "g1.json"), registry_uri, tmp_path / "d1.json", "run-1")})
     assert worker.process.wait(timeout=120) == -signal.SIGKILL, worker.log.read_text()
     assert not (tmp_path / "result-0-crash.json").exists()
 

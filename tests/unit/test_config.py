@@ -67,3 +67,14 @@ def test_validate_run_parameters_checks_every_section():
         validate_run_parameters({**valid, "min_quality_score": 1.5})
     with pytest.raises(ConfigError, match="min_accuracy=2.0"):
         validate_run_parameters({**valid, "min_accuracy": 2.0})
+
+
+def test_validate_run_parameters_checks_the_drift_section_and_the_webhook():
+    valid = {"data_uri": "d.csv", "target_column": "y", "drift_action": "warn", "drift_critical_features": "a, b"}
+    assert validate_run_parameters(valid)["drift"]["drift_action"] == "warn"
+    with pytest.raises(ConfigError, match="parameter drift_action='stop': must be one of block, warn, retrain_only"):
+        validate_run_parameters({**valid, "drift_action": "stop"})
+    with pytest.raises(ConfigError, match="parameter max_prediction_psi=-0.1: must be a finite number >= 0"):
+        validate_run_parameters({**valid, "max_prediction_psi": -0.1})
+    with pytest.raises(ConfigError, match="notify_webhook_url: 'ftp://h/…' is not an http"):
+        validate_run_parameters({**valid, "notify_webhook_url": "ftp://h/secret"})
