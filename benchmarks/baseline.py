@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--suite", required=True)
     parser.add_argument("--target", required=True)
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--params", required=True,
+                        help="JSON of every pipeline parameter, typed as `gated-training run` types them (bench.py writes it)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     stages: dict[str, dict[str, float]] = {}
@@ -43,10 +44,7 @@ def main(argv: list[str]) -> int:
     from gated_training.validation import validate_dataset
     mark("imports")
 
-    params = dict(item.split("=", 1) for item in args.set)
-    typed = {k: (float(v) if k.startswith(("min_", "max_", "learning", "test_size")) else
-                 int(v) if k in ("n_estimators", "max_depth", "cv_folds", "min_samples_split") else v)
-             for k, v in params.items()}
+    typed = json.loads(Path(args.params).read_text())
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     out = {name: str(work / name) for name in (
@@ -60,7 +58,7 @@ def main(argv: list[str]) -> int:
                                   out["validation.json"], out["docs.html"])
     mark("validate-data")
     run_drift_step(out["dataset.parquet"], out["validation.json"], args.target, registry, "bench",
-                   DriftPolicy(), out["drift.json"], out["drift.html"])
+                   settings_from(DriftPolicy, typed), out["drift.json"], out["drift.html"])
     mark("check-drift")
     engineer_features(out["dataset.parquet"], args.target, settings_from(FeatureSettings, typed),
                       settings_from(SplitSettings, typed), out["train.parquet"], out["test.parquet"],

@@ -105,9 +105,15 @@ def bench_size(rows: int, columns: int, root: Path, reference_max_rows: int) -> 
     del frame
 
     print(f"[bench] {rows} rows: single-process baseline", flush=True)
+    from gated_training.cli import resolve_parameters
+    from gated_training.local_run import component_inputs
+
+    # Typed here, as `gated-training run` types them, so the measured process never imports kfp.
+    parameters = work / "baseline-params.json"
+    parameters.write_text(json.dumps(resolve_parameters(component_inputs(PIPELINE), [SETTINGS])))
     wall, (baseline,) = run_json([str(BIN / "python"), "-m", "benchmarks.baseline", "--data", str(data), "--suite",
                                   str(suite), "--target", TARGET, "--workdir", str(work / "baseline"),
-                                  *[f"--set={n}={v}" for n, v in SETTINGS.items()]], work / "baseline.log")
+                                  "--params", str(parameters)], work / "baseline.log")
     result["baseline"] = {**baseline, "wall_seconds": round(wall, 2)}
 
     if rows <= reference_max_rows:

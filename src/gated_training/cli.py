@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from gated_training import storage
 from gated_training.errors import ConfigError, GatedTrainingError
+from gated_training.summary import drift_line
 
 if TYPE_CHECKING:
     from gated_training.kubeflow import Connection, PipelinePackage
@@ -99,11 +100,9 @@ def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
         print(f"  - {reason}")
     for warning in summary.get("warnings") or []:
         print(f"  warning: {warning}")
-    drift = summary.get("drift")
-    if drift and drift["drifted_share"] is not None:
-        print(f"  drift vs champion {drift['champion']}: {drift['drifted_share']:.0%} of features drifted, "
-              f"max PSI {drift['max_psi']:.3f}" + (f" ({', '.join(drift['drifted_features'])})"
-                                                   if drift["drifted_features"] else ""))
+    line = drift_line(summary["drift"]) if summary.get("drift") else None
+    if line:
+        print(f"  {line}")
     if summary.get("candidate_metrics"):
         print("  candidate: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["candidate_metrics"].items()))
     if summary.get("champion"):
@@ -264,7 +263,7 @@ def command_check_drift(args: argparse.Namespace) -> int:
                          drift_critical_features=args.critical_features)
     registry = registry_from(args)
     table = load_table(args.data)
-    outcome = check_batch(table.frame, table.sha256, args.target, registry.uri, registry.model_name, policy)
+    outcome = check_batch(lambda: table.frame, table.sha256, args.target, registry.uri, registry.model_name, policy)
     record = {**outcome.to_json(), "retraining_advised": outcome.retraining_advised, "data_uri": args.data}
     if args.json:
         storage.write_bytes(args.json, (json.dumps(record, indent=2) + "\n").encode())

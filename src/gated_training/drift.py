@@ -129,8 +129,7 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
                                      "rows": int(len(series))}
     profile: dict[str, Any] = {"format": PROFILE_FORMAT, "rows": int(len(frame)), "features": features}
     if predictions is not None:
-        labels = pd.Series(np.asarray(predictions)).map(str).value_counts()
-        profile["predictions"] = {str(k): int(v) for k, v in labels.items()}
+        profile["predictions"] = prediction_counts(predictions)
     return profile
 
 
@@ -224,10 +223,16 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftThres
                        int(profile.get("rows", 0)), int(len(frame)))
 
 
+def prediction_counts(predictions: Any) -> dict[str, int]:
+    """How often each label was predicted, labels as strings (JSON keys), sorted."""
+    counts = pd.Series(np.asarray(predictions)).map(str).value_counts().sort_index()
+    return {str(label): int(count) for label, count in counts.items()}
+
+
 def prediction_psi(reference_counts: dict[str, int], predictions: Any) -> float:
     """PSI between a stored prediction distribution and new predictions (unseen labels included)."""
-    batch = pd.Series(np.asarray(predictions)).map(str).value_counts()
-    labels = sorted(set(reference_counts) | set(batch.index))
+    batch = prediction_counts(predictions)
+    labels = sorted(set(reference_counts) | set(batch))
     reference_total = max(sum(reference_counts.values()), 1)
     expected = np.array([reference_counts.get(label, 0) / reference_total for label in labels])
     actual = np.array([batch.get(label, 0) / max(len(predictions), 1) for label in labels])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -60,9 +60,13 @@ def thresholds_for(policy: DriftPolicy) -> DriftThresholds:
                            critical_features=policy.critical_features)
 
 
-def check_batch(frame: pd.DataFrame, data_sha256: str, target: str, registry_uri: str, model_name: str,
-                policy: DriftPolicy) -> DriftGateOutcome:
-    """Decide train / skip / block for ``frame`` against the current champion."""
+def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target: str, registry_uri: str,
+                model_name: str, policy: DriftPolicy) -> DriftGateOutcome:
+    """Decide train / skip / block for the batch against the current champion.
+
+    The batch is loaded only when there is a profile to compare it with: a first run, a champion
+    without a profile and the no-new-data skip never read it.
+    """
     registry = ModelRegistry(registry_uri, model_name)
     base = {"drift_action": policy.drift_action, "data_sha256": data_sha256, "policy": asdict(policy)}
     champion = registry.champion()
@@ -88,6 +92,7 @@ def check_batch(frame: pd.DataFrame, data_sha256: str, target: str, registry_uri
     if critical_unknown:
         raise ConfigError(f"parameter drift_critical_features: {', '.join(critical_unknown)} not among the "
                           f"profiled features of champion {champion.version}: {', '.join(profile['features'])}")
+    frame = load_batch()
     report = compare(profile, frame, thresholds_for(policy))
     unknown = [str(c) for c in frame.columns if c != target and str(c) not in profile["features"]]
     notes = [f"columns the champion's profile does not know (not checked): {', '.join(unknown)}"] if unknown else []
@@ -110,11 +115,7 @@ def run_drift_step(dataset_path: str, validation_report_path: str, target: str, 
     from gated_training.drift_report import render_drift_html
 
     data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]
-    outcome = check_batch(read_parquet(dataset_path), data_sha256, target, registry_uri, model_name, policy)
+    outcome = check_batch(lambda: read_parquet(dataset_path), data_sha256, target, registry_uri, model_name, policy)
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
     Path(html_out).write_text(render_drift_html(outcome.to_json()))
     return outcome
-
-
-def load_outcome(path: str) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

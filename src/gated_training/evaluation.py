@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import io
-
 import joblib
 import numpy as np
-import pandas as pd
 
 from gated_training.config import GateThresholds
 from gated_training.data import json_safe, read_parquet, split_features_target
-from gated_training.drift import prediction_psi
+from gated_training.drift import prediction_counts, prediction_psi
 from gated_training.errors import RegistryError
 from gated_training.metrics import Scores, score_model
 from gated_training.registry import MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
@@ -90,15 +88,11 @@ def champion_check(candidate: Scores, champion: Scores | None, champion_version:
                  f"max_regression {thresholds.max_regression}")
 
 
-def distribution(predicted: np.ndarray) -> dict[str, int]:
-    return {str(label): int(count) for label, count in pd.Series(predicted).map(str).value_counts().sort_index().items()}
-
-
 def prediction_drift(candidate: Scores, champion: Scores, champion_reference: dict[str, int] | None) -> dict[str, Any]:
     """How differently the two models predict the same rows: PSI of their label distributions and agreement."""
-    champion_counts = distribution(champion.predicted)
+    champion_counts = prediction_counts(champion.predicted)
     return {
-        "candidate_distribution": distribution(candidate.predicted),
+        "candidate_distribution": prediction_counts(candidate.predicted),
         "champion_distribution": champion_counts,
         "psi": prediction_psi(champion_counts, candidate.predicted),
         "agreement": float(np.mean(np.asarray(candidate.predicted) == np.asarray(champion.predicted))),

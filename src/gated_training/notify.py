@@ -106,6 +106,4 @@ def notify_failed_run(webhook_url: str, state: str, error_message: str, kfp_run_
         return "not sent: the run succeeded"
     reason = f"the run ended {state}" + (f": {error_message}" if error_message else "")
     summary = {"outcome": "failed", "reasons": [reason], "kfp_run_id": kfp_run_id or job_name}
-    status = notify_outcome(webhook_url, summary)
-    print(f"notification for the {state} run: {status}")
-    return status
+    return notify_outcome(webhook_url, summary)

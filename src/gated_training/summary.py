@@ -55,6 +55,15 @@ def drift_digest(drift: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def drift_line(digest: dict[str, Any]) -> str | None:
+    """One line on how much the batch drifted, when it was compared at all."""
+    if digest["drifted_share"] is None:
+        return None
+    drifted = f" ({', '.join(digest['drifted_features'])})" if digest["drifted_features"] else ""
+    return (f"Drift vs champion {digest['champion']}: {digest['drifted_share']:.0%} of features drifted, "
+            f"max PSI {digest['max_psi']:.3f}{drifted}")
+
+
 def model_checks(gate: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"gate": "model", "name": c["name"], "severity": "critical", "value": c["value"],
@@ -138,10 +147,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if summary.get("warnings"):
         lines += ["Warnings:"] + [f"- {warning}" for warning in summary["warnings"]] + [""]
     drift = summary.get("drift")
-    if drift and drift["drifted_share"] is not None:
-        lines.append(f"Drift against champion {drift['champion']}: {drift['drifted_share']:.0%} of features drifted, "
-                     f"max PSI {drift['max_psi']:.3f}" + (f" ({', '.join(drift['drifted_features'])})"
-                                                          if drift["drifted_features"] else "") + "  ")
+    if drift and drift_line(drift):
+        lines.append(f"{drift_line(drift)}  ")
     elif drift:
         lines += [f"Drift: {note}  " for note in drift["notes"]]
     if summary["deployed"]:

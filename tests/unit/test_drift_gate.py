@@ -34,11 +34,15 @@ def install(tmp_path, frame=None, data_sha256=CHAMPION_SHA) -> tuple[str, str]:
 
 
 def decide(registry_uri, frame, policy=DriftPolicy(), sha="d" * 64):
-    return check_batch(frame, sha, TARGET, registry_uri, "m", policy)
+    return check_batch(lambda: frame, sha, TARGET, registry_uri, "m", policy)
 
 
-def test_no_champion_trains_and_says_why_drift_was_not_checked(tmp_path, clean):
-    outcome = decide(str(tmp_path / "registry"), clean)
+def unreadable_batch():
+    raise AssertionError("the batch was read although nothing needed it")
+
+
+def test_no_champion_trains_and_says_why_drift_was_not_checked(tmp_path):
+    outcome = check_batch(unreadable_batch, "d" * 64, TARGET, str(tmp_path / "registry"), "m", DriftPolicy())
     assert (outcome.decision, outcome.reason, outcome.report, outcome.champion) == (TRAIN, None, None, None)
     assert outcome.notes == ["no champion yet: nothing to compare the batch with"]
     assert outcome.deploy_allowed and outcome.retraining_advised
@@ -46,7 +50,7 @@ def test_no_champion_trains_and_says_why_drift_was_not_checked(tmp_path, clean):
 
 def test_the_champions_own_data_is_skipped_unless_forced(tmp_path, clean):
     registry_uri, version = install(tmp_path, clean)
-    skipped = decide(registry_uri, clean, sha=CHAMPION_SHA)
+    skipped = check_batch(unreadable_batch, CHAMPION_SHA, TARGET, registry_uri, "m", DriftPolicy())
     assert (skipped.decision, skipped.reason, skipped.champion) == (SKIP, NO_NEW_DATA, version)
     assert "force_retrain=true" in skipped.reasons[0] and CHAMPION_SHA in skipped.reasons[0]
     assert not skipped.retraining_advised
