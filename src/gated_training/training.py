@@ -80,12 +80,11 @@ def feature_importances(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series
         names = model.named_steps["preprocess"].get_feature_names_out()
         values, kind = estimator.feature_importances_, "impurity"
     else:
-        from sklearn.inspection import permutation_importance
+        from gated_training.importance import permutation_importances
 
         sample = x_test.sample(min(len(x_test), PERMUTATION_SAMPLE_ROWS), random_state=random_state)
-        result = permutation_importance(model, sample, y_test.loc[sample.index], n_repeats=5,
-                                        random_state=random_state, scoring="accuracy")
-        names, values, kind = x_test.columns, result.importances_mean, "permutation"
+        values = permutation_importances(model, sample, y_test.loc[sample.index], random_state)
+        names, kind = x_test.columns, "permutation"
     ranked = sorted(zip(map(str, names), map(float, values)), key=lambda item: -item[1])
     return [{"feature": name, "importance": value, "kind": kind} for name, value in ranked]
 
