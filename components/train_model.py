@@ -19,6 +19,7 @@ def train_model(
     learning_rate: float,
     random_state: int,
     cv_folds: int,
+    cv_max_rows: int,
     mlflow_tracking_uri: str,
     mlflow_experiment: str,
     kfp_run_id: str,
@@ -35,13 +36,15 @@ def train_model(
     with recorded_step("train-model"):
         outcome = run_step(
             train_data.path, test_data.path, preprocessor.path, feature_metadata.path, target_column,
-            ModelSettings(estimator, n_estimators, max_depth, min_samples_split, learning_rate, random_state, cv_folds),
+            ModelSettings(estimator, n_estimators, max_depth, min_samples_split, learning_rate, random_state, cv_folds,
+                          cv_max_rows),
             mlflow_tracking_uri, mlflow_experiment, train_data.metadata.get("source_sha256", ""), kfp_run_id,
             model.path, training_report.path, feature_importances.path, drift_report.path,
         )
     model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})
     training_metrics.log_metric("cv_accuracy_mean", outcome.cv_accuracy_mean)
     training_metrics.log_metric("cv_accuracy_std", outcome.cv_accuracy_std)
+    training_metrics.log_metric("cv_rows", outcome.cv_rows)
     training_metrics.log_metric("overfit_gap", outcome.overfit_gap)
     for name, value in outcome.test.items():
         training_metrics.log_metric(f"test_{name}", value)

@@ -62,6 +62,7 @@ def training_pipeline(
     min_samples_split: int = 5,
     learning_rate: float = 0.1,
     cv_folds: int = 5,
+    cv_max_rows: int = 200_000,
     mlflow_tracking_uri: str = "",
     mlflow_experiment: str = "gated-training",
     registry_uri: str = ".gated-training/registry",
@@ -101,6 +102,7 @@ def training_pipeline(
         min_samples_split: random_forest only: minimum rows to split a node.
         learning_rate: hist_gradient_boosting only.
         cv_folds: Stratified folds for cross-validation on the training split.
+        cv_max_rows: Above this many training rows, cross-validation runs on a stratified sample of this size (recorded as cv_rows); 0 always uses every row. The final model is always fitted on the whole training split.
         mlflow_tracking_uri: MLflow tracking URI. Empty: MLFLOW_TRACKING_URI, else sqlite:///.gated-training/mlflow.db.
         mlflow_experiment: MLflow experiment name.
         registry_uri: Model registry root: a folder or gs://bucket/prefix. Use gs:// on a cluster.
@@ -141,7 +143,7 @@ def training_pipeline(
                     preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
                     drift_report=drift.outputs["drift_report"], target_column=target_column, estimator=estimator,
                     n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split,
-                    learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds,
+                    learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds, cv_max_rows=cv_max_rows,
                     mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment, kfp_run_id=run_id,
                 )
                 configure_step(training, "train-model", "Train model (MLflow)", CLUSTER, uses_mlflow=True)

@@ -146,7 +146,8 @@ class ModelSettings:
     """The estimator. The defaults are the reference design's random forest.
 
     For ``hist_gradient_boosting``, ``n_estimators`` is its ``max_iter``; ``max_depth=0`` means
-    unlimited for both.
+    unlimited for both. Above ``cv_max_rows`` training rows, cross-validation runs on a stratified
+    sample of that many rows (0: always every row); the final model always sees the whole split.
     """
 
     estimator: str = "random_forest"
@@ -156,6 +157,7 @@ class ModelSettings:
     learning_rate: float = 0.1
     random_state: int = 42
     cv_folds: int = 5
+    cv_max_rows: int = 200_000
 
     def __post_init__(self) -> None:
         require_choice("estimator", self.estimator, ESTIMATORS)
@@ -164,6 +166,7 @@ class ModelSettings:
         object.__setattr__(self, "min_samples_split", require_int("min_samples_split", self.min_samples_split, 2))
         object.__setattr__(self, "random_state", require_int("random_state", self.random_state, 0))
         object.__setattr__(self, "cv_folds", require_int("cv_folds", self.cv_folds, 2, 20))
+        object.__setattr__(self, "cv_max_rows", require_int("cv_max_rows", self.cv_max_rows, 0))
         if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or not (
             math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1
         ):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
 from gated_training import tracking
@@ -38,6 +38,7 @@ class TrainingOutcome:
     tracking_uri: str
     cv_accuracy_mean: float
     cv_accuracy_std: float
+    cv_rows: int  # below the training rows when cv_max_rows sampled them
     train: dict[str, float]
     test: dict[str, float]
     overfit_gap: float
@@ -59,14 +60,25 @@ def build_estimator(settings: ModelSettings) -> Any:
     )
 
 
+def cross_validation_rows(x: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> tuple[pd.DataFrame, pd.Series]:
+    """The training split, or above ``cv_max_rows`` a stratified sample of that many rows: K fits
+    on a sample estimate the accuracy and its spread as well, at a fraction of K fits on it all."""
+    if not settings.cv_max_rows or len(x) <= settings.cv_max_rows:
+        return x, y
+    sample_x, _, sample_y, _ = train_test_split(x, y, train_size=settings.cv_max_rows, stratify=y,
+                                                random_state=settings.random_state)
+    return sample_x, sample_y
+
+
 def cross_validate_accuracy(preprocessor: Pipeline, estimator: Any, x: pd.DataFrame, y: pd.Series,
                             settings: ModelSettings) -> np.ndarray:
-    """K-fold CV on the training split; the preprocessor is refitted inside every fold."""
+    """K-fold CV on the given rows; the preprocessor is refitted inside every fold."""
     smallest_class = int(y.value_counts().min())
     if smallest_class < settings.cv_folds:
         raise DataError(
             f"cv_folds={settings.cv_folds} needs at least that many training rows per class; "
-            f"the smallest class of the training split has {smallest_class}"
+            f"the smallest class among the {len(x)} cross-validation rows has {smallest_class} "
+            "(lower cv_folds, or raise cv_max_rows if it sampled them)"
         )
     unfitted = Pipeline([("preprocess", clone(preprocessor)), ("model", clone(estimator))])
     folds = StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.random_state)
@@ -110,7 +122,7 @@ def drift_metrics(drift: dict[str, Any] | None) -> dict[str, float]:
 def _log_to_mlflow(
     *, tracking_uri: str, experiment_id: str, model: Pipeline, settings: ModelSettings,
     feature_metadata: dict[str, Any], metrics: dict[str, float], importances: list[dict[str, Any]],
-    tags: dict[str, str], x_train: pd.DataFrame, drift: dict[str, Any] | None = None,
+    tags: dict[str, str], x_train: pd.DataFrame, cv_rows: int, drift: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     import mlflow
     import sklearn
@@ -124,7 +136,8 @@ def _log_to_mlflow(
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_params({**asdict(settings), **{f"features.{k}": v for k, v in feature_metadata["settings"]["features"].items()},
                                **{f"split.{k}": v for k, v in feature_metadata["settings"]["split"].items()},
-                               "train_rows": feature_metadata["rows"]["train"], "test_rows": feature_metadata["rows"]["test"]})
+                               "train_rows": feature_metadata["rows"]["train"], "test_rows": feature_metadata["rows"]["test"],
+                               "cv_rows": cv_rows})
             mlflow.log_metrics(metrics)
             mlflow.set_tags(tags)
             mlflow.log_dict({"feature_importances": importances}, "feature_importances.json")
@@ -169,7 +182,9 @@ def train_model(
     feature_metadata = json.loads(Path(feature_metadata_path).read_text())
     estimator = build_estimator(settings)
 
-    cv_scores = cross_validate_accuracy(preprocessor, estimator, x_train, y_train, settings)
+    cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
+    cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
+    del cv_x, cv_y  # a sample's copy: free it before the final fit
     # The preprocessor is already fitted on this same training split (step 2): reuse it.
     estimator.fit(preprocessor.transform(x_train), y_train)
     model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
@@ -186,13 +201,13 @@ def train_model(
         tracking_uri=resolved_uri, experiment_id=experiment_id, model=model, settings=settings,
         feature_metadata=feature_metadata, metrics=metrics, importances=importances,
         tags={"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target},
-        x_train=x_train, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
+        x_train=x_train, cv_rows=cv_rows, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
     )
     joblib.dump(model, model_out)
     Path(importances_out).write_text(json.dumps(importances, indent=2))
     outcome = TrainingOutcome(
         mlflow_run_id=run_id, mlflow_model_uri=model_uri, tracking_uri=resolved_uri,
-        cv_accuracy_mean=metrics["cv_accuracy_mean"], cv_accuracy_std=metrics["cv_accuracy_std"],
+        cv_accuracy_mean=metrics["cv_accuracy_mean"], cv_accuracy_std=metrics["cv_accuracy_std"], cv_rows=cv_rows,
         train=train_scores.headline(), test=test_scores.headline(), overfit_gap=overfit_gap,
     )
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))

@@ -40,6 +40,7 @@ def test_choices_are_checked():
         ({"min_samples_split": 1}, "min_samples_split=1: must be >= 2"),
         ({"max_depth": 2.5}, "max_depth=2.5: must be a whole number"),
         ({"learning_rate": 0}, "learning_rate=0: must be in"),
+        ({"cv_max_rows": -1}, "cv_max_rows=-1: must be >= 0"),
     ],
 )
 def test_model_settings_are_checked(kwargs, message):

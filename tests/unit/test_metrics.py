@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
-from gated_training.metrics import MAX_ROC_POINTS, score_model
+from gated_training.metrics import MAX_ROC_POINTS, predict_labels_and_proba, score_model
 
 
 def fitted(model, x, y):
@@ -42,3 +44,25 @@ def test_majority_baseline_scores():
     assert scores.accuracy == pytest.approx(0.7)
     assert scores.roc_auc == pytest.approx(0.5)
     assert scores.headline() == {"accuracy": scores.accuracy, "f1": scores.f1, "roc_auc": scores.roc_auc}
+
+
+class CountingTransform(StandardScaler):
+    calls = 0
+
+    def transform(self, x, copy=None):
+        CountingTransform.calls += 1
+        return super().transform(x, copy=copy)
+
+
+def test_a_pipeline_is_transformed_once_for_labels_and_probabilities_with_the_same_results():
+    rng = np.random.default_rng(2)
+    x = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    y = pd.Series(np.digitize(x["a"] + x["b"], [-0.5, 0.5]))
+    model = Pipeline([("scale", CountingTransform()), ("model", LogisticRegression())]).fit(x, y)
+    CountingTransform.calls = 0
+    labels, proba = predict_labels_and_proba(model, x)
+    assert CountingTransform.calls == 1
+    np.testing.assert_array_equal(labels, model.predict(x))
+    np.testing.assert_array_equal(proba, model.predict_proba(x))
+    plain = LogisticRegression().fit(x, y)
+    np.testing.assert_array_equal(predict_labels_and_proba(plain, x)[1], plain.predict_proba(x))

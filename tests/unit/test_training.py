@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from gated_training.config import ModelSettings
-from gated_training.errors import TrackingError
+from gated_training.errors import DataError, TrackingError
+from gated_training.training import cross_validation_rows
 from tests.conftest import synthetic_frame
 from tests.unit.helpers import train_candidate
 
@@ -64,6 +65,31 @@ def test_hist_gradient_boosting_multiclass_string_labels(tmp_path):
     importances = json.loads(open(outputs.path("importances.json")).read())
     assert {item["feature"] for item in importances} == {"x1", "x2", "colour", "flag"}
     assert importances[0]["kind"] == "permutation"
+
+
+def test_above_cv_max_rows_cross_validation_uses_a_stratified_sample_and_records_it(tmp_path, forest):
+    settings = ModelSettings(n_estimators=30, cv_folds=3, cv_max_rows=150)
+    sampled = train_candidate(tmp_path, synthetic_frame(500, seed=3), settings=settings)
+    assert sampled.training.cv_rows == 150 and forest.training.cv_rows == 400  # the forest's whole training split
+    assert sampled.training.cv_accuracy_mean != forest.training.cv_accuracy_mean
+    # The final model is the same: it is fitted on the whole split either way.
+    assert sampled.training.test == forest.training.test and sampled.training.train == forest.training.train
+    run = mlflow.MlflowClient(tracking_uri=sampled.tracking_uri).get_run(sampled.training.mlflow_run_id)
+    assert run.data.params["cv_rows"] == "150" and run.data.params["cv_max_rows"] == "150"
+    x = pd.read_parquet(sampled.path("train.parquet")).drop(columns="label")
+    y = pd.read_parquet(sampled.path("train.parquet"))["label"]
+    sample_x, sample_y = cross_validation_rows(x, y, settings)
+    shares = (sample_y.value_counts(normalize=True) - y.value_counts(normalize=True)).abs()
+    assert len(sample_x) == 150 and shares.max() < 0.01  # stratified: the class balance is kept
+
+
+def test_too_few_rows_of_a_class_for_the_folds_names_the_parameters(tmp_path):
+    frame = synthetic_frame(300, seed=1)
+    frame.loc[frame.index[:297], "label"] = 0
+    frame.loc[frame.index[297:], "label"] = 1  # three rows of class 1: two land in the training split
+    with pytest.raises(DataError, match=r"cv_folds=3 needs at least that many training rows per class; "
+                                        r"the smallest class among the 240 cross-validation rows has 2"):
+        train_candidate(tmp_path, frame)
 
 
 def test_unreachable_tracking_server_fails_before_training_and_names_it(tmp_path):
