@@ -43,7 +43,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	WEBHOOK_SECRET_KEY=$(WEBHOOK_SECRET_KEY) RESOURCES_FILE=$(RESOURCES_FILE)
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv compile run test test-unit test-integration test-robustness bench clean image image-test upload submit schedule \
+.PHONY: help venv compile run test test-unit test-integration test-robustness bench profile-memory clean image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -79,6 +79,11 @@ BENCH_ROWS ?= 10000,100000,1000000
 bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS × 30 columns → docs/benchmarks.md (~12 min here)
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
+
+PROFILE_ROWS ?= 1000000
+profile-memory: venv ## memray: what each heavy step holds at its peak at PROFILE_ROWS rows → docs/memory-profile.md (~6 min here)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.memory_profile --rows $(PROFILE_ROWS)
 
 image: ## build the component image with docker, podman or buildah (IMAGE=..., EXTRA_CA_CERT=..., PUSH=1)
 	IMAGE=$(IMAGE) BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) \

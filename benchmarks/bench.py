@@ -76,19 +76,25 @@ def artifact_flow(run_dir: Path) -> dict[str, dict[str, int]]:
     return flow
 
 
-def bench_size(rows: int, columns: int, root: Path, reference_max_rows: int) -> dict[str, Any]:
+def write_batch(work: Path, rows: int, columns: int) -> tuple[Path, Path, float]:
+    """A fresh ``work`` folder with the synthetic batch (Parquet) and its drafted GX suite; returns
+    their paths and the frame's in-memory size in MiB."""
     from gated_training.suite import draft_suite
     from gated_training.synthetic import generate_wide
 
-    work = root / f"rows-{rows}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     frame = generate_wide(rows, columns, seed=7)
     data, suite = work / "batch.parquet", work / "batch.expectations.json"
     frame.to_parquet(data, index=False)
     suite.write_text(json.dumps(draft_suite(frame, TARGET, "bench")))
-    result: dict[str, Any] = {"rows": rows, "columns": columns,
-                              "frame_mib": round(frame.memory_usage(deep=True).sum() / 2**20, 1),
+    return data, suite, round(frame.memory_usage(deep=True).sum() / 2**20, 1)
+
+
+def bench_size(rows: int, columns: int, root: Path, reference_max_rows: int) -> dict[str, Any]:
+    work = root / f"rows-{rows}"
+    data, suite, frame_mib = write_batch(work, rows, columns)
+    result: dict[str, Any] = {"rows": rows, "columns": columns, "frame_mib": frame_mib,
                               "parquet_mib": round(data.stat().st_size / 2**20, 1)}
     sets = [arg for name, value in SETTINGS.items() for arg in ("--set", f"{name}={value}")]
 
@@ -102,7 +108,6 @@ def bench_size(rows: int, columns: int, root: Path, reference_max_rows: int) -> 
     flow = artifact_flow(run_dir)
     result["pipeline"] = {"wall_seconds": round(wall, 2), "accuracy": summary["candidate_metrics"]["accuracy"],
                           "steps": {step: {**usage, **flow.get(step, {})} for step, usage in summary["step_usage"].items()}}
-    del frame
 
     print(f"[bench] {rows} rows: single-process baseline", flush=True)
     from gated_training.cli import resolve_parameters
@@ -151,18 +156,11 @@ def startup_profile(root: Path) -> dict[str, Any]:
 def profile_startup(root: Path, output: Path) -> str | None:
     """A py-spy flame graph of a whole 1,000-row pipeline run (every step's process included):
     what the fixed per-step cost is made of. None when py-spy cannot attach here."""
-    from gated_training.suite import draft_suite
-    from gated_training.synthetic import generate_wide
-
     if shutil.which("py-spy", path=str(BIN)) is None:
         print("[bench] py-spy is not installed: no flame graph", flush=True)
         return None
     work = root / "profile"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    frame = generate_wide(1000, 30, seed=7)
-    frame.to_parquet(work / "batch.parquet", index=False)
-    (work / "batch.expectations.json").write_text(json.dumps(draft_suite(frame, TARGET, "bench")))
+    write_batch(work, 1000, 30)
     svg = output / "profile-startup-1k.svg"
     sets = [arg for name, value in SETTINGS.items() for arg in ("--set", f"{name}={value}")]
     result = subprocess.run([str(BIN / "py-spy"), "record", "--subprocesses", "--rate", "50", "--format", "flamegraph",

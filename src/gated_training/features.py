@@ -135,7 +135,9 @@ def engineer_features(
 ) -> FeatureOutcome:
     frame = read_parquet(dataset_path)
     split_features_target(frame, target)  # names the column if it is missing
+    classes = json_safe(sorted(frame[target].unique().tolist()))
     train, test = split_dataset(frame, target, split_settings)
+    del frame  # the splits are copies; the whole batch would stay resident through the fit
     x_train, y_train = split_features_target(train, target)
     roles = infer_column_roles(x_train)
     preprocessor = build_preprocessor(roles, feature_settings)
@@ -149,7 +151,6 @@ def engineer_features(
                 f"parameter select_k_best={feature_settings.select_k_best}: only {available} engineered features exist"
             )
     metadata = describe_preprocessor(preprocessor, roles, x_train)
-    classes = json_safe(sorted(frame[target].unique().tolist()))
     metadata.update({
         "target": target,
         "classes": classes,

@@ -1,6 +1,7 @@
+import pandas as pd
 import pytest
 
-from gated_training.data import load_table, parse_table, sha256_hex
+from gated_training.data import load_table, normalise_string_columns, parse_table, sha256_hex
 from gated_training.errors import DataError
 from tests.conftest import SAMPLE_DATA
 
@@ -53,3 +54,12 @@ def test_corrupt_parquet_is_named():
 def test_duplicate_csv_columns_are_refused_not_renamed():
     with pytest.raises(DataError, match=r"dup\.csv: duplicate column names \['a'\]"):
         parse_table("dup.csv", b"a,b,a\n1,2,3\n")
+
+
+@pytest.mark.parametrize("dtype", ["str", "string"])  # NaN and pd.NA as the missing marker
+def test_text_becomes_object_with_equal_values_and_one_string_per_distinct_value(dtype):
+    frame = pd.DataFrame({"colour": pd.array(["red", None, "blue", "red", None], dtype=dtype), "n": [1, 2, 3, 4, 5]})
+    normalised = normalise_string_columns(frame)
+    pd.testing.assert_frame_equal(normalised, frame.astype({"colour": object}))
+    assert normalised["colour"].iloc[0] is normalised["colour"].iloc[3]  # shared, not a string per cell
+    assert normalised["n"].dtype == frame["n"].dtype and frame["colour"].dtype != object  # input untouched
