@@ -122,7 +122,7 @@ def drift_metrics(drift: dict[str, Any] | None) -> dict[str, float]:
 def _log_to_mlflow(
     *, tracking_uri: str, experiment_id: str, model: Pipeline, settings: ModelSettings,
     feature_metadata: dict[str, Any], metrics: dict[str, float], importances: list[dict[str, Any]],
-    tags: dict[str, str], x_train: pd.DataFrame, cv_rows: int, drift: dict[str, Any] | None = None,
+    tags: dict[str, str], example: pd.DataFrame, cv_rows: int, drift: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     import mlflow
     import sklearn
@@ -131,7 +131,6 @@ def _log_to_mlflow(
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    example = x_train.head(INPUT_EXAMPLE_ROWS)
     with tracking.tracking_errors(tracking_uri, "logging the training run"):
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_params({**asdict(settings), **{f"features.{k}": v for k, v in feature_metadata["settings"]["features"].items()},
@@ -185,11 +184,18 @@ def train_model(
     cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
     del cv_x, cv_y  # a sample's copy: free it before the final fit
-    # The preprocessor is already fitted on this same training split (step 2): reuse it.
-    estimator.fit(preprocessor.transform(x_train), y_train)
+    example = x_train.head(INPUT_EXAMPLE_ROWS).copy()  # a real copy: a view would keep every row alive
+    # The preprocessor is already fitted on this same training split (step 2): reuse it. The raw
+    # rows are not needed after this transform; freeing them lowers the fit's memory peak.
+    transformed_train = preprocessor.transform(x_train)
+    del x_train
+    estimator.fit(transformed_train, y_train)
     model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
-    train_scores, test_scores = score_model(model, x_train, y_train), score_model(model, x_test, y_test)
+    # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer.
+    train_scores = score_model(estimator, transformed_train, y_train)
+    del transformed_train
+    test_scores = score_model(model, x_test, y_test)
     overfit_gap = train_scores.accuracy - test_scores.accuracy
     importances = feature_importances(model, x_test, y_test, settings.random_state)
     metrics = {
@@ -201,7 +207,7 @@ def train_model(
         tracking_uri=resolved_uri, experiment_id=experiment_id, model=model, settings=settings,
         feature_metadata=feature_metadata, metrics=metrics, importances=importances,
         tags={"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target},
-        x_train=x_train, cv_rows=cv_rows, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
+        example=example, cv_rows=cv_rows, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
     )
     joblib.dump(model, model_out)
     Path(importances_out).write_text(json.dumps(importances, indent=2))

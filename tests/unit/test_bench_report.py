@@ -13,7 +13,8 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
     results = {
         "machine": {"cpus": 2, "cpu_model": "test cpu", "memory_gib": 24.0, "python": "3.11", "platform": "linux"},
         "settings": {"estimator": "hist_gradient_boosting"}, "bench_seconds": 100.0,
-        "startup": {"imports_seconds": {"pandas": 0.9}, "steps": steps},
+        "startup": {"imports_seconds": {"pandas": 0.9}, "steps": steps, "recurring_outcome": "deployed",
+                    "first_run_steps": {**steps, "train-model": step(7.5)}},
         "sizes": [
             {"rows": 10000, "columns": 30, "frame_mib": 2.0, "pipeline": {"wall_seconds": 12.0, "accuracy": 0.8, "steps": steps},
              "baseline": baseline, "reference": {"wall_seconds": 24.0, "accuracy": 0.79}},
@@ -27,5 +28,6 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
     assert "| 10,000 | 2.0 | 12.0 | 8.0 | 1.50 | 24.0 | 2.00 | 0.8000 / 0.7900 |" in page
     assert "| 1,000,000 | 200.0 | 80.0 | 64.0 | 1.25 | not run | — | 0.8000 / — |" in page
     assert "| 1,000,000 | train-model | 2.0 | 2.0 | 300 | 1.5 | 1.0 | 2.0 |" in page
+    assert "| train-model | 2.0 | 2.0 | 300 | 7.5 |" in page and "outcome deployed" in page
     assert page.rstrip().endswith("hand-written")
     assert (tmp_path / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
