@@ -16,7 +16,7 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
         "startup": {"imports_seconds": {"pandas": 0.9}, "steps": steps, "recurring_outcome": "deployed",
                     "first_run_steps": {**steps, "train-model": step(7.5)}},
         "sizes": [
-            {"rows": 10000, "columns": 30, "frame_mib": 2.0, "pipeline": {"wall_seconds": 12.0, "accuracy": 0.8, "steps": steps},
+            {"rows": 10000, "columns": 30, "frame_mib": 2.0, "repeat": 2, "pipeline": {"wall_seconds": 12.0, "accuracy": 0.8, "steps": steps},
              "baseline": baseline, "reference": {"wall_seconds": 24.0, "accuracy": 0.79}},
             {"rows": 1000000, "columns": 30, "frame_mib": 200.0, "pipeline": {"wall_seconds": 80.0, "accuracy": 0.8, "steps": steps},
              "baseline": {**baseline, "wall_seconds": 64.0}},
@@ -29,5 +29,6 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
     assert "| 1,000,000 | 200.0 | 80.0 | 64.0 | 1.25 | not run | — | 0.8000 / — |" in page
     assert "| 1,000,000 | train-model | 2.0 | 2.0 | 300 | 1.5 | 1.0 | 2.0 |" in page
     assert "| train-model | 2.0 | 2.0 | 300 | 7.5 |" in page and "outcome deployed" in page
+    assert "the fastest of 2 alternating first runs" in page
     assert page.rstrip().endswith("hand-written")
     assert (tmp_path / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
