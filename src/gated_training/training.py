@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from gated_training import tracking
 from gated_training.config import ModelSettings
-from gated_training.data import json_safe, read_parquet, split_features_target
+from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
 from gated_training.errors import DataError
 from gated_training.metrics import Scores, score_model
 
@@ -184,7 +184,7 @@ def train_model(
     cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
     del cv_x, cv_y  # a sample's copy: free it before the final fit
-    example = x_train.head(INPUT_EXAMPLE_ROWS).copy()  # a real copy: a view would keep every row alive
+    example = detached_head(x_train, INPUT_EXAMPLE_ROWS)  # so that `del x_train` below frees the rows
     # The preprocessor is already fitted on this same training split (step 2): reuse it. The raw
     # rows are not needed after this transform; freeing them lowers the fit's memory peak.
     transformed_train = preprocessor.transform(x_train)

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from gated_training.data import load_table, normalise_string_columns, parse_table, sha256_hex
+from gated_training.data import detached_head, load_table, normalise_string_columns, parse_table, sha256_hex
 from gated_training.errors import DataError
 from tests.conftest import SAMPLE_DATA
 
@@ -63,3 +63,17 @@ def test_text_becomes_object_with_equal_values_and_one_string_per_distinct_value
     pd.testing.assert_frame_equal(normalised, frame.astype({"colour": object}))
     assert normalised["colour"].iloc[0] is normalised["colour"].iloc[3]  # shared, not a string per cell
     assert normalised["n"].dtype == frame["n"].dtype and frame["colour"].dtype != object  # input untouched
+
+
+def _text_buffer_bytes(frame: pd.DataFrame) -> int:
+    return frame["colour"].array._pa_array.get_total_buffer_size()  # Arrow counts whole buffers, not the slice
+
+
+def test_detached_head_equals_head_without_holding_the_other_rows():
+    frame = pd.DataFrame({"colour": pd.array([f"colour-{i}" for i in range(50_000)], dtype="str"),
+                          "n": range(50_000)}, index=range(7, 50_007))
+    head = detached_head(frame, 5)
+    pd.testing.assert_frame_equal(head, frame.head(5))
+    assert _text_buffer_bytes(frame.head(5).copy()) > 500_000  # the premise: a copied head keeps every row
+    assert _text_buffer_bytes(head) < 1_000
+    assert len(detached_head(frame.head(3), 5)) == 3
