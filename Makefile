@@ -76,7 +76,7 @@ test-robustness: venv ## the deployment guarantees: races, crashes, GCS faults, 
 	$(PYTEST) tests/robustness $(PYTEST_ARGS)
 
 BENCH_ROWS ?= 10000,100000,1000000
-bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS × 30 columns → docs/benchmarks.md (~30 min here: two runs of each, the reference design once)
+bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS × 30 columns → docs/benchmarks.md (~25 min here: two runs of each, the reference design once)
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
 
