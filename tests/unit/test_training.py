@@ -72,8 +72,10 @@ def test_above_cv_max_rows_cross_validation_uses_a_stratified_sample_and_records
     sampled = train_candidate(tmp_path, synthetic_frame(500, seed=3), settings=settings)
     assert sampled.training.cv_rows == 150 and forest.training.cv_rows == 400  # the forest's whole training split
     assert sampled.training.cv_accuracy_mean != forest.training.cv_accuracy_mean
-    # The final model is the same: it is fitted on the whole split either way.
-    assert sampled.training.test == forest.training.test and sampled.training.train == forest.training.train
+    # The final model is the same: it is fitted on the whole split either way. The forest's
+    # threads add up tree probabilities in any order, so ROC AUC may differ in the last bit.
+    assert sampled.training.test == pytest.approx(forest.training.test, rel=1e-12, abs=0)
+    assert sampled.training.train == pytest.approx(forest.training.train, rel=1e-12, abs=0)
     run = mlflow.MlflowClient(tracking_uri=sampled.tracking_uri).get_run(sampled.training.mlflow_run_id)
     assert run.data.params["cv_rows"] == "150" and run.data.params["cv_max_rows"] == "150"
     x = pd.read_parquet(sampled.path("train.parquet")).drop(columns="label")
