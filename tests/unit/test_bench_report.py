@@ -1,6 +1,12 @@
-"""`make bench` is never run by the tests (it takes ~12 minutes); its report writer is, on fixed numbers."""
+"""`make bench` is never run by the tests (it takes ~25 minutes); its report writer is, on fixed numbers."""
+
+import json
+import shutil
+from pathlib import Path
 
 from benchmarks.report import STEP_ORDER, write_report
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def step(wall: float) -> dict:
@@ -12,7 +18,7 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
     baseline = {"wall_seconds": 8.0, "peak_rss_mib": 400.0, "stages": {name: {"wall_seconds": 1.0} for name in [*STEP_ORDER, "imports"]}}
     results = {
         "machine": {"cpus": 2, "cpu_model": "test cpu", "memory_gib": 24.0, "python": "3.11", "platform": "linux"},
-        "settings": {"estimator": "hist_gradient_boosting"}, "bench_seconds": 100.0,
+        "settings": {"estimator": "hist_gradient_boosting"}, "bench_seconds": 100.0, "reference_max_rows": 100000,
         "startup": {"imports_seconds": {"pandas": 0.9}, "steps": steps, "recurring_outcome": "deployed",
                     "first_run_steps": {**steps, "train-model": step(7.5)}},
         "sizes": [
@@ -30,5 +36,14 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
     assert "| 1,000,000 | train-model | 2.0 | 2.0 | 300 | 1.5 | 1.0 | 2.0 |" in page
     assert "| train-model | 2.0 | 2.0 | 300 | 7.5 |" in page and "outcome deployed" in page
     assert "the fastest of 2 alternating first runs" in page
+    assert "--rows 10000,1000000 --columns 30 --reference-max-rows 100000 --repeat 2" in page
     assert page.rstrip().endswith("hand-written")
     assert (tmp_path / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_checked_in_report_is_what_make_bench_writes_from_its_results_and_findings(tmp_path):
+    """Edit docs/benchmarks-findings.md, not the Findings in benchmarks.md: the next bench rewrites that page."""
+    for name in ("benchmarks-findings.md", "memory-profile.md"):
+        shutil.copy(DOCS / name, tmp_path / name)
+    write_report(json.loads((DOCS / "benchmarks.json").read_text()), tmp_path)
+    assert (tmp_path / "benchmarks.md").read_text() == (DOCS / "benchmarks.md").read_text()
