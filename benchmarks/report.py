@@ -61,7 +61,7 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         "```bash",
         f"make bench BENCH_ROWS={','.join(str(s['rows']) for s in results['sizes'])}",
         f"# = .venv/bin/python -m benchmarks.bench --rows {','.join(str(s['rows']) for s in results['sizes'])}"
-        f" --columns 30 --reference-max-rows {results.get('reference_max_rows', 1_000_000)} --repeat {max(s.get('repeat', 1) for s in results['sizes'])}",
+        f" --columns 30 --reference-max-rows {results['reference_max_rows']} --repeat {max(s.get('repeat', 1) for s in results['sizes'])}",
         "```",
         "",
         f"Machine: {machine['cpus']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB, "

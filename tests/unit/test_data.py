@@ -66,7 +66,7 @@ def test_text_becomes_object_with_equal_values_and_one_string_per_distinct_value
 
 
 def _text_buffer_bytes(frame: pd.DataFrame) -> int:
-    return frame["colour"].array._pa_array.get_total_buffer_size()  # Arrow counts whole buffers, not the slice
+    return frame["colour"].array.__arrow_array__().get_total_buffer_size()  # Arrow counts whole buffers, not the slice
 
 
 def test_detached_head_equals_head_without_holding_the_other_rows():
