@@ -16,21 +16,27 @@ def check_drift(
     drift_max_drifted_share: float,
     drift_critical_features: str,
     force_retrain: bool,
+    drift_severe_psi: float,
+    drift_severe_out_of_range: float,
+    new_columns: str,
     drift_report: Output[Artifact],
     drift_html: Output[HTML],
     drift_metrics: Output[Metrics],
 ) -> str:
-    """Drift gate: no-new-data trigger, then the batch against the champion's reference profile.
+    """Drift gate: no-new-data trigger, the schema contract, then the batch against the champion's reference profile.
 
-    Returns "train", "skip" (no new data) or "block" (drifted under drift_action=block).
+    Returns "train", "skip" (no new data) or "block" (schema broken, or drifted under drift_action=block).
     """
     from gated_training.config import DriftPolicy
     from gated_training.drift_gate import run_drift_step
     from gated_training.step_records import recorded_step
 
     with recorded_step("check-drift"):
-        policy = DriftPolicy(drift_action, drift_psi_threshold, drift_max_drifted_share, drift_critical_features,
-                             force_retrain)
+        policy = DriftPolicy(drift_action=drift_action, drift_psi_threshold=drift_psi_threshold,
+                             drift_max_drifted_share=drift_max_drifted_share,
+                             drift_critical_features=drift_critical_features, force_retrain=force_retrain,
+                             drift_severe_psi=drift_severe_psi, drift_severe_out_of_range=drift_severe_out_of_range,
+                             new_columns=new_columns)
         outcome = run_drift_step(dataset.path, validation_report.path, target_column, registry_uri, model_name,
                                  policy, drift_report.path, drift_html.path)
     report = outcome.report

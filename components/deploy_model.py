@@ -32,7 +32,7 @@ def deploy_model(
         outcome = run_step(
             model.path, test_data.path, feature_metadata.path, training_report.path, gate_decision.path,
             target_column, registry_uri, model_name, test_data.metadata.get("source_sha256", ""), kfp_run_id,
-            deployment.path, pipeline_version, train_data.path,
+            deployment.path, pipeline_version, train_data.path, validation_report_path=validation_report.path,
         )
         record_outcome(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
                        run_summary.path, summary.path, drift_report_path=drift_report.path)

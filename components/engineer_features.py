@@ -7,6 +7,7 @@ from components.image import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def engineer_features(
     dataset: Input[Dataset],
+    drift_report: Input[Artifact],
     target_column: str,
     test_size: float,
     random_state: int,
@@ -14,12 +15,15 @@ def engineer_features(
     interaction_features: bool,
     polynomial_degree: int,
     select_k_best: int,
+    max_categories: int,
+    min_category_frequency: int,
+    split_key: str,
     train_data: Output[Dataset],
     test_data: Output[Dataset],
     preprocessor: Output[Model],
     feature_metadata: Output[Artifact],
 ):
-    """Split (stratified, deterministic), then fit the preprocessing pipeline on the training split only."""
+    """Stable hash split, then fit the preprocessing pipeline on the training split only; score features for leakage."""
     from gated_training.config import FeatureSettings, SplitSettings
     from gated_training.step_records import recorded_step
     from gated_training.features import engineer_features as run_step
@@ -27,9 +31,12 @@ def engineer_features(
     with recorded_step("engineer-features"):
         outcome = run_step(
             dataset.path, target_column,
-            FeatureSettings(categorical_encoding, interaction_features, polynomial_degree, select_k_best),
-            SplitSettings(test_size, random_state),
+            FeatureSettings(categorical_encoding=categorical_encoding, interaction_features=interaction_features,
+                            polynomial_degree=polynomial_degree, select_k_best=select_k_best,
+                            max_categories=max_categories, min_category_frequency=min_category_frequency),
+            SplitSettings(test_size=test_size, random_state=random_state, split_key=split_key),
             train_data.path, test_data.path, preprocessor.path, feature_metadata.path,
+            drift_report_path=drift_report.path,
         )
     fingerprint = dataset.metadata.get("sha256", "")
     train_data.metadata.update({"format": "parquet", "rows": outcome.train_rows, "source_sha256": fingerprint})

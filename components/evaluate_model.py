@@ -10,6 +10,7 @@ def evaluate_model(
     test_data: Input[Dataset],
     training_report: Input[Artifact],
     drift_report: Input[Artifact],
+    feature_metadata: Input[Artifact],
     target_column: str,
     min_accuracy: float,
     min_f1: float,
@@ -19,6 +20,8 @@ def evaluate_model(
     comparison_metric: str,
     first_run_policy: str,
     max_prediction_psi: float,
+    max_single_feature_score: float,
+    max_unexplained_gain: float,
     registry_uri: str,
     model_name: str,
     metrics: Output[Metrics],
@@ -33,11 +36,15 @@ def evaluate_model(
     from gated_training.step_records import recorded_step
 
     with recorded_step("evaluate-model"):
-        thresholds = GateThresholds(min_accuracy, min_f1, min_roc_auc, max_overfit_gap, max_regression,
-                                    comparison_metric, first_run_policy, max_prediction_psi)
+        thresholds = GateThresholds(min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
+                                    max_overfit_gap=max_overfit_gap, max_regression=max_regression,
+                                    comparison_metric=comparison_metric, first_run_policy=first_run_policy,
+                                    max_prediction_psi=max_prediction_psi,
+                                    max_single_feature_score=max_single_feature_score,
+                                    max_unexplained_gain=max_unexplained_gain)
         decision = evaluate_candidate(model.path, test_data.path, training_report.path, target_column, thresholds,
                                       registry_uri, model_name, gate_decision.path, gate_report.path,
-                                      drift_report.path)
+                                      drift_report.path, feature_metadata_path=feature_metadata.path)
     for name, value in decision.candidate["metrics"].items():
         metrics.log_metric(name, value)
     metrics.log_metric("overfit_gap", decision.candidate["overfit_gap"])

@@ -7,6 +7,8 @@ from components.image import BASE_IMAGE
 def notify_failure(status: dsl.PipelineTaskFinalStatus, notify_webhook_url: str, kfp_run_id: str):
     """Exit handler: post to the webhook when the run failed. Blocked and skipped runs notify from their report step."""
     from gated_training.notify import notify_failed_run
+    from gated_training.step_records import write_record
 
-    notify_failed_run(notify_webhook_url, status.state, status.error_message or "", kfp_run_id,
-                      status.pipeline_job_resource_name)
+    sent = notify_failed_run(notify_webhook_url, status.state, status.error_message or "", kfp_run_id,
+                             status.pipeline_job_resource_name)
+    write_record("notify-failure", "notification", {"state": status.state, "notification": sent})

@@ -10,6 +10,8 @@ def validate_data(
     suite_uri: str,
     target_column: str,
     min_quality_score: float,
+    suite_sha256: str,
+    max_input_mb: float,
     dataset: Output[Dataset],
     validation_report: Output[Artifact],
     data_docs: Output[HTML],
@@ -23,6 +25,7 @@ def validate_data(
         outcome = validate_dataset(
             data_uri, suite_uri, target_column, min_quality_score,
             dataset.path, validation_report.path, data_docs.path,
+            pinned_suite_sha256=suite_sha256, max_input_mb=max_input_mb,
         )
     dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count})
     validation_metrics.log_metric("quality_score", outcome.quality_score)

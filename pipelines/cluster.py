@@ -14,6 +14,10 @@ them through), validated once in :meth:`ClusterSettings.from_env`:
 - ``WEBHOOK_SECRET``: a secret whose key ``WEBHOOK_SECRET_KEY`` (default ``url``) becomes
   ``GATED_TRAINING_WEBHOOK_URL`` in the steps that notify, so the webhook URL (a credential)
   stays out of the run form.
+- ``REGISTRY_KEY_SECRET``: a secret whose key ``REGISTRY_KEY_SECRET_KEY`` (default ``key``)
+  becomes ``GATED_TRAINING_REGISTRY_KEY`` in the steps that read or write the registry: versions
+  are signed with it and refused unless signed with it (``gated_training.signing``). Without it
+  those steps refuse to run unless the run sets ``GATED_TRAINING_REGISTRY_UNSIGNED=1``.
 - ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
 
 Only secret *names* are compiled in; their values never leave the cluster.
@@ -32,6 +36,7 @@ from kfp.dsl import PipelineTask
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
 from gated_training.notify import WEBHOOK_ENV
+from gated_training.signing import KEY_ENV as REGISTRY_KEY_ENV
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -110,6 +115,8 @@ class ClusterSettings:
     mlflow_basic_auth_secret: str | None = None
     webhook_secret: str | None = None
     webhook_secret_key: str = "url"
+    registry_key_secret: str | None = None
+    registry_key_secret_key: str = "key"
     resources: Mapping[str, StepResources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
 
     @classmethod
@@ -138,6 +145,8 @@ class ClusterSettings:
             mlflow_basic_auth_secret=secret_name("MLFLOW_BASIC_AUTH_SECRET"),
             webhook_secret=secret_name("WEBHOOK_SECRET"),
             webhook_secret_key=secret_key("WEBHOOK_SECRET_KEY", "url"),
+            registry_key_secret=secret_name("REGISTRY_KEY_SECRET"),
+            registry_key_secret_key=secret_key("REGISTRY_KEY_SECRET_KEY", "key"),
             resources=resources,
         )
 
@@ -169,6 +178,7 @@ def configure_step(
     uses_gcs: bool = False,
     uses_mlflow: bool = False,
     notifies: bool = False,
+    uses_registry: bool = False,
 ) -> PipelineTask:
     """Display name, resources, no caching, and (for network steps) retries and credentials.
 
@@ -194,6 +204,9 @@ def configure_step(
     if uses_mlflow and settings.mlflow_basic_auth_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_basic_auth_secret, secret_key_to_env={
             "username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"})
+    if uses_registry and settings.registry_key_secret:
+        kubernetes.use_secret_as_env(task, secret_name=settings.registry_key_secret,
+                                     secret_key_to_env={settings.registry_key_secret_key: REGISTRY_KEY_ENV})
     if notifies and settings.webhook_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.webhook_secret,
                                      secret_key_to_env={settings.webhook_secret_key: WEBHOOK_ENV})

@@ -36,6 +36,8 @@ def training_pipeline(
     data_uri: str = "data/german_credit.csv",
     target_column: str = "risk",
     suite_uri: str = "",
+    suite_sha256: str = "",
+    max_input_mb: float = 2048.0,
     min_quality_score: float = 0.8,
     min_accuracy: float = 0.85,
     min_f1: float = 0.0,
@@ -45,17 +47,25 @@ def training_pipeline(
     comparison_metric: str = "accuracy",
     first_run_policy: str = "deploy_if_thresholds_pass",
     max_prediction_psi: float = 0.2,
+    max_single_feature_score: float = 0.95,
+    max_unexplained_gain: float = 0.15,
     drift_action: str = "block",
     drift_psi_threshold: float = 0.2,
     drift_max_drifted_share: float = 0.3,
     drift_critical_features: str = "",
     force_retrain: bool = False,
+    drift_severe_psi: float = 1.0,
+    drift_severe_out_of_range: float = 0.1,
+    new_columns: str = "block",
     test_size: float = 0.2,
     random_state: int = 42,
+    split_key: str = "",
     categorical_encoding: str = "onehot",
     interaction_features: bool = False,
     polynomial_degree: int = 1,
     select_k_best: int = 0,
+    max_categories: int = 50,
+    min_category_frequency: int = 5,
     estimator: str = "random_forest",
     n_estimators: int = 100,
     max_depth: int = 10,
@@ -75,7 +85,9 @@ def training_pipeline(
     Args:
         data_uri: The incoming batch, CSV or Parquet: a path (inside the image on a cluster) or gs://bucket/key.
         target_column: The label column. String or integer labels, two classes or more.
-        suite_uri: Great Expectations suite JSON (path or gs://). Empty: <data name>.expectations.json beside the data.
+        suite_uri: Great Expectations suite JSON (path or gs://). Empty: <data name>.expectations.json beside the data. Only allowlisted expectation types and arguments load; row conditions only in GX's structured or great_expectations form (never pandas/python).
+        suite_sha256: Pin the suite: a run whose suite has another SHA-256 is blocked without running it. Empty: not pinned (the digest is still recorded in the manifest).
+        max_input_mb: Largest data file accepted, in MiB (also once decompressed); inputs must be regular files or gs:// objects.
         min_quality_score: Data gate: minimum share of passed expectations, in [0, 1]. Critical failures block regardless.
         min_accuracy: Model gate: minimum test accuracy, in [0, 1].
         min_f1: Model gate: minimum macro F1 on the test split; 0 switches the check off.
@@ -85,17 +97,25 @@ def training_pipeline(
         comparison_metric: Metric compared with the champion: accuracy, f1 or roc_auc.
         first_run_policy: With no champion yet: deploy_if_thresholds_pass, or block.
         max_prediction_psi: Model gate: maximum PSI between the candidate's and the champion's predictions on the test split, unless the candidate beats the champion by more than max_regression; 0 switches the check off.
+        max_single_feature_score: Model gate (leakage): block when any one feature alone predicts the label with a balanced test accuracy above this; 0 switches the check off.
+        max_unexplained_gain: Model gate (leakage): block a candidate that beats the champion by more than this on the comparison metric; 0 switches the check off.
         drift_action: What a drifted batch does: block (stop before training), warn (report, go on), or retrain_only (train and evaluate, never deploy).
         drift_psi_threshold: Drift gate: a feature drifts when its PSI exceeds this (or its KS / chi-squared test is significant with a material effect size).
         drift_max_drifted_share: Drift gate: the batch drifts when this share of features drifted, in (0, 1].
         drift_critical_features: Drift gate: comma-separated columns; any of them drifting drifts the batch.
         force_retrain: Train even when the batch is the champion's own training data (otherwise the run is skipped: no_new_data).
-        test_size: Share of rows held out for testing (stratified), in [0.05, 0.5].
-        random_state: Seed for the split, the folds and the estimator.
+        drift_severe_psi: Drift gate: one feature with a PSI at or above this drifts the batch whatever the share; 0 switches it off.
+        drift_severe_out_of_range: Drift gate: one feature with this share of values outside the champion's training range (or unseen categories) drifts the batch; 0 switches it off.
+        new_columns: Schema contract against the champion's features: block (a new column blocks the run) or ignore (new columns are dropped, with a warning). A missing feature always blocks.
+        test_size: Share of rows held out for testing, in [0.05, 0.5]. The split is stable: a row is a test row when the hash of its features (or of split_key) falls below test_size, in every run.
+        random_state: Seed for the folds and the estimator (the split is by hash, not by seed).
+        split_key: A key column to hash for the split instead of the whole row (e.g. a customer id). Empty: the row's features.
         categorical_encoding: onehot or ordinal; both tolerate categories unseen in training.
         interaction_features: Add pairwise interaction features.
         polynomial_degree: Polynomial feature degree; 1 switches polynomial features off.
         select_k_best: Keep the k best engineered features (ANOVA F); 0 keeps all.
+        max_categories: At most this many encoded levels per categorical column (the rest pooled as infrequent), bounding memory for ID-like columns; 0: no cap.
+        min_category_frequency: Levels seen in fewer training rows are pooled as infrequent; 0 keeps every level.
         estimator: random_forest or hist_gradient_boosting.
         n_estimators: Trees (random_forest) or boosting iterations (hist_gradient_boosting).
         max_depth: Maximum tree depth; 0 means unlimited.
@@ -117,6 +137,7 @@ def training_pipeline(
     with dsl.ExitHandler(exit_task, name="gated-training-run"):
         validation = validate_data(
             data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
+            suite_sha256=suite_sha256, max_input_mb=max_input_mb,
         )
         configure_step(validation, "validate-data", "Validate data (GX)", CLUSTER, uses_gcs=True)
 
@@ -126,16 +147,19 @@ def training_pipeline(
                 target_column=target_column, registry_uri=registry_uri, model_name=model_name,
                 drift_action=drift_action, drift_psi_threshold=drift_psi_threshold,
                 drift_max_drifted_share=drift_max_drifted_share, drift_critical_features=drift_critical_features,
-                force_retrain=force_retrain,
+                force_retrain=force_retrain, drift_severe_psi=drift_severe_psi,
+                drift_severe_out_of_range=drift_severe_out_of_range, new_columns=new_columns,
             )
-            configure_step(drift, "check-drift", "Drift gate", CLUSTER, uses_gcs=True)
+            configure_step(drift, "check-drift", "Drift gate", CLUSTER, uses_gcs=True, uses_registry=True)
 
             with dsl.If(drift.outputs["Output"] == "train", name="drift-gate-passed"):
                 features = engineer_features(
-                    dataset=validation.outputs["dataset"], target_column=target_column, test_size=test_size,
+                    dataset=validation.outputs["dataset"], drift_report=drift.outputs["drift_report"],
+                    target_column=target_column, test_size=test_size,
                     random_state=random_state, categorical_encoding=categorical_encoding,
                     interaction_features=interaction_features, polynomial_degree=polynomial_degree,
-                    select_k_best=select_k_best,
+                    select_k_best=select_k_best, max_categories=max_categories,
+                    min_category_frequency=min_category_frequency, split_key=split_key,
                 )
                 configure_step(features, "engineer-features", "Engineer features", CLUSTER)
                 training = train_model(
@@ -150,12 +174,15 @@ def training_pipeline(
                 evaluation = evaluate_model(
                     model=training.outputs["model"], test_data=features.outputs["test_data"],
                     training_report=training.outputs["training_report"], drift_report=drift.outputs["drift_report"],
+                    feature_metadata=features.outputs["feature_metadata"],
                     target_column=target_column, min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
                     max_overfit_gap=max_overfit_gap, max_regression=max_regression, comparison_metric=comparison_metric,
-                    first_run_policy=first_run_policy, max_prediction_psi=max_prediction_psi, registry_uri=registry_uri,
-                    model_name=model_name,
+                    first_run_policy=first_run_policy, max_prediction_psi=max_prediction_psi,
+                    max_single_feature_score=max_single_feature_score, max_unexplained_gain=max_unexplained_gain,
+                    registry_uri=registry_uri, model_name=model_name,
                 )
-                configure_step(evaluation, "evaluate-model", "Evaluate and gate", CLUSTER, uses_gcs=True)
+                configure_step(evaluation, "evaluate-model", "Evaluate and gate", CLUSTER, uses_gcs=True,
+                               uses_registry=True)
 
                 with dsl.If(evaluation.outputs["Output"] == "deploy", name="model-gate-passed"):
                     deployment = deploy_model(
@@ -166,7 +193,8 @@ def training_pipeline(
                         target_column=target_column, registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id,
                         pipeline_version=pipeline_version,
                     )
-                    configure_step(deployment, "deploy-model", "Deploy to registry", CLUSTER, uses_gcs=True, uses_mlflow=True)
+                    configure_step(deployment, "deploy-model", "Deploy to registry", CLUSTER, uses_gcs=True, uses_mlflow=True,
+                                   uses_registry=True)
                 with dsl.Else(name="model-gate-blocked"):
                     model_blocked = report_model_blocked(
                         validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],

@@ -14,6 +14,12 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # A dead MLflow server must fail fast in tests, not after minutes of retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+# Every registry in the tests is signed with this key (gated_training.signing); tests of the
+# unsigned mode and of other keys change it for themselves. Steps started by kfp.local inherit it.
+TEST_REGISTRY_KEY = "test-registry-key-0123456789abcdef0123456789abcdef"
+os.environ["GATED_TRAINING_REGISTRY_KEY"] = TEST_REGISTRY_KEY
+for _name in ("GATED_TRAINING_REGISTRY_KEY_FILE", "GATED_TRAINING_REGISTRY_UNSIGNED"):
+    os.environ.pop(_name, None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO_ROOT / "data" / "german_credit.csv"

@@ -129,7 +129,7 @@ def write_summary_file(workdir: Path, summary: dict[str, Any]) -> Path:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from gated_training.config import validate_run_parameters
+    from gated_training.config import check_registry_parameters, validate_run_parameters
     from gated_training.local_run import component_inputs, run_compiled_pipeline
     from gated_training.summary import build_summary
 
@@ -150,11 +150,21 @@ def command_run(args: argparse.Namespace) -> int:
         }
         layers = [defaults_for_workdir, *(load_params_file(p) for p in args.params),
                   {k: v for k, v in named.items() if v is not None}, parse_assignments(args.set)]
-        parameters = absolutise_local_paths(resolve_parameters(declared, layers))
+        resolved = resolve_parameters(declared, layers)
+        check_registry_parameters(str(resolved["registry_uri"]), str(resolved["model_name"]))  # '..' before resolving
+        parameters = absolutise_local_paths(resolved)
         validate_run_parameters(parameters)
+        from gated_training.registry import ModelRegistry
+        from gated_training.signing import ensure_local_key
+
+        ModelRegistry(parameters["registry_uri"], parameters["model_name"]).preflight()
+        key_file = ensure_local_key()
+        if key_file:
+            print(f"registry versions are signed with the local key {key_file}")
     except GatedTrainingError as exc:
         summary = build_summary(validation=None, error=str(exc), failed_step="configuration")
         summary["tasks_ran"] = []
+        summary["notification"] = "not sent: the run did not start"
         write_summary_file(workdir, summary)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -191,19 +201,27 @@ def command_suite_init(args: argparse.Namespace) -> int:
 # ---- the registry: history, rollback, promote, sync-mlflow, cleanup ------------------------------
 
 def registry_from(args: argparse.Namespace) -> "ModelRegistry":
+    """The registry the command names: checked as given (no '..'), then made absolute; the local
+    signing key is used when no key or unsigned mode is configured."""
+    from gated_training.config import check_registry_parameters
     from gated_training.registry import ModelRegistry
+    from gated_training.signing import ensure_local_key
 
+    check_registry_parameters(args.registry, args.model_name)
     uri = args.registry
     if not storage.is_gcs(uri):
         uri = str(Path(uri).resolve())
-    return ModelRegistry(uri, args.model_name)
+    registry = ModelRegistry(uri, args.model_name)
+    registry.preflight()
+    ensure_local_key()
+    return registry
 
 
 def command_history(args: argparse.Namespace) -> int:
     from gated_training.registry_ops import history
 
     registry = registry_from(args)
-    rows = history(registry)
+    rows, problems = history(registry)
     if not rows:
         print(f"no versions in {registry.root}")
     for row in rows:
@@ -215,7 +233,9 @@ def command_history(args: argparse.Namespace) -> int:
                   + (f" (from {event['previous_version']})" if event.get("previous_version") else ""))
     champion = next((row.version for row in rows if row.champion), None)
     print(f"champion: {champion or 'none'}  (* marks it)")
-    return EXIT_OK
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def command_move_champion(args: argparse.Namespace) -> int:
@@ -260,7 +280,8 @@ def command_check_drift(args: argparse.Namespace) -> int:
     from gated_training.drift_gate import check_batch
 
     policy = DriftPolicy(drift_psi_threshold=args.psi_threshold, drift_max_drifted_share=args.max_drifted_share,
-                         drift_critical_features=args.critical_features)
+                         drift_critical_features=args.critical_features, drift_severe_psi=args.severe_psi,
+                         drift_severe_out_of_range=args.severe_out_of_range, new_columns=args.new_columns)
     registry = registry_from(args)
     table = load_table(args.data)
     outcome = check_batch(lambda: table.frame, table.sha256, args.target, registry.uri, registry.model_name, policy)
@@ -493,6 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the batch drifts when this share of features drifted (default 0.3)")
     drift.add_argument("--critical-features", dest="critical_features", default="",
                        help="comma-separated columns; any of them drifting drifts the batch")
+    drift.add_argument("--severe-psi", dest="severe_psi", type=float, default=1.0,
+                       help="one feature with at least this PSI drifts the batch whatever the share (default 1; 0: off)")
+    drift.add_argument("--severe-out-of-range", dest="severe_out_of_range", type=float, default=0.1,
+                       help="one feature with this share of values outside the champion's range or categories "
+                            "drifts the batch (default 0.1; 0: off)")
+    drift.add_argument("--new-columns", dest="new_columns", choices=("block", "ignore"), default="block",
+                       help="columns the champion was not trained on: block (default) or ignore")
     drift.add_argument("--json", help="write the full result here (path or gs://)")
     drift.add_argument("--report", help="write the HTML drift report here (path or gs://)")
     add_registry_arguments(drift)
@@ -581,6 +609,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except GatedTrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # never a raw traceback for an operator
+        if os.environ.get("GATED_TRAINING_DEBUG"):
+            raise
+        print(f"error: {args.command}: {type(exc).__name__}: {exc} (GATED_TRAINING_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
         return EXIT_FAILED
 
 

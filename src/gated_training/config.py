@@ -18,6 +18,7 @@ ENCODINGS = ("onehot", "ordinal")
 COMPARISON_METRICS = ("accuracy", "f1", "roc_auc")
 FIRST_RUN_POLICIES = ("deploy_if_thresholds_pass", "block")
 DRIFT_ACTIONS = ("block", "warn", "retrain_only")
+NEW_COLUMN_POLICIES = ("block", "ignore")
 
 
 def require_fraction(name: str, value: Any) -> float:
@@ -67,9 +68,14 @@ class GateThresholds:
     # PSI between the candidate's and the champion's predictions on the same test split, tolerated
     # unless the candidate is clearly better (by more than max_regression); 0 switches it off.
     max_prediction_psi: float = 0.2
+    # Leakage: any one feature predicting the label this well alone (balanced accuracy) blocks; 0 switches it off.
+    max_single_feature_score: float = 0.95
+    # A candidate beating the champion by more than this, with nothing to explain it, blocks; 0 switches it off.
+    max_unexplained_gain: float = 0.15
 
     def __post_init__(self) -> None:
-        for name in ("min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression"):
+        for name in ("min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression",
+                     "max_single_feature_score", "max_unexplained_gain"):
             object.__setattr__(self, name, require_fraction(name, getattr(self, name)))
         require_choice("comparison_metric", self.comparison_metric, COMPARISON_METRICS)
         require_choice("first_run_policy", self.first_run_policy, FIRST_RUN_POLICIES)
@@ -89,9 +95,18 @@ class DriftPolicy:
     drift_max_drifted_share: float = 0.3
     drift_critical_features: str = ""  # comma-separated: any of these drifting drifts the dataset
     force_retrain: bool = False  # train even on the champion's own training data (e.g. new hyperparameters)
+    # One feature this far off drifts the batch whatever the share (0 switches each off).
+    drift_severe_psi: float = 1.0
+    drift_severe_out_of_range: float = 0.1
+    # The schema contract: a column the champion was not trained on blocks, or is dropped with a warning.
+    new_columns: str = "block"
 
     def __post_init__(self) -> None:
         require_choice("drift_action", self.drift_action, DRIFT_ACTIONS)
+        require_choice("new_columns", self.new_columns, NEW_COLUMN_POLICIES)
+        object.__setattr__(self, "drift_severe_psi", require_non_negative("drift_severe_psi", self.drift_severe_psi))
+        object.__setattr__(self, "drift_severe_out_of_range",
+                           require_fraction("drift_severe_out_of_range", self.drift_severe_out_of_range))
         psi = require_non_negative("drift_psi_threshold", self.drift_psi_threshold)
         if psi == 0:
             raise ConfigError("parameter drift_psi_threshold=0: must be > 0 (0 would flag every feature)")
@@ -119,9 +134,18 @@ class FeatureSettings:
     interaction_features: bool = False
     polynomial_degree: int = 1
     select_k_best: int = 0  # 0 keeps every engineered feature
+    # Bounded memory on any table: at most this many levels per categorical column (0: no cap),
+    # and levels rarer than min_category_frequency training rows are pooled.
+    max_categories: int = 50
+    min_category_frequency: int = 5
 
     def __post_init__(self) -> None:
         require_choice("categorical_encoding", self.categorical_encoding, ENCODINGS)
+        object.__setattr__(self, "max_categories", require_int("max_categories", self.max_categories, 0, 10_000))
+        if self.max_categories == 1:
+            raise ConfigError("parameter max_categories=1: must be 0 (no cap) or at least 2")
+        object.__setattr__(self, "min_category_frequency",
+                           require_int("min_category_frequency", self.min_category_frequency, 0))
         if not isinstance(self.interaction_features, bool):
             raise ConfigError(f"parameter interaction_features={self.interaction_features!r}: must be true or false")
         object.__setattr__(self, "polynomial_degree", require_int("polynomial_degree", self.polynomial_degree, 1, 3))
@@ -130,10 +154,16 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class SplitSettings:
+    """The stable split: a row is a test row when the hash of its features (or of ``split_key``)
+    falls below ``test_size``; ``random_state`` seeds the folds and the estimator, not the split."""
+
     test_size: float = 0.2
     random_state: int = 42
+    split_key: str = ""  # a key column to hash instead of the whole row
 
     def __post_init__(self) -> None:
+        if not isinstance(self.split_key, str):
+            raise ConfigError(f"parameter split_key={self.split_key!r}: must be a column name or empty")
         test_size = require_fraction("test_size", self.test_size)
         if not 0.05 <= test_size <= 0.5:
             raise ConfigError(f"parameter test_size={test_size}: must be between 0.05 and 0.5")
@@ -213,12 +243,18 @@ def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
         if not str(params.get(required) or "").strip():
             raise ConfigError(f"parameter {required} is required")
     require_fraction("min_quality_score", params.get("min_quality_score", 0.8))
+    from gated_training.data import max_input_bytes
+    from gated_training.validation import check_sha256_parameter
+
+    max_input_bytes(params.get("max_input_mb", 2048.0))
+    check_sha256_parameter("suite_sha256", str(params.get("suite_sha256") or ""))
     check_registry_parameters(str(params.get("registry_uri", ".gated-training/registry")),
                               str(params.get("model_name", "tabular-classifier")))
     from gated_training.notify import check_webhook_url
 
     check_webhook_url(str(params.get("notify_webhook_url") or ""))
-    split_params = {"test_size": params.get("test_size", 0.2), "random_state": params.get("random_state", 42)}
+    split_params = {"test_size": params.get("test_size", 0.2), "random_state": params.get("random_state", 42),
+                    "split_key": params.get("split_key", "")}
     return {
         "thresholds": asdict(settings_from(GateThresholds, params)),
         "features": asdict(settings_from(FeatureSettings, params)),

@@ -18,11 +18,12 @@ from gated_training.errors import DataError
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadedTable:
     frame: pd.DataFrame
     uri: str
-    sha256: str  # of the raw bytes: the data's content fingerprint
+    sha256: str  # content fingerprint (content_sha256): format-, order- and BOM-insensitive
+    file_sha256: str  # of the raw bytes, as stored
     size_bytes: int
 
 
@@ -39,19 +40,68 @@ def _describe_decode_error(uri: str, raw: bytes, exc: UnicodeDecodeError) -> str
     )
 
 
-def parse_table(uri: str, raw: bytes) -> pd.DataFrame:
-    """Parse CSV or Parquet bytes into a frame; every failure names ``uri``."""
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+UNSUPPORTED_COMPRESSIONS = (".zip", ".zst", ".tar", ".7z")
+DEFAULT_MAX_INPUT_MB = 2048.0
+
+
+def table_format(uri: str) -> tuple[str, str | None]:
+    """``("csv" | "parquet", compression or None)`` from the name: ``x.csv.gz`` → ``("csv", "gzip")``."""
+    path = PurePosixPath(uri.split("?", 1)[0])
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
+    if suffixes and suffixes[-1] in UNSUPPORTED_COMPRESSIONS:
+        raise DataError(f"{uri}: {suffixes[-1]} archives are not read; use a plain, .gz, .bz2 or .xz CSV or a "
+                        "Parquet file")
+    body = suffixes[:-1] if compression else suffixes
+    return ("parquet" if body and body[-1] in PARQUET_SUFFIXES else "csv"), compression
+
+
+def decompress(uri: str, raw: bytes, compression: str, max_bytes: int | None) -> bytes:
+    """Decompress at most ``max_bytes`` (a small file that inflates without end is refused)."""
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}[compression]
+    try:
+        with opener(io.BytesIO(raw), "rb") as stream:
+            data = stream.read(-1 if max_bytes is None else max_bytes + 1)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise DataError(f"{uri}: not a readable {compression} file: {exc}") from exc
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DataError(f"{uri}: decompresses to more than the limit of {max_bytes:,} bytes "
+                        f"(max_input_mb={max_bytes / 2**20:.4g})")
+    return data
+
+
+def _read_parquet_bytes(uri: str, raw: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(raw))
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
+    nested = [f"{field.name} ({field.type})" for field in table.schema if pa.types.is_nested(field.type)]
+    if nested:
+        raise DataError(f"{uri}: nested Parquet columns cannot be features: {', '.join(nested)}; flatten them "
+                        "into one column per value")
+    return table.to_pandas()
+
+
+def parse_table(uri: str, raw: bytes, max_bytes: int | None = None) -> pd.DataFrame:
+    """Parse CSV or Parquet bytes (optionally .gz/.bz2/.xz) into a frame; every failure names ``uri``."""
+    kind, compression = table_format(uri)
+    if compression:
+        raw = decompress(uri, raw, compression, max_bytes)
     if not raw.strip():
         raise DataError(f"{uri}: the file is empty")
-    suffix = PurePosixPath(uri).suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        try:
-            frame = pd.read_parquet(io.BytesIO(raw))
-        except Exception as exc:  # pyarrow raises several unrelated types
-            raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
+    if kind == "parquet":
+        frame = _read_parquet_bytes(uri, raw)
     else:
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first column's name
         except UnicodeDecodeError as exc:
             raise DataError(_describe_decode_error(uri, raw, exc)) from exc
         header = next(csv.reader(io.StringIO(text)), [])
@@ -67,11 +117,39 @@ def parse_table(uri: str, raw: bytes) -> pd.DataFrame:
     if frame.shape[1] == 0:
         raise DataError(f"{uri}: the file has no columns")
     if frame.empty:
-        raise DataError(f"{uri}: the file has a header ({', '.join(map(str, frame.columns))}) but no rows")
+        raise DataError(f"{uri}: the file has a header ({', '.join(map(str, frame.columns))[:500]}) but no rows")
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
         raise DataError(f"{uri}: duplicate column names {duplicated}")
     return normalise_string_columns(frame)
+
+
+def canonical_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same table whatever its file format: columns sorted by name, numbers (and booleans) as
+    float64, everything else as text with one missing marker. Equal content, equal frame."""
+    columns = {}
+    for name in sorted(frame.columns, key=str):
+        series = frame[name]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            columns[str(name)] = pd.to_numeric(series, errors="coerce").astype("float64")
+        else:
+            text = series.astype(object)
+            columns[str(name)] = text.where(text.notna(), None)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """One stable 64-bit hash per row of :func:`canonical_frame` (pandas' fixed-key SipHash)."""
+    return pd.util.hash_pandas_object(canonical_frame(frame), index=False).to_numpy(dtype=np.uint64)
+
+
+def content_sha256(frame: pd.DataFrame) -> str:
+    """The table's content fingerprint: the same rows (in any order, CSV or Parquet, with or
+    without a byte-order mark) give the same SHA-256; any changed value changes it."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(sorted(map(str, frame.columns))).encode())
+    digest.update(np.sort(row_hashes(frame)).tobytes())
+    return digest.hexdigest()
 
 
 def normalise_string_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -104,11 +182,43 @@ def detached_head(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     return frame.take(np.arange(min(rows, len(frame))))
 
 
-def load_table(uri: str) -> LoadedTable:
-    """Read ``uri`` (local path or gs://, CSV or Parquet) into a frame with its fingerprint."""
-    raw = storage.read_bytes(uri)
-    frame = parse_table(uri, raw)
-    return LoadedTable(frame=frame, uri=uri, sha256=sha256_hex(raw), size_bytes=len(raw))
+def max_input_bytes(max_input_mb: float) -> int:
+    if isinstance(max_input_mb, bool) or not isinstance(max_input_mb, (int, float)) or not (
+        math.isfinite(max_input_mb) and max_input_mb > 0
+    ):
+        from gated_training.errors import ConfigError
+
+        raise ConfigError(f"parameter max_input_mb={max_input_mb!r}: must be a number > 0")
+    return math.ceil(max_input_mb * 2**20)
+
+
+def load_table(uri: str, max_input_mb: float = DEFAULT_MAX_INPUT_MB) -> LoadedTable:
+    """Read ``uri`` (a regular file or gs:// object; CSV, compressed CSV or Parquet) into a frame
+    with its fingerprints. Files over ``max_input_mb`` (also once decompressed) are refused."""
+    limit = max_input_bytes(max_input_mb)
+    raw = storage.read_bytes(uri, max_bytes=limit)
+    frame = parse_table(uri, raw, max_bytes=limit)
+    return LoadedTable(frame=frame, uri=uri, sha256=content_sha256(frame), file_sha256=sha256_hex(raw),
+                       size_bytes=len(raw))
+
+
+def normalise_labels(labels: pd.Series) -> pd.Series:
+    """Labels of one type: whole floats (``1.0``, read from a float column) become integers, so
+    ``1.0`` and ``1`` are one class everywhere (counts, PSI, agreement, the registry)."""
+    if pd.api.types.is_float_dtype(labels):
+        values = labels.dropna()
+        if len(values) and np.all(np.isfinite(values)) and np.all(values == np.floor(values)):
+            return labels.astype("Int64") if labels.isna().any() else labels.astype("int64")
+    return labels
+
+
+def label_key(value: object) -> str:
+    """A label as a JSON key: ``1``, ``1.0`` and ``np.int64(1)`` are all ``"1"``."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # type: ignore[union-attr]
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 def write_parquet(frame: pd.DataFrame, path: str) -> None:

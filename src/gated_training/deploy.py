@@ -21,8 +21,8 @@ from gated_training import __version__, tracking
 from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError, TrackingError
-from gated_training.registry import (MODEL_FILE, REFERENCE_PROFILE_FILE, SMOKE_PREDICTIONS_FILE, SMOKE_ROWS_FILE,
-                                     ChampionChangedError, ModelRegistry)
+from gated_training.registry import (FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, SMOKE_PREDICTIONS_FILE,
+                                     SMOKE_ROWS_FILE, ChampionChangedError, ModelRegistry, fitted_model)
 
 SMOKE_TEST_ROWS = 20
 CHAMPION_ALIAS = "champion"
@@ -53,8 +53,7 @@ def smoke_files(rows: pd.DataFrame, predictions: Any) -> dict[str, bytes]:
 def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | None) -> Any:
     """Load a version (every SHA-256 verified first) and check it predicts its stored smoke rows
     exactly as recorded. Returns the loaded model."""
-    manifest, contents = registry.verified_files(version, manifest_sha256)
-    model = joblib.load(io.BytesIO(contents[MODEL_FILE]))
+    model, _, contents = registry.load_verified_model(version, manifest_sha256)
     if SMOKE_ROWS_FILE not in contents:
         raise RegistryError(f"model version {version} has no smoke-test rows; it cannot be proven to load and predict")
     rows = pd.read_parquet(io.BytesIO(contents[SMOKE_ROWS_FILE]))
@@ -107,20 +106,40 @@ def deploy_model(
     deployment_out: str,
     pipeline_version: str = "",
     train_path: str = "",
+    *,
+    validation_report_path: str = "",
 ) -> DeploymentOutcome:
+    """Publish the candidate as a signed, immutable version, smoke-test it, then move the pointer.
+
+    Args:
+        model_path: the candidate ``Pipeline`` (joblib).
+        test_path: the test split; its first rows become the version's smoke rows.
+        feature_metadata_path: engineer-features' metadata (the schema contract and split rule).
+        training_report_path, gate_decision_path: train-model's report and the gate's decision.
+        target: the label column.
+        registry_uri, model_name: the registry.
+        data_sha256: the batch's content fingerprint (the no-new-data trigger compares it).
+        kfp_run_id, pipeline_version: recorded in the manifest and the pointer's history.
+        deployment_out: the deployment record JSON.
+        train_path: the training split, profiled for later drift checks.
+        validation_report_path: the data gate's report (the suite's SHA-256 goes in the manifest).
+
+    Returns:
+        The outcome; ``promoted`` is False when another run moved the champion first.
+    """
     gate = json.loads(Path(gate_decision_path).read_text())
     if gate["decision"] != "deploy":
         raise RegistryError(f"refusing to deploy: the gate decision is {gate['decision']!r}")
     training = json.loads(Path(training_report_path).read_text())
     model_bytes = Path(model_path).read_bytes()
-    candidate = joblib.load(model_path)
+    candidate = fitted_model(joblib.load(model_path), model_path)
     x_test, _ = split_features_target(read_parquet(test_path), target)
     predictions = candidate.predict(x_test)
 
     registry = ModelRegistry(registry_uri, model_name)
     files = {
         MODEL_FILE: model_bytes,
-        "feature_metadata.json": Path(feature_metadata_path).read_bytes(),
+        FEATURE_METADATA_FILE: Path(feature_metadata_path).read_bytes(),
         "training_report.json": Path(training_report_path).read_bytes(),
         "gate_decision.json": Path(gate_decision_path).read_bytes(),
         **smoke_files(x_test.head(SMOKE_TEST_ROWS), predictions[:SMOKE_TEST_ROWS]),
@@ -129,7 +148,12 @@ def deploy_model(
         # The drift checks of later runs compare against this, never against the old data itself.
         profile = profile_frame(read_parquet(train_path), target, predictions=predictions)
         files[REFERENCE_PROFILE_FILE] = json.dumps(json_safe(profile)).encode()
+    feature_metadata = json.loads(files[FEATURE_METADATA_FILE])
+    validation = json.loads(Path(validation_report_path).read_text()) if validation_report_path else {}
     version, manifest_sha = registry.publish(files, {
+        "features": [column["name"] for column in feature_metadata.get("inputs", [])],
+        "split": feature_metadata.get("split"),
+        "suite": {"uri": validation.get("suite_uri"), "sha256": validation.get("suite_sha256")},
         "metrics": gate["candidate"]["metrics"],
         "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "checks": gate["checks"],
                  "champion": (gate.get("champion") or {}).get("version"), "thresholds": gate["thresholds"]},

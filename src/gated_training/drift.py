@@ -27,13 +27,13 @@ in ``critical_features`` drifts.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gated_training.data import is_numeric_feature, json_safe
+from gated_training.data import is_numeric_feature, json_safe, label_key
 
 PROFILE_FORMAT = 1
 BINS = 10
@@ -54,6 +54,9 @@ class DriftThresholds:
     min_cramers_v: float = 0.1
     max_drifted_share: float = 0.3
     critical_features: tuple[str, ...] = ()
+    # Severe single-feature drift drifts the batch whatever the share: 0 switches either off.
+    severe_psi: float = 1.0
+    severe_out_of_range: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class FeatureDrift:
     top_shifts: list[dict[str, Any]]  # the bins or categories whose share moved most
     # Every bin or category: {"labels", "reference", "batch"} shares (and "edges" for numeric), for the report.
     distribution: dict[str, Any] = field(default_factory=dict)
+    # Share of the batch outside the reference: beyond its [min, max] (numeric), or unseen categories.
+    out_of_range_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     expected = np.asarray(reference["counts"], dtype=float) / max(sum(reference["counts"]), 1)
     if len(values) == 0:
         return FeatureDrift(name, "numeric", "ks", 1.0, 0.0, 1.0, math.inf, True,
-                            [{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}])
+                            [{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}], out_of_range_share=1.0)
     if len(edges) > 1:
         # Values beyond the reference range fall into the outermost bins.
         actual = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / len(values)
@@ -156,8 +161,9 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     order = np.argsort(-np.abs(actual - expected))[:TOP_SHIFTS]
     shifts = [{"bin": labels[i], "reference_share": float(expected[i]), "batch_share": float(actual[i])} for i in order]
     distribution = {"labels": labels, "edges": edges.tolist(), "reference": expected.tolist(), "batch": actual.tolist()}
+    outside = float(np.mean((values < edges[0]) | (values > edges[-1])))
     return FeatureDrift(name, "numeric", "ks", effect, float(result.pvalue), effect, drift_psi, bool(drifted), shifts,
-                        distribution)
+                        distribution, out_of_range_share=outside)
 
 
 def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
@@ -193,39 +199,60 @@ def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
         shifts.append({"category": UNSEEN, "unseen_levels": new_levels, "batch_share": float(unseen / total)})
     distribution = {"labels": labels, "reference": expected_share.tolist(), "batch": actual_share.tolist()}
     return FeatureDrift(name, "categorical", "chi2", statistic, p_value, cramers_v, drift_psi, bool(drifted), shifts,
-                        distribution)
+                        distribution, out_of_range_share=float(unseen / total) if total else 0.0)
+
+
+def severity(result: FeatureDrift, thresholds: DriftThresholds) -> list[str]:
+    """Why one feature alone drifts the batch: its PSI or its out-of-reference share is severe."""
+    if result.test == "missing":
+        return ["missing from the batch"]
+    severe = []
+    if thresholds.severe_psi and result.psi >= thresholds.severe_psi:
+        severe.append(f"PSI {result.psi:.3g} >= drift_severe_psi {thresholds.severe_psi:g}")
+    if thresholds.severe_out_of_range and result.out_of_range_share >= thresholds.severe_out_of_range:
+        severe.append(f"{result.out_of_range_share:.1%} of values outside the reference "
+                      f"{'range' if result.kind == 'numeric' else 'categories'} >= drift_severe_out_of_range "
+                      f"{thresholds.severe_out_of_range:.1%}")
+    return severe
 
 
 def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftThresholds = DriftThresholds()) -> DriftReport:
-    """Every profiled feature of ``frame`` against the profile; a missing feature counts as drifted."""
+    """Every profiled feature of ``frame`` against the profile. The batch drifts when the share of
+    drifted features reaches ``max_drifted_share``, when a critical feature drifts, or when any one
+    feature drifts severely (a missing feature always does)."""
     results: list[FeatureDrift] = []
     reasons: list[str] = []
     for name, reference in profile["features"].items():
         if name not in frame.columns:
-            results.append(FeatureDrift(name, reference["kind"], "missing", 1.0, 0.0, 1.0, math.inf, True, []))
-            continue
-        if reference["kind"] == "numeric":
-            results.append(_numeric_drift(name, reference, frame[name], thresholds))
+            result = FeatureDrift(name, reference["kind"], "missing", 1.0, 0.0, 1.0, math.inf, True, [],
+                                  out_of_range_share=1.0)
+        elif reference["kind"] == "numeric":
+            result = _numeric_drift(name, reference, frame[name], thresholds)
         else:
-            results.append(_categorical_drift(name, reference, frame[name], thresholds))
+            result = _categorical_drift(name, reference, frame[name], thresholds)
+        severe = severity(result, thresholds)
+        if severe:
+            reasons.append(f"severe drift on feature {name}: {'; '.join(severe)}")
+            result = replace(result, drifted=True)
+        elif result.drifted and name in thresholds.critical_features:
+            reasons.append(f"critical feature {name} drifted (PSI {result.psi:.3f}, "
+                           f"{result.test} p={result.p_value:.2g}, effect {result.effect:.3f})")
+        results.append(result)
     drifted = [r for r in results if r.drifted]
     share = len(drifted) / len(results) if results else 0.0
     finite_psi = [r.psi for r in results if math.isfinite(r.psi)]
     max_psi = max(finite_psi, default=0.0) if len(finite_psi) == len(results) else math.inf
     if results and share >= thresholds.max_drifted_share:
-        reasons.append(f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
-                       f"max_drifted_share {thresholds.max_drifted_share:.0%}): {', '.join(r.feature for r in drifted)}")
-    for result in drifted:
-        if result.feature in thresholds.critical_features:
-            reasons.append(f"critical feature {result.feature} drifted (PSI {result.psi:.3f}, "
-                           f"{result.test} p={result.p_value:.2g}, effect {result.effect:.3f})")
+        reasons.insert(0, f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
+                          f"max_drifted_share {thresholds.max_drifted_share:.0%}): "
+                          f"{', '.join(r.feature for r in drifted)}")
     return DriftReport(bool(reasons), reasons, share, max_psi, results, asdict(thresholds),
                        int(profile.get("rows", 0)), int(len(frame)))
 
 
 def prediction_counts(predictions: Any) -> dict[str, int]:
     """How often each label was predicted, labels as strings (JSON keys), sorted."""
-    counts = pd.Series(np.asarray(predictions)).map(str).value_counts().sort_index()
+    counts = pd.Series(np.asarray(predictions)).map(label_key).value_counts().sort_index()
     return {str(label): int(count) for label, count in counts.items()}
 
 

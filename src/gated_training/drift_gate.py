@@ -26,10 +26,10 @@ from gated_training.config import DriftPolicy
 from gated_training.data import json_safe, read_parquet
 from gated_training.drift import DriftThresholds, compare
 from gated_training.errors import ConfigError, RegistryError
-from gated_training.registry import REFERENCE_PROFILE_FILE, ModelRegistry
+from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 
 TRAIN, SKIP, BLOCK = "train", "skip", "block"
-NO_NEW_DATA, DRIFT = "no_new_data", "drift"
+NO_NEW_DATA, DRIFT, SCHEMA = "no_new_data", "drift", "schema"
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class DriftGateOutcome:
     data_sha256: str
     report: dict[str, Any] | None = None  # drift.DriftReport.to_json()
     policy: dict[str, Any] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)  # new columns dropped under new_columns=ignore
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
@@ -57,7 +59,37 @@ class DriftGateOutcome:
 
 def thresholds_for(policy: DriftPolicy) -> DriftThresholds:
     return DriftThresholds(psi_threshold=policy.drift_psi_threshold, max_drifted_share=policy.drift_max_drifted_share,
-                           critical_features=policy.critical_features)
+                           critical_features=policy.critical_features, severe_psi=policy.drift_severe_psi,
+                           severe_out_of_range=policy.drift_severe_out_of_range)
+
+
+def champion_features(registry: ModelRegistry, champion: Any) -> list[str] | None:
+    """The schema contract: the input columns the champion was trained on (None for a version
+    that recorded none)."""
+    _, raw = registry.read_verified_file(champion.version, FEATURE_METADATA_FILE, champion.manifest_sha256)
+    if raw is None:
+        return None
+    return [str(column["name"]) for column in json.loads(raw).get("inputs", [])]
+
+
+def schema_contract(columns: list[str], target: str, contract: list[str], policy: DriftPolicy,
+                    champion_version: str) -> tuple[list[str], list[str], list[str]]:
+    """(blocking reasons, warnings, columns to drop) for a batch's columns against the champion's features."""
+    present = [column for column in columns if column != target]
+    missing = [feature for feature in contract if feature not in present]
+    new = [column for column in present if column not in contract]
+    reasons, warnings = [], []
+    if missing:
+        reasons.append(f"schema: feature(s) {', '.join(missing)} of champion {champion_version} are missing from "
+                       "the batch; a model without them cannot serve the callers that send them")
+    if new and policy.new_columns == "block":
+        reasons.append(f"schema: new column(s) {', '.join(new)} that champion {champion_version} was not trained on "
+                       "(new_columns=block). A new column is never used silently: review it, then set "
+                       "new_columns=ignore to drop it, or train a first model on the new schema deliberately")
+    elif new:
+        warnings.append(f"schema: new column(s) {', '.join(new)} dropped (new_columns=ignore); champion "
+                        f"{champion_version}'s features are used")
+    return reasons, warnings, (new if policy.new_columns == "ignore" else [])
 
 
 def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target: str, registry_uri: str,
@@ -93,11 +125,15 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
         raise ConfigError(f"parameter drift_critical_features: {', '.join(critical_unknown)} not among the "
                           f"profiled features of champion {champion.version}: {', '.join(profile['features'])}")
     frame = load_batch()
-    report = compare(profile, frame, thresholds_for(policy))
-    unknown = [str(c) for c in frame.columns if c != target and str(c) not in profile["features"]]
-    notes = [f"columns the champion's profile does not know (not checked): {', '.join(unknown)}"] if unknown else []
-    reasons = list(report.reasons)
-    if report.drifted and policy.drift_action == "block":
+    contract = champion_features(registry, champion)
+    schema_reasons, warnings, ignored = (schema_contract([str(c) for c in frame.columns], target, contract, policy,
+                                                         champion.version) if contract is not None else ([], [], []))
+    report = compare(profile, frame.drop(columns=ignored), thresholds_for(policy))
+    notes = [] if contract is not None else [f"champion {champion.version} records no feature list: schema not checked"]
+    reasons = schema_reasons + list(report.reasons)
+    if schema_reasons:
+        decision, reason = BLOCK, SCHEMA
+    elif report.drifted and policy.drift_action == "block":
         decision, reason = BLOCK, DRIFT
     else:
         decision, reason = TRAIN, None
@@ -106,7 +142,8 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
                          "but it is not deployed")
     return DriftGateOutcome(decision, reason, drifted=report.drifted,
                             deploy_allowed=not (report.drifted and policy.drift_action == "retrain_only"),
-                            reasons=reasons, notes=notes, champion=champion.version, report=report.to_json(), **base)
+                            reasons=reasons, notes=notes, champion=champion.version, report=report.to_json(),
+                            ignored_columns=ignored, warnings=warnings, **base)
 
 
 def run_drift_step(dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,13 +9,17 @@ from typing import Any
 
 import joblib
 import numpy as np
+import pandas as pd
 
 from gated_training.config import GateThresholds
 from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.drift import prediction_counts, prediction_psi
 from gated_training.errors import RegistryError
+from gated_training.escaping import markdown_text
 from gated_training.metrics import Scores, score_model
-from gated_training.registry import MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
+from gated_training.leakage import leakage_summary
+from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
+from gated_training.split import SplitRule, held_out_by
 from gated_training.summary import DRIFT_HOLD_CHECK
 
 DEPLOY = "deploy"
@@ -84,8 +87,58 @@ def champion_check(candidate: Scores, champion: Scores | None, champion_version:
         return Check(name, candidate_value, None, ">=", False, f"{metric} is undefined on this test split")
     minimum = champion_value - thresholds.max_regression
     return Check(name, candidate_value, minimum, ">=", candidate_value >= minimum,
-                 f"champion {champion_version} scores {champion_value:.4f} on the same test split; "
+                 f"champion {champion_version} scores {champion_value:.4f} on the same rows; "
                  f"max_regression {thresholds.max_regression}")
+
+
+def leakage_check(scores: dict[str, float], classes: int, thresholds: GateThresholds) -> Check:
+    """No single feature may predict the label almost perfectly on its own: that is a copy of the label."""
+    best_name, best = next(iter(scores.items()), ("", None))
+    suspects = [name for name, value in scores.items() if value > thresholds.max_single_feature_score]
+    detail = leakage_summary(scores, classes)
+    if suspects:
+        detail = (f"feature(s) {', '.join(suspects)} predict the label alone (balanced accuracy on the test split): "
+                  "a leaked label or a proxy of it; drop the column, or raise max_single_feature_score if it is "
+                  "legitimately this predictive")
+    return Check("max_single_feature_score", best, thresholds.max_single_feature_score, "<=", not suspects, detail)
+
+
+def unexplained_gain_check(candidate: Scores, champion: Scores, thresholds: GateThresholds,
+                           batch_drifted: bool = False) -> Check:
+    """A candidate far better than its champion on the same rows is more often a leak than a
+    breakthrough, unless the batch drifted: then the champion is expected to fall behind."""
+    metric = thresholds.comparison_metric
+    candidate_value, champion_value = candidate.headline().get(metric), champion.headline().get(metric)
+    if candidate_value is None or champion_value is None:
+        return Check("max_unexplained_gain", None, thresholds.max_unexplained_gain, "<=", True,
+                     f"{metric} undefined on the comparison rows")
+    gain = candidate_value - champion_value
+    detail = f"{metric} {candidate_value:.4f} vs champion {champion_value:.4f}"
+    if batch_drifted:
+        return Check("max_unexplained_gain", gain, thresholds.max_unexplained_gain, "<=", True,
+                     detail + "; explained: the drift gate found the batch drifted, so the champion is out of date")
+    passed = gain <= thresholds.max_unexplained_gain
+    if not passed:
+        detail += ("; a gain this large with the same data is usually a leak. Review the candidate; if the gain is "
+                   "real (new features, a better estimator), re-run with a higher max_unexplained_gain")
+    return Check("max_unexplained_gain", gain, thresholds.max_unexplained_gain, "<=", passed, detail)
+
+
+def comparison_rows(x_test: pd.DataFrame, y_test: pd.Series, champion_split: Any) -> tuple[pd.DataFrame, pd.Series, str]:
+    """The test rows the champion never trained on: its own split rule, applied to today's test rows.
+
+    Returns the rows and a note for the record. A champion without a recorded rule (deployed
+    before stable splits) is compared on every test row, and the note says so.
+    """
+    frame = x_test.assign(**{"\x00label": y_test.to_numpy()})
+    rule = SplitRule.from_json(champion_split)
+    held_out = held_out_by(x_test, rule)
+    if held_out is None:
+        return x_test, y_test, ("the champion records no split rule it can be checked against (deployed before "
+                                "stable splits): compared on every test row")
+    kept = frame[held_out]
+    return (kept.drop(columns=["\x00label"]), kept["\x00label"],
+            f"compared on the {int(held_out.sum())} of {len(x_test)} test rows the champion's split rule also held out")
 
 
 def prediction_drift(candidate: Scores, champion: Scores, champion_reference: dict[str, int] | None) -> dict[str, Any]:
@@ -112,6 +165,9 @@ def prediction_psi_check(candidate: Scores, champion: Scores, drift: dict[str, A
     return Check("max_prediction_psi", drift["psi"], thresholds.max_prediction_psi, "<=", passed, detail)
 
 
+MIN_COMPARISON_ROWS = 20
+
+
 def evaluate_candidate(
     model_path: str,
     test_path: str,
@@ -123,39 +179,77 @@ def evaluate_candidate(
     decision_out: str,
     report_out: str,
     drift_report_path: str = "",
+    *,
+    feature_metadata_path: str = "",
 ) -> GateDecision:
+    """The model gate: absolute thresholds and leakage on the test split, then the champion and
+    the candidate compared on the test rows the champion never trained on.
+
+    Args:
+        model_path: the candidate ``Pipeline`` (joblib, from train-model).
+        test_path: the test split (Parquet, raw rows).
+        training_report_path: train-model's report (overfit gap, CV, MLflow run).
+        target: the label column.
+        thresholds: the gate's typed thresholds.
+        registry_uri, model_name: where the champion is; it is loaded verified (signature, SHA-256s).
+        decision_out: ``gate_decision.json``.
+        report_out: the Markdown gate report.
+        drift_report_path: the drift gate's record (its retrain_only hold).
+        feature_metadata_path: engineer-features' metadata (single-feature scores for leakage).
+
+    Returns:
+        The decision; ``decision.decision`` is ``deploy`` or ``block``.
+    """
     x_test, y_test = split_features_target(read_parquet(test_path), target)
     training = json.loads(Path(training_report_path).read_text())
-    candidate = score_model(joblib.load(model_path), x_test, y_test)
+    candidate_model = fitted_model(joblib.load(model_path), model_path)
+    candidate = score_model(candidate_model, x_test, y_test)
     checks = absolute_checks(candidate, float(training["overfit_gap"]), thresholds)
+    metadata = json.loads(Path(feature_metadata_path).read_text()) if feature_metadata_path else {}
+    if thresholds.max_single_feature_score > 0 and metadata.get("single_feature_scores"):
+        checks.append(leakage_check(metadata["single_feature_scores"], len(candidate.labels), thresholds))
 
     registry = ModelRegistry(registry_uri, model_name)
     current = registry.champion()
     champion_scores, champion_info, problem, champion_reference = None, None, "", None
+    compared_candidate = candidate
     if current is not None:
         champion_info = {"version": current.version, "pointer_token": current.token, "metrics": None}
         try:
-            _, contents = registry.verified_files(current.version, current.manifest_sha256)
-            champion_model = joblib.load(io.BytesIO(contents[MODEL_FILE]))
+            champion_model, manifest, contents = registry.load_verified_model(current.version, current.manifest_sha256)
             if REFERENCE_PROFILE_FILE in contents:
                 champion_reference = json.loads(contents[REFERENCE_PROFILE_FILE]).get("predictions")
+            champion_split = (json.loads(contents[FEATURE_METADATA_FILE]).get("split")
+                              if FEATURE_METADATA_FILE in contents else None)
         except RegistryError as exc:
             raise RegistryError(f"the champion could not be loaded for comparison, so the gate fails closed: {exc}") from exc
-        try:
-            champion_scores = score_model(champion_model, x_test, y_test)
-            champion_info["metrics"] = champion_scores.headline()
-        except Exception as exc:  # e.g. the schema changed since the champion was trained
-            problem = f"champion {current.version} could not be scored on this test split: {exc}"
+        x_compare, y_compare, note = comparison_rows(x_test, y_test, champion_split)
+        champion_info["comparison"] = {"rows": len(x_compare), "test_rows": len(x_test), "note": note}
+        if len(x_compare) < MIN_COMPARISON_ROWS or y_compare.nunique() < 2:
+            problem = (f"only {len(x_compare)} test rows (of {len(x_test)}) were held out by champion "
+                       f"{current.version}'s split as well, too few to compare the two models fairly; provide more rows")
+        else:
+            try:
+                champion_scores = score_model(champion_model, x_compare, y_compare)
+                champion_info["metrics"] = champion_scores.headline()
+                compared_candidate = (candidate if len(x_compare) == len(x_test)
+                                      else score_model(candidate_model, x_compare, y_compare))
+            except Exception as exc:  # e.g. the schema changed since the champion was trained
+                problem = f"champion {current.version} could not be scored on this test split: {str(exc)[:500]}"
     if problem:
         checks.append(Check(f"not_worse_than_champion ({thresholds.comparison_metric})", None, None, ">=", False, problem))
     else:
-        checks.append(champion_check(candidate, champion_scores, current.version if current else None, thresholds))
+        checks.append(champion_check(compared_candidate, champion_scores, current.version if current else None,
+                                     thresholds))
     predictions = None
     if champion_scores is not None:
-        predictions = prediction_drift(candidate, champion_scores, champion_reference)
+        predictions = prediction_drift(compared_candidate, champion_scores, champion_reference)
         if thresholds.max_prediction_psi > 0:
-            checks.append(prediction_psi_check(candidate, champion_scores, predictions, thresholds))
+            checks.append(prediction_psi_check(compared_candidate, champion_scores, predictions, thresholds))
     drift = json.loads(Path(drift_report_path).read_text()) if drift_report_path else None
+    if champion_scores is not None and thresholds.max_unexplained_gain > 0:
+        checks.append(unexplained_gain_check(compared_candidate, champion_scores, thresholds,
+                                             batch_drifted=bool((drift or {}).get("drifted"))))
     if drift is not None and not drift["deploy_allowed"]:
         checks.append(Check(DRIFT_HOLD_CHECK, None, None, "==", False,
                             "the batch drifted and drift_action=retrain_only: the candidate is trained and evaluated, "
@@ -180,24 +274,30 @@ def evaluate_candidate(
 
 
 def gate_report_markdown(decision: GateDecision) -> str:
+    """The model gate for the KFP UI; details that carry names from the data are escaped."""
+    md = markdown_text
     verdict = "**DEPLOY**" if decision.decision == DEPLOY else "**BLOCKED**"
     lines = [f"# Model gate: {verdict}", "", "| check | value | threshold | verdict | detail |", "|---|---|---|---|---|"]
     for check in decision.checks:
         value = "n/a" if check.value is None else f"{check.value:.4f}"
         threshold = "n/a" if check.threshold is None else f"{check.comparison} {check.threshold:.4f}"
-        lines.append(f"| {check.name} | {value} | {threshold} | {'pass' if check.passed else '**FAIL**'} | {check.detail} |")
+        lines.append(f"| {md(check.name)} | {value} | {md(threshold)} | {'pass' if check.passed else '**FAIL**'} | "
+                     f"{md(check.detail)} |")
     champion = decision.champion
-    lines += ["", f"Candidate metrics on the test split: {_format_metrics(decision.candidate['metrics'])}"]
-    lines.append(f"Champion: {champion['version']} — {_format_metrics(champion['metrics'])}" if champion else "Champion: none yet")
+    lines += ["", f"Candidate metrics on the test split: {md(_format_metrics(decision.candidate['metrics']))}"]
+    lines.append(f"Champion: {champion['version']} — {md(_format_metrics(champion['metrics']))}" if champion
+                 else "Champion: none yet")
+    if champion and champion.get("comparison"):
+        lines.append(md(champion["comparison"]["note"]))
     drift = decision.prediction_drift
     if drift:
-        lines += ["", f"Predictions on this test split — candidate {drift['candidate_distribution']}, champion "
-                  f"{drift['champion_distribution']}: PSI {drift['psi']:.4f}, agreement {drift['agreement']:.1%}"]
+        lines += ["", md(f"Predictions on the comparison rows — candidate {drift['candidate_distribution']}, champion "
+                         f"{drift['champion_distribution']}: PSI {drift['psi']:.4f}, agreement {drift['agreement']:.1%}")]
         if drift["champion_vs_its_reference_psi"] is not None:
             lines.append(f"Champion's prediction drift against its own test split at deploy time: PSI "
                          f"{drift['champion_vs_its_reference_psi']:.4f}")
     if decision.reasons:
-        lines += ["", "Blocked because:"] + [f"- {reason}" for reason in decision.reasons]
+        lines += ["", "Blocked because:"] + [f"- {md(reason)}" for reason in decision.reasons]
     return "\n".join(lines) + "\n"
 
 
@@ -205,4 +305,3 @@ def _format_metrics(metrics: dict[str, float] | None) -> str:
     if not metrics:
         return "not scored"
     return ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-

@@ -18,13 +18,15 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, PolynomialFeatures
 
 from gated_training.config import FeatureSettings, SplitSettings
-from gated_training.data import is_numeric_feature, json_safe, read_parquet, split_features_target, write_parquet
+from gated_training.data import (is_numeric_feature, json_safe, label_key, read_parquet, split_features_target,
+                                 write_parquet)
 from gated_training.errors import ConfigError, DataError
+from gated_training.leakage import single_feature_scores
+from gated_training.split import SplitRule, rule_for, in_test_split
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,17 @@ def infer_column_roles(features: pd.DataFrame) -> ColumnRoles:
 
 
 def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipeline:
-    """Impute (median / most frequent), encode (unseen categories tolerated), optionally expand and select."""
+    """Impute (median / most frequent), encode (unseen categories tolerated), optionally expand and select.
+
+    Each categorical column encodes at most ``max_categories`` levels (the rest, and levels seen
+    in fewer than ``min_frequency`` training rows, share one "infrequent" level), so a key or
+    free-text column costs ``max_categories`` columns, not one per row.
+    """
+    caps = {"max_categories": settings.max_categories or None, "min_frequency": settings.min_category_frequency or None}
     if settings.categorical_encoding == "onehot":
-        encoder: Any = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        encoder: Any = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False, **caps)
     else:
-        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, **caps)
     columns = ColumnTransformer(
         [
             ("numeric", SimpleImputer(strategy="median"), roles.numeric),
@@ -85,25 +93,27 @@ def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipelin
     return Pipeline(steps)
 
 
-def split_dataset(frame: pd.DataFrame, target: str, split: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministic stratified split; every class needs two rows or more."""
+def split_dataset(frame: pd.DataFrame, target: str, split: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame, SplitRule]:
+    """The stable split (``gated_training.split``): a row's side follows from a hash of its features
+    (or of ``split_key``). Every class needs rows on both sides."""
     counts = frame[target].value_counts()
     too_small = counts[counts < 2]
     if not too_small.empty:
         raise DataError(
-            f"target column {target!r}: classes {json_safe(too_small.index.tolist())} have fewer than 2 rows, "
-            "so a stratified train/test split is impossible"
+            f"target column {target!r}: classes {json_safe(too_small.index.tolist()[:10])} have fewer than 2 rows, "
+            "so a train/test split is impossible"
         )
-    test_rows = int(round(len(frame) * split.test_size))
-    if test_rows < len(counts):
-        raise DataError(
-            f"test split of {test_rows} rows is smaller than the {len(counts)} classes of {target!r}; "
-            "raise test_size or provide more rows"
-        )
-    train, test = train_test_split(
-        frame, test_size=split.test_size, random_state=split.random_state, stratify=frame[target]
-    )
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    rule = rule_for(frame, target, split.test_size, split.split_key)
+    in_test = in_test_split(frame, rule)
+    train, test = frame[~in_test], frame[in_test]
+    for side, rows in (("test", test), ("training", train)):
+        absent = sorted(set(map(label_key, counts.index)) - set(map(label_key, rows[target].unique())))
+        if absent:
+            raise DataError(
+                f"the {side} split has no rows of class(es) {absent[:10]} of {target!r} ({len(test)} test rows of "
+                f"{len(frame)}); raise test_size or provide more rows"
+            )
+    return train.reset_index(drop=True), test.reset_index(drop=True), rule
 
 
 def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: pd.DataFrame) -> dict[str, Any]:
@@ -123,6 +133,13 @@ def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: 
     }
 
 
+def ignored_columns(drift_report_path: str) -> list[str]:
+    """New columns the drift gate's schema contract dropped (new_columns=ignore)."""
+    if not drift_report_path:
+        return []
+    return list(json.loads(Path(drift_report_path).read_text()).get("ignored_columns") or [])
+
+
 def engineer_features(
     dataset_path: str,
     target: str,
@@ -132,11 +149,29 @@ def engineer_features(
     test_out: str,
     preprocessor_out: str,
     metadata_out: str,
+    *,
+    drift_report_path: str = "",
 ) -> FeatureOutcome:
+    """Split the batch (stable hash split), fit the preprocessor on the training split only, and
+    score each feature alone for leakage.
+
+    Args:
+        dataset_path: the validated batch (Parquet).
+        target: the label column.
+        feature_settings, split_settings: typed settings (``config``).
+        train_out, test_out: where the raw training and test rows go (Parquet).
+        preprocessor_out: the fitted, unfitted-estimator-free preprocessor (joblib).
+        metadata_out: feature metadata JSON: inputs (the schema contract), categories, the split
+            rule, single-feature scores.
+        drift_report_path: the drift gate's record; its ``ignored_columns`` are dropped first.
+    """
     frame = read_parquet(dataset_path)
     split_features_target(frame, target)  # names the column if it is missing
-    classes = json_safe(sorted(frame[target].unique().tolist()))
-    train, test = split_dataset(frame, target, split_settings)
+    dropped = [column for column in ignored_columns(drift_report_path) if column in frame.columns]
+    if dropped:
+        frame = frame.drop(columns=dropped)
+    classes = json_safe(sorted(frame[target].unique().tolist(), key=label_key))
+    train, test, rule = split_dataset(frame, target, split_settings)
     del frame  # the splits are copies; the whole batch would stay resident through the fit
     x_train, y_train = split_features_target(train, target)
     roles = infer_column_roles(x_train)
@@ -158,6 +193,9 @@ def engineer_features(
                          "test": json_safe(test[target].value_counts().to_dict())},
         "rows": {"train": len(train), "test": len(test)},
         "settings": {"features": asdict(feature_settings), "split": asdict(split_settings)},
+        "split": rule.to_json(),
+        "dropped_columns": dropped,
+        "single_feature_scores": single_feature_scores(train, test, target),
     })
     write_parquet(train, train_out)
     write_parquet(test, test_out)

@@ -60,9 +60,11 @@ def _output_widths(transformer: Any) -> list[tuple[str, int]] | None:
     kept = [str(name) for name in imputer.get_feature_names_out()]  # all-missing columns are dropped
     if encoder is None or isinstance(encoder, OrdinalEncoder):
         return [(name, 1) for name in kept]
-    if isinstance(encoder, OneHotEncoder) and encoder.drop is None and encoder.max_categories is None \
-            and encoder.min_frequency is None:  # exactly one output column per category
-        return [(name, len(categories)) for name, categories in zip(kept, encoder.categories_)]
+    if isinstance(encoder, OneHotEncoder) and encoder.drop is None:
+        # One output column per frequent category, plus one for the pooled infrequent ones.
+        infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(encoder.categories_)
+        return [(name, len(categories) if pooled is None else len(categories) - len(pooled) + 1)
+                for name, categories, pooled in zip(kept, encoder.categories_, infrequent)]
     return None
 
 

@@ -155,4 +155,7 @@ def _failed_summary(error: str | None, record_dir: Path, run_dir: Path | None, l
         message = (error or "the pipeline produced no outcome") + f" (full log: {log_path})"
     validation = _load_json(run_dir / "validate-data" / "validation_report") if run_dir else None
     drift = _load_json(run_dir / "check-drift" / "drift_report") if run_dir else None
-    return build_summary(validation=validation, drift=drift, error=message, failed_step=step)
+    summary = build_summary(validation=validation, drift=drift, error=message, failed_step=step)
+    notification = read_records(record_dir, "notification").get("notify-failure")
+    summary["notification"] = notification["notification"] if notification else "not recorded: the exit handler did not run"
+    return summary

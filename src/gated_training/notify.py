@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,10 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gated_training.errors import ConfigError
+from gated_training.escaping import slack_text
 
 WEBHOOK_ENV = "GATED_TRAINING_WEBHOOK_URL"
 ATTEMPTS = 3
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 10.0  # per socket operation
+TOTAL_DEADLINE_SECONDS = 30.0  # for every attempt together
 BACKOFF_SECONDS = 1.0
 NOTIFIED_OUTCOMES = ("blocked", "skipped", "failed")
 
@@ -48,37 +51,94 @@ def resolve_webhook_url(parameter: str) -> str:
 
 
 def outcome_message(summary: dict[str, Any], links: dict[str, str]) -> dict[str, Any]:
-    """Slack's incoming-webhook shape: one mrkdwn ``text``."""
+    """Slack's incoming-webhook shape: one mrkdwn ``text``. Every text from the run is escaped
+    (``&``, ``<``, ``>``), so a reason quoting the data cannot add links or mentions."""
+    esc = slack_text
     outcome = summary["outcome"]
     headline = {"blocked": f"blocked by the {summary.get('blocked_by')} gate",
                 "skipped": f"skipped ({summary.get('skip_reason')})", "failed": "FAILED"}.get(outcome, outcome)
-    lines = [f"*gated-training run {summary.get('kfp_run_id') or '(no run id)'}: {headline}*"]
-    lines += [f"• {reason}" for reason in summary.get("reasons", [])[:10]]
+    lines = [f"*gated-training run {esc(summary.get('kfp_run_id') or '(no run id)')}: {esc(headline)}*"]
+    lines += [f"• {esc(_shorten(reason))}" for reason in summary.get("reasons", [])[:10]]
     if summary.get("champion"):
-        lines.append(f"Champion: `{summary['champion']['version']}`")
-    lines += [f"<{uri}|{name}>" if uri.startswith(("http://", "https://")) else f"{name}: {uri}"
-              for name, uri in links.items() if uri]
+        lines.append(f"Champion: `{esc(summary['champion']['version'])}`")
+    lines += [f"<{esc(uri)}|{esc(name)}>" if uri.startswith(("http://", "https://")) else f"{esc(name)}: {esc(uri)}"
+              for name, uri in links.items() if uri and not any(c in uri for c in "|<> \n")]
     return {"text": "\n".join(lines)}
 
 
-def post_json(url: str, payload: dict[str, Any], attempts: int = ATTEMPTS, timeout: float = TIMEOUT_SECONDS) -> str:
-    """POST ``payload``; retry connection errors and 5xx/429. Returns "sent" or "failed: <why>", never raises."""
-    body = json.dumps(payload).encode()
-    problem = ""
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+def _shorten(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A webhook that redirects is misconfigured or hijacked: never follow it, never call it sent."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib's hook
+        raise urllib.error.HTTPError(req.full_url, code, f"redirect to another URL not followed ({msg})", headers, fp)
+
+
+def _post_once(url: str, body: bytes, timeout: float) -> None:
+    """One POST; raises like urlopen. 2xx is success, anything else (3xx included) an HTTPError."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(_NoRedirect)
+    with opener.open(request, timeout=timeout) as response:
+        response.read(64 * 1024)
+        if not 200 <= response.status < 300:
+            raise urllib.error.HTTPError(url, response.status, "not a success status", response.headers, None)
+
+
+def _post_within(url: str, body: bytes, deadline: float, total: float) -> None:
+    """``_post_once`` with a total deadline: urllib's timeout is per socket read, so a server that
+    trickles a header line every few seconds would hold it forever. The request runs in a daemon
+    thread; past the deadline it is abandoned (the process ends soon after)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("the notification deadline passed")
+    outcome: dict[str, BaseException | None] = {}
+
+    def attempt() -> None:
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                response.read()
+            _post_once(url, body, min(TIMEOUT_SECONDS, remaining))
+            outcome["error"] = None
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=attempt, name="webhook", daemon=True)
+    worker.start()
+    worker.join(remaining)
+    if "error" not in outcome:
+        raise TimeoutError(f"no complete answer within the {total:g} s deadline")
+    if outcome["error"] is not None:
+        raise outcome["error"]
+
+
+def post_json(url: str, payload: dict[str, Any], attempts: int = ATTEMPTS, deadline_seconds: float | None = None) -> str:
+    """POST ``payload``; retry connection errors and 5xx/429, all within ``deadline_seconds``
+    (default ``TOTAL_DEADLINE_SECONDS``) in total. Redirects are not followed. Returns "sent" or
+    "failed: <why>", never raises."""
+    body = json.dumps(payload).encode()
+    total = TOTAL_DEADLINE_SECONDS if deadline_seconds is None else deadline_seconds
+    deadline = time.monotonic() + total
+    problem = ""
+    attempt = 0
+    for attempt in range(1, attempts + 1):
+        try:
+            _post_within(url, body, deadline, total)
             return "sent"
         except urllib.error.HTTPError as exc:
-            problem = f"HTTP {exc.code}"
+            problem = f"HTTP {exc.code}" + (" (redirects are not followed)" if 300 <= exc.code < 400 else "")
             if exc.code < 500 and exc.code != 429:
-                break  # a client error will not change on retry
-        except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
+                break  # a client error or a redirect will not change on retry
+        except TimeoutError as exc:
+            problem = f"timed out: {exc}"
+            break
+        except (OSError, ValueError) as exc:  # URLError, refused connections
             problem = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
         if attempt < attempts:
-            time.sleep(BACKOFF_SECONDS * attempt)
+            pause = BACKOFF_SECONDS * attempt
+            if time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)
     log.warning("webhook %s: notification not delivered after %d attempt(s): %s", redacted(url), attempt, problem)
     return f"failed: {problem}"
 

@@ -36,14 +36,17 @@ import joblib
 from gated_training import storage
 from gated_training.data import sha256_hex
 from gated_training.errors import DataError, RegistryError
+from gated_training.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, current_signer
 
 MANIFEST = "manifest.json"
 POINTER = "champion.json"
 MODEL_FILE = "model.joblib"
 SMOKE_ROWS_FILE = "smoke_rows.parquet"
 SMOKE_PREDICTIONS_FILE = "smoke_predictions.json"
+FEATURE_METADATA_FILE = "feature_metadata.json"  # inputs (the schema contract), categories, split rule
 REFERENCE_PROFILE_FILE = "reference_profile.json"  # gated_training.drift's profile of the training split
 MANIFEST_FORMAT = 1
+MAX_MANIFEST_BYTES = 8 * 2**20  # manifests and the pointer are a few KB
 HISTORY_LIMIT = 200  # promotions kept in the pointer; every version's manifest stays forever
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6,12}Z-[0-9a-f]{8}$")
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -117,6 +120,14 @@ def new_version_id(model_bytes: bytes) -> str:
     return f"{stamp}-{sha256_hex(model_bytes)[:8]}"
 
 
+def fitted_model(obj: Any, where: str) -> Any:
+    """``obj`` if it is a fitted classifier (``predict`` and ``classes_``), else a clear error naming ``where``."""
+    if not (hasattr(obj, "predict") and hasattr(obj, "classes_")):
+        raise RegistryError(f"{where}: holds a {type(obj).__module__}.{type(obj).__name__}, not a fitted classifier "
+                            "(it has no predict and classes_); refusing to use it")
+    return obj
+
+
 class ModelRegistry:
     def __init__(self, uri: str, model_name: str) -> None:
         check_registry_uri(uri)
@@ -124,6 +135,35 @@ class ModelRegistry:
         self.uri = uri
         self.model_name = model_name
         self.root = storage.join_uri(uri, model_name)
+
+    # -- the local registry never follows a link ------------------------------------
+    def _no_links(self, uri: str) -> str:
+        """Refuse ``uri`` when it, or any folder between the registry root and it, is a symbolic
+        link: versions must be real folders inside the registry (a link could point a load at a
+        pickle elsewhere, or a cleanup at files outside)."""
+        if storage.is_gcs(uri):
+            return uri
+        relative = Path(uri).relative_to(self.uri)
+        current = Path(self.uri)
+        for part in relative.parts:
+            current = current / part
+            if current.is_symlink():
+                raise RegistryError(f"{current}: is a symbolic link; the registry follows no links (versions must be "
+                                    "real folders inside it). Refusing it")
+        return uri
+
+    def preflight(self) -> None:
+        """Fail at the start of a run, not at deploy: the registry root must be a folder (or absent)."""
+        if storage.is_gcs(self.uri):
+            return
+        for path in (Path(self.uri), Path(self.root)):
+            if path.exists() and not path.is_dir():
+                raise RegistryError(f"registry {path}: is a file, not a folder; point registry_uri at a folder")
+        parent = Path(self.uri)
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise RegistryError(f"registry {self.uri}: {parent} is a file, so the registry folder cannot be created")
 
     # -- paths -----------------------------------------------------------------
     def version_uri(self, version: str, filename: str = "") -> str:
@@ -137,11 +177,11 @@ class ModelRegistry:
 
     # -- reading ---------------------------------------------------------------
     def versions(self) -> list[str]:
-        names = storage.list_children(storage.join_uri(self.root, "versions"))
+        names = storage.list_children(self._no_links(storage.join_uri(self.root, "versions")))
         return [name for name in names if VERSION_PATTERN.match(name)]
 
     def is_complete(self, version: str) -> bool:
-        return MANIFEST in storage.list_files(self.version_uri(version))
+        return MANIFEST in storage.list_files(self._no_links(self.version_uri(version)))
 
     def incomplete_versions(self) -> list[str]:
         """Versions a crashed deploy left without a manifest: never loaded, safe to delete."""
@@ -150,20 +190,31 @@ class ModelRegistry:
     def delete_incomplete(self, version: str) -> list[str]:
         if self.is_complete(version):
             raise RegistryError(f"model version {version} is complete; only incomplete versions are deleted")
-        names = storage.list_files(self.version_uri(version))
+        names = storage.list_files(self._no_links(self.version_uri(version)))
         for name in names:
-            storage.delete(self.version_uri(version, name))
+            storage.delete(self._no_links(self.version_uri(version, name)))
         if not storage.is_gcs(self.root):
             Path(self.version_uri(version)).rmdir()  # GCS has no folders to remove
         return names
 
     def read_manifest(self, version: str) -> tuple[dict[str, Any], str]:
-        """The manifest and its SHA-256; a version without one is incomplete."""
+        """The manifest and its SHA-256, its signature verified first; a version without one is incomplete."""
         try:
-            raw = storage.read_bytes(self.version_uri(version, MANIFEST))
+            raw = storage.read_bytes(self._no_links(self.version_uri(version, MANIFEST)), max_bytes=MAX_MANIFEST_BYTES)
         except DataError as exc:
             raise RegistryError(f"model version {version} has no manifest (incomplete or missing): {exc}") from exc
-        manifest = json.loads(raw)
+        try:
+            signature = storage.read_bytes(self._no_links(self.version_uri(version, SIGNATURE_FILE)),
+                                           max_bytes=MAX_SIGNATURE_BYTES)
+        except DataError:
+            signature = None
+        current_signer().verify(f"model version {version}", raw, signature)
+        try:
+            manifest = json.loads(raw)
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+                raise ValueError("expected an object with a 'files' object")
+        except ValueError as exc:
+            raise RegistryError(f"model version {version}: unreadable manifest: {exc}") from exc
         if manifest.get("version") != version or manifest.get("model_name") != self.model_name:
             raise RegistryError(f"model version {version}: the manifest describes {manifest.get('model_name')} "
                                 f"{manifest.get('version')}; it was copied or replaced, refusing it")
@@ -190,7 +241,7 @@ class ModelRegistry:
 
     def _read_checked(self, version: str, name: str, expected_sha256: str) -> bytes:
         try:
-            data = storage.read_bytes(self.version_uri(version, name))
+            data = storage.read_bytes(self._no_links(self.version_uri(version, name)))
         except DataError as exc:
             raise RegistryError(f"model version {version}: {exc}") from exc
         actual = sha256_hex(data)
@@ -214,10 +265,20 @@ class ModelRegistry:
         entry = manifest["files"].get(name)
         return manifest, (self._read_checked(version, name, entry["sha256"]) if entry else None)
 
-    def load_verified(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
-        """Verify the manifest and every file's SHA-256, then unpickle the model."""
+    def load_verified_model(self, version: str, expected_manifest_sha256: str | None = None
+                            ) -> tuple[Any, dict[str, Any], dict[str, bytes]]:
+        """Verify the signature, the manifest and every file's SHA-256, then unpickle the model and
+        check it is a fitted classifier. Returns (model, manifest, every file's verified bytes)."""
         manifest, contents = self.verified_files(version, expected_manifest_sha256)
-        return joblib.load(io.BytesIO(contents[MODEL_FILE])), manifest
+        if MODEL_FILE not in contents:
+            raise RegistryError(f"model version {version}: its manifest lists no {MODEL_FILE}")
+        model = fitted_model(joblib.load(io.BytesIO(contents[MODEL_FILE])), f"model version {version} {MODEL_FILE}")
+        return model, manifest, contents
+
+    def load_verified(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
+        """Verify the signature, the manifest and every file's SHA-256, then unpickle the model."""
+        model, manifest, _ = self.load_verified_model(version, expected_manifest_sha256)
+        return model, manifest
 
     # -- writing ---------------------------------------------------------------
     def publish(self, files: dict[str, bytes], manifest_fields: dict[str, Any]) -> tuple[str, str]:
@@ -228,6 +289,7 @@ class ModelRegistry:
         """
         if MODEL_FILE not in files:
             raise RegistryError(f"a model version needs {MODEL_FILE}")
+        signer = current_signer()  # before anything is written: no key, nothing published
         version = new_version_id(files[MODEL_FILE])
         for index, (name, data) in enumerate(files.items()):
             storage.write_bytes(self.version_uri(version, name), data, create_only=True)
@@ -243,6 +305,9 @@ class ModelRegistry:
             **manifest_fields,
         }
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        signature = signer.sign(manifest_bytes)
+        if signature is not None:  # before the manifest, which marks the version complete
+            storage.write_bytes(self.version_uri(version, SIGNATURE_FILE), signature, create_only=True)
         storage.write_bytes(self.version_uri(version, MANIFEST), manifest_bytes, create_only=True)
         fault_point("after_manifest")
         return version, sha256_hex(manifest_bytes)
@@ -290,10 +355,13 @@ class ModelRegistry:
             except DataError as exc:
                 raise RegistryError(str(exc)) from exc
             return data, (str(generation) if data is not None else None)
-        path = Path(self.pointer_uri)
+        path = Path(self._no_links(self.pointer_uri))
         if not path.exists():
             return None, None
-        data = path.read_bytes()
+        try:
+            data = storage.read_bytes(str(path), max_bytes=MAX_MANIFEST_BYTES)
+        except DataError as exc:
+            raise RegistryError(str(exc)) from exc
         return data, sha256_hex(data)
 
     def _write_pointer(self, data: bytes, expected_token: str | None) -> None:
@@ -312,7 +380,8 @@ class ModelRegistry:
             return
         lock_path = Path(self.root, ".champion.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as lock:
+        self._no_links(str(lock_path))
+        with os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield

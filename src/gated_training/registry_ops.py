@@ -28,23 +28,34 @@ class VersionRow:
     promotions: list[dict[str, Any]]
 
 
-def history(registry: ModelRegistry) -> list[VersionRow]:
-    """Every version, newest first, with its metrics, gate verdict and promotion events."""
+def history(registry: ModelRegistry) -> tuple[list[VersionRow], list[str]]:
+    """Every version, newest first, with its metrics, gate verdict and promotion events, and the
+    problems found: a version refused (unsigned, forged, unreadable), or a pointer naming a
+    version that is not a complete, verified one."""
     champion = registry.champion()
     events = (champion.pointer.get("history") or []) if champion else []
-    rows = []
+    rows, problems = [], []
     for version in reversed(registry.versions()):
         if not registry.is_complete(version):
             rows.append(VersionRow(version, False, False, "", {}, "incomplete (no manifest)", "", []))
             continue
-        manifest, _ = registry.read_manifest(version)
+        try:
+            manifest, _ = registry.read_manifest(version)
+        except RegistryError as exc:
+            rows.append(VersionRow(version, False, bool(champion and champion.version == version), "", {},
+                                   "REFUSED", "", []))
+            problems.append(str(exc))
+            continue
         rows.append(VersionRow(
             version=version, complete=True, champion=bool(champion and champion.version == version),
             created_at=manifest.get("created_at", ""), metrics=manifest.get("metrics") or {},
             gate=(manifest.get("gate") or {}).get("decision", ""), data_sha256=manifest.get("data_sha256", ""),
             promotions=[e for e in events if e.get("version") == version],
         ))
-    return rows
+    if champion is not None and not any(row.version == champion.version and row.complete for row in rows):
+        problems.append(f"{registry.pointer_uri}: the champion pointer names {champion.version}, which is not a complete, "
+                        "verified version of this registry; roll back with `gated-training rollback --to VERSION`")
+    return rows, problems
 
 
 def move_champion(registry: ModelRegistry, version: str, reason: str, action: str) -> dict[str, Any]:

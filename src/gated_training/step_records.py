@@ -12,13 +12,63 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from gated_training.errors import GatedTrainingError
+
 RECORD_DIR_ENV = "GATED_TRAINING_RECORD_DIR"
+DEADLINE_ENV = "GATED_TRAINING_STEP_DEADLINE_SECONDS"
+# Every step ends: past its deadline a step raises StepDeadlineError and the run fails, naming
+# the step, instead of holding a pod (and the bucket's credentials) forever. Training gets longer.
+DEFAULT_DEADLINE_SECONDS = 3600
+STEP_DEADLINE_SECONDS = {"train-model": 4 * 3600}
+
+
+class StepDeadlineError(GatedTrainingError):
+    """A step ran past its deadline."""
+
+
+class StepMemoryError(GatedTrainingError):
+    """A step ran out of memory; the message names the step."""
+
+
+def deadline_for(step: str) -> int:
+    """The step's deadline in seconds: ``GATED_TRAINING_STEP_DEADLINE_SECONDS`` overrides the default."""
+    override = os.environ.get(DEADLINE_ENV, "").strip()
+    if override:
+        try:
+            seconds = int(float(override))
+        except ValueError:
+            seconds = 0
+        if seconds <= 0:
+            raise StepDeadlineError(f"{DEADLINE_ENV}={override!r}: must be a whole number of seconds > 0")
+        return seconds
+    return STEP_DEADLINE_SECONDS.get(step, DEFAULT_DEADLINE_SECONDS)
+
+
+@contextmanager
+def deadline(step: str, seconds: int) -> Iterator[None]:
+    """Raise :class:`StepDeadlineError` in this (main) thread after ``seconds``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise StepDeadlineError(f"step {step} ran past its deadline of {seconds} s ({DEADLINE_ENV} changes it)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def resource_usage(started_wall: float) -> dict[str, float]:
@@ -31,7 +81,7 @@ def resource_usage(started_wall: float) -> dict[str, float]:
     }
 
 
-def _write_record(step: str, kind: str, record: dict[str, Any]) -> None:
+def write_record(step: str, kind: str, record: dict[str, Any]) -> None:
     directory = os.environ.get(RECORD_DIR_ENV)
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
@@ -51,13 +101,18 @@ def recorded_step(step: str) -> Iterator[None]:
     # The process start is the honest start: imports before the body are part of the step's cost.
     started = _process_start_monotonic()
     try:
-        yield
+        with deadline(step, deadline_for(step)):
+            yield
+    except MemoryError as exc:
+        message = f"step {step} ran out of memory ({exc or 'MemoryError'}); raise its memory limit or reduce the batch"
+        write_record(step, "failure", {"step": step, "error_type": "MemoryError", "message": message})
+        raise StepMemoryError(message) from exc
     except Exception as exc:
-        _write_record(step, "failure", {"step": step, "error_type": type(exc).__name__, "message": str(exc)})
+        write_record(step, "failure", {"step": step, "error_type": type(exc).__name__, "message": str(exc)})
         raise
     finally:
         usage = resource_usage(started)
-        _write_record(step, "usage", {"step": step, **usage})
+        write_record(step, "usage", {"step": step, **usage})
         print(f"[gated-training] {step}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
               f"peak RSS {usage['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
 

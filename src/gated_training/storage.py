@@ -6,7 +6,9 @@ pay for it at start-up.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -77,28 +79,62 @@ def _credentials_message(uri: str) -> str:
     return f"{uri}: no Google Cloud credentials found; set GOOGLE_APPLICATION_CREDENTIALS, or run with Workload Identity"
 
 
-def read_bytes(uri: str) -> bytes:
-    """Return the content at ``uri``; :class:`DataError` names the URI when it is missing."""
+def _size_message(uri: str, size: int, max_bytes: int) -> str:
+    return (f"{uri}: {size:,} bytes is more than the limit of {max_bytes:,} bytes "
+            f"(max_input_mb={max_bytes / 2**20:.4g}); raise the limit or split the batch")
+
+
+def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
+    """Return the content at ``uri``: a regular file or a ``gs://`` object of at most ``max_bytes``.
+
+    A FIFO, a device (``/dev/zero``), a socket or a directory is refused before it is opened, so
+    a read never blocks forever or grows without bound. :class:`DataError` names the URI.
+    """
     if is_gcs(uri):
-        data, _ = read_gcs_with_generation(uri, missing_ok=False)
+        data, _ = read_gcs_with_generation(uri, missing_ok=False, max_bytes=max_bytes)
         assert data is not None
         return data
-    path = Path(uri)
-    if not path.exists():
-        raise DataError(f"{uri}: no such file")
-    if path.is_dir():
+    try:
+        status = os.stat(uri)
+    except FileNotFoundError as exc:
+        raise DataError(f"{uri}: no such file") from exc
+    except OSError as exc:
+        raise DataError(f"{uri}: cannot be read: {exc.strerror}") from exc
+    if stat.S_ISDIR(status.st_mode):
         raise DataError(f"{uri}: is a directory, expected a file")
-    return path.read_bytes()
+    if not stat.S_ISREG(status.st_mode):
+        raise DataError(f"{uri}: is not a regular file (a FIFO, device or socket); inputs must be regular files "
+                        "or gs:// objects")
+    if max_bytes is not None and status.st_size > max_bytes:
+        raise DataError(_size_message(uri, status.st_size, max_bytes))
+    try:
+        with open(uri, "rb") as handle:
+            data = handle.read(max_bytes + 1) if max_bytes is not None else handle.read()
+    except OSError as exc:
+        raise DataError(f"{uri}: cannot be read: {exc.strerror}") from exc
+    if max_bytes is not None and len(data) > max_bytes:  # it grew after the stat
+        raise DataError(_size_message(uri, len(data), max_bytes))
+    return data
 
 
-def read_gcs_with_generation(uri: str, missing_ok: bool) -> tuple[bytes | None, int | None]:
-    """Content and generation of a GCS object, read in one request so the two belong together."""
+def read_gcs_with_generation(uri: str, missing_ok: bool,
+                             max_bytes: int | None = None) -> tuple[bytes | None, int | None]:
+    """Content and generation of a GCS object, read in one request so the two belong together.
+
+    With ``max_bytes``, the object's size is read first and a larger object is refused undownloaded.
+    """
     from google.api_core import exceptions as gcs_errors
     from google.auth import exceptions as auth_errors
 
     blob = gcs_blob(uri)
     try:
-        data = blob.download_as_bytes(retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS)
+        precondition = {}
+        if max_bytes is not None:  # the size first, then exactly that generation: no unbounded download
+            blob.reload(retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS)
+            if (blob.size or 0) > max_bytes:
+                raise DataError(_size_message(uri, blob.size, max_bytes))
+            precondition = {"if_generation_match": blob.generation}
+        data = blob.download_as_bytes(retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS, **precondition)
     except gcs_errors.NotFound as exc:
         if missing_ok:
             return None, None
@@ -151,12 +187,21 @@ def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
             raise RegistryError(_gcs_failure(uri, "write to", exc)) from exc
         return
     path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise RegistryError(f"{uri}: cannot be written: a parent of it is a file, not a folder") from exc
+    except OSError as exc:
+        raise RegistryError(f"{path.parent}: cannot create the folder: {exc.strerror}") from exc
     if create_only and path.exists():
         raise RegistryError(f"{uri}: already exists and is immutable")
     # Write to a temp file in the same directory, then rename: readers never see half a file.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RegistryError(f"{uri}: cannot be written: {exc.strerror}") from exc
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; files get the modes the umask allows
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
@@ -167,9 +212,26 @@ def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
             os.replace(tmp_name, path)
     except FileExistsError as exc:
         raise RegistryError(f"{uri}: already exists and is immutable") from exc
+    except OSError as exc:
+        hint = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+        raise RegistryError(f"{uri}: cannot be written{hint}: {exc.strerror}") from exc
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+@lru_cache(maxsize=1)
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def exists(uri: str) -> bool:

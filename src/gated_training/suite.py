@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 
 from gated_training import storage
-from gated_training.data import is_numeric_feature
+from gated_training.data import is_numeric_feature, json_safe, sha256_hex
 from gated_training.errors import DataError, SuiteError
+from gated_training.suite_policy import check_built_condition, check_expectation_document
 
 SUITE_SUFFIX = ".expectations.json"
 SEVERITIES = ("critical", "warning", "info")
@@ -54,12 +55,23 @@ def resolve_suite_uri(data_uri: str, suite_uri: str) -> str:
     return beside
 
 
-def read_suite_document(suite_uri: str) -> dict[str, Any]:
-    """Parse the suite file and check its shape; errors name the file and the expectation."""
+MAX_SUITE_BYTES = 16 * 2**20  # a suite is a few KB; a larger file is a mistake or an attack
+
+
+def suite_sha256(suite_uri: str) -> tuple[bytes, str]:
+    """The suite's bytes and their SHA-256 (recorded in the manifest, pinnable with ``suite_sha256``)."""
     try:
-        raw = storage.read_bytes(suite_uri)
+        raw = storage.read_bytes(suite_uri, max_bytes=MAX_SUITE_BYTES)
     except DataError as exc:
         raise SuiteError(f"expectation suite {exc}") from exc
+    return raw, sha256_hex(raw)
+
+
+def read_suite_document(suite_uri: str, raw: bytes | None = None) -> dict[str, Any]:
+    """Parse the suite file and check it against the allowlist (``suite_policy``); errors name the
+    file, the expectation and the argument."""
+    if raw is None:
+        raw, _ = suite_sha256(suite_uri)
     try:
         document = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -83,6 +95,7 @@ def read_suite_document(suite_uri: str) -> dict[str, Any]:
             raise SuiteError(
                 f"{where} ({expectation['type']}): severity {severity!r} is not one of {SEVERITIES}"
             )
+        check_expectation_document(expectation, index, suite_uri)
     return document
 
 
@@ -102,12 +115,14 @@ def build_gx_suite(document: dict[str, Any], suite_uri: str):  # -> gx.Expectati
                 meta=spec.get("meta") or {},
                 severity=spec.get("severity", "critical"),
             )
-            expectations.append(configuration.to_domain_obj())
+            expectation = configuration.to_domain_obj()
         except Exception as exc:  # GX raises pydantic and its own errors here
             detail = " ".join(str(exc).split())
             raise SuiteError(
-                f"{suite_uri}: expectations[{index}] ({spec['type']}) is invalid: {detail}"
+                f"{suite_uri}: expectations[{index}] ({spec['type']}) is invalid: {detail[:500]}"
             ) from exc
+        check_built_condition(expectation, index, suite_uri)
+        expectations.append(expectation)
     return gx.ExpectationSuite(name=document.get("name") or "suite", expectations=expectations)
 
 
@@ -123,23 +138,72 @@ def _expectation(kind: str, severity: str, **kwargs: Any) -> dict[str, Any]:
     return {"type": kind, "kwargs": kwargs, "meta": {}, "severity": severity}
 
 
+DRAFT_MOSTLY = 0.95  # ranges and value sets: 5% of rows may stray before the batch blocks
+ID_MIN_ROWS = 100
+ID_UNIQUE_SHARE = 0.9
+
+
+def id_like(series: pd.Series) -> bool:
+    """A key or free text rather than a feature: text almost unique per row, or whole numbers
+    unique in every row. One-hot encoding them costs memory and learns nothing that generalises."""
+    values = series.dropna()
+    if len(values) < ID_MIN_ROWS or pd.api.types.is_bool_dtype(series):
+        return False
+    if is_numeric_feature(series):
+        whole = pd.api.types.is_integer_dtype(series) or bool((values == values.round()).all())
+        return whole and values.nunique() == len(values)
+    return values.nunique() >= ID_UNIQUE_SHARE * len(values)
+
+
+def _label_spelling(value: Any) -> tuple[bool, str]:
+    """(is it a number, its canonical spelling): ``1``, ``1.0``, ``"1"`` → (True, "1"); ``"Yes"`` → (False, "yes")."""
+    text = str(value).strip().lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return False, text
+    return True, str(int(number)) if number.is_integer() else repr(number)
+
+
+def check_label_spellings(labels: pd.Series, target: str) -> list[Any]:
+    """The classes, refusing one class spelled two ways (``0``/``0.0``, ``yes``/``Yes``) or numbers
+    mixed with words (``0``/``1``/``yes``): each spelling would become a class of its own."""
+    classes = labels.dropna().unique().tolist()
+    spellings = [_label_spelling(value) for value in classes]
+    numbers = {is_number for is_number, _ in spellings}
+    if len({key for _, key in spellings}) < len(classes) or len(numbers) > 1:
+        shown = ", ".join(repr(v) for v in classes[:12]) + (" …" if len(classes) > 12 else "")
+        raise DataError(f"target column {target!r} mixes label spellings ({shown}): one class spelled two ways "
+                        "would train as two. Normalise the labels (all 0/1, or all no/yes) and draft again")
+    return sorted(classes, key=str)
+
+
 def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
     """Draft a suite from a reference dataset, for a person to review and tighten.
 
-    Row count: half to 100× the reference. Types, the target and its classes: critical.
-    Ranges, categories and null fractions: warnings, with some slack above what was seen.
+    Critical: the row count (half to 100x the reference), the exact column set, types, the
+    target and its classes, and ranges and value sets with a ``mostly`` tolerance of
+    ``DRAFT_MOSTLY`` (gross corruption blocks at the data gate, normal variation passes).
+    Warnings: null fractions with slack above what was seen. ID-like columns (keys, free text)
+    are listed in ``meta.excluded_features``: the data gate keeps them out of the features.
     """
     if target not in frame.columns:
-        raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
+        raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)[:50]})")
+    classes = check_label_spellings(frame[target], target)
     rows = len(frame)
+    excluded = [str(column) for column in frame.columns if column != target and id_like(frame[column])]
     expectations = [
         _expectation(
             "expect_table_row_count_to_be_between", "critical",
             min_value=max(1, rows // 2), max_value=rows * 100,
         ),
+        _expectation("expect_table_columns_to_match_set", "critical",
+                     column_set=[str(c) for c in frame.columns], exact_match=True),
     ]
     for column in frame.columns:
         series = frame[column]
+        if column in excluded:
+            continue
         expectations.append(_expectation("expect_column_to_exist", "critical", column=column))
         expectations.append(
             _expectation(
@@ -148,10 +212,10 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
             )
         )
         if column == target:
-            classes = sorted(series.dropna().unique().tolist())
             expectations.append(_expectation("expect_column_values_to_not_be_null", "critical", column=column))
             expectations.append(
-                _expectation("expect_column_values_to_be_in_set", "critical", column=column, value_set=classes)
+                _expectation("expect_column_values_to_be_in_set", "critical", column=column,
+                             value_set=json_safe(classes))
             )
             continue
         null_fraction = float(series.isna().mean())
@@ -170,7 +234,7 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
                 floor = max(0.0, low - margin) if low >= 0 else low - margin
                 expectations.append(
                     _expectation(
-                        "expect_column_values_to_be_between", "warning",
+                        "expect_column_values_to_be_between", "critical", mostly=DRAFT_MOSTLY,
                         column=column, min_value=round(floor, 6), max_value=round(high + margin, 6),
                     )
                 )
@@ -178,6 +242,10 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
             values = sorted(map(str, series.dropna().unique().tolist()))
             if len(values) <= 50:  # a closed vocabulary; free text gets no set
                 expectations.append(
-                    _expectation("expect_column_values_to_be_in_set", "warning", column=column, value_set=values)
+                    _expectation("expect_column_values_to_be_in_set", "critical", mostly=DRAFT_MOSTLY,
+                                 column=column, value_set=values)
                 )
-    return {"name": name, "expectations": expectations, "meta": {"drafted_from_rows": rows, "target": target}}
+    meta: dict[str, Any] = {"drafted_from_rows": rows, "target": target}
+    if excluded:
+        meta["excluded_features"] = excluded
+    return {"name": name, "expectations": expectations, "meta": meta}

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gated_training.escaping import markdown_text
+
 DEPLOYED, BLOCKED, SKIPPED, FAILED = "deployed", "blocked", "skipped", "failed"
 DRIFT_HOLD_CHECK = "drift_action"  # the model gate's check that holds back a retrain_only candidate
 
@@ -85,9 +87,9 @@ def build_summary(
     """Assemble the summary; the outcome follows from which pieces exist and what they say."""
     reasons: list[str] = []
     blocked_by = skip_reason = None
-    warnings: list[str] = []
+    warnings: list[str] = list((drift or {}).get("warnings") or [])
     if drift is not None and drift["drifted"] and drift["decision"] == "train":
-        warnings = [f"drift ({drift['drift_action']}): {reason}" for reason in drift["reasons"]]
+        warnings += [f"drift ({drift['drift_action']}): {reason}" for reason in drift["reasons"]]
     if error is not None:
         outcome = FAILED
         reasons.append(f"{failed_step or 'a step'} failed: {error}")
@@ -98,7 +100,7 @@ def build_summary(
         outcome, skip_reason = SKIPPED, drift["reason"]
         reasons = list(drift["reasons"])
     elif drift is not None and drift["decision"] == "block":
-        outcome, blocked_by = BLOCKED, "drift"
+        outcome, blocked_by = BLOCKED, drift.get("reason") or "drift"  # "drift" or "schema"
         reasons = list(drift["reasons"])
     elif gate is not None and gate["decision"] != "deploy":
         failed = {c["name"] for c in gate["checks"] if not c["passed"]}
@@ -135,37 +137,46 @@ def build_summary(
         "data_sha256": (validation or {}).get("data_sha256"),
         "quality_score": (validation or {}).get("quality_score"),
         "kfp_run_id": kfp_run_id or None,
+        "notification": "not sent",  # record_outcome and the runners replace it with what happened
     }
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    title = {DEPLOYED: "Deployed", BLOCKED: f"Blocked by the {summary['blocked_by']} gate",
-             SKIPPED: f"Skipped: {summary.get('skip_reason')}", FAILED: "Failed"}
+    """The run's outcome for the KFP UI. Text from the data (reasons, names, values) is escaped."""
+    md = markdown_text
+    title = {DEPLOYED: "Deployed", BLOCKED: f"Blocked by the {md(summary['blocked_by'])} gate",
+             SKIPPED: f"Skipped: {md(summary.get('skip_reason'))}", FAILED: "Failed"}
     lines = [f"# {title[summary['outcome']]}", ""]
     if summary["reasons"]:
-        lines += ["Reasons:"] + [f"- {reason}" for reason in summary["reasons"]] + [""]
+        lines += ["Reasons:"] + [f"- {md(reason)}" for reason in summary["reasons"]] + [""]
     if summary.get("warnings"):
-        lines += ["Warnings:"] + [f"- {warning}" for warning in summary["warnings"]] + [""]
+        lines += ["Warnings:"] + [f"- {md(warning)}" for warning in summary["warnings"]] + [""]
     drift = summary.get("drift")
     if drift and drift_line(drift):
-        lines.append(f"{drift_line(drift)}  ")
+        lines.append(f"{md(drift_line(drift))}  ")
     elif drift:
-        lines += [f"Drift: {note}  " for note in drift["notes"]]
+        lines += [f"Drift: {md(note)}  " for note in drift["notes"]]
     if summary["deployed"]:
-        lines.append(f"New champion: `{summary['deployed']['version']}` at `{summary['deployed']['uri']}` "
-                     f"(MLflow mirror: {summary['deployed']['mlflow_mirror']})")
+        lines.append(f"New champion: `{summary['deployed']['version']}` at {md(summary['deployed']['uri'])} "
+                     f"(MLflow mirror: {md(summary['deployed']['mlflow_mirror'])})")
     if summary["candidate_metrics"]:
-        lines.append("Candidate: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["candidate_metrics"].items()))
+        lines.append("Candidate: " + ", ".join(f"{md(k)} {v:.4f}" for k, v in summary["candidate_metrics"].items()))
     if summary["champion"]:
         metrics = summary["champion"]["metrics"] or {}
         lines.append(f"Champion compared against: `{summary['champion']['version']}` "
-                     + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                     + ", ".join(f"{md(k)} {v:.4f}" for k, v in metrics.items()))
     failed = [c for c in summary["checks"] if not c["passed"]]
     if failed:
         lines += ["", "| gate | check | severity | value | threshold |", "|---|---|---|---|---|"]
-        lines += [f"| {c['gate']} | {c['name']} | {c['severity']} | {c['value']} | {c['threshold']} |" for c in failed]
+        lines += [f"| {md(c['gate'])} | {md(c['name'])} | {md(c['severity'])} | {md(_short(c['value']))} | "
+                  f"{md(_short(c['threshold']))} |" for c in failed]
     lines += ["", f"Data SHA-256: `{summary['data_sha256']}`  ", f"MLflow run: `{summary['mlflow_run_id']}`"]
     return "\n".join(lines) + "\n"
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def write_summary(summary: dict[str, Any], summary_json_out: str, markdown_out: str) -> None:

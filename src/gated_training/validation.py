@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gated_training.data import json_safe, load_table, write_parquet
-from gated_training.suite import build_gx_suite, read_suite_document, resolve_suite_uri
+from gated_training.data import DEFAULT_MAX_INPUT_MB, json_safe, load_table, normalise_labels, write_parquet
+from gated_training.errors import ConfigError, SuiteError
+from gated_training.suite import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_sha256_parameter(name: str, value: str) -> str:
+    """Empty (not pinned) or 64 lowercase hex digits."""
+    value = (value or "").strip().lower()
+    if value and not SHA256_HEX.match(value):
+        raise ConfigError(f"parameter {name}={value!r}: must be empty or a SHA-256 (64 hex digits)")
+    return value
 
 MAX_LISTED_VALUES = 10
+MAX_REASON_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,10 @@ class CheckResult:
 
     def describe(self) -> str:
         where = f" on column {self.column!r}" if self.column else ""
-        return f"{self.severity} rule {self.rule}{where} failed: observed {self.observed}"
+        observed = str(self.observed)
+        if len(observed) > MAX_REASON_CHARS:  # a reason names the problem; the report holds every value
+            observed = observed[:MAX_REASON_CHARS] + f"… ({len(observed) - MAX_REASON_CHARS} more characters)"
+        return f"{self.severity} rule {self.rule}{where} failed: observed {observed}"
 
 
 @dataclass(frozen=True)
@@ -42,12 +58,15 @@ class ValidationOutcome:
     min_quality_score: float
     data_uri: str
     suite_uri: str
-    data_sha256: str
+    suite_sha256: str
+    data_sha256: str  # content fingerprint: the same table as CSV or Parquet, with or without a BOM
+    file_sha256: str
     row_count: int
     column_count: int
     blocking_reasons: list[str]
     warnings: list[str]
     checks: list[CheckResult]
+    excluded_columns: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
@@ -126,28 +145,71 @@ def run_suite(frame: pd.DataFrame, suite_document: dict[str, Any], suite_uri: st
     return gx_result, checks
 
 
-def render_data_docs(gx_result: Any, outcome: ValidationOutcome) -> str:
-    """GX Data Docs for the validation result, headed by the gate verdict and built-in checks."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
+PAGE_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em;color:#222}
+h1{margin:0 0 .3em}.passed{color:#1a7f37}.blocked{color:#b3261e}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.pass{color:#1a7f37;font-weight:bold}td.FAIL{color:#b3261e;font-weight:bold}
+td.warn{color:#9a6700;font-weight:bold}code{background:#f3f3f3;padding:0 .2em}
+""".strip()
+MAX_CELL_CHARS = 2000
 
-    page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(gx_result))
+
+def _cell(value: Any) -> str:
+    """Any value from the data or the suite, as escaped text: nothing in it becomes markup."""
+    text = value if isinstance(value, str) else json.dumps(json_safe(value), ensure_ascii=False, default=str)
+    if len(text) > MAX_CELL_CHARS:
+        text = text[:MAX_CELL_CHARS] + f"… ({len(text) - MAX_CELL_CHARS} more characters)"
+    return html.escape(text, quote=True)
+
+
+def render_data_gate_html(outcome: "ValidationOutcome") -> str:
+    """The data gate's report: one self-contained page (no script, no external asset), verdict first.
+
+    Every value that comes from the data or the suite (column names, sampled unexpected values,
+    expectation arguments) is HTML-escaped; the page renders the same offline and in the KFP UI.
+    """
     verdict = "PASSED" if outcome.passed else "BLOCKED"
-    rows = "".join(
-        f"<tr><td>{html.escape(c.rule)}</td><td>{html.escape(str(c.column or ''))}</td>"
-        f"<td>{'pass' if c.passed else 'FAIL'}</td><td>{html.escape(str(c.observed))}</td></tr>"
-        for c in outcome.checks if c.rule.startswith("builtin:")
+    reasons = "".join(f"<li>{_cell(reason)}</li>" for reason in outcome.blocking_reasons) or "<li>none</li>"
+    warnings = "".join(f"<li>{_cell(warning)}</li>" for warning in outcome.warnings)
+    rows = []
+    for check in sorted(outcome.checks, key=lambda c: (c.passed, c.severity != "critical")):
+        state = "pass" if check.passed else ("FAIL" if check.severity == "critical" else "warn")
+        rows.append(f"<tr><td class=\"{state}\">{state}</td><td>{_cell(check.severity)}</td><td><code>{_cell(check.rule)}"
+                    f"</code></td><td>{_cell(check.column or '')}</td><td>{_cell(check.observed)}</td>"
+                    f"<td>{_cell(check.expected or '')}</td></tr>")
+    excluded = (f"<p>Columns excluded from the features by the suite: {_cell(', '.join(outcome.excluded_columns))}</p>"
+                if outcome.excluded_columns else "")
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data gate: " + verdict + "</title>"
+        f"<style>{PAGE_STYLE}</style></head><body>"
+        f"<h1 class=\"{verdict.lower()}\">Data gate: {verdict}</h1>"
+        f"<p>Quality score {outcome.quality_score:.3f} (minimum {outcome.min_quality_score:.3f}); "
+        f"{outcome.row_count} rows, {outcome.column_count} columns.</p>"
+        f"<p>Data <code>{_cell(outcome.data_uri)}</code>, content SHA-256 <code>{_cell(outcome.data_sha256)}</code>; "
+        f"suite <code>{_cell(outcome.suite_uri)}</code>, SHA-256 <code>{_cell(outcome.suite_sha256)}</code></p>"
+        f"<h2>Blocking reasons</h2><ul>{reasons}</ul>"
+        + (f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else "") + excluded +
+        "<h2>Checks</h2><table><tr><th>verdict</th><th>severity</th><th>rule</th><th>column</th><th>observed</th>"
+        f"<th>expected</th></tr>{''.join(rows)}</table></body></html>\n"
     )
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in outcome.blocking_reasons) or "<li>none</li>"
-    banner = (
-        f'<div class="container" style="margin-top:1em"><h2>Data gate: {verdict}</h2>'
-        f"<p>Quality score {outcome.quality_score:.3f} (minimum {outcome.min_quality_score:.3f}), "
-        f"{outcome.row_count} rows, data SHA-256 <code>{outcome.data_sha256}</code></p>"
-        f"<p>Blocking reasons:</p><ul>{reasons}</ul>"
-        f'<table class="table table-sm"><tr><th>built-in check</th><th>column</th><th>verdict</th>'
-        f"<th>observed</th></tr>{rows}</table></div>"
-    )
-    return page.replace("<body>", "<body>" + banner, 1) if "<body>" in page else banner + page
+
+
+def excluded_columns(suite_document: dict[str, Any], frame: pd.DataFrame, target: str) -> list[str]:
+    """Columns the suite keeps out of the features (``meta.excluded_features``: IDs, free text)."""
+    listed = (suite_document.get("meta") or {}).get("excluded_features") or []
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise SuiteError("the suite's meta.excluded_features must be a list of column names")
+    if target in listed:
+        raise SuiteError(f"the suite's meta.excluded_features lists the target column {target!r}")
+    return [name for name in listed if name in frame.columns]
+
+
+def suite_pin_check(actual: str, pinned: str) -> CheckResult:
+    return CheckResult("builtin:suite_pinned", None, "critical", actual == pinned,
+                       f"suite SHA-256 {actual}" + ("" if actual == pinned else f", pinned {pinned}"),
+                       {"suite_sha256": pinned})
 
 
 def validate_dataset(
@@ -158,21 +220,37 @@ def validate_dataset(
     dataset_out: str,
     report_out: str,
     data_docs_out: str,
+    *,
+    pinned_suite_sha256: str = "",
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> ValidationOutcome:
     """Load, check and snapshot the batch.
 
-    Writes the batch as Parquet (later steps never re-parse CSV), the JSON report with every
-    check's observed value, and the Data Docs HTML. Raises only when the inputs cannot be
-    read at all; a batch that breaks rules returns ``passed=False``.
+    Writes the batch as Parquet (later steps never re-parse CSV; columns the suite excludes are
+    left out), the JSON report with every check's observed value, and the data gate's HTML page.
+    Raises only when the inputs cannot be read at all; a batch that breaks rules returns
+    ``passed=False``. With ``pinned_suite_sha256``, a suite with another digest is not run: the
+    batch is blocked by ``builtin:suite_pinned``.
     """
+    pinned = check_sha256_parameter("suite_sha256", pinned_suite_sha256)
     resolved_suite = resolve_suite_uri(data_uri, suite_uri)
-    suite_document = read_suite_document(resolved_suite)
-    table = load_table(data_uri)
+    suite_raw, suite_digest = suite_sha256(resolved_suite)
+    suite_document = read_suite_document(resolved_suite, suite_raw) if not pinned or pinned == suite_digest else None
+    table = load_table(data_uri, max_input_mb)
     frame = table.frame
+    if target in frame.columns:
+        frame[target] = normalise_labels(frame[target])
 
     checks = builtin_checks(frame, target)
-    gx_result, suite_checks = run_suite(frame, suite_document, resolved_suite)
-    checks.extend(suite_checks)
+    excluded: list[str] = []
+    if suite_document is None:
+        checks.append(suite_pin_check(suite_digest, pinned))
+    else:
+        if pinned:
+            checks.append(suite_pin_check(suite_digest, pinned))
+        excluded = excluded_columns(suite_document, frame, target)
+        _, suite_checks = run_suite(frame, suite_document, resolved_suite)
+        checks.extend(suite_checks)
 
     failed = [c for c in checks if not c.passed]
     blocking = [c.describe() for c in failed if c.severity == "critical"]
@@ -188,14 +266,17 @@ def validate_dataset(
         min_quality_score=min_quality_score,
         data_uri=data_uri,
         suite_uri=resolved_suite,
+        suite_sha256=suite_digest,
         data_sha256=table.sha256,
+        file_sha256=table.file_sha256,
         row_count=len(frame),
         column_count=frame.shape[1],
         blocking_reasons=blocking,
         warnings=[c.describe() for c in failed if c.severity != "critical"],
         checks=checks,
+        excluded_columns=excluded,
     )
-    write_parquet(frame, dataset_out)
+    write_parquet(frame.drop(columns=excluded), dataset_out)
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
-    Path(data_docs_out).write_text(render_data_docs(gx_result, outcome))
+    Path(data_docs_out).write_text(render_data_gate_html(outcome))
     return outcome

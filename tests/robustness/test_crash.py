@@ -42,7 +42,7 @@ def test_a_deploy_killed_mid_way_leaves_the_champion_serving(candidates, registr
 
     crashed = new_versions[0]
     assert registry.is_complete(crashed) is left_complete
-    listed = {row.version: row for row in history(registry)}
+    listed = {row.version: row for row in history(registry)[0]}
     assert not listed[crashed].champion
     found = cleanup(registry, delete=False, older_than=timedelta(0))
     assert found == ([] if left_complete else [(crashed, "incomplete")])

@@ -95,7 +95,7 @@ def test_suite_init_drafts_beside_the_data_and_refuses_to_overwrite(tmp_path, ca
 
 
 def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
-    from gated_training.data import sha256_hex
+    from gated_training.data import load_table
     from gated_training.synthetic import generate
     from tests.unit.test_drift_gate import heavy_drift, install
 
@@ -107,7 +107,7 @@ def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
 
     assert main(["check-drift", "--data", str(clean), *common]) == 3  # no champion: training is needed
     assert "against champion (none): retraining advised" in capsys.readouterr().out
-    install(tmp_path, generate(3000, seed=1), data_sha256=sha256_hex(champion_data.read_bytes()))
+    install(tmp_path, generate(3000, seed=1), data_sha256=load_table(str(champion_data)).sha256)
     assert main(["check-drift", "--data", str(clean), *common]) == 0
     assert main(["check-drift", "--data", str(champion_data), *common]) == 0
     assert "no_new_data" in capsys.readouterr().out
@@ -119,5 +119,6 @@ def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
     assert written["retraining_advised"] is True and written["drifted"] is True
     assert "Drift gate: BLOCKED" in report.read_text()
     # Looser thresholds: the same batch no longer advises retraining.
-    assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "0.9"]) == 0
+    assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "0.9",
+                 "--severe-psi", "0", "--severe-out-of-range", "0"]) == 0
     assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "2"]) == 2

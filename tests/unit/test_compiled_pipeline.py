@@ -64,7 +64,7 @@ def test_components_never_pip_install_at_start(spec_document):
 
 def test_every_parameter_is_typed_and_described(spec_document):
     parameters = spec_document["root"]["inputDefinitions"]["parameters"]
-    assert len(parameters) == 36
+    assert len(parameters) == 46
     for name, parameter in parameters.items():
         assert parameter["parameterType"] in {"STRING", "NUMBER_DOUBLE", "NUMBER_INTEGER", "BOOLEAN"}, name
         assert parameter.get("description"), f"{name} has no description in the run form"

@@ -51,17 +51,33 @@ def test_unseen_categories_are_named_and_counted(reference_profile):
 
 def test_dataset_verdict_by_share_or_critical_feature(reference_profile):
     batch = generate(ROWS, seed=2, drift="mean_shift")
-    assert not compare(reference_profile, batch).drifted  # 1 of 6 features < 30 %
-    critical = compare(reference_profile, batch, DriftThresholds(critical_features=("income",)))
+    lenient = {"severe_psi": 0.0, "severe_out_of_range": 0.0}  # a one-sigma shift is severe (PSI 2.3) by default
+    assert not compare(reference_profile, batch, DriftThresholds(**lenient)).drifted  # 1 of 6 features < 30 %
+    critical = compare(reference_profile, batch, DriftThresholds(critical_features=("income",), **lenient))
     assert critical.drifted and critical.reasons[0].startswith("critical feature income drifted")
-    share = compare(reference_profile, batch, DriftThresholds(max_drifted_share=0.1))
+    share = compare(reference_profile, batch, DriftThresholds(max_drifted_share=0.1, **lenient))
     assert share.drifted and "1 of 6 features drifted" in share.reasons[0]
+    severe = compare(reference_profile, batch)
+    assert severe.drifted and severe.reasons == ["severe drift on feature income: PSI 2.26 >= drift_severe_psi 1"]
+
+
+def test_out_of_range_share_is_measured_per_feature(reference_profile):
+    batch = generate(ROWS, seed=2)
+    batch.loc[: ROWS // 4, "tenure_months"] = 10_000.0  # a quarter of the rows far beyond the training range
+    batch.loc[: ROWS // 10, "region"] = "atlantis"
+    report = compare(reference_profile, batch)
+    shares = {f.feature: f.out_of_range_share for f in report.features}
+    assert shares["tenure_months"] == pytest.approx(0.25, abs=0.01) and shares["region"] == pytest.approx(0.1, abs=0.01)
+    assert shares["income"] < 0.01
+    assert {r.split(":")[0] for r in report.reasons if r.startswith("severe")} == {
+        "severe drift on feature tenure_months", "severe drift on feature region"}
 
 
 def test_a_missing_feature_counts_as_drifted(reference_profile):
     report = compare(reference_profile, generate(ROWS, seed=2).drop(columns=["income"]))
     income = next(f for f in report.features if f.feature == "income")
     assert income.drifted and income.test == "missing" and math.isinf(report.max_psi)
+    assert report.drifted and "feature income: missing from the batch" in report.reasons[0]
 
 
 def test_prediction_psi_counts_labels_never_predicted_before():

@@ -11,7 +11,7 @@ from gated_training.drift import profile_frame
 from gated_training.drift_gate import BLOCK, DRIFT, NO_NEW_DATA, SKIP, TRAIN, check_batch
 from gated_training.drift_report import render_drift_html
 from gated_training.errors import ConfigError, RegistryError
-from gated_training.registry import MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
+from gated_training.registry import FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 from gated_training.synthetic import TARGET, generate
 
 ROWS = 3000
@@ -28,6 +28,7 @@ def install(tmp_path, frame=None, data_sha256=CHAMPION_SHA) -> tuple[str, str]:
     files = {MODEL_FILE: b"model bytes"}
     if frame is not None:
         files[REFERENCE_PROFILE_FILE] = json.dumps(json_safe(profile_frame(frame, TARGET, predictions=frame[TARGET]))).encode()
+        files[FEATURE_METADATA_FILE] = json.dumps({"inputs": [{"name": c} for c in frame.columns if c != TARGET]}).encode()
     version, sha = registry.publish(files, {"data_sha256": data_sha256})
     registry.promote(version, sha, None, "test")
     return str(tmp_path / "registry"), version
@@ -91,8 +92,9 @@ def test_drift_action_decides_what_a_drifted_batch_does(tmp_path, clean, action,
 def test_one_critical_feature_drifting_drifts_the_batch(tmp_path, clean):
     registry_uri, _ = install(tmp_path, clean)
     batch = generate(ROWS, seed=3, drift="new_categories")
-    assert not decide(registry_uri, batch).drifted  # 1 of 6 features is under the share
-    outcome = decide(registry_uri, batch, DriftPolicy(drift_critical_features="channel, income"))
+    lenient = {"drift_severe_psi": 0.0, "drift_severe_out_of_range": 0.0}  # severity is tested on its own below
+    assert not decide(registry_uri, batch, DriftPolicy(**lenient)).drifted  # 1 of 6 features is under the share
+    outcome = decide(registry_uri, batch, DriftPolicy(drift_critical_features="channel, income", **lenient))
     assert outcome.decision == BLOCK and any(r.startswith("critical feature channel drifted") for r in outcome.reasons)
     with pytest.raises(ConfigError, match="drift_critical_features: chanel not among the profiled features"):
         decide(registry_uri, batch, DriftPolicy(drift_critical_features="chanel"))
@@ -113,10 +115,37 @@ def test_an_altered_profile_fails_closed(tmp_path, clean):
         decide(registry_uri, clean)
 
 
-def test_new_columns_are_noted_not_checked(tmp_path, clean):
+def test_one_severely_drifted_feature_drifts_the_batch_whatever_the_share(tmp_path, clean):
+    """1 of 6 features is under max_drifted_share, but 20% unseen categories (or a PSI above 1) is gross corruption."""
     registry_uri, _ = install(tmp_path, clean)
-    outcome = decide(registry_uri, generate(ROWS, seed=2).assign(loyalty=1.0))
-    assert outcome.notes == ["columns the champion's profile does not know (not checked): loyalty"]
+    outcome = decide(registry_uri, generate(ROWS, seed=3, drift="new_categories"))
+    assert outcome.decision == BLOCK and outcome.reason == "drift"
+    assert [r for r in outcome.reasons if r.startswith("severe drift")] == [
+        "severe drift on feature channel: PSI 1.52 >= drift_severe_psi 1; 19.5% of values outside the reference "
+        "categories >= drift_severe_out_of_range 10.0%"]
+    scaled = clean.assign(income=clean["income"] * 100)  # a unit change upstream: cents for euros
+    outcome = decide(registry_uri, scaled)
+    assert outcome.decision == BLOCK
+    assert "severe drift on feature income: PSI 8.28 >= drift_severe_psi 1; 100.0% of values outside the reference " \
+           "range >= drift_severe_out_of_range 10.0%" in outcome.reasons
+    normal = decide(registry_uri, generate(ROWS, seed=2))
+    assert (normal.decision, normal.drifted) == (TRAIN, False)
+
+
+def test_the_schema_contract_blocks_new_and_missing_columns(tmp_path, clean):
+    registry_uri, version = install(tmp_path, clean)
+    with_new = generate(ROWS, seed=2).assign(loyalty=1.0)
+    outcome = decide(registry_uri, with_new)
+    assert (outcome.decision, outcome.reason) == (BLOCK, "schema")
+    assert outcome.reasons[0].startswith(f"schema: new column(s) loyalty that champion {version} was not trained on "
+                                         "(new_columns=block)")
+    ignored = decide(registry_uri, with_new, DriftPolicy(new_columns="ignore"))
+    assert (ignored.decision, ignored.ignored_columns) == (TRAIN, ["loyalty"])
+    assert ignored.warnings == [f"schema: new column(s) loyalty dropped (new_columns=ignore); champion {version}'s "
+                                "features are used"]
+    missing = decide(registry_uri, generate(ROWS, seed=2).drop(columns=["region"]), DriftPolicy(new_columns="ignore"))
+    assert (missing.decision, missing.reason) == (BLOCK, "schema")
+    assert missing.reasons[0].startswith(f"schema: feature(s) region of champion {version} are missing from the batch")
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

@@ -19,14 +19,39 @@ def run_step(tmp_path, frame, settings=FeatureSettings(), split=SplitSettings(),
     return outcome, outs
 
 
-def test_split_is_stratified_and_deterministic():
-    frame = synthetic_frame(500, classes=("a", "b", "c"))
-    train, test = split_dataset(frame, "label", SplitSettings(0.2, 7))
-    again_train, _ = split_dataset(frame, "label", SplitSettings(0.2, 7))
-    pd.testing.assert_frame_equal(train, again_train)
-    assert len(test) == 100
-    shares = test["label"].value_counts(normalize=True)
-    assert np.allclose(shares.sort_index(), frame["label"].value_counts(normalize=True).sort_index(), atol=0.02)
+def row_keys(frame):
+    return set(map(tuple, frame.drop(columns=["label"]).astype(str).to_numpy()))
+
+
+def test_the_split_is_stable_a_row_keeps_its_side_whatever_else_is_in_the_batch():
+    frame = synthetic_frame(2000, classes=("a", "b", "c"))
+    train, test, rule = split_dataset(frame, "label", SplitSettings(test_size=0.2, random_state=7))
+    assert abs(len(test) - 400) < 60 and rule.method == "content-hash-v1" and rule.key == ""
+    assert rule.columns == ["colour", "flag", "x1", "x2"]  # every feature, never the label
+    shares = test["label"].value_counts(normalize=True).sort_index()
+    assert np.allclose(shares, frame["label"].value_counts(normalize=True).sort_index(), atol=0.05)
+    # Another seed, a shuffled and grown batch (an appended table), Parquet-typed ints: the same rows, the same sides.
+    grown = pd.concat([frame, synthetic_frame(500, seed=9, classes=("a", "b", "c"))]).sample(frac=1, random_state=1)
+    train2, test2, _ = split_dataset(grown, "label", SplitSettings(test_size=0.2, random_state=99))
+    assert row_keys(test) <= row_keys(test2) and not (row_keys(test) & row_keys(train2))
+    assert row_keys(train) <= row_keys(train2)
+    # A corrected label does not move its row.
+    relabelled = frame.assign(label=frame["label"].map({"a": "b", "b": "c", "c": "a"}))
+    _, test3, _ = split_dataset(relabelled, "label", SplitSettings(test_size=0.2))
+    assert row_keys(test3) == row_keys(test)
+
+
+def test_a_key_column_splits_by_key_and_every_class_needs_both_sides():
+    frame = synthetic_frame(1000).assign(customer=lambda f: [f"c{i // 2}" for i in range(len(f))])  # two rows a key
+    train, test, rule = split_dataset(frame, "label", SplitSettings(split_key="customer"))
+    assert rule.columns == ["customer"] and not set(train["customer"]) & set(test["customer"])
+    with pytest.raises(DataError, match="split_key='nope': no such column"):
+        split_dataset(frame, "label", SplitSettings(split_key="nope"))
+    with pytest.raises(DataError, match="is the target column"):
+        split_dataset(frame, "label", SplitSettings(split_key="label"))
+    tiny = synthetic_frame(12)
+    with pytest.raises(DataError, match=r"split has no rows of class"):
+        split_dataset(tiny.assign(label=[0] * 10 + [1] * 2), "label", SplitSettings(test_size=0.05))
 
 
 def test_preprocessor_is_fitted_on_the_training_split_only(tmp_path):
@@ -38,7 +63,7 @@ def test_preprocessor_is_fitted_on_the_training_split_only(tmp_path):
     medians = preprocessor.named_steps["columns"].named_transformers_["numeric"].statistics_
     assert medians[1] == pytest.approx(train["x2"].median())
     assert medians[1] != pytest.approx(frame["x2"].median())  # would be equal if fitted on all rows
-    assert (outcome.train_rows, outcome.test_rows) == (len(train), len(test)) == (320, 80)
+    assert (outcome.train_rows, outcome.test_rows) == (len(train), len(test)) and len(train) + len(test) == 400
     assert set(train.columns) == set(frame.columns)  # raw rows: the deployed pipeline starts from these
 
 
@@ -49,7 +74,11 @@ def test_metadata_describes_inputs_outputs_and_categories(tmp_path):
     assert roles == {"x1": "numeric", "x2": "numeric", "colour": "categorical", "flag": "categorical"}
     assert metadata["categories"]["colour"] == ["blue", "green", "red"]
     assert "categorical__colour_red" in metadata["engineered_features"]
-    assert metadata["classes"] == [0, 1] and metadata["rows"] == {"train": 240, "test": 60}
+    assert metadata["classes"] == [0, 1] and sum(metadata["rows"].values()) == 300
+    assert metadata["split"] == {"method": "content-hash-v1", "test_size": 0.2, "key": "",
+                                 "columns": ["colour", "flag", "x1", "x2"]}
+    assert set(metadata["single_feature_scores"]) == {"x1", "x2", "colour", "flag"}
+    assert all(0 <= score <= 1 for score in metadata["single_feature_scores"].values())
 
 
 def test_unseen_categories_and_missing_values_are_tolerated(tmp_path):

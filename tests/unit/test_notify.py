@@ -80,3 +80,40 @@ def test_bad_urls_are_refused_at_the_edge_and_tolerated_inside_the_run(url):
     with pytest.raises(ConfigError, match="notify_webhook_url.*not an http\\(s\\) URL"):
         check_webhook_url(url)
     assert notify_outcome(url, BLOCKED).startswith("failed: parameter notify_webhook_url")
+
+
+def test_a_server_that_trickles_headers_hits_the_total_deadline(monkeypatch):
+    """urllib's timeout is per read: a header line every half second would never trip it."""
+    import time
+
+    from tests.webhook_receiver import TRICKLE
+
+    monkeypatch.setattr(notify, "TIMEOUT_SECONDS", 5.0)
+    monkeypatch.setattr(notify, "TOTAL_DEADLINE_SECONDS", 2.0)
+    with WebhookReceiver(statuses=[TRICKLE]) as receiver:
+        started = time.monotonic()
+        status = notify_outcome(receiver.hook_url, BLOCKED)
+        elapsed = time.monotonic() - started
+    assert status.startswith("failed: timed out: no complete answer within the 2 s deadline"), status
+    assert elapsed < 4 and len(receiver.posts) == 1
+
+
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed_nor_recorded_as_sent(code):
+    with WebhookReceiver(statuses=[code]) as receiver:
+        assert notify_outcome(receiver.hook_url, BLOCKED) == f"failed: HTTP {code} (redirects are not followed)"
+    assert [post["path"] for post in receiver.posts] == ["/services/T000/B000/secret-token"]
+
+
+def test_text_from_the_data_cannot_add_slack_links_or_mentions():
+    hostile = {**BLOCKED, "reasons": ["critical rule x on column '<!channel>' failed: observed ['<http://evil|APPROVE DEPLOY>', "
+                                      "'a & b']"], "kfp_run_id": "<!here>"}
+    with WebhookReceiver() as receiver:
+        assert notify_outcome(receiver.hook_url, hostile, {"summary": "https://kfp.example/run|<x>"}) == "sent"
+    text = receiver.posts[0]["json"]["text"]
+    assert "<!channel>" not in text and "<!here>" not in text and "<http://evil" not in text
+    assert "&lt;!channel&gt;" in text and "&lt;http://evil|APPROVE DEPLOY&gt;" in text and "a &amp; b" in text
+    assert "kfp.example" not in text  # a link whose URL would break out of <url|name> is left out
+    import re
+
+    assert re.findall(r"<[^>]*>", text) == []  # no Slack control sequence survives

@@ -6,6 +6,7 @@ from sklearn.dummy import DummyClassifier
 
 from gated_training.errors import RegistryError
 from gated_training.registry import MANIFEST, MODEL_FILE, ChampionChangedError, ModelRegistry
+from tests.registry_helpers import resign
 
 
 def model_bytes(tmp_path, constant=1) -> bytes:
@@ -48,6 +49,9 @@ def test_replaced_manifest_is_refused(tmp_path, registry):
     version, manifest_sha = registry.publish({MODEL_FILE: model_bytes(tmp_path)}, {})
     manifest_path = tmp_path / "registry" / "credit" / "versions" / version / MANIFEST
     manifest_path.write_text(manifest_path.read_text().replace('"format"', '"format" ', 1))
+    with pytest.raises(RegistryError, match="signature does not match the manifest: the version was altered or forged"):
+        registry.load_verified(version, manifest_sha)
+    resign(manifest_path)  # even re-signed by a key holder, it is not the manifest the pointer names
     with pytest.raises(RegistryError, match="does not match the champion pointer"):
         registry.load_verified(version, manifest_sha)
 

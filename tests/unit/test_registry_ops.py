@@ -16,6 +16,7 @@ from gated_training.registry import ModelRegistry, check_version
 from gated_training.registry_ops import cleanup, history, move_champion, rollback, sync_mlflow
 from tests.conftest import synthetic_frame
 from tests.unit.helpers import train_candidate
+from tests.registry_helpers import resign
 
 LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)
 
@@ -53,7 +54,8 @@ def registry(three_deploys, tmp_path):
 
 def test_history_lists_versions_newest_first_with_the_champion_marked(registry):
     registry, (v1, v2, v3), _ = registry
-    rows = history(registry)
+    rows, problems = history(registry)
+    assert problems == []
     assert [row.version for row in rows] == [v3, v2, v1]
     assert [row.champion for row in rows] == [True, False, False]
     assert rows[0].gate == "deploy" and rows[0].metrics["accuracy"] > 0.5 and rows[0].data_sha256 == "3" * 64
@@ -125,7 +127,8 @@ def test_a_tampered_version_is_refused_by_rollback_and_the_champion_stays(regist
 
 def test_a_replaced_manifest_is_refused(registry):
     registry, (v1, v2, v3), _ = registry
-    Path(registry.version_uri(v2, "manifest.json")).write_bytes(Path(registry.version_uri(v1, "manifest.json")).read_bytes())
+    for name in ("manifest.json", "manifest.sig"):  # a signed manifest copied whole from another version
+        Path(registry.version_uri(v2, name)).write_bytes(Path(registry.version_uri(v1, name)).read_bytes())
     with pytest.raises(RegistryError, match="it was copied or replaced"):
         rollback(registry, v2, "r")
     assert registry.champion().version == v3
@@ -142,6 +145,7 @@ def test_smoke_rows_that_no_longer_predict_as_recorded_are_refused(registry):
 
     manifest["files"]["smoke_predictions.json"]["sha256"] = hashlib.sha256(predictions_file.read_bytes()).hexdigest()
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    resign(manifest_file)  # as only a holder of the registry key could: the prediction check remains
     with pytest.raises(RegistryError, match="smoke test failed"):
         rollback(registry, v1, "r")
     assert registry.champion().version == v3
@@ -169,7 +173,7 @@ def test_cleanup_finds_incomplete_versions_and_deletes_only_old_ones(registry):
     results = dict(cleanup(registry, delete=True, older_than=timedelta(hours=1)))
     assert results[crashed] == "deleted (1 files)" and "kept" in results[fresh]
     assert not os.path.exists(registry.version_uri(crashed))
-    assert [row.version for row in history(registry) if row.complete] == list(reversed(versions))
+    assert [row.version for row in history(registry)[0] if row.complete] == list(reversed(versions))
     with pytest.raises(RegistryError, match="is complete"):
         registry.delete_incomplete(versions[0])
 
@@ -188,3 +192,36 @@ def test_cli_history_rollback_promote(registry, capsys):
     assert main(["promote", "../../x", "--reason", "r", *common]) == 1
     assert "is not a model version name" in capsys.readouterr().err
     assert registry.champion().version == v2
+
+
+def test_cli_refuses_dotdot_before_resolving_and_a_file_as_registry(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    assert main(["history", "--registry", str(tmp_path / "a" / ".." / "a"), "--model-name", "m"]) == 2
+    assert "'..' path segments are not allowed" in capsys.readouterr().err
+    regular = tmp_path / "registry.txt"
+    regular.write_text("not a folder")
+    assert main(["history", "--registry", str(regular), "--model-name", "m"]) == 1
+    assert f"registry {regular}: is a file, not a folder" in capsys.readouterr().err
+
+
+def test_cli_history_fails_on_a_broken_pointer_and_operations_never_print_tracebacks(registry, capsys):
+    registry, (v1, v2, v3), _ = registry
+    common = ["--registry", registry.uri, "--model-name", "m"]
+    pointer = Path(registry.pointer_uri)
+    document = json.loads(pointer.read_text())
+    pointer.write_text(json.dumps({**document, "version": "20200101T000000000000Z-00000000"}))
+    assert main(["history", *common]) == 1
+    err = capsys.readouterr().err
+    assert "the champion pointer names 20200101T000000000000Z-00000000, which is not a complete, verified version" in err
+    pointer.write_text("{not json")
+    for command in (["history"], ["rollback", "--reason", "r"], ["promote", v1, "--reason", "r"],
+                    ["cleanup", "--delete"]):
+        code = main([*command, *common])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        if command[0] != "cleanup":  # cleanup reads no pointer
+            assert code == 1 and "unreadable champion pointer" in err, (command, err)
+    Path(registry.version_uri(v1, "manifest.json")).chmod(0)
+    if os.geteuid() != 0:  # root reads anything
+        assert main(["promote", v1, "--reason", "r", *common]) == 1
+        assert "Traceback" not in capsys.readouterr().err

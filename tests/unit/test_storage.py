@@ -54,3 +54,38 @@ def test_local_writes_are_atomic_and_create_only_is_enforced(tmp_path):
     assert [p.name for p in (tmp_path / "deep").iterdir()] == ["file.bin"]  # no temp files left behind
     with pytest.raises(DataError, match="is a directory"):
         storage.read_bytes(str(tmp_path))
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    storage.current_umask.cache_clear()
+    try:
+        storage.write_bytes(str(tmp_path / "a.json"), b"{}")
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        storage.current_umask.cache_clear()
+        storage.write_bytes(str(tmp_path / "b.json"), b"{}", create_only=True)
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)
+        storage.current_umask.cache_clear()
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "registry" / "m" / "champion.json"
+    with pytest.raises(RegistryError, match=rf"{target}: cannot be written \(the disk is full\): No space left"):
+        storage.write_bytes(str(target), b"x")
+    assert not target.exists() and [p.name for p in target.parent.iterdir()] == []  # no temp file left behind
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RegistryError, match="a parent of it is a file, not a folder"):
+        storage.write_bytes(str(blocker / "sub" / "x.json"), b"x")

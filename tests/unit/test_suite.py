@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from gated_training.errors import SuiteError
+from gated_training.errors import DataError, SuiteError
 from gated_training.suite import (
     build_gx_suite,
     default_suite_uri,
@@ -62,15 +62,21 @@ def test_malformed_suites_name_file_and_place(tmp_path, content, message):
 def test_gx_rejections_name_the_expectation(tmp_path):
     document = {"expectations": [
         {"type": "expect_column_to_exist", "kwargs": {"column": "a"}},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"colum": "a", "min_value": 0}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"min_value": 0}},
     ]}
     path = write_suite(document, tmp_path / "s.json")
     with pytest.raises(SuiteError, match=r"expectations\[1\] \(expect_column_values_to_be_between\) is invalid: .*column"):
         build_gx_suite(read_suite_document(path), path)
+    document["expectations"][1] = {"type": "expect_column_values_to_be_between", "kwargs": {"colum": "a"}}
+    path = write_suite(document, tmp_path / "s1.json")
+    with pytest.raises(SuiteError, match=r"expectations\[1\] \(expect_column_values_to_be_between\): argument\(s\) "
+                                         r"colum are not taken by expect_column_values_to_be_between"):
+        read_suite_document(path)
     document["expectations"][1] = {"type": "expect_nonsense", "kwargs": {}}
     path = write_suite(document, tmp_path / "s2.json")
-    with pytest.raises(SuiteError, match=r"expectations\[1\] \(expect_nonsense\) is invalid"):
-        build_gx_suite(read_suite_document(path), path)
+    with pytest.raises(SuiteError, match=r"expectations\[1\] \(expect_nonsense\): expectation type 'expect_nonsense' "
+                                         r"is not supported here"):
+        read_suite_document(path)
 
 
 def test_missing_suite_file_is_a_suite_error(tmp_path):
@@ -90,3 +96,52 @@ def test_draft_suite_from_reference_data(sample_frame):
     assert age_range["min_value"] < 19 and age_range["max_value"] > 75
     row_count = by_rule_and_column[("expect_table_row_count_to_be_between", None)]["kwargs"]
     assert row_count == {"min_value": 500, "max_value": 100000}
+
+
+def test_draft_suite_makes_the_schema_ranges_and_sets_critical_with_tolerance(sample_frame):
+    document = draft_suite(sample_frame, "risk", "german")
+    rules = {(e["type"], e["kwargs"].get("column")): e for e in document["expectations"]}
+    columns = rules[("expect_table_columns_to_match_set", None)]
+    assert columns["severity"] == "critical" and columns["kwargs"] == {"column_set": list(sample_frame.columns),
+                                                                     "exact_match": True}
+    for key in (("expect_column_values_to_be_between", "age"), ("expect_column_values_to_be_in_set", "housing")):
+        assert rules[key]["severity"] == "critical" and rules[key]["kwargs"]["mostly"] == 0.95
+    assert "excluded_features" not in document["meta"]
+
+
+def test_draft_suite_keeps_id_like_columns_out_of_the_features(sample_frame):
+    frame = sample_frame.assign(application_id=[f"A-{i:05d}" for i in range(len(sample_frame))],
+                                customer_no=range(100_000, 100_000 + len(sample_frame)),
+                                notes=[f"free text {i}" for i in range(len(sample_frame))])
+    document = draft_suite(frame, "risk", "german")
+    assert document["meta"]["excluded_features"] == ["application_id", "customer_no", "notes"]
+    assert not any(e["kwargs"].get("column") in document["meta"]["excluded_features"] for e in document["expectations"])
+    assert "application_id" in document["expectations"][1]["kwargs"]["column_set"]  # still part of the schema
+
+
+@pytest.mark.parametrize("labels", [["0", "0.0", "1", "yes"], [0, 1, "yes"], ["yes", "Yes", "no"], ["1", 1.0, "0"]])
+def test_draft_suite_refuses_one_class_spelled_two_ways(sample_frame, labels):
+    frame = sample_frame.assign(risk=[labels[i % len(labels)] for i in range(len(sample_frame))])
+    with pytest.raises(DataError, match=r"target column 'risk' mixes label spellings"):
+        draft_suite(frame, "risk", "german")
+
+
+def test_a_drafted_suite_blocks_gross_corruption_and_passes_a_fresh_sample(tmp_path, sample_frame):
+    from gated_training.validation import validate_dataset
+
+    suite = tmp_path / "s.json"
+    suite.write_text(json.dumps(draft_suite(sample_frame, "risk", "german")))
+
+    def verdict(frame):
+        data = tmp_path / "batch.csv"
+        frame.to_csv(data, index=False)
+        return validate_dataset(str(data), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
+                                str(tmp_path / "r.json"), str(tmp_path / "d.html"))
+
+    assert verdict(sample_frame.sample(frac=0.9, random_state=4)).passed
+    scaled = sample_frame.assign(credit_amount=sample_frame["credit_amount"] * 100)  # cents, not euros
+    outcome = verdict(scaled)
+    assert not outcome.passed and any("expect_column_values_to_be_between on column 'credit_amount'" in r
+                                      for r in outcome.blocking_reasons)
+    extra = sample_frame.assign(label_copy=sample_frame["risk"])
+    assert any("expect_table_columns_to_match_set" in r for r in verdict(extra).blocking_reasons)

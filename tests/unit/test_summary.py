@@ -1,4 +1,5 @@
 from gated_training.summary import build_summary, summary_markdown
+from tests.markdown_render import tables, tag_names, visible_text
 
 VALIDATION_OK = {
     "passed": True, "blocking_reasons": [], "quality_score": 1.0, "min_quality_score": 0.8, "data_sha256": "ab",
@@ -32,7 +33,9 @@ def test_blocked_by_model_lists_checks_with_values_and_thresholds():
     assert summary["champion"] == {"version": "v1", "metrics": {"accuracy": 0.8}}
     assert summary["mlflow_run_id"] == "r1"
     markdown = summary_markdown(summary)
-    assert "min_accuracy" in markdown and "Champion compared against: `v1`" in markdown
+    assert "min_accuracy" in visible_text(markdown) and "Champion compared against: `v1`" in markdown
+    assert ["model", "min_accuracy", "critical", "0.7", "0.85"] in tables(markdown)[0]
+    assert "em" not in tag_names(markdown)  # snake_case names never turn into italics
 
 
 def test_deployed_and_champion_changed():
@@ -74,7 +77,7 @@ def test_skipped_for_no_new_data():
     summary = build_summary(validation=VALIDATION_OK, drift=drift)
     assert (summary["outcome"], summary["blocked_by"], summary["skip_reason"]) == ("skipped", None, "no_new_data")
     assert summary["reasons"] == ["no_new_data: the batch is the champion's data"]
-    assert summary_markdown(summary).startswith("# Skipped: no_new_data")
+    assert visible_text(summary_markdown(summary)).strip().startswith("Skipped: no_new_data")
 
 
 def test_blocked_by_drift_lists_each_feature_as_a_check():
@@ -86,7 +89,8 @@ def test_blocked_by_drift_lists_each_feature_as_a_check():
     assert checks["drift[region]"]["passed"] is True and checks["drift[income]"]["severity"] == "critical"
     assert summary["drift"]["drifted_features"] == ["income"] and summary["drift"]["max_psi"] == 1.7
     markdown = summary_markdown(summary)
-    assert "# Blocked by the drift gate" in markdown and "| drift | drift[income] | critical | 1.7 | 0.2 |" in markdown
+    assert "# Blocked by the drift gate" in markdown
+    assert ["drift", "drift[income]", "critical", "1.7", "0.2"] in tables(markdown)[0]
 
 
 def test_warn_reports_drift_as_warnings_and_does_not_block():

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from gated_training.config import ModelSettings
+from gated_training.split import rule_for, in_test_split
 from gated_training.errors import DataError, TrackingError
 from gated_training.training import cross_validation_rows
 from tests.conftest import synthetic_frame
@@ -70,7 +71,8 @@ def test_hist_gradient_boosting_multiclass_string_labels(tmp_path):
 def test_above_cv_max_rows_cross_validation_uses_a_stratified_sample_and_records_it(tmp_path, forest):
     settings = ModelSettings(n_estimators=30, cv_folds=3, cv_max_rows=150)
     sampled = train_candidate(tmp_path, synthetic_frame(500, seed=3), settings=settings)
-    assert sampled.training.cv_rows == 150 and forest.training.cv_rows == 400  # the forest's whole training split
+    train_rows = len(pd.read_parquet(forest.path("train.parquet")))
+    assert sampled.training.cv_rows == 150 and forest.training.cv_rows == train_rows  # the forest's whole training split
     assert sampled.training.cv_accuracy_mean != forest.training.cv_accuracy_mean
     # The final model is the same: it is fitted on the whole split either way. The forest's
     # threads add up tree probabilities in any order, so ROC AUC may differ in the last bit.
@@ -87,10 +89,13 @@ def test_above_cv_max_rows_cross_validation_uses_a_stratified_sample_and_records
 
 def test_too_few_rows_of_a_class_for_the_folds_names_the_parameters(tmp_path):
     frame = synthetic_frame(300, seed=1)
-    frame.loc[frame.index[:297], "label"] = 0
-    frame.loc[frame.index[297:], "label"] = 1  # three rows of class 1: two land in the training split
-    with pytest.raises(DataError, match=r"cv_folds=3 needs at least that many training rows per class; "
-                                        r"the smallest class among the 240 cross-validation rows has 2"):
+    in_test = in_test_split(frame, rule_for(frame, "label", 0.2))  # the label is not hashed: sides stay put
+    frame["label"] = 0
+    ones = [frame.index[in_test][0], *frame.index[~in_test][:2]]
+    frame.loc[ones, "label"] = 1  # three rows of class 1: two in the training split, one in the test split
+    with pytest.raises(DataError, match=rf"cv_folds=3 needs at least that many training rows per class; "
+                                        rf"the smallest class among the {int((~in_test).sum())} cross-validation rows "
+                                        rf"has 2"):
         train_candidate(tmp_path, frame)
 
 

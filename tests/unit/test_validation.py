@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gated_training.data import sha256_hex
 from gated_training.errors import DataError, SuiteError
 from gated_training.validation import validate_dataset
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE, write_csv, write_suite
@@ -30,7 +31,8 @@ def test_sample_passes_and_writes_every_output(tmp_path):
     assert row_count["observed"] == 1000
     html = Path(docs).read_text()
     assert "Data gate: PASSED" in html
-    assert "compiled by Great Expectations" in html  # the GX Data Docs page, headed by our verdict
+    assert written["suite_sha256"] == sha256_hex(SAMPLE_SUITE.read_bytes())
+    assert html.index("Data gate: PASSED") < html.index("expect_table_row_count_to_be_between")  # verdict first
 
 
 def test_critical_failure_blocks_and_names_column_and_rule(tmp_path, sample_frame):

@@ -1,0 +1,37 @@
+"""Every step ends: past its deadline a step fails naming itself; memory exhaustion names the step."""
+
+import time
+
+import pytest
+
+from gated_training.step_records import (DEADLINE_ENV, StepDeadlineError, StepMemoryError, deadline_for, read_records,
+                                         recorded_step)
+
+
+def test_a_step_past_its_deadline_fails_and_says_which(monkeypatch, tmp_path):
+    monkeypatch.setenv(DEADLINE_ENV, "1")
+    monkeypatch.setenv("GATED_TRAINING_RECORD_DIR", str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(StepDeadlineError, match=r"step validate-data ran past its deadline of 1 s"):
+        with recorded_step("validate-data"):
+            while True:  # a read that never returns
+                time.sleep(0.05)
+    assert time.monotonic() - started < 5
+    assert read_records(tmp_path, "failure")["validate-data"]["error_type"] == "StepDeadlineError"
+    time.sleep(1.5)  # the alarm was cleared: nothing fires after the step
+
+
+def test_deadlines_default_per_step_and_refuse_nonsense(monkeypatch):
+    monkeypatch.delenv(DEADLINE_ENV, raising=False)
+    assert deadline_for("train-model") == 4 * 3600 and deadline_for("validate-data") == 3600
+    monkeypatch.setenv(DEADLINE_ENV, "soon")
+    with pytest.raises(StepDeadlineError, match="must be a whole number of seconds"):
+        deadline_for("validate-data")
+
+
+def test_running_out_of_memory_names_the_step(monkeypatch, tmp_path):
+    monkeypatch.setenv("GATED_TRAINING_RECORD_DIR", str(tmp_path))
+    with pytest.raises(StepMemoryError, match=r"step engineer-features ran out of memory"):
+        with recorded_step("engineer-features"):
+            raise MemoryError()
+    assert "ran out of memory" in read_records(tmp_path, "failure")["engineer-features"]["message"]
