@@ -12,3 +12,26 @@ def resign(manifest_path: Path) -> None:
     signature = current_signer().sign(manifest_path.read_bytes())
     assert signature is not None
     Path(manifest_path).with_name(SIGNATURE_FILE).write_bytes(signature)
+
+
+def registry_bytes(root: Path) -> dict[str, str]:
+    """Every file of a local registry tree and the SHA-256 of its bytes (links by their target):
+    equal before and after a run means the run left the registry byte-identical."""
+    import hashlib
+    import os
+
+    tree: dict[str, str] = {}
+    root = Path(root)
+    if not root.exists():
+        return tree
+    for folder, directories, files in os.walk(root):
+        for name in sorted(directories + files):
+            path = Path(folder, name)
+            relative = str(path.relative_to(root))
+            if path.is_symlink():
+                tree[relative] = f"link -> {os.readlink(path)}"
+            elif path.is_file():
+                tree[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                tree[relative] = "folder"
+    return tree

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
 from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, FAILED_AT_VALIDATION_TASKS, LocalSetup
-from tests.robustness.conftest import snapshot
+from tests.registry_helpers import registry_bytes
 
 CORPUS = REPO_ROOT / "tests" / "bad_inputs"
 MAX_SECONDS = 120  # per run, all steps
@@ -54,7 +54,8 @@ def wide_file(directory):
 @pytest.mark.parametrize(("data", "suite", "outcome", "message"), CASES,
                          ids=[str(c[1] or c[0]).split("/")[-1] for c in CASES])
 def test_bad_input_ends_blocked_or_failed_and_changes_nothing(corpus_setup, tmp_path, data, suite, outcome, message):
-    before = snapshot(str(corpus_setup.registry))
+    before = registry_bytes(corpus_setup.registry)
+    assert before  # the champion is there to be kept
     champion_before = corpus_setup.champion_version()
     data_path = wide_file(tmp_path) if data == "wide" else (CORPUS / data if isinstance(data, str) else data)
     suite_path = CORPUS / suite if suite else SAMPLE_SUITE
@@ -72,5 +73,5 @@ def test_bad_input_ends_blocked_or_failed_and_changes_nothing(corpus_setup, tmp_
     assert elapsed < MAX_SECONDS, f"{elapsed:.0f} s"
     peaks = {step: usage["peak_rss_mib"] for step, usage in summary["step_usage"].items()}
     assert peaks and max(peaks.values()) < MAX_STEP_RSS_MIB, peaks
-    assert snapshot(str(corpus_setup.registry)) == before
+    assert registry_bytes(corpus_setup.registry) == before
     assert corpus_setup.champion_version() == champion_before
