@@ -40,9 +40,11 @@ def main(argv: list[str]) -> int:
     from gated_training.drift_gate import run_drift_step
     from gated_training.evaluation import evaluate_candidate
     from gated_training.features import engineer_features
+    from gated_training.signing import ensure_local_key
     from gated_training.training import train_model
     from gated_training.validation import validate_dataset
     mark("imports")
+    ensure_local_key()  # the registry is signed, as in the pipeline
 
     typed = json.loads(Path(args.params).read_text())
     work = Path(args.workdir)
@@ -62,7 +64,7 @@ def main(argv: list[str]) -> int:
     mark("check-drift")
     engineer_features(out["dataset.parquet"], args.target, settings_from(FeatureSettings, typed),
                       settings_from(SplitSettings, typed), out["train.parquet"], out["test.parquet"],
-                      out["preprocessor.joblib"], out["features.json"])
+                      out["preprocessor.joblib"], out["features.json"], drift_report_path=out["drift.json"])
     mark("engineer-features")
     train_model(out["train.parquet"], out["test.parquet"], out["preprocessor.joblib"], out["features.json"],
                 args.target, settings_from(ModelSettings, typed), tracking, "bench", validation.data_sha256, "baseline",
@@ -70,12 +72,13 @@ def main(argv: list[str]) -> int:
     mark("train-model")
     decision = evaluate_candidate(out["model.joblib"], out["test.parquet"], out["training.json"], args.target,
                                   settings_from(GateThresholds, typed), registry, "bench", out["decision.json"],
-                                  out["gate.md"], out["drift.json"])
+                                  out["gate.md"], out["drift.json"], feature_metadata_path=out["features.json"])
     mark("evaluate-model")
     if decision.decision == "deploy":
         deploy_model(out["model.joblib"], out["test.parquet"], out["features.json"], out["training.json"],
                      out["decision.json"], args.target, registry, "bench", validation.data_sha256, "baseline",
-                     out["deployment.json"], "baseline", out["train.parquet"])
+                     out["deployment.json"], "baseline", out["train.parquet"],
+                     validation_report_path=out["validation.json"])
     mark("deploy-model")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({

@@ -14,6 +14,13 @@ from gated_training.errors import TrackingError
 
 DEFAULT_TRACKING_URI = "sqlite:///.gated-training/mlflow.db"
 SQLITE_PREFIX = "sqlite:///"
+# Every network wait has a budget. MLflow's own defaults (120 s per request, 7 retries with
+# exponential backoff) can hold a step about 20 minutes on a dead server; these bound a request
+# to about 5 minutes (5 x 60 s plus 30 s of backoff). Set the variables to override.
+HTTP_BUDGET_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+                        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2"}
+for _name, _value in HTTP_BUDGET_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
 
 
 def resolve_tracking_uri(parameter: str) -> str:
