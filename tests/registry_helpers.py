@@ -35,3 +35,13 @@ def registry_bytes(root: Path) -> dict[str, str]:
             else:
                 tree[relative] = "folder"
     return tree
+
+
+def model_bytes(folder: Path, constant: int = 1) -> bytes:
+    """A small fitted classifier's joblib bytes (a DummyClassifier that always predicts ``constant``)."""
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
+    path = Path(folder) / f"m{constant}.joblib"
+    joblib.dump(DummyClassifier(strategy="constant", constant=constant).fit([[0], [1]], [0, 1]), path)
+    return path.read_bytes()

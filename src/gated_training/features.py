@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,19 @@ from gated_training.leakage import single_feature_scores
 from gated_training.split import SplitRule, rule_for, in_test_split
 
 
+MAX_LISTED_CATEGORIES = 200  # feature_metadata.json lists a capped column's levels only this far
+
+
 @dataclass(frozen=True)
 class ColumnRoles:
     numeric: list[str]
     categorical: list[str]
+    capped: list[str] = field(default_factory=list)  # categorical columns with more levels than max_categories
+    flags: list[str] = field(default_factory=list)  # boolean columns: never missing, encoded without an imputer
+
+    @property
+    def uncapped(self) -> list[str]:
+        return [column for column in self.categorical if column not in self.capped and column not in self.flags]
 
 
 @dataclass(frozen=True)
@@ -44,40 +53,49 @@ class FeatureOutcome:
     classes: list[Any]
 
 
-def infer_column_roles(features: pd.DataFrame) -> ColumnRoles:
-    """Numbers are numeric; strings, categories and booleans are categorical."""
-    numeric, categorical = [], []
+def infer_column_roles(features: pd.DataFrame, max_categories: int = 0) -> ColumnRoles:
+    """Numbers are numeric; strings, categories and booleans are categorical. A categorical column
+    with more than ``max_categories`` distinct values (a key, free text) is capped."""
+    numeric, categorical, capped, flags = [], [], [], []
     for column in features.columns:
         if is_numeric_feature(features[column]):
             numeric.append(str(column))
-        else:
-            categorical.append(str(column))
-    return ColumnRoles(numeric=numeric, categorical=categorical)
+            continue
+        categorical.append(str(column))
+        if pd.api.types.is_bool_dtype(features[column]):  # SimpleImputer refuses bool arrays; they hold no nulls
+            flags.append(str(column))
+        elif max_categories and features[column].nunique() > max_categories:
+            capped.append(str(column))
+    return ColumnRoles(numeric=numeric, categorical=categorical, capped=capped, flags=flags)
 
 
 def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipeline:
     """Impute (median / most frequent), encode (unseen categories tolerated), optionally expand and select.
 
-    Each categorical column encodes at most ``max_categories`` levels (the rest, and levels seen
-    in fewer than ``min_frequency`` training rows, share one "infrequent" level), so a key or
-    free-text column costs ``max_categories`` columns, not one per row.
+    A categorical column with more than ``max_categories`` levels (``roles.capped``: a key, free
+    text) keeps at most that many, the rest, and levels seen in fewer than ``min_category_frequency``
+    training rows, pooled into one "infrequent" level: it costs at most ``max_categories`` columns,
+    not one per row. Other categorical columns encode every level (the cap's bookkeeping costs
+    seconds per fit at a million rows, so it is paid only where it bounds memory).
     """
-    caps = {"max_categories": settings.max_categories or None, "min_frequency": settings.min_category_frequency or None}
-    if settings.categorical_encoding == "onehot":
-        encoder: Any = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False, **caps)
-    else:
-        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, **caps)
-    columns = ColumnTransformer(
-        [
-            ("numeric", SimpleImputer(strategy="median"), roles.numeric),
-            (
-                "categorical",
-                Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]),
-                roles.categorical,
-            ),
-        ],
-        verbose_feature_names_out=True,
-    )
+    def encoder(capped: bool) -> Any:
+        caps = ({"max_categories": settings.max_categories or None,
+                 "min_frequency": settings.min_category_frequency or None} if capped else {})
+        if settings.categorical_encoding == "onehot":
+            return OneHotEncoder(handle_unknown="infrequent_if_exist" if capped else "ignore", sparse_output=False,
+                                 **caps)
+        return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, **caps)
+
+    def categorical(capped: bool) -> Pipeline:
+        return Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder(capped))])
+
+    groups: list[tuple[str, Any, list[str]]] = [
+        ("numeric", SimpleImputer(strategy="median"), roles.numeric),
+        ("categorical", categorical(False), roles.uncapped),
+        ("flags", encoder(False), roles.flags),
+        ("capped", categorical(True), roles.capped),
+    ]
+    columns = ColumnTransformer([group for group in groups if group[2]], verbose_feature_names_out=True)
     steps: list[tuple[str, Any]] = [("columns", columns)]
     if settings.interaction_features or settings.polynomial_degree > 1:
         steps.append((
@@ -119,13 +137,16 @@ def split_dataset(frame: pd.DataFrame, target: str, split: SplitSettings) -> tup
 def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: pd.DataFrame) -> dict[str, Any]:
     columns: ColumnTransformer = preprocessor.named_steps["columns"]
     categories: dict[str, list[Any]] = {}
-    if roles.categorical:
-        encoder = columns.named_transformers_["categorical"].named_steps["encode"]
-        categories = {col: json_safe(list(cats)) for col, cats in zip(roles.categorical, encoder.categories_)}
+    for group, names in (("categorical", roles.uncapped), ("flags", roles.flags), ("capped", roles.capped)):
+        if names:
+            fitted = columns.named_transformers_[group]
+            encoder = fitted.named_steps["encode"] if isinstance(fitted, Pipeline) else fitted
+            categories.update({col: json_safe(list(cats)[:MAX_LISTED_CATEGORIES])
+                               for col, cats in zip(names, encoder.categories_)})
     medians = dict(zip(roles.numeric, json_safe(list(columns.named_transformers_["numeric"].statistics_)))) if roles.numeric else {}
     return {
-        "inputs": [{"name": c, "dtype": str(features[c].dtype), "role": "numeric" if c in roles.numeric else "categorical"}
-                   for c in features.columns],
+        "inputs": [{"name": c, "dtype": str(features[c].dtype), "role": "numeric" if c in roles.numeric else "categorical",
+                    **({"capped": True} if c in roles.capped else {})} for c in features.columns],
         "engineered_features": [str(n) for n in preprocessor.get_feature_names_out()],
         "categories": categories,
         "numeric_medians": medians,
@@ -174,7 +195,7 @@ def engineer_features(
     train, test, rule = split_dataset(frame, target, split_settings)
     del frame  # the splits are copies; the whole batch would stay resident through the fit
     x_train, y_train = split_features_target(train, target)
-    roles = infer_column_roles(x_train)
+    roles = infer_column_roles(x_train, feature_settings.max_categories)
     preprocessor = build_preprocessor(roles, feature_settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*greater than n_features.*")  # reported below instead

@@ -54,10 +54,14 @@ def _output_widths(transformer: Any) -> list[tuple[str, int]] | None:
     """(input column, number of output columns) in output order, for the transformers that
     ``features.build_preprocessor`` uses."""
     steps = transformer.steps if isinstance(transformer, Pipeline) else [("only", transformer)]
+    if len(steps) == 1 and isinstance(steps[0][1], (OneHotEncoder, OrdinalEncoder)):  # booleans: no imputer
+        steps = [("none", None), *steps]
     imputer, encoder = steps[0][1], steps[-1][1] if len(steps) > 1 else None
-    if not isinstance(imputer, SimpleImputer) or len(steps) > 2:
+    if len(steps) > 2 or not (imputer is None or isinstance(imputer, SimpleImputer)):
         return None
-    kept = [str(name) for name in imputer.get_feature_names_out()]  # all-missing columns are dropped
+    # An imputer drops all-missing columns; a bare encoder keeps every input.
+    kept = [str(name) for name in (imputer or encoder).feature_names_in_] if imputer is None else \
+        [str(name) for name in imputer.get_feature_names_out()]
     if encoder is None or isinstance(encoder, OrdinalEncoder):
         return [(name, 1) for name in kept]
     if isinstance(encoder, OneHotEncoder) and encoder.drop is None:

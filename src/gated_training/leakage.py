@@ -24,7 +24,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from gated_training.data import is_numeric_feature, label_key
 
-SAMPLE_ROWS = 100_000
+SAMPLE_ROWS = 20_000
 MIN_CATEGORY_ROWS = 5
 
 

@@ -196,13 +196,14 @@ def render_data_gate_html(outcome: "ValidationOutcome") -> str:
     )
 
 
-def excluded_columns(suite_document: dict[str, Any], frame: pd.DataFrame, target: str) -> list[str]:
+def excluded_columns(suite_document: dict[str, Any], suite_uri: str, frame: pd.DataFrame, target: str) -> list[str]:
     """Columns the suite keeps out of the features (``meta.excluded_features``: IDs, free text)."""
-    listed = (suite_document.get("meta") or {}).get("excluded_features") or []
+    meta = suite_document.get("meta") or {}
+    listed = (meta.get("excluded_features") if isinstance(meta, dict) else None) or []
     if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
-        raise SuiteError("the suite's meta.excluded_features must be a list of column names")
+        raise SuiteError(f"{suite_uri}: meta.excluded_features must be a list of column names")
     if target in listed:
-        raise SuiteError(f"the suite's meta.excluded_features lists the target column {target!r}")
+        raise SuiteError(f"{suite_uri}: meta.excluded_features lists the target column {target!r}")
     return [name for name in listed if name in frame.columns]
 
 
@@ -248,7 +249,7 @@ def validate_dataset(
     else:
         if pinned:
             checks.append(suite_pin_check(suite_digest, pinned))
-        excluded = excluded_columns(suite_document, frame, target)
+        excluded = excluded_columns(suite_document, resolved_suite, frame, target)
         _, suite_checks = run_suite(frame, suite_document, resolved_suite)
         checks.extend(suite_checks)
 

@@ -69,6 +69,14 @@ class LocalSetup:
         return RunResult(exit_code, json.loads((workdir / "summary.json").read_text()))
 
 
+def with_champion(root: Path) -> LocalSetup:
+    """A local setup whose registry holds a champion trained on the sample (asserted deployed)."""
+    setup = LocalSetup(root)
+    first = setup.run(name="champion")
+    assert first.summary["outcome"] == "deployed" and first.tasks == DEPLOYED_TASKS, first.summary["reasons"]
+    return setup
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> LocalSetup:
     return LocalSetup(tmp_path_factory.mktemp("local"))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, FAILED_AT_VALIDATION_TASKS, LocalSetup
+from tests.integration.conftest import DATA_BLOCKED_TASKS, FAILED_AT_VALIDATION_TASKS, with_champion
 from tests.registry_helpers import registry_bytes
 
 CORPUS = REPO_ROOT / "tests" / "bad_inputs"
@@ -36,10 +36,7 @@ CASES = [  # data, suite (None: the sample's), outcome, text the reasons must co
 
 @pytest.fixture(scope="module")
 def corpus_setup(tmp_path_factory):
-    setup = LocalSetup(tmp_path_factory.mktemp("corpus"))
-    first = setup.run(name="champion")
-    assert first.summary["outcome"] == "deployed" and first.tasks == DEPLOYED_TASKS, first.summary["reasons"]
-    return setup
+    return with_champion(tmp_path_factory.mktemp("corpus"))
 
 
 def wide_file(directory):

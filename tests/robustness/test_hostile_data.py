@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import (DATA_BLOCKED_TASKS, DEPLOYED_TASKS, DRIFT_STOPPED_TASKS,
-                                        FAILED_AT_VALIDATION_TASKS, MODEL_BLOCKED_TASKS, LocalSetup)
+from tests.integration.conftest import (DATA_BLOCKED_TASKS, DRIFT_STOPPED_TASKS, FAILED_AT_VALIDATION_TASKS,
+                                        MODEL_BLOCKED_TASKS, LocalSetup, with_champion)
 from tests.registry_helpers import registry_bytes
 
 pytestmark = pytest.mark.integration
@@ -30,10 +30,7 @@ MAX_SECONDS = 120
 
 @pytest.fixture(scope="module")
 def champion_setup(tmp_path_factory):
-    setup = LocalSetup(tmp_path_factory.mktemp("hostile"))
-    first = setup.run(name="champion")
-    assert first.summary["outcome"] == "deployed" and first.tasks == DEPLOYED_TASKS, first.summary["reasons"]
-    return setup
+    return with_champion(tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.fixture(scope="module")

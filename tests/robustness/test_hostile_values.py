@@ -118,26 +118,22 @@ def test_hostile_values_flow_through_every_path(hostile_runs):
     assert len(posts) == 2  # the two blocked runs
 
 
-def test_no_html_artifact_carries_markup_from_the_data(hostile_runs):
+@pytest.mark.parametrize(("kind", "check", "counts"), [
+    ("html", assert_html_carries_no_markup_from_the_data, {"data_docs": 3, "drift_html": 2}),
+    ("markdown", assert_markdown_carries_no_markup_from_the_data, {"gate_report": 2, "summary": 3}),
+])
+def test_no_artifact_carries_markup_from_the_data(hostile_runs, kind, check, counts):
     root, _, _ = hostile_runs
     found = artifacts(root)
-    assert len(found["data_docs"]) == 3 and len(found["drift_html"]) == 2
-    for name in HTML_FILES:
+    assert {name: len(found.get(name, [])) for name in counts} == counts
+    for name in counts:
         for path in found[name]:
-            assert_html_carries_no_markup_from_the_data(path)
-    docs = next(p for p in found["data_docs"] if "data-blocked" in str(p)).read_text()
-    assert "&lt;script&gt;alert(&#x27;cell&#x27;)&lt;/script&gt;" in docs  # shown, as text
-
-
-def test_no_markdown_artifact_carries_markup_from_the_data(hostile_runs):
-    root, _, _ = hostile_runs
-    found = artifacts(root)
-    assert len(found["gate_report"]) == 2 and len(found["summary"]) == 3
-    for name in MARKDOWN_FILES:
-        for path in found[name]:
-            assert_markdown_carries_no_markup_from_the_data(path)
-    blocked_summary = next(p for p in found["summary"] if "data-blocked" in str(p))
-    assert "<script>alert('cell')</script>" in "".join(elements(blocked_summary.read_text()).text)
+            check(path)
+    blocked = next(p for p in found["data_docs" if kind == "html" else "summary"] if "data-blocked" in str(p))
+    if kind == "html":
+        assert "&lt;script&gt;alert(&#x27;cell&#x27;)&lt;/script&gt;" in blocked.read_text()  # shown, as text
+    else:
+        assert "<script>alert('cell')</script>" in "".join(elements(blocked.read_text()).text)
 
 
 def test_the_webhook_body_carries_no_slack_markup_from_the_data(hostile_runs):

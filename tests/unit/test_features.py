@@ -127,3 +127,16 @@ def test_a_class_with_one_row_cannot_be_stratified(tmp_path):
 def test_booleans_and_text_are_categorical():
     roles = infer_column_roles(synthetic_frame(50).drop(columns="label"))
     assert roles.numeric == ["x1", "x2"] and roles.categorical == ["colour", "flag"]
+
+
+def test_boolean_only_and_high_cardinality_columns_are_encoded(tmp_path):
+    """Booleans never reach an imputer (it refuses them); a key column is capped, the others are not."""
+    frame = synthetic_frame(400).drop(columns=["colour"])  # numbers and one boolean flag
+    frame["account"] = [f"A{i:04d}" for i in range(len(frame))]
+    _, outs = run_step(tmp_path, frame, settings=FeatureSettings(max_categories=10))
+    metadata = json.loads(open(outs["meta.json"]).read())
+    capped = {item["name"] for item in metadata["inputs"] if item.get("capped")}
+    assert capped == {"account"}
+    names = metadata["engineered_features"]
+    assert [n for n in names if n.startswith("capped__account")] == ["capped__account_infrequent_sklearn"]
+    assert {"flags__flag_False", "flags__flag_True"} <= set(names)

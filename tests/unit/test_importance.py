@@ -46,18 +46,19 @@ def test_blocks_follow_the_one_hot_width_of_each_categorical_column():
     frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0], "colour": ["red", "blue", "red", "green"],
                           "flag": [True, False, True, True], synthetic.TARGET: [0, 1, 0, 1]})
     x = frame.drop(columns=synthetic.TARGET)
-    every_level = FeatureSettings(min_category_frequency=0)
-    preprocessor = features.build_preprocessor(features.infer_column_roles(x), every_level).fit(x)
+    roles = features.infer_column_roles(x)
+    preprocessor = features.build_preprocessor(roles, FeatureSettings()).fit(x)
     blocks = importance.input_column_blocks(preprocessor, ["x", "colour", "flag"])
     assert [block.tolist() for block in blocks] == [[0], [1, 2, 3], [4, 5]]
-    # By default levels rarer than 5 rows pool into one "infrequent" column: here every level of both.
-    pooled = features.build_preprocessor(features.infer_column_roles(x), FeatureSettings()).fit(x)
+    # colour has more levels than max_categories=2: capped, every level rarer than 5 rows pooled into one column.
+    capped_roles = features.infer_column_roles(x, max_categories=2)
+    assert capped_roles.capped == ["colour"]
+    pooled = features.build_preprocessor(capped_roles, FeatureSettings(max_categories=2)).fit(x)
     assert [block.tolist() for block in importance.input_column_blocks(pooled, ["x", "colour", "flag"])] == [
-        [0], [1], [2]]
-    capped = features.build_preprocessor(features.infer_column_roles(x),
-                                         FeatureSettings(max_categories=2, min_category_frequency=0)).fit(x)
+        [0], [3], [1, 2]]  # output order: numeric, uncapped (flag), capped (colour)
+    capped = features.build_preprocessor(capped_roles, FeatureSettings(max_categories=2, min_category_frequency=0)).fit(x)
     assert [block.tolist() for block in importance.input_column_blocks(capped, ["x", "colour", "flag"])] == [
-        [0], [1, 2], [3, 4]]  # red, then blue and green pooled; flag's two levels fit the cap
+        [0], [3, 4], [1, 2]]  # red, then blue and green pooled
 
 
 @pytest.mark.parametrize("settings", [FeatureSettings(interaction_features=True), FeatureSettings(select_k_best=5)])

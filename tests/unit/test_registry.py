@@ -1,18 +1,10 @@
 import json
 
-import joblib
 import pytest
-from sklearn.dummy import DummyClassifier
 
 from gated_training.errors import RegistryError
 from gated_training.registry import MANIFEST, MODEL_FILE, ChampionChangedError, ModelRegistry
-from tests.registry_helpers import resign
-
-
-def model_bytes(tmp_path, constant=1) -> bytes:
-    path = tmp_path / f"m{constant}.joblib"
-    joblib.dump(DummyClassifier(strategy="constant", constant=constant).fit([[0], [1]], [0, 1]), path)
-    return path.read_bytes()
+from tests.registry_helpers import model_bytes, resign
 
 
 @pytest.fixture

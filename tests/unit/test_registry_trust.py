@@ -9,14 +9,13 @@ from pathlib import Path
 
 import joblib
 import pytest
-from sklearn.dummy import DummyClassifier
 
 from gated_training.deploy import smoke_files, smoke_test
 from gated_training.errors import RegistryError
 from gated_training.registry import MANIFEST, MODEL_FILE, ModelRegistry
 from gated_training.registry_ops import cleanup, history, move_champion, rollback
 from gated_training.signing import KEY_ENV, SIGNATURE_FILE, UNSIGNED_ENV
-from tests.registry_helpers import resign
+from tests.registry_helpers import model_bytes, resign
 
 
 class Payload:
@@ -27,12 +26,6 @@ class Payload:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
-
-
-def model_bytes(tmp_path, constant=1) -> bytes:
-    path = tmp_path / f"m{constant}.joblib"
-    joblib.dump(DummyClassifier(strategy="constant", constant=constant).fit([[0], [1]], [0, 1]), path)
-    return path.read_bytes()
 
 
 @pytest.fixture

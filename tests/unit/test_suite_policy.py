@@ -117,3 +117,30 @@ def test_a_pinned_suite_with_another_digest_blocks_without_running(tmp_path):
     with pytest.raises(ConfigError, match="parameter suite_sha256='abc': must be empty or a SHA-256"):
         validate_dataset(str(SAMPLE_DATA), str(edited), "risk", 0.8, str(tmp_path / "d.parquet"),
                          str(tmp_path / "r.json"), str(tmp_path / "docs.html"), pinned_suite_sha256="abc")
+
+
+@pytest.mark.parametrize(("excluded", "message"), [
+    ("customer_id", "meta.excluded_features must be a list of column names"),
+    (["risk"], "meta.excluded_features lists the target column 'risk'"),
+])
+def test_excluded_features_are_checked_and_name_the_suite(tmp_path, excluded, message):
+    document = json.loads(SAMPLE_SUITE.read_text())
+    document["meta"] = {"excluded_features": excluded}
+    suite = tmp_path / "s.json"
+    suite.write_text(json.dumps(document))
+    with pytest.raises(SuiteError, match=f"{suite}: " + __import__("re").escape(message)):
+        validate_dataset(str(SAMPLE_DATA), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
+                         str(tmp_path / "r.json"), str(tmp_path / "docs.html"))
+
+
+def test_excluded_features_never_reach_later_steps(tmp_path):
+    import pandas as pd
+
+    document = json.loads(SAMPLE_SUITE.read_text())
+    document["meta"] = {"excluded_features": ["job", "not_a_column"]}
+    suite = tmp_path / "s.json"
+    suite.write_text(json.dumps(document))
+    outcome = validate_dataset(str(SAMPLE_DATA), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
+                               str(tmp_path / "r.json"), str(tmp_path / "docs.html"))
+    assert outcome.passed and outcome.excluded_columns == ["job"]
+    assert "job" not in pd.read_parquet(tmp_path / "d.parquet").columns
