@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-STEP_ORDER = ["validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model", "deploy-model"]
+from gated_training.step_table import MAIN_LINE
+
+STEP_ORDER = list(MAIN_LINE)  # the step table's training line
 TARGETS = "overhead ≤ 1.3 at 100k and ≤ 1.1 at 1M; start-up ≤ 1.5 s per step; 1M rows ≤ 5 min; peak RSS ≤ 4× frame; validation at 1M ≤ 30 s"
 
 

@@ -18,6 +18,7 @@ def validate_data(
     validation_metrics: Output[Metrics],
 ) -> str:
     """Data gate: validate the batch with its GX suite. Returns "passed" or "blocked"."""
+    from gated_training.decisions import DataGate
     from gated_training.step_records import recorded_step
     from gated_training.validation import validate_dataset
 
@@ -32,4 +33,4 @@ def validate_data(
     validation_metrics.log_metric("rows", outcome.row_count)
     validation_metrics.log_metric("critical_failures", len(outcome.blocking_reasons))
     validation_metrics.log_metric("warnings", len(outcome.warnings))
-    return "passed" if outcome.passed else "blocked"
+    return DataGate.PASSED if outcome.passed else DataGate.BLOCKED

@@ -37,6 +37,7 @@ from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
 from gated_training.notify import WEBHOOK_ENV
 from gated_training.signing import KEY_ENV as REGISTRY_KEY_ENV
+from gated_training.step_table import STEP, STEPS, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -57,25 +58,20 @@ class ClusterConfigError(ValueError):
     """A compile-time option is invalid; the message names the variable or file and the rule."""
 
 
-@dataclass(frozen=True)
-class StepResources:
-    cpu_request: str
-    cpu_limit: str
-    memory_request: str
-    memory_limit: str
-
-    def validated(self, where: str) -> "StepResources":
-        for name in ("cpu_request", "cpu_limit"):
-            if not CPU_QUANTITY.match(str(getattr(self, name))):
-                raise ClusterConfigError(f"{where}: {name}={getattr(self, name)!r} is not a CPU quantity like 500m or 2")
-        for name in ("memory_request", "memory_limit"):
-            if not MEMORY_QUANTITY.match(str(getattr(self, name))):
-                raise ClusterConfigError(f"{where}: {name}={getattr(self, name)!r} is not a memory quantity like 512Mi or 4Gi")
-        if _cpu(self.cpu_request) > _cpu(self.cpu_limit):
-            raise ClusterConfigError(f"{where}: cpu_request {self.cpu_request} exceeds cpu_limit {self.cpu_limit}")
-        if _bytes(self.memory_request) > _bytes(self.memory_limit):
-            raise ClusterConfigError(f"{where}: memory_request {self.memory_request} exceeds memory_limit {self.memory_limit}")
-        return self
+def validated(resources: StepResources, where: str) -> StepResources:
+    """``resources`` if every quantity is a Kubernetes quantity and no request exceeds its limit."""
+    for name in ("cpu_request", "cpu_limit"):
+        if not CPU_QUANTITY.match(str(getattr(resources, name))):
+            raise ClusterConfigError(f"{where}: {name}={getattr(resources, name)!r} is not a CPU quantity like 500m or 2")
+    for name in ("memory_request", "memory_limit"):
+        if not MEMORY_QUANTITY.match(str(getattr(resources, name))):
+            raise ClusterConfigError(f"{where}: {name}={getattr(resources, name)!r} is not a memory quantity like 512Mi or 4Gi")
+    if _cpu(resources.cpu_request) > _cpu(resources.cpu_limit):
+        raise ClusterConfigError(f"{where}: cpu_request {resources.cpu_request} exceeds cpu_limit {resources.cpu_limit}")
+    if _bytes(resources.memory_request) > _bytes(resources.memory_limit):
+        raise ClusterConfigError(f"{where}: memory_request {resources.memory_request} exceeds memory_limit "
+                                 f"{resources.memory_limit}")
+    return resources
 
 
 def _cpu(quantity: str) -> float:
@@ -87,23 +83,8 @@ def _bytes(quantity: str) -> float:
     return float(number) * MEMORY_UNITS[unit]
 
 
-# Requests cover the peak RSS measured at 100k rows with headroom; limits leave room for ~1M rows.
-# Measured with `gated-training run` (step usage lines), sample data resampled to 100k rows × 10 columns:
-#   validate-data 376 MiB, engineer-features 332 MiB, train-model 472 MiB (17.5 s, 2 cores busy),
-#   evaluate-model 255 MiB, deploy-model 331 MiB, report-* 19 MiB.
-# Tune from the "[gated-training] <step>: wall …, CPU …, peak RSS …" line each step logs.
-DEFAULT_RESOURCES: dict[str, StepResources] = {
-    "validate-data": StepResources("1", "2", "1Gi", "4Gi"),
-    "check-drift": StepResources("500m", "2", "1Gi", "4Gi"),
-    "engineer-features": StepResources("500m", "2", "1Gi", "4Gi"),
-    "train-model": StepResources("2", "4", "2Gi", "8Gi"),  # n_jobs=-1 uses the cgroup's CPU quota
-    "evaluate-model": StepResources("500m", "2", "1Gi", "4Gi"),
-    "deploy-model": StepResources("500m", "2", "1Gi", "4Gi"),
-    "report-model-blocked": StepResources("100m", "500m", "128Mi", "256Mi"),
-    "report-data-blocked": StepResources("100m", "500m", "128Mi", "256Mi"),
-    "report-drift-gate": StepResources("100m", "500m", "128Mi", "256Mi"),
-    "notify-failure": StepResources("100m", "500m", "128Mi", "256Mi"),
-}
+# Requests and limits per step come from the step table (gated_training.step_table); RESOURCES_FILE overrides them.
+DEFAULT_RESOURCES: dict[str, StepResources] = {step.id: step.resources for step in STEPS}
 
 
 @dataclass(frozen=True)
@@ -165,27 +146,19 @@ def load_resources_file(path: Path) -> dict[str, StepResources]:
         if not isinstance(values, dict) or set(values) - allowed:
             raise ClusterConfigError(f"RESOURCES_FILE {path}: {step}: expected only {', '.join(sorted(allowed))}")
         merged = replace(DEFAULT_RESOURCES[step], **{k: str(v) for k, v in values.items()})
-        overrides[step] = merged.validated(f"RESOURCES_FILE {path}: {step}")
+        overrides[step] = validated(merged, f"RESOURCES_FILE {path}: {step}")
     return overrides
 
 
-def configure_step(
-    task: PipelineTask,
-    step: str,
-    display_name: str,
-    settings: ClusterSettings,
-    *,
-    uses_gcs: bool = False,
-    uses_mlflow: bool = False,
-    notifies: bool = False,
-    uses_registry: bool = False,
-) -> PipelineTask:
-    """Display name, resources, no caching, and (for network steps) retries and credentials.
-
-    Steps that notify are not retried: a webhook delivery failure never fails them.
+def configure_step(task: PipelineTask, step_id: str, settings: ClusterSettings) -> PipelineTask:
+    """Display name, resources, no caching, and what the step table says it touches: retries and
+    credentials for network steps, the signing key for registry steps, the webhook secret for
+    steps that notify (never retried: a webhook delivery failure never fails them).
     """
-    resources = settings.resources[step]
-    task.set_display_name(display_name)
+    step = STEP[step_id]
+    uses_gcs, uses_mlflow, notifies = step.uses_gcs, step.uses_mlflow, step.notifies
+    resources = settings.resources[step_id]
+    task.set_display_name(step.display_name)
     task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
     task.set_memory_request(resources.memory_request).set_memory_limit(resources.memory_limit)
     # Never from cache: a nightly run with unchanged parameters must validate, train, gate and
@@ -204,7 +177,7 @@ def configure_step(
     if uses_mlflow and settings.mlflow_basic_auth_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_basic_auth_secret, secret_key_to_env={
             "username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"})
-    if uses_registry and settings.registry_key_secret:
+    if step.uses_registry and settings.registry_key_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.registry_key_secret,
                                      secret_key_to_env={settings.registry_key_secret_key: REGISTRY_KEY_ENV})
     if notifies and settings.webhook_secret:

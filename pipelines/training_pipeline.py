@@ -20,6 +20,7 @@ from components.report_drift_gate import report_drift_gate
 from components.report_model_blocked import report_model_blocked
 from components.train_model import train_model
 from components.validate_data import validate_data
+from gated_training.decisions import DataGate, DriftGate, ModelGate
 from pipelines.cluster import ClusterSettings, configure_step
 
 PIPELINE_NAME = "gated-training"
@@ -133,15 +134,15 @@ def training_pipeline(
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
     exit_task = notify_failure(notify_webhook_url=notify_webhook_url, kfp_run_id=run_id)
-    configure_step(exit_task, "notify-failure", "Notify if the run failed", CLUSTER, notifies=True)
+    configure_step(exit_task, "notify-failure", CLUSTER)
     with dsl.ExitHandler(exit_task, name="gated-training-run"):
         validation = validate_data(
             data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
             suite_sha256=suite_sha256, max_input_mb=max_input_mb,
         )
-        configure_step(validation, "validate-data", "Validate data (GX)", CLUSTER, uses_gcs=True)
+        configure_step(validation, "validate-data", CLUSTER)
 
-        with dsl.If(validation.outputs["Output"] == "passed", name="data-gate-passed"):
+        with dsl.If(validation.outputs["Output"] == DataGate.PASSED, name="data-gate-passed"):
             drift = check_drift(
                 dataset=validation.outputs["dataset"], validation_report=validation.outputs["validation_report"],
                 target_column=target_column, registry_uri=registry_uri, model_name=model_name,
@@ -150,9 +151,9 @@ def training_pipeline(
                 force_retrain=force_retrain, drift_severe_psi=drift_severe_psi,
                 drift_severe_out_of_range=drift_severe_out_of_range, new_columns=new_columns,
             )
-            configure_step(drift, "check-drift", "Drift gate", CLUSTER, uses_gcs=True, uses_registry=True)
+            configure_step(drift, "check-drift", CLUSTER)
 
-            with dsl.If(drift.outputs["Output"] == "train", name="drift-gate-passed"):
+            with dsl.If(drift.outputs["Output"] == DriftGate.TRAIN, name="drift-gate-passed"):
                 features = engineer_features(
                     dataset=validation.outputs["dataset"], drift_report=drift.outputs["drift_report"],
                     target_column=target_column, test_size=test_size,
@@ -161,7 +162,7 @@ def training_pipeline(
                     select_k_best=select_k_best, max_categories=max_categories,
                     min_category_frequency=min_category_frequency, split_key=split_key,
                 )
-                configure_step(features, "engineer-features", "Engineer features", CLUSTER)
+                configure_step(features, "engineer-features", CLUSTER)
                 training = train_model(
                     train_data=features.outputs["train_data"], test_data=features.outputs["test_data"],
                     preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
@@ -170,7 +171,7 @@ def training_pipeline(
                     learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds, cv_max_rows=cv_max_rows,
                     mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment, kfp_run_id=run_id,
                 )
-                configure_step(training, "train-model", "Train model (MLflow)", CLUSTER, uses_mlflow=True)
+                configure_step(training, "train-model", CLUSTER)
                 evaluation = evaluate_model(
                     model=training.outputs["model"], test_data=features.outputs["test_data"],
                     training_report=training.outputs["training_report"], drift_report=drift.outputs["drift_report"],
@@ -181,10 +182,9 @@ def training_pipeline(
                     max_single_feature_score=max_single_feature_score, max_unexplained_gain=max_unexplained_gain,
                     registry_uri=registry_uri, model_name=model_name,
                 )
-                configure_step(evaluation, "evaluate-model", "Evaluate and gate", CLUSTER, uses_gcs=True,
-                               uses_registry=True)
+                configure_step(evaluation, "evaluate-model", CLUSTER)
 
-                with dsl.If(evaluation.outputs["Output"] == "deploy", name="model-gate-passed"):
+                with dsl.If(evaluation.outputs["Output"] == ModelGate.DEPLOY, name="model-gate-passed"):
                     deployment = deploy_model(
                         model=training.outputs["model"], train_data=features.outputs["train_data"],
                         test_data=features.outputs["test_data"], feature_metadata=features.outputs["feature_metadata"],
@@ -193,28 +193,26 @@ def training_pipeline(
                         target_column=target_column, registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id,
                         pipeline_version=pipeline_version,
                     )
-                    configure_step(deployment, "deploy-model", "Deploy to registry", CLUSTER, uses_gcs=True, uses_mlflow=True,
-                                   uses_registry=True)
+                    configure_step(deployment, "deploy-model", CLUSTER)
                 with dsl.Else(name="model-gate-blocked"):
                     model_blocked = report_model_blocked(
                         validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],
                         drift_html=drift.outputs["drift_html"], gate_decision=evaluation.outputs["gate_decision"],
                         gate_report=evaluation.outputs["gate_report"], kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
                     )
-                    configure_step(model_blocked, "report-model-blocked", "Blocked by model gate", CLUSTER, notifies=True)
+                    configure_step(model_blocked, "report-model-blocked", CLUSTER)
             with dsl.Else(name="drift-gate-stopped"):
                 stopped = report_drift_gate(
                     validation_report=validation.outputs["validation_report"],
                     drift_report=drift.outputs["drift_report"], drift_html=drift.outputs["drift_html"],
                     kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
                 )
-                configure_step(stopped, "report-drift-gate", "Stopped at drift gate (drift or no new data)", CLUSTER,
-                               notifies=True)
+                configure_step(stopped, "report-drift-gate", CLUSTER)
 
         with dsl.Else(name="data-gate-blocked"):
             data_blocked = report_data_blocked(
                 validation_report=validation.outputs["validation_report"],
                 data_docs=validation.outputs["data_docs"], kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
             )
-            configure_step(data_blocked, "report-data-blocked", "Blocked by data gate", CLUSTER, notifies=True)
+            configure_step(data_blocked, "report-data-blocked", CLUSTER)
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from gated_training import __version__, tracking
 from gated_training.data import json_safe, read_parquet, split_features_target
+from gated_training.decisions import ModelGate
 from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError, TrackingError
 from gated_training.registry import (FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, SMOKE_PREDICTIONS_FILE,
@@ -128,7 +129,7 @@ def deploy_model(
         The outcome; ``promoted`` is False when another run moved the champion first.
     """
     gate = json.loads(Path(gate_decision_path).read_text())
-    if gate["decision"] != "deploy":
+    if gate["decision"] != ModelGate.DEPLOY:
         raise RegistryError(f"refusing to deploy: the gate decision is {gate['decision']!r}")
     training = json.loads(Path(training_report_path).read_text())
     model_bytes = Path(model_path).read_bytes()

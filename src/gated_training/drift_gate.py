@@ -24,12 +24,13 @@ import pandas as pd
 
 from gated_training.config import DriftPolicy
 from gated_training.data import json_safe, read_parquet
+from gated_training.decisions import DriftGate
 from gated_training.drift import DriftThresholds, compare
 from gated_training.errors import ConfigError, RegistryError
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 
-TRAIN, SKIP, BLOCK = "train", "skip", "block"
-NO_NEW_DATA, DRIFT, SCHEMA = "no_new_data", "drift", "schema"
+TRAIN, SKIP, BLOCK = DriftGate.TRAIN, DriftGate.SKIP, DriftGate.BLOCK
+NO_NEW_DATA, DRIFT, SCHEMA = DriftGate.NO_NEW_DATA, DriftGate.DRIFT, DriftGate.SCHEMA
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,9 @@ from gated_training.metrics import Scores, score_model
 from gated_training.leakage import leakage_summary
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
 from gated_training.split import SplitRule, held_out_by
-from gated_training.summary import DRIFT_HOLD_CHECK
+from gated_training.decisions import ModelGate
 
-DEPLOY = "deploy"
-BLOCK = "block"
+DEPLOY, BLOCK = ModelGate.DEPLOY, ModelGate.BLOCK
 
 
 @dataclass(frozen=True)
@@ -251,7 +250,7 @@ def evaluate_candidate(
         checks.append(unexplained_gain_check(compared_candidate, champion_scores, thresholds,
                                              batch_drifted=bool((drift or {}).get("drifted"))))
     if drift is not None and not drift["deploy_allowed"]:
-        checks.append(Check(DRIFT_HOLD_CHECK, None, None, "==", False,
+        checks.append(Check(ModelGate.DRIFT_HOLD_CHECK, None, None, "==", False,
                             "the batch drifted and drift_action=retrain_only: the candidate is trained and evaluated, "
                             "not deployed; review it, then re-run with drift_action=warn to deploy"))
 

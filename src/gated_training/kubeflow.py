@@ -22,15 +22,11 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from gated_training.errors import GatedTrainingError
+from gated_training.step_table import STEPS
 
 TERMINAL_RUN_STATES = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
-# The display names of the tasks that end each branch (pipelines/training_pipeline.py).
-OUTCOME_TASKS = {
-    "Deploy to registry": "deployed",
-    "Blocked by model gate": "blocked by the model gate",
-    "Blocked by data gate": "blocked by the data gate",
-    "Stopped at drift gate (drift or no new data)": "blocked by the drift gate, or skipped: no new data",
-}
+# The display names of the tasks that end each branch, and the outcome each means (the step table).
+OUTCOME_TASKS = {step.display_name: step.ends_branch for step in STEPS if step.ends_branch}
 
 
 class KubeflowError(GatedTrainingError):

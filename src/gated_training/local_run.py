@@ -20,12 +20,13 @@ from typing import Any, Callable, TextIO
 import yaml
 
 from gated_training.step_records import RECORD_DIR_ENV, read_records
+from gated_training.step_table import EXIT_HANDLER, TERMINAL_STEPS
 from gated_training.summary import build_summary
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PROGRESS = re.compile(r"(Executing task|Task '.+' finished with status|Pipeline '.+' finished with status)")
 FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
-TERMINAL_TASKS = ("deploy-model", "report-model-blocked", "report-data-blocked", "report-drift-gate")
+
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def run_compiled_pipeline(
     tasks = _task_dirs(run_dir)
     summary = None
     if run_dir is not None and error is None:
-        for task in TERMINAL_TASKS:
+        for task in TERMINAL_STEPS:
             summary = _load_json(run_dir / task / "run_summary") or summary
     if summary is None:
         summary = _failed_summary(error, record_dir, run_dir, log_path)
@@ -156,6 +157,6 @@ def _failed_summary(error: str | None, record_dir: Path, run_dir: Path | None, l
     validation = _load_json(run_dir / "validate-data" / "validation_report") if run_dir else None
     drift = _load_json(run_dir / "check-drift" / "drift_report") if run_dir else None
     summary = build_summary(validation=validation, drift=drift, error=message, failed_step=step)
-    notification = read_records(record_dir, "notification").get("notify-failure")
+    notification = read_records(record_dir, "notification").get(EXIT_HANDLER)
     summary["notification"] = notification["notification"] if notification else "not recorded: the exit handler did not run"
     return summary

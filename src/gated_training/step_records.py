@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gated_training.errors import GatedTrainingError
+from gated_training.step_table import STEP
 
 RECORD_DIR_ENV = "GATED_TRAINING_RECORD_DIR"
 DEADLINE_ENV = "GATED_TRAINING_STEP_DEADLINE_SECONDS"
-# Every step ends: past its deadline a step raises StepDeadlineError and the run fails, naming
-# the step, instead of holding a pod (and the bucket's credentials) forever. Training gets longer.
-DEFAULT_DEADLINE_SECONDS = 3600
-STEP_DEADLINE_SECONDS = {"train-model": 4 * 3600}
+# Every step ends: past its deadline (the step table's deadline_seconds) a step raises
+# StepDeadlineError and the run fails, naming the step, instead of holding a pod (and the bucket's
+# credentials) forever.
 
 
 class StepDeadlineError(GatedTrainingError):
@@ -49,7 +49,7 @@ def deadline_for(step: str) -> int:
         if seconds <= 0:
             raise StepDeadlineError(f"{DEADLINE_ENV}={override!r}: must be a whole number of seconds > 0")
         return seconds
-    return STEP_DEADLINE_SECONDS.get(step, DEFAULT_DEADLINE_SECONDS)
+    return STEP[step].deadline_seconds
 
 
 @contextmanager

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gated_training.decisions import DriftGate, ModelGate, Outcome
 from gated_training.escaping import markdown_text
 
-DEPLOYED, BLOCKED, SKIPPED, FAILED = "deployed", "blocked", "skipped", "failed"
-DRIFT_HOLD_CHECK = "drift_action"  # the model gate's check that holds back a retrain_only candidate
+DEPLOYED, BLOCKED, SKIPPED, FAILED = Outcome.DEPLOYED, Outcome.BLOCKED, Outcome.SKIPPED, Outcome.FAILED
 
 
 def data_checks(validation: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,7 +88,7 @@ def build_summary(
     reasons: list[str] = []
     blocked_by = skip_reason = None
     warnings: list[str] = list((drift or {}).get("warnings") or [])
-    if drift is not None and drift["drifted"] and drift["decision"] == "train":
+    if drift is not None and drift["drifted"] and drift["decision"] == DriftGate.TRAIN:
         warnings += [f"drift ({drift['drift_action']}): {reason}" for reason in drift["reasons"]]
     if error is not None:
         outcome = FAILED
@@ -96,15 +96,15 @@ def build_summary(
     elif validation is not None and not validation["passed"]:
         outcome, blocked_by = BLOCKED, "data"
         reasons = list(validation["blocking_reasons"])
-    elif drift is not None and drift["decision"] == "skip":
+    elif drift is not None and drift["decision"] == DriftGate.SKIP:
         outcome, skip_reason = SKIPPED, drift["reason"]
         reasons = list(drift["reasons"])
-    elif drift is not None and drift["decision"] == "block":
-        outcome, blocked_by = BLOCKED, drift.get("reason") or "drift"  # "drift" or "schema"
+    elif drift is not None and drift["decision"] == DriftGate.BLOCK:
+        outcome, blocked_by = BLOCKED, drift.get("reason") or DriftGate.DRIFT  # drift or schema
         reasons = list(drift["reasons"])
-    elif gate is not None and gate["decision"] != "deploy":
+    elif gate is not None and gate["decision"] != ModelGate.DEPLOY:
         failed = {c["name"] for c in gate["checks"] if not c["passed"]}
-        outcome, blocked_by = BLOCKED, "drift" if failed == {DRIFT_HOLD_CHECK} else "model"
+        outcome, blocked_by = BLOCKED, DriftGate.DRIFT if failed == {ModelGate.DRIFT_HOLD_CHECK} else "model"
         reasons = list(gate["reasons"])
     elif deployment is not None and not deployment["promoted"]:
         outcome, blocked_by = BLOCKED, "champion_changed"

@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 
 from gated_training.cli import main
+from gated_training.step_table import tasks_ending_at
 from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.integration
 
-# notify-failure is the exit handler: it runs after every run, and posts only when the run failed.
-DEPLOYED_TASKS = ["check-drift", "deploy-model", "engineer-features", "evaluate-model", "notify-failure", "train-model",
-                  "validate-data"]
-MODEL_BLOCKED_TASKS = ["check-drift", "engineer-features", "evaluate-model", "notify-failure", "report-model-blocked",
-                       "train-model", "validate-data"]
-DATA_BLOCKED_TASKS = ["notify-failure", "report-data-blocked", "validate-data"]
-DRIFT_STOPPED_TASKS = ["check-drift", "notify-failure", "report-drift-gate", "validate-data"]
-FAILED_AT_VALIDATION_TASKS = ["notify-failure"]  # validate-data failed: only the exit handler completed
+# From the step table: each branch's steps plus notify-failure, the exit handler, which runs after
+# every local run and posts only when the run failed.
+DEPLOYED_TASKS = tasks_ending_at("deploy-model")
+MODEL_BLOCKED_TASKS = tasks_ending_at("report-model-blocked")
+DATA_BLOCKED_TASKS = tasks_ending_at("report-data-blocked")
+DRIFT_STOPPED_TASKS = tasks_ending_at("report-drift-gate")
+FAILED_AT_VALIDATION_TASKS = tasks_ending_at(None)  # validate-data failed: only the exit handler completed
 # Most tests re-run the sample on purpose; without this the no-new-data trigger would skip them.
 RERUN_SAME_DATA = ["--set", "force_retrain=true"]
 # The sample's own thresholds are in data/german_credit.params.yaml; tests state theirs explicitly.

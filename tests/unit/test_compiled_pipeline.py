@@ -9,12 +9,35 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from gated_training import step_table
 from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
 
-STEPS = ["validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model", "deploy-model",
-         "report-model-blocked", "report-data-blocked", "report-drift-gate", "notify-failure"]
-NETWORK_STEPS = {"validate-data", "check-drift", "train-model", "evaluate-model", "deploy-model"}
-NOTIFYING_STEPS = {"report-model-blocked", "report-data-blocked", "report-drift-gate", "notify-failure"}
+STEPS = [step.id for step in step_table.STEPS]
+NETWORK_STEPS = {step.id for step in step_table.STEPS if step.uses_gcs or step.uses_mlflow}
+NOTIFYING_STEPS = {step.id for step in step_table.STEPS if step.notifies}
+
+
+def test_the_step_table_holds_the_designed_steps():
+    """The one literal list of step ids: the table is the source, this pins it."""
+    assert STEPS == ["validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model",
+                     "deploy-model", "report-model-blocked", "report-drift-gate", "report-data-blocked", "notify-failure"]
+    assert NETWORK_STEPS == {"validate-data", "check-drift", "train-model", "evaluate-model", "deploy-model"}
+    assert NOTIFYING_STEPS == {"report-model-blocked", "report-data-blocked", "report-drift-gate", "notify-failure"}
+    assert step_table.tasks_ending_at("report-drift-gate") == ["check-drift", "notify-failure", "report-drift-gate",
+                                                               "validate-data"]
+
+
+def test_every_component_is_named_after_its_step_and_records_under_that_id():
+    import ast
+
+    components = {path.stem: path for path in (REPO_ROOT / "components").glob("*.py")
+                  if path.stem not in ("__init__", "image")}
+    assert set(components) == {step_table.component_name(step) for step in STEPS}
+    for name, path in components.items():
+        recorded = {node.args[0].value for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("recorded_step", "write_record")
+                    and node.args and isinstance(node.args[0], ast.Constant)}
+        assert recorded == {name.replace("_", "-")}, (path, recorded)
 
 
 COMPILE_OPTIONS = ("IMAGE", "GCS_KEY_SECRET", "GCS_KEY_SECRET_KEY", "MLFLOW_TOKEN_SECRET", "MLFLOW_TOKEN_SECRET_KEY",

@@ -9,7 +9,7 @@ from gated_training.drift import prediction_psi
 from gated_training.errors import RegistryError
 from gated_training.evaluation import BLOCK, DEPLOY, evaluate_candidate, prediction_drift, prediction_psi_check
 from gated_training.metrics import Scores
-from gated_training.summary import DRIFT_HOLD_CHECK
+from gated_training.decisions import ModelGate
 from gated_training.registry import MODEL_FILE, ModelRegistry
 from tests.conftest import synthetic_frame
 from tests.markdown_render import tables
@@ -129,7 +129,7 @@ def test_retrain_only_holds_a_candidate_that_passes_every_other_check(candidate,
     drift.write_text(json.dumps({"deploy_allowed": False}))
     decision, written, _ = evaluate(candidate, tmp_path, GateThresholds(**LENIENT), drift_report_path=str(drift))
     failed = [c for c in decision.checks if not c.passed]
-    assert [c.name for c in failed] == [DRIFT_HOLD_CHECK] and decision.decision == BLOCK
+    assert [c.name for c in failed] == [ModelGate.DRIFT_HOLD_CHECK] and decision.decision == BLOCK
     assert "retrain_only" in decision.reasons[0]
     drift.write_text(json.dumps({"deploy_allowed": True}))
     assert evaluate(candidate, tmp_path, GateThresholds(**LENIENT), drift_report_path=str(drift))[0].decision == DEPLOY

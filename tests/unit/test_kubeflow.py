@@ -7,7 +7,7 @@ import pytest
 
 from gated_training.kubeflow import (Connection, KubeflowError, checkout_revision, read_package, run_result,
                                      version_name)
-from pipelines.cluster import DEFAULT_RESOURCES
+from pipelines.cluster import DEFAULT_RESOURCES, validated
 from tests.conftest import COMPILED_PIPELINE
 
 
@@ -93,4 +93,4 @@ def test_tokens_stay_out_of_reprs():
 
 def test_default_resources_are_valid_quantities_with_requests_within_limits():
     for step, resources in DEFAULT_RESOURCES.items():
-        assert resources.validated(step) is resources
+        assert validated(resources, step) is resources

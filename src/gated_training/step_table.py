@@ -1,0 +1,99 @@
+"""The pipeline's steps, defined once: id, display name, resources, what each step touches, where
+it sits in the graph and which outcome a branch ending at it has.
+
+``pipelines/cluster.configure_step`` reads it to configure a task; ``step_records`` reads the
+deadlines; the local runner reads which steps end a branch; the benchmarks and the tests read
+the step order and the tasks each outcome runs. A component's function name is its step id with
+``_`` for ``-`` (a test checks every component against this table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gated_training.decisions import Outcome
+
+HOUR = 3600
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepResources:
+    """Kubernetes requests and limits for one step's pod."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    id: str
+    display_name: str
+    resources: StepResources
+    after: str | None = None  # the step before it on its branch (None: the first, or the exit handler)
+    uses_gcs: bool = False  # reads or writes gs:// (data, suite, registry): credentials and network retries
+    uses_mlflow: bool = False  # talks to MLflow: its credentials, GCS access and retries
+    uses_registry: bool = False  # reads or writes the registry: the signing key
+    notifies: bool = False  # posts to the webhook: its URL secret, never retried
+    ends_branch: str | None = None  # the outcome of a run whose branch ends here, as `submit --wait` says it
+    exit_handler: bool = False  # runs after every run (local) / every failed run (cluster)
+    deadline_seconds: int = HOUR
+
+
+def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_limit: str) -> StepResources:
+    return StepResources(cpu_request=cpu_request, cpu_limit=cpu_limit, memory_request=memory_request,
+                         memory_limit=memory_limit)
+
+
+# Requests cover the peak RSS measured at 100k rows with headroom; limits leave room for ~1M rows
+# (docs/scaling.md). Tune from the "[gated-training] <step>: wall …, CPU …, peak RSS …" line each
+# step logs, or override per step with RESOURCES_FILE at compile time.
+SMALL = _resources("100m", "500m", "128Mi", "256Mi")
+STEPS: tuple[Step, ...] = (
+    Step(id="validate-data", display_name="Validate data (GX)", resources=_resources("1", "2", "1Gi", "4Gi"),
+         uses_gcs=True),
+    Step(id="check-drift", display_name="Drift gate", resources=_resources("500m", "2", "1Gi", "4Gi"),
+         after="validate-data", uses_gcs=True, uses_registry=True),
+    Step(id="engineer-features", display_name="Engineer features", resources=_resources("500m", "2", "1Gi", "4Gi"),
+         after="check-drift"),
+    # n_jobs=-1 uses the cgroup's CPU quota
+    Step(id="train-model", display_name="Train model (MLflow)", resources=_resources("2", "4", "2Gi", "8Gi"),
+         after="engineer-features", uses_mlflow=True, deadline_seconds=4 * HOUR),
+    Step(id="evaluate-model", display_name="Evaluate and gate", resources=_resources("500m", "2", "1Gi", "4Gi"),
+         after="train-model", uses_gcs=True, uses_registry=True),
+    Step(id="deploy-model", display_name="Deploy to registry", resources=_resources("500m", "2", "1Gi", "4Gi"),
+         after="evaluate-model", uses_gcs=True, uses_mlflow=True, uses_registry=True, ends_branch=Outcome.DEPLOYED),
+    Step(id="report-model-blocked", display_name="Blocked by model gate", resources=SMALL, after="evaluate-model",
+         notifies=True, ends_branch=f"{Outcome.BLOCKED} by the model gate"),
+    Step(id="report-drift-gate", display_name="Stopped at drift gate (drift or no new data)", resources=SMALL,
+         after="check-drift", notifies=True,
+         ends_branch=f"{Outcome.BLOCKED} by the drift gate, or {Outcome.SKIPPED}: no new data"),
+    Step(id="report-data-blocked", display_name="Blocked by data gate", resources=SMALL, after="validate-data",
+         notifies=True, ends_branch=f"{Outcome.BLOCKED} by the data gate"),
+    Step(id="notify-failure", display_name="Notify if the run failed", resources=SMALL, notifies=True,
+         exit_handler=True),
+)
+STEP: dict[str, Step] = {step.id: step for step in STEPS}
+# The training line, in the order it runs.
+MAIN_LINE: tuple[str, ...] = ("validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model",
+                              "deploy-model")
+# The steps that end a branch and write the run summary.
+TERMINAL_STEPS: tuple[str, ...] = tuple(step.id for step in STEPS if step.ends_branch)
+EXIT_HANDLER: str = next(step.id for step in STEPS if step.exit_handler)
+
+
+def tasks_ending_at(step_id: str | None) -> list[str]:
+    """The tasks a run whose branch ends at ``step_id`` executes, sorted (as the local runner lists
+    them): the step, every step before it, and the exit handler. ``None``: a run whose first step
+    failed, where only the exit handler completes."""
+    tasks = [EXIT_HANDLER]
+    while step_id is not None:
+        tasks.append(step_id)
+        step_id = STEP[step_id].after
+    return sorted(tasks)
+
+
+def component_name(step_id: str) -> str:
+    """The component function of a step: ``validate-data`` → ``validate_data``."""
+    return step_id.replace("-", "_")
