@@ -36,13 +36,13 @@ def main(argv: list[str]) -> int:
         clock.update(wall=now, cpu=cpu)
 
     from gated_training.config import DriftPolicy, FeatureSettings, GateThresholds, ModelSettings, SplitSettings, settings_from
-    from gated_training.deploy import deploy_model
-    from gated_training.drift_gate import run_drift_step
-    from gated_training.evaluation import evaluate_candidate
-    from gated_training.features import engineer_features
+    from gated_training.steps.deploy_model import deploy_model
+    from gated_training.steps.check_drift import check_drift
+    from gated_training.steps.evaluate_model import evaluate_model
+    from gated_training.steps.engineer_features import engineer_features
     from gated_training.signing import ensure_local_key
-    from gated_training.training import train_model
-    from gated_training.validation import validate_dataset
+    from gated_training.steps.train_model import train_model
+    from gated_training.steps.validate_data import validate_data
     mark("imports")
     ensure_local_key()  # the registry is signed, as in the pipeline
 
@@ -56,10 +56,10 @@ def main(argv: list[str]) -> int:
     registry = str(work / "registry")
     tracking = f"sqlite:///{work / 'mlflow.db'}"
 
-    validation = validate_dataset(args.data, args.suite, args.target, 0.8, out["dataset.parquet"],
+    validation = validate_data(args.data, args.suite, args.target, 0.8, out["dataset.parquet"],
                                   out["validation.json"], out["docs.html"])
     mark("validate-data")
-    run_drift_step(out["dataset.parquet"], out["validation.json"], args.target, registry, "bench",
+    check_drift(out["dataset.parquet"], out["validation.json"], args.target, registry, "bench",
                    settings_from(DriftPolicy, typed), out["drift.json"], out["drift.html"])
     mark("check-drift")
     engineer_features(out["dataset.parquet"], args.target, settings_from(FeatureSettings, typed),
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
                 args.target, settings_from(ModelSettings, typed), tracking, "bench", validation.data_sha256, "baseline",
                 out["model.joblib"], out["training.json"], out["importances.json"], out["drift.json"])
     mark("train-model")
-    decision = evaluate_candidate(out["model.joblib"], out["test.parquet"], out["training.json"], args.target,
+    decision = evaluate_model(out["model.joblib"], out["test.parquet"], out["training.json"], args.target,
                                   settings_from(GateThresholds, typed), registry, "bench", out["decision.json"],
                                   out["gate.md"], out["drift.json"], feature_metadata_path=out["features.json"])
     mark("evaluate-model")

@@ -37,18 +37,18 @@ def run_step(step: str, work: Path) -> None:
         "dataset.parquet", "validation.json", "docs.html", "train.parquet", "test.parquet", "preprocessor.joblib",
         "features.json", "model.joblib", "training.json", "importances.json")}
     if step == "validate-data":
-        from gated_training.validation import validate_dataset
+        from gated_training.steps.validate_data import validate_data
 
-        validate_dataset(str(work / "batch.parquet"), str(work / "batch.expectations.json"), TARGET, 0.8,
+        validate_data(str(work / "batch.parquet"), str(work / "batch.expectations.json"), TARGET, 0.8,
                          out["dataset.parquet"], out["validation.json"], out["docs.html"])
     elif step == "engineer-features":
-        from gated_training.features import engineer_features
+        from gated_training.steps.engineer_features import engineer_features
 
         engineer_features(out["dataset.parquet"], TARGET, settings_from(FeatureSettings, typed),
                           settings_from(SplitSettings, typed), out["train.parquet"], out["test.parquet"],
                           out["preprocessor.joblib"], out["features.json"])
     else:
-        from gated_training.training import train_model
+        from gated_training.steps.train_model import train_model
 
         train_model(out["train.parquet"], out["test.parquet"], out["preprocessor.joblib"], out["features.json"], TARGET,
                     settings_from(ModelSettings, typed), f"sqlite:///{work / 'mlflow.db'}", "memory-profile", "", "",
@@ -119,7 +119,7 @@ def main() -> None:
         return
 
     from gated_training.cli import resolve_parameters
-    from gated_training.local_run import component_inputs
+    from gated_training.pipeline_spec import component_inputs
 
     _, _, frame_mib = write_batch(work, args.rows, args.columns)
     (work / "params.json").write_text(json.dumps(resolve_parameters(component_inputs(PIPELINE), [SETTINGS])))

@@ -28,7 +28,7 @@ def validate(args: argparse.Namespace, work: Path) -> None:
     import pandas as pd
 
     from gated_training.suite import read_suite_document
-    from gated_training.validation import run_suite
+    from gated_training.steps.validate_data import run_suite
 
     frame = pd.read_csv(args.data)
     _, checks = run_suite(frame, read_suite_document(args.suite), args.suite)

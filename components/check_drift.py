@@ -28,7 +28,7 @@ def check_drift(
     Returns "train", "skip" (no new data) or "block" (schema broken, or drifted under drift_action=block).
     """
     from gated_training.config import DriftPolicy
-    from gated_training.drift_gate import run_drift_step
+    from gated_training.steps.check_drift import check_drift
     from gated_training.step_records import recorded_step
 
     with recorded_step("check-drift"):
@@ -37,7 +37,7 @@ def check_drift(
                              drift_critical_features=drift_critical_features, force_retrain=force_retrain,
                              drift_severe_psi=drift_severe_psi, drift_severe_out_of_range=drift_severe_out_of_range,
                              new_columns=new_columns)
-        outcome = run_drift_step(dataset.path, validation_report.path, target_column, registry_uri, model_name,
+        outcome = check_drift(dataset.path, validation_report.path, target_column, registry_uri, model_name,
                                  policy, drift_report.path, drift_html.path)
     report = outcome.report
     if report is not None:

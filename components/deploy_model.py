@@ -24,16 +24,16 @@ def deploy_model(
     summary: Output[Markdown],
 ):
     """Publish an immutable version, smoke-test it, move the champion pointer, mirror to MLflow."""
-    from gated_training.deploy import deploy_model as run_step
+    from gated_training.steps.deploy_model import deploy_model
     from gated_training.step_records import recorded_step
-    from gated_training.summary import record_outcome
+    from gated_training.summary import record_and_notify
 
     with recorded_step("deploy-model"):
-        outcome = run_step(
+        outcome = deploy_model(
             model.path, test_data.path, feature_metadata.path, training_report.path, gate_decision.path,
             target_column, registry_uri, model_name, test_data.metadata.get("source_sha256", ""), kfp_run_id,
             deployment.path, pipeline_version, train_data.path, validation_report_path=validation_report.path,
         )
-        record_outcome(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
+        record_and_notify(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
                        run_summary.path, summary.path, drift_report_path=drift_report.path)
     deployment.metadata.update({"version": outcome.version, "uri": outcome.version_uri, "promoted": outcome.promoted})

@@ -26,10 +26,10 @@ def engineer_features(
     """Stable hash split, then fit the preprocessing pipeline on the training split only; score features for leakage."""
     from gated_training.config import FeatureSettings, SplitSettings
     from gated_training.step_records import recorded_step
-    from gated_training.features import engineer_features as run_step
+    from gated_training.steps.engineer_features import engineer_features
 
     with recorded_step("engineer-features"):
-        outcome = run_step(
+        outcome = engineer_features(
             dataset.path, target_column,
             FeatureSettings(categorical_encoding=categorical_encoding, interaction_features=interaction_features,
                             polynomial_degree=polynomial_degree, select_k_best=select_k_best,

@@ -32,7 +32,7 @@ def evaluate_model(
     """Model gate: absolute thresholds, the champion re-scored on the same test split, prediction drift against
     the champion, and the drift gate's retrain_only hold. Returns "deploy" or "block"."""
     from gated_training.config import GateThresholds
-    from gated_training.evaluation import evaluate_candidate
+    from gated_training.steps.evaluate_model import evaluate_model
     from gated_training.step_records import recorded_step
 
     with recorded_step("evaluate-model"):
@@ -42,7 +42,7 @@ def evaluate_model(
                                     max_prediction_psi=max_prediction_psi,
                                     max_single_feature_score=max_single_feature_score,
                                     max_unexplained_gain=max_unexplained_gain)
-        decision = evaluate_candidate(model.path, test_data.path, training_report.path, target_column, thresholds,
+        decision = evaluate_model(model.path, test_data.path, training_report.path, target_column, thresholds,
                                       registry_uri, model_name, gate_decision.path, gate_report.path,
                                       drift_report.path, feature_metadata_path=feature_metadata.path)
     for name, value in decision.candidate["metrics"].items():

@@ -16,8 +16,8 @@ def report_data_blocked(
     """Record a run blocked by the data gate: which critical expectations failed, with observed values. Notifies
     the webhook."""
     from gated_training.step_records import recorded_step
-    from gated_training.summary import record_outcome
+    from gated_training.summary import record_and_notify
 
     with recorded_step("report-data-blocked"):
-        record_outcome(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
+        record_and_notify(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
                        webhook_url=notify_webhook_url, links={"data docs": data_docs.uri, "summary": summary.uri})

@@ -16,9 +16,9 @@ def report_drift_gate(
 ):
     """Record a run stopped before training: skipped (no new data) or blocked by drift. Notifies the webhook."""
     from gated_training.step_records import recorded_step
-    from gated_training.summary import record_outcome
+    from gated_training.summary import record_and_notify
 
     with recorded_step("report-drift-gate"):
-        record_outcome(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
+        record_and_notify(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
                        drift_report_path=drift_report.path, webhook_url=notify_webhook_url,
                        links={"drift report": drift_html.uri, "summary": summary.uri})

@@ -19,9 +19,9 @@ def report_model_blocked(
     """Record a run blocked by the model gate (or held by retrain_only): each failed check with its value and
     threshold. Notifies the webhook."""
     from gated_training.step_records import recorded_step
-    from gated_training.summary import record_outcome
+    from gated_training.summary import record_and_notify
 
     with recorded_step("report-model-blocked"):
-        record_outcome(validation_report.path, gate_decision.path, None, kfp_run_id, run_summary.path, summary.path,
+        record_and_notify(validation_report.path, gate_decision.path, None, kfp_run_id, run_summary.path, summary.path,
                        drift_report_path=drift_report.path, webhook_url=notify_webhook_url,
                        links={"gate report": gate_report.uri, "drift report": drift_html.uri, "summary": summary.uri})

@@ -31,10 +31,10 @@ def train_model(
     """Cross-validate and fit the estimator; log params, metrics, model, data fingerprint and drift to MLflow."""
     from gated_training.config import ModelSettings
     from gated_training.step_records import recorded_step
-    from gated_training.training import train_model as run_step
+    from gated_training.steps.train_model import train_model
 
     with recorded_step("train-model"):
-        outcome = run_step(
+        outcome = train_model(
             train_data.path, test_data.path, preprocessor.path, feature_metadata.path, target_column,
             ModelSettings(estimator, n_estimators, max_depth, min_samples_split, learning_rate, random_state, cv_folds,
                           cv_max_rows),

@@ -20,10 +20,10 @@ def validate_data(
     """Data gate: validate the batch with its GX suite. Returns "passed" or "blocked"."""
     from gated_training.decisions import DataGate
     from gated_training.step_records import recorded_step
-    from gated_training.validation import validate_dataset
+    from gated_training.steps.validate_data import validate_data
 
     with recorded_step("validate-data"):
-        outcome = validate_dataset(
+        outcome = validate_data(
             data_uri, suite_uri, target_column, min_quality_score,
             dataset.path, validation_report.path, data_docs.path,
             pinned_suite_sha256=suite_sha256, max_input_mb=max_input_mb,

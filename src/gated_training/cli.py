@@ -130,7 +130,8 @@ def write_summary_file(workdir: Path, summary: dict[str, Any]) -> Path:
 
 def command_run(args: argparse.Namespace) -> int:
     from gated_training.config import check_registry_parameters, validate_run_parameters
-    from gated_training.local_run import component_inputs, run_compiled_pipeline
+    from gated_training.local_run import run_compiled_pipeline
+    from gated_training.pipeline_spec import component_inputs
     from gated_training.summary import build_summary
 
     workdir = Path(args.workdir)
@@ -277,7 +278,7 @@ def command_check_drift(args: argparse.Namespace) -> int:
     """The drift comparison alone, for a cron job or sensor deciding whether to trigger the pipeline."""
     from gated_training.config import DriftPolicy
     from gated_training.data import load_table
-    from gated_training.drift_gate import check_batch
+    from gated_training.steps.check_drift import check_batch
 
     policy = DriftPolicy(drift_psi_threshold=args.psi_threshold, drift_max_drifted_share=args.max_drifted_share,
                          drift_critical_features=args.critical_features, drift_severe_psi=args.severe_psi,

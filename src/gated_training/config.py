@@ -7,6 +7,7 @@ fixed in one go. Invalid thresholds fail closed: the run fails, nothing is deplo
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,17 @@ COMPARISON_METRICS = ("accuracy", "f1", "roc_auc")
 FIRST_RUN_POLICIES = ("deploy_if_thresholds_pass", "block")
 DRIFT_ACTIONS = ("block", "warn", "retrain_only")
 NEW_COLUMN_POLICIES = ("block", "ignore")
+
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_sha256_parameter(name: str, value: str) -> str:
+    """Empty (not pinned) or 64 lowercase hex digits."""
+    value = (value or "").strip().lower()
+    if value and not SHA256_HEX.match(value):
+        raise ConfigError(f"parameter {name}={value!r}: must be empty or a SHA-256 (64 hex digits)")
+    return value
 
 
 def require_fraction(name: str, value: Any) -> float:
@@ -244,7 +256,6 @@ def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"parameter {required} is required")
     require_fraction("min_quality_score", params.get("min_quality_score", 0.8))
     from gated_training.data import max_input_bytes
-    from gated_training.validation import check_sha256_parameter
 
     max_input_bytes(params.get("max_input_mb", 2048.0))
     check_sha256_parameter("suite_sha256", str(params.get("suite_sha256") or ""))

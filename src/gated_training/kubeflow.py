@@ -183,7 +183,7 @@ def read_package(path: Path) -> PipelinePackage:
     except (yaml.YAMLError, StopIteration, KeyError, TypeError) as exc:
         raise KubeflowError(f"{path} is not a compiled KFP pipeline: {exc}") from exc
     # The same typed parameters `gated-training run` reads, so local and cluster runs coerce alike.
-    from gated_training.local_run import component_inputs
+    from gated_training.pipeline_spec import component_inputs
 
     return PipelinePackage(path, name, hashlib.sha256(content).hexdigest(), component_inputs(path))
 

@@ -62,14 +62,6 @@ class _ProgressTee:
         return False
 
 
-def component_inputs(pipeline_yaml: Path) -> dict[str, tuple[str, Any]]:
-    """The pipeline's parameters as declared in the YAML: name → (KFP type, default)."""
-    from kfp import components
-
-    spec = components.load_component_from_file(str(pipeline_yaml)).component_spec
-    return {name: (param.type, param.default) for name, param in (spec.inputs or {}).items()}
-
-
 def without_retries(pipeline_yaml_text: str) -> str:
     """The compiled YAML minus its task retry policies.
 

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import joblib
+import pandas as pd
 
 from gated_training import storage
-from gated_training.data import sha256_hex
+from gated_training.data import json_safe, sha256_hex
 from gated_training.errors import DataError, RegistryError
 from gated_training.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, current_signer
 
@@ -387,3 +388,26 @@ class ModelRegistry:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def smoke_files(rows: pd.DataFrame, predictions: Any) -> dict[str, bytes]:
+    """A few raw rows and the candidate's predictions for them, stored with the version, so any
+    later promotion or rollback can prove the stored bytes still predict what was gated."""
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    return {SMOKE_ROWS_FILE: buffer.getvalue(), SMOKE_PREDICTIONS_FILE: json.dumps(json_safe(list(predictions))).encode()}
+
+
+def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | None) -> Any:
+    """Load a version (every SHA-256 verified first) and check it predicts its stored smoke rows
+    exactly as recorded. Returns the loaded model."""
+    model, _, contents = registry.load_verified_model(version, manifest_sha256)
+    if SMOKE_ROWS_FILE not in contents:
+        raise RegistryError(f"model version {version} has no smoke-test rows; it cannot be proven to load and predict")
+    rows = pd.read_parquet(io.BytesIO(contents[SMOKE_ROWS_FILE]))
+    expected = json.loads(contents[SMOKE_PREDICTIONS_FILE])
+    actual = json_safe(list(model.predict(rows)))
+    if actual != expected:
+        raise RegistryError(f"model version {version}: smoke test failed, the stored model predicts {actual[:5]}… "
+                            f"where it predicted {expected[:5]}… when it was gated")
+    return model

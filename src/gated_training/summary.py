@@ -137,7 +137,7 @@ def build_summary(
         "data_sha256": (validation or {}).get("data_sha256"),
         "quality_score": (validation or {}).get("quality_score"),
         "kfp_run_id": kfp_run_id or None,
-        "notification": "not sent",  # record_outcome and the runners replace it with what happened
+        "notification": "not sent",  # record_and_notify and the runners replace it with what happened
     }
 
 
@@ -184,7 +184,7 @@ def write_summary(summary: dict[str, Any], summary_json_out: str, markdown_out: 
     Path(markdown_out).write_text(summary_markdown(summary))
 
 
-def record_outcome(
+def record_and_notify(
     validation_report_path: str,
     gate_decision_path: str | None,
     deployment_path: str | None,

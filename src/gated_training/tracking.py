@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Iterator
 
 from gated_training.errors import TrackingError
 
 DEFAULT_TRACKING_URI = "sqlite:///.gated-training/mlflow.db"
 SQLITE_PREFIX = "sqlite:///"
+CHAMPION_ALIAS = "champion"  # the MLflow alias that mirrors the registry's champion pointer
 # Every network wait has a budget. MLflow's own defaults (120 s per request, 7 retries with
 # exponential backoff) can hold a step about 20 minutes on a dead server; these bound a request
 # to about 5 minutes (5 x 60 s plus 30 s of backoff). Set the variables to override.
@@ -69,3 +71,30 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         if experiment is not None:
             return str(experiment.experiment_id)
         return str(mlflow_client.create_experiment(name, artifact_location=_local_artifact_root(tracking_uri)))
+
+
+def without_credentials(uri: str) -> str:
+    """A tracking URI fit for a manifest: ``https://user:pass@host`` loses ``user:pass@``."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    return uri
+
+
+def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str) -> tuple[str | None, str]:
+    """Register the model in MLflow and point its ``champion`` alias at it. Never raises."""
+    try:
+        with tracking_errors(tracking_uri, "registering the champion"):
+            import mlflow
+
+            # models:/m-<id> sources resolve through the global tracking URI, not the client's.
+            mlflow.set_tracking_uri(tracking_uri)
+            mlflow.set_registry_uri(tracking_uri)
+            mlflow_client = client(tracking_uri)
+            # register_model resolves MLflow 3's models:/m-<id> to its logged model for any backend.
+            registered = mlflow.register_model(model_uri, model_name, tags={"registry_version": version})
+            mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, registered.version)
+            mlflow_client.set_tag(run_id, "gated_training.outcome", "deployed")
+            return str(registered.version), "synced"
+    except TrackingError as exc:
+        return None, f"pending: {exc}"

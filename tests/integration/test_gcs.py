@@ -9,7 +9,7 @@ from sklearn.dummy import DummyClassifier
 from gated_training import storage
 from gated_training.errors import DataError, RegistryError
 from gated_training.registry import MODEL_FILE, ChampionChangedError, ModelRegistry
-from gated_training.validation import validate_dataset
+from gated_training.steps.validate_data import validate_data
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
 from tests.gcs_server import fake_gcs
 from tests.integration.conftest import DEPLOYED_TASKS, TEST_THRESHOLDS
@@ -34,7 +34,7 @@ def model_bytes(tmp_path, constant: int) -> bytes:
 
 
 def test_validation_reads_data_and_the_suite_beside_it_from_gcs(gcs, tmp_path):
-    outcome = validate_dataset(f"gs://{BUCKET}/incoming/german_credit.csv", "", "risk", 0.8,
+    outcome = validate_data(f"gs://{BUCKET}/incoming/german_credit.csv", "", "risk", 0.8,
                                str(tmp_path / "d.parquet"), str(tmp_path / "r.json"), str(tmp_path / "h.html"))
     assert outcome.passed and outcome.suite_uri == f"gs://{BUCKET}/incoming/german_credit.expectations.json"
 

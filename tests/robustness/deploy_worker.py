@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from gated_training.deploy import deploy_model
+from gated_training.steps.deploy_model import deploy_model
 
 
 def main(spec_path: str) -> None:

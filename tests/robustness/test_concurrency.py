@@ -4,7 +4,7 @@ exactly one wins, every time, and the pointer always names a complete, loadable 
 import json
 import time
 
-from gated_training.deploy import smoke_test
+from gated_training.registry import smoke_test
 from gated_training.registry import ModelRegistry
 from tests.robustness.conftest import deploy_arguments, gate_for, start_round, start_worker
 
@@ -15,7 +15,7 @@ def test_concurrent_promotions_never_lose_an_update(candidates, registry_uri, tm
     registry = ModelRegistry(registry_uri, "m")
     first, a, b = candidates
     # A first champion, so every round races against an existing pointer generation.
-    from gated_training.deploy import deploy_model
+    from gated_training.steps.deploy_model import deploy_model
 
     assert deploy_model(**deploy_arguments(first, gate_for(first, registry_uri, tmp_path / "g0.json"), registry_uri,
                                            tmp_path / "d0.json", "seed")).promoted

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from gated_training import storage
-from gated_training.deploy import deploy_model, smoke_test
+from gated_training.registry import smoke_test
+from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import RegistryError
 from gated_training.registry import ModelRegistry
 from tests.robustness.conftest import BUCKET, deploy_arguments, gate_for, snapshot

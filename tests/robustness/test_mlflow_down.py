@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from gated_training.cli import main
-from gated_training.deploy import deploy_model
+from gated_training.steps.deploy_model import deploy_model
 from gated_training.registry import ModelRegistry
 from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import TEST_THRESHOLDS

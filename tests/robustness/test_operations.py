@@ -3,7 +3,7 @@
 import pytest
 
 from gated_training.cli import main
-from gated_training.deploy import deploy_model
+from gated_training.steps.deploy_model import deploy_model
 from gated_training.registry import ModelRegistry
 from tests.robustness.conftest import deploy_arguments, gate_for
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from gated_training.config import FeatureSettings, ModelSettings, SplitSettings
-from gated_training.features import engineer_features
-from gated_training.training import TrainingOutcome, train_model
+from gated_training.steps.engineer_features import engineer_features
+from gated_training.steps.train_model import TrainingOutcome, train_model
 
 
 @dataclass

@@ -4,7 +4,7 @@ import pytest
 
 from gated_training.cli import absolutise_local_paths, coerce_parameter, main, parse_assignments, resolve_parameters
 from gated_training.errors import ConfigError
-from gated_training.local_run import component_inputs
+from gated_training.pipeline_spec import component_inputs
 from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA
 
 DECLARED = {"min_accuracy": ("Float", 0.85), "n_estimators": ("Integer", 100.0), "interaction_features": ("Boolean", False),

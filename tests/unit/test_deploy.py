@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from gated_training.config import GateThresholds
-from gated_training.deploy import deploy_model
+from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import RegistryError
-from gated_training.evaluation import evaluate_candidate
+from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.registry import ModelRegistry
 from tests.conftest import synthetic_frame
 from tests.unit.helpers import train_candidate
@@ -19,7 +19,7 @@ def candidate(tmp_path):
 
 
 def gate(candidate, registry_uri, thresholds=GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5)):
-    evaluate_candidate(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("training.json"),
+    evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("training.json"),
                        "label", thresholds, registry_uri, "m", candidate.path("gate.json"), candidate.path("gate.md"))
     return candidate.path("gate.json")
 

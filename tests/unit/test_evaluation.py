@@ -7,7 +7,7 @@ import pytest
 from gated_training.config import GateThresholds
 from gated_training.drift import prediction_psi
 from gated_training.errors import RegistryError
-from gated_training.evaluation import BLOCK, DEPLOY, evaluate_candidate, prediction_drift, prediction_psi_check
+from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model, prediction_drift, prediction_psi_check
 from gated_training.metrics import Scores
 from gated_training.decisions import ModelGate
 from gated_training.registry import MODEL_FILE, ModelRegistry
@@ -25,7 +25,7 @@ def candidate(tmp_path_factory):
 
 def evaluate(candidate, tmp_path, thresholds, registry_uri=None, drift_report_path=""):
     registry_uri = registry_uri or str(tmp_path / "registry")
-    decision = evaluate_candidate(candidate.path("model.joblib"), candidate.path("test.parquet"),
+    decision = evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"),
                                   candidate.path("training.json"), "label", thresholds, registry_uri, "m",
                                   str(tmp_path / "decision.json"), str(tmp_path / "report.md"), drift_report_path)
     return decision, json.loads((tmp_path / "decision.json").read_text()), (tmp_path / "report.md").read_text()

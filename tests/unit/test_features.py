@@ -7,7 +7,7 @@ import pytest
 
 from gated_training.config import FeatureSettings, SplitSettings
 from gated_training.errors import ConfigError, DataError
-from gated_training.features import engineer_features, infer_column_roles, split_dataset
+from gated_training.steps.engineer_features import engineer_features, infer_column_roles, split_dataset
 from tests.conftest import synthetic_frame
 
 

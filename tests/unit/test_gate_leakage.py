@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gated_training.config import FeatureSettings, GateThresholds, SplitSettings
-from gated_training.evaluation import BLOCK, DEPLOY, evaluate_candidate
+from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model
 from gated_training.leakage import single_feature_scores
 from gated_training.registry import FEATURE_METADATA_FILE, MODEL_FILE, ModelRegistry
 from gated_training.split import SplitRule, in_test_split
@@ -19,7 +19,7 @@ LENIENT = dict(min_accuracy=0.5, max_overfit_gap=0.5)
 
 
 def evaluate(candidate, tmp_path, thresholds):
-    decision = evaluate_candidate(candidate.path("model.joblib"), candidate.path("test.parquet"),
+    decision = evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"),
                                   candidate.path("training.json"), "label", thresholds, str(tmp_path / "registry"), "m",
                                   str(tmp_path / "decision.json"), str(tmp_path / "report.md"),
                                   feature_metadata_path=candidate.path("meta.json"))

@@ -9,9 +9,9 @@ import pytest
 
 from gated_training.cli import main
 from gated_training.config import GateThresholds, validate_run_parameters
-from gated_training.deploy import deploy_model
+from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import ConfigError, RegistryError
-from gated_training.evaluation import evaluate_candidate
+from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.registry import ModelRegistry, check_version
 from gated_training.registry_ops import cleanup, history, move_champion, rollback, sync_mlflow
 from tests.conftest import synthetic_frame
@@ -31,7 +31,7 @@ def three_deploys(tmp_path_factory):
     for seed in (1, 2, 3):
         candidate = train_candidate(root / f"c{seed}", synthetic_frame(300, seed=seed), tracking_uri=tracking_uri)
         tracking_uri = candidate.tracking_uri
-        evaluate_candidate(candidate.path("model.joblib"), candidate.path("test.parquet"),
+        evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"),
                            candidate.path("training.json"), "label", LOOSE, registry_uri, "m",
                            candidate.path("gate.json"), candidate.path("gate.md"))
         outcome = deploy_model(candidate.path("model.joblib"), candidate.path("test.parquet"),

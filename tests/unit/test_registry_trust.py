@@ -10,7 +10,7 @@ from pathlib import Path
 import joblib
 import pytest
 
-from gated_training.deploy import smoke_files, smoke_test
+from gated_training.registry import smoke_files, smoke_test
 from gated_training.errors import RegistryError
 from gated_training.registry import MANIFEST, MODEL_FILE, ModelRegistry
 from gated_training.registry_ops import cleanup, history, move_champion, rollback

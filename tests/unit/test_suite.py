@@ -127,7 +127,7 @@ def test_draft_suite_refuses_one_class_spelled_two_ways(sample_frame, labels):
 
 
 def test_a_drafted_suite_blocks_gross_corruption_and_passes_a_fresh_sample(tmp_path, sample_frame):
-    from gated_training.validation import validate_dataset
+    from gated_training.steps.validate_data import validate_data
 
     suite = tmp_path / "s.json"
     suite.write_text(json.dumps(draft_suite(sample_frame, "risk", "german")))
@@ -135,7 +135,7 @@ def test_a_drafted_suite_blocks_gross_corruption_and_passes_a_fresh_sample(tmp_p
     def verdict(frame):
         data = tmp_path / "batch.csv"
         frame.to_csv(data, index=False)
-        return validate_dataset(str(data), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
+        return validate_data(str(data), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
                                 str(tmp_path / "r.json"), str(tmp_path / "d.html"))
 
     assert verdict(sample_frame.sample(frac=0.9, random_state=4)).passed

@@ -8,7 +8,7 @@ import pytest
 from gated_training.config import ModelSettings
 from gated_training.split import rule_for, in_test_split
 from gated_training.errors import DataError, TrackingError
-from gated_training.training import cross_validation_rows
+from gated_training.steps.train_model import cross_validation_rows
 from tests.conftest import synthetic_frame
 from tests.unit.helpers import train_candidate
 
@@ -119,7 +119,7 @@ def test_tracking_uri_falls_back_to_the_environment_then_sqlite(monkeypatch, tmp
 
 
 def test_drift_metrics_for_mlflow_skip_infinite_psi_and_sanitise_names():
-    from gated_training.training import drift_metrics
+    from gated_training.steps.train_model import drift_metrics
 
     report = {"drifted_share": 0.5, "max_psi": float("inf"), "features": [
         {"feature": "credit amount (€)", "psi": 0.31}, {"feature": "gone", "psi": float("inf")}]}

@@ -7,13 +7,13 @@ import pytest
 
 from gated_training.data import sha256_hex
 from gated_training.errors import DataError, SuiteError
-from gated_training.validation import validate_dataset
+from gated_training.steps.validate_data import validate_data
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE, write_csv, write_suite
 
 
 def run_validation(tmp_path: Path, data: str, suite: str = "", target: str = "risk", min_quality: float = 0.8):
     outputs = [str(tmp_path / name) for name in ("dataset.parquet", "report.json", "docs.html")]
-    return validate_dataset(data, suite, target, min_quality, *outputs), outputs
+    return validate_data(data, suite, target, min_quality, *outputs), outputs
 
 
 def rules_failed(outcome) -> set[tuple[str, str | None]]:

@@ -1,4 +1,5 @@
-"""Step 4, the model gate: absolute thresholds, then the champion re-scored on the same test split."""
+"""evaluate-model, the model gate: absolute thresholds and leakage, then the champion re-scored on the test rows it
+never trained on."""
 
 from __future__ import annotations
 
@@ -167,7 +168,7 @@ def prediction_psi_check(candidate: Scores, champion: Scores, drift: dict[str, A
 MIN_COMPARISON_ROWS = 20
 
 
-def evaluate_candidate(
+def evaluate_model(
     model_path: str,
     test_path: str,
     training_report_path: str,

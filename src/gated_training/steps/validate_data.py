@@ -1,4 +1,4 @@
-"""Step 1, the data gate: validate the incoming batch with the GX suite.
+"""validate-data, the data gate: validate the incoming batch with the GX suite.
 
 Built-in checks (target present, not null, two classes or more, no all-null column, no
 infinities) always run as critical: a lax suite must not let training crash later.
@@ -17,18 +17,9 @@ import numpy as np
 import pandas as pd
 
 from gated_training.data import DEFAULT_MAX_INPUT_MB, json_safe, load_table, normalise_labels, write_parquet
-from gated_training.errors import ConfigError, SuiteError
+from gated_training.config import check_sha256_parameter
+from gated_training.errors import SuiteError
 from gated_training.suite import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
-
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-def check_sha256_parameter(name: str, value: str) -> str:
-    """Empty (not pinned) or 64 lowercase hex digits."""
-    value = (value or "").strip().lower()
-    if value and not SHA256_HEX.match(value):
-        raise ConfigError(f"parameter {name}={value!r}: must be empty or a SHA-256 (64 hex digits)")
-    return value
 
 MAX_LISTED_VALUES = 10
 MAX_REASON_CHARS = 300
@@ -213,7 +204,7 @@ def suite_pin_check(actual: str, pinned: str) -> CheckResult:
                        {"suite_sha256": pinned})
 
 
-def validate_dataset(
+def validate_data(
     data_uri: str,
     suite_uri: str,
     target: str,

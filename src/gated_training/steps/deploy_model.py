@@ -1,4 +1,4 @@
-"""Step 5: publish an immutable version, smoke-test it, move the champion pointer, mirror to MLflow.
+"""deploy-model: publish a signed, immutable version, smoke-test it, move the champion pointer, mirror to MLflow.
 
 Runs only in the branch where both gates passed. The pointer moves only after the version
 loads back with verified hashes and predicts what the candidate predicted.
@@ -6,27 +6,24 @@ loads back with verified hashes and predicts what the candidate predicted.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import joblib
-import pandas as pd
 
-from gated_training import __version__, tracking
+from gated_training import __version__
 from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import profile_frame
-from gated_training.errors import RegistryError, TrackingError
-from gated_training.registry import (FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, SMOKE_PREDICTIONS_FILE,
-                                     SMOKE_ROWS_FILE, ChampionChangedError, ModelRegistry, fitted_model)
+from gated_training.errors import RegistryError
+from gated_training.registry import (FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, ChampionChangedError,
+                                     ModelRegistry, fitted_model, smoke_files, smoke_test)
+from gated_training.tracking import mirror_to_mlflow, without_credentials
 
 SMOKE_TEST_ROWS = 20
-CHAMPION_ALIAS = "champion"
 
 
 @dataclass(frozen=True)
@@ -41,56 +38,6 @@ class DeploymentOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
-
-
-def smoke_files(rows: pd.DataFrame, predictions: Any) -> dict[str, bytes]:
-    """A few raw rows and the candidate's predictions for them, stored with the version, so any
-    later promotion or rollback can prove the stored bytes still predict what was gated."""
-    buffer = io.BytesIO()
-    rows.to_parquet(buffer, index=False)
-    return {SMOKE_ROWS_FILE: buffer.getvalue(), SMOKE_PREDICTIONS_FILE: json.dumps(json_safe(list(predictions))).encode()}
-
-
-def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | None) -> Any:
-    """Load a version (every SHA-256 verified first) and check it predicts its stored smoke rows
-    exactly as recorded. Returns the loaded model."""
-    model, _, contents = registry.load_verified_model(version, manifest_sha256)
-    if SMOKE_ROWS_FILE not in contents:
-        raise RegistryError(f"model version {version} has no smoke-test rows; it cannot be proven to load and predict")
-    rows = pd.read_parquet(io.BytesIO(contents[SMOKE_ROWS_FILE]))
-    expected = json.loads(contents[SMOKE_PREDICTIONS_FILE])
-    actual = json_safe(list(model.predict(rows)))
-    if actual != expected:
-        raise RegistryError(f"model version {version}: smoke test failed, the stored model predicts {actual[:5]}… "
-                            f"where it predicted {expected[:5]}… when it was gated")
-    return model
-
-
-def without_credentials(uri: str) -> str:
-    """A tracking URI fit for a manifest: ``https://user:pass@host`` loses ``user:pass@``."""
-    parts = urlsplit(uri)
-    if parts.username or parts.password:
-        return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
-    return uri
-
-
-def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str) -> tuple[str | None, str]:
-    """Register the model in MLflow and point its ``champion`` alias at it. Never raises."""
-    try:
-        with tracking.tracking_errors(tracking_uri, "registering the champion"):
-            import mlflow
-
-            # models:/m-<id> sources resolve through the global tracking URI, not the client's.
-            mlflow.set_tracking_uri(tracking_uri)
-            mlflow.set_registry_uri(tracking_uri)
-            client = tracking.client(tracking_uri)
-            # register_model resolves MLflow 3's models:/m-<id> to its logged model for any backend.
-            registered = mlflow.register_model(model_uri, model_name, tags={"registry_version": version})
-            client.set_registered_model_alias(model_name, CHAMPION_ALIAS, registered.version)
-            client.set_tag(run_id, "gated_training.outcome", "deployed")
-            return str(registered.version), "synced"
-    except TrackingError as exc:
-        return None, f"pending: {exc}"
 
 
 def deploy_model(

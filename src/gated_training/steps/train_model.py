@@ -1,4 +1,4 @@
-"""Step 3: cross-validate and fit the estimator on the training split, tracked in MLflow.
+"""train-model: cross-validate and fit the estimator on the training split, tracked in MLflow.
 
 The fitted preprocessor and the estimator are joined into one ``Pipeline``: the artifact that
 is deployed turns raw rows into predictions, so serving never re-implements features.

@@ -1,4 +1,5 @@
-"""Step 2, between validation and training: the no-new-data trigger, then the drift gate.
+"""check-drift, between validate-data and engineer-features: the no-new-data trigger, the schema
+contract, then the drift gate.
 
 The batch is compared with the champion's reference profile (stored with every deployed
 version), so no old training data is read. Decisions:
@@ -147,7 +148,7 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
                             ignored_columns=ignored, warnings=warnings, **base)
 
 
-def run_drift_step(dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
+def check_drift(dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
                    policy: DriftPolicy, report_out: str, html_out: str) -> DriftGateOutcome:
     """The pipeline step: decide, then write the JSON record and the HTML report."""
     from gated_training.drift_report import render_drift_html

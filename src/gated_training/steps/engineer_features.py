@@ -1,4 +1,4 @@
-"""Step 2: split the batch, then fit the preprocessing pipeline on the training split only.
+"""engineer-features: split the batch (stable hash split), then fit the preprocessing pipeline on the training split only.
 
 The reference design fitted imputation, encoding and SelectKBest on all rows before the
 split, which leaks test rows into training. Here the split comes first, and the fitted
