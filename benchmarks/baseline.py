@@ -56,28 +56,28 @@ def main(argv: list[str]) -> int:
     registry = str(work / "registry")
     tracking = f"sqlite:///{work / 'mlflow.db'}"
 
-    validation = validate_data(args.data, args.suite, args.target, 0.8, out["dataset.parquet"],
-                                  out["validation.json"], out["docs.html"])
+    validation = validate_data(data_uri=args.data, suite_uri=args.suite, target=args.target, min_quality_score=0.8, dataset_out=out["dataset.parquet"],
+                                  report_out=out["validation.json"], data_docs_out=out["docs.html"])
     mark("validate-data")
-    check_drift(out["dataset.parquet"], out["validation.json"], args.target, registry, "bench",
-                   settings_from(DriftPolicy, typed), out["drift.json"], out["drift.html"])
+    check_drift(dataset_path=out["dataset.parquet"], validation_report_path=out["validation.json"], target=args.target, registry_uri=registry, model_name="bench",
+                   policy=settings_from(DriftPolicy, typed), report_out=out["drift.json"], html_out=out["drift.html"])
     mark("check-drift")
-    engineer_features(out["dataset.parquet"], args.target, settings_from(FeatureSettings, typed),
-                      settings_from(SplitSettings, typed), out["train.parquet"], out["test.parquet"],
-                      out["preprocessor.joblib"], out["features.json"], drift_report_path=out["drift.json"])
+    engineer_features(dataset_path=out["dataset.parquet"], target=args.target, feature_settings=settings_from(FeatureSettings, typed),
+                      split_settings=settings_from(SplitSettings, typed), train_out=out["train.parquet"], test_out=out["test.parquet"],
+                      preprocessor_out=out["preprocessor.joblib"], metadata_out=out["features.json"], drift_report_path=out["drift.json"])
     mark("engineer-features")
-    train_model(out["train.parquet"], out["test.parquet"], out["preprocessor.joblib"], out["features.json"],
-                args.target, settings_from(ModelSettings, typed), tracking, "bench", validation.data_sha256, "baseline",
-                out["model.joblib"], out["training.json"], out["importances.json"], out["drift.json"])
+    train_model(train_path=out["train.parquet"], test_path=out["test.parquet"], preprocessor_path=out["preprocessor.joblib"], feature_metadata_path=out["features.json"],
+                target=args.target, settings=settings_from(ModelSettings, typed), tracking_uri=tracking, experiment="bench", data_sha256=validation.data_sha256, kfp_run_id="baseline",
+                model_out=out["model.joblib"], report_out=out["training.json"], importances_out=out["importances.json"], drift_report_path=out["drift.json"])
     mark("train-model")
-    decision = evaluate_model(out["model.joblib"], out["test.parquet"], out["training.json"], args.target,
-                                  settings_from(GateThresholds, typed), registry, "bench", out["decision.json"],
-                                  out["gate.md"], out["drift.json"], feature_metadata_path=out["features.json"])
+    decision = evaluate_model(model_path=out["model.joblib"], test_path=out["test.parquet"], training_report_path=out["training.json"], target=args.target,
+                                  thresholds=settings_from(GateThresholds, typed), registry_uri=registry, model_name="bench", decision_out=out["decision.json"],
+                                  report_out=out["gate.md"], drift_report_path=out["drift.json"], feature_metadata_path=out["features.json"])
     mark("evaluate-model")
     if decision.decision == "deploy":
-        deploy_model(out["model.joblib"], out["test.parquet"], out["features.json"], out["training.json"],
-                     out["decision.json"], args.target, registry, "bench", validation.data_sha256, "baseline",
-                     out["deployment.json"], "baseline", out["train.parquet"],
+        deploy_model(model_path=out["model.joblib"], test_path=out["test.parquet"], feature_metadata_path=out["features.json"], training_report_path=out["training.json"],
+                     gate_decision_path=out["decision.json"], target=args.target, registry_uri=registry, model_name="bench", data_sha256=validation.data_sha256, kfp_run_id="baseline",
+                     deployment_out=out["deployment.json"], pipeline_version="baseline", train_path=out["train.parquet"],
                      validation_report_path=out["validation.json"])
     mark("deploy-model")
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -39,20 +39,20 @@ def run_step(step: str, work: Path) -> None:
     if step == "validate-data":
         from gated_training.steps.validate_data import validate_data
 
-        validate_data(str(work / "batch.parquet"), str(work / "batch.expectations.json"), TARGET, 0.8,
-                         out["dataset.parquet"], out["validation.json"], out["docs.html"])
+        validate_data(data_uri=str(work / "batch.parquet"), suite_uri=str(work / "batch.expectations.json"), target=TARGET, min_quality_score=0.8,
+                         dataset_out=out["dataset.parquet"], report_out=out["validation.json"], data_docs_out=out["docs.html"])
     elif step == "engineer-features":
         from gated_training.steps.engineer_features import engineer_features
 
-        engineer_features(out["dataset.parquet"], TARGET, settings_from(FeatureSettings, typed),
-                          settings_from(SplitSettings, typed), out["train.parquet"], out["test.parquet"],
-                          out["preprocessor.joblib"], out["features.json"])
+        engineer_features(dataset_path=out["dataset.parquet"], target=TARGET, feature_settings=settings_from(FeatureSettings, typed),
+                          split_settings=settings_from(SplitSettings, typed), train_out=out["train.parquet"], test_out=out["test.parquet"],
+                          preprocessor_out=out["preprocessor.joblib"], metadata_out=out["features.json"])
     else:
         from gated_training.steps.train_model import train_model
 
-        train_model(out["train.parquet"], out["test.parquet"], out["preprocessor.joblib"], out["features.json"], TARGET,
-                    settings_from(ModelSettings, typed), f"sqlite:///{work / 'mlflow.db'}", "memory-profile", "", "",
-                    out["model.joblib"], out["training.json"], out["importances.json"])
+        train_model(train_path=out["train.parquet"], test_path=out["test.parquet"], preprocessor_path=out["preprocessor.joblib"], feature_metadata_path=out["features.json"], target=TARGET,
+                    settings=settings_from(ModelSettings, typed), tracking_uri=f"sqlite:///{work / 'mlflow.db'}", experiment="memory-profile", data_sha256="", kfp_run_id="",
+                    model_out=out["model.joblib"], report_out=out["training.json"], importances_out=out["importances.json"])
 
 
 def _site(path: str, function: str, line: int) -> str:

@@ -37,8 +37,8 @@ def check_drift(
                              drift_critical_features=drift_critical_features, force_retrain=force_retrain,
                              drift_severe_psi=drift_severe_psi, drift_severe_out_of_range=drift_severe_out_of_range,
                              new_columns=new_columns)
-        outcome = check_drift(dataset.path, validation_report.path, target_column, registry_uri, model_name,
-                                 policy, drift_report.path, drift_html.path)
+        outcome = check_drift(dataset_path=dataset.path, validation_report_path=validation_report.path, target=target_column, registry_uri=registry_uri, model_name=model_name,
+                                 policy=policy, report_out=drift_report.path, html_out=drift_html.path)
     report = outcome.report
     if report is not None:
         drift_metrics.log_metric("drifted_share", report["drifted_share"])

@@ -30,10 +30,10 @@ def deploy_model(
 
     with recorded_step("deploy-model"):
         outcome = deploy_model(
-            model.path, test_data.path, feature_metadata.path, training_report.path, gate_decision.path,
-            target_column, registry_uri, model_name, test_data.metadata.get("source_sha256", ""), kfp_run_id,
-            deployment.path, pipeline_version, train_data.path, validation_report_path=validation_report.path,
+            model_path=model.path, test_path=test_data.path, feature_metadata_path=feature_metadata.path, training_report_path=training_report.path, gate_decision_path=gate_decision.path,
+            target=target_column, registry_uri=registry_uri, model_name=model_name, data_sha256=test_data.metadata.get("source_sha256", ""), kfp_run_id=kfp_run_id,
+            deployment_out=deployment.path, pipeline_version=pipeline_version, train_path=train_data.path, validation_report_path=validation_report.path,
         )
-        record_and_notify(validation_report.path, gate_decision.path, deployment.path, kfp_run_id,
-                       run_summary.path, summary.path, drift_report_path=drift_report.path)
+        record_and_notify(validation_report_path=validation_report.path, gate_decision_path=gate_decision.path, deployment_path=deployment.path, kfp_run_id=kfp_run_id,
+                       summary_json_out=run_summary.path, markdown_out=summary.path, drift_report_path=drift_report.path)
     deployment.metadata.update({"version": outcome.version, "uri": outcome.version_uri, "promoted": outcome.promoted})

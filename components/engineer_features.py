@@ -10,7 +10,6 @@ def engineer_features(
     drift_report: Input[Artifact],
     target_column: str,
     test_size: float,
-    random_state: int,
     categorical_encoding: str,
     interaction_features: bool,
     polynomial_degree: int,
@@ -30,12 +29,12 @@ def engineer_features(
 
     with recorded_step("engineer-features"):
         outcome = engineer_features(
-            dataset.path, target_column,
-            FeatureSettings(categorical_encoding=categorical_encoding, interaction_features=interaction_features,
+            dataset_path=dataset.path, target=target_column,
+            feature_settings=FeatureSettings(categorical_encoding=categorical_encoding, interaction_features=interaction_features,
                             polynomial_degree=polynomial_degree, select_k_best=select_k_best,
                             max_categories=max_categories, min_category_frequency=min_category_frequency),
-            SplitSettings(test_size=test_size, random_state=random_state, split_key=split_key),
-            train_data.path, test_data.path, preprocessor.path, feature_metadata.path,
+            split_settings=SplitSettings(test_size=test_size, split_key=split_key),
+            train_out=train_data.path, test_out=test_data.path, preprocessor_out=preprocessor.path, metadata_out=feature_metadata.path,
             drift_report_path=drift_report.path,
         )
     fingerprint = dataset.metadata.get("sha256", "")

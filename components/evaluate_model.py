@@ -42,9 +42,9 @@ def evaluate_model(
                                     max_prediction_psi=max_prediction_psi,
                                     max_single_feature_score=max_single_feature_score,
                                     max_unexplained_gain=max_unexplained_gain)
-        decision = evaluate_model(model.path, test_data.path, training_report.path, target_column, thresholds,
-                                      registry_uri, model_name, gate_decision.path, gate_report.path,
-                                      drift_report.path, feature_metadata_path=feature_metadata.path)
+        decision = evaluate_model(model_path=model.path, test_path=test_data.path, training_report_path=training_report.path, target=target_column, thresholds=thresholds,
+                                      registry_uri=registry_uri, model_name=model_name, decision_out=gate_decision.path, report_out=gate_report.path,
+                                      drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path)
     for name, value in decision.candidate["metrics"].items():
         metrics.log_metric(name, value)
     metrics.log_metric("overfit_gap", decision.candidate["overfit_gap"])

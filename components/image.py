@@ -6,5 +6,8 @@
 
 import os
 
-DEFAULT_IMAGE = "localhost/kfp-gated-training:0.1.0"
+from gated_training import __version__
+
+# The tag make image builds locally: the package version (pyproject.toml), as the Makefile's IMAGE default.
+DEFAULT_IMAGE = f"localhost/kfp-gated-training:{__version__}"
 BASE_IMAGE = os.environ.get("IMAGE") or DEFAULT_IMAGE

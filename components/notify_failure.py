@@ -9,6 +9,7 @@ def notify_failure(status: dsl.PipelineTaskFinalStatus, notify_webhook_url: str,
     from gated_training.notify import notify_failed_run
     from gated_training.step_records import write_record
 
-    sent = notify_failed_run(notify_webhook_url, status.state, status.error_message or "", kfp_run_id,
-                             status.pipeline_job_resource_name)
-    write_record("notify-failure", "notification", {"state": status.state, "notification": sent})
+    sent = notify_failed_run(webhook_url=notify_webhook_url, state=status.state,
+                             error_message=status.error_message or "", kfp_run_id=kfp_run_id,
+                             job_name=status.pipeline_job_resource_name)
+    write_record(step="notify-failure", kind="notification", record={"state": status.state, "notification": sent})

@@ -19,5 +19,5 @@ def report_data_blocked(
     from gated_training.summary import record_and_notify
 
     with recorded_step("report-data-blocked"):
-        record_and_notify(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
+        record_and_notify(validation_report_path=validation_report.path, gate_decision_path=None, deployment_path=None, kfp_run_id=kfp_run_id, summary_json_out=run_summary.path, markdown_out=summary.path,
                        webhook_url=notify_webhook_url, links={"data docs": data_docs.uri, "summary": summary.uri})

@@ -19,6 +19,6 @@ def report_drift_gate(
     from gated_training.summary import record_and_notify
 
     with recorded_step("report-drift-gate"):
-        record_and_notify(validation_report.path, None, None, kfp_run_id, run_summary.path, summary.path,
+        record_and_notify(validation_report_path=validation_report.path, gate_decision_path=None, deployment_path=None, kfp_run_id=kfp_run_id, summary_json_out=run_summary.path, markdown_out=summary.path,
                        drift_report_path=drift_report.path, webhook_url=notify_webhook_url,
                        links={"drift report": drift_html.uri, "summary": summary.uri})

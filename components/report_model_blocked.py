@@ -22,6 +22,6 @@ def report_model_blocked(
     from gated_training.summary import record_and_notify
 
     with recorded_step("report-model-blocked"):
-        record_and_notify(validation_report.path, gate_decision.path, None, kfp_run_id, run_summary.path, summary.path,
+        record_and_notify(validation_report_path=validation_report.path, gate_decision_path=gate_decision.path, deployment_path=None, kfp_run_id=kfp_run_id, summary_json_out=run_summary.path, markdown_out=summary.path,
                        drift_report_path=drift_report.path, webhook_url=notify_webhook_url,
                        links={"gate report": gate_report.uri, "drift report": drift_html.uri, "summary": summary.uri})

@@ -35,11 +35,11 @@ def train_model(
 
     with recorded_step("train-model"):
         outcome = train_model(
-            train_data.path, test_data.path, preprocessor.path, feature_metadata.path, target_column,
-            ModelSettings(estimator, n_estimators, max_depth, min_samples_split, learning_rate, random_state, cv_folds,
-                          cv_max_rows),
-            mlflow_tracking_uri, mlflow_experiment, train_data.metadata.get("source_sha256", ""), kfp_run_id,
-            model.path, training_report.path, feature_importances.path, drift_report.path,
+            train_path=train_data.path, test_path=test_data.path, preprocessor_path=preprocessor.path, feature_metadata_path=feature_metadata.path, target=target_column,
+            settings=ModelSettings(estimator=estimator, n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split, learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds,
+                          cv_max_rows=cv_max_rows),
+            tracking_uri=mlflow_tracking_uri, experiment=mlflow_experiment, data_sha256=train_data.metadata.get("source_sha256", ""), kfp_run_id=kfp_run_id,
+            model_out=model.path, report_out=training_report.path, importances_out=feature_importances.path, drift_report_path=drift_report.path,
         )
     model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})
     training_metrics.log_metric("cv_accuracy_mean", outcome.cv_accuracy_mean)

@@ -24,8 +24,8 @@ def validate_data(
 
     with recorded_step("validate-data"):
         outcome = validate_data(
-            data_uri, suite_uri, target_column, min_quality_score,
-            dataset.path, validation_report.path, data_docs.path,
+            data_uri=data_uri, suite_uri=suite_uri, target=target_column, min_quality_score=min_quality_score,
+            dataset_out=dataset.path, report_out=validation_report.path, data_docs_out=data_docs.path,
             pinned_suite_sha256=suite_sha256, max_input_mb=max_input_mb,
         )
     dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count})

@@ -6,9 +6,10 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+
+from gated_training.synthetic import mixed_frame as synthetic_frame  # noqa: F401 - the tests' small table
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # A dead MLflow server must fail fast in tests, not after minutes of retries.
@@ -26,24 +27,6 @@ SAMPLE_DATA = REPO_ROOT / "data" / "german_credit.csv"
 SAMPLE_SUITE = REPO_ROOT / "data" / "german_credit.expectations.json"
 SAMPLE_PARAMS = REPO_ROOT / "data" / "german_credit.params.yaml"
 COMPILED_PIPELINE = REPO_ROOT / "compiled" / "training_pipeline.yaml"
-
-
-def synthetic_frame(rows: int = 400, seed: int = 0, classes: tuple = (0, 1), noise: float = 0.3) -> pd.DataFrame:
-    """A learnable mixed-type table: numeric, categorical with missing values, boolean; target ``label``."""
-    rng = np.random.default_rng(seed)
-    x1 = rng.normal(size=rows)
-    x2 = rng.uniform(0, 10, size=rows)
-    colour = rng.choice(["red", "green", "blue"], size=rows)
-    flag = rng.random(rows) > 0.5
-    score = x1 + (x2 - 5) / 3 + np.where(colour == "red", 1.0, 0.0) + rng.normal(scale=noise, size=rows)
-    bins = np.quantile(score, np.linspace(0, 1, len(classes) + 1)[1:-1])
-    label = np.asarray(classes, dtype=object)[np.digitize(score, bins)]
-    frame = pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "flag": flag, "label": label})
-    frame.loc[rng.random(rows) < 0.05, "colour"] = None
-    frame.loc[rng.random(rows) < 0.05, "x2"] = np.nan
-    if all(isinstance(c, (int, np.integer)) for c in classes):
-        frame["label"] = frame["label"].astype(int)
-    return frame
 
 
 @pytest.fixture

@@ -20,6 +20,12 @@ COMPARISON_METRICS = ("accuracy", "f1", "roc_auc")
 FIRST_RUN_POLICIES = ("deploy_if_thresholds_pass", "block")
 DRIFT_ACTIONS = ("block", "warn", "retrain_only")
 NEW_COLUMN_POLICIES = ("block", "ignore")
+# Run-level defaults that no settings class holds (the pipeline's signature reads them from here).
+DEFAULT_MIN_QUALITY_SCORE = 0.8  # the data gate, as in the reference design
+DEFAULT_MAX_INPUT_MB = 2048.0
+DEFAULT_REGISTRY_URI = ".gated-training/registry"
+DEFAULT_MODEL_NAME = "tabular-classifier"
+DEFAULT_MLFLOW_EXPERIMENT = "gated-training"
 
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -66,7 +72,7 @@ def require_non_negative(name: str, value: Any) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GateThresholds:
     """The model gate. A minimum of 0.0 switches that check off (min_f1, min_roc_auc)."""
 
@@ -94,7 +100,7 @@ class GateThresholds:
         object.__setattr__(self, "max_prediction_psi", require_non_negative("max_prediction_psi", self.max_prediction_psi))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriftPolicy:
     """The drift gate and the no-new-data trigger (see README, "Drift gate").
 
@@ -112,6 +118,11 @@ class DriftPolicy:
     drift_severe_out_of_range: float = 0.1
     # The schema contract: a column the champion was not trained on blocks, or is dropped with a warning.
     new_columns: str = "block"
+    # Statistical tests (not pipeline parameters): a feature also drifts when its KS / chi-squared test
+    # is significant at drift_alpha with a material effect (KS statistic / Cramér's V at least these).
+    drift_alpha: float = 0.01
+    drift_min_ks_statistic: float = 0.1
+    drift_min_cramers_v: float = 0.1
 
     def __post_init__(self) -> None:
         require_choice("drift_action", self.drift_action, DRIFT_ACTIONS)
@@ -138,7 +149,7 @@ class DriftPolicy:
         return tuple(name.strip() for name in self.drift_critical_features.split(",") if name.strip())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureSettings:
     """Preprocessing. Interactions, polynomials and SelectKBest are off by default."""
 
@@ -164,13 +175,12 @@ class FeatureSettings:
         object.__setattr__(self, "select_k_best", require_int("select_k_best", self.select_k_best, 0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SplitSettings:
     """The stable split: a row is a test row when the hash of its features (or of ``split_key``)
-    falls below ``test_size``; ``random_state`` seeds the folds and the estimator, not the split."""
+    falls below ``test_size``. No seed: ``ModelSettings.random_state`` seeds the folds and the estimator."""
 
     test_size: float = 0.2
-    random_state: int = 42
     split_key: str = ""  # a key column to hash instead of the whole row
 
     def __post_init__(self) -> None:
@@ -180,10 +190,9 @@ class SplitSettings:
         if not 0.05 <= test_size <= 0.5:
             raise ConfigError(f"parameter test_size={test_size}: must be between 0.05 and 0.5")
         object.__setattr__(self, "test_size", test_size)
-        object.__setattr__(self, "random_state", require_int("random_state", self.random_state, 0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSettings:
     """The estimator. The defaults are the reference design's random forest.
 
@@ -254,18 +263,18 @@ def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
     for required in ("data_uri", "target_column"):
         if not str(params.get(required) or "").strip():
             raise ConfigError(f"parameter {required} is required")
-    require_fraction("min_quality_score", params.get("min_quality_score", 0.8))
+    require_fraction("min_quality_score", params.get("min_quality_score", DEFAULT_MIN_QUALITY_SCORE))
     from gated_training.data import max_input_bytes
 
-    max_input_bytes(params.get("max_input_mb", 2048.0))
+    max_input_bytes(params.get("max_input_mb", DEFAULT_MAX_INPUT_MB))
     check_sha256_parameter("suite_sha256", str(params.get("suite_sha256") or ""))
-    check_registry_parameters(str(params.get("registry_uri", ".gated-training/registry")),
-                              str(params.get("model_name", "tabular-classifier")))
+    check_registry_parameters(str(params.get("registry_uri", DEFAULT_REGISTRY_URI)),
+                              str(params.get("model_name", DEFAULT_MODEL_NAME)))
     from gated_training.notify import check_webhook_url
 
     check_webhook_url(str(params.get("notify_webhook_url") or ""))
-    split_params = {"test_size": params.get("test_size", 0.2), "random_state": params.get("random_state", 42),
-                    "split_key": params.get("split_key", "")}
+    split_params = {"test_size": params.get("test_size", SplitSettings.test_size),
+                    "split_key": params.get("split_key", SplitSettings.split_key)}
     return {
         "thresholds": asdict(settings_from(GateThresholds, params)),
         "features": asdict(settings_from(FeatureSettings, params)),

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gated_training import storage
+from gated_training.config import DEFAULT_MAX_INPUT_MB
 from gated_training.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -42,7 +43,6 @@ def _describe_decode_error(uri: str, raw: bytes, exc: UnicodeDecodeError) -> str
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
 UNSUPPORTED_COMPRESSIONS = (".zip", ".zst", ".tar", ".7z")
-DEFAULT_MAX_INPUT_MB = 2048.0
 
 
 def table_format(uri: str) -> tuple[str, str | None]:

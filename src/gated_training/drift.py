@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gated_training.config import DriftPolicy
 from gated_training.data import is_numeric_feature, json_safe, label_key
 
 PROFILE_FORMAT = 1
@@ -46,20 +47,7 @@ EPSILON = 1e-4  # PSI's floor for an empty bin, so log(0) never happens
 TOP_SHIFTS = 3
 
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    psi_threshold: float = 0.2
-    alpha: float = 0.01
-    min_ks_statistic: float = 0.1
-    min_cramers_v: float = 0.1
-    max_drifted_share: float = 0.3
-    critical_features: tuple[str, ...] = ()
-    # Severe single-feature drift drifts the batch whatever the share: 0 switches either off.
-    severe_psi: float = 1.0
-    severe_out_of_range: float = 0.1
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureDrift:
     feature: str
     kind: str  # "numeric" or "categorical"
@@ -76,7 +64,7 @@ class FeatureDrift:
     out_of_range_share: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriftReport:
     drifted: bool
     reasons: list[str]
@@ -138,7 +126,7 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
     return profile
 
 
-def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thresholds: DriftThresholds) -> FeatureDrift:
+def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thresholds: DriftPolicy) -> FeatureDrift:
     from scipy import stats
 
     values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
@@ -146,8 +134,8 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     edges = np.asarray(reference["edges"])
     expected = np.asarray(reference["counts"], dtype=float) / max(sum(reference["counts"]), 1)
     if len(values) == 0:
-        return FeatureDrift(name, "numeric", "ks", 1.0, 0.0, 1.0, math.inf, True,
-                            [{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}], out_of_range_share=1.0)
+        return FeatureDrift(feature=name, kind="numeric", test="ks", statistic=1.0, p_value=0.0, effect=1.0, psi=math.inf, drifted=True,
+                            top_shifts=[{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}], out_of_range_share=1.0)
     if len(edges) > 1:
         # Values beyond the reference range fall into the outermost bins.
         actual = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / len(values)
@@ -156,18 +144,18 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     result = stats.ks_2samp(np.asarray(reference["sample"]), values)
     drift_psi = psi(expected, actual)
     effect = float(result.statistic)
-    drifted = drift_psi > thresholds.psi_threshold or (result.pvalue < thresholds.alpha and effect >= thresholds.min_ks_statistic)
+    drifted = drift_psi > thresholds.drift_psi_threshold or (result.pvalue < thresholds.drift_alpha and effect >= thresholds.drift_min_ks_statistic)
     labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}]" for i in range(len(edges) - 1)] or ["all"]
     order = np.argsort(-np.abs(actual - expected))[:TOP_SHIFTS]
     shifts = [{"bin": labels[i], "reference_share": float(expected[i]), "batch_share": float(actual[i])} for i in order]
     distribution = {"labels": labels, "edges": edges.tolist(), "reference": expected.tolist(), "batch": actual.tolist()}
     outside = float(np.mean((values < edges[0]) | (values > edges[-1])))
-    return FeatureDrift(name, "numeric", "ks", effect, float(result.pvalue), effect, drift_psi, bool(drifted), shifts,
-                        distribution, out_of_range_share=outside)
+    return FeatureDrift(feature=name, kind="numeric", test="ks", statistic=effect, p_value=float(result.pvalue), effect=effect, psi=drift_psi, drifted=bool(drifted), top_shifts=shifts,
+                        distribution=distribution, out_of_range_share=outside)
 
 
 def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
-                       thresholds: DriftThresholds) -> FeatureDrift:
+                       thresholds: DriftPolicy) -> FeatureDrift:
     from scipy import stats
 
     reference_counts: dict[str, int] = reference["counts"]
@@ -189,7 +177,7 @@ def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
         cramers_v = math.sqrt(statistic / (total * (len(observed) - 1)))
     else:
         statistic, p_value, cramers_v = 0.0, 1.0, 0.0
-    drifted = drift_psi > thresholds.psi_threshold or (p_value < thresholds.alpha and cramers_v >= thresholds.min_cramers_v)
+    drifted = drift_psi > thresholds.drift_psi_threshold or (p_value < thresholds.drift_alpha and cramers_v >= thresholds.drift_min_cramers_v)
     labels = known + [UNSEEN]
     order = np.argsort(-np.abs(actual_share - expected_share))[:TOP_SHIFTS]
     shifts = [{"category": labels[i], "reference_share": float(expected_share[i]), "batch_share": float(actual_share[i])}
@@ -198,25 +186,25 @@ def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
         new_levels = sorted(c for c in batch.index if c not in reference_counts)[:10]
         shifts.append({"category": UNSEEN, "unseen_levels": new_levels, "batch_share": float(unseen / total)})
     distribution = {"labels": labels, "reference": expected_share.tolist(), "batch": actual_share.tolist()}
-    return FeatureDrift(name, "categorical", "chi2", statistic, p_value, cramers_v, drift_psi, bool(drifted), shifts,
-                        distribution, out_of_range_share=float(unseen / total) if total else 0.0)
+    return FeatureDrift(feature=name, kind="categorical", test="chi2", statistic=statistic, p_value=p_value, effect=cramers_v, psi=drift_psi, drifted=bool(drifted), top_shifts=shifts,
+                        distribution=distribution, out_of_range_share=float(unseen / total) if total else 0.0)
 
 
-def severity(result: FeatureDrift, thresholds: DriftThresholds) -> list[str]:
+def severity(result: FeatureDrift, thresholds: DriftPolicy) -> list[str]:
     """Why one feature alone drifts the batch: its PSI or its out-of-reference share is severe."""
     if result.test == "missing":
         return ["missing from the batch"]
     severe = []
-    if thresholds.severe_psi and result.psi >= thresholds.severe_psi:
-        severe.append(f"PSI {result.psi:.3g} >= drift_severe_psi {thresholds.severe_psi:g}")
-    if thresholds.severe_out_of_range and result.out_of_range_share >= thresholds.severe_out_of_range:
+    if thresholds.drift_severe_psi and result.psi >= thresholds.drift_severe_psi:
+        severe.append(f"PSI {result.psi:.3g} >= drift_severe_psi {thresholds.drift_severe_psi:g}")
+    if thresholds.drift_severe_out_of_range and result.out_of_range_share >= thresholds.drift_severe_out_of_range:
         severe.append(f"{result.out_of_range_share:.1%} of values outside the reference "
                       f"{'range' if result.kind == 'numeric' else 'categories'} >= drift_severe_out_of_range "
-                      f"{thresholds.severe_out_of_range:.1%}")
+                      f"{thresholds.drift_severe_out_of_range:.1%}")
     return severe
 
 
-def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftThresholds = DriftThresholds()) -> DriftReport:
+def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolicy = DriftPolicy()) -> DriftReport:
     """Every profiled feature of ``frame`` against the profile. The batch drifts when the share of
     drifted features reaches ``max_drifted_share``, when a critical feature drifts, or when any one
     feature drifts severely (a missing feature always does)."""
@@ -224,7 +212,7 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftThres
     reasons: list[str] = []
     for name, reference in profile["features"].items():
         if name not in frame.columns:
-            result = FeatureDrift(name, reference["kind"], "missing", 1.0, 0.0, 1.0, math.inf, True, [],
+            result = FeatureDrift(feature=name, kind=reference["kind"], test="missing", statistic=1.0, p_value=0.0, effect=1.0, psi=math.inf, drifted=True, top_shifts=[],
                                   out_of_range_share=1.0)
         elif reference["kind"] == "numeric":
             result = _numeric_drift(name, reference, frame[name], thresholds)
@@ -242,12 +230,12 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftThres
     share = len(drifted) / len(results) if results else 0.0
     finite_psi = [r.psi for r in results if math.isfinite(r.psi)]
     max_psi = max(finite_psi, default=0.0) if len(finite_psi) == len(results) else math.inf
-    if results and share >= thresholds.max_drifted_share:
+    if results and share >= thresholds.drift_max_drifted_share:
         reasons.insert(0, f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
-                          f"max_drifted_share {thresholds.max_drifted_share:.0%}): "
+                          f"max_drifted_share {thresholds.drift_max_drifted_share:.0%}): "
                           f"{', '.join(r.feature for r in drifted)}")
-    return DriftReport(bool(reasons), reasons, share, max_psi, results, asdict(thresholds),
-                       int(profile.get("rows", 0)), int(len(frame)))
+    return DriftReport(drifted=bool(reasons), reasons=reasons, drifted_share=share, max_psi=max_psi, features=results, thresholds=asdict(thresholds),
+                       rows_reference=int(profile.get("rows", 0)), rows_batch=int(len(frame)))
 
 
 def prediction_counts(predictions: Any) -> dict[str, int]:

@@ -94,9 +94,9 @@ def render_drift_html(outcome: dict[str, Any]) -> str:
         parts.append(
             f"<p>{report['rows_batch']} batch rows against a reference of {report['rows_reference']} rows. "
             f"{report['drifted_share']:.0%} of features drifted (dataset threshold "
-            f"{thresholds['max_drifted_share']:.0%}); max PSI {_number(report['max_psi'])}. A feature drifts when "
-            f"PSI &gt; {thresholds['psi_threshold']}, or when p &lt; {thresholds['alpha']} and the effect size "
-            f"(KS statistic or Cramér's V) reaches {thresholds['min_ks_statistic']} / {thresholds['min_cramers_v']}. "
+            f"{thresholds['drift_max_drifted_share']:.0%}); max PSI {_number(report['max_psi'])}. A feature drifts when "
+            f"PSI &gt; {thresholds['drift_psi_threshold']}, or when p &lt; {thresholds['drift_alpha']} and the effect size "
+            f"(KS statistic or Cramér's V) reaches {thresholds['drift_min_ks_statistic']} / {thresholds['drift_min_cramers_v']}. "
             "KS runs against the reference's stored sample of 1,000 values; PSI on the reference's decile bins.</p>"
         )
         features = sorted(report["features"], key=lambda f: (not f["drifted"], -_finite(f["psi"])))

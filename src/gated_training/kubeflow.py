@@ -33,7 +33,7 @@ class KubeflowError(GatedTrainingError):
     """The Kubeflow Pipelines backend could not be reached or refused a request."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Connection:
     """Where the backend is and who we are. Unset fields fall back to kfp's own discovery:
     ``KF_PIPELINES_ENDPOINT``, the in-cluster service and its service-account token, then the
@@ -166,7 +166,7 @@ def read_token(token_file: str | None) -> str | None:
 
 # ---- what is uploaded ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PipelinePackage:
     path: Path
     name: str
@@ -185,7 +185,7 @@ def read_package(path: Path) -> PipelinePackage:
     # The same typed parameters `gated-training run` reads, so local and cluster runs coerce alike.
     from gated_training.pipeline_spec import component_inputs
 
-    return PipelinePackage(path, name, hashlib.sha256(content).hexdigest(), component_inputs(path))
+    return PipelinePackage(path=path, name=name, sha256=hashlib.sha256(content).hexdigest(), parameters=component_inputs(path))
 
 
 def checkout_revision(directory: Path) -> tuple[str, bool]:
@@ -234,7 +234,7 @@ def find_version_id(client: Any, pipeline_id: str, name: str, connection: Connec
     return versions[0].pipeline_version_id if versions else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UploadResult:
     pipeline_id: str
     version_id: str
@@ -256,11 +256,11 @@ def upload(client: Any, connection: Connection, package: PipelinePackage, versio
                                                  namespace=connection.namespace).pipeline_id
     existing = find_version_id(client, pipeline_id, version, connection)
     if existing:
-        return UploadResult(pipeline_id, existing, version, created_pipeline, created_version=False)
+        return UploadResult(pipeline_id=pipeline_id, version_id=existing, version_name=version, created_pipeline=created_pipeline, created_version=False)
     with api_call(f"uploading version {version!r} of pipeline {name!r}", connection):
         uploaded = client.upload_pipeline_version(str(package.path), pipeline_version_name=version,
                                                   pipeline_id=pipeline_id, description=description or None)
-    return UploadResult(pipeline_id, uploaded.pipeline_version_id, version, created_pipeline, created_version=True)
+    return UploadResult(pipeline_id=pipeline_id, version_id=uploaded.pipeline_version_id, version_name=version, created_pipeline=created_pipeline, created_version=True)
 
 
 def resolve_version(client: Any, connection: Connection, pipeline_name: str, version: str) -> tuple[str, str]:
@@ -282,7 +282,7 @@ def ensure_experiment(client: Any, connection: Connection, name: str) -> str:
 
 # ---- runs ---------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRequest:
     experiment: str
     run_name: str
@@ -305,7 +305,7 @@ def submit(client: Any, connection: Connection, request: RunRequest) -> str:
     return run.run_id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunResult:
     run_id: str
     state: str
@@ -323,7 +323,7 @@ def run_result(run: Any) -> RunResult:
     if not outcome:
         outcome = "failed" if state in ("FAILED", "CANCELED") else state.lower()
     error = getattr(getattr(run, "error", None), "message", None) or ""
-    return RunResult(run.run_id, state, outcome, tasks, error)
+    return RunResult(run_id=run.run_id, state=state, outcome=outcome, tasks=tasks, error=error)
 
 
 def wait_for_run(client: Any, connection: Connection, run_id: str, timeout_seconds: float, poll_seconds: float,
@@ -347,7 +347,7 @@ def wait_for_run(client: Any, connection: Connection, run_id: str, timeout_secon
 
 # ---- recurring runs -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScheduleRequest:
     name: str
     experiment: str

@@ -29,7 +29,7 @@ FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LocalRunResult:
     summary: dict[str, Any]
     tasks_ran: list[str]

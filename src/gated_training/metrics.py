@@ -15,7 +15,7 @@ from gated_training.data import json_safe
 MAX_ROC_POINTS = 200  # keeps the ClassificationMetrics artifact small in the KFP UI
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scores:
     accuracy: float
     f1: float  # macro F1: defined for binary and multiclass, string or integer labels

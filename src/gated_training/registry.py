@@ -95,7 +95,7 @@ class ChampionChangedError(RegistryError):
     """The pointer moved after this run gated against it: promoting would lose that update."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Champion:
     version: str
     manifest_sha256: str
@@ -227,7 +227,7 @@ class ModelRegistry:
             return None
         try:
             pointer = json.loads(raw)
-            return Champion(pointer["version"], pointer["manifest_sha256"], pointer, token)
+            return Champion(version=pointer["version"], manifest_sha256=pointer["manifest_sha256"], pointer=pointer, token=token)
         except (ValueError, KeyError) as exc:
             raise RegistryError(f"{self.pointer_uri}: unreadable champion pointer: {exc}") from exc
 

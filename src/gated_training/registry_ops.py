@@ -16,7 +16,7 @@ from gated_training.registry import ModelRegistry, check_version, smoke_test
 from gated_training.tracking import CHAMPION_ALIAS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VersionRow:
     version: str
     complete: bool
@@ -37,13 +37,13 @@ def history(registry: ModelRegistry) -> tuple[list[VersionRow], list[str]]:
     rows, problems = [], []
     for version in reversed(registry.versions()):
         if not registry.is_complete(version):
-            rows.append(VersionRow(version, False, False, "", {}, "incomplete (no manifest)", "", []))
+            rows.append(VersionRow(version=version, complete=False, champion=False, created_at="", metrics={}, gate="incomplete (no manifest)", data_sha256="", promotions=[]))
             continue
         try:
             manifest, _ = registry.read_manifest(version)
         except RegistryError as exc:
-            rows.append(VersionRow(version, False, bool(champion and champion.version == version), "", {},
-                                   "REFUSED", "", []))
+            rows.append(VersionRow(version=version, complete=False, champion=bool(champion and champion.version == version), created_at="", metrics={},
+                                   gate="REFUSED", data_sha256="", promotions=[]))
             problems.append(str(exc))
             continue
         rows.append(VersionRow(

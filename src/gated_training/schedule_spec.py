@@ -19,7 +19,7 @@ INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 INTERVAL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CronField:
     name: str
     low: int
@@ -30,12 +30,12 @@ class CronField:
 
 
 FIELDS = (
-    CronField("second", 0, 59),
-    CronField("minute", 0, 59),
-    CronField("hour", 0, 23),
-    CronField("day of month", 1, 31, question_mark=True),
-    CronField("month", 1, 12, tuple(MONTHS), 1),
-    CronField("day of week", 0, 6, tuple(DAYS), 0, question_mark=True),
+    CronField(name="second", low=0, high=59),
+    CronField(name="minute", low=0, high=59),
+    CronField(name="hour", low=0, high=23),
+    CronField(name="day of month", low=1, high=31, question_mark=True),
+    CronField(name="month", low=1, high=12, names=tuple(MONTHS), names_start=1),
+    CronField(name="day of week", low=0, high=6, names=tuple(DAYS), names_start=0, question_mark=True),
 )
 
 

@@ -38,7 +38,7 @@ MIN_KEY_CHARS = 32
 MAX_SIGNATURE_BYTES = 4096
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Signer:
     key: bytes | None  # None: explicit unsigned mode
 
@@ -96,11 +96,11 @@ def _checked(text: str, where: str) -> bytes:
 def current_signer() -> Signer:
     """The signer this process uses; refuses when neither a key nor the unsigned mode is set."""
     if os.environ.get(KEY_ENV, "").strip():
-        return Signer(_checked(os.environ[KEY_ENV].strip(), KEY_ENV))
+        return Signer(key=_checked(os.environ[KEY_ENV].strip(), KEY_ENV))
     if os.environ.get(KEY_FILE_ENV, "").strip():
-        return Signer(_read_key_file(os.environ[KEY_FILE_ENV].strip()))
+        return Signer(key=_read_key_file(os.environ[KEY_FILE_ENV].strip()))
     if os.environ.get(UNSIGNED_ENV, "").strip().lower() in ("1", "true", "yes"):
-        return Signer(None)
+        return Signer(key=None)
     raise RegistryError(
         f"no registry signing key: set {KEY_ENV} (on a cluster: `make compile REGISTRY_KEY_SECRET=<secret name>`), "
         f"or {KEY_FILE_ENV}, or {UNSIGNED_ENV}=1 for an unsigned local registry"

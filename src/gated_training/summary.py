@@ -41,7 +41,7 @@ def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
     severity = "critical" if drift["drift_action"] != "warn" else "warning"
     return [
         {"gate": "drift", "name": f"drift[{f['feature']}]", "severity": severity, "value": f["psi"],
-         "threshold": report["thresholds"]["psi_threshold"], "passed": not f["drifted"],
+         "threshold": report["thresholds"]["drift_psi_threshold"], "passed": not f["drifted"],
          "detail": f"{f['test']} statistic {f['statistic']:.4g}, p={f['p_value']:.3g}, effect {f['effect']:.3f}"}
         for f in report["features"]
     ]
@@ -185,6 +185,7 @@ def write_summary(summary: dict[str, Any], summary_json_out: str, markdown_out: 
 
 
 def record_and_notify(
+    *,
     validation_report_path: str,
     gate_decision_path: str | None,
     deployment_path: str | None,

@@ -9,6 +9,9 @@ at a time, so tests can assert exactly which features a drift check must flag:
 - ``new_categories``: ``channel`` gains levels never seen before;
 - ``category_mix``: ``region`` changes its mix of known levels;
 - ``label_shift``: the target's class balance moves (features unchanged).
+
+``generate_wide`` widens ``generate`` for the benchmarks; ``mixed_frame`` is the tests' small
+table (two numeric, one categorical with missing values, one boolean; target ``label``).
 """
 
 from __future__ import annotations
@@ -92,3 +95,21 @@ def generate_wide(rows: int, columns: int = 30, seed: int = 0, signal: float = 1
         else:
             added[f"flag_{index}"] = rng.random(rows) < 0.5
     return pd.concat([base, pd.DataFrame(added)], axis=1)
+
+
+def mixed_frame(rows: int = 400, seed: int = 0, classes: tuple = (0, 1), noise: float = 0.3) -> pd.DataFrame:
+    """A learnable mixed-type table: numeric, categorical with missing values, boolean; target ``label``."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.uniform(0, 10, size=rows)
+    colour = rng.choice(["red", "green", "blue"], size=rows)
+    flag = rng.random(rows) > 0.5
+    score = x1 + (x2 - 5) / 3 + np.where(colour == "red", 1.0, 0.0) + rng.normal(scale=noise, size=rows)
+    bins = np.quantile(score, np.linspace(0, 1, len(classes) + 1)[1:-1])
+    label = np.asarray(classes, dtype=object)[np.digitize(score, bins)]
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "flag": flag, "label": label})
+    frame.loc[rng.random(rows) < 0.05, "colour"] = None
+    frame.loc[rng.random(rows) < 0.05, "x2"] = np.nan
+    if all(isinstance(c, (int, np.integer)) for c in classes):
+        frame["label"] = frame["label"].astype(int)
+    return frame

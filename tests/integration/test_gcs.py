@@ -34,8 +34,8 @@ def model_bytes(tmp_path, constant: int) -> bytes:
 
 
 def test_validation_reads_data_and_the_suite_beside_it_from_gcs(gcs, tmp_path):
-    outcome = validate_data(f"gs://{BUCKET}/incoming/german_credit.csv", "", "risk", 0.8,
-                               str(tmp_path / "d.parquet"), str(tmp_path / "r.json"), str(tmp_path / "h.html"))
+    outcome = validate_data(data_uri=f"gs://{BUCKET}/incoming/german_credit.csv", suite_uri="", target="risk", min_quality_score=0.8,
+                               dataset_out=str(tmp_path / "d.parquet"), report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "h.html"))
     assert outcome.passed and outcome.suite_uri == f"gs://{BUCKET}/incoming/german_credit.expectations.json"
 
 

@@ -60,8 +60,8 @@ def registry_uri(request, tmp_path, monkeypatch) -> str:
 
 def gate_for(candidate: StepOutputs, registry_uri: str, out: Path) -> str:
     """Gate a candidate against the registry's current champion; the decision carries its pointer token."""
-    evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("training.json"),
-                       "label", LOOSE, registry_uri, "m", str(out), str(out.with_suffix(".md")))
+    evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"), training_report_path=candidate.path("training.json"),
+                       target="label", thresholds=LOOSE, registry_uri=registry_uri, model_name="m", decision_out=str(out), report_out=str(out.with_suffix(".md")))
     return str(out)
 
 

@@ -27,10 +27,10 @@ def train_candidate(root: Path, frame: pd.DataFrame, target: str = "label", trac
     root.mkdir(parents=True, exist_ok=True)
     tracking_uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
     frame.to_parquet(root / "data.parquet", index=False)
-    engineer_features(str(root / "data.parquet"), target, FeatureSettings(), SplitSettings(),
-                      str(root / "train.parquet"), str(root / "test.parquet"), str(root / "pre.joblib"),
-                      str(root / "meta.json"))
-    training = train_model(str(root / "train.parquet"), str(root / "test.parquet"), str(root / "pre.joblib"),
-                           str(root / "meta.json"), target, settings, tracking_uri, "tests", "f" * 64, "kfp-run-1",
-                           str(root / "model.joblib"), str(root / "training.json"), str(root / "importances.json"))
+    engineer_features(dataset_path=str(root / "data.parquet"), target=target, feature_settings=FeatureSettings(), split_settings=SplitSettings(),
+                      train_out=str(root / "train.parquet"), test_out=str(root / "test.parquet"), preprocessor_out=str(root / "pre.joblib"),
+                      metadata_out=str(root / "meta.json"))
+    training = train_model(train_path=str(root / "train.parquet"), test_path=str(root / "test.parquet"), preprocessor_path=str(root / "pre.joblib"),
+                           feature_metadata_path=str(root / "meta.json"), target=target, settings=settings, tracking_uri=tracking_uri, experiment="tests", data_sha256="f" * 64, kfp_run_id="kfp-run-1",
+                           model_out=str(root / "model.joblib"), report_out=str(root / "training.json"), importances_out=str(root / "importances.json"))
     return StepOutputs(root, tracking_uri, training)

@@ -9,7 +9,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from gated_training import step_table
+from gated_training import __version__, step_table
 from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
 
 STEPS = [step.id for step in step_table.STEPS]
@@ -34,10 +34,29 @@ def test_every_component_is_named_after_its_step_and_records_under_that_id():
                   if path.stem not in ("__init__", "image")}
     assert set(components) == {step_table.component_name(step) for step in STEPS}
     for name, path in components.items():
-        recorded = {node.args[0].value for node in ast.walk(ast.parse(path.read_text()))
-                    if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("recorded_step", "write_record")
-                    and node.args and isinstance(node.args[0], ast.Constant)}
+        recorded = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("recorded_step", "write_record"):
+                step = node.args[0] if node.args else next(k.value for k in node.keywords if k.arg == "step")
+                recorded.add(step.value)
         assert recorded == {name.replace("_", "-")}, (path, recorded)
+
+
+def test_components_call_the_library_by_keyword():
+    """Positional calls let an inserted parameter silently take another's value: every call a
+    component makes into gated_training with more than one argument names each argument."""
+    import ast
+
+    for path in (REPO_ROOT / "components").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        library = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                   and (node.module or "").startswith("gated_training") for alias in node.names}
+        assert library or path.stem in ("__init__", "image"), path
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in library:
+                arguments = len(node.args) + len(node.keywords)
+                assert not node.args or arguments == 1, (
+                    f"{path.name}:{node.lineno}: {node.func.id}() is called with positional arguments")
 
 
 COMPILE_OPTIONS = ("IMAGE", "GCS_KEY_SECRET", "GCS_KEY_SECRET_KEY", "MLFLOW_TOKEN_SECRET", "MLFLOW_TOKEN_SECRET_KEY",
@@ -82,18 +101,40 @@ def test_components_never_pip_install_at_start(spec_document):
     for name, executor in spec_document["deploymentSpec"]["executors"].items():
         command = " ".join(executor["container"]["command"])
         assert "pip install" not in command, name
-        assert executor["container"]["image"] == "localhost/kfp-gated-training:0.1.0"
+        assert executor["container"]["image"] == f"localhost/kfp-gated-training:{__version__}"
 
 
 def test_every_parameter_is_typed_and_described(spec_document):
     parameters = spec_document["root"]["inputDefinitions"]["parameters"]
-    assert len(parameters) == 46
     for name, parameter in parameters.items():
         assert parameter["parameterType"] in {"STRING", "NUMBER_DOUBLE", "NUMBER_INTEGER", "BOOLEAN"}, name
         assert parameter.get("description"), f"{name} has no description in the run form"
         assert "defaultValue" in parameter or parameter.get("isOptional"), name
     assert parameters["min_accuracy"]["defaultValue"] == 0.85
     assert parameters["n_estimators"]["defaultValue"] == 100
+
+
+def test_the_run_form_offers_every_setting_with_the_configs_defaults(spec_document):
+    """Every field of the settings classes is a pipeline parameter whose compiled default is the
+    class's default; the rest are the run-level parameters below. A field added to a class without
+    a parameter, or a default changed in one place only, fails here."""
+    from dataclasses import fields
+
+    from gated_training import config
+
+    parameters = spec_document["root"]["inputDefinitions"]["parameters"]
+    not_parameters = {"drift_alpha", "drift_min_ks_statistic", "drift_min_cramers_v"}  # statistical constants
+    settings = [config.GateThresholds, config.DriftPolicy, config.FeatureSettings, config.SplitSettings,
+                config.ModelSettings]
+    defaults = {f.name: f.default for cls in settings for f in fields(cls) if f.name not in not_parameters}
+    defaults.update({"min_quality_score": config.DEFAULT_MIN_QUALITY_SCORE, "max_input_mb": config.DEFAULT_MAX_INPUT_MB,
+                     "registry_uri": config.DEFAULT_REGISTRY_URI, "model_name": config.DEFAULT_MODEL_NAME,
+                     "mlflow_experiment": config.DEFAULT_MLFLOW_EXPERIMENT})
+    run_level = {"data_uri", "target_column", "suite_uri", "suite_sha256", "mlflow_tracking_uri", "pipeline_version",
+                 "notify_webhook_url"}
+    assert set(parameters) == set(defaults) | run_level
+    for name, default in defaults.items():
+        assert parameters[name].get("defaultValue", "") == default, name
 
 
 def test_gates_branch_on_primitive_outputs(spec_document):

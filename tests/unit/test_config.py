@@ -11,7 +11,7 @@ def test_defaults_follow_the_reference_design():
     model = ModelSettings()
     assert (model.estimator, model.n_estimators, model.max_depth, model.min_samples_split, model.random_state,
             model.cv_folds) == ("random_forest", 100, 10, 5, 42, 5)
-    assert FeatureSettings() == FeatureSettings("onehot", False, 1, 0)  # expansions and selection off
+    assert FeatureSettings() == FeatureSettings(categorical_encoding="onehot", interaction_features=False, polynomial_degree=1, select_k_best=0)  # expansions and selection off
 
 
 @pytest.mark.parametrize("name", ["min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression"])

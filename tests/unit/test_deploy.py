@@ -19,15 +19,15 @@ def candidate(tmp_path):
 
 
 def gate(candidate, registry_uri, thresholds=GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5)):
-    evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("training.json"),
-                       "label", thresholds, registry_uri, "m", candidate.path("gate.json"), candidate.path("gate.md"))
+    evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"), training_report_path=candidate.path("training.json"),
+                       target="label", thresholds=thresholds, registry_uri=registry_uri, model_name="m", decision_out=candidate.path("gate.json"), report_out=candidate.path("gate.md"))
     return candidate.path("gate.json")
 
 
 def deploy(candidate, registry_uri, gate_path):
-    return deploy_model(candidate.path("model.joblib"), candidate.path("test.parquet"), candidate.path("meta.json"),
-                        candidate.path("training.json"), gate_path, "label", registry_uri, "m", "d" * 64, "run-7",
-                        candidate.path("deployment.json"), train_path=candidate.path("train.parquet"))
+    return deploy_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"), feature_metadata_path=candidate.path("meta.json"),
+                        training_report_path=candidate.path("training.json"), gate_decision_path=gate_path, target="label", registry_uri=registry_uri, model_name="m", data_sha256="d" * 64, kfp_run_id="run-7",
+                        deployment_out=candidate.path("deployment.json"), train_path=candidate.path("train.parquet"))
 
 
 def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from gated_training.drift import DriftThresholds, compare, prediction_psi, profile_frame, psi
+from gated_training.config import DriftPolicy
+from gated_training.drift import compare, prediction_psi, profile_frame, psi
 from gated_training.synthetic import DRIFTED_FEATURES, DRIFTS, TARGET, generate
 
 ROWS = 5000
@@ -51,11 +52,11 @@ def test_unseen_categories_are_named_and_counted(reference_profile):
 
 def test_dataset_verdict_by_share_or_critical_feature(reference_profile):
     batch = generate(ROWS, seed=2, drift="mean_shift")
-    lenient = {"severe_psi": 0.0, "severe_out_of_range": 0.0}  # a one-sigma shift is severe (PSI 2.3) by default
-    assert not compare(reference_profile, batch, DriftThresholds(**lenient)).drifted  # 1 of 6 features < 30 %
-    critical = compare(reference_profile, batch, DriftThresholds(critical_features=("income",), **lenient))
+    lenient = {"drift_severe_psi": 0.0, "drift_severe_out_of_range": 0.0}  # a one-sigma shift is severe (PSI 2.3) by default
+    assert not compare(reference_profile, batch, DriftPolicy(**lenient)).drifted  # 1 of 6 features < 30 %
+    critical = compare(reference_profile, batch, DriftPolicy(drift_critical_features="income", **lenient))
     assert critical.drifted and critical.reasons[0].startswith("critical feature income drifted")
-    share = compare(reference_profile, batch, DriftThresholds(max_drifted_share=0.1, **lenient))
+    share = compare(reference_profile, batch, DriftPolicy(drift_max_drifted_share=0.1, **lenient))
     assert share.drifted and "1 of 6 features drifted" in share.reasons[0]
     severe = compare(reference_profile, batch)
     assert severe.drifted and severe.reasons == ["severe drift on feature income: PSI 2.26 >= drift_severe_psi 1"]

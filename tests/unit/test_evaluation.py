@@ -25,9 +25,9 @@ def candidate(tmp_path_factory):
 
 def evaluate(candidate, tmp_path, thresholds, registry_uri=None, drift_report_path=""):
     registry_uri = registry_uri or str(tmp_path / "registry")
-    decision = evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"),
-                                  candidate.path("training.json"), "label", thresholds, registry_uri, "m",
-                                  str(tmp_path / "decision.json"), str(tmp_path / "report.md"), drift_report_path)
+    decision = evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
+                                  training_report_path=candidate.path("training.json"), target="label", thresholds=thresholds, registry_uri=registry_uri, model_name="m",
+                                  decision_out=str(tmp_path / "decision.json"), report_out=str(tmp_path / "report.md"), drift_report_path=drift_report_path)
     return decision, json.loads((tmp_path / "decision.json").read_text()), (tmp_path / "report.md").read_text()
 
 
@@ -86,7 +86,7 @@ def test_corrupt_champion_fails_closed(candidate, tmp_path):
 
 
 def scores(accuracy: float, predicted: list[int]) -> Scores:
-    return Scores(accuracy, accuracy, None, [0, 1], [[0, 0], [0, 0]], None, np.asarray(predicted))
+    return Scores(accuracy=accuracy, f1=accuracy, roc_auc=None, labels=[0, 1], confusion_matrix=[[0, 0], [0, 0]], roc_curve=None, predicted=np.asarray(predicted))
 
 
 @pytest.mark.parametrize(("candidate_accuracy", "passes"), [(0.805, False), (0.90, True)])

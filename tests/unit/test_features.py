@@ -15,7 +15,9 @@ def run_step(tmp_path, frame, settings=FeatureSettings(), split=SplitSettings(),
     dataset = tmp_path / "data.parquet"
     frame.to_parquet(dataset, index=False)
     outs = {name: str(tmp_path / name) for name in ("train.parquet", "test.parquet", "pre.joblib", "meta.json")}
-    outcome = engineer_features(str(dataset), target, settings, split, *outs.values())
+    outcome = engineer_features(dataset_path=str(dataset), target=target, feature_settings=settings, split_settings=split,
+                                train_out=outs["train.parquet"], test_out=outs["test.parquet"],
+                                preprocessor_out=outs["pre.joblib"], metadata_out=outs["meta.json"])
     return outcome, outs
 
 
@@ -25,14 +27,14 @@ def row_keys(frame):
 
 def test_the_split_is_stable_a_row_keeps_its_side_whatever_else_is_in_the_batch():
     frame = synthetic_frame(2000, classes=("a", "b", "c"))
-    train, test, rule = split_dataset(frame, "label", SplitSettings(test_size=0.2, random_state=7))
+    train, test, rule = split_dataset(frame, "label", SplitSettings(test_size=0.2))
     assert abs(len(test) - 400) < 60 and rule.method == "content-hash-v1" and rule.key == ""
     assert rule.columns == ["colour", "flag", "x1", "x2"]  # every feature, never the label
     shares = test["label"].value_counts(normalize=True).sort_index()
     assert np.allclose(shares, frame["label"].value_counts(normalize=True).sort_index(), atol=0.05)
-    # Another seed, a shuffled and grown batch (an appended table), Parquet-typed ints: the same rows, the same sides.
+    # A shuffled and grown batch (an appended table), Parquet-typed ints: the same rows, the same sides.
     grown = pd.concat([frame, synthetic_frame(500, seed=9, classes=("a", "b", "c"))]).sample(frac=1, random_state=1)
-    train2, test2, _ = split_dataset(grown, "label", SplitSettings(test_size=0.2, random_state=99))
+    train2, test2, _ = split_dataset(grown, "label", SplitSettings(test_size=0.2))
     assert row_keys(test) <= row_keys(test2) and not (row_keys(test) & row_keys(train2))
     assert row_keys(train) <= row_keys(train2)
     # A corrected label does not move its row.

@@ -19,9 +19,9 @@ LENIENT = dict(min_accuracy=0.5, max_overfit_gap=0.5)
 
 
 def evaluate(candidate, tmp_path, thresholds):
-    decision = evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"),
-                                  candidate.path("training.json"), "label", thresholds, str(tmp_path / "registry"), "m",
-                                  str(tmp_path / "decision.json"), str(tmp_path / "report.md"),
+    decision = evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
+                                  training_report_path=candidate.path("training.json"), target="label", thresholds=thresholds, registry_uri=str(tmp_path / "registry"), model_name="m",
+                                  decision_out=str(tmp_path / "decision.json"), report_out=str(tmp_path / "report.md"),
                                   feature_metadata_path=candidate.path("meta.json"))
     return decision, json.loads((tmp_path / "decision.json").read_text())
 

@@ -31,12 +31,12 @@ def three_deploys(tmp_path_factory):
     for seed in (1, 2, 3):
         candidate = train_candidate(root / f"c{seed}", synthetic_frame(300, seed=seed), tracking_uri=tracking_uri)
         tracking_uri = candidate.tracking_uri
-        evaluate_model(candidate.path("model.joblib"), candidate.path("test.parquet"),
-                           candidate.path("training.json"), "label", LOOSE, registry_uri, "m",
-                           candidate.path("gate.json"), candidate.path("gate.md"))
-        outcome = deploy_model(candidate.path("model.joblib"), candidate.path("test.parquet"),
-                               candidate.path("meta.json"), candidate.path("training.json"), candidate.path("gate.json"),
-                               "label", registry_uri, "m", f"{seed}" * 64, f"run-{seed}", candidate.path("dep.json"))
+        evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
+                           training_report_path=candidate.path("training.json"), target="label", thresholds=LOOSE, registry_uri=registry_uri, model_name="m",
+                           decision_out=candidate.path("gate.json"), report_out=candidate.path("gate.md"))
+        outcome = deploy_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
+                               feature_metadata_path=candidate.path("meta.json"), training_report_path=candidate.path("training.json"), gate_decision_path=candidate.path("gate.json"),
+                               target="label", registry_uri=registry_uri, model_name="m", data_sha256=f"{seed}" * 64, kfp_run_id=f"run-{seed}", deployment_out=candidate.path("dep.json"))
         assert outcome.promoted
         versions.append(outcome.version)
     return registry_uri, versions, tracking_uri

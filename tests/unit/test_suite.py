@@ -135,8 +135,8 @@ def test_a_drafted_suite_blocks_gross_corruption_and_passes_a_fresh_sample(tmp_p
     def verdict(frame):
         data = tmp_path / "batch.csv"
         frame.to_csv(data, index=False)
-        return validate_data(str(data), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
-                                str(tmp_path / "r.json"), str(tmp_path / "d.html"))
+        return validate_data(data_uri=str(data), suite_uri=str(suite), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                                report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "d.html"))
 
     assert verdict(sample_frame.sample(frac=0.9, random_state=4)).passed
     scaled = sample_frame.assign(credit_amount=sample_frame["credit_amount"] * 100)  # cents, not euros

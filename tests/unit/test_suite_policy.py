@@ -55,8 +55,8 @@ def test_a_suite_that_would_run_code_is_refused_and_nothing_runs(tmp_path, case)
     suite.write_text(json.dumps(document))
     index = len(document["expectations"]) - 1
     with pytest.raises(SuiteError) as error:
-        validate_data(str(SAMPLE_DATA), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
-                         str(tmp_path / "r.json"), str(tmp_path / "docs.html"))
+        validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(suite), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                         report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "docs.html"))
     message = str(error.value)
     assert message.startswith(f"{suite}: expectations[{index}] (expect_column_values_to_be_between)"), message
     assert not marker.exists()
@@ -71,8 +71,8 @@ def test_safe_condition_forms_still_filter_rows(tmp_path):
         document = suite_with({**condition, "min_value": 19, "max_value": 75})
         suite = tmp_path / "s.json"
         suite.write_text(json.dumps(document))
-        outcome = validate_data(str(SAMPLE_DATA), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
-                                   str(tmp_path / "r.json"), str(tmp_path / "docs.html"))
+        outcome = validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(suite), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                                   report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "docs.html"))
         assert outcome.passed, outcome.blocking_reasons
 
 
@@ -101,22 +101,22 @@ def test_a_pinned_suite_with_another_digest_blocks_without_running(tmp_path):
     from gated_training.data import sha256_hex
 
     pinned = sha256_hex(SAMPLE_SUITE.read_bytes())
-    ok = validate_data(str(SAMPLE_DATA), str(SAMPLE_SUITE), "risk", 0.8, str(tmp_path / "d.parquet"),
-                          str(tmp_path / "r.json"), str(tmp_path / "docs.html"), pinned_suite_sha256=pinned)
+    ok = validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(SAMPLE_SUITE), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                          report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "docs.html"), pinned_suite_sha256=pinned)
     assert ok.passed and ok.suite_sha256 == pinned
     edited = tmp_path / "edited.expectations.json"
     document = json.loads(SAMPLE_SUITE.read_text())
     document["expectations"] = document["expectations"][:3]  # a loosened suite
     edited.write_text(json.dumps(document))
-    outcome = validate_data(str(SAMPLE_DATA), str(edited), "risk", 0.8, str(tmp_path / "d.parquet"),
-                               str(tmp_path / "r.json"), str(tmp_path / "docs.html"), pinned_suite_sha256=pinned)
+    outcome = validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(edited), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                               report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "docs.html"), pinned_suite_sha256=pinned)
     assert not outcome.passed
     assert outcome.blocking_reasons[0] == (f"critical rule builtin:suite_pinned failed: observed suite SHA-256 "
                                            f"{sha256_hex(edited.read_bytes())}, pinned {pinned}")
     assert all(c.rule.startswith("builtin:") for c in outcome.checks)  # the unpinned suite never ran
     with pytest.raises(ConfigError, match="parameter suite_sha256='abc': must be empty or a SHA-256"):
-        validate_data(str(SAMPLE_DATA), str(edited), "risk", 0.8, str(tmp_path / "d.parquet"),
-                         str(tmp_path / "r.json"), str(tmp_path / "docs.html"), pinned_suite_sha256="abc")
+        validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(edited), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                         report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "docs.html"), pinned_suite_sha256="abc")
 
 
 @pytest.mark.parametrize(("excluded", "message"), [
@@ -129,8 +129,8 @@ def test_excluded_features_are_checked_and_name_the_suite(tmp_path, excluded, me
     suite = tmp_path / "s.json"
     suite.write_text(json.dumps(document))
     with pytest.raises(SuiteError, match=f"{suite}: " + __import__("re").escape(message)):
-        validate_data(str(SAMPLE_DATA), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
-                         str(tmp_path / "r.json"), str(tmp_path / "docs.html"))
+        validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(suite), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                         report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "docs.html"))
 
 
 def test_excluded_features_never_reach_later_steps(tmp_path):
@@ -140,7 +140,7 @@ def test_excluded_features_never_reach_later_steps(tmp_path):
     document["meta"] = {"excluded_features": ["job", "not_a_column"]}
     suite = tmp_path / "s.json"
     suite.write_text(json.dumps(document))
-    outcome = validate_data(str(SAMPLE_DATA), str(suite), "risk", 0.8, str(tmp_path / "d.parquet"),
-                               str(tmp_path / "r.json"), str(tmp_path / "docs.html"))
+    outcome = validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(suite), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
+                               report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "docs.html"))
     assert outcome.passed and outcome.excluded_columns == ["job"]
     assert "job" not in pd.read_parquet(tmp_path / "d.parquet").columns

@@ -57,7 +57,7 @@ def test_failed_names_the_step_and_cause():
 
 
 DRIFT_REPORT = {
-    "drifted_share": 0.5, "max_psi": 1.7, "thresholds": {"psi_threshold": 0.2},
+    "drifted_share": 0.5, "max_psi": 1.7, "thresholds": {"drift_psi_threshold": 0.2},
     "features": [
         {"feature": "income", "psi": 1.7, "drifted": True, "test": "ks", "statistic": 0.5, "p_value": 0.0, "effect": 0.5},
         {"feature": "region", "psi": 0.01, "drifted": False, "test": "chi2", "statistic": 3.0, "p_value": 0.4,

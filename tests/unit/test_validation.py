@@ -13,7 +13,9 @@ from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE, write_csv, write_suite
 
 def run_validation(tmp_path: Path, data: str, suite: str = "", target: str = "risk", min_quality: float = 0.8):
     outputs = [str(tmp_path / name) for name in ("dataset.parquet", "report.json", "docs.html")]
-    return validate_data(data, suite, target, min_quality, *outputs), outputs
+    dataset, report, docs = outputs
+    return validate_data(data_uri=data, suite_uri=suite, target=target, min_quality_score=min_quality,
+                         dataset_out=dataset, report_out=report, data_docs_out=docs), outputs
 
 
 def rules_failed(outcome) -> set[tuple[str, str | None]]:

@@ -26,7 +26,7 @@ import pandas as pd
 from gated_training.config import DriftPolicy
 from gated_training.data import json_safe, read_parquet
 from gated_training.decisions import DriftGate
-from gated_training.drift import DriftThresholds, compare
+from gated_training.drift import compare
 from gated_training.errors import ConfigError, RegistryError
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 
@@ -34,7 +34,7 @@ TRAIN, SKIP, BLOCK = DriftGate.TRAIN, DriftGate.SKIP, DriftGate.BLOCK
 NO_NEW_DATA, DRIFT, SCHEMA = DriftGate.NO_NEW_DATA, DriftGate.DRIFT, DriftGate.SCHEMA
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriftGateOutcome:
     decision: str  # TRAIN, SKIP or BLOCK
     reason: str | None  # NO_NEW_DATA or DRIFT when the run stops here
@@ -57,12 +57,6 @@ class DriftGateOutcome:
     def retraining_advised(self) -> bool:
         """For ``check-drift``: no champion, no profile to compare with, or a drifted batch."""
         return self.reason != NO_NEW_DATA and (self.drifted or self.champion is None or self.report is None)
-
-
-def thresholds_for(policy: DriftPolicy) -> DriftThresholds:
-    return DriftThresholds(psi_threshold=policy.drift_psi_threshold, max_drifted_share=policy.drift_max_drifted_share,
-                           critical_features=policy.critical_features, severe_psi=policy.drift_severe_psi,
-                           severe_out_of_range=policy.drift_severe_out_of_range)
 
 
 def champion_features(registry: ModelRegistry, champion: Any) -> list[str] | None:
@@ -105,7 +99,7 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
     base = {"drift_action": policy.drift_action, "data_sha256": data_sha256, "policy": asdict(policy)}
     champion = registry.champion()
     if champion is None:
-        return DriftGateOutcome(TRAIN, None, drifted=False, deploy_allowed=True, reasons=[], champion=None,
+        return DriftGateOutcome(decision=TRAIN, reason=None, drifted=False, deploy_allowed=True, reasons=[], champion=None,
                                 notes=["no champion yet: nothing to compare the batch with"], **base)
     try:
         manifest, raw_profile = registry.read_verified_file(champion.version, REFERENCE_PROFILE_FILE,
@@ -114,11 +108,11 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
         raise RegistryError(f"the champion's reference profile could not be read, so the drift gate fails closed: {exc}") from exc
     if manifest.get("data_sha256") == data_sha256 and not policy.force_retrain:
         return DriftGateOutcome(
-            SKIP, NO_NEW_DATA, drifted=False, deploy_allowed=False, champion=champion.version, notes=[],
+            decision=SKIP, reason=NO_NEW_DATA, drifted=False, deploy_allowed=False, champion=champion.version, notes=[],
             reasons=[f"no_new_data: the batch (SHA-256 {data_sha256}) is the data champion {champion.version} was "
                      "trained on; set force_retrain=true to train anyway"], **base)
     if raw_profile is None:
-        return DriftGateOutcome(TRAIN, None, drifted=False, deploy_allowed=True, reasons=[], champion=champion.version,
+        return DriftGateOutcome(decision=TRAIN, reason=None, drifted=False, deploy_allowed=True, reasons=[], champion=champion.version,
                                 notes=[f"champion {champion.version} has no reference profile (deployed before drift "
                                        "checks existed): drift not checked"], **base)
     profile = json.loads(raw_profile)
@@ -130,7 +124,7 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
     contract = champion_features(registry, champion)
     schema_reasons, warnings, ignored = (schema_contract([str(c) for c in frame.columns], target, contract, policy,
                                                          champion.version) if contract is not None else ([], [], []))
-    report = compare(profile, frame.drop(columns=ignored), thresholds_for(policy))
+    report = compare(profile, frame.drop(columns=ignored), policy)
     notes = [] if contract is not None else [f"champion {champion.version} records no feature list: schema not checked"]
     reasons = schema_reasons + list(report.reasons)
     if schema_reasons:
@@ -142,13 +136,13 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
         if report.drifted and policy.drift_action == "retrain_only":
             notes.append("drift_action=retrain_only: a candidate is trained and evaluated on this batch, "
                          "but it is not deployed")
-    return DriftGateOutcome(decision, reason, drifted=report.drifted,
+    return DriftGateOutcome(decision=decision, reason=reason, drifted=report.drifted,
                             deploy_allowed=not (report.drifted and policy.drift_action == "retrain_only"),
                             reasons=reasons, notes=notes, champion=champion.version, report=report.to_json(),
                             ignored_columns=ignored, warnings=warnings, **base)
 
 
-def check_drift(dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
+def check_drift(*, dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
                    policy: DriftPolicy, report_out: str, html_out: str) -> DriftGateOutcome:
     """The pipeline step: decide, then write the JSON record and the HTML report."""
     from gated_training.drift_report import render_drift_html

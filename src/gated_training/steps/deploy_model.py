@@ -26,7 +26,7 @@ from gated_training.tracking import mirror_to_mlflow, without_credentials
 SMOKE_TEST_ROWS = 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeploymentOutcome:
     promoted: bool
     version: str
@@ -41,6 +41,7 @@ class DeploymentOutcome:
 
 
 def deploy_model(
+    *,
     model_path: str,
     test_path: str,
     feature_metadata_path: str,
@@ -54,7 +55,6 @@ def deploy_model(
     deployment_out: str,
     pipeline_version: str = "",
     train_path: str = "",
-    *,
     validation_report_path: str = "",
 ) -> DeploymentOutcome:
     """Publish the candidate as a signed, immutable version, smoke-test it, then move the pointer.
@@ -120,14 +120,14 @@ def deploy_model(
         pointer = registry.promote(version, manifest_sha, champion.get("pointer_token"),
                                    reason=f"gates passed in KFP run {kfp_run_id}", kfp_run_id=kfp_run_id)
     except ChampionChangedError as exc:
-        outcome = DeploymentOutcome(False, version, registry.version_uri(version), f"champion_changed: {exc}",
-                                    champion.get("version"), None, "not attempted")
+        outcome = DeploymentOutcome(promoted=False, version=version, version_uri=registry.version_uri(version), blocked_reason=f"champion_changed: {exc}",
+                                    previous_champion=champion.get("version"), mlflow_model_version=None, mlflow_mirror="not attempted")
     else:
         mlflow_version, mirror = mirror_to_mlflow(
             training["tracking_uri"], model_name,
             training["mlflow_model_uri"], training["mlflow_run_id"], version,
         )
-        outcome = DeploymentOutcome(True, version, registry.version_uri(version), None,
-                                    pointer["previous_version"], mlflow_version, mirror)
+        outcome = DeploymentOutcome(promoted=True, version=version, version_uri=registry.version_uri(version), blocked_reason=None,
+                                    previous_champion=pointer["previous_version"], mlflow_model_version=mlflow_version, mlflow_mirror=mirror)
     Path(deployment_out).write_text(json.dumps(outcome.to_json(), indent=2))
     return outcome

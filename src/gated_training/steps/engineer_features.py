@@ -32,7 +32,7 @@ from gated_training.split import SplitRule, rule_for, in_test_split
 MAX_LISTED_CATEGORIES = 200  # feature_metadata.json lists a capped column's levels only this far
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ColumnRoles:
     numeric: list[str]
     categorical: list[str]
@@ -44,7 +44,7 @@ class ColumnRoles:
         return [column for column in self.categorical if column not in self.capped and column not in self.flags]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureOutcome:
     train_rows: int
     test_rows: int
@@ -162,6 +162,7 @@ def ignored_columns(drift_report_path: str) -> list[str]:
 
 
 def engineer_features(
+    *,
     dataset_path: str,
     target: str,
     feature_settings: FeatureSettings,
@@ -170,7 +171,6 @@ def engineer_features(
     test_out: str,
     preprocessor_out: str,
     metadata_out: str,
-    *,
     drift_report_path: str = "",
 ) -> FeatureOutcome:
     """Split the batch (stable hash split), fit the preprocessor on the training split only, and

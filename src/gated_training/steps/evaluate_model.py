@@ -26,7 +26,7 @@ from gated_training.decisions import ModelGate
 DEPLOY, BLOCK = ModelGate.DEPLOY, ModelGate.BLOCK
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
     name: str
     value: float | None
@@ -42,7 +42,7 @@ class Check:
         return f"{self.name}: {value} {self.comparison} {threshold} → {verdict}" + (f" ({self.detail})" if self.detail else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GateDecision:
     decision: str  # DEPLOY or BLOCK
     reasons: list[str]
@@ -59,7 +59,7 @@ class GateDecision:
 
 def _at_least(name: str, value: float | None, minimum: float, detail: str = "") -> Check:
     passed = value is not None and value >= minimum
-    return Check(name, value, minimum, ">=", passed, detail or ("undefined for this test split" if value is None else ""))
+    return Check(name=name, value=value, threshold=minimum, comparison=">=", passed=passed, detail=detail or ("undefined for this test split" if value is None else ""))
 
 
 def absolute_checks(candidate: Scores, overfit_gap: float, thresholds: GateThresholds) -> list[Check]:
@@ -68,8 +68,8 @@ def absolute_checks(candidate: Scores, overfit_gap: float, thresholds: GateThres
         checks.append(_at_least("min_f1", candidate.f1, thresholds.min_f1))
     if thresholds.min_roc_auc > 0:
         checks.append(_at_least("min_roc_auc", candidate.roc_auc, thresholds.min_roc_auc))
-    checks.append(Check("max_overfit_gap", overfit_gap, thresholds.max_overfit_gap, "<=",
-                        overfit_gap <= thresholds.max_overfit_gap, "train accuracy − test accuracy"))
+    checks.append(Check(name="max_overfit_gap", value=overfit_gap, threshold=thresholds.max_overfit_gap, comparison="<=",
+                        passed=overfit_gap <= thresholds.max_overfit_gap, detail="train accuracy − test accuracy"))
     return checks
 
 
@@ -79,15 +79,15 @@ def champion_check(candidate: Scores, champion: Scores | None, champion_version:
     name = f"not_worse_than_champion ({metric})"
     if champion is None:
         if thresholds.first_run_policy == "block":
-            return Check(name, None, None, ">=", False, "no champion yet and first_run_policy=block")
-        return Check(name, None, None, ">=", True, "no champion yet: first run, first_run_policy=deploy_if_thresholds_pass")
+            return Check(name=name, value=None, threshold=None, comparison=">=", passed=False, detail="no champion yet and first_run_policy=block")
+        return Check(name=name, value=None, threshold=None, comparison=">=", passed=True, detail="no champion yet: first run, first_run_policy=deploy_if_thresholds_pass")
     candidate_value = candidate.headline().get(metric)
     champion_value = champion.headline().get(metric)
     if candidate_value is None or champion_value is None:
-        return Check(name, candidate_value, None, ">=", False, f"{metric} is undefined on this test split")
+        return Check(name=name, value=candidate_value, threshold=None, comparison=">=", passed=False, detail=f"{metric} is undefined on this test split")
     minimum = champion_value - thresholds.max_regression
-    return Check(name, candidate_value, minimum, ">=", candidate_value >= minimum,
-                 f"champion {champion_version} scores {champion_value:.4f} on the same rows; "
+    return Check(name=name, value=candidate_value, threshold=minimum, comparison=">=", passed=candidate_value >= minimum,
+                 detail=f"champion {champion_version} scores {champion_value:.4f} on the same rows; "
                  f"max_regression {thresholds.max_regression}")
 
 
@@ -100,7 +100,7 @@ def leakage_check(scores: dict[str, float], classes: int, thresholds: GateThresh
         detail = (f"feature(s) {', '.join(suspects)} predict the label alone (balanced accuracy on the test split): "
                   "a leaked label or a proxy of it; drop the column, or raise max_single_feature_score if it is "
                   "legitimately this predictive")
-    return Check("max_single_feature_score", best, thresholds.max_single_feature_score, "<=", not suspects, detail)
+    return Check(name="max_single_feature_score", value=best, threshold=thresholds.max_single_feature_score, comparison="<=", passed=not suspects, detail=detail)
 
 
 def unexplained_gain_check(candidate: Scores, champion: Scores, thresholds: GateThresholds,
@@ -110,18 +110,18 @@ def unexplained_gain_check(candidate: Scores, champion: Scores, thresholds: Gate
     metric = thresholds.comparison_metric
     candidate_value, champion_value = candidate.headline().get(metric), champion.headline().get(metric)
     if candidate_value is None or champion_value is None:
-        return Check("max_unexplained_gain", None, thresholds.max_unexplained_gain, "<=", True,
-                     f"{metric} undefined on the comparison rows")
+        return Check(name="max_unexplained_gain", value=None, threshold=thresholds.max_unexplained_gain, comparison="<=", passed=True,
+                     detail=f"{metric} undefined on the comparison rows")
     gain = candidate_value - champion_value
     detail = f"{metric} {candidate_value:.4f} vs champion {champion_value:.4f}"
     if batch_drifted:
-        return Check("max_unexplained_gain", gain, thresholds.max_unexplained_gain, "<=", True,
-                     detail + "; explained: the drift gate found the batch drifted, so the champion is out of date")
+        return Check(name="max_unexplained_gain", value=gain, threshold=thresholds.max_unexplained_gain, comparison="<=", passed=True,
+                     detail=detail + "; explained: the drift gate found the batch drifted, so the champion is out of date")
     passed = gain <= thresholds.max_unexplained_gain
     if not passed:
         detail += ("; a gain this large with the same data is usually a leak. Review the candidate; if the gain is "
                    "real (new features, a better estimator), re-run with a higher max_unexplained_gain")
-    return Check("max_unexplained_gain", gain, thresholds.max_unexplained_gain, "<=", passed, detail)
+    return Check(name="max_unexplained_gain", value=gain, threshold=thresholds.max_unexplained_gain, comparison="<=", passed=passed, detail=detail)
 
 
 def comparison_rows(x_test: pd.DataFrame, y_test: pd.Series, champion_split: Any) -> tuple[pd.DataFrame, pd.Series, str]:
@@ -162,13 +162,14 @@ def prediction_psi_check(candidate: Scores, champion: Scores, drift: dict[str, A
     detail = (f"agreement with the champion {drift['agreement']:.1%}; {metric} gain {gain:+.4f}, "
               f"clearly better only above max_regression {thresholds.max_regression}")
     passed = drift["psi"] <= thresholds.max_prediction_psi or gain > thresholds.max_regression
-    return Check("max_prediction_psi", drift["psi"], thresholds.max_prediction_psi, "<=", passed, detail)
+    return Check(name="max_prediction_psi", value=drift["psi"], threshold=thresholds.max_prediction_psi, comparison="<=", passed=passed, detail=detail)
 
 
 MIN_COMPARISON_ROWS = 20
 
 
 def evaluate_model(
+    *,
     model_path: str,
     test_path: str,
     training_report_path: str,
@@ -179,7 +180,6 @@ def evaluate_model(
     decision_out: str,
     report_out: str,
     drift_report_path: str = "",
-    *,
     feature_metadata_path: str = "",
 ) -> GateDecision:
     """The model gate: absolute thresholds and leakage on the test split, then the champion and
@@ -237,7 +237,7 @@ def evaluate_model(
             except Exception as exc:  # e.g. the schema changed since the champion was trained
                 problem = f"champion {current.version} could not be scored on this test split: {str(exc)[:500]}"
     if problem:
-        checks.append(Check(f"not_worse_than_champion ({thresholds.comparison_metric})", None, None, ">=", False, problem))
+        checks.append(Check(name=f"not_worse_than_champion ({thresholds.comparison_metric})", value=None, threshold=None, comparison=">=", passed=False, detail=problem))
     else:
         checks.append(champion_check(compared_candidate, champion_scores, current.version if current else None,
                                      thresholds))
@@ -251,8 +251,8 @@ def evaluate_model(
         checks.append(unexplained_gain_check(compared_candidate, champion_scores, thresholds,
                                              batch_drifted=bool((drift or {}).get("drifted"))))
     if drift is not None and not drift["deploy_allowed"]:
-        checks.append(Check(ModelGate.DRIFT_HOLD_CHECK, None, None, "==", False,
-                            "the batch drifted and drift_action=retrain_only: the candidate is trained and evaluated, "
+        checks.append(Check(name=ModelGate.DRIFT_HOLD_CHECK, value=None, threshold=None, comparison="==", passed=False,
+                            detail="the batch drifted and drift_action=retrain_only: the candidate is trained and evaluated, "
                             "not deployed; review it, then re-run with drift_action=warn to deploy"))
 
     reasons = [check.line() for check in checks if not check.passed]

@@ -31,7 +31,7 @@ PERMUTATION_SAMPLE_ROWS = 2000
 INPUT_EXAMPLE_ROWS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainingOutcome:
     mlflow_run_id: str
     mlflow_model_uri: str
@@ -158,6 +158,7 @@ def _log_to_mlflow(
 
 
 def train_model(
+    *,
     train_path: str,
     test_path: str,
     preprocessor_path: str,

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gated_training.data import DEFAULT_MAX_INPUT_MB, json_safe, load_table, normalise_labels, write_parquet
-from gated_training.config import check_sha256_parameter
+from gated_training.data import json_safe, load_table, normalise_labels, write_parquet
+from gated_training.config import DEFAULT_MAX_INPUT_MB, check_sha256_parameter
 from gated_training.errors import SuiteError
 from gated_training.suite import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
 
@@ -25,7 +25,7 @@ MAX_LISTED_VALUES = 10
 MAX_REASON_CHARS = 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckResult:
     rule: str  # GX expectation type, or "builtin:<name>"
     column: str | None
@@ -42,7 +42,7 @@ class CheckResult:
         return f"{self.severity} rule {self.rule}{where} failed: observed {observed}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ValidationOutcome:
     passed: bool
     quality_score: float
@@ -65,30 +65,30 @@ class ValidationOutcome:
 
 def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
     """Checks no suite can switch off, because training cannot proceed without them."""
-    checks = [CheckResult("builtin:target_present", target, "critical", target in frame.columns,
-                          "present" if target in frame.columns else f"missing; columns are {list(frame.columns)}")]
+    checks = [CheckResult(rule="builtin:target_present", column=target, severity="critical", passed=target in frame.columns,
+                          observed="present" if target in frame.columns else f"missing; columns are {list(frame.columns)}")]
     if target in frame.columns:
         null_targets = int(frame[target].isna().sum())
-        checks.append(CheckResult("builtin:target_not_null", target, "critical", null_targets == 0,
-                                  f"{null_targets} null value(s)"))
+        checks.append(CheckResult(rule="builtin:target_not_null", column=target, severity="critical", passed=null_targets == 0,
+                                  observed=f"{null_targets} null value(s)"))
         classes = frame[target].dropna().unique()
-        checks.append(CheckResult("builtin:target_has_two_classes", target, "critical", len(classes) >= 2,
-                                  f"{len(classes)} class(es): {[json_safe(c) for c in classes[:MAX_LISTED_VALUES]]}",
-                                  {"min_classes": 2}))
+        checks.append(CheckResult(rule="builtin:target_has_two_classes", column=target, severity="critical", passed=len(classes) >= 2,
+                                  observed=f"{len(classes)} class(es): {[json_safe(c) for c in classes[:MAX_LISTED_VALUES]]}",
+                                  expected={"min_classes": 2}))
     all_null = [str(c) for c in frame.columns if frame[c].isna().all()]
-    checks.append(CheckResult("builtin:no_all_null_columns", ", ".join(all_null) or None, "critical",
-                              not all_null, f"all-null columns: {all_null}" if all_null else "none"))
+    checks.append(CheckResult(rule="builtin:no_all_null_columns", column=", ".join(all_null) or None, severity="critical",
+                              passed=not all_null, observed=f"all-null columns: {all_null}" if all_null else "none"))
     # One value in every row of a feature is a broken feed (an upstream default), never a signal.
     constant = [str(c) for c in frame.columns if c != target and str(c) not in all_null and len(frame) > 1
                 and frame[c].nunique(dropna=False) == 1]
-    checks.append(CheckResult("builtin:no_constant_columns", ", ".join(constant) or None, "critical",
-                              not constant, f"columns with one value in every row: {constant}" if constant else "none"))
+    checks.append(CheckResult(rule="builtin:no_constant_columns", column=", ".join(constant) or None, severity="critical",
+                              passed=not constant, observed=f"columns with one value in every row: {constant}" if constant else "none"))
     numeric = frame.select_dtypes(include="number")
     infinite = {str(c): int(np.isinf(numeric[c].to_numpy(dtype=float, na_value=np.nan)).sum())
                 for c in numeric.columns}
     infinite = {c: n for c, n in infinite.items() if n}
-    checks.append(CheckResult("builtin:no_infinite_values", ", ".join(infinite) or None, "critical",
-                              not infinite, f"infinite values per column: {infinite}" if infinite else "none"))
+    checks.append(CheckResult(rule="builtin:no_infinite_values", column=", ".join(infinite) or None, severity="critical",
+                              passed=not infinite, observed=f"infinite values per column: {infinite}" if infinite else "none"))
     return checks
 
 
@@ -199,12 +199,13 @@ def excluded_columns(suite_document: dict[str, Any], suite_uri: str, frame: pd.D
 
 
 def suite_pin_check(actual: str, pinned: str) -> CheckResult:
-    return CheckResult("builtin:suite_pinned", None, "critical", actual == pinned,
-                       f"suite SHA-256 {actual}" + ("" if actual == pinned else f", pinned {pinned}"),
-                       {"suite_sha256": pinned})
+    return CheckResult(rule="builtin:suite_pinned", column=None, severity="critical", passed=actual == pinned,
+                       observed=f"suite SHA-256 {actual}" + ("" if actual == pinned else f", pinned {pinned}"),
+                       expected={"suite_sha256": pinned})
 
 
 def validate_data(
+    *,
     data_uri: str,
     suite_uri: str,
     target: str,
@@ -212,7 +213,6 @@ def validate_data(
     dataset_out: str,
     report_out: str,
     data_docs_out: str,
-    *,
     pinned_suite_sha256: str = "",
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> ValidationOutcome:
