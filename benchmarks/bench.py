@@ -108,7 +108,7 @@ def run_pipeline(work: Path, data: Path, suite: Path, rows: int) -> dict[str, An
 
 def run_baseline(work: Path, data: Path, suite: Path) -> dict[str, Any]:
     """The same library calls in one process, also into an empty workdir."""
-    from gated_training.cli import resolve_parameters
+    from gated_training.cli.common import resolve_parameters
     from gated_training.pipeline_spec import component_inputs
 
     shutil.rmtree(work / "baseline", ignore_errors=True)

@@ -118,7 +118,7 @@ def main() -> None:
         run_step(args.run_step, work)
         return
 
-    from gated_training.cli import resolve_parameters
+    from gated_training.cli.common import resolve_parameters
     from gated_training.pipeline_spec import component_inputs
 
     _, _, frame_mib = write_batch(work, args.rows, args.columns)

@@ -54,7 +54,7 @@ def test_threshold_outside_unit_interval_is_refused_before_running(setup, champi
 
 def test_invalid_threshold_inside_the_pipeline_fails_closed(setup, champion, tmp_path):
     """A run form on a cluster bypasses the CLI: the evaluate step itself refuses the threshold."""
-    from gated_training.cli import resolve_parameters
+    from gated_training.cli.common import resolve_parameters
     from gated_training.pipeline_spec import component_inputs
 
     parameters = resolve_parameters(component_inputs(COMPILED_PIPELINE), [{

@@ -2,7 +2,9 @@ import json
 
 import pytest
 
-from gated_training.cli import absolutise_local_paths, coerce_parameter, main, parse_assignments, resolve_parameters
+from gated_training.cli import main
+from gated_training.cli.common import coerce_parameter, parse_assignments, resolve_parameters
+from gated_training.cli.run_commands import absolutise_local_paths
 from gated_training.errors import ConfigError
 from gated_training.pipeline_spec import component_inputs
 from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA

@@ -5,9 +5,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from gated_training.config import FeatureSettings, GateThresholds, SplitSettings
+from gated_training.config import GateThresholds
 from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model
 from gated_training.leakage import single_feature_scores
 from gated_training.registry import FEATURE_METADATA_FILE, MODEL_FILE, ModelRegistry

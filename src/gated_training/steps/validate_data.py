@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any

@@ -1,0 +1,120 @@
+"""Registry commands: ``history``, ``rollback``, ``promote``, ``sync-mlflow``, ``cleanup``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gated_training import storage
+from gated_training.cli.common import DEFAULT_WORKDIR, EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from gated_training.registry import ModelRegistry
+
+
+def registry_from(args: argparse.Namespace) -> "ModelRegistry":
+    """The registry the command names: checked as given (no '..'), then made absolute; the local
+    signing key is used when no key or unsigned mode is configured."""
+    from gated_training.config import check_registry_parameters
+    from gated_training.registry import ModelRegistry
+    from gated_training.signing import ensure_local_key
+
+    check_registry_parameters(args.registry, args.model_name)
+    uri = args.registry
+    if not storage.is_gcs(uri):
+        uri = str(Path(uri).resolve())
+    registry = ModelRegistry(uri, args.model_name)
+    registry.preflight()
+    ensure_local_key()
+    return registry
+
+
+def command_history(args: argparse.Namespace) -> int:
+    from gated_training.registry_ops import history
+
+    registry = registry_from(args)
+    rows, problems = history(registry)
+    if not rows:
+        print(f"no versions in {registry.root}")
+    for row in rows:
+        marker = "*" if row.champion else " "
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in row.metrics.items() if isinstance(v, (int, float)))
+        print(f"{marker} {row.version}  {row.created_at or '-':20}  gate {row.gate or '-':8}  {metrics}")
+        for event in row.promotions:
+            print(f"      {event['action']} {event['at']} by {event['by']}: {event['reason']}"
+                  + (f" (from {event['previous_version']})" if event.get("previous_version") else ""))
+    champion = next((row.version for row in rows if row.champion), None)
+    print(f"champion: {champion or 'none'}  (* marks it)")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def command_move_champion(args: argparse.Namespace) -> int:
+    from gated_training.registry_ops import move_champion, rollback
+
+    registry = registry_from(args)
+    if args.command == "rollback":
+        pointer = rollback(registry, args.to, args.reason)
+    else:
+        pointer = move_champion(registry, args.version, args.reason, "manual_promote")
+    print(f"champion: {pointer['version']} (was {pointer['previous_version'] or 'none'}); "
+          f"{pointer['action']} by {pointer['promoted_by']} at {pointer['promoted_at']}: {pointer['reason']}")
+    print("MLflow's champion alias is not moved by this command: run `gated-training sync-mlflow` to mirror it")
+    return EXIT_OK
+
+
+def command_sync_mlflow(args: argparse.Namespace) -> int:
+    from gated_training.registry_ops import sync_mlflow
+    from gated_training.tracking import resolve_tracking_uri
+
+    print(sync_mlflow(registry_from(args), resolve_tracking_uri(args.tracking_uri or "")))
+    return EXIT_OK
+
+
+def command_cleanup(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from gated_training.registry_ops import cleanup
+
+    results = cleanup(registry_from(args), args.delete, timedelta(minutes=args.older_than_minutes))
+    if not results:
+        print("no incomplete versions")
+    for version, state in results:
+        print(f"{version}  {state}")
+    return EXIT_OK
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", default=str(DEFAULT_WORKDIR / "registry"),
+                        help="registry root: a folder or gs://bucket/prefix (default: .gated-training/registry)")
+    parser.add_argument("--model-name", dest="model_name", default="tabular-classifier")
+
+
+def add_registry_commands(commands: Any) -> None:
+    history = commands.add_parser("history", help="registry versions, metrics, gate verdicts; * marks the champion")
+    add_registry_arguments(history)
+    history.set_defaults(handler=command_history)
+    rollback = commands.add_parser("rollback", help="move the champion back (verified, smoke-tested, audited)")
+    rollback.add_argument("--to", help="the version to return to (default: the previous champion)")
+    rollback.add_argument("--reason", default="rollback", help="recorded in the champion's history")
+    add_registry_arguments(rollback)
+    rollback.set_defaults(handler=command_move_champion)
+    promote = commands.add_parser("promote", help="make a version the champion by hand (audited override)")
+    promote.add_argument("version")
+    promote.add_argument("--reason", required=True, help="why: recorded in the champion's history")
+    add_registry_arguments(promote)
+    promote.set_defaults(handler=command_move_champion)
+    sync = commands.add_parser("sync-mlflow", help="point MLflow's champion alias at the registry's champion")
+    sync.add_argument("--tracking-uri", dest="tracking_uri",
+                      help="default: $MLFLOW_TRACKING_URI, else sqlite:///.gated-training/mlflow.db")
+    add_registry_arguments(sync)
+    sync.set_defaults(handler=command_sync_mlflow)
+    cleanup = commands.add_parser("cleanup", help="find (and --delete) versions a crashed deploy left incomplete")
+    cleanup.add_argument("--delete", action="store_true", help="delete them (default: only list)")
+    cleanup.add_argument("--older-than-minutes", dest="older_than_minutes", type=float, default=60.0,
+                         help="never delete a version younger than this: its deploy may be running (default 60)")
+    add_registry_arguments(cleanup)
+    cleanup.set_defaults(handler=command_cleanup)
