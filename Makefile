@@ -12,7 +12,7 @@ PIPELINE_YAML := compiled/training_pipeline.yaml
 SAMPLE_PARAMS := data/german_credit.params.yaml
 WORKDIR ?= .gated-training
 PYTEST_ARGS ?=
-# Two pytest workers (pytest-xdist); a test module stays on one worker, as its tests share fixtures in order.
+# One pytest-xdist worker per core (auto: 2 on the CI machine); a test module stays on one worker, as its tests share fixtures in order.
 PYTEST_WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 # Compile-time cluster options (pipelines/cluster.py): secret *names*, never values.
@@ -60,13 +60,13 @@ $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 
 venv: $(BIN)/.installed ## create .venv with the pinned dependencies
 
-compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names; see README)
+compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names; see docs/kubeflow.md)
 	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
 
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 
-test: venv ## set up and run every test (unit + compiled pipeline through kfp.local)
+test: venv ## set up and run every test suite: unit, integration (the compiled YAML through kfp.local), robustness, contract
 	$(PYTEST) $(PYTEST_ARGS)
 
 test-unit: venv ## unit tests only

@@ -102,7 +102,7 @@ class GateThresholds:
 
 @dataclass(frozen=True, kw_only=True)
 class DriftPolicy:
-    """The drift gate and the no-new-data trigger (see README, "Drift gate").
+    """The drift gate, the schema contract and the no-new-data trigger (docs/drift.md).
 
     ``drift_action``: ``block`` stops a drifted run before training; ``warn`` reports and goes on;
     ``retrain_only`` trains and evaluates a candidate on the drifted batch but never deploys it.

@@ -196,7 +196,21 @@ def record_and_notify(
     webhook_url: str = "",
     links: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Build and write the summary from the JSON records of the steps that ran; notify when it matters."""
+    """Build and write the summary from the JSON records of the steps that ran, then post it to the
+    webhook when the outcome calls for it (blocked, skipped, failed).
+
+    Args:
+        validation_report_path: the data gate's report (always there: every branch follows it).
+        gate_decision_path, deployment_path, drift_report_path: the later records, None where the
+            branch ended before them.
+        kfp_run_id: recorded and shown in the notification.
+        summary_json_out, markdown_out: the ``run_summary`` JSON and the Markdown summary.
+        webhook_url: the webhook, or empty for ``GATED_TRAINING_WEBHOOK_URL``.
+        links: named links to put in the notification (report artifacts).
+
+    Returns:
+        The summary, with ``notification`` saying what the webhook got.
+    """
     from gated_training.notify import notify_outcome
 
     def load(path: str | None) -> dict[str, Any] | None:

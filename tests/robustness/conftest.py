@@ -20,7 +20,7 @@ from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.registry import ModelRegistry
 from tests.conftest import REPO_ROOT, synthetic_frame
 from tests.gcs_server import fake_gcs
-from tests.unit.helpers import StepOutputs, train_candidate
+from tests.builders import StepOutputs, train_candidate
 
 pytestmark = pytest.mark.integration
 LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)
@@ -97,8 +97,9 @@ def start_round(directory: Path, round_number: int, arguments: dict[str, Any]) -
     go.with_suffix(".tmp").rename(go)
 
 
-def snapshot(registry_uri: str) -> tuple[bytes | None, list[str]]:
-    """The champion pointer's bytes and the version list: 'unchanged' means both are equal."""
+def snapshot(registry_uri: str) -> tuple[tuple[str, dict] | None, list[str]]:
+    """The champion pointer (its compare-and-swap token and content) and the version list:
+    'unchanged' means both are equal."""
     registry = ModelRegistry(registry_uri, "m")
-    pointer = registry._read_pointer()[0]
-    return pointer, registry.versions()
+    champion = registry.champion()
+    return (champion.token, champion.pointer) if champion else None, registry.versions()

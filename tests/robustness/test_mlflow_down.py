@@ -14,7 +14,7 @@ from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import TEST_THRESHOLDS
 from tests.mlflow_server import free_port, mlflow_server
 from tests.robustness.conftest import deploy_arguments, gate_for
-from tests.unit.helpers import train_candidate
+from tests.builders import train_candidate
 from tests.conftest import synthetic_frame
 
 

@@ -299,3 +299,18 @@ def test_local_runs_drop_the_cluster_retries_and_nothing_else():
     for _, task in _all_tasks(compiled):
         task.pop("retryPolicy", None)
     assert local == compiled
+
+
+def test_every_step_entry_point_documents_its_arguments_and_result():
+    import importlib
+    import inspect
+
+    for step in step_table.MAIN_LINE:
+        name = step_table.component_name(step)
+        function = getattr(importlib.import_module(f"gated_training.steps.{name}"), name)
+        signature = inspect.signature(function)
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values()), name
+        doc = inspect.getdoc(function) or ""
+        assert "Args:" in doc and "Returns:" in doc, f"{name} lacks Args:/Returns: in its docstring"
+        for parameter in signature.parameters:
+            assert parameter in doc, f"{name}: parameter {parameter} is not described"

@@ -10,7 +10,7 @@ from gated_training.errors import RegistryError
 from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.registry import ModelRegistry
 from tests.conftest import synthetic_frame
-from tests.unit.helpers import train_candidate
+from tests.builders import train_candidate
 
 
 @pytest.fixture

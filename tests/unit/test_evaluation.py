@@ -13,7 +13,7 @@ from gated_training.decisions import ModelGate
 from gated_training.registry import MODEL_FILE, ModelRegistry
 from tests.conftest import synthetic_frame
 from tests.markdown_render import tables
-from tests.unit.helpers import train_candidate
+from tests.builders import train_candidate
 
 LENIENT = dict(min_accuracy=0.5, max_overfit_gap=0.5)
 

@@ -12,7 +12,7 @@ from gated_training.leakage import single_feature_scores
 from gated_training.registry import FEATURE_METADATA_FILE, MODEL_FILE, ModelRegistry
 from gated_training.split import SplitRule, in_test_split
 from tests.conftest import synthetic_frame
-from tests.unit.helpers import train_candidate
+from tests.builders import train_candidate
 
 LENIENT = dict(min_accuracy=0.5, max_overfit_gap=0.5)
 

@@ -15,7 +15,7 @@ from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.registry import ModelRegistry, check_version
 from gated_training.registry_ops import cleanup, history, move_champion, rollback, sync_mlflow
 from tests.conftest import synthetic_frame
-from tests.unit.helpers import train_candidate
+from tests.builders import train_candidate
 from tests.registry_helpers import resign
 
 LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)

@@ -10,7 +10,7 @@ from gated_training.split import rule_for, in_test_split
 from gated_training.errors import DataError, TrackingError
 from gated_training.steps.train_model import cross_validation_rows
 from tests.conftest import synthetic_frame
-from tests.unit.helpers import train_candidate
+from tests.builders import train_candidate
 
 
 @pytest.fixture(scope="module")

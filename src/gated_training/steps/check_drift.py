@@ -144,7 +144,19 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
 
 def check_drift(*, dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
                    policy: DriftPolicy, report_out: str, html_out: str) -> DriftGateOutcome:
-    """The pipeline step: decide, then write the JSON record and the HTML report."""
+    """The pipeline step: decide (:func:`check_batch`), then write the JSON record and the HTML report.
+
+    Args:
+        dataset_path: the validated batch (Parquet).
+        validation_report_path: the data gate's report (its ``data_sha256`` drives no-new-data).
+        target: the label column (left out of the comparison).
+        registry_uri, model_name: where the champion and its reference profile are.
+        policy: the drift policy and thresholds.
+        report_out, html_out: the JSON record and the HTML report.
+
+    Returns:
+        The outcome; ``decision`` is ``train``, ``skip`` or ``block`` (``decisions.DriftGate``).
+    """
     from gated_training.drift_report import render_drift_html
 
     data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]

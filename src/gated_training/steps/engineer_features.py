@@ -185,6 +185,9 @@ def engineer_features(
         metadata_out: feature metadata JSON: inputs (the schema contract), categories, the split
             rule, single-feature scores.
         drift_report_path: the drift gate's record; its ``ignored_columns`` are dropped first.
+
+    Returns:
+        Row counts of both splits, input and engineered feature counts, and the classes.
     """
     frame = read_parquet(dataset_path)
     split_features_target(frame, target)  # names the column if it is missing

@@ -174,6 +174,24 @@ def train_model(
     importances_out: str,
     drift_report_path: str = "",
 ) -> TrainingOutcome:
+    """Cross-validate on the training split (a stratified sample above ``cv_max_rows``), fit the
+    final model on all of it, score both splits and log everything to MLflow.
+
+    Args:
+        train_path, test_path: the splits from engineer-features (Parquet, raw rows).
+        preprocessor_path: the preprocessor fitted on the training split (joblib).
+        feature_metadata_path: engineer-features' metadata, logged with the run.
+        target: the label column.
+        settings: the estimator and CV settings.
+        tracking_uri, experiment: MLflow (an empty URI resolves as ``tracking.resolve_tracking_uri``).
+        data_sha256, kfp_run_id: tagged on the MLflow run.
+        model_out: the fitted ``Pipeline`` (preprocessor + estimator, joblib): the deployable artifact.
+        report_out, importances_out: the training report and feature importances (JSON).
+        drift_report_path: the drift gate's record, logged as metrics and an artifact.
+
+    Returns:
+        The outcome: MLflow run and model URI, CV accuracy, train and test scores, overfit gap.
+    """
     resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
     experiment_id = tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
     x_train, y_train = split_features_target(read_parquet(train_path), target)

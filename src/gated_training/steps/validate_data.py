@@ -222,6 +222,18 @@ def validate_data(
     Raises only when the inputs cannot be read at all; a batch that breaks rules returns
     ``passed=False``. With ``pinned_suite_sha256``, a suite with another digest is not run: the
     batch is blocked by ``builtin:suite_pinned``.
+
+    Args:
+        data_uri: the batch: a regular file or gs:// object, CSV (optionally compressed) or Parquet.
+        suite_uri: the GX suite, or empty for ``<data name>.expectations.json`` beside the data.
+        target: the label column.
+        min_quality_score: the share of passed checks below which the batch blocks.
+        dataset_out, report_out, data_docs_out: the batch (Parquet), the JSON report, the HTML page.
+        pinned_suite_sha256: empty, or the suite's required SHA-256.
+        max_input_mb: the largest data file accepted, also once decompressed.
+
+    Returns:
+        The outcome; ``passed`` decides the gate.
     """
     pinned = check_sha256_parameter("suite_sha256", pinned_suite_sha256)
     resolved_suite = resolve_suite_uri(data_uri, suite_uri)

@@ -1,4 +1,4 @@
-"""Build real step outputs (features, a trained candidate) for the tests of later steps."""
+"""Builders shared by the unit, robustness and integration tests: real step outputs (features, a trained candidate) for the tests of later steps."""
 
 from __future__ import annotations
 
