@@ -253,6 +253,37 @@ class ModelRegistry:
             )
         return data
 
+    def sign_unsigned(self, version: str) -> str:
+        """Sign a complete version published before signing existed (no ``manifest.sig``), after
+        checking every file against its manifest and the manifest against its own version.
+
+        Returns what was done. This trusts the bytes as they are now: run it once, when upgrading,
+        on a registry only the pipeline could write until then.
+        """
+        signer = current_signer()
+        if signer.key is None:
+            raise RegistryError("signing needs a key: unset GATED_TRAINING_REGISTRY_UNSIGNED and set "
+                                "GATED_TRAINING_REGISTRY_KEY (or _KEY_FILE)")
+        manifest_uri = self._no_links(self.version_uri(version, MANIFEST))
+        signature_uri = self._no_links(self.version_uri(version, SIGNATURE_FILE))
+        if storage.exists(signature_uri):
+            self.read_manifest(version)  # verifies the signature it has
+            return "already signed"
+        try:
+            raw = storage.read_bytes(manifest_uri, max_bytes=MAX_MANIFEST_BYTES)
+        except DataError as exc:
+            raise RegistryError(f"model version {version} has no manifest (incomplete): {exc}") from exc
+        manifest = json.loads(raw)
+        if manifest.get("version") != version or manifest.get("model_name") != self.model_name:
+            raise RegistryError(f"model version {version}: the manifest describes {manifest.get('model_name')} "
+                                f"{manifest.get('version')}; not signing it")
+        for name, entry in manifest["files"].items():
+            self._read_checked(version, name, entry["sha256"])
+        signature = signer.sign(raw)
+        assert signature is not None
+        storage.write_bytes(signature_uri, signature, create_only=True)
+        return "signed"
+
     def verified_files(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The manifest and every file of a version, each checked against its SHA-256."""
         manifest = self._manifest_matching(version, expected_manifest_sha256)

@@ -60,7 +60,8 @@ class Signer:
             return
         if signature is None:
             raise RegistryError(f"{where}: the version is unsigned (no {SIGNATURE_FILE}); only versions the "
-                                "pipeline signed are loaded. Refusing it before unpickling anything")
+                                "pipeline signed are loaded. Refusing it before unpickling anything (a version from "
+                                "before signing existed: `gated-training sign-legacy`)")
         try:
             document = json.loads(signature[:MAX_SIGNATURE_BYTES])
             mac, key_id = str(document["hmac"]), str(document.get("key_id", ""))

@@ -192,3 +192,23 @@ def test_local_runs_get_a_per_user_key_created_once(tmp_path, monkeypatch):
     assert ensure_local_key() == path and current_signer().key_id == first  # the same key next time
     monkeypatch.setenv(KEY_ENV, "x" * 40)
     assert ensure_local_key() is None  # a configured key always wins
+
+
+def test_sign_legacy_signs_old_versions_once_and_never_a_tampered_one(tmp_path, registry, capsys):
+    from gated_training.cli import main
+
+    registry, (v1, v2) = registry
+    for version in (v1, v2):  # as published before signing existed
+        Path(registry.version_uri(version, SIGNATURE_FILE)).unlink()
+    with pytest.raises(RegistryError, match="the version is unsigned"):
+        registry.load_verified(v2)
+    (Path(registry.version_uri(v1)) / MODEL_FILE).write_bytes(b"tampered")
+    common = ["--registry", registry.uri, "--model-name", "m"]
+    assert main(["sign-legacy", "--version", v2, *common]) == 0
+    assert f"{v2}  signed" in capsys.readouterr().out
+    assert registry.load_verified(v2)[0].predict([[0]]).tolist() == [1]
+    assert main(["sign-legacy", *common]) == 1  # v1's model no longer matches its manifest: not signed
+    assert "model.joblib has SHA-256" in capsys.readouterr().err
+    assert not Path(registry.version_uri(v1, SIGNATURE_FILE)).exists()
+    assert main(["sign-legacy", "--version", v2, *common]) == 0
+    assert f"{v2}  already signed" in capsys.readouterr().out

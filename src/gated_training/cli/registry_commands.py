@@ -93,6 +93,17 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", dest="model_name", default="tabular-classifier")
 
 
+def command_sign_legacy(args: argparse.Namespace) -> int:
+    """Sign the versions a registry holds from before signing, once, when upgrading."""
+    registry = registry_from(args)
+    versions = [args.version] if args.version else [v for v in registry.versions() if registry.is_complete(v)]
+    if not versions:
+        print(f"no complete versions in {registry.root}")
+    for version in versions:
+        print(f"{version}  {registry.sign_unsigned(version)}")
+    return EXIT_OK
+
+
 def add_registry_commands(commands: Any) -> None:
     history = commands.add_parser("history", help="registry versions, metrics, gate verdicts; * marks the champion")
     add_registry_arguments(history)
@@ -118,3 +129,8 @@ def add_registry_commands(commands: Any) -> None:
                          help="never delete a version younger than this: its deploy may be running (default 60)")
     add_registry_arguments(cleanup)
     cleanup.set_defaults(handler=command_cleanup)
+    sign = commands.add_parser("sign-legacy", help="sign the versions published before registry signing existed "
+                               "(once, when upgrading; each file is checked against its manifest first)")
+    sign.add_argument("--version", help="one version (default: every complete version without a signature)")
+    add_registry_arguments(sign)
+    sign.set_defaults(handler=command_sign_legacy)
