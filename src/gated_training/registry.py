@@ -290,12 +290,14 @@ class ModelRegistry:
         contents = {name: self._read_checked(version, name, entry["sha256"]) for name, entry in manifest["files"].items()}
         return manifest, contents
 
-    def read_verified_file(self, version: str, name: str,
-                           expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], bytes | None]:
-        """The manifest and one file of a version, checked against its SHA-256 (None when the version has no such file)."""
+    def read_verified_files(self, version: str, names: tuple[str, ...], expected_manifest_sha256: str | None = None
+                            ) -> tuple[dict[str, Any], dict[str, bytes | None]]:
+        """The manifest (signature verified once) and the named files of a version, each checked
+        against its SHA-256; None for a file the version does not have."""
         manifest = self._manifest_matching(version, expected_manifest_sha256)
-        entry = manifest["files"].get(name)
-        return manifest, (self._read_checked(version, name, entry["sha256"]) if entry else None)
+        entries = {name: manifest["files"].get(name) for name in names}
+        return manifest, {name: self._read_checked(version, name, entry["sha256"]) if entry else None
+                          for name, entry in entries.items()}
 
     def load_verified_model(self, version: str, expected_manifest_sha256: str | None = None
                             ) -> tuple[Any, dict[str, Any], dict[str, bytes]]:

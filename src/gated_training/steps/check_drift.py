@@ -59,13 +59,12 @@ class DriftGateOutcome:
         return self.reason != NO_NEW_DATA and (self.drifted or self.champion is None or self.report is None)
 
 
-def champion_features(registry: ModelRegistry, champion: Any) -> list[str] | None:
+def champion_features(raw_feature_metadata: bytes | None) -> list[str] | None:
     """The schema contract: the input columns the champion was trained on (None for a version
     that recorded none)."""
-    _, raw = registry.read_verified_file(champion.version, FEATURE_METADATA_FILE, champion.manifest_sha256)
-    if raw is None:
+    if raw_feature_metadata is None:
         return None
-    return [str(column["name"]) for column in json.loads(raw).get("inputs", [])]
+    return [str(column["name"]) for column in json.loads(raw_feature_metadata).get("inputs", [])]
 
 
 def schema_contract(columns: list[str], target: str, contract: list[str], policy: DriftPolicy,
@@ -102,8 +101,9 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
         return DriftGateOutcome(decision=TRAIN, reason=None, drifted=False, deploy_allowed=True, reasons=[], champion=None,
                                 notes=["no champion yet: nothing to compare the batch with"], **base)
     try:
-        manifest, raw_profile = registry.read_verified_file(champion.version, REFERENCE_PROFILE_FILE,
-                                                            champion.manifest_sha256)
+        manifest, raw = registry.read_verified_files(champion.version, (REFERENCE_PROFILE_FILE, FEATURE_METADATA_FILE),
+                                                     champion.manifest_sha256)
+        raw_profile = raw[REFERENCE_PROFILE_FILE]
     except RegistryError as exc:
         raise RegistryError(f"the champion's reference profile could not be read, so the drift gate fails closed: {exc}") from exc
     if manifest.get("data_sha256") == data_sha256 and not policy.force_retrain:
@@ -121,7 +121,7 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
         raise ConfigError(f"parameter drift_critical_features: {', '.join(critical_unknown)} not among the "
                           f"profiled features of champion {champion.version}: {', '.join(profile['features'])}")
     frame = load_batch()
-    contract = champion_features(registry, champion)
+    contract = champion_features(raw[FEATURE_METADATA_FILE])
     schema_reasons, warnings, ignored = (schema_contract([str(c) for c in frame.columns], target, contract, policy,
                                                          champion.version) if contract is not None else ([], [], []))
     report = compare(profile, frame.drop(columns=ignored), policy)
