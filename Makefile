@@ -26,6 +26,7 @@ WEBHOOK_SECRET_KEY ?=
 REGISTRY_KEY_SECRET ?=
 REGISTRY_KEY_SECRET_KEY ?=
 RESOURCES_FILE ?=
+ALLOW_POD_LOCAL_STATE ?=
 # Image build options (component_images/build-image.sh).
 BUILDER ?=
 BASE_IMAGE ?=
@@ -43,7 +44,8 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	MLFLOW_TOKEN_SECRET=$(MLFLOW_TOKEN_SECRET) MLFLOW_TOKEN_SECRET_KEY=$(MLFLOW_TOKEN_SECRET_KEY) \
 	MLFLOW_BASIC_AUTH_SECRET=$(MLFLOW_BASIC_AUTH_SECRET) WEBHOOK_SECRET=$(WEBHOOK_SECRET) \
 	WEBHOOK_SECRET_KEY=$(WEBHOOK_SECRET_KEY) REGISTRY_KEY_SECRET=$(REGISTRY_KEY_SECRET) \
-	REGISTRY_KEY_SECRET_KEY=$(REGISTRY_KEY_SECRET_KEY) RESOURCES_FILE=$(RESOURCES_FILE)
+	REGISTRY_KEY_SECRET_KEY=$(REGISTRY_KEY_SECRET_KEY) RESOURCES_FILE=$(RESOURCES_FILE) \
+	ALLOW_POD_LOCAL_STATE=$(ALLOW_POD_LOCAL_STATE) PARAMS=$(PARAMS)
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
 .PHONY: help venv compile run test test-unit test-integration test-robustness bench profile-memory clean image image-test upload submit schedule \
@@ -60,9 +62,11 @@ $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 
 venv: $(BIN)/.installed ## create .venv with the pinned dependencies
 
-compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names; see docs/kubeflow.md)
+compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names, PARAMS=cluster.params.yaml baked in as the run form's defaults; see docs/kubeflow.md)
 	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
 
+# The local run compiles without cluster defaults (PARAMS is for the cluster's run form).
+run: PARAMS =
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 

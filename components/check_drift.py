@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
 from components.image import BASE_IMAGE
 
@@ -19,19 +19,26 @@ def check_drift(
     drift_severe_psi: float,
     drift_severe_out_of_range: float,
     new_columns: str,
+    notify_webhook_url: str,
     drift_report: Output[Artifact],
     drift_html: Output[HTML],
     drift_metrics: Output[Metrics],
+    run_summary: Output[Artifact],
+    summary: Output[Markdown],
 ) -> str:
     """Drift gate: no-new-data trigger, the schema contract, then the batch against the champion's reference profile.
 
-    Returns "train", "skip" (no new data) or "block" (schema broken, or drifted under drift_action=block).
+    Returns "train", "skip" (no new data) or "block" (schema broken, or drifted under drift_action=block); a run
+    stopped here writes its summary here and posts it to the webhook.
     """
     from gated_training.config import DriftPolicy
-    from gated_training.steps.check_drift import check_drift
+    from gated_training.decisions import DriftGate
+    from gated_training.run_context import run_id_from_uri
     from gated_training.step_records import recorded_step
+    from gated_training.steps.check_drift import check_drift
+    from gated_training.summary import record_gate
 
-    with recorded_step("check-drift"):
+    with recorded_step(step="check-drift", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
         policy = DriftPolicy(drift_action=drift_action, drift_psi_threshold=drift_psi_threshold,
                              drift_max_drifted_share=drift_max_drifted_share,
                              drift_critical_features=drift_critical_features, force_retrain=force_retrain,
@@ -39,6 +46,12 @@ def check_drift(
                              new_columns=new_columns)
         outcome = check_drift(dataset_path=dataset.path, validation_report_path=validation_report.path, target=target_column, registry_uri=registry_uri, model_name=model_name,
                                  policy=policy, report_out=drift_report.path, html_out=drift_html.path)
+        record_gate(step="check-drift", stopped=outcome.decision != DriftGate.TRAIN,
+                    validation_report_path=validation_report.path, drift_report_path=drift_report.path,
+                    gate_decision_path=None, deployment_path=None,
+                    kfp_run_id=run_id_from_uri(artifact_uri=run_summary.uri, task="check-drift"), summary_json_out=run_summary.path,
+                    markdown_out=summary.path, webhook_url=notify_webhook_url,
+                    links={"drift report": drift_html.uri, "summary": summary.uri})
     report = outcome.report
     if report is not None:
         drift_metrics.log_metric("drifted_share", report["drifted_share"])

@@ -17,6 +17,7 @@ def engineer_features(
     max_categories: int,
     min_category_frequency: int,
     split_key: str,
+    notify_webhook_url: str,
     train_data: Output[Dataset],
     test_data: Output[Dataset],
     preprocessor: Output[Model],
@@ -27,7 +28,7 @@ def engineer_features(
     from gated_training.step_records import recorded_step
     from gated_training.steps.engineer_features import engineer_features
 
-    with recorded_step("engineer-features"):
+    with recorded_step(step="engineer-features", notify_webhook_url=notify_webhook_url, artifact_uri=feature_metadata.uri):
         outcome = engineer_features(
             dataset_path=dataset.path, target=target_column,
             feature_settings=FeatureSettings(categorical_encoding=categorical_encoding, interaction_features=interaction_features,

@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.image import BASE_IMAGE
 
@@ -11,6 +11,8 @@ def evaluate_model(
     training_report: Input[Artifact],
     drift_report: Input[Artifact],
     feature_metadata: Input[Artifact],
+    validation_report: Input[Artifact],
+    drift_html: Input[HTML],
     target_column: str,
     min_accuracy: float,
     min_f1: float,
@@ -24,18 +26,25 @@ def evaluate_model(
     max_unexplained_gain: float,
     registry_uri: str,
     model_name: str,
+    notify_webhook_url: str,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     gate_report: Output[Markdown],
     gate_decision: Output[Artifact],
+    run_summary: Output[Artifact],
+    summary: Output[Markdown],
 ) -> str:
     """Model gate: absolute thresholds, the champion re-scored on the same test split, prediction drift against
-    the champion, and the drift gate's retrain_only hold. Returns "deploy" or "block"."""
+    the champion, and the drift gate's retrain_only hold. Returns "deploy" or "block"; a blocked run's summary
+    (each failed check with its value and threshold) is written here and posted to the webhook."""
     from gated_training.config import GateThresholds
-    from gated_training.steps.evaluate_model import evaluate_model
+    from gated_training.decisions import ModelGate
+    from gated_training.run_context import run_id_from_uri
     from gated_training.step_records import recorded_step
+    from gated_training.steps.evaluate_model import evaluate_model
+    from gated_training.summary import record_gate
 
-    with recorded_step("evaluate-model"):
+    with recorded_step(step="evaluate-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
         thresholds = GateThresholds(min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
                                     max_overfit_gap=max_overfit_gap, max_regression=max_regression,
                                     comparison_metric=comparison_metric, first_run_policy=first_run_policy,
@@ -45,6 +54,12 @@ def evaluate_model(
         decision = evaluate_model(model_path=model.path, test_path=test_data.path, training_report_path=training_report.path, target=target_column, thresholds=thresholds,
                                       registry_uri=registry_uri, model_name=model_name, decision_out=gate_decision.path, report_out=gate_report.path,
                                       drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path)
+        record_gate(step="evaluate-model", stopped=decision.decision != ModelGate.DEPLOY,
+                    validation_report_path=validation_report.path, drift_report_path=drift_report.path,
+                    gate_decision_path=gate_decision.path, deployment_path=None,
+                    kfp_run_id=run_id_from_uri(artifact_uri=run_summary.uri, task="evaluate-model"), summary_json_out=run_summary.path,
+                    markdown_out=summary.path, webhook_url=notify_webhook_url,
+                    links={"gate report": gate_report.uri, "drift report": drift_html.uri, "summary": summary.uri})
     for name, value in decision.candidate["metrics"].items():
         metrics.log_metric(name, value)
     metrics.log_metric("overfit_gap", decision.candidate["overfit_gap"])

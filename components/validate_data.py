@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics, Output
 
 from components.image import BASE_IMAGE
 
@@ -12,22 +12,33 @@ def validate_data(
     min_quality_score: float,
     suite_sha256: str,
     max_input_mb: float,
+    notify_webhook_url: str,
     dataset: Output[Dataset],
     validation_report: Output[Artifact],
     data_docs: Output[HTML],
     validation_metrics: Output[Metrics],
+    run_summary: Output[Artifact],
+    summary: Output[Markdown],
 ) -> str:
-    """Data gate: validate the batch with its GX suite. Returns "passed" or "blocked"."""
+    """Data gate: validate the batch with its GX suite. Returns "passed" or "blocked"; a blocked run's
+    summary (which critical expectations failed, with observed values) is written here and posted to the webhook."""
     from gated_training.decisions import DataGate
+    from gated_training.run_context import run_id_from_uri
     from gated_training.step_records import recorded_step
     from gated_training.steps.validate_data import validate_data
+    from gated_training.summary import record_gate
 
-    with recorded_step("validate-data"):
+    with recorded_step(step="validate-data", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
         outcome = validate_data(
             data_uri=data_uri, suite_uri=suite_uri, target=target_column, min_quality_score=min_quality_score,
             dataset_out=dataset.path, report_out=validation_report.path, data_docs_out=data_docs.path,
             pinned_suite_sha256=suite_sha256, max_input_mb=max_input_mb,
         )
+        record_gate(step="validate-data", stopped=not outcome.passed, validation_report_path=validation_report.path,
+                    gate_decision_path=None, deployment_path=None,
+                    kfp_run_id=run_id_from_uri(artifact_uri=run_summary.uri, task="validate-data"), summary_json_out=run_summary.path,
+                    markdown_out=summary.path, webhook_url=notify_webhook_url,
+                    links={"data docs": data_docs.uri, "summary": summary.uri})
     dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count})
     validation_metrics.log_metric("quality_score", outcome.quality_score)
     validation_metrics.log_metric("rows", outcome.row_count)

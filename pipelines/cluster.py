@@ -18,6 +18,8 @@ them through), validated once in :meth:`ClusterSettings.from_env`:
   becomes ``GATED_TRAINING_REGISTRY_KEY`` in the steps that read or write the registry: versions
   are signed with it and refused unless signed with it (``gated_training.signing``). Without it
   those steps refuse to run unless the run sets ``GATED_TRAINING_REGISTRY_UNSIGNED=1``.
+- ``ALLOW_POD_LOCAL_STATE=1``: let steps use a registry or MLflow store on the pod's own file
+  system (``run_context``); they refuse it otherwise, since it vanishes with the pod.
 - ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
 
 Only secret *names* are compiled in; their values never leave the cluster.
@@ -36,22 +38,18 @@ from kfp.dsl import PipelineTask
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
 from gated_training.notify import WEBHOOK_ENV
+from gated_training.run_context import ALLOW_POD_LOCAL_ENV
 from gated_training.signing import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.step_table import STEP, STEPS, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Kubernetes object names (secrets): a DNS-1123 subdomain, dot-separated labels, at most 253 characters.
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_SUBDOMAIN = re.compile(rf"^(?=.{{1,253}}$){DNS_LABEL}(\.{DNS_LABEL})*$")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 MEMORY_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-# Retries with exponential backoff for steps that reach GCS or MLflow over the network:
-# 30 s, 60 s, 120 s, capped at 10 minutes in total. Steps that only read KFP artifacts don't retry.
-NETWORK_RETRIES = 3
-NETWORK_BACKOFF = "30s"
-NETWORK_BACKOFF_FACTOR = 2.0
-NETWORK_BACKOFF_MAX = "600s"
 
 
 class ClusterConfigError(ValueError):
@@ -98,6 +96,7 @@ class ClusterSettings:
     webhook_secret_key: str = "url"
     registry_key_secret: str | None = None
     registry_key_secret_key: str = "key"
+    allow_pod_local_state: bool = False
     resources: Mapping[str, StepResources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
 
     @classmethod
@@ -106,7 +105,7 @@ class ClusterSettings:
             value = env.get(variable, "").strip()
             if value and not DNS_SUBDOMAIN.match(value):
                 raise ClusterConfigError(
-                    f"{variable}={value!r} is not a Kubernetes secret name (lowercase letters, digits, '-' and '.')")
+                    f"{variable}={value!r} is not a Kubernetes secret name (a DNS-1123 subdomain: lowercase letters, digits, '-', dot-separated labels that start and end with a letter or digit, at most 253 characters)")
             return value or None
 
         def secret_key(variable: str, default: str) -> str:
@@ -114,6 +113,12 @@ class ClusterSettings:
             if not SECRET_KEY.match(value):
                 raise ClusterConfigError(f"{variable}={value!r} is not a valid secret key (letters, digits, '-', '_', '.')")
             return value
+
+        def flag(variable: str) -> bool:
+            value = env.get(variable, "").strip().lower()
+            if value not in ("", "0", "1", "false", "true"):
+                raise ClusterConfigError(f"{variable}={env[variable]!r}: expected 1 or 0")
+            return value in ("1", "true")
 
         resources = dict(DEFAULT_RESOURCES)
         if env.get("RESOURCES_FILE"):
@@ -128,6 +133,7 @@ class ClusterSettings:
             webhook_secret_key=secret_key("WEBHOOK_SECRET_KEY", "url"),
             registry_key_secret=secret_name("REGISTRY_KEY_SECRET"),
             registry_key_secret_key=secret_key("REGISTRY_KEY_SECRET_KEY", "key"),
+            allow_pod_local_state=flag("ALLOW_POD_LOCAL_STATE"),
             resources=resources,
         )
 
@@ -151,12 +157,17 @@ def load_resources_file(path: Path) -> dict[str, StepResources]:
 
 
 def configure_step(task: PipelineTask, step_id: str, settings: ClusterSettings) -> PipelineTask:
-    """Display name, resources, no caching, and what the step table says it touches: retries and
-    credentials for network steps, the signing key for registry steps, the webhook secret for
-    steps that notify (never retried: a webhook delivery failure never fails them).
+    """Display name, resources, no caching, and what the step table says it touches: credentials
+    for network steps, the signing key for registry steps, the webhook secret for every step
+    (each posts its own failure), the GCS key for every step (the KFP launcher in every pod moves
+    its artifacts under a gs:// pipeline root).
+
+    No KFP retry policy: backends before 2.5 ignore it, 2.5-2.13 ignore it inside condition
+    branches, and a retried step would post its failure once per attempt. Network retries happen
+    inside the step instead, alike on every backend (google-cloud-storage's retry with a budget,
+    MLflow's HTTP retries; ``storage.gcs_retry``, ``tracking.HTTP_BUDGET_DEFAULTS``).
     """
     step = STEP[step_id]
-    uses_gcs, uses_mlflow, notifies = step.uses_gcs, step.uses_mlflow, step.notifies
     resources = settings.resources[step_id]
     task.set_display_name(step.display_name)
     task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
@@ -164,23 +175,46 @@ def configure_step(task: PipelineTask, step_id: str, settings: ClusterSettings) 
     # Never from cache: a nightly run with unchanged parameters must validate, train, gate and
     # deploy against today's data and today's champion, not replay yesterday's outputs.
     task.set_caching_options(False)
-    if uses_gcs or uses_mlflow:
-        task.set_retry(num_retries=NETWORK_RETRIES, backoff_duration=NETWORK_BACKOFF,
-                       backoff_factor=NETWORK_BACKOFF_FACTOR, backoff_max_duration=NETWORK_BACKOFF_MAX)
-    # MLflow may store artifacts on GCS and the client then writes them directly: MLflow steps get GCS access too.
-    if (uses_gcs or uses_mlflow) and settings.gcs_key_secret:
+    if settings.gcs_key_secret:
         kubernetes.use_secret_as_volume(task, secret_name=settings.gcs_key_secret, mount_path=GCS_KEY_MOUNT_PATH)
         task.set_env_variable("GOOGLE_APPLICATION_CREDENTIALS", f"{GCS_KEY_MOUNT_PATH}/{settings.gcs_key_secret_key}")
-    if uses_mlflow and settings.mlflow_token_secret:
+    if step.uses_mlflow and settings.mlflow_token_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_token_secret,
                                      secret_key_to_env={settings.mlflow_token_secret_key: "MLFLOW_TRACKING_TOKEN"})
-    if uses_mlflow and settings.mlflow_basic_auth_secret:
+    if step.uses_mlflow and settings.mlflow_basic_auth_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_basic_auth_secret, secret_key_to_env={
             "username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"})
     if step.uses_registry and settings.registry_key_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.registry_key_secret,
                                      secret_key_to_env={settings.registry_key_secret_key: REGISTRY_KEY_ENV})
-    if notifies and settings.webhook_secret:
+    if settings.webhook_secret:
         kubernetes.use_secret_as_env(task, secret_name=settings.webhook_secret,
                                      secret_key_to_env={settings.webhook_secret_key: WEBHOOK_ENV})
+    if settings.allow_pod_local_state:
+        task.set_env_variable(ALLOW_POD_LOCAL_ENV, "1")
     return task
+
+
+def for_every_backend(platform_spec: dict) -> dict:
+    """The Kubernetes platform spec in the form every supported backend's driver parses.
+
+    Drivers up to 2.4.0 parse each executor's config strictly (``jsonpb.UnmarshalString``), and
+    their protos lack two fields kfp-kubernetes 2.17 always writes: ``secretNameParameter`` (a
+    constant copy of ``secretName``) and ``optional`` (false). Newer drivers read ``secretName``
+    when ``secretNameParameter`` is absent and treat a missing ``optional`` as false
+    (``backend/src/v2/driver/k8s.go``), so dropping the redundant copies changes nothing there.
+    Anything else a 2.2 driver would not know is refused here rather than at run time.
+    """
+    executors = platform_spec.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    for name, config in executors.items():
+        unknown = set(config) - {"secretAsEnv", "secretAsVolume"}
+        if unknown:
+            raise ClusterConfigError(f"{name}: {', '.join(sorted(unknown))} in the Kubernetes platform spec is not "
+                                     "parsed by KFP backends before 2.4.1; the support floor is 2.2")
+        for entry in [*config.get("secretAsEnv", []), *config.get("secretAsVolume", [])]:
+            parameter = entry.pop("secretNameParameter", None)
+            if parameter not in (None, {"runtimeValue": {"constant": entry.get("secretName")}}):
+                raise ClusterConfigError(f"{name}: a secret name from a pipeline parameter needs KFP backend 2.5+")
+            if entry.pop("optional", False):
+                raise ClusterConfigError(f"{name}: optional secrets need KFP backend 2.4.1+")
+    return platform_spec

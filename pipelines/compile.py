@@ -1,22 +1,72 @@
 """Compile the pipeline to YAML: ``python -m pipelines.compile [OUTPUT]``.
 
-Compile-time options come from the environment: ``IMAGE`` (components/image.py) and the cluster
-options in pipelines/cluster.py (secret names, ``RESOURCES_FILE``).
+Compile-time options come from the environment: ``IMAGE`` (components/image.py), the cluster
+options in pipelines/cluster.py (secret names, ``RESOURCES_FILE``, ``ALLOW_POD_LOCAL_STATE``) and
+``PARAMS``: a YAML file of run parameters (data, suite, registry, MLflow…) baked in as the run
+form's defaults, so a run started from the Kubeflow UI or a schedule made there is right by default.
+
+The output runs on every KFP backend from 2.2 to 2.17: the Kubernetes platform spec is written in
+the form drivers up to 2.4.0 parse strictly (``cluster.for_every_backend``), and
+``gated_training.pipeline_spec.required_backend`` reads the floor back from the YAML.
 """
 
+from __future__ import annotations
+
+import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 DEFAULT_OUTPUT = Path("compiled/training_pipeline.yaml")
 
 
-def compile_pipeline(output: Path = DEFAULT_OUTPUT) -> Path:
+def baked_parameters(params_file: str, declared: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    """The parameters of ``params_file``, typed and validated as `submit` would send them."""
+    from gated_training.cli.common import load_params_file, resolve_parameters
+    from gated_training.config import validate_run_parameters
+    from gated_training.errors import ConfigError
+    from gated_training.run_context import check_cluster_parameters
+    from pipelines.cluster import ClusterConfigError, ClusterSettings
+
+    try:
+        given = load_params_file(params_file)
+        merged = resolve_parameters(declared, [given])
+        validate_run_parameters(merged)
+        check_cluster_parameters(merged, ClusterSettings.from_env(os.environ).allow_pod_local_state)
+    except ConfigError as exc:
+        raise ClusterConfigError(f"PARAMS={params_file}: {exc}") from exc
+    return {name: merged[name] for name in given}
+
+
+def _write_for_every_backend(output: Path) -> None:
+    import yaml
+
+    from pipelines.cluster import for_every_backend
+
+    text = output.read_text()
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    documents = list(yaml.safe_load_all(text))
+    if len(documents) > 1:
+        documents[1] = for_every_backend(documents[1])
+    output.write_text(header + yaml.dump_all(documents, sort_keys=True))
+
+
+def compile_pipeline(output: Path = DEFAULT_OUTPUT, params_file: str | None = None) -> Path:
     from kfp import compiler
 
+    from gated_training.pipeline_spec import component_inputs
     from pipelines.training_pipeline import training_pipeline
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(training_pipeline, str(output))
+    baked = None
+    if params_file:
+        with tempfile.TemporaryDirectory() as scratch:
+            plain = Path(scratch, "plain.yaml")
+            compiler.Compiler().compile(training_pipeline, str(plain))
+            baked = baked_parameters(params_file, component_inputs(plain))
+    compiler.Compiler().compile(training_pipeline, str(output), pipeline_parameters=baked)
+    _write_for_every_backend(output)
     return output
 
 
@@ -24,7 +74,7 @@ def main(argv: list[str]) -> int:
     from pipelines.cluster import ClusterConfigError
 
     try:
-        print(compile_pipeline(Path(argv[0]) if argv else DEFAULT_OUTPUT))
+        print(compile_pipeline(Path(argv[0]) if argv else DEFAULT_OUTPUT, os.environ.get("PARAMS") or None))
     except ClusterConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

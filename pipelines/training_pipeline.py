@@ -1,9 +1,11 @@
-"""validate → drift → features → train → evaluate → deploy, gated by dsl.If/dsl.Else on primitive outputs.
+"""validate → drift → features → train → evaluate → deploy, gated by one dsl.If per gate on its string output.
 
-Every gate uses If/Else pairs: a lone dsl.If is silently skipped by kfp.local in some cases,
-and every branch end records the outcome, so a blocked or skipped run says why in the UI.
-An exit handler notifies the webhook when the run fails; the report steps notify for
-blocked and skipped runs.
+Made for every KFP backend from 2.2 to 2.17 and for the fewest pods a run can start: each gate
+step writes the run's summary (and notifies) itself when the run stops at it, so a gate needs
+one condition and no report branch; each step posts its own failure before it re-raises, so no
+exit handler (``PipelineTaskFinalStatus`` needs backend 2.14) is needed; no task retry policies
+(ignored before 2.5, and inside branches before 2.14): network retries happen inside the steps.
+On the deploy path a run starts 16 pods (a driver per DAG, a driver and an executor per task).
 """
 
 import os
@@ -14,10 +16,6 @@ from components.check_drift import check_drift
 from components.deploy_model import deploy_model
 from components.engineer_features import engineer_features
 from components.evaluate_model import evaluate_model
-from components.notify_failure import notify_failure
-from components.report_data_blocked import report_data_blocked
-from components.report_drift_gate import report_drift_gate
-from components.report_model_blocked import report_model_blocked
 from components.train_model import train_model
 from components.validate_data import validate_data
 from gated_training.config import (DEFAULT_MAX_INPUT_MB, DEFAULT_MIN_QUALITY_SCORE, DEFAULT_MLFLOW_EXPERIMENT,
@@ -132,89 +130,66 @@ def training_pipeline(
         registry_uri: Model registry root: a folder or gs://bucket/prefix. Use gs:// on a cluster.
         model_name: Name of the model in the registry and in MLflow's model registry.
         pipeline_version: The pipeline version this run executes, recorded in the registry manifest. `gated-training submit` and `schedule` set it; leave it empty in the UI unless you want to record one.
-        notify_webhook_url: Slack-compatible webhook posted when a run ends blocked, skipped or failed. Empty: the GATED_TRAINING_WEBHOOK_URL environment variable (WEBHOOK_SECRET at compile time), else no notifications.
+        notify_webhook_url: Slack-compatible webhook posted when a run ends blocked, skipped or failed (a failing step posts once). Empty: the GATED_TRAINING_WEBHOOK_URL environment variable (WEBHOOK_SECRET at compile time), else no notifications.
     """
-    run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    validation = validate_data(
+        data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
+        suite_sha256=suite_sha256, max_input_mb=max_input_mb, notify_webhook_url=notify_webhook_url,
+    )
+    configure_step(validation, "validate-data", CLUSTER)
 
-    exit_task = notify_failure(notify_webhook_url=notify_webhook_url, kfp_run_id=run_id)
-    configure_step(exit_task, "notify-failure", CLUSTER)
-    with dsl.ExitHandler(exit_task, name="gated-training-run"):
-        validation = validate_data(
-            data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
-            suite_sha256=suite_sha256, max_input_mb=max_input_mb,
+    with dsl.If(validation.outputs["Output"] == DataGate.PASSED, name="data-gate-passed"):
+        drift = check_drift(
+            dataset=validation.outputs["dataset"], validation_report=validation.outputs["validation_report"],
+            target_column=target_column, registry_uri=registry_uri, model_name=model_name,
+            drift_action=drift_action, drift_psi_threshold=drift_psi_threshold,
+            drift_max_drifted_share=drift_max_drifted_share, drift_critical_features=drift_critical_features,
+            force_retrain=force_retrain, drift_severe_psi=drift_severe_psi,
+            drift_severe_out_of_range=drift_severe_out_of_range, new_columns=new_columns,
+            notify_webhook_url=notify_webhook_url,
         )
-        configure_step(validation, "validate-data", CLUSTER)
+        configure_step(drift, "check-drift", CLUSTER)
 
-        with dsl.If(validation.outputs["Output"] == DataGate.PASSED, name="data-gate-passed"):
-            drift = check_drift(
-                dataset=validation.outputs["dataset"], validation_report=validation.outputs["validation_report"],
-                target_column=target_column, registry_uri=registry_uri, model_name=model_name,
-                drift_action=drift_action, drift_psi_threshold=drift_psi_threshold,
-                drift_max_drifted_share=drift_max_drifted_share, drift_critical_features=drift_critical_features,
-                force_retrain=force_retrain, drift_severe_psi=drift_severe_psi,
-                drift_severe_out_of_range=drift_severe_out_of_range, new_columns=new_columns,
+        with dsl.If(drift.outputs["Output"] == DriftGate.TRAIN, name="drift-gate-passed"):
+            features = engineer_features(
+                dataset=validation.outputs["dataset"], drift_report=drift.outputs["drift_report"],
+                target_column=target_column, test_size=test_size, categorical_encoding=categorical_encoding,
+                interaction_features=interaction_features, polynomial_degree=polynomial_degree,
+                select_k_best=select_k_best, max_categories=max_categories,
+                min_category_frequency=min_category_frequency, split_key=split_key,
+                notify_webhook_url=notify_webhook_url,
             )
-            configure_step(drift, "check-drift", CLUSTER)
-
-            with dsl.If(drift.outputs["Output"] == DriftGate.TRAIN, name="drift-gate-passed"):
-                features = engineer_features(
-                    dataset=validation.outputs["dataset"], drift_report=drift.outputs["drift_report"],
-                    target_column=target_column, test_size=test_size, categorical_encoding=categorical_encoding,
-                    interaction_features=interaction_features, polynomial_degree=polynomial_degree,
-                    select_k_best=select_k_best, max_categories=max_categories,
-                    min_category_frequency=min_category_frequency, split_key=split_key,
-                )
-                configure_step(features, "engineer-features", CLUSTER)
-                training = train_model(
-                    train_data=features.outputs["train_data"], test_data=features.outputs["test_data"],
-                    preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
-                    drift_report=drift.outputs["drift_report"], target_column=target_column, estimator=estimator,
-                    n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split,
-                    learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds, cv_max_rows=cv_max_rows,
-                    mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment, kfp_run_id=run_id,
-                )
-                configure_step(training, "train-model", CLUSTER)
-                evaluation = evaluate_model(
-                    model=training.outputs["model"], test_data=features.outputs["test_data"],
-                    training_report=training.outputs["training_report"], drift_report=drift.outputs["drift_report"],
-                    feature_metadata=features.outputs["feature_metadata"],
-                    target_column=target_column, min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
-                    max_overfit_gap=max_overfit_gap, max_regression=max_regression, comparison_metric=comparison_metric,
-                    first_run_policy=first_run_policy, max_prediction_psi=max_prediction_psi,
-                    max_single_feature_score=max_single_feature_score, max_unexplained_gain=max_unexplained_gain,
-                    registry_uri=registry_uri, model_name=model_name,
-                )
-                configure_step(evaluation, "evaluate-model", CLUSTER)
-
-                with dsl.If(evaluation.outputs["Output"] == ModelGate.DEPLOY, name="model-gate-passed"):
-                    deployment = deploy_model(
-                        model=training.outputs["model"], train_data=features.outputs["train_data"],
-                        test_data=features.outputs["test_data"], feature_metadata=features.outputs["feature_metadata"],
-                        training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
-                        validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],
-                        target_column=target_column, registry_uri=registry_uri, model_name=model_name, kfp_run_id=run_id,
-                        pipeline_version=pipeline_version,
-                    )
-                    configure_step(deployment, "deploy-model", CLUSTER)
-                with dsl.Else(name="model-gate-blocked"):
-                    model_blocked = report_model_blocked(
-                        validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],
-                        drift_html=drift.outputs["drift_html"], gate_decision=evaluation.outputs["gate_decision"],
-                        gate_report=evaluation.outputs["gate_report"], kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
-                    )
-                    configure_step(model_blocked, "report-model-blocked", CLUSTER)
-            with dsl.Else(name="drift-gate-stopped"):
-                stopped = report_drift_gate(
-                    validation_report=validation.outputs["validation_report"],
-                    drift_report=drift.outputs["drift_report"], drift_html=drift.outputs["drift_html"],
-                    kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
-                )
-                configure_step(stopped, "report-drift-gate", CLUSTER)
-
-        with dsl.Else(name="data-gate-blocked"):
-            data_blocked = report_data_blocked(
-                validation_report=validation.outputs["validation_report"],
-                data_docs=validation.outputs["data_docs"], kfp_run_id=run_id, notify_webhook_url=notify_webhook_url,
+            configure_step(features, "engineer-features", CLUSTER)
+            training = train_model(
+                train_data=features.outputs["train_data"], test_data=features.outputs["test_data"],
+                preprocessor=features.outputs["preprocessor"], feature_metadata=features.outputs["feature_metadata"],
+                drift_report=drift.outputs["drift_report"], target_column=target_column, estimator=estimator,
+                n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split,
+                learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds, cv_max_rows=cv_max_rows,
+                mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment,
+                notify_webhook_url=notify_webhook_url,
             )
-            configure_step(data_blocked, "report-data-blocked", CLUSTER)
+            configure_step(training, "train-model", CLUSTER)
+            evaluation = evaluate_model(
+                model=training.outputs["model"], test_data=features.outputs["test_data"],
+                training_report=training.outputs["training_report"], drift_report=drift.outputs["drift_report"],
+                feature_metadata=features.outputs["feature_metadata"],
+                validation_report=validation.outputs["validation_report"], drift_html=drift.outputs["drift_html"],
+                target_column=target_column, min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
+                max_overfit_gap=max_overfit_gap, max_regression=max_regression, comparison_metric=comparison_metric,
+                first_run_policy=first_run_policy, max_prediction_psi=max_prediction_psi,
+                max_single_feature_score=max_single_feature_score, max_unexplained_gain=max_unexplained_gain,
+                registry_uri=registry_uri, model_name=model_name, notify_webhook_url=notify_webhook_url,
+            )
+            configure_step(evaluation, "evaluate-model", CLUSTER)
 
+            with dsl.If(evaluation.outputs["Output"] == ModelGate.DEPLOY, name="model-gate-passed"):
+                deployment = deploy_model(
+                    model=training.outputs["model"], train_data=features.outputs["train_data"],
+                    test_data=features.outputs["test_data"], feature_metadata=features.outputs["feature_metadata"],
+                    training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
+                    validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],
+                    target_column=target_column, registry_uri=registry_uri, model_name=model_name,
+                    pipeline_version=pipeline_version, notify_webhook_url=notify_webhook_url,
+                )
+                configure_step(deployment, "deploy-model", CLUSTER)

@@ -5,6 +5,13 @@ pipelines, pipeline versions, experiments, runs, recurring runs) with the JSON f
 ``kfp_server_api``'s models, keeps its state in memory, and records every request so tests can
 assert exactly what the real client sent. It can demand a bearer token, answer an error for
 chosen routes, and script the states a run goes through.
+
+It speaks the backend's dialect, read from kubeflow/pipelines ``backend/src/apiserver``:
+healthz is the hand-written ``{"commit_sha", "tag_name", "multi_user"}`` JSON (``main.go``);
+pipelines belong to a namespace in multi-user mode ("" is shared; listing without a namespace
+lists only shared ones, as ``kfp.Client.get_pipeline_id`` does; a name is unique per namespace);
+a finished run's ``task_details`` are the Argo nodes the backend's compiler creates for the run's
+own spec (``tests/argo_dialect.py``), with the gate outputs the test scripts.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.argo_dialect import run_nodes
 from tests.loopback import LoopbackServer
 
 PREFIX = "/apis/v2beta1"
@@ -45,8 +53,9 @@ class Failure:
 
 
 class FakeKubeflowPipelines(LoopbackServer):
-    def __init__(self, multi_user: bool = False) -> None:
+    def __init__(self, multi_user: bool = False, tag_name: str = "2.17.0") -> None:
         self.multi_user = multi_user
+        self.tag_name = tag_name
         self.required_token: str | None = None
         self.requests: list[RecordedRequest] = []
         self.pipelines: dict[str, dict[str, Any]] = {}
@@ -55,7 +64,10 @@ class FakeKubeflowPipelines(LoopbackServer):
         self.runs: dict[str, dict[str, Any]] = {}
         self.recurring_runs: dict[str, dict[str, Any]] = {}
         self.run_states: list[str] = ["RUNNING", "SUCCEEDED"]  # what successive GETs of a run report
-        self.final_tasks: list[tuple[str, str]] = []  # (display name, state) reported once a run ends
+        # What each gate task of a run returns, and the task that fails (None: none), once a run ends.
+        self.gate_outputs: dict[str, str] = {"validate-data": "passed", "check-drift": "train",
+                                             "evaluate-model": "deploy"}
+        self.failing_task: str | None = None
         self.failures: list[Failure] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -138,7 +150,8 @@ class FakeKubeflowPipelines(LoopbackServer):
 
     def _routes(self) -> list[tuple[str, str, Any]]:
         return [
-            (r"/healthz", "GET", lambda r: (200, {"multi_user": self.multi_user})),
+            (r"/healthz", "GET", lambda r: (200, {"commit_sha": "0123abc", "tag_name": self.tag_name,
+                                                  "multi_user": self.multi_user})),
             (r"/pipelines", "GET", self._list_pipelines),
             (r"/pipelines/upload", "POST", self._upload_pipeline),
             (r"/pipelines/upload_version", "POST", self._upload_version),
@@ -166,17 +179,26 @@ class FakeKubeflowPipelines(LoopbackServer):
             items = [item for item in items if item.get(predicate["key"]) == value]
         return items
 
+    def _namespace(self, request: RecordedRequest) -> str:
+        """ResourceManager.ReplaceNamespace: the namespace in multi-user mode, else always ""."""
+        return request.query.get("namespace", "") if self.multi_user else ""
+
     def _list_pipelines(self, request: RecordedRequest) -> tuple[int, Any]:
-        found = self._filtered(list(self.pipelines.values()), request.query)
+        namespace = self._namespace(request)
+        found = [p for p in self._filtered(list(self.pipelines.values()), request.query)
+                 if p.get("namespace", "") == namespace]
         return 200, {"pipelines": found, "total_size": len(found)} if found else {}
 
     def _upload_pipeline(self, request: RecordedRequest) -> tuple[int, Any]:
         name = request.query.get("name") or "uploaded"
-        if any(p["display_name"] == name for p in self.pipelines.values()):
-            return self._error(409, "Failed to create a pipeline and a pipeline version")
+        namespace = self._namespace(request)
+        if any(p["display_name"] == name and p.get("namespace", "") == namespace for p in self.pipelines.values()):
+            return self._error(409, f"Failed to create a pipeline and a pipeline version: The pipeline {name} "
+                                    f"already exist in namespace {namespace!r}")
         pipeline_id = self.new_id("pipeline")
         self.pipelines[pipeline_id] = {"pipeline_id": pipeline_id, "display_name": name, "name": name,
-                                       "description": request.query.get("description", "")}
+                                       "description": request.query.get("description", ""),
+                                       **({"namespace": namespace} if namespace else {})}
         self._add_version(pipeline_id, name, request)
         return 200, self.pipelines[pipeline_id]
 
@@ -240,12 +262,24 @@ class FakeKubeflowPipelines(LoopbackServer):
         run["state"] = self.run_states[min(run["_polls"], len(self.run_states) - 1)]
         run["_polls"] += 1
         if run["state"] in ("SUCCEEDED", "FAILED", "CANCELED"):
+            nodes, _ = run_nodes(self._run_spec(run), self.gate_outputs, self.failing_task)
             run["run_details"] = {"task_details": [
-                {"run_id": run_id, "task_id": f"task-{i}", "display_name": name, "state": state}
-                for i, (name, state) in enumerate(self.final_tasks)]}
+                {"run_id": run_id, "task_id": f"{run_id}-node-{i}", "display_name": node.name, "state": node.state}
+                for i, node in enumerate(nodes)]}
             if run["state"] == "FAILED":
-                run["error"] = {"code": 2, "message": "task train-model failed"}
+                run["error"] = {"code": 2, "message": f"task {self.failing_task} failed"}
         return 200, self._public_run(run)
+
+    def _run_spec(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The PipelineSpec the run executes: sent with it, or the pinned version's uploaded YAML."""
+        if run.get("pipeline_spec"):
+            spec = run["pipeline_spec"]
+            return spec.get("pipeline_spec", spec)  # with a platform spec, kfp sends both under one key
+        import yaml
+
+        reference = run.get("pipeline_version_reference") or {}
+        version = self.versions[reference["pipeline_version_id"]]
+        return next(yaml.safe_load_all(version["spec_bytes"]))
 
     def _create_recurring_run(self, request: RecordedRequest) -> tuple[int, Any]:
         recurring_id = self.new_id("recurring")

@@ -41,3 +41,5 @@ class Outcome:
     BLOCKED = "blocked"
     SKIPPED = "skipped"
     FAILED = "failed"
+    # Not an end: the summary a gate writes when its run goes on past it (every gate writes one).
+    CONTINUED = "continued"

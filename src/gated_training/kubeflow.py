@@ -22,11 +22,15 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from gated_training.errors import GatedTrainingError
-from gated_training.step_table import STEPS
+from gated_training.step_table import MAIN_LINE, STEP, STEPS
 
 TERMINAL_RUN_STATES = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
-# The display names of the tasks that end each branch, and the outcome each means (the step table).
-OUTCOME_TASKS = {step.display_name: step.ends_branch for step in STEPS if step.ends_branch}
+# A real backend's task_details carry Argo node names: the task key ("deploy-model"), its
+# "<task>-driver", an "executor" pod per task, "condition-N"/"condition-N-driver" per branch, "root".
+# kfp.local-style display names are accepted too. Both map to the step id.
+TASK_NAMES = {**{step.display_name: step.id for step in STEPS}, **{step.id: step.id for step in STEPS}}
+# Images a cluster cannot pull: built here and never pushed.
+UNPULLABLE_IMAGE_PREFIXES = ("localhost/", "localhost:", "127.0.0.1", "[::1]")
 
 
 class KubeflowError(GatedTrainingError):
@@ -46,6 +50,7 @@ class Connection:
     kube_context: str | None = None
     ca_cert: str | None = None
     ui_host: str | None = None
+    shared: bool = False  # the pipeline lives in the shared space, not the namespace (multi-user)
 
     @property
     def target(self) -> str:
@@ -119,8 +124,45 @@ def api_call(action: str, connection: Connection) -> Iterator[None]:
         raise describe_error(exc, action, connection) from exc
 
 
-def connect(connection: Connection) -> Any:
-    """A ``kfp.Client`` for the connection, checked with one health request."""
+@dataclass(frozen=True, kw_only=True)
+class Backend:
+    """What the backend's healthz says: its release (``tag_name``) and whether it is multi-user."""
+
+    tag_name: str
+    version: tuple[int, ...] | None
+    multi_user: bool
+
+
+def read_backend(client: Any) -> Backend:
+    """GET healthz as raw JSON: kfp_server_api's model drops ``tag_name``. Every backend from 2.0
+    writes ``{"commit_sha": …, "tag_name": …, "multi_user": …}`` (``backend/src/apiserver/main.go``)."""
+    from gated_training.pipeline_spec import parse_version
+
+    response = client._healthz_api.healthz_service_get_healthz(_preload_content=False)
+    try:
+        document = json.loads(response.data or b"{}")
+    except ValueError:
+        document = {}
+    tag = str(document.get("tag_name") or "unknown")
+    return Backend(tag_name=tag, version=parse_version(tag), multi_user=bool(document.get("multi_user")))
+
+
+def check_backend_version(backend: Backend, needed: tuple[tuple[int, ...], list[str]], connection: Connection) -> None:
+    """Refuse a backend older than what the YAML needs; a backend that does not say (``unknown``) passes."""
+    from gated_training.pipeline_spec import version_text
+
+    floor, reasons = needed
+    if backend.version is not None and backend.version < floor:
+        why = "; ".join(reasons) or "the support floor"
+        raise KubeflowError(
+            f"{connection.target} runs KFP {backend.tag_name}, older than the {version_text(floor)} this pipeline "
+            f"needs ({why}). Upgrade Kubeflow Pipelines, or compile without those features (`make compile`)")
+
+
+def connect(connection: Connection, needs: tuple[tuple[int, ...], list[str]] | None = None) -> Any:
+    """A ``kfp.Client`` for the connection, checked with one health request: a multi-user backend
+    needs a namespace, and a backend older than ``needs`` (``pipeline_spec.required_backend``) is
+    refused. The client carries ``backend`` (:class:`Backend`)."""
     import kfp
     from kfp.client import set_volume_credentials
 
@@ -129,7 +171,7 @@ def connect(connection: Connection) -> Any:
         # and remember the answer so connecting costs one request.
         def get_kfp_healthz(self, sleep_duration: int = 5) -> Any:
             if getattr(self, "_health", None) is None:
-                self._health = self._healthz_api.healthz_service_get_healthz()
+                self._health = read_backend(self)
             return self._health
 
     credentials = None
@@ -145,10 +187,23 @@ def connect(connection: Connection) -> Any:
         )
         if connection.namespace:
             client._context_setting["namespace"] = connection.namespace  # also when it is literally "kubeflow"
-        health = client.get_kfp_healthz()
-    if getattr(health, "multi_user", False) and not client.get_user_namespace():
+        backend = client.get_kfp_healthz()
+    if backend.multi_user and not client.get_user_namespace():
         raise KubeflowError(f"{connection.target} is a multi-user Kubeflow: pass --namespace with your profile namespace")
+    if needs is not None:
+        check_backend_version(backend, needs, connection)
+    client.backend = backend
     return client
+
+
+def pipeline_namespace(client: Any, connection: Connection) -> str | None:
+    """Where the pipeline lives: the profile namespace on a multi-user backend (a private pipeline),
+    unless ``--shared``; None (the shared space) otherwise. kfp.Client.get_pipeline_id lists only
+    shared pipelines, so lookups here always pass this namespace."""
+    backend = getattr(client, "backend", None)
+    if connection.shared or backend is None or not backend.multi_user:
+        return None
+    return connection.namespace
 
 
 def read_token(token_file: str | None) -> str | None:
@@ -172,6 +227,8 @@ class PipelinePackage:
     name: str
     sha256: str
     parameters: dict[str, tuple[str, Any]]
+    needs: tuple[tuple[int, ...], list[str]] = ((2, 2), [])  # pipeline_spec.required_backend
+    images: list[str] = field(default_factory=list)
 
 
 def read_package(path: Path) -> PipelinePackage:
@@ -183,9 +240,26 @@ def read_package(path: Path) -> PipelinePackage:
     except (yaml.YAMLError, StopIteration, KeyError, TypeError) as exc:
         raise KubeflowError(f"{path} is not a compiled KFP pipeline: {exc}") from exc
     # The same typed parameters `gated-training run` reads, so local and cluster runs coerce alike.
-    from gated_training.pipeline_spec import component_inputs
+    from gated_training.pipeline_spec import component_inputs, required_backend
 
-    return PipelinePackage(path=path, name=name, sha256=hashlib.sha256(content).hexdigest(), parameters=component_inputs(path))
+    return PipelinePackage(path=path, name=name, sha256=hashlib.sha256(content).hexdigest(),
+                           parameters=component_inputs(path), needs=required_backend(path),
+                           images=_images(content))
+
+
+def _images(content: bytes) -> list[str]:
+    document = next(yaml.safe_load_all(content))
+    executors = document.get("deploymentSpec", {}).get("executors", {})
+    return sorted({e["container"]["image"] for e in executors.values() if "container" in e})
+
+
+def check_pullable(package: PipelinePackage) -> None:
+    """Refuse a YAML whose image only this machine has (``localhost/…``, as ``make image`` builds it)."""
+    local = [image for image in package.images if image.startswith(UNPULLABLE_IMAGE_PREFIXES)]
+    if local:
+        raise KubeflowError(
+            f"{package.path} runs the image {local[0]}, which no cluster can pull: push the image (`make image PUSH=1 "
+            "IMAGE=<registry>/kfp-gated-training:<tag>`) and compile for it (`make compile IMAGE=…`) first")
 
 
 def checkout_revision(directory: Path) -> tuple[str, bool]:
@@ -223,8 +297,21 @@ def _equals(key: str, value: str) -> str:
 
 
 def find_pipeline_id(client: Any, name: str, connection: Connection) -> str | None:
-    with api_call(f"looking up pipeline {name!r}", connection):
-        return client.get_pipeline_id(name)
+    """The pipeline named ``name`` in its namespace (``pipeline_namespace``), all pages."""
+    namespace = pipeline_namespace(client, connection)
+    where = f" in namespace {namespace!r}" if namespace else ""
+    found, token = [], ""
+    while True:
+        with api_call(f"looking up pipeline {name!r}{where}", connection):
+            response = client.list_pipelines(page_token=token, page_size=100, filter=_equals("display_name", name),
+                                             namespace=namespace)
+        found += [p for p in (response.pipelines or []) if p.display_name == name]
+        token = response.next_page_token or ""
+        if not token:
+            break
+    if len(found) > 1:
+        raise KubeflowError(f"{len(found)} pipelines are named {name!r}{where}: pass --pipeline-name with another name")
+    return found[0].pipeline_id if found else None
 
 
 def find_version_id(client: Any, pipeline_id: str, name: str, connection: Connection) -> str | None:
@@ -253,7 +340,7 @@ def upload(client: Any, connection: Connection, package: PipelinePackage, versio
         # KFP names a new pipeline's first version after the pipeline; the named version follows.
         with api_call(f"uploading pipeline {name!r}", connection):
             pipeline_id = client.upload_pipeline(str(package.path), pipeline_name=name, description=description or None,
-                                                 namespace=connection.namespace).pipeline_id
+                                                 namespace=pipeline_namespace(client, connection)).pipeline_id
     existing = find_version_id(client, pipeline_id, version, connection)
     if existing:
         return UploadResult(pipeline_id=pipeline_id, version_id=existing, version_name=version, created_pipeline=created_pipeline, created_version=False)
@@ -267,7 +354,11 @@ def resolve_version(client: Any, connection: Connection, pipeline_name: str, ver
     """(pipeline id, version id), or an error that says how to upload it."""
     pipeline_id = find_pipeline_id(client, pipeline_name, connection)
     if pipeline_id is None:
-        raise KubeflowError(f"pipeline {pipeline_name!r} not found on {connection.target}: run `make upload` first")
+        namespace = pipeline_namespace(client, connection)
+        space = f"namespace {namespace!r}" if namespace else "the shared pipelines"
+        other = "--shared" if namespace else "--namespace without --shared"
+        raise KubeflowError(f"pipeline {pipeline_name!r} not found in {space} on {connection.target}: run `make upload` "
+                            f"first (or pass {other} if it was uploaded there)")
     version_id = find_version_id(client, pipeline_id, version, connection)
     if version_id is None:
         raise KubeflowError(f"pipeline {pipeline_name!r} has no version {version!r} on {connection.target}: "
@@ -315,15 +406,27 @@ class RunResult:
 
 
 def run_result(run: Any) -> RunResult:
+    """The run's outcome from what a real backend returns: ``task_details`` named after Argo nodes
+    (task keys, ``-driver`` nodes, ``executor`` pods, ``condition-N``), with API states. The run
+    stopped at the last main-line step that succeeded; that gate's ``stops_run`` is the outcome
+    (each gate writes the run summary when the run stops at it)."""
     details = getattr(run, "run_details", None)
     tasks = [(t.display_name or t.task_id, t.state or "") for t in (getattr(details, "task_details", None) or [])]
-    outcome = next((OUTCOME_TASKS[name] for name, state in tasks if name in OUTCOME_TASKS and state == "SUCCEEDED"),
-                   "")
+    steps = {TASK_NAMES[name]: state for name, state in tasks if name in TASK_NAMES}
     state = run.state or "RUNTIME_STATE_UNSPECIFIED"
-    if not outcome:
-        outcome = "failed" if state in ("FAILED", "CANCELED") else state.lower()
+    succeeded = [step for step in MAIN_LINE if steps.get(step) == "SUCCEEDED"]
+    failed = [step for step in MAIN_LINE if steps.get(step) == "FAILED"]
+    if failed:
+        outcome = f"failed at {failed[0]}"
+    elif state in ("FAILED", "CANCELED"):
+        outcome = "failed" if state == "FAILED" else "canceled"
+    elif state == "SUCCEEDED" and succeeded and STEP[succeeded[-1]].stops_run:
+        outcome = STEP[succeeded[-1]].stops_run or ""
+    else:
+        outcome = state.lower()
     error = getattr(getattr(run, "error", None), "message", None) or ""
-    return RunResult(run_id=run.run_id, state=state, outcome=outcome, tasks=tasks, error=error)
+    return RunResult(run_id=run.run_id, state=state, outcome=outcome,
+                     tasks=[(step, steps[step]) for step in MAIN_LINE if step in steps], error=error)
 
 
 def wait_for_run(client: Any, connection: Connection, run_id: str, timeout_seconds: float, poll_seconds: float,

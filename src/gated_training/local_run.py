@@ -20,7 +20,8 @@ from typing import Any, Callable, TextIO
 import yaml
 
 from gated_training.step_records import RECORD_DIR_ENV, read_records
-from gated_training.step_table import EXIT_HANDLER, TERMINAL_STEPS
+from gated_training.decisions import Outcome
+from gated_training.step_table import GATE_STEPS
 from gated_training.summary import build_summary
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -62,20 +63,6 @@ class _ProgressTee:
         return False
 
 
-def without_retries(pipeline_yaml_text: str) -> str:
-    """The compiled YAML minus its task retry policies.
-
-    Retries with backoff (30 s, 60 s, 120 s) are for network blips on a cluster; kfp.local honours
-    them too, so locally a failing step would fail only after three and a half minutes.
-    """
-    documents = list(yaml.safe_load_all(pipeline_yaml_text))
-    spec = documents[0]
-    for component in [spec["root"], *spec.get("components", {}).values()]:
-        for task in component.get("dag", {}).get("tasks", {}).values():
-            task.pop("retryPolicy", None)
-    return yaml.safe_dump_all(documents, sort_keys=False)
-
-
 def _load_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -102,7 +89,7 @@ def run_compiled_pipeline(
     log_path = workdir / "last-run.log"
     before = {p.name for p in pipeline_root.iterdir()}
 
-    pipeline = components.load_component_from_text(without_retries(pipeline_yaml.read_text()))
+    pipeline = components.load_component_from_text(pipeline_yaml.read_text())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     previous_env = os.environ.get(RECORD_DIR_ENV)
     os.environ[RECORD_DIR_ENV] = str(record_dir)
@@ -127,8 +114,11 @@ def run_compiled_pipeline(
     tasks = _task_dirs(run_dir)
     summary = None
     if run_dir is not None and error is None:
-        for task in TERMINAL_STEPS:
-            summary = _load_json(run_dir / task / "run_summary") or summary
+        # The gate the run stopped at wrote the run's summary; the gates it passed wrote "continued".
+        for task in GATE_STEPS:
+            written = _load_json(run_dir / task / "run_summary")
+            if written is not None and written["outcome"] != Outcome.CONTINUED:
+                summary = written
     if summary is None:
         summary = _failed_summary(error, record_dir, run_dir, log_path)
     summary["tasks_ran"] = tasks
@@ -149,6 +139,7 @@ def _failed_summary(error: str | None, record_dir: Path, run_dir: Path | None, l
     validation = _load_json(run_dir / "validate-data" / "validation_report") if run_dir else None
     drift = _load_json(run_dir / "check-drift" / "drift_report") if run_dir else None
     summary = build_summary(validation=validation, drift=drift, error=message, failed_step=step)
-    notification = read_records(record_dir, "notification").get(EXIT_HANDLER)
-    summary["notification"] = notification["notification"] if notification else "not recorded: the exit handler did not run"
+    # The failing step posted the failure itself (step_records.recorded_step) and recorded what happened.
+    notification = read_records(record_dir, "notification").get(step or "")
+    summary["notification"] = notification["notification"] if notification else "not recorded: no step recorded a failure"
     return summary

@@ -159,11 +159,18 @@ def notify_outcome(webhook_url: str, summary: dict[str, Any], links: dict[str, s
     return status
 
 
-def notify_failed_run(webhook_url: str, state: str, error_message: str, kfp_run_id: str, job_name: str = "") -> str:
-    """The exit handler's part: a run whose tasks did not all succeed (failed, cancelled, system error)."""
-    if state == "SUCCEEDED":
-        print("run succeeded: its report step notified when the outcome called for it")
-        return "not sent: the run succeeded"
-    reason = f"the run ended {state}" + (f": {error_message}" if error_message else "")
-    summary = {"outcome": "failed", "reasons": [reason], "kfp_run_id": kfp_run_id or job_name}
-    return notify_outcome(webhook_url, summary)
+def notify_failed_step(webhook_url: str, step: str, message: str, kfp_run_id: str) -> str:
+    """A step that raised posts the failure itself, once, before the error ends the run.
+
+    This replaces an exit handler: ``dsl.PipelineTaskFinalStatus`` is refused by KFP backends
+    before 2.14, and the backend hands an exit task MLMD states (``COMPLETE``, ``FAILED``,
+    ``CANCELED``, on 2.14-2.16 often ``RUNNING``), never kfp.local's ``SUCCEEDED``. A step has no
+    task retries to repeat the post (network retries happen inside the step), so one failure is
+    one notification on every backend. Never raises.
+    """
+    try:
+        summary = {"outcome": "failed", "reasons": [f"{step} failed: {message}"], "kfp_run_id": kfp_run_id}
+        return notify_outcome(webhook_url, summary)
+    except Exception as exc:  # noqa: BLE001 - a notification must never mask the step's own error
+        log.warning("failure notification not sent: %s", exc)
+        return f"failed: {type(exc).__name__}"

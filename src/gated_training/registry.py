@@ -36,6 +36,7 @@ import pandas as pd
 
 from gated_training import storage
 from gated_training.data import json_safe, sha256_hex
+from gated_training.run_context import check_outlives_pod
 from gated_training.errors import DataError, RegistryError
 from gated_training.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, current_signer
 
@@ -133,6 +134,7 @@ class ModelRegistry:
     def __init__(self, uri: str, model_name: str) -> None:
         check_registry_uri(uri)
         check_model_name(model_name)
+        check_outlives_pod(registry_uri=uri)  # on a cluster: not inside the pod (run_context)
         self.uri = uri
         self.model_name = model_name
         self.root = storage.join_uri(uri, model_name)

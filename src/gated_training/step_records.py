@@ -97,7 +97,11 @@ def read_records(directory: Path, kind: str) -> dict[str, dict[str, Any]]:
 
 
 @contextmanager
-def recorded_step(step: str) -> Iterator[None]:
+def recorded_step(step: str, *, notify_webhook_url: str = "", artifact_uri: str = "") -> Iterator[None]:
+    """Run a component body: deadline, usage line, and on an error its record and one failure
+    notification to the webhook (``notify_webhook_url``, else ``GATED_TRAINING_WEBHOOK_URL``)
+    before the error ends the run. ``artifact_uri`` is any output artifact's URI: it names the
+    run (``run_context.run_id_from_uri``) in the notification."""
     # The process start is the honest start: imports before the body are part of the step's cost.
     started = _process_start_monotonic()
     try:
@@ -105,16 +109,25 @@ def recorded_step(step: str) -> Iterator[None]:
             yield
     except MemoryError as exc:
         message = f"step {step} ran out of memory ({exc or 'MemoryError'}); raise its memory limit or reduce the batch"
-        write_record(step, "failure", {"step": step, "error_type": "MemoryError", "message": message})
+        _record_failure(step, "MemoryError", message, notify_webhook_url, artifact_uri)
         raise StepMemoryError(message) from exc
     except Exception as exc:
-        write_record(step, "failure", {"step": step, "error_type": type(exc).__name__, "message": str(exc)})
+        _record_failure(step, type(exc).__name__, str(exc), notify_webhook_url, artifact_uri)
         raise
     finally:
         usage = resource_usage(started)
         write_record(step, "usage", {"step": step, **usage})
         print(f"[gated-training] {step}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
               f"peak RSS {usage['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+
+
+def _record_failure(step: str, error_type: str, message: str, webhook_url: str, artifact_uri: str) -> None:
+    from gated_training.notify import notify_failed_step
+    from gated_training.run_context import run_id_from_uri
+
+    write_record(step, "failure", {"step": step, "error_type": error_type, "message": message})
+    sent = notify_failed_step(webhook_url, step, f"{error_type}: {message}", run_id_from_uri(artifact_uri, step))
+    write_record(step, "notification", {"step": step, "notification": sent})
 
 
 def _process_start_monotonic() -> float:

@@ -1,8 +1,8 @@
 """The pipeline's steps, defined once: id, display name, resources, what each step touches, where
-it sits in the graph and which outcome a branch ending at it has.
+it sits on the main line and which outcome a run stopping at it has.
 
 ``pipelines/cluster.configure_step`` reads it to configure a task; ``step_records`` reads the
-deadlines; the local runner reads which steps end a branch; the benchmarks and the tests read
+deadlines; the local runner reads which steps can stop a run; the benchmarks and the tests read
 the step order and the tasks each outcome runs. A component's function name is its step id with
 ``_`` for ``-`` (a test checks every component against this table).
 """
@@ -31,13 +31,11 @@ class Step:
     id: str
     display_name: str
     resources: StepResources
-    after: str | None = None  # the step before it on its branch (None: the first, or the exit handler)
-    uses_gcs: bool = False  # reads or writes gs:// (data, suite, registry): credentials and network retries
-    uses_mlflow: bool = False  # talks to MLflow: its credentials, GCS access and retries
+    after: str | None = None  # the step before it on the main line (None: the first)
+    uses_gcs: bool = False  # reads or writes gs:// itself (data, suite, registry)
+    uses_mlflow: bool = False  # talks to MLflow: its credentials
     uses_registry: bool = False  # reads or writes the registry: the signing key
-    notifies: bool = False  # posts to the webhook: its URL secret, never retried
-    ends_branch: str | None = None  # the outcome of a run whose branch ends here, as `submit --wait` says it
-    exit_handler: bool = False  # runs after every run (local) / every failed run (cluster)
+    stops_run: str | None = None  # a gate: the outcome of a run that stops here, as `submit --wait` says it
     deadline_seconds: int = HOUR
 
 
@@ -49,45 +47,34 @@ def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_lim
 # Requests cover the peak RSS measured at 100k rows with headroom; limits leave room for ~1M rows
 # (docs/scaling.md). Tune from the "[gated-training] <step>: wall …, CPU …, peak RSS …" line each
 # step logs, or override per step with RESOURCES_FILE at compile time.
-SMALL = _resources("100m", "500m", "128Mi", "256Mi")
 STEPS: tuple[Step, ...] = (
     Step(id="validate-data", display_name="Validate data (GX)", resources=_resources("1", "2", "1Gi", "4Gi"),
-         uses_gcs=True),
+         uses_gcs=True, stops_run=f"{Outcome.BLOCKED} by the data gate"),
     Step(id="check-drift", display_name="Drift gate", resources=_resources("500m", "2", "1Gi", "4Gi"),
-         after="validate-data", uses_gcs=True, uses_registry=True),
+         after="validate-data", uses_gcs=True, uses_registry=True,
+         stops_run=f"{Outcome.BLOCKED} by the drift gate, or {Outcome.SKIPPED}: no new data"),
     Step(id="engineer-features", display_name="Engineer features", resources=_resources("500m", "2", "1Gi", "4Gi"),
          after="check-drift"),
     # n_jobs=-1 uses the cgroup's CPU quota
     Step(id="train-model", display_name="Train model (MLflow)", resources=_resources("2", "4", "2Gi", "8Gi"),
          after="engineer-features", uses_mlflow=True, deadline_seconds=4 * HOUR),
     Step(id="evaluate-model", display_name="Evaluate and gate", resources=_resources("500m", "2", "1Gi", "4Gi"),
-         after="train-model", uses_gcs=True, uses_registry=True),
+         after="train-model", uses_gcs=True, uses_registry=True, stops_run=f"{Outcome.BLOCKED} by the model gate"),
     Step(id="deploy-model", display_name="Deploy to registry", resources=_resources("500m", "2", "1Gi", "4Gi"),
-         after="evaluate-model", uses_gcs=True, uses_mlflow=True, uses_registry=True, ends_branch=Outcome.DEPLOYED),
-    Step(id="report-model-blocked", display_name="Blocked by model gate", resources=SMALL, after="evaluate-model",
-         notifies=True, ends_branch=f"{Outcome.BLOCKED} by the model gate"),
-    Step(id="report-drift-gate", display_name="Stopped at drift gate (drift or no new data)", resources=SMALL,
-         after="check-drift", notifies=True,
-         ends_branch=f"{Outcome.BLOCKED} by the drift gate, or {Outcome.SKIPPED}: no new data"),
-    Step(id="report-data-blocked", display_name="Blocked by data gate", resources=SMALL, after="validate-data",
-         notifies=True, ends_branch=f"{Outcome.BLOCKED} by the data gate"),
-    Step(id="notify-failure", display_name="Notify if the run failed", resources=SMALL, notifies=True,
-         exit_handler=True),
+         after="evaluate-model", uses_gcs=True, uses_mlflow=True, uses_registry=True,
+         stops_run=f"{Outcome.DEPLOYED} (or {Outcome.BLOCKED}: the champion changed during the run)"),
 )
 STEP: dict[str, Step] = {step.id: step for step in STEPS}
 # The training line, in the order it runs.
-MAIN_LINE: tuple[str, ...] = ("validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model",
-                              "deploy-model")
-# The steps that end a branch and write the run summary.
-TERMINAL_STEPS: tuple[str, ...] = tuple(step.id for step in STEPS if step.ends_branch)
-EXIT_HANDLER: str = next(step.id for step in STEPS if step.exit_handler)
+MAIN_LINE: tuple[str, ...] = tuple(step.id for step in STEPS)
+# The gates: a run stops at one of them and that step writes the run summary.
+GATE_STEPS: tuple[str, ...] = tuple(step.id for step in STEPS if step.stops_run)
 
 
 def tasks_ending_at(step_id: str | None) -> list[str]:
-    """The tasks a run whose branch ends at ``step_id`` executes, sorted (as the local runner lists
-    them): the step, every step before it, and the exit handler. ``None``: a run whose first step
-    failed, where only the exit handler completes."""
-    tasks = [EXIT_HANDLER]
+    """The tasks a run that stops at ``step_id`` completes, sorted (as the local runner lists them):
+    the step and every step before it. ``None``: a run whose first step failed (no task completed)."""
+    tasks = []
     while step_id is not None:
         tasks.append(step_id)
         step_id = STEP[step_id].after

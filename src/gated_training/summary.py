@@ -14,6 +14,7 @@ from gated_training.decisions import DriftGate, ModelGate, Outcome
 from gated_training.escaping import markdown_text
 
 DEPLOYED, BLOCKED, SKIPPED, FAILED = Outcome.DEPLOYED, Outcome.BLOCKED, Outcome.SKIPPED, Outcome.FAILED
+CONTINUED = Outcome.CONTINUED
 
 
 def data_checks(validation: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,8 +84,10 @@ def build_summary(
     kfp_run_id: str = "",
     error: str | None = None,
     failed_step: str | None = None,
+    continuing_after: str | None = None,
 ) -> dict[str, Any]:
-    """Assemble the summary; the outcome follows from which pieces exist and what they say."""
+    """Assemble the summary; the outcome follows from which pieces exist and what they say.
+    ``continuing_after``: the gate step writing it passed and the run goes on (outcome ``continued``)."""
     reasons: list[str] = []
     blocked_by = skip_reason = None
     warnings: list[str] = list((drift or {}).get("warnings") or [])
@@ -93,6 +96,8 @@ def build_summary(
     if error is not None:
         outcome = FAILED
         reasons.append(f"{failed_step or 'a step'} failed: {error}")
+    elif continuing_after is not None:
+        outcome = CONTINUED
     elif validation is not None and not validation["passed"]:
         outcome, blocked_by = BLOCKED, "data"
         reasons = list(validation["blocking_reasons"])
@@ -137,15 +142,27 @@ def build_summary(
         "data_sha256": (validation or {}).get("data_sha256"),
         "quality_score": (validation or {}).get("quality_score"),
         "kfp_run_id": kfp_run_id or None,
+        **({"passed_gate": continuing_after, "continues_at": _next_step(continuing_after)} if continuing_after else {}),
         "notification": "not sent",  # record_and_notify and the runners replace it with what happened
     }
 
 
+def _next_step(step: str) -> str | None:
+    from gated_training.step_table import STEPS
+
+    return next((s.id for s in STEPS if s.after == step), None)
+
+
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The run's outcome for the KFP UI. Text from the data (reasons, names, values) is escaped."""
+    from gated_training.step_table import STEP
+
     md = markdown_text
     title = {DEPLOYED: "Deployed", BLOCKED: f"Blocked by the {md(summary['blocked_by'])} gate",
              SKIPPED: f"Skipped: {md(summary.get('skip_reason'))}", FAILED: "Failed"}
+    if summary["outcome"] == CONTINUED:
+        gate, following = STEP[summary["passed_gate"]], STEP[summary["continues_at"]]
+        title[CONTINUED] = f"Passed: {gate.display_name}. The run continues with {following.display_name}"
     lines = [f"# {title[summary['outcome']]}", ""]
     if summary["reasons"]:
         lines += ["Reasons:"] + [f"- {md(reason)}" for reason in summary["reasons"]] + [""]
@@ -170,7 +187,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "| gate | check | severity | value | threshold |", "|---|---|---|---|---|"]
         lines += [f"| {md(c['gate'])} | {md(c['name'])} | {md(c['severity'])} | {md(_short(c['value']))} | "
                   f"{md(_short(c['threshold']))} |" for c in failed]
-    lines += ["", f"Data SHA-256: `{summary['data_sha256']}`  ", f"MLflow run: `{summary['mlflow_run_id']}`"]
+    lines += ["", f"Data SHA-256: `{summary['data_sha256']}`  "]
+    if summary["mlflow_run_id"]:
+        lines.append(f"MLflow run: `{summary['mlflow_run_id']}`")
     return "\n".join(lines) + "\n"
 
 
@@ -182,6 +201,24 @@ def _short(value: Any, limit: int = 200) -> str:
 def write_summary(summary: dict[str, Any], summary_json_out: str, markdown_out: str) -> None:
     Path(summary_json_out).write_text(json.dumps(summary, indent=2))
     Path(markdown_out).write_text(summary_markdown(summary))
+
+
+def record_gate(*, step: str, stopped: bool, **records: Any) -> dict[str, Any]:
+    """What a gate step leaves in its ``run_summary`` and Markdown outputs: the run's summary when the
+    run stops at it (``record_and_notify``: blocked and skipped runs notify), else a ``continued``
+    summary of what it passed. ``records``: ``record_and_notify``'s keyword arguments."""
+    if stopped:
+        return record_and_notify(**records)
+
+    def load(name: str) -> dict[str, Any] | None:
+        path = records.get(name)
+        return json.loads(Path(path).read_text()) if path else None
+
+    summary = build_summary(validation=load("validation_report_path"), drift=load("drift_report_path"),
+                            gate=load("gate_decision_path"), kfp_run_id=records.get("kfp_run_id", ""),
+                            continuing_after=step)
+    write_summary(summary, records["summary_json_out"], records["markdown_out"])
+    return summary
 
 
 def record_and_notify(

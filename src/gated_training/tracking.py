@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Iterator
 
+from gated_training.run_context import check_outlives_pod
 from gated_training.errors import TrackingError
 
 DEFAULT_TRACKING_URI = "sqlite:///.gated-training/mlflow.db"
@@ -28,6 +29,7 @@ for _name, _value in HTTP_BUDGET_DEFAULTS.items():
 def resolve_tracking_uri(parameter: str) -> str:
     """The parameter if set, else ``MLFLOW_TRACKING_URI``, else a local SQLite file."""
     uri = (parameter or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI).strip()
+    check_outlives_pod(mlflow_tracking_uri=uri)  # on a cluster: not inside the pod (run_context)
     if uri.startswith(SQLITE_PREFIX):
         Path(uri[len(SQLITE_PREFIX):]).parent.mkdir(parents=True, exist_ok=True)
     return uri

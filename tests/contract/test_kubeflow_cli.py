@@ -8,20 +8,38 @@ version pinning) and how error statuses surface. Payloads are built by kfp, neve
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 from gated_training import __version__
 from gated_training.cli import main
-from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
+from tests.conftest import REPO_ROOT
 from tests.kfp_api_server import FakeKubeflowPipelines
 
 CLUSTER_STATE = ["--set", "registry_uri=gs://models/registry", "--set", "mlflow_tracking_uri=https://mlflow.example.com"]
-COMPILED_BYTES = COMPILED_PIPELINE.read_bytes()
+PUSHED_IMAGE = f"registry.example.com/ml/kfp-gated-training:{__version__}"
+# The YAML a user uploads: compiled for an image a cluster can pull (the checked-in one runs
+# localhost/…, which upload refuses). Written inside the checkout, as `make compile IMAGE=…` does.
+PUSHED_YAML = REPO_ROOT / "compiled" / f".contract-{os.getpid()}.yaml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pushed_yaml():
+    subprocess.run([sys.executable, "-m", "pipelines.compile", str(PUSHED_YAML)], cwd=REPO_ROOT, check=True,
+                   capture_output=True, env={**os.environ, "IMAGE": PUSHED_IMAGE})
+    global COMPILED_BYTES
+    COMPILED_BYTES = PUSHED_YAML.read_bytes()
+    yield PUSHED_YAML
+    PUSHED_YAML.unlink(missing_ok=True)
+
+
+COMPILED_BYTES = b""
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +59,9 @@ def kfp_api():
 
 
 def cli(server: FakeKubeflowPipelines, *args: str) -> int:
-    return main([*args, "--host", server.url])
+    takes_yaml = args[:1] in (("upload",), ("submit",)) or args[:2] == ("schedule", "create")
+    extra = ["--pipeline", str(PUSHED_YAML)] if takes_yaml and "--pipeline" not in args else []
+    return main([*args, *extra, "--host", server.url])
 
 
 def expected_version_name() -> str:
@@ -49,6 +69,7 @@ def expected_version_name() -> str:
                             check=True).stdout.strip()
     changed = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
                              capture_output=True, text=True, check=True).stdout.splitlines()
+    assert COMPILED_BYTES
     dirty = any(not line[3:].startswith("compiled/") for line in changed)
     return f"{__version__}-{commit[:7]}{'-dirty' if dirty else ''}-{hashlib.sha256(COMPILED_BYTES).hexdigest()[:8]}"
 
@@ -138,21 +159,33 @@ def test_submit_a_pinned_version(kfp_api):
     assert "pipeline_spec" not in run.body
 
 
-@pytest.mark.parametrize(("final_state", "tasks", "exit_code", "outcome"), [
-    ("SUCCEEDED", [("Validate data (GX)", "SUCCEEDED"), ("Deploy to registry", "SUCCEEDED")], 0, "deployed"),
-    ("SUCCEEDED", [("Validate data (GX)", "SUCCEEDED"), ("Blocked by model gate", "SUCCEEDED")], 0,
+@pytest.mark.parametrize(("final_state", "outputs", "failing", "exit_code", "outcome"), [
+    ("SUCCEEDED", {"validate-data": "passed", "check-drift": "train", "evaluate-model": "deploy"}, None, 0,
+     "deployed (or blocked: the champion changed during the run)"),
+    ("SUCCEEDED", {"validate-data": "passed", "check-drift": "train", "evaluate-model": "block"}, None, 0,
      "blocked by the model gate"),
-    ("FAILED", [("Validate data (GX)", "SUCCEEDED"), ("Train model (MLflow)", "FAILED")], 1, "failed"),
-    ("CANCELED", [], 1, "failed"),
+    ("SUCCEEDED", {"validate-data": "passed", "check-drift": "skip"}, None, 0,
+     "blocked by the drift gate, or skipped: no new data"),
+    ("SUCCEEDED", {"validate-data": "blocked"}, None, 0, "blocked by the data gate"),
+    ("FAILED", {"validate-data": "passed", "check-drift": "train"}, "train-model", 1, "failed at train-model"),
+    ("CANCELED", {"validate-data": "passed"}, None, 1, "canceled"),
 ])
-def test_submit_wait_follows_the_run_and_reports_its_outcome(kfp_api, capsys, final_state, tasks, exit_code, outcome):
+def test_submit_wait_reads_the_branch_taken_from_argo_node_names(kfp_api, capsys, final_state, outputs, failing,
+                                                                  exit_code, outcome):
+    """task_details as a real backend returns them: Argo node names (deploy-model, deploy-model-driver,
+    executor, condition-2, root-driver…) built from the run's own spec, not display names."""
     kfp_api.run_states = ["PENDING", "RUNNING", "RUNNING", final_state]
-    kfp_api.final_tasks = tasks
+    kfp_api.gate_outputs, kfp_api.failing_task = outputs, failing
     assert cli(kfp_api, "submit", "--wait", "--poll-seconds", "0.01", *CLUSTER_STATE) == exit_code
     out = capsys.readouterr().out
     assert "state: PENDING" in out and "state: RUNNING" in out and f"state: {final_state}" in out
     assert f"run {final_state}: {outcome}" in out
     assert len(kfp_api.calls("GET", r"/apis/v2beta1/runs/run-\d+")) == 4
+    run = next(iter(kfp_api.runs.values()))
+    names = {task["display_name"] for task in run["run_details"]["task_details"]}
+    assert {"root-driver", "validate-data-driver", "executor"} <= names and "Validate data (GX)" not in names
+    if failing:
+        assert f"    {failing}: FAILED" in out
 
 
 def test_submit_wait_gives_up_after_the_timeout_and_says_where_to_look(kfp_api, capsys):
@@ -301,12 +334,13 @@ def test_endpoint_from_kf_pipelines_endpoint(kfp_api, monkeypatch):
     assert kfp_api.calls("GET", "/apis/v2beta1/recurringruns")
 
 
-def test_forbidden_names_the_namespace(kfp_api, capsys):
-    kfp_api.fail("POST", "/apis/v2beta1/pipelines/upload", 403, "permission to create pipelines denied")
-    assert cli(kfp_api, "upload", "--namespace", "team-ml") == 1
-    err = capsys.readouterr().err
-    assert "permission denied (403 Forbidden) in team-ml" in err and "permission to create pipelines denied" in err
-    assert kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload")[0].query["namespace"] == "team-ml"
+def test_forbidden_names_the_namespace(capsys):
+    with FakeKubeflowPipelines(multi_user=True) as server:
+        server.fail("POST", "/apis/v2beta1/pipelines/upload", 403, "permission to create pipelines denied")
+        assert cli(server, "upload", "--namespace", "team-ml") == 1
+        err = capsys.readouterr().err
+        assert "permission denied (403 Forbidden) in team-ml" in err and "permission to create pipelines denied" in err
+        assert server.calls("POST", "/apis/v2beta1/pipelines/upload")[0].query["namespace"] == "team-ml"
 
 
 def test_server_errors_carry_the_server_message(kfp_api, capsys):
@@ -331,3 +365,84 @@ def test_unreachable_host_fails_fast_and_says_how_to_connect(capsys):
     assert main(["schedule", "list", "--host", f"http://127.0.0.1:{port}"]) == 1
     err = capsys.readouterr().err
     assert f"cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}" in err and "--host" in err
+
+
+# ---- the backends users have: versions, multi-user, images --------------------------------------
+
+@pytest.mark.parametrize("tag", ["2.2.0", "2.4.0", "2.4.1", "2.5.0", "2.14.0", "2.17.0", "unknown"])
+def test_the_default_yaml_is_accepted_by_every_supported_backend(capsys, tag):
+    with FakeKubeflowPipelines(tag_name=tag) as server:
+        assert cli(server, "upload") == 0
+    assert f"KFP backend {tag}" in capsys.readouterr().out
+
+
+def test_a_yaml_that_needs_a_newer_backend_is_refused_before_any_upload(capsys, tmp_path):
+    """A YAML with retries inside a condition branch (effective only from 2.14) and the run-id
+    placeholder (2.5): connect() reads tag_name from healthz and refuses an older backend."""
+    spec, *rest = yaml.safe_load_all(COMPILED_BYTES)
+    spec["components"]["comp-condition-1"]["dag"]["tasks"]["check-drift"]["retryPolicy"] = {"maxRetryCount": 2}
+    spec["root"]["dag"]["tasks"]["validate-data"]["inputs"]["parameters"]["notify_webhook_url"] = {
+        "runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+    newer = tmp_path / "newer.yaml"
+    newer.write_text(yaml.safe_dump_all([spec, *rest]))
+    with FakeKubeflowPipelines(tag_name="2.4.1") as server:
+        assert cli(server, "upload", "--pipeline", str(newer)) == 1
+        err = capsys.readouterr().err
+        assert "runs KFP 2.4.1, older than the 2.14 this pipeline needs" in err
+        assert "task retry policies inside condition branches (ignored before 2.14)" in err and "placeholders" in err
+        assert [r.path for r in server.requests] == ["/apis/v2beta1/healthz"]
+    with FakeKubeflowPipelines(tag_name="2.14.3") as server:
+        assert cli(server, "upload", "--pipeline", str(newer)) == 0
+
+
+def test_upload_and_submit_refuse_an_image_no_cluster_can_pull(kfp_api, capsys):
+    from tests.conftest import COMPILED_PIPELINE
+
+    assert cli(kfp_api, "upload", "--pipeline", str(COMPILED_PIPELINE)) == 1
+    err = capsys.readouterr().err
+    assert f"runs the image localhost/kfp-gated-training:{__version__}, which no cluster can pull" in err
+    assert "make compile IMAGE=" in err
+    assert cli(kfp_api, "submit", "--pipeline", str(COMPILED_PIPELINE), *CLUSTER_STATE) == 1
+    assert kfp_api.requests == []
+
+
+def test_multi_user_upload_version_submit_schedule_and_list_stay_in_the_namespace(capsys):
+    """The default Kubeflow install: kfp.Client.get_pipeline_id lists only shared pipelines, so a
+    private pipeline must be looked up with its namespace, or the second upload, submit --version
+    and schedule create all fail."""
+    with FakeKubeflowPipelines(multi_user=True) as server:
+        ns = ["--namespace", "team-ml"]
+        assert cli(server, "upload", "--version-name", "v1", *ns) == 0
+        assert cli(server, "upload", "--version-name", "v2", *ns) == 0, "a second upload finds the private pipeline"
+        (pipeline,) = server.pipelines.values()
+        assert pipeline["namespace"] == "team-ml"
+        assert sorted(v["display_name"] for v in server.versions.values()) == ["gated-training", "v1", "v2"]
+        assert all(r.query.get("namespace") == "team-ml" for r in server.calls("GET", "/apis/v2beta1/pipelines"))
+        assert "private pipeline in namespace 'team-ml'" in capsys.readouterr().out
+
+        assert cli(server, "submit", "--version", "v2", *ns, *CLUSTER_STATE) == 0
+        run, = server.calls("POST", "/apis/v2beta1/runs")
+        assert run.body["pipeline_version_reference"]["pipeline_id"] == pipeline["pipeline_id"]
+        assert server.experiments[run.body["experiment_id"]]["namespace"] == "team-ml"
+        assert cli(server, "schedule", "create", "--cron", "0 0 2 * * *", "--version", "v1", *ns, *CLUSTER_STATE) == 0
+        assert cli(server, "schedule", "list", *ns) == 0
+        assert "gated-training-nightly" in capsys.readouterr().out
+
+        # The shared space is another place: nothing there until --shared puts it there.
+        assert cli(server, "submit", "--version", "v2", "--shared", *ns, *CLUSTER_STATE) == 1
+        assert "not found in the shared pipelines" in capsys.readouterr().err
+        assert cli(server, "upload", "--version-name", "v1", "--shared", *ns) == 0
+        shared = [p for p in server.pipelines.values() if "namespace" not in p]
+        assert len(shared) == 1 and len(server.pipelines) == 2
+        assert "namespace" not in server.calls("POST", "/apis/v2beta1/pipelines/upload")[-1].query
+
+
+def test_a_private_pipeline_is_invisible_to_kfp_get_pipeline_id_as_on_the_real_backend():
+    """The stand-in reproduces the backend behaviour behind kfp issues #10909/#10609/#11550."""
+    import kfp
+
+    with FakeKubeflowPipelines(multi_user=True) as server:
+        assert cli(server, "upload", "--namespace", "team-ml") == 0
+        client = kfp.Client(host=server.url, namespace="team-ml")
+        assert client.get_pipeline_id("gated-training") is None
+        assert client.list_pipelines(namespace="team-ml").pipelines[0].display_name == "gated-training"

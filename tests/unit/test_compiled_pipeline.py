@@ -14,17 +14,16 @@ from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
 
 STEPS = [step.id for step in step_table.STEPS]
 NETWORK_STEPS = {step.id for step in step_table.STEPS if step.uses_gcs or step.uses_mlflow}
-NOTIFYING_STEPS = {step.id for step in step_table.STEPS if step.notifies}
 
 
 def test_the_step_table_holds_the_designed_steps():
     """The one literal list of step ids: the table is the source, this pins it."""
     assert STEPS == ["validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model",
-                     "deploy-model", "report-model-blocked", "report-drift-gate", "report-data-blocked", "notify-failure"]
+                     "deploy-model"]
     assert NETWORK_STEPS == {"validate-data", "check-drift", "train-model", "evaluate-model", "deploy-model"}
-    assert NOTIFYING_STEPS == {"report-model-blocked", "report-data-blocked", "report-drift-gate", "notify-failure"}
-    assert step_table.tasks_ending_at("report-drift-gate") == ["check-drift", "notify-failure", "report-drift-gate",
-                                                               "validate-data"]
+    assert step_table.GATE_STEPS == ("validate-data", "check-drift", "evaluate-model", "deploy-model")
+    assert step_table.tasks_ending_at("check-drift") == ["check-drift", "validate-data"]
+    assert step_table.tasks_ending_at(None) == []
 
 
 def test_every_component_is_named_after_its_step_and_records_under_that_id():
@@ -60,7 +59,8 @@ def test_components_call_the_library_by_keyword():
 
 
 COMPILE_OPTIONS = ("IMAGE", "GCS_KEY_SECRET", "GCS_KEY_SECRET_KEY", "MLFLOW_TOKEN_SECRET", "MLFLOW_TOKEN_SECRET_KEY",
-                   "MLFLOW_BASIC_AUTH_SECRET", "WEBHOOK_SECRET", "WEBHOOK_SECRET_KEY", "RESOURCES_FILE")
+                   "MLFLOW_BASIC_AUTH_SECRET", "WEBHOOK_SECRET", "WEBHOOK_SECRET_KEY", "RESOURCES_FILE",
+                   "REGISTRY_KEY_SECRET", "REGISTRY_KEY_SECRET_KEY", "ALLOW_POD_LOCAL_STATE", "PARAMS")
 
 
 def compile_to(path, image: str | None = None, extra_env: dict[str, str] | None = None) -> bytes:
@@ -146,9 +146,12 @@ def test_gates_branch_on_primitive_outputs(spec_document):
     assert any("validate-data-Output" in c and "'passed'" in c for c in conditions.values())
     assert any("check-drift-Output" in c and "'train'" in c for c in conditions.values())
     assert any("evaluate-model-Output" in c and "'deploy'" in c for c in conditions.values())
-    # Every step runs inside the exit handler, whose exit task notifies on failure.
-    assert set(tasks) == {"exit-handler-1", "notify-failure"}
-    assert tasks["notify-failure"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    # One condition per gate, nested; no Else branches, no exit handler (each gate step reports and
+    # each step posts its own failure): the fewest DAGs, so the fewest driver pods.
+    assert set(tasks) == {"validate-data", "condition-1"}
+    assert len(conditions) == 3
+    dags = [name for name, component in spec_document["components"].items() if "dag" in component]
+    assert sorted(dags) == ["comp-condition-1", "comp-condition-2", "comp-condition-3"]
 
 
 def test_no_step_is_ever_served_from_cache(spec_document):
@@ -160,19 +163,15 @@ def test_no_step_is_ever_served_from_cache(spec_document):
         assert caching[step] is False, step
 
 
-def test_every_step_has_a_display_name_resources_and_network_retries(spec_document):
-    from pipelines.cluster import DEFAULT_RESOURCES, NETWORK_RETRIES
+def test_every_step_has_a_display_name_resources_and_no_task_retries(spec_document):
+    from pipelines.cluster import DEFAULT_RESOURCES
 
     tasks = dict(_all_tasks(spec_document))
     display_names = {step: tasks[step]["taskInfo"]["name"] for step in STEPS}
     assert display_names["validate-data"] == "Validate data (GX)"
-    assert display_names["report-data-blocked"] == "Blocked by data gate"
-    # `submit --wait` reads a cluster run's outcome from these display names.
-    from gated_training.kubeflow import OUTCOME_TASKS
-
-    terminal = {display_names[step] for step in ("deploy-model", "report-model-blocked", "report-data-blocked",
-                                                 "report-drift-gate")}
-    assert terminal == set(OUTCOME_TASKS)
+    # The UI shows display names; a real backend's task_details carry the task keys (Argo node names),
+    # which are the step ids `submit --wait` reads.
+    assert set(tasks) == set(STEPS) | {"condition-2", "condition-3", "condition-1"}
     assert len(set(display_names.values())) == len(STEPS) and not set(display_names.values()) & set(STEPS)
 
     executors = spec_document["deploymentSpec"]["executors"]
@@ -184,13 +183,9 @@ def test_every_step_has_a_display_name_resources_and_network_retries(spec_docume
             expected.memory_request, expected.memory_limit)
         assert resources["memoryRequest"] <= resources["memoryLimit"] and resources["cpuRequest"] <= resources["cpuLimit"]
 
-    for step in STEPS:
-        policy = tasks[step].get("retryPolicy")
-        if step in NETWORK_STEPS:
-            assert policy["maxRetryCount"] == NETWORK_RETRIES and policy["backoffFactor"] == 2.0, step
-            assert policy["backoffDuration"] == "30s" and policy["backoffMaxDuration"] == "600s", step
-        else:
-            assert policy is None, f"{step} touches no storage and must not retry (webhooks retry themselves)"
+    # Task retries are ignored before backend 2.5 (and inside branches before 2.14), and a retried step
+    # would post its failure once per attempt: network retries happen inside the steps instead.
+    assert not [name for name, task in tasks.items() if "retryPolicy" in task]
 
 
 def test_default_yaml_mounts_no_secrets(spec_document):
@@ -230,17 +225,18 @@ def test_secrets_are_referenced_by_name_and_their_values_never_compiled_in(tmp_p
 
     pipeline_spec, platform = yaml.safe_load_all(text)
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    # The KFP launcher in every pod moves artifacts under a gs:// pipeline root: every step gets the key.
     mounted = {step.removeprefix("exec-") for step, config in executors.items() if "secretAsVolume" in config}
-    assert mounted == NETWORK_STEPS
+    assert mounted == set(STEPS)
     assert executors["exec-deploy-model"]["secretAsVolume"][0]["secretName"] == "gcs-sa-key"
     token_env = {step.removeprefix("exec-"): [(e["secretName"], k["envVar"]) for e in config.get("secretAsEnv", [])
                                               for k in e["keyToEnv"]] for step, config in executors.items()}
     assert token_env["train-model"] == token_env["deploy-model"] == [
         ("mlflow-token", "MLFLOW_TRACKING_TOKEN"), ("mlflow-basic-auth", "MLFLOW_TRACKING_USERNAME"),
-        ("mlflow-basic-auth", "MLFLOW_TRACKING_PASSWORD")]
-    assert "validate-data" not in token_env or token_env["validate-data"] == []
+        ("mlflow-basic-auth", "MLFLOW_TRACKING_PASSWORD"), ("slack-webhook", "GATED_TRAINING_WEBHOOK_URL")]
+    assert token_env["validate-data"] == [("slack-webhook", "GATED_TRAINING_WEBHOOK_URL")]
     webhook = {step for step, pairs in token_env.items() if ("slack-webhook", "GATED_TRAINING_WEBHOOK_URL") in pairs}
-    assert webhook == NOTIFYING_STEPS
+    assert webhook == set(STEPS)  # each step posts its own failure
     env = pipeline_spec["deploymentSpec"]["executors"]["exec-deploy-model"]["container"]["env"]
     assert env == [{"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/secrets/gcs/key.json"}]
 
@@ -286,19 +282,6 @@ def test_library_steps_do_not_import_kfp():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
-
-
-def test_local_runs_drop_the_cluster_retries_and_nothing_else():
-    from gated_training.local_run import without_retries
-
-    compiled = yaml.safe_load(COMPILED_PIPELINE.read_text())
-    local = yaml.safe_load(without_retries(COMPILED_PIPELINE.read_text()))
-    retried = [name for name, task in _all_tasks(compiled) if "retryPolicy" in task]
-    assert retried, "the compiled YAML retries its network steps"
-    assert not [name for name, task in _all_tasks(local) if "retryPolicy" in task]
-    for _, task in _all_tasks(compiled):
-        task.pop("retryPolicy", None)
-    assert local == compiled
 
 
 def test_every_step_entry_point_documents_its_arguments_and_result():

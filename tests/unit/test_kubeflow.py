@@ -66,11 +66,19 @@ def task(name, state):
 
 
 @pytest.mark.parametrize(("state", "tasks", "outcome"), [
-    ("SUCCEEDED", [task("Validate data (GX)", "SUCCEEDED"), task("Deploy to registry", "SUCCEEDED")], "deployed"),
-    ("SUCCEEDED", [task("Blocked by data gate", "SUCCEEDED")], "blocked by the data gate"),
-    ("SUCCEEDED", [task("Deploy to registry", "SKIPPED"), task("Blocked by model gate", "SUCCEEDED")],
-     "blocked by the model gate"),
-    ("FAILED", [task("Deploy to registry", "FAILED")], "failed"),
+    # Argo node names, as a real backend's task_details carry them.
+    ("SUCCEEDED", [task("root-driver", "SUCCEEDED"), task("validate-data-driver", "SUCCEEDED"),
+                   task("validate-data", "SUCCEEDED"), task("executor", "SUCCEEDED"),
+                   task("condition-1-driver", "SUCCEEDED"), task("condition-1", "SKIPPED")], "blocked by the data gate"),
+    ("SUCCEEDED", [task("validate-data", "SUCCEEDED"), task("check-drift", "SUCCEEDED"),
+                   task("train-model", "SUCCEEDED"), task("evaluate-model", "SUCCEEDED"),
+                   task("condition-3", "SKIPPED")], "blocked by the model gate"),
+    ("FAILED", [task("validate-data", "SUCCEEDED"), task("deploy-model", "FAILED"), task("executor", "FAILED")],
+     "failed at deploy-model"),
+    # kfp.local-style display names read the same.
+    ("SUCCEEDED", [task("Validate data (GX)", "SUCCEEDED"), task("Deploy to registry", "SUCCEEDED")],
+     "deployed (or blocked: the champion changed during the run)"),
+    ("CANCELED", [], "canceled"),
     ("RUNNING", [], "running"),
 ])
 def test_outcome_is_read_from_the_branch_that_ran(state, tasks, outcome):

@@ -6,7 +6,7 @@ import pytest
 
 from gated_training import notify
 from gated_training.errors import ConfigError
-from gated_training.notify import check_webhook_url, notify_failed_run, notify_outcome
+from gated_training.notify import check_webhook_url, notify_failed_step, notify_outcome
 from tests.mlflow_server import free_port
 from tests.webhook_receiver import WebhookReceiver
 
@@ -40,12 +40,42 @@ def test_skipped_and_failed_runs_notify_and_deployed_runs_do_not():
         skipped = {**BLOCKED, "outcome": "skipped", "blocked_by": None, "skip_reason": "no_new_data"}
         assert notify_outcome(receiver.hook_url, skipped) == "sent"
         assert notify_outcome(receiver.hook_url, {**BLOCKED, "outcome": "deployed"}) == "not sent: outcome deployed"
-        assert notify_failed_run(receiver.hook_url, "FAILED", "Task train-model failed.", "run-7") == "sent"
-        assert notify_failed_run(receiver.hook_url, "SUCCEEDED", "", "run-8") == "not sent: the run succeeded"
+        assert notify_failed_step(receiver.hook_url, "train-model", "TrackingError: MLflow down", "run-7") == "sent"
     texts = [post["json"]["text"] for post in receiver.posts]
     assert len(texts) == 2
     assert texts[0].startswith("*gated-training run run-42: skipped (no_new_data)*")
-    assert texts[1].startswith("*gated-training run run-7: FAILED*") and "the run ended FAILED: Task train-model failed." in texts[1]
+    assert texts[1].startswith("*gated-training run run-7: FAILED*") and "train-model failed: TrackingError: MLflow down" in texts[1]
+
+
+def test_a_failing_step_posts_its_failure_once_and_the_error_still_ends_it(tmp_path, monkeypatch):
+    """No exit handler (it needs KFP 2.14 and reads MLMD states): recorded_step posts the failure
+    itself, naming the run from the artifact URI's layout, then re-raises the step's own error."""
+    from gated_training import step_records
+    from gated_training.errors import DataError
+
+    monkeypatch.setenv(step_records.RECORD_DIR_ENV, str(tmp_path))
+    uri = "gs://bucket/root/gated-training/8f14e45f-ceea-467f-a0e6-4c2b8e1f0a11/check-drift/1234/run_summary"
+    with WebhookReceiver() as receiver:
+        with pytest.raises(DataError, match="no such file"):
+            with step_records.recorded_step("check-drift", notify_webhook_url=receiver.hook_url, artifact_uri=uri):
+                raise DataError("gs://b/x.csv: no such file")
+        with step_records.recorded_step("check-drift", notify_webhook_url=receiver.hook_url, artifact_uri=uri):
+            pass  # a step that succeeds posts nothing
+    assert len(receiver.posts) == 1
+    text = receiver.posts[0]["json"]["text"]
+    assert text.startswith("*gated-training run 8f14e45f-ceea-467f-a0e6-4c2b8e1f0a11: FAILED*")
+    assert "check-drift failed: DataError: gs://b/x.csv: no such file" in text
+    assert step_records.read_records(tmp_path, "notification")["check-drift"]["notification"] == "sent"
+
+
+def test_a_webhook_that_is_down_never_masks_the_steps_own_error(tmp_path, monkeypatch):
+    from gated_training import step_records
+
+    monkeypatch.setenv(step_records.RECORD_DIR_ENV, str(tmp_path))
+    with pytest.raises(ZeroDivisionError):
+        with step_records.recorded_step("train-model", notify_webhook_url=f"http://127.0.0.1:{free_port()}/hook"):
+            1 / 0
+    assert step_records.read_records(tmp_path, "notification")["train-model"]["notification"].startswith("failed:")
 
 
 def test_server_errors_are_retried_and_client_errors_are_not():

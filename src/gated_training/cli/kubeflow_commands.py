@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from gated_training.cli.common import (DEFAULT_PIPELINE, EXIT_FAILED, EXIT_OK, load_params_file, parse_assignments,
                                        resolve_parameters)
-from gated_training.errors import ConfigError
 
 if TYPE_CHECKING:
     from gated_training.kubeflow import Connection, PipelinePackage
@@ -19,7 +18,7 @@ def connection_from(args: argparse.Namespace) -> "Connection":
 
     return Connection(host=args.host, namespace=args.namespace, token=read_token(args.token_file),
                       sa_token_path=args.sa_token_path, kube_context=args.kube_context, ca_cert=args.ca_cert,
-                      ui_host=args.ui_host)
+                      ui_host=args.ui_host, shared=getattr(args, "shared", False))
 
 
 def cluster_parameters(args: argparse.Namespace, package: "PipelinePackage") -> dict[str, Any]:
@@ -28,20 +27,14 @@ def cluster_parameters(args: argparse.Namespace, package: "PipelinePackage") -> 
     Only what was given is sent: the run form in the UI shows the compiled defaults for the rest.
     """
     from gated_training.config import validate_run_parameters
+    from gated_training.run_context import check_cluster_parameters
 
     given: dict[str, Any] = {}
     for layer in [*(load_params_file(p) for p in args.params), parse_assignments(args.set)]:
         given.update(layer)
     merged = resolve_parameters(package.parameters, [given])  # types every value, rejects unknown names
     validate_run_parameters(merged)
-    if not args.allow_pod_local_state:
-        registry, tracking = str(merged.get("registry_uri") or ""), str(merged.get("mlflow_tracking_uri") or "")
-        if not registry.startswith("gs://"):
-            raise ConfigError(f"registry_uri={registry!r} is a path inside the pod and is lost when the pod ends: "
-                              "set registry_uri=gs://bucket/prefix (or --allow-pod-local-state for a mounted volume)")
-        if not tracking.startswith(("http://", "https://", "databricks")):
-            raise ConfigError(f"mlflow_tracking_uri={tracking!r} would track into the pod's own file system: "
-                              "set mlflow_tracking_uri=https://your-mlflow-server (or --allow-pod-local-state)")
+    check_cluster_parameters(merged, args.allow_pod_local_state)
     return {name: merged[name] for name in given}
 
 
@@ -51,13 +44,24 @@ def run_name_for(package_name: str) -> str:
     return f"{package_name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
+def _backend_line(client: Any, connection: "Connection") -> None:
+    from gated_training.kubeflow import pipeline_namespace
+
+    backend = client.backend
+    namespace = pipeline_namespace(client, connection)
+    scope = f"private pipeline in namespace {namespace!r}" if namespace else "shared pipeline"
+    print(f"KFP backend {backend.tag_name}{' (multi-user)' if backend.multi_user else ''}; {scope}")
+
+
 def command_upload(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow import connect, default_version_name, read_package, upload
+    from gated_training.kubeflow import check_pullable, connect, default_version_name, read_package, upload
 
     package = read_package(Path(args.pipeline))
+    check_pullable(package)
     version = args.version_name or default_version_name(package)
     connection = connection_from(args)
-    client = connect(connection)
+    client = connect(connection, needs=package.needs)
+    _backend_line(client, connection)
     result = upload(client, connection, package, version, pipeline_name=args.pipeline_name,
                     description=args.description)
     name = args.pipeline_name or package.name
@@ -70,13 +74,15 @@ def command_upload(args: argparse.Namespace) -> int:
 
 
 def command_submit(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow import (RunRequest, connect, default_version_name, read_package, resolve_version,
-                                         submit, wait_for_run)
+    from gated_training.kubeflow import (RunRequest, check_pullable, connect, default_version_name, read_package,
+                                         resolve_version, submit, wait_for_run)
 
     package = read_package(Path(args.pipeline))
+    if not args.version:
+        check_pullable(package)  # the YAML itself is sent
     parameters = cluster_parameters(args, package)
     connection = connection_from(args)
-    client = connect(connection)
+    client = connect(connection, needs=package.needs)
     pipeline_name = args.pipeline_name or package.name
     version = resolve_version(client, connection, pipeline_name, args.version) if args.version else None
     if "pipeline_version" in package.parameters:  # recorded in the registry manifest
@@ -110,7 +116,7 @@ def command_schedule_create(args: argparse.Namespace) -> int:
     version = args.version or default_version_name(package)
     pipeline_name = args.pipeline_name or package.name
     connection = connection_from(args)
-    client = connect(connection)
+    client = connect(connection, needs=package.needs)
     pipeline_id, version_id = resolve_version(client, connection, pipeline_name, version)
     if "pipeline_version" in package.parameters:
         parameters.setdefault("pipeline_version", version)
@@ -157,7 +163,11 @@ def command_schedule_change(args: argparse.Namespace) -> int:
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Kubeflow connection (default: KF_PIPELINES_ENDPOINT, in-cluster, kube context)")
     group.add_argument("--host", help="KFP API endpoint, e.g. https://kubeflow.example.com/pipeline")
-    group.add_argument("--namespace", help="your profile namespace on a multi-user Kubeflow")
+    group.add_argument("--namespace", help="your profile namespace on a multi-user Kubeflow (pipelines are private to it "
+                       "unless --shared)")
+    group.add_argument("--shared", action="store_true",
+                       help="multi-user Kubeflow: upload to, and look pipelines up in, the shared pipelines instead of "
+                       "your namespace's private ones")
     group.add_argument("--token-file", dest="token_file",
                        help="file holding a bearer token (default: $KF_PIPELINES_TOKEN)")
     group.add_argument("--sa-token-path", dest="sa_token_path",
