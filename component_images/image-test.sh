@@ -64,13 +64,13 @@ print(f"ok: {expected}; tasks: {', '.join(summary['tasks_ran'])}")
 PY
 }
 run_in_image deploy deployed \
-  check-drift,deploy-model,engineer-features,evaluate-model,notify-failure,train-model,validate-data
+  check-drift,deploy-model,engineer-features,evaluate-model,train-model,validate-data
 # The same data against the deploy run's champion: the drift step compares it with the champion's
 # profile and renders its report (force_retrain gets past no_new_data); then, unforced, it is skipped.
 champion_registry=/tmp/image-test-deploy/registry
 run_in_image model-blocked blocked \
-  check-drift,engineer-features,evaluate-model,notify-failure,report-model-blocked,train-model,validate-data \
+  check-drift,engineer-features,evaluate-model,train-model,validate-data \
   --registry "$champion_registry" --set min_accuracy=0.99 --set force_retrain=true
-run_in_image skipped skipped check-drift,notify-failure,report-drift-gate,validate-data --registry "$champion_registry"
-run_in_image data-blocked blocked notify-failure,report-data-blocked,validate-data --set target_column=no_such_column
-echo "image test passed: all ten components ran in $IMAGE"
+run_in_image skipped skipped check-drift,validate-data --registry "$champion_registry"
+run_in_image data-blocked blocked validate-data --set target_column=no_such_column
+echo "image test passed: all six components ran in $IMAGE, and each gate stopped a run"

@@ -92,7 +92,10 @@ def run_nodes(spec: dict[str, Any], outputs: dict[str, str], failing: str | None
 
 
 def _holds(condition: str, outputs: dict[str, str]) -> bool:
-    match = CONDITION.match(condition.strip())
+    condition = " ".join(condition.split())
+    if condition.startswith("!(") and condition.endswith(")"):  # a dsl.Else branch
+        return not _holds(condition[2:-1], outputs)
+    match = CONDITION.match(condition)
     if not match:
         raise ValueError(f"condition the stand-in cannot evaluate: {condition}")
     task, literal = match.groups()

@@ -56,6 +56,7 @@ class FakeKubeflowPipelines(LoopbackServer):
     def __init__(self, multi_user: bool = False, tag_name: str = "2.17.0") -> None:
         self.multi_user = multi_user
         self.tag_name = tag_name
+        self.healthz_body: bytes | None = None
         self.required_token: str | None = None
         self.requests: list[RecordedRequest] = []
         self.pipelines: dict[str, dict[str, Any]] = {}
@@ -109,7 +110,7 @@ class FakeKubeflowPipelines(LoopbackServer):
                 with fake._lock:
                     fake.requests.append(request)
                     status, payload = fake._respond(request)
-                body = json.dumps(payload).encode()
+                body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -150,8 +151,7 @@ class FakeKubeflowPipelines(LoopbackServer):
 
     def _routes(self) -> list[tuple[str, str, Any]]:
         return [
-            (r"/healthz", "GET", lambda r: (200, {"commit_sha": "0123abc", "tag_name": self.tag_name,
-                                                  "multi_user": self.multi_user})),
+            (r"/healthz", "GET", self._healthz),
             (r"/pipelines", "GET", self._list_pipelines),
             (r"/pipelines/upload", "POST", self._upload_pipeline),
             (r"/pipelines/upload_version", "POST", self._upload_version),
@@ -168,6 +168,11 @@ class FakeKubeflowPipelines(LoopbackServer):
             (r"/recurringruns/([^/:]+):disable", "POST", lambda r, i: self._set_mode(i, "DISABLE")),
             (r"/recurringruns/([^/:]+)", "DELETE", self._delete_recurring_run),
         ]
+
+    def _healthz(self, request: RecordedRequest) -> tuple[int, Any]:
+        if self.healthz_body is not None:  # a test's hostile or broken reply, sent as raw bytes
+            return 200, self.healthz_body
+        return 200, {"commit_sha": "0123abc", "tag_name": self.tag_name, "multi_user": self.multi_user}
 
     @staticmethod
     def _filtered(items: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import time
 import warnings
@@ -143,7 +144,10 @@ def read_backend(client: Any) -> Backend:
         document = json.loads(response.data or b"{}")
     except ValueError:
         document = {}
-    tag = str(document.get("tag_name") or "unknown")
+    if not isinstance(document, dict):
+        document = {}
+    # Printed and put in messages: only what a release tag holds, never a reply's control characters.
+    tag = re.sub(r"[^0-9A-Za-z._+-]", "", str(document.get("tag_name") or ""))[:40] or "unknown"
     return Backend(tag_name=tag, version=parse_version(tag), multi_user=bool(document.get("multi_user")))
 
 

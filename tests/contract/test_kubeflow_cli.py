@@ -446,3 +446,24 @@ def test_a_private_pipeline_is_invisible_to_kfp_get_pipeline_id_as_on_the_real_b
         client = kfp.Client(host=server.url, namespace="team-ml")
         assert client.get_pipeline_id("gated-training") is None
         assert client.list_pipelines(namespace="team-ml").pipelines[0].display_name == "gated-training"
+
+
+@pytest.mark.parametrize(("body", "code", "printed", "message"), [
+    (b"<html>proxy login</html>", 0, "KFP backend unknown", None),  # cannot tell: proceeds, says so
+    (b'{"tag_name": null, "multi_user": false}', 0, "KFP backend unknown", None),
+    (b'["2.17.0"]', 0, "KFP backend unknown", None),
+    (b'{"tag_name": "2.17.0\\u001b[2J\\u001b]0;pwned\\u0007", "multi_user": false}', 0, "KFP backend 2.17.02J0pwned", None),
+    (b'{"tag_name": "2.1.0", "multi_user": false}', 1, None, "runs KFP 2.1.0, older than the 2.2 this pipeline needs"),
+    (b'{"tag_name": "1.8.5", "multi_user": false}', 1, None, "runs KFP 1.8.5, older than the 2.2"),
+])
+def test_hostile_or_broken_healthz_replies(capsys, body, code, printed, message):
+    """The healthz reply is input like any other: never printed raw, never trusted beyond a version."""
+    with FakeKubeflowPipelines() as server:
+        server.healthz_body = body
+        assert cli(server, "upload") == code
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err and "\x07" not in captured.out + captured.err
+    if printed:
+        assert printed in captured.out
+    if message:
+        assert message in captured.err and "Upgrade Kubeflow Pipelines" in captured.err

@@ -17,13 +17,13 @@ from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.integration
 
-# From the step table: each branch's steps plus notify-failure, the exit handler, which runs after
-# every local run and posts only when the run failed.
+# From the step table: the steps up to the gate a run stops at (that gate writes the summary and
+# notifies; a failing step posts its own failure, so there is no exit handler task).
 DEPLOYED_TASKS = tasks_ending_at("deploy-model")
-MODEL_BLOCKED_TASKS = tasks_ending_at("report-model-blocked")
-DATA_BLOCKED_TASKS = tasks_ending_at("report-data-blocked")
-DRIFT_STOPPED_TASKS = tasks_ending_at("report-drift-gate")
-FAILED_AT_VALIDATION_TASKS = tasks_ending_at(None)  # validate-data failed: only the exit handler completed
+MODEL_BLOCKED_TASKS = tasks_ending_at("evaluate-model")
+DATA_BLOCKED_TASKS = tasks_ending_at("validate-data")
+DRIFT_STOPPED_TASKS = tasks_ending_at("check-drift")
+FAILED_AT_VALIDATION_TASKS = tasks_ending_at(None)  # validate-data failed: no task completed
 # Most tests re-run the sample on purpose; without this the no-new-data trigger would skip them.
 RERUN_SAME_DATA = ["--set", "force_retrain=true"]
 # The sample's own thresholds are in data/german_credit.params.yaml; tests state theirs explicitly.

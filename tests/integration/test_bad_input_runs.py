@@ -62,7 +62,7 @@ def test_invalid_threshold_inside_the_pipeline_fails_closed(setup, champion, tmp
         "min_accuracy": -0.5, "n_estimators": 1, "max_depth": 1, "force_retrain": True,
     }])
     result = run_compiled_pipeline(COMPILED_PIPELINE, parameters, tmp_path / "work")
-    assert result.tasks_ran == ["check-drift", "engineer-features", "notify-failure", "train-model", "validate-data"]
+    assert result.tasks_ran == ["check-drift", "engineer-features", "train-model", "validate-data"]
     assert result.summary["outcome"] == "failed"
     assert result.summary["reasons"] == ["evaluate-model failed: ConfigError: parameter min_accuracy=-0.5: must be within [0, 1]"]
     assert json.loads(setup.pointer.read_text()) == json.loads(champion)

@@ -146,5 +146,16 @@ def test_blocked_and_failed_runs_notify_from_their_own_steps(drift_setup, batche
     assert failed.exit_code == 1 and failed.tasks == FAILED_AT_VALIDATION_TASKS
     texts = [post["json"]["text"] for post in receiver.posts]
     assert len(texts) == 2 and "blocked by the data gate" in texts[0] and "target_present" in texts[0]
-    # The exit handler posts for the failed run: validate-data never wrote a summary.
-    assert ": FAILED*" in texts[1] and "the run ended FAILED" in texts[1]
+    # No exit handler (it needs KFP 2.14): the failing step posted its own failure, once, naming the run.
+    assert ": FAILED*" in texts[1] and "validate-data failed: SuiteError:" in texts[1] and "missing.csv" in texts[1]
+    assert failed.summary["notification"] == "sent"
+    # The run id comes from the artifact URI layout: locally, the run's folder under kfp-runs.
+    assert texts[1].startswith("*gated-training run gated-training-20")
+
+    # A step further down fails (MLflow unreachable): exactly one more post, from train-model.
+    from tests.mlflow_server import free_port
+
+    down = run(drift_setup, batches, "clean", *hook, "--set", "drift_action=warn", "--set", "force_retrain=true",
+               "--set", f"mlflow_tracking_uri=http://127.0.0.1:{free_port()}", name="train-failed")
+    assert down.exit_code == 1 and down.tasks == ["check-drift", "engineer-features", "validate-data"]
+    assert len(receiver.posts) == 3 and "train-model failed: TrackingError" in receiver.posts[2]["json"]["text"]

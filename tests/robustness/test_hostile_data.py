@@ -309,3 +309,34 @@ def test_a_registry_path_that_is_a_file_is_refused_before_any_step(tmp_path):
     assert (result.exit_code, result.tasks) == (2, [])
     assert f"registry {registry}: is a file, not a folder" in result.summary["reasons"][0]
     assert registry.read_text() == "not a folder"
+
+
+def test_a_run_form_left_at_local_defaults_on_a_cluster_deploys_nothing_into_the_pod(champion_setup, tmp_path,
+                                                                                    monkeypatch):
+    """A run started from the Kubeflow UI bypasses the CLI's checks: the steps themselves see they
+    run on a KFP backend (KFP_POD_NAME, set in every executor pod) and refuse a registry on the
+    container's own file system, which would vanish with the pod while the run went green."""
+    from gated_training.cli.common import resolve_parameters
+    from gated_training.local_run import run_compiled_pipeline
+    from gated_training.pipeline_spec import component_inputs
+    from gated_training.run_context import is_pod_local
+    from tests.conftest import COMPILED_PIPELINE
+
+    if not is_pod_local(str(champion_setup.registry)):
+        pytest.skip("this machine's temporary folder is a mounted volume, which the refusal rightly accepts")
+    monkeypatch.setenv("KFP_POD_NAME", "gated-training-x7k2p-system-container-impl-2958812716")
+    before = registry_bytes(champion_setup.registry)
+    parameters = resolve_parameters(component_inputs(COMPILED_PIPELINE), [{
+        "data_uri": str(SAMPLE_DATA), "registry_uri": str(champion_setup.registry),
+        "mlflow_tracking_uri": champion_setup.tracking_uri, "force_retrain": True}])
+    result = run_compiled_pipeline(COMPILED_PIPELINE, parameters, tmp_path / "work")
+    assert result.tasks_ran == ["validate-data"] and result.summary["outcome"] == "failed"
+    reason = result.summary["reasons"][0]
+    assert reason.startswith(f"check-drift failed: ConfigError: parameter registry_uri='{champion_setup.registry}' "
+                             "is inside this pod's own file system and would vanish with the pod"), reason
+    assert registry_bytes(champion_setup.registry) == before
+
+    monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")  # the compile option ALLOW_POD_LOCAL_STATE=1
+    allowed = run_compiled_pipeline(COMPILED_PIPELINE, {**parameters, "n_estimators": 1, "max_depth": 1},
+                                    tmp_path / "allowed")
+    assert allowed.summary["outcome"] in ("deployed", "blocked"), allowed.summary["reasons"]

@@ -297,3 +297,47 @@ def test_every_step_entry_point_documents_its_arguments_and_result():
         assert "Args:" in doc and "Returns:" in doc, f"{name} lacks Args:/Returns: in its docstring"
         for parameter in signature.parameters:
             assert parameter in doc, f"{name}: parameter {parameter} is not described"
+
+
+def test_cluster_parameters_are_baked_into_the_run_form(tmp_path):
+    """`make compile PARAMS=cluster.params.yaml`: a run started from the UI is right by default."""
+    params = tmp_path / "cluster.params.yaml"
+    params.write_text("data_uri: gs://acme/credit/latest.parquet\nregistry_uri: gs://acme/registry\n"
+                      "mlflow_tracking_uri: https://mlflow.acme.internal\nmin_accuracy: 0.9\n")
+    document = yaml.safe_load(compile_to(tmp_path / "p.yaml", extra_env={"PARAMS": str(params)}))
+    parameters = document["root"]["inputDefinitions"]["parameters"]
+    assert parameters["data_uri"]["defaultValue"] == "gs://acme/credit/latest.parquet"
+    assert parameters["registry_uri"]["defaultValue"] == "gs://acme/registry"
+    assert parameters["mlflow_tracking_uri"]["defaultValue"] == "https://mlflow.acme.internal"
+    assert parameters["min_accuracy"]["defaultValue"] == 0.9
+    assert parameters["n_estimators"]["defaultValue"] == 100  # not given: the config's default
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nno_such: 1\n", "unknown parameter 'no_such'"),
+    ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nmin_accuracy: 2\n", "min_accuracy"),
+    ("registry_uri: /models/registry\nmlflow_tracking_uri: https://m\n",
+     "registry_uri='/models/registry' is a path inside the pod"),
+    ("registry_uri: gs://a/r\n", "mlflow_tracking_uri='' would track into the pod"),
+    ("- data_uri\n", "PARAMS="),
+    ("registry_uri: [unclosed\n", "PARAMS="),
+])
+def test_bad_cluster_parameters_fail_the_compile_clearly(tmp_path, content, message):
+    params = tmp_path / "cluster.params.yaml"
+    params.write_text(content)
+    assert message in compile_failure(tmp_path, {"PARAMS": str(params)})
+    assert "PARAMS=" in compile_failure(tmp_path, {"PARAMS": str(tmp_path / "missing.yaml")})
+
+
+def test_allow_pod_local_state_reaches_every_step_only_when_asked(tmp_path, spec_document):
+    executors = spec_document["deploymentSpec"]["executors"]
+    assert not [name for name, e in executors.items() if "env" in e["container"]]
+    document = yaml.safe_load(compile_to(tmp_path / "p.yaml", extra_env={"ALLOW_POD_LOCAL_STATE": "1"}))
+    for name, executor in document["deploymentSpec"]["executors"].items():
+        assert {"name": "GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "value": "1"} in executor["container"]["env"], name
+    assert "ALLOW_POD_LOCAL_STATE='maybe': expected 1 or 0" in compile_failure(tmp_path, {"ALLOW_POD_LOCAL_STATE": "maybe"})
+
+
+@pytest.mark.parametrize("name", ["My_Key", "a..b", "-key", "key-", "x" * 254, "sp ace"])
+def test_secret_names_are_checked_as_kubernetes_names(tmp_path, name):
+    assert f"GCS_KEY_SECRET={name!r} is not a Kubernetes secret name" in compile_failure(tmp_path, {"GCS_KEY_SECRET": name})
