@@ -115,6 +115,9 @@ def test_the_readme_states_the_support_matrix_the_code_enforces():
     readme = (REPO_ROOT / "README.md").read_text()
     kubeflow = (REPO_ROOT / "docs" / "kubeflow.md").read_text()
     assert "KFP backend 2.2 to 2.17" in readme
+    assert "CANCELED" in readme and "read access to the bucket" in readme and "recreate pinned schedules" in readme
+    first_columns = re.findall(r"^\| ([0-9][^|]*)\|", readme, re.M)
+    assert first_columns[0].startswith(version_text(SUPPORT_FLOOR)) and first_columns[-1].strip().endswith("2.17")
     for feature, (floor, _) in FEATURE_FLOOR.items():
         assert re.search(rf"\| `{feature}` \| {re.escape(version_text(floor))} \|", kubeflow), feature
     matrix_rows = {name.strip() for row in re.findall(r"^\| ([0-9][^|]*)\|", kubeflow, re.M) for name in row.split(",")}
