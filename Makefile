@@ -62,6 +62,14 @@ $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 
 venv: $(BIN)/.installed ## create .venv with the pinned dependencies
 
+# The KFP UI's Markdown renderer (markdown-to-jsx 7.7.17 + React, pinned by tests/js/package-lock.json),
+# for the tests that read the Markdown reports as the UI shows them. Installs Node from Debian if missing.
+JS_DEPS := tests/js/node_modules/.installed
+$(JS_DEPS): tests/js/package.json tests/js/package-lock.json
+	command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	cd tests/js && npm ci --silent --no-audit --no-fund
+	touch $@
+
 compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names, PARAMS=cluster.params.yaml baked in as the run form's defaults; see docs/kubeflow.md)
 	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
 
@@ -70,16 +78,16 @@ run: PARAMS =
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 
-test: venv ## set up and run every test suite: unit, integration (the compiled YAML through kfp.local), robustness, contract
+test: venv $(JS_DEPS) ## set up and run every test suite: unit, integration (the compiled YAML through kfp.local), robustness, contract
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-unit: venv ## unit tests only
+test-unit: venv $(JS_DEPS) ## unit tests only
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-test-integration: venv ## the compiled pipeline through kfp.local
+test-integration: venv $(JS_DEPS) ## the compiled pipeline through kfp.local
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
-test-robustness: venv ## the deployment guarantees: races, crashes, GCS faults, MLflow down, bad inputs
+test-robustness: venv $(JS_DEPS) ## the deployment guarantees: races, crashes, GCS faults, MLflow down, bad inputs
 	$(PYTEST) tests/robustness $(PYTEST_ARGS)
 
 BENCH_ROWS ?= 10000,100000,1000000

@@ -15,7 +15,10 @@ import re
 # Markdown: HTML-significant characters as entities (raw HTML and autolinks), every other
 # character CommonMark could read as syntax backslash-escaped, line breaks folded (a new line
 # could start a heading, a list or a table row).
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+# ":" and "@" too, and the dot of "www.": GFM renderers (markdown-to-jsx in the KFP UI among them)
+# turn bare http://…, www.… and user@host text into links.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~:@])")
+_BARE_WWW = re.compile(r"(?i)\b(www)\.")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
 
 
@@ -23,7 +26,7 @@ def markdown_text(value: object) -> str:
     """``value`` as inline Markdown text that renders exactly as the characters it holds."""
     text = _LINE_BREAKS.sub(" ", str(value))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return _BARE_WWW.sub(r"\1\\.", _MARKDOWN_SPECIAL.sub(r"\\\1", text))
 
 
 def html_text(value: object) -> str:

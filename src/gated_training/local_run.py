@@ -122,9 +122,37 @@ def run_compiled_pipeline(
     if summary is None:
         summary = _failed_summary(error, record_dir, run_dir, log_path)
     summary["tasks_ran"] = tasks
+    summary["reports"] = collect_reports(run_dir, workdir / "reports")
     summary["step_usage"] = read_records(record_dir, "usage")
     summary["log"] = str(log_path.resolve())
     return LocalRunResult(summary=summary, tasks_ran=tasks, run_dir=run_dir, log_path=log_path)
+
+
+# The reports each step writes (extensionless under kfp.local), and the extension a browser needs.
+REPORTS = {"data_docs": ".html", "drift_html": ".html", "gate_report": ".md", "summary": ".md"}
+
+
+def collect_reports(run_dir: Path | None, reports_dir: Path) -> dict[str, str]:
+    """Copy the run's reports to ``<workdir>/reports/<step>.<report><ext>`` (the last run's only)
+    and return their paths by ``<step>/<report>``, in step order, for the console and summary.json."""
+    import shutil
+
+    from gated_training.step_table import MAIN_LINE
+
+    if reports_dir.is_dir():
+        shutil.rmtree(reports_dir)
+    found: dict[str, str] = {}
+    if run_dir is None:
+        return found
+    for step in MAIN_LINE:
+        for name, extension in REPORTS.items():
+            source = run_dir / step / name
+            if source.is_file():
+                reports_dir.mkdir(parents=True, exist_ok=True)
+                target = reports_dir / f"{step}.{name}{extension}"
+                shutil.copyfile(source, target)
+                found[f"{step}/{name}"] = str(target.resolve())
+    return found
 
 
 def _failed_summary(error: str | None, record_dir: Path, run_dir: Path | None, log_path: Path) -> dict[str, Any]:

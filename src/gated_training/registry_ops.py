@@ -26,6 +26,7 @@ class VersionRow:
     gate: str
     data_sha256: str
     promotions: list[dict[str, Any]]
+    drift: str = ""  # the drift gate at deploy time (drift_summary); "" for versions from before it was recorded
 
 
 def history(registry: ModelRegistry) -> tuple[list[VersionRow], list[str]]:
@@ -51,11 +52,25 @@ def history(registry: ModelRegistry) -> tuple[list[VersionRow], list[str]]:
             created_at=manifest.get("created_at", ""), metrics=manifest.get("metrics") or {},
             gate=(manifest.get("gate") or {}).get("decision", ""), data_sha256=manifest.get("data_sha256", ""),
             promotions=[e for e in events if e.get("version") == version],
+            drift=drift_summary(manifest.get("drift")),
         ))
     if champion is not None and not any(row.version == champion.version and row.complete for row in rows):
         problems.append(f"{registry.pointer_uri}: the champion pointer names {champion.version}, which is not a complete, "
                         "verified version of this registry; roll back with `gated-training rollback --to VERSION`")
     return rows, problems
+
+
+def drift_summary(drift: dict[str, Any] | None) -> str:
+    """One line on the drift gate a version was deployed through."""
+    if not drift:
+        return ""
+    if drift.get("drifted"):
+        features = ", ".join(drift.get("drifted_features") or []) or "—"
+        share = drift.get("drifted_share")
+        amount = f" ({share:.0%} of features)" if isinstance(share, (int, float)) else ""
+        return f"deployed over drift ({drift.get('drift_action')}){amount}: {features}"
+    warnings = drift.get("warnings") or []
+    return f"no drift; {len(warnings)} warning(s)" if warnings else "no drift"
 
 
 def move_champion(registry: ModelRegistry, version: str, reason: str, action: str) -> dict[str, Any]:

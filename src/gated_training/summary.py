@@ -121,6 +121,9 @@ def build_summary(
         reasons.append("the run ended without a validation, gate or deployment record")
 
     champion = (gate or {}).get("champion")
+    if champion is None and drift is not None and drift.get("champion"):
+        # Stopped at the drift gate (skipped, or blocked): it compared against this champion.
+        champion = {"version": drift["champion"], "metrics": None}
     deployed = None
     if deployment is not None and deployment["promoted"]:
         deployed = {"version": deployment["version"], "uri": deployment["version_uri"],
@@ -154,7 +157,9 @@ def _next_step(step: str) -> str | None:
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """The run's outcome for the KFP UI. Text from the data (reasons, names, values) is escaped."""
+    """The run's outcome for the KFP UI (report_text: code spans, tables, 4 significant digits, one
+    paragraph per fact). Text from the data (reasons, names, values) is escaped."""
+    from gated_training.report_text import code, number, table, value, verdict
     from gated_training.step_table import STEP
 
     md = markdown_text
@@ -162,40 +167,46 @@ def summary_markdown(summary: dict[str, Any]) -> str:
              SKIPPED: f"Skipped: {md(summary.get('skip_reason'))}", FAILED: "Failed"}
     if summary["outcome"] == CONTINUED:
         gate, following = STEP[summary["passed_gate"]], STEP[summary["continues_at"]]
-        title[CONTINUED] = f"Passed: {gate.display_name}. The run continues with {following.display_name}"
+        title[CONTINUED] = f"Passed: {md(gate.display_name)}. The run continues with {md(following.display_name)}"
     lines = [f"# {title[summary['outcome']]}", ""]
+    if summary.get("kfp_run_id"):
+        lines += [f"Run {code(summary['kfp_run_id'], in_table=False)}", ""]
     if summary["reasons"]:
-        lines += ["Reasons:"] + [f"- {md(reason)}" for reason in summary["reasons"]] + [""]
+        lines += ["## Reasons", ""] + [f"- {md(reason)}" for reason in summary["reasons"]] + [""]
     if summary.get("warnings"):
-        lines += ["Warnings:"] + [f"- {md(warning)}" for warning in summary["warnings"]] + [""]
+        lines += ["## Warnings", ""] + [f"- {md(warning)}" for warning in summary["warnings"]] + [""]
     drift = summary.get("drift")
     if drift and drift_line(drift):
-        lines.append(f"{md(drift_line(drift))}  ")
+        lines += [md(drift_line(drift)), ""]
     elif drift:
-        lines += [f"Drift: {md(note)}  " for note in drift["notes"]]
+        lines += [f"- Drift: {md(note)}" for note in drift["notes"]] + [""]
     if summary["deployed"]:
-        lines.append(f"New champion: `{summary['deployed']['version']}` at {md(summary['deployed']['uri'])} "
-                     f"(MLflow mirror: {md(summary['deployed']['mlflow_mirror'])})")
-    if summary["candidate_metrics"]:
-        lines.append("Candidate: " + ", ".join(f"{md(k)} {v:.4f}" for k, v in summary["candidate_metrics"].items()))
-    if summary["champion"]:
-        metrics = summary["champion"]["metrics"] or {}
-        lines.append(f"Champion compared against: `{summary['champion']['version']}` "
-                     + ", ".join(f"{md(k)} {v:.4f}" for k, v in metrics.items()))
-    failed = [c for c in summary["checks"] if not c["passed"]]
-    if failed:
-        lines += ["", "| gate | check | severity | value | threshold |", "|---|---|---|---|---|"]
-        lines += [f"| {md(c['gate'])} | {md(c['name'])} | {md(c['severity'])} | {md(_short(c['value']))} | "
-                  f"{md(_short(c['threshold']))} |" for c in failed]
-    lines += ["", f"Data SHA-256: `{summary['data_sha256']}`  "]
+        deployed = summary["deployed"]
+        lines += [f"New champion {code(deployed['version'], in_table=False)} at {md(deployed['uri'])} "
+                  f"(MLflow mirror: {md(deployed['mlflow_mirror'])})", ""]
+    candidate, champion = summary["candidate_metrics"], summary["champion"]
+    if candidate:
+        champion_metrics = (champion or {}).get("metrics") or {}
+        headers = ["metric", "candidate"] + ([f"champion {code(champion['version'])}"] if champion else [])
+        rows = [[code(name), number(score)] + ([value(champion_metrics.get(name))] if champion else [])
+                for name, score in candidate.items()]
+        lines += ["## Metrics on the test split", ""] + table(headers, rows)
+    elif champion:
+        lines += [f"Champion {code(champion['version'], in_table=False)}", ""]
+    checks = summary["checks"]
+    failed = [c for c in checks if not c["passed"]]
+    shown = failed if summary["outcome"] in (BLOCKED, FAILED) and failed else checks
+    if shown:
+        heading = "Checks that failed" if shown is failed else "Checks"
+        rows = [[md(c["gate"]), code(c["name"]), md(c["severity"]), value(c["value"]),
+                 (f"{md(c['comparison'])} " if c.get("comparison") else "") + value(c["threshold"]), verdict(c["passed"])]
+                for c in shown]
+        lines += [f"## {heading}", ""] + table(["gate", "check", "severity", "value", "threshold", "verdict"], rows)
+    if summary.get("data_sha256"):
+        lines += [f"Data SHA-256 {code(summary['data_sha256'], in_table=False)}", ""]
     if summary["mlflow_run_id"]:
-        lines.append(f"MLflow run: `{summary['mlflow_run_id']}`")
-    return "\n".join(lines) + "\n"
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= limit else text[:limit] + "…"
+        lines += [f"MLflow run {code(summary['mlflow_run_id'], in_table=False)}", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_summary(summary: dict[str, Any], summary_json_out: str, markdown_out: str) -> None:

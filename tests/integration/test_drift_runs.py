@@ -11,6 +11,7 @@ import json
 import mlflow
 import pytest
 
+from gated_training.cli import main
 from gated_training.suite import draft_suite
 from gated_training.synthetic import TARGET, generate
 from tests.integration.conftest import (
@@ -100,7 +101,7 @@ def test_heavy_drift_under_block_stops_before_training_and_notifies(drift_setup,
     assert "Drift gate: BLOCKED" in page and page.count("data:image/png;base64,") == 6
 
 
-def test_warn_trains_and_deploys_with_the_drift_recorded(drift_setup, batches, receiver):
+def test_warn_trains_and_deploys_with_the_drift_recorded(drift_setup, batches, receiver, capsys):
     result = run(drift_setup, batches, "drifted", "--set", "drift_action=warn", "--set", "max_prediction_psi=0",
                  "--set", f"notify_webhook_url={receiver.hook_url}", name="drift-warn")
     assert result.tasks == DEPLOYED_TASKS, result.summary["reasons"]
@@ -111,6 +112,16 @@ def test_warn_trains_and_deploys_with_the_drift_recorded(drift_setup, batches, r
     assert run_data.metrics["drift_drifted_share"] == pytest.approx(0.5)
     assert run_data.metrics["drift_psi.income"] > 0.2 and run_data.metrics["drift_max_psi"] >= run_data.metrics["drift_psi.income"]
     assert run_data.tags["drift_action"] == "warn" and run_data.tags["drift_drifted"] == "true"
+
+    # The registry keeps the trace of a deploy over a drift warning: manifest, gate_decision.json, history.
+    version = summary["deployed"]["version"]
+    folder = drift_setup.registry / "tabular-classifier" / "versions" / version
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (manifest["drift"]["drifted"], manifest["drift"]["drift_action"]) == (True, "warn")
+    assert "income" in manifest["drift"]["drifted_features"] and manifest["drift"]["reasons"]
+    assert json.loads((folder / "gate_decision.json").read_text())["drift"] == manifest["drift"]
+    assert main(["history", "--registry", str(drift_setup.registry)]) == 0
+    assert "drift: deployed over drift (warn) (50% of features): " in capsys.readouterr().out
 
 
 def test_retrain_only_trains_and_evaluates_but_never_deploys(drift_setup, batches):
@@ -134,6 +145,7 @@ def test_the_champions_own_data_is_skipped_as_no_new_data(drift_setup, batches, 
     summary = result.summary
     assert (summary["outcome"], summary["skip_reason"], summary["blocked_by"]) == ("skipped", "no_new_data", None)
     assert f"champion {champion} was trained on" in summary["reasons"][0]
+    assert summary["champion"] == {"version": champion, "metrics": None}  # a skipped run names its champion
     assert versions(drift_setup) == before
     assert receiver.posts[0]["json"]["text"].startswith(f"*gated-training run {summary['kfp_run_id']}: skipped (no_new_data)*")
 

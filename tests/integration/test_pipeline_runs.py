@@ -1,6 +1,7 @@
 """The five journeys of the core issue, in order on one registry: each depends on the champion before it."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -60,6 +61,17 @@ def test_first_run_deploys(setup, first):
     assert manifest["pipeline"]["version"].endswith("training_pipeline.yaml")
     assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
                                       "smoke_rows.parquet", "smoke_predictions.json", "reference_profile.json"}
+
+
+def test_a_local_run_points_at_its_reports_with_extensions_a_browser_opens(setup, first, capsys):
+    reports = first.summary["reports"]
+    assert list(reports) == ["validate-data/data_docs", "validate-data/summary", "check-drift/drift_html",
+                             "check-drift/summary", "evaluate-model/gate_report", "evaluate-model/summary",
+                             "deploy-model/summary"]
+    for name, path in reports.items():
+        assert path.endswith(".html" if name.endswith(("data_docs", "drift_html")) else ".md"), name
+        assert Path(path).is_file() and Path(path).stat().st_size > 0, name
+    assert Path(reports["deploy-model/summary"]).read_text().startswith("# Deployed")
 
 
 def test_second_run_better_than_champion_deploys(setup, first, better):

@@ -16,6 +16,7 @@ import pytest
 from gated_training.suite import draft_suite
 from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, LocalSetup
+from tests.kfp_markdown import kfp_elements
 from tests.markdown_render import elements, tables
 from tests.webhook_receiver import WebhookReceiver
 
@@ -75,6 +76,13 @@ def assert_markdown_carries_no_markup_from_the_data(path: Path) -> None:
         widths = {len(row) for row in table}
         assert len(widths) == 1, (path, table)  # a '|' from the data never splits a cell
     assert "em" not in names, path  # no italics made from names in the data (our own **bold** verdicts are fine)
+    # The same under the KFP UI's own renderer (markdown-to-jsx, raw HTML off), which italicises
+    # snake_case outside code spans and splits table rows on unescaped pipes.
+    ui = kfp_elements(markdown)
+    ui_names = {tag for tag, _ in ui.tags}
+    assert not ui_names & {"script", "img", "a", "iframe", "em"}, (path, ui_names)
+    for table in ui.tables:
+        assert len({len(row) for row in table}) == 1, (path, table)
 
 
 def artifacts(root: Path) -> dict[str, list[Path]]:

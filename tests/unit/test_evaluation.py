@@ -117,7 +117,7 @@ def test_champion_comparison_reports_prediction_drift_and_agreement(candidate, t
     decision, written, report = evaluate(candidate, tmp_path, GateThresholds(**LENIENT))
     assert written["prediction_drift"]["agreement"] == 1.0 and written["prediction_drift"]["psi"] == pytest.approx(0.0)
     assert "max_prediction_psi" in {c["name"] for c in written["checks"]}
-    assert "agreement 100.0%" in report
+    assert "- agreement: 100%" in report
     off = GateThresholds(**LENIENT, max_prediction_psi=0.0)
     decision, written, _ = evaluate(candidate, tmp_path, off)
     assert "max_prediction_psi" not in {c["name"] for c in written["checks"]}  # 0 switches the check off

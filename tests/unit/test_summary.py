@@ -33,8 +33,9 @@ def test_blocked_by_model_lists_checks_with_values_and_thresholds():
     assert summary["champion"] == {"version": "v1", "metrics": {"accuracy": 0.8}}
     assert summary["mlflow_run_id"] == "r1"
     markdown = summary_markdown(summary)
-    assert "min_accuracy" in visible_text(markdown) and "Champion compared against: `v1`" in markdown
-    assert ["model", "min_accuracy", "critical", "0.7", "0.85"] in tables(markdown)[0]
+    assert "min_accuracy" in visible_text(markdown) and "champion `v1`" in markdown
+    assert tables(markdown)[0] == [["metric", "candidate", "champion v1"], ["accuracy", "0.7", "0.8"]]
+    assert ["model", "min_accuracy", "critical", "0.7", ">= 0.85", "FAIL"] in tables(markdown)[1]
     assert "em" not in tag_names(markdown)  # snake_case names never turn into italics
 
 
@@ -90,7 +91,7 @@ def test_blocked_by_drift_lists_each_feature_as_a_check():
     assert summary["drift"]["drifted_features"] == ["income"] and summary["drift"]["max_psi"] == 1.7
     markdown = summary_markdown(summary)
     assert "# Blocked by the drift gate" in markdown
-    assert ["drift", "drift[income]", "critical", "1.7", "0.2"] in tables(markdown)[0]
+    assert ["drift", "drift[income]", "critical", "1.7", "0.2", "FAIL"] in tables(markdown)[0]
 
 
 def test_warn_reports_drift_as_warnings_and_does_not_block():
@@ -101,7 +102,7 @@ def test_warn_reports_drift_as_warnings_and_does_not_block():
                             deployment=deployment)
     assert summary["outcome"] == "deployed" and summary["warnings"] == ["drift (warn): 1 of 2 features drifted"]
     assert {c["severity"] for c in summary["checks"] if c["gate"] == "drift"} == {"warning"}
-    assert "Warnings:" in summary_markdown(summary)
+    assert "## Warnings" in summary_markdown(summary)
 
 
 def test_a_retrain_only_hold_is_blocked_by_drift_but_a_failed_threshold_is_the_model_gate():
@@ -112,3 +113,36 @@ def test_a_retrain_only_hold_is_blocked_by_drift_but_a_failed_threshold_is_the_m
     assert (held["outcome"], held["blocked_by"]) == ("blocked", "drift")
     both = build_summary(validation=VALIDATION_OK, drift=drift, gate={**GATE, "checks": [*GATE["checks"], hold]})
     assert both["blocked_by"] == "model"
+
+
+def test_the_kfp_ui_renders_names_in_code_checks_as_tables_and_no_none():
+    """Through the KFP UI's own renderer (markdown-to-jsx 7.7.17, raw HTML off): every identifier
+    in a code element (never <em>), a table per section, numbers at 4 significant digits, and
+    no "None" or Python repr anywhere."""
+    from tests.kfp_markdown import kfp_elements
+
+    validation = {**VALIDATION_OK, "checks": [
+        {"rule": "expect_column_values_to_be_between", "column": "credit_amount", "severity": "critical",
+         "passed": False, "observed": {"unexpected_percent": 3.3333333, "unexpected_count": 5},
+         "expected": {"min_value": 0, "max_value": 20000}},
+        {"rule": "expect_column_values_to_not_be_null", "column": "age", "severity": "warning", "passed": True,
+         "observed": None, "expected": None}]}
+    gate = {**GATE, "checks": [*GATE["checks"], {"name": "min_roc_auc", "value": 0.712345678, "threshold": 0.7,
+                                                 "comparison": ">=", "passed": True, "detail": ""}]}
+    summary = build_summary(validation=validation, gate=gate, kfp_run_id="8f14e45f")
+    markdown = summary_markdown(summary)
+    ui = kfp_elements(markdown)
+    names = {tag for tag, _ in ui.tags}
+    assert "em" not in names and {"table", "code", "h1", "h2"} <= names
+    assert "None" not in markdown and "{'" not in markdown and "0.712345678" not in markdown
+    metrics, checks = ui.tables
+    assert metrics[0] == ["metric", "candidate", "champion v1"]
+    assert checks[0] == ["gate", "check", "severity", "value", "threshold", "verdict"]
+    rows = {row[1]: row for row in checks[1:]}
+    assert rows["expect_column_values_to_be_between[credit_amount]"] == [
+        "data", "expect_column_values_to_be_between[credit_amount]", "critical",
+        "unexpected_percent 3.333, unexpected_count 5", "min_value 0, max_value 20000", "FAIL"]
+    assert rows["min_accuracy"][3:] == ["0.7", ">= 0.85", "FAIL"]
+    html = __import__("tests.kfp_markdown", fromlist=["render_as_kfp_ui"]).render_as_kfp_ui(markdown)
+    assert "<code>min_accuracy</code>" in html and "<code>expect_column_values_to_be_between[credit_amount]</code>" in html
+    assert "min_roc_auc" not in rows  # a blocked run's summary lists what failed; the gate report lists every check

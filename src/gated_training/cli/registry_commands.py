@@ -42,6 +42,8 @@ def command_history(args: argparse.Namespace) -> int:
         marker = "*" if row.champion else " "
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in row.metrics.items() if isinstance(v, (int, float)))
         print(f"{marker} {row.version}  {row.created_at or '-':20}  gate {row.gate or '-':8}  {metrics}")
+        if row.drift:
+            print(f"      drift: {row.drift}")
         for event in row.promotions:
             print(f"      {event['action']} {event['at']} by {event['by']}: {event['reason']}"
                   + (f" (from {event['previous_version']})" if event.get("previous_version") else ""))

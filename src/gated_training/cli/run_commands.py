@@ -48,13 +48,19 @@ def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
         print("  candidate: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["candidate_metrics"].items()))
     if summary.get("champion"):
         metrics = summary["champion"]["metrics"] or {}
-        print(f"  champion {summary['champion']['version']}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        scores = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        print(f"  champion {summary['champion']['version']}" + (f": {scores}" if scores else ""))
     if summary.get("deployed"):
         print(f"  deployed version {summary['deployed']['version']} → {summary['deployed']['uri']}")
         print(f"  MLflow mirror: {summary['deployed']['mlflow_mirror']}")
     if summary.get("mlflow_run_id"):
         print(f"  MLflow run: {summary['mlflow_run_id']}")
     print(f"  steps run: {', '.join(summary.get('tasks_ran', [])) or 'none'}")
+    reports = summary.get("reports") or {}
+    if reports:
+        print("  reports:")
+        for name, path in reports.items():
+            print(f"    {name}: {path}")
     usage = summary.get("step_usage") or {}
     if usage:
         print("  step usage (wall s / peak RSS MiB): " + ", ".join(

@@ -105,6 +105,8 @@ def deploy_model(
         "metrics": gate["candidate"]["metrics"],
         "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "checks": gate["checks"],
                  "champion": (gate.get("champion") or {}).get("version"), "thresholds": gate["thresholds"]},
+        # The drift gate's verdict travels with the version: a deploy over a drift warning is on record.
+        "drift": gate.get("drift"),
         "data_sha256": data_sha256,
         "mlflow": {"run_id": training["mlflow_run_id"], "model_uri": training["mlflow_model_uri"],
                    "tracking_uri": without_credentials(training["tracking_uri"])},

@@ -52,6 +52,7 @@ class GateDecision:
     thresholds: dict[str, Any]
     scores: dict[str, Any] = field(default_factory=dict)  # confusion matrices, ROC: for the UI
     prediction_drift: dict[str, Any] | None = None  # candidate vs champion predictions on the same test split
+    drift: dict[str, Any] | None = None  # the drift gate's decision and warnings (drift_record), kept with the version
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
@@ -267,41 +268,69 @@ def evaluate_model(
         thresholds=asdict(thresholds),
         scores={"labels": candidate.labels, "confusion_matrix": candidate.confusion_matrix, "roc_curve": candidate.roc_curve},
         prediction_drift=predictions,
+        drift=drift_record(drift) if drift is not None else None,
     )
     Path(decision_out).write_text(json.dumps(decision.to_json(), indent=2))
     Path(report_out).write_text(gate_report_markdown(decision))
     return decision
 
 
+def drift_record(drift: dict[str, Any]) -> dict[str, Any]:
+    """What the registry keeps of the drift gate: its decision, whether the batch drifted, under which
+    action, the reasons and warnings, and which features moved (a deploy over a drift warning leaves
+    this trace in gate_decision.json, the manifest and `history`)."""
+    report = drift.get("report") or {}
+    return {
+        "decision": drift.get("decision"), "drift_action": drift.get("drift_action"),
+        "drifted": bool(drift.get("drifted")), "deploy_allowed": drift.get("deploy_allowed", True),
+        "champion": drift.get("champion"),
+        "reasons": list(drift.get("reasons") or []), "warnings": list(drift.get("warnings") or []),
+        "drifted_share": report.get("drifted_share"), "max_psi": report.get("max_psi"),
+        "drifted_features": [f["feature"] for f in report.get("features", []) if f["drifted"]],
+    }
+
+
 def gate_report_markdown(decision: GateDecision) -> str:
-    """The model gate for the KFP UI; details that carry names from the data are escaped."""
+    """The model gate for the KFP UI (report_text: code spans, tables, 4 significant digits);
+    details that carry names from the data are escaped."""
+    from gated_training.report_text import code, number, table, value, verdict
+
     md = markdown_text
-    verdict = "**DEPLOY**" if decision.decision == DEPLOY else "**BLOCKED**"
-    lines = [f"# Model gate: {verdict}", "", "| check | value | threshold | verdict | detail |", "|---|---|---|---|---|"]
-    for check in decision.checks:
-        value = "n/a" if check.value is None else f"{check.value:.4f}"
-        threshold = "n/a" if check.threshold is None else f"{check.comparison} {check.threshold:.4f}"
-        lines.append(f"| {md(check.name)} | {value} | {md(threshold)} | {'pass' if check.passed else '**FAIL**'} | "
-                     f"{md(check.detail)} |")
+    lines = [f"# Model gate: {'**DEPLOY**' if decision.decision == DEPLOY else '**BLOCKED**'}", ""]
+    if decision.reasons:
+        lines += ["## Blocked because", ""] + [f"- {md(reason)}" for reason in decision.reasons] + [""]
+    rows = [[code(check.name), value(check.value),
+             "—" if check.threshold is None else f"{md(check.comparison)} {number(check.threshold)}",
+             verdict(check.passed), md(check.detail) if check.detail else "—"] for check in decision.checks]
+    lines += ["## Checks", ""] + table(["check", "value", "threshold", "verdict", "detail"], rows)
+    if decision.drift and (decision.drift["drifted"] or decision.drift["warnings"]):
+        drift = decision.drift
+        lines += ["## Drift", "", f"- the batch drifted under {code(drift['drift_action'], in_table=False)}; features: "
+                  + (", ".join(code(f, in_table=False) for f in drift["drifted_features"]) or "—")
+                  if drift["drifted"] else f"- the batch did not drift (action {code(drift['drift_action'], in_table=False)})"]
+        lines += [f"- {md(text)}" for text in [*drift["reasons"], *drift["warnings"]]] + [""]
     champion = decision.champion
-    lines += ["", f"Candidate metrics on the test split: {md(_format_metrics(decision.candidate['metrics']))}"]
-    lines.append(f"Champion: {champion['version']} — {md(_format_metrics(champion['metrics']))}" if champion
-                 else "Champion: none yet")
-    if champion and champion.get("comparison"):
-        lines.append(md(champion["comparison"]["note"]))
+    candidate = decision.candidate["metrics"] or {}
+    champion_metrics = (champion or {}).get("metrics") or {}
+    headers = ["metric", "candidate"] + ([f"champion {code(champion['version'])}"] if champion else [])
+    metric_rows = [[code(name), number(score)] + ([value(champion_metrics.get(name))] if champion else [])
+                   for name, score in candidate.items()]
+    lines += ["## Metrics on the test split", ""] + table(headers, metric_rows)
+    if not champion:
+        lines += ["No champion yet.", ""]
+    elif champion.get("comparison"):
+        lines += [md(champion["comparison"]["note"]), ""]
     drift = decision.prediction_drift
     if drift:
-        lines += ["", md(f"Predictions on the comparison rows — candidate {drift['candidate_distribution']}, champion "
-                         f"{drift['champion_distribution']}: PSI {drift['psi']:.4f}, agreement {drift['agreement']:.1%}")]
+        lines += ["## Predictions against the champion", "",
+                  f"- PSI between the candidate's and the champion's predictions: {number(drift['psi'])}",
+                  f"- agreement: {number(100 * drift['agreement'])}%",
+                  f"- candidate: {value(drift['candidate_distribution'])}",
+                  f"- champion: {value(drift['champion_distribution'])}"]
         if drift["champion_vs_its_reference_psi"] is not None:
-            lines.append(f"Champion's prediction drift against its own test split at deploy time: PSI "
-                         f"{drift['champion_vs_its_reference_psi']:.4f}")
-    if decision.reasons:
-        lines += ["", "Blocked because:"] + [f"- {md(reason)}" for reason in decision.reasons]
-    return "\n".join(lines) + "\n"
+            lines.append(f"- champion against its own test split at deploy time: PSI "
+                         f"{number(drift['champion_vs_its_reference_psi'])}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _format_metrics(metrics: dict[str, float] | None) -> str:
-    if not metrics:
-        return "not scored"
-    return ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
