@@ -237,7 +237,9 @@ class PipelinePackage:
 
 def read_package(path: Path) -> PipelinePackage:
     if not path.is_file():
-        raise KubeflowError(f"compiled pipeline {path} not found: run `make compile` first")
+        from gated_training.pipeline_spec import missing_pipeline_message
+
+        raise KubeflowError(missing_pipeline_message(path))
     content = path.read_bytes()
     try:
         name = next(yaml.safe_load_all(content))["pipelineInfo"]["name"]

@@ -91,3 +91,13 @@ def parse_version(tag: str) -> tuple[int, ...] | None:
 
 def version_text(version: tuple[int, ...]) -> str:
     return ".".join(str(part) for part in version)
+
+
+def missing_pipeline_message(path: Path) -> str:
+    """Where a compiled pipeline was expected, and what to do, whether or not this is the checkout."""
+    resolved = path.resolve()
+    in_checkout = (Path.cwd() / "Makefile").is_file() and (Path.cwd() / "pipelines" / "training_pipeline.py").is_file()
+    if in_checkout:
+        return f"compiled pipeline {resolved} not found: run `make compile` first"
+    return (f"compiled pipeline {resolved} not found: run this from the kfp-gated-training checkout (where "
+            "`make compile` writes compiled/training_pipeline.yaml), or pass --pipeline PATH to a compiled YAML")

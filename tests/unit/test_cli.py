@@ -124,3 +124,32 @@ def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
     assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "0.9",
                  "--severe-psi", "0", "--severe-out-of-range", "0"]) == 0
     assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "2"]) == 2
+
+
+def test_every_subcommand_documents_each_option_its_exit_codes_and_an_example(capsys):
+    """Help pages are the first thing an operator reads: no undocumented option, no RST markup."""
+    import argparse
+
+    from gated_training.cli import build_parser
+    from gated_training.cli.help_text import PAGES, subcommands
+
+    parser = build_parser()
+    leaves = subcommands(parser)
+    assert set(leaves) == set(PAGES)
+    for path, child in leaves.items():
+        for action in child._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help and action.help != argparse.SUPPRESS or action.dest == "poll_seconds", (
+                    path, action.dest)
+        page = child.format_help()
+        assert "exit codes: 0 " in page and "example" in page and "gated-training " in page.split("example")[-1], path
+        assert "``" not in page and child.description, path
+    assert "``" not in parser.format_help() and "check-drift exits 3" in parser.format_help()
+
+
+def test_run_outside_the_checkout_says_where_the_yaml_was_expected(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--data", "x.csv", "--target", "y"]) == 2
+    err = capsys.readouterr().err
+    assert f"compiled pipeline {tmp_path}/compiled/training_pipeline.yaml not found" in err
+    assert "run this from the kfp-gated-training checkout" in err and "--pipeline PATH" in err

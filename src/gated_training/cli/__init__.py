@@ -20,11 +20,16 @@ from gated_training.errors import ConfigError, GatedTrainingError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gated-training", description=__doc__.split("\n")[0])
+    from gated_training.cli.help_text import add_pages
+
+    # The module docstring without its reStructuredText backticks.
+    parser = argparse.ArgumentParser(prog="gated-training", description=__doc__.replace("``", "").strip(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_commands(commands)
     add_registry_commands(commands)
     add_kubeflow_commands(commands)
+    add_pages(parser)
     return parser
 
 

@@ -62,3 +62,4 @@ def resolve_parameters(declared: dict[str, tuple[str, Any]], layers: Sequence[di
                 raise ConfigError(f"unknown parameter {name!r}; the pipeline's parameters are: {', '.join(sorted(declared))}")
             parameters[name] = coerce_parameter(name, declared[name][0], value)
     return parameters
+

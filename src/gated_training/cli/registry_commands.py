@@ -92,7 +92,8 @@ def command_cleanup(args: argparse.Namespace) -> int:
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", default=str(DEFAULT_WORKDIR / "registry"),
                         help="registry root: a folder or gs://bucket/prefix (default: .gated-training/registry)")
-    parser.add_argument("--model-name", dest="model_name", default="tabular-classifier")
+    parser.add_argument("--model-name", dest="model_name", default="tabular-classifier",
+                        help="the model's folder in the registry (the pipeline's model_name; default tabular-classifier)")
 
 
 def command_sign_legacy(args: argparse.Namespace) -> int:
@@ -116,7 +117,7 @@ def add_registry_commands(commands: Any) -> None:
     add_registry_arguments(rollback)
     rollback.set_defaults(handler=command_move_champion)
     promote = commands.add_parser("promote", help="make a version the champion by hand (audited override)")
-    promote.add_argument("version")
+    promote.add_argument("version", help="the version to make the champion, as `history` lists it")
     promote.add_argument("--reason", required=True, help="why: recorded in the champion's history")
     add_registry_arguments(promote)
     promote.set_defaults(handler=command_move_champion)

@@ -85,7 +85,9 @@ def command_run(args: argparse.Namespace) -> int:
     try:
         pipeline_yaml = Path(args.pipeline)
         if not pipeline_yaml.is_file():
-            raise ConfigError(f"compiled pipeline {pipeline_yaml} not found: run `make compile` first")
+            from gated_training.pipeline_spec import missing_pipeline_message
+
+            raise ConfigError(missing_pipeline_message(pipeline_yaml))
         declared = component_inputs(pipeline_yaml)
         named = {
             "data_uri": args.data, "target_column": args.target, "suite_uri": args.suite,
@@ -182,7 +184,8 @@ def add_run_commands(commands: Any) -> None:
     run.add_argument("--data", help="CSV or Parquet: a path or gs://bucket/key")
     run.add_argument("--target", help="the label column")
     run.add_argument("--suite", help="GX suite JSON (default: <data name>.expectations.json beside the data)")
-    run.add_argument("--min-accuracy", type=float, dest="min_accuracy")
+    run.add_argument("--min-accuracy", type=float, dest="min_accuracy",
+                     help="model gate: minimum test accuracy in [0, 1] (the same as --set min_accuracy=…; default 0.85)")
     run.add_argument("--registry", help="model registry: a folder or gs://bucket/prefix (default: WORKDIR/registry)")
     run.add_argument("--tracking-uri", dest="tracking_uri",
                      help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///WORKDIR/mlflow.db)")
@@ -196,8 +199,9 @@ def add_run_commands(commands: Any) -> None:
     suite = commands.add_parser("suite", help="expectation suite tools")
     suite_commands = suite.add_subparsers(dest="suite_command", required=True)
     init = suite_commands.add_parser("init", help="draft a suite from a reference dataset")
-    init.add_argument("--data", required=True)
-    init.add_argument("--target", required=True)
+    init.add_argument("--data", required=True, help="a reference batch, CSV or Parquet (path or gs://): the draft's "
+                      "ranges, sets and null rates come from it")
+    init.add_argument("--target", required=True, help="the label column (its classes become a critical value set)")
     init.add_argument("--output", help="default: <data name>.expectations.json beside the data")
     init.add_argument("--force", action="store_true", help="overwrite an existing suite")
     init.set_defaults(handler=command_suite_init)

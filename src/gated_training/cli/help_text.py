@@ -1,0 +1,79 @@
+"""Each subcommand's help page: its description, exit codes and an example (argparse epilogs)."""
+
+from __future__ import annotations
+
+import argparse
+
+RUN_EXITS = "0 deployed, blocked or skipped (a blocked run deployed nothing, on purpose); 1 failed; 2 bad options"
+REGISTRY_EXITS = "0 done; 1 the registry refused it (unsigned, tampered, unknown version…); 2 bad options"
+KUBEFLOW_EXITS = ("0 done; 1 the backend refused or could not be reached (the message says what to do); "
+                  "2 bad options or parameters, found before anything is sent")
+
+# subcommand path → (exit codes, examples)
+PAGES: dict[str, tuple[str, list[str]]] = {
+    "run": (RUN_EXITS, [
+        "gated-training run --params data/german_credit.params.yaml",
+        "gated-training run --data orders.csv --target churned --min-accuracy 0.8 --set drift_action=warn"]),
+    "suite init": ("0 drafted; 1 the data cannot be read; 2 bad options or the suite exists (--force)", [
+        "gated-training suite init --data orders.csv --target churned"]),
+    "check-drift": ("0 no retraining needed; 3 retraining advised (drift, no champion, or no profile); "
+                    "1 the data or registry cannot be read; 2 bad options", [
+        "gated-training check-drift --data gs://acme/orders/latest.parquet --target churned "
+        "--registry gs://acme/registry --report drift.html"]),
+    "history": ("0 listed; 1 a version was refused or the pointer is broken (listed on stderr); 2 bad options", [
+        "gated-training history --registry gs://acme/registry"]),
+    "rollback": (REGISTRY_EXITS, ['gated-training rollback --registry gs://acme/registry --reason "bad predictions"']),
+    "promote": (REGISTRY_EXITS, [
+        'gated-training promote 20261123T174404293543Z-4adf56ff --reason "approved by review" '
+        "--registry gs://acme/registry"]),
+    "sync-mlflow": (REGISTRY_EXITS, [
+        "gated-training sync-mlflow --registry gs://acme/registry --tracking-uri https://mlflow.acme.internal"]),
+    "cleanup": (REGISTRY_EXITS, ["gated-training cleanup --registry gs://acme/registry --delete"]),
+    "sign-legacy": (REGISTRY_EXITS, ["GATED_TRAINING_REGISTRY_KEY_FILE=key gated-training sign-legacy "
+                                     "--registry gs://acme/registry"]),
+    "upload": (KUBEFLOW_EXITS, ["gated-training upload --host https://kubeflow.acme.internal/pipeline "
+                                "--namespace team-ml"]),
+    "submit": (KUBEFLOW_EXITS + "; with --wait, 1 unless the run succeeded", [
+        "gated-training submit --params cluster.params.yaml --wait --service-account pipeline-runner"]),
+    "schedule create": (KUBEFLOW_EXITS, [
+        "gated-training schedule create --cron '0 0 2 * * *' --params cluster.params.yaml"]),
+    "schedule list": (KUBEFLOW_EXITS, ["gated-training schedule list --namespace team-ml"]),
+    "schedule enable": (KUBEFLOW_EXITS, ["gated-training schedule enable gated-training-nightly"]),
+    "schedule disable": (KUBEFLOW_EXITS, ["gated-training schedule disable gated-training-nightly"]),
+    "schedule delete": (KUBEFLOW_EXITS, ["gated-training schedule delete gated-training-nightly"]),
+}
+
+
+def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every leaf subcommand parser by its path ("schedule create")."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                path = f"{prefix}{name}"
+                nested = subcommands(child, f"{path} ")
+                found.update(nested or {path: child})
+    return found
+
+
+def _summaries(parser: argparse.ArgumentParser) -> dict[int, str]:
+    """The one-line help each subcommand has in its parent's list, by parser identity."""
+    found: dict[int, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                child = action.choices[choice.dest]
+                found[id(child)] = choice.help or ""
+                found.update(_summaries(child))
+    return found
+
+
+def add_pages(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand a description (its one-line help), its exit codes and an example."""
+    summaries = _summaries(parser)
+    for path, child in subcommands(parser).items():
+        child.description = child.description or summaries.get(id(child), "")
+        exits, examples = PAGES[path]
+        child.formatter_class = argparse.RawDescriptionHelpFormatter
+        child.epilog = f"exit codes: {exits}\n\nexample" + ("s" if len(examples) > 1 else "") + ":\n" + "\n".join(
+            f"  {example}" for example in examples)
