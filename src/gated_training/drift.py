@@ -149,6 +149,13 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     order = np.argsort(-np.abs(actual - expected))[:TOP_SHIFTS]
     shifts = [{"bin": labels[i], "reference_share": float(expected[i]), "batch_share": float(actual[i])} for i in order]
     distribution = {"labels": labels, "edges": edges.tolist(), "reference": expected.tolist(), "batch": actual.tolist()}
+    if len(edges) > 1:
+        # For the report: the batch inside the range on its own, and the mass beyond each end, so a
+        # doubled amount shows as mass outside the range instead of a taller outermost bin.
+        inside = (values >= edges[0]) & (values <= edges[-1])
+        distribution["batch_in_range"] = (np.histogram(values[inside], bins=edges)[0] / len(values)).tolist()
+        distribution["below"] = float(np.mean(values < edges[0]))
+        distribution["above"] = float(np.mean(values > edges[-1]))
     outside = float(np.mean((values < edges[0]) | (values > edges[-1])))
     return FeatureDrift(feature=name, kind="numeric", test="ks", statistic=effect, p_value=float(result.pvalue), effect=effect, psi=drift_psi, drifted=bool(drifted), top_shifts=shifts,
                         distribution=distribution, out_of_range_share=outside)

@@ -34,7 +34,20 @@ def _plot(feature: dict[str, Any]) -> str:
             edges = np.asarray(distribution["edges"])
             widths = np.clip(np.diff(edges), 1e-12, None)
             axis.stairs(reference / widths, edges, fill=True, alpha=0.45, color=REFERENCE_COLOUR, label="reference")
-            axis.stairs(batch / widths, edges, fill=True, alpha=0.45, color=BATCH_COLOUR, label="batch")
+            inside = np.asarray(distribution.get("batch_in_range", batch))
+            axis.stairs(inside / widths, edges, fill=True, alpha=0.45, color=BATCH_COLOUR, label="batch")
+            # Mass beyond the reference range, drawn beyond it (a bar one mean bin wide on each side),
+            # so values far outside show as such instead of vanishing into the outermost bin.
+            width = float(np.mean(widths))
+            below, above = float(distribution.get("below", 0.0)), float(distribution.get("above", 0.0))
+            for share, left in ((below, edges[0] - width), (above, edges[-1])):
+                if share > 0:
+                    axis.bar(left, share / width, width=width, align="edge", color=BATCH_COLOUR, alpha=0.9,
+                             hatch="//", edgecolor="black", linewidth=0.5)
+            if below > 0 or above > 0:
+                axis.axvspan(edges[0], edges[-1], color="grey", alpha=0.06, lw=0)
+                axis.text(0.01, 0.97, f"outside the reference range: {below:.1%} below, {above:.1%} above",
+                          transform=axis.transAxes, fontsize=7, va="top")
             axis.set_ylabel("density")
         else:
             positions = np.arange(len(distribution["labels"]))
@@ -103,12 +116,14 @@ def render_drift_html(outcome: dict[str, Any]) -> str:
         rows = "".join(
             f"<tr class='{'drifted' if f['drifted'] else ''}'><td>{e(f['feature'])}</td><td>{f['kind']}</td>"
             f"<td>{f['test']}</td><td>{_number(f['statistic'])}</td><td>{_number(f['p_value'])}</td>"
-            f"<td>{_number(f['effect'])}</td><td>{_number(f['psi'])}</td><td>{'DRIFTED' if f['drifted'] else 'ok'}</td>"
+            f"<td>{_number(f['effect'])}</td><td>{_number(f['psi'])}</td>"
+            f"<td>{float(f.get('out_of_range_share') or 0.0):.1%}</td><td>{'DRIFTED' if f['drifted'] else 'ok'}</td>"
             f"<td>{e(_shifts(f))}</td></tr>"
             for f in features
         )
         parts.append("<table><tr><th>feature</th><th>kind</th><th>test</th><th>statistic</th><th>p-value</th>"
-                     f"<th>effect</th><th>PSI</th><th>verdict</th><th>top shifts</th></tr>{rows}</table>")
+                     f"<th>effect</th><th>PSI</th><th>outside the reference (range or categories)</th><th>verdict</th>"
+                     f"<th>top shifts</th></tr>{rows}</table>")
         plotted = [f for f in features if f.get("distribution")][:MAX_PLOTTED_FEATURES]
         parts.append("<h2>Distributions (reference vs batch)</h2><div class='grid'>" + "".join(
             f"<img alt='{e(f['feature'])}' src='data:image/png;base64,{_plot(f)}'>" for f in plotted) + "</div>")

@@ -116,3 +116,25 @@ def test_wide_generator_has_the_requested_mixed_schema_and_is_deterministic():
     assert (frame["cat_2"] == "rare").mean() < 0.02  # a rare level
     with pytest.raises(ValueError, match="at least 7"):
         generate_wide(10, columns=5)
+
+
+def test_the_report_shows_mass_beyond_the_reference_range_instead_of_a_taller_outer_bin(reference_profile):
+    """A doubled amount used to be clipped into the outermost bin and look like a small shift."""
+    from gated_training.drift_report import _plot, render_drift_html
+
+    batch = generate(ROWS, seed=2)
+    batch["tenure_months"] = batch["tenure_months"] * 2
+    report = compare(reference_profile, batch)
+    income = next(f for f in report.features if f.feature == "tenure_months")
+    distribution = income.distribution
+    assert distribution["above"] == pytest.approx(income.out_of_range_share) and distribution["above"] > 0.3
+    assert distribution["below"] == 0.0
+    # In range plus beyond each end is the whole batch; the clipped shares (for PSI) are unchanged.
+    assert sum(distribution["batch_in_range"]) + distribution["above"] + distribution["below"] == pytest.approx(1.0)
+    assert sum(distribution["batch"]) == pytest.approx(1.0)
+    assert distribution["batch"][-1] > distribution["batch_in_range"][-1] + 0.3
+    outcome = {"decision": "block", "drifted": True, "drift_action": "block", "champion": "v1", "data_sha256": "ab",
+               "reasons": [], "notes": [], "report": report.to_json()}
+    page = render_drift_html(outcome)
+    assert f"<td>{income.out_of_range_share:.1%}</td>" in page and "outside the reference (range or categories)" in page
+    assert _plot(report.to_json()["features"][[f.feature for f in report.features].index("tenure_months")])
