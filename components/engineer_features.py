@@ -38,7 +38,8 @@ def engineer_features(
             train_out=train_data.path, test_out=test_data.path, preprocessor_out=preprocessor.path, metadata_out=feature_metadata.path,
             drift_report_path=drift_report.path,
         )
-    fingerprint = dataset.metadata.get("sha256", "")
-    train_data.metadata.update({"format": "parquet", "rows": outcome.train_rows, "source_sha256": fingerprint})
+    fingerprint, source = dataset.metadata.get("sha256", ""), dataset.metadata.get("source_uri", "")
+    train_data.metadata.update({"format": "parquet", "rows": outcome.train_rows, "source_sha256": fingerprint,
+                                "source_uri": source})
     test_data.metadata.update({"format": "parquet", "rows": outcome.test_rows, "source_sha256": fingerprint})
     preprocessor.metadata.update({"format": "joblib", "engineered_features": outcome.engineered_features})

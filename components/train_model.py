@@ -22,6 +22,7 @@ def train_model(
     cv_max_rows: int,
     mlflow_tracking_uri: str,
     mlflow_experiment: str,
+    pipeline_version: str,
     notify_webhook_url: str,
     model: Output[Model],
     training_report: Output[Artifact],
@@ -40,6 +41,7 @@ def train_model(
             settings=ModelSettings(estimator=estimator, n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split, learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds,
                           cv_max_rows=cv_max_rows),
             tracking_uri=mlflow_tracking_uri, experiment=mlflow_experiment, data_sha256=train_data.metadata.get("source_sha256", ""), kfp_run_id=run_id_from_uri(artifact_uri=training_report.uri, task="train-model"),
+            data_uri=train_data.metadata.get("source_uri", ""), pipeline_version=pipeline_version,
             model_out=model.path, report_out=training_report.path, importances_out=feature_importances.path, drift_report_path=drift_report.path,
         )
     model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})

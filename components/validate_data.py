@@ -39,7 +39,8 @@ def validate_data(
                     kfp_run_id=run_id_from_uri(artifact_uri=run_summary.uri, task="validate-data"), summary_json_out=run_summary.path,
                     markdown_out=summary.path, webhook_url=notify_webhook_url,
                     links={"data docs": data_docs.uri, "summary": summary.uri})
-    dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count})
+    dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count,
+                             "source_uri": data_uri})
     validation_metrics.log_metric("quality_score", outcome.quality_score)
     validation_metrics.log_metric("rows", outcome.row_count)
     validation_metrics.log_metric("critical_failures", len(outcome.blocking_reasons))

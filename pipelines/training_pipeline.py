@@ -167,7 +167,7 @@ def training_pipeline(
                 n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split,
                 learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds, cv_max_rows=cv_max_rows,
                 mlflow_tracking_uri=mlflow_tracking_uri, mlflow_experiment=mlflow_experiment,
-                notify_webhook_url=notify_webhook_url,
+                pipeline_version=pipeline_version, notify_webhook_url=notify_webhook_url,
             )
             configure_step(training, "train-model", CLUSTER)
             evaluation = evaluate_model(

@@ -46,9 +46,25 @@ def test_mlflow_run_has_params_metrics_tags_importances_and_model(forest):
     mlflow.set_tracking_uri(forest.tracking_uri)
     logged = mlflow.models.get_model_info(forest.training.mlflow_model_uri)
     assert logged.signature is not None and logged.saved_input_example_info is not None
-    loaded = mlflow.sklearn.load_model(forest.training.mlflow_model_uri)  # skops with our trusted types
+    # Typed from the feature metadata: numeric features double, every feature required.
+    metadata = json.loads(open(forest.path("meta.json")).read())
+    inputs = {spec.name: spec for spec in logged.signature.inputs.inputs}
+    assert set(inputs) == {column["name"] for column in metadata["inputs"]}
+    assert all(spec.required for spec in inputs.values())
+    for column in metadata["inputs"]:
+        assert inputs[column["name"]].type.name == ("double" if column["role"] == "numeric" else
+                                                   "boolean" if column["dtype"] == "bool" else "string"), column
+    loaded = mlflow.pyfunc.load_model(forest.training.mlflow_model_uri)  # our code + skops with our trusted types
     raw = pd.read_parquet(forest.path("test.parquet")).drop(columns="label")
-    assert list(loaded.predict(raw.head(5))) == list(joblib.load(forest.path("model.joblib")).predict(raw.head(5)))
+    fitted = joblib.load(forest.path("model.joblib"))
+    answer = loaded.predict(raw.head(5))
+    assert list(answer["label"]) == list(fitted.predict(raw.head(5)))
+    probabilities = answer[[f"probability.{c}" for c in fitted.classes_]].to_numpy()
+    assert probabilities == pytest.approx(fitted.predict_proba(raw.head(5)))
+    run = client.get_run(forest.training.mlflow_run_id)
+    assert run.info.run_name.startswith("random_forest-data-ffffffff-")
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.digest == "f" * 32 and "label" in dataset.dataset.schema
 
 
 def test_importances_are_ranked(forest):

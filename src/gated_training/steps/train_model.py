@@ -119,20 +119,93 @@ def drift_metrics(drift: dict[str, Any] | None) -> dict[str, float]:
     return metrics
 
 
+def signature_from_metadata(feature_metadata: dict[str, Any], classes: list[Any]) -> Any:
+    """Inputs typed from engineer-features' metadata, not inferred from a few example rows: numeric
+    features are doubles (a missing value is NaN, never an HTTP 400), text and flag columns strings
+    and booleans, and every feature the model was trained on is required. Outputs: the label and
+    one ``probability.<class>`` per class (``mlflow_model.GatedTrainingClassifier``)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    def input_type(column: dict[str, Any]) -> str:
+        if column["role"] == "numeric":
+            return "double"
+        return "boolean" if column.get("dtype") == "bool" else "string"
+
+    inputs = Schema([ColSpec(input_type(column), column["name"], required=True)
+                     for column in feature_metadata["inputs"]])
+    label_type = "long" if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes) else "string"
+    outputs = Schema([ColSpec(label_type, "label")]
+                     + [ColSpec("double", f"probability.{c}") for c in classes])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+
+def run_name(estimator: str, data_sha256: str) -> str:
+    """A name a person can read in the MLflow UI: model, data, time."""
+    from datetime import datetime, timezone
+
+    return f"{estimator}-data-{(data_sha256 or 'unknown')[:8]}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def run_tags(*, data_sha256: str, kfp_run_id: str, target: str, pipeline_version: str) -> dict[str, str]:
+    """Where the run came from: data, KFP run, pipeline version, package version, image and commit."""
+    import os
+
+    from gated_training import __version__
+
+    tags = {"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target,
+            "gated_training.package_version": __version__, "gated_training.pipeline_version": pipeline_version,
+            "gated_training.image": os.environ.get("GATED_TRAINING_IMAGE", ""),
+            "mlflow.source.git.commit": os.environ.get("GATED_TRAINING_REVISION", "")}
+    return {key: value for key, value in tags.items() if value}
+
+
+def training_dataset(x_train: pd.DataFrame, y_train: pd.Series, *, data_uri: str, data_sha256: str, target: str) -> Any:
+    """The batch as an MLflow dataset input: its source URI, content SHA-256 (the digest) and schema
+    (from a few rows: the schema is the columns and types, not the data)."""
+    import mlflow.data
+
+    sample = detached_head(x_train, 100).assign(**{target: detached_head(y_train.to_frame(), 100)[y_train.name].to_numpy()})
+    return mlflow.data.from_pandas(sample, source=data_uri or None, targets=target,
+                                   name=f"batch-{(data_sha256 or 'unknown')[:8]}", digest=(data_sha256[:32] or None))  # MLflow allows 36 characters; the full SHA-256 is the data_sha256 tag
+
+
+def serving_example(x_train: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """Complete rows for the logged input example: MLflow writes it as JSON, and a NaN would be a
+    bare ``NaN``, which is not JSON. Falls back to the first rows with missing numbers as 0."""
+    head = detached_head(x_train, 1000)  # never a copy of the whole split
+    complete = head.dropna()
+    example = detached_head(complete if len(complete) else head, rows)
+    if example.isna().any().any():
+        example = example.apply(lambda column: column.fillna(0) if pd.api.types.is_numeric_dtype(column) else
+                                column.fillna("missing"))
+    # Numbers as the signature types them (double): MLflow refuses an int64 example for a double column.
+    numeric = [c for c in example.columns if pd.api.types.is_numeric_dtype(example[c])
+               and not pd.api.types.is_bool_dtype(example[c])]
+    return example.astype({c: "float64" for c in numeric})
+
+
 def _log_to_mlflow(
     *, tracking_uri: str, experiment_id: str, model: Pipeline, settings: ModelSettings,
     feature_metadata: dict[str, Any], metrics: dict[str, float], importances: list[dict[str, Any]],
     tags: dict[str, str], example: pd.DataFrame, cv_rows: int, drift: dict[str, Any] | None = None,
+    run_name: str = "", dataset: Any = None,
 ) -> tuple[str, str]:
+    import tempfile
+
     import mlflow
     import sklearn
     import skops.io
-    from mlflow.models import infer_signature
+
+    from gated_training import mlflow_model
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     with tracking.tracking_errors(tracking_uri, "logging the training run"):
-        with mlflow.start_run(experiment_id=experiment_id) as run:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or None) as run:
+            if dataset is not None:
+                mlflow.log_input(dataset, context="training")
             mlflow.log_params({**asdict(settings), **{f"features.{k}": v for k, v in feature_metadata["settings"]["features"].items()},
                                **{f"split.{k}": v for k, v in feature_metadata["settings"]["split"].items()},
                                "train_rows": feature_metadata["rows"]["train"], "test_rows": feature_metadata["rows"]["test"],
@@ -146,14 +219,22 @@ def _log_to_mlflow(
                 mlflow.set_tags({"drift_decision": drift["decision"], "drift_action": drift["drift_action"],
                                  "drift_drifted": str(drift["drifted"]).lower()})
                 mlflow.log_dict(drift, "drift_report.json")
-            # skops refuses types it does not know; these come from the model we just built.
-            trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-            info = mlflow.sklearn.log_model(
-                model, name="model", signature=infer_signature(example, model.predict(example)),
-                input_example=example, skops_trusted_types=trusted,
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
-                                  f"numpy=={np.__version__}", f"skops=={skops.__version__}"],
-            )
+            # The MLflow champion: a models-from-code pyfunc (mlflow_model.py, our code) around the
+            # pipeline saved with skops; skops refuses types it does not know, and these come from
+            # the model we just built.
+            with tempfile.TemporaryDirectory() as scratch:
+                skops_path, trusted_path = Path(scratch, "model.skops"), Path(scratch, "trusted_types.json")
+                skops_path.write_bytes(skops.io.dumps(model))
+                trusted_path.write_text(json.dumps(skops.io.get_untrusted_types(data=skops_path.read_bytes())))
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=mlflow_model.__file__,
+                    artifacts={"model": str(skops_path), "trusted_types": str(trusted_path)},
+                    signature=signature_from_metadata(feature_metadata, list(model.classes_)),
+                    input_example=example,
+                    pip_requirements=[f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
+                                      f"pandas=={pd.__version__}", f"numpy=={np.__version__}",
+                                      f"skops=={skops.__version__}"],
+                )
             return run.info.run_id, info.model_uri
 
 
@@ -173,6 +254,8 @@ def train_model(
     report_out: str,
     importances_out: str,
     drift_report_path: str = "",
+    data_uri: str = "",
+    pipeline_version: str = "",
 ) -> TrainingOutcome:
     """Cross-validate on the training split (a stratified sample above ``cv_max_rows``), fit the
     final model on all of it, score both splits and log everything to MLflow.
@@ -188,6 +271,8 @@ def train_model(
         model_out: the fitted ``Pipeline`` (preprocessor + estimator, joblib): the deployable artifact.
         report_out, importances_out: the training report and feature importances (JSON).
         drift_report_path: the drift gate's record, logged as metrics and an artifact.
+        data_uri, pipeline_version: the batch's source (the MLflow dataset input) and the pipeline
+            version, tagged on the run.
 
     Returns:
         The outcome: MLflow run and model URI, CV accuracy, train and test scores, overfit gap.
@@ -203,7 +288,8 @@ def train_model(
     cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
     del cv_x, cv_y  # a sample's copy: free it before the final fit
-    example = detached_head(x_train, INPUT_EXAMPLE_ROWS)  # so that `del x_train` below frees the rows
+    example = serving_example(x_train, INPUT_EXAMPLE_ROWS)  # own buffers, so `del x_train` below frees the rows
+    dataset = training_dataset(x_train, y_train, data_uri=data_uri, data_sha256=data_sha256, target=target)
     # The preprocessor is already fitted on this same training split (step 2): reuse it. The raw
     # rows are not needed after this transform; freeing them lowers the fit's memory peak.
     transformed_train = preprocessor.transform(x_train)
@@ -225,8 +311,9 @@ def train_model(
     run_id, model_uri = _log_to_mlflow(
         tracking_uri=resolved_uri, experiment_id=experiment_id, model=model, settings=settings,
         feature_metadata=feature_metadata, metrics=metrics, importances=importances,
-        tags={"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target},
+        tags=run_tags(data_sha256=data_sha256, kfp_run_id=kfp_run_id, target=target, pipeline_version=pipeline_version),
         example=example, cv_rows=cv_rows, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
+        run_name=run_name(settings.estimator, data_sha256), dataset=dataset,
     )
     joblib.dump(model, model_out)
     Path(importances_out).write_text(json.dumps(importances, indent=2))
