@@ -31,7 +31,10 @@ def deploy_model(
     from gated_training.summary import record_and_notify
 
     kfp_run_id = run_id_from_uri(artifact_uri=run_summary.uri, task="deploy-model")
-    with recorded_step(step="deploy-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
+    from gated_training.tracking import outcome_failed_on_error
+
+    with recorded_step(step="deploy-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri), \
+            outcome_failed_on_error(training_report_path=training_report.path):
         outcome = deploy_model(
             model_path=model.path, test_path=test_data.path, feature_metadata_path=feature_metadata.path, training_report_path=training_report.path, gate_decision_path=gate_decision.path,
             target=target_column, registry_uri=registry_uri, model_name=model_name, data_sha256=test_data.metadata.get("source_sha256", ""), kfp_run_id=kfp_run_id,

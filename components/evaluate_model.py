@@ -44,7 +44,10 @@ def evaluate_model(
     from gated_training.steps.evaluate_model import evaluate_model
     from gated_training.summary import record_gate
 
-    with recorded_step(step="evaluate-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
+    from gated_training.tracking import outcome_failed_on_error
+
+    with recorded_step(step="evaluate-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri), \
+            outcome_failed_on_error(training_report_path=training_report.path):
         thresholds = GateThresholds(min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
                                     max_overfit_gap=max_overfit_gap, max_regression=max_regression,
                                     comparison_metric=comparison_metric, first_run_policy=first_run_policy,
@@ -53,7 +56,8 @@ def evaluate_model(
                                     max_unexplained_gain=max_unexplained_gain)
         decision = evaluate_model(model_path=model.path, test_path=test_data.path, training_report_path=training_report.path, target=target_column, thresholds=thresholds,
                                       registry_uri=registry_uri, model_name=model_name, decision_out=gate_decision.path, report_out=gate_report.path,
-                                      drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path)
+                                      drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path,
+                                      drift_html_path=drift_html.path)
         record_gate(step="evaluate-model", stopped=decision.decision != ModelGate.DEPLOY,
                     validation_report_path=validation_report.path, drift_report_path=drift_report.path,
                     gate_decision_path=gate_decision.path, deployment_path=None,

@@ -83,7 +83,8 @@ def without_credentials(uri: str) -> str:
     return uri
 
 
-def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str) -> tuple[str | None, str]:
+def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str,
+                     description: str = "") -> tuple[str | None, str]:
     """Register the model in MLflow and point its ``champion`` alias at it. Never raises."""
     try:
         with tracking_errors(tracking_uri, "registering the champion"):
@@ -95,8 +96,86 @@ def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id:
             mlflow_client = client(tracking_uri)
             # register_model resolves MLflow 3's models:/m-<id> to its logged model for any backend.
             registered = mlflow.register_model(model_uri, model_name, tags={"registry_version": version})
+            if description:
+                mlflow_client.update_model_version(model_name, registered.version, description=description)
             mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, registered.version)
-            mlflow_client.set_tag(run_id, "gated_training.outcome", "deployed")
+            mlflow_client.set_tag(run_id, OUTCOME_TAG, "deployed")
             return str(registered.version), "synced"
     except TrackingError as exc:
         return None, f"pending: {exc}"
+
+
+OUTCOME_TAG = "gated_training.outcome"
+BLOCKED_BY_TAG = "gated_training.blocked_by"
+
+
+def _mlflow_key(name: str) -> str:
+    """A metric, param or tag key MLflow accepts (letters, digits, _ - . / space)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", name)[:250]
+
+
+def record_gate(tracking_uri: str, run_id: str, decision: dict[str, Any], files: dict[str, str]) -> str:
+    """Put the model gate on the training run: each threshold as a ``gate.<name>`` param, each check's
+    value as a ``gate.<check>`` metric and its verdict as a tag, the decision, the outcome of a blocked
+    run (``gated_training.outcome=blocked`` with ``blocked_by``), and the reports as artifacts
+    (``files``: artifact name → local path). Never raises: returns "synced" or "pending: <why>"."""
+    import math
+
+    try:
+        with tracking_errors(tracking_uri, "recording the gate"):
+            mlflow_client = client(tracking_uri)
+            for name, value in (decision.get("thresholds") or {}).items():
+                mlflow_client.log_param(run_id, _mlflow_key(f"gate.{name}"), value)
+            for check in decision["checks"]:
+                key = _mlflow_key(f"gate.{check['name']}")
+                if isinstance(check.get("value"), (int, float)) and math.isfinite(check["value"]):
+                    mlflow_client.log_metric(run_id, key, float(check["value"]))
+                mlflow_client.set_tag(run_id, f"{key}.verdict", "pass" if check["passed"] else "fail")
+            mlflow_client.set_tag(run_id, "gate.decision", decision["decision"])
+            if decision["decision"] != "deploy":
+                failed = {check["name"] for check in decision["checks"] if not check["passed"]}
+                mlflow_client.set_tag(run_id, OUTCOME_TAG, "blocked")
+                mlflow_client.set_tag(run_id, BLOCKED_BY_TAG, "drift" if failed == {"drift_action"} else "model")
+            for name, path in files.items():
+                if path and Path(path).is_file():
+                    import shutil
+                    import tempfile
+
+                    with tempfile.TemporaryDirectory() as scratch:
+                        named = Path(scratch, name)
+                        shutil.copyfile(path, named)
+                        mlflow_client.log_artifact(run_id, str(named), artifact_path="gate")
+            return "synced"
+    except TrackingError as exc:
+        return f"pending: {exc}"
+
+
+def tag_outcome(tracking_uri: str, run_id: str, outcome: str, blocked_by: str | None = None) -> str:
+    """``gated_training.outcome`` (``deployed``, ``blocked``, ``failed``) on the training run. Never raises."""
+    try:
+        with tracking_errors(tracking_uri, f"tagging the run {outcome}"):
+            mlflow_client = client(tracking_uri)
+            mlflow_client.set_tag(run_id, OUTCOME_TAG, outcome)
+            if blocked_by:
+                mlflow_client.set_tag(run_id, BLOCKED_BY_TAG, blocked_by)
+            return "synced"
+    except TrackingError as exc:
+        return f"pending: {exc}"
+
+
+@contextmanager
+def outcome_failed_on_error(training_report_path: str) -> Iterator[None]:
+    """A step after training that raises marks the training run ``failed`` in MLflow, then re-raises."""
+    try:
+        yield
+    except BaseException:
+        try:
+            import json
+
+            training = json.loads(Path(training_report_path).read_text())
+            print(f"MLflow outcome tag: {tag_outcome(training['tracking_uri'], training['mlflow_run_id'], 'failed')}")
+        except Exception:  # noqa: BLE001 - the step's own error is the one to report
+            pass
+        raise

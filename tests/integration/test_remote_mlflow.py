@@ -31,6 +31,31 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(tmp_path, monkeypatch)
         assert champion.tags["registry_version"] == summary["deployed"]["version"]
         assert (tmp_path / "artifacts").is_dir()  # the model went through the server's artifact proxy
 
+        # The whole gate is on the run: outcome, thresholds, every check's value and verdict, the reports.
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert (tags["gated_training.outcome"], tags["gate.decision"]) == ("deployed", "deploy")
+        assert params["gate.min_accuracy"] == "0.6" and tags["gate.min_accuracy.verdict"] == "pass"
+        assert metrics["gate.min_accuracy"] == pytest.approx(summary["candidate_metrics"]["accuracy"])
+        assert tags["gated_training.package_version"] and tags["kfp_run_id"] == summary["kfp_run_id"]
+        assert run.info.run_name.startswith(f"random_forest-data-{summary['data_sha256'][:8]}-")
+        gate_artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "gate")}
+        assert gate_artifacts == {"gate/gate_report.md", "gate/gate_decision.json", "gate/drift_report.html"}
+        (dataset,) = run.inputs.dataset_inputs
+        assert json.loads(dataset.dataset.source)["uri"].endswith("german_credit.csv")
+        assert dataset.dataset.digest == summary["data_sha256"][:32] and "credit_amount" in dataset.dataset.schema
+        assert f"registry version {summary['deployed']['version']}" in champion.description
+        assert "min_accuracy" in champion.description
+
+        # A blocked run says so too, with the gate that blocked it.
+        code = main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(tmp_path / "blocked"),
+                     "--set", "n_estimators=10", *TEST_THRESHOLDS, "--set", "min_accuracy=0.99",
+                     "--set", "force_retrain=true"])
+        blocked = json.loads((tmp_path / "blocked" / "summary.json").read_text())
+        assert code == 0 and blocked["outcome"] == "blocked"
+        blocked_tags = client.get_run(blocked["mlflow_run_id"]).data.tags
+        assert (blocked_tags["gated_training.outcome"], blocked_tags["gated_training.blocked_by"]) == ("blocked", "model")
+        assert blocked_tags["gate.min_accuracy.verdict"] == "fail"
+
 
 def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(tmp_path, monkeypatch):
     """`mlflow models serve` on the champion alias, on loopback: rows with missing values, a one-row

@@ -21,7 +21,7 @@ from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError
 from gated_training.registry import (FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, ChampionChangedError,
                                      ModelRegistry, fitted_model, smoke_files, smoke_test)
-from gated_training.tracking import mirror_to_mlflow, without_credentials
+from gated_training.tracking import mirror_to_mlflow, tag_outcome, without_credentials
 
 SMOKE_TEST_ROWS = 20
 
@@ -38,6 +38,22 @@ class DeploymentOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
+
+
+def version_description(version: str, manifest_sha256: str, gate: dict[str, Any]) -> str:
+    """The MLflow model version's description: which registry version it is and the gate it passed."""
+    lines = [f"gated-training registry version {version} (manifest SHA-256 {manifest_sha256}).",
+             f"Model gate: {gate['decision']}."]
+    for check in gate["checks"]:
+        value = "n/a" if check.get("value") is None else f"{check['value']:.4g}"
+        threshold = "" if check.get("threshold") is None else f" {check['comparison']} {check['threshold']:.4g}"
+        lines.append(f"- {check['name']}: {value}{threshold}: {'pass' if check['passed'] else 'FAIL'}")
+    drift = gate.get("drift") or {}
+    if drift.get("drifted"):
+        lines.append(f"Deployed over drift ({drift.get('drift_action')}): {', '.join(drift.get('drifted_features') or [])}.")
+    champion = gate.get("champion") or {}
+    lines.append(f"Compared against champion {champion['version']}." if champion.get("version") else "First champion.")
+    return "\n".join(lines)
 
 
 def deploy_model(
@@ -122,12 +138,14 @@ def deploy_model(
         pointer = registry.promote(version, manifest_sha, champion.get("pointer_token"),
                                    reason=f"gates passed in KFP run {kfp_run_id}", kfp_run_id=kfp_run_id)
     except ChampionChangedError as exc:
+        print(f"MLflow outcome tag: {tag_outcome(training['tracking_uri'], training['mlflow_run_id'], 'blocked', 'champion_changed')}")
         outcome = DeploymentOutcome(promoted=False, version=version, version_uri=registry.version_uri(version), blocked_reason=f"champion_changed: {exc}",
                                     previous_champion=champion.get("version"), mlflow_model_version=None, mlflow_mirror="not attempted")
     else:
         mlflow_version, mirror = mirror_to_mlflow(
             training["tracking_uri"], model_name,
             training["mlflow_model_uri"], training["mlflow_run_id"], version,
+            description=version_description(version, manifest_sha, gate),
         )
         outcome = DeploymentOutcome(promoted=True, version=version, version_uri=registry.version_uri(version), blocked_reason=None,
                                     previous_champion=pointer["previous_version"], mlflow_model_version=mlflow_version, mlflow_mirror=mirror)

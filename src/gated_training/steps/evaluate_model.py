@@ -12,6 +12,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from gated_training import tracking
 from gated_training.config import GateThresholds
 from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.drift import prediction_counts, prediction_psi
@@ -181,6 +182,7 @@ def evaluate_model(
     decision_out: str,
     report_out: str,
     drift_report_path: str = "",
+    drift_html_path: str = "",
     feature_metadata_path: str = "",
 ) -> GateDecision:
     """The model gate: absolute thresholds and leakage on the test split, then the champion and
@@ -197,6 +199,7 @@ def evaluate_model(
         report_out: the Markdown gate report.
         drift_report_path: the drift gate's record (its retrain_only hold).
         feature_metadata_path: engineer-features' metadata (single-feature scores for leakage).
+        drift_html_path: the drift report page, put on the MLflow run with the gate report.
 
     Returns:
         The decision; ``decision.decision`` is ``deploy`` or ``block``.
@@ -272,6 +275,11 @@ def evaluate_model(
     )
     Path(decision_out).write_text(json.dumps(decision.to_json(), indent=2))
     Path(report_out).write_text(gate_report_markdown(decision))
+    # The whole gate on the MLflow run (thresholds, every check's value and verdict, a blocked
+    # run's outcome, the reports). A courtesy: MLflow being down never changes the decision.
+    status = tracking.record_gate(training["tracking_uri"], training["mlflow_run_id"], decision.to_json(), {
+        "gate_report.md": report_out, "gate_decision.json": decision_out, "drift_report.html": drift_html_path})
+    print(f"MLflow gate record: {status}")
     return decision
 
 
