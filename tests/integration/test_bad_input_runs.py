@@ -65,4 +65,11 @@ def test_invalid_threshold_inside_the_pipeline_fails_closed(setup, champion, tmp
     assert result.tasks_ran == ["check-drift", "engineer-features", "train-model", "validate-data"]
     assert result.summary["outcome"] == "failed"
     assert result.summary["reasons"] == ["evaluate-model failed: ConfigError: parameter min_accuracy=-0.5: must be within [0, 1]"]
+    # The training run it made is marked failed in MLflow (a step after training raised).
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=setup.tracking_uri)
+    experiment = client.get_experiment_by_name("gated-training")
+    (latest,) = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    assert latest.data.tags["gated_training.outcome"] == "failed"
     assert json.loads(setup.pointer.read_text()) == json.loads(champion)

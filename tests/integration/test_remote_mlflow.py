@@ -45,6 +45,12 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(tmp_path, monkeypatch)
         assert dataset.dataset.digest == summary["data_sha256"][:32] and "credit_amount" in dataset.dataset.schema
         assert f"registry version {summary['deployed']['version']}" in champion.description
         assert "min_accuracy" in champion.description
+        mlflow.set_tracking_uri(url)
+        info = mlflow.models.get_model_info(f"models:/tabular-classifier/{champion.version}")
+        types = {spec.name: (spec.type.name, spec.required) for spec in info.signature.inputs.inputs}
+        assert types["age"] == ("double", True) and types["credit_amount"] == ("double", True)
+        assert types["saving_accounts"] == ("string", True)
+        assert [spec.name for spec in info.signature.outputs.inputs] == ["label", "probability.0", "probability.1"]
 
         # A blocked run says so too, with the gate that blocked it.
         code = main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(tmp_path / "blocked"),
