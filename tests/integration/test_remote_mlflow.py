@@ -1,6 +1,7 @@
 """A remote MLflow server, reached through MLFLOW_TRACKING_URI: tracking, registry and the champion alias."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -45,7 +46,9 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(tmp_path, monkeypatch)
         assert dataset.dataset.digest == summary["data_sha256"][:32] and "credit_amount" in dataset.dataset.schema
         assert f"registry version {summary['deployed']['version']}" in champion.description
         assert "min_accuracy" in champion.description
+        # Explicit URIs: mlflow's global registry URI may still name another test's store in this process.
         mlflow.set_tracking_uri(url)
+        mlflow.set_registry_uri(url)
         info = mlflow.models.get_model_info(f"models:/tabular-classifier/{champion.version}")
         types = {spec.name: (spec.type.name, spec.required) for spec in info.signature.inputs.inputs}
         assert types["age"] == ("double", True) and types["credit_amount"] == ("double", True)
@@ -84,6 +87,8 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
         registry_path = tmp_path / "registry"
         assert main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(workdir),
                      "--registry", str(registry_path), "--set", "n_estimators=10", *TEST_THRESHOLDS]) == 0
+        mlflow.set_tracking_uri(url)
+        mlflow.set_registry_uri(url)
         model_dir = mlflow.artifacts.download_artifacts("models:/tabular-classifier@champion", dst_path=str(tmp_path / "m"))
         for example in ("input_example.json", "serving_input_example.json"):
             text = (tmp_path / "m" / example).read_text() if (tmp_path / "m" / example).exists() else \
@@ -93,8 +98,13 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
 
         port = free_port()
         log = open(tmp_path / "serve.log", "w")
+        # mlflow execs `uvicorn` from PATH: the venv's bin, whether or not the venv is activated.
+        import os
+
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_dir, "--env-manager",
-                                   "local", "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+                                   "local", "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                  env=env)
         try:
             deadline = time.monotonic() + 120
             while True:
