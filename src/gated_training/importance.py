@@ -29,8 +29,10 @@ N_REPEATS = 5
 def input_column_blocks(preprocessor: Pipeline, inputs: list[str]) -> list[np.ndarray] | None:
     """For each input column, the transformed columns computed from it alone; None when some
     transformed column mixes inputs or the structure is not one this function understands."""
-    if [name for name, _ in preprocessor.steps] != ["columns"]:
-        return None  # interactions, polynomials and SelectKBest mix or drop columns
+    # "missing" (None → NaN, per value) changes no column's meaning; interactions, polynomials and
+    # SelectKBest mix or drop columns.
+    if [name for name, _ in preprocessor.steps if name != "missing"] != ["columns"]:
+        return None
     columns: ColumnTransformer = preprocessor.named_steps["columns"]
     blocks: dict[str, list[int]] = {name: [] for name in inputs}
     for name, transformer, _selected in columns.transformers_:

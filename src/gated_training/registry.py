@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from gated_training import storage
@@ -45,6 +46,8 @@ POINTER = "champion.json"
 MODEL_FILE = "model.joblib"
 SMOKE_ROWS_FILE = "smoke_rows.parquet"
 SMOKE_PREDICTIONS_FILE = "smoke_predictions.json"
+SMOKE_PROBABILITIES_FILE = "smoke_probabilities.json"  # per row and class, from versions made after issue 18
+PROBABILITY_TOLERANCE = 1e-9
 FEATURE_METADATA_FILE = "feature_metadata.json"  # inputs (the schema contract), categories, split rule
 REFERENCE_PROFILE_FILE = "reference_profile.json"  # gated_training.drift's profile of the training split
 MANIFEST_FORMAT = 1
@@ -425,12 +428,35 @@ class ModelRegistry:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def smoke_files(rows: pd.DataFrame, predictions: Any) -> dict[str, bytes]:
-    """A few raw rows and the candidate's predictions for them, stored with the version, so any
-    later promotion or rollback can prove the stored bytes still predict what was gated."""
+def smoke_files(rows: pd.DataFrame, predictions: Any, probabilities: Any = None) -> dict[str, bytes]:
+    """A few raw rows and the candidate's labels (and class probabilities) for them, stored with
+    the version, so any later promotion or rollback can prove the stored bytes still answer what
+    was gated."""
     buffer = io.BytesIO()
     rows.to_parquet(buffer, index=False)
-    return {SMOKE_ROWS_FILE: buffer.getvalue(), SMOKE_PREDICTIONS_FILE: json.dumps(json_safe(list(predictions))).encode()}
+    files = {SMOKE_ROWS_FILE: buffer.getvalue(), SMOKE_PREDICTIONS_FILE: json.dumps(json_safe(list(predictions))).encode()}
+    if probabilities is not None:
+        files[SMOKE_PROBABILITIES_FILE] = json.dumps(json_safe([list(row) for row in probabilities])).encode()
+    return files
+
+
+def served_rows(rows: pd.DataFrame) -> list[pd.DataFrame]:
+    """Each row alone, as a V2 server decodes a one-row request (``content_type: pd``): a JSON null
+    arrives as ``None`` in a text column and as ``NaN`` in a numeric one. A batch can hide a
+    missing-value skew (another row fills the column's type); one row at a time cannot."""
+    decoded = []
+    for index in range(len(rows)):
+        row = rows.iloc[[index]].reset_index(drop=True)
+        columns = {}
+        for name in rows.columns:
+            value = row[name].iloc[0]
+            missing = bool(pd.isna(value)) if not isinstance(value, (list, dict)) else False
+            if pd.api.types.is_numeric_dtype(rows[name]) and not pd.api.types.is_bool_dtype(rows[name]):
+                columns[name] = pd.Series([np.nan if missing else value], dtype="float64")
+            else:
+                columns[name] = pd.Series([None if missing else value], dtype=object)
+        decoded.append(pd.DataFrame(columns))
+    return decoded
 
 
 def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | None) -> Any:
@@ -445,4 +471,17 @@ def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | Non
     if actual != expected:
         raise RegistryError(f"model version {version}: smoke test failed, the stored model predicts {actual[:5]}… "
                             f"where it predicted {expected[:5]}… when it was gated")
+    if SMOKE_PROBABILITIES_FILE in contents:
+        # One row per request, decoded as a serving stack decodes it: labels and probabilities must
+        # be what was recorded at gate time.
+        recorded = json.loads(contents[SMOKE_PROBABILITIES_FILE])
+        for index, row in enumerate(served_rows(rows)):
+            label = json_safe(list(model.predict(row)))[0]
+            probabilities = [float(p) for p in model.predict_proba(row)[0]]
+            worst = max(abs(a - b) for a, b in zip(probabilities, recorded[index]))
+            if label != expected[index] or worst > PROBABILITY_TOLERANCE:
+                raise RegistryError(
+                    f"model version {version}: smoke row {index} sent alone, as a server decodes it, is answered "
+                    f"{label} with probabilities {[round(p, 6) for p in probabilities]}, where the gate recorded "
+                    f"{expected[index]} with {[round(p, 6) for p in recorded[index]]}")
     return model

@@ -60,7 +60,7 @@ def test_first_run_deploys(setup, first):
     assert manifest["pipeline"]["version"] == f"local:{summary['parameters']['pipeline_version'].removeprefix('local:')}"
     assert manifest["pipeline"]["version"].endswith("training_pipeline.yaml")
     assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
-                                      "smoke_rows.parquet", "smoke_predictions.json", "reference_profile.json"}
+                                      "smoke_rows.parquet", "smoke_predictions.json", "smoke_probabilities.json", "reference_profile.json"}
 
 
 def test_a_local_run_points_at_its_reports_with_extensions_a_browser_opens(setup, first, capsys):

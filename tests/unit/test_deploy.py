@@ -41,7 +41,7 @@ def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
     assert manifest["data_sha256"] == "d" * 64 and manifest["kfp_run_id"] == "run-7"
     assert manifest["mlflow_run_id"] == candidate.training.mlflow_run_id and manifest["gate"]["decision"] == "deploy"
     assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
-                                      "smoke_rows.parquet", "smoke_predictions.json", "reference_profile.json"}
+                                      "smoke_rows.parquet", "smoke_predictions.json", "smoke_probabilities.json", "reference_profile.json"}
     _, contents = registry.verified_files(champion.version, champion.manifest_sha256)
     profile = json.loads(contents["reference_profile.json"])
     assert set(profile["features"]) == {"x1", "x2", "colour", "flag"}  # the target is left out

@@ -225,3 +225,50 @@ def test_cli_history_fails_on_a_broken_pointer_and_operations_never_print_traceb
     if os.geteuid() != 0:  # root reads anything
         assert main(["promote", v1, "--reason", "r", *common]) == 1
         assert "Traceback" not in capsys.readouterr().err
+
+
+def test_smoke_probabilities_are_replayed_one_row_at_a_time_as_a_server_decodes_them(registry):
+    registry, (v1, v2, v3), _ = registry
+    probabilities_file = Path(registry.version_uri(v1, "smoke_probabilities.json"))
+    manifest_file = Path(registry.version_uri(v1, "manifest.json"))
+    recorded = json.loads(probabilities_file.read_text())
+    recorded[3] = [p + 0.01 for p in recorded[3]]  # what the gate saw for row 3, shifted
+    probabilities_file.write_text(json.dumps(recorded))
+    manifest = json.loads(manifest_file.read_text())
+    import hashlib
+
+    manifest["files"]["smoke_probabilities.json"]["sha256"] = hashlib.sha256(probabilities_file.read_bytes()).hexdigest()
+    manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    resign(manifest_file)
+    with pytest.raises(RegistryError, match="smoke row 3 sent alone, as a server decodes it"):
+        rollback(registry, v1, "r")
+    assert registry.champion().version == v3
+
+
+def test_a_json_null_in_a_text_column_is_answered_as_at_gate_time():
+    """Servers decode a JSON null to None; the fitted pipeline's first step makes it NaN. Without that
+    step (the pipeline before issue 18), rows sent alone are answered differently from the gate."""
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from gated_training.config import FeatureSettings
+    from gated_training.registry import served_rows
+    from gated_training.steps.engineer_features import build_preprocessor, infer_column_roles
+    from tests.conftest import SAMPLE_DATA
+
+    frame = pd.read_csv(SAMPLE_DATA)
+    x, y = frame.drop(columns="risk"), frame["risk"]
+    preprocessor = build_preprocessor(infer_column_roles(x), FeatureSettings()).fit(x, y)
+    assert preprocessor.steps[0][0] == "missing"
+    rows = x[x["saving_accounts"].isna() | x["checking_account"].isna()].head(20)
+    for steps in (preprocessor.steps, preprocessor.steps[1:]):
+        model = Pipeline([("preprocess", Pipeline(steps)), ("model", RandomForestClassifier(n_estimators=30, random_state=0))])
+        model.fit(x, y)
+        gated = model.predict_proba(rows)
+        served = [model.predict_proba(row)[0] for row in served_rows(rows)]
+        differing = sum(abs(a - b).max() > 1e-9 for a, b in zip(gated, served))
+        if steps is preprocessor.steps:
+            assert differing == 0
+        else:
+            assert differing > 0  # the skew the missing step removes

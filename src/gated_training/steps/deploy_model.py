@@ -106,7 +106,8 @@ def deploy_model(
         FEATURE_METADATA_FILE: Path(feature_metadata_path).read_bytes(),
         "training_report.json": Path(training_report_path).read_bytes(),
         "gate_decision.json": Path(gate_decision_path).read_bytes(),
-        **smoke_files(x_test.head(SMOKE_TEST_ROWS), predictions[:SMOKE_TEST_ROWS]),
+        **smoke_files(x_test.head(SMOKE_TEST_ROWS), predictions[:SMOKE_TEST_ROWS],
+                      candidate.predict_proba(x_test.head(SMOKE_TEST_ROWS))),
     }
     if train_path:
         # The drift checks of later runs compare against this, never against the old data itself.

@@ -19,8 +19,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, PolynomialFeatures
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, PolynomialFeatures
 
+from gated_training.missing_values import as_nan
 from gated_training.config import FeatureSettings, SplitSettings
 from gated_training.data import (is_numeric_feature, json_safe, label_key, read_parquet, split_features_target,
                                  write_parquet)
@@ -96,7 +97,10 @@ def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipelin
         ("capped", categorical(True), roles.capped),
     ]
     columns = ColumnTransformer([group for group in groups if group[2]], verbose_feature_names_out=True)
-    steps: list[tuple[str, Any]] = [("columns", columns)]
+    # First: None (how servers decode a JSON null in a text column) becomes NaN, the one missing
+    # value the imputers know, so a served row is answered as at gate time (missing_values.as_nan).
+    steps: list[tuple[str, Any]] = [("missing", FunctionTransformer(as_nan, feature_names_out="one-to-one")),
+                                    ("columns", columns)]
     if settings.interaction_features or settings.polynomial_degree > 1:
         steps.append((
             "expand",

@@ -198,7 +198,9 @@ def _log_to_mlflow(
     import sklearn
     import skops.io
 
-    from gated_training import mlflow_model
+    import shutil
+
+    from gated_training import missing_values, mlflow_model
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -226,8 +228,14 @@ def _log_to_mlflow(
                 skops_path, trusted_path = Path(scratch, "model.skops"), Path(scratch, "trusted_types.json")
                 skops_path.write_bytes(skops.io.dumps(model))
                 trusted_path.write_text(json.dumps(skops.io.get_untrusted_types(data=skops_path.read_bytes())))
+                # The pipeline's first step names gated_training.missing_values.as_nan: ship that
+                # module (in a package of its own) so any MLflow client can load the model.
+                shipped = Path(scratch, "code", "gated_training")
+                shipped.mkdir(parents=True)
+                (shipped / "__init__.py").write_text('"""The parts of gated-training a logged model needs."""\n')
+                shutil.copyfile(missing_values.__file__, shipped / "missing_values.py")
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=mlflow_model.__file__,
+                    name="model", python_model=mlflow_model.__file__, code_paths=[str(shipped)],
                     artifacts={"model": str(skops_path), "trusted_types": str(trusted_path)},
                     signature=signature_from_metadata(feature_metadata, list(model.classes_)),
                     input_example=example,
