@@ -11,8 +11,6 @@ It imports nothing from gated_training, so any MLflow client loads it; the signa
 
 from __future__ import annotations
 
-from typing import Any
-
 import mlflow.pyfunc
 
 PROBABILITY_PREFIX = "probability."
@@ -21,7 +19,9 @@ PROBABILITY_PREFIX = "probability."
 class GatedTrainingClassifier(mlflow.pyfunc.PythonModel):
     """Labels and class probabilities from the fitted scikit-learn pipeline."""
 
-    def load_context(self, context: Any) -> None:
+    # No type hints on these two: MLflow would try to validate inputs against them (the signature,
+    # typed from the feature metadata, is what validates).
+    def load_context(self, context):  # type: ignore[no-untyped-def]
         import json
         from pathlib import Path
 
@@ -30,7 +30,7 @@ class GatedTrainingClassifier(mlflow.pyfunc.PythonModel):
         trusted = json.loads(Path(context.artifacts["trusted_types"]).read_text())
         self.model = skops.io.load(context.artifacts["model"], trusted=trusted)
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import numpy as np
         import pandas as pd
 

@@ -164,11 +164,16 @@ def run_tags(*, data_sha256: str, kfp_run_id: str, target: str, pipeline_version
 def training_dataset(x_train: pd.DataFrame, y_train: pd.Series, *, data_uri: str, data_sha256: str, target: str) -> Any:
     """The batch as an MLflow dataset input: its source URI, content SHA-256 (the digest) and schema
     (from a few rows: the schema is the columns and types, not the data)."""
+    import warnings
+
     import mlflow.data
 
     sample = detached_head(x_train, 100).assign(**{target: detached_head(y_train.to_frame(), 100)[y_train.name].to_numpy()})
-    return mlflow.data.from_pandas(sample, source=data_uri or None, targets=target,
-                                   name=f"batch-{(data_sha256 or 'unknown')[:8]}", digest=(data_sha256[:32] or None))  # MLflow allows 36 characters; the full SHA-256 is the data_sha256 tag
+    with warnings.catch_warnings():  # "integer columns cannot hold missing values": a dataset record, not a signature
+        warnings.simplefilter("ignore", UserWarning)
+        # MLflow allows a 36-character digest; the full SHA-256 is the data_sha256 tag.
+        return mlflow.data.from_pandas(sample, source=data_uri or None, targets=target,
+                                       name=f"batch-{(data_sha256 or 'unknown')[:8]}", digest=(data_sha256[:32] or None))
 
 
 def serving_example(x_train: pd.DataFrame, rows: int) -> pd.DataFrame:
