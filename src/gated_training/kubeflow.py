@@ -242,20 +242,20 @@ def read_package(path: Path) -> PipelinePackage:
         raise KubeflowError(missing_pipeline_message(path))
     content = path.read_bytes()
     try:
-        name = next(yaml.safe_load_all(content))["pipelineInfo"]["name"]
-    except (yaml.YAMLError, StopIteration, KeyError, TypeError) as exc:
+        documents = [document for document in yaml.safe_load_all(content) if document]
+        name = documents[0]["pipelineInfo"]["name"]
+    except (yaml.YAMLError, IndexError, KeyError, TypeError) as exc:
         raise KubeflowError(f"{path} is not a compiled KFP pipeline: {exc}") from exc
     # The same typed parameters `gated-training run` reads, so local and cluster runs coerce alike.
-    from gated_training.pipeline_spec import component_inputs, required_backend
+    from gated_training.pipeline_spec import backend_floor, component_inputs
 
     return PipelinePackage(path=path, name=name, sha256=hashlib.sha256(content).hexdigest(),
-                           parameters=component_inputs(path), needs=required_backend(path),
-                           images=_images(content))
+                           parameters=component_inputs(path), needs=backend_floor(documents),
+                           images=_images(documents[0]))
 
 
-def _images(content: bytes) -> list[str]:
-    document = next(yaml.safe_load_all(content))
-    executors = document.get("deploymentSpec", {}).get("executors", {})
+def _images(spec: dict[str, Any]) -> list[str]:
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
     return sorted({e["container"]["image"] for e in executors.values() if "container" in e})
 
 

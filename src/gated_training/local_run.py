@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-import yaml
-
 from gated_training.step_records import RECORD_DIR_ENV, read_records
 from gated_training.decisions import Outcome
 from gated_training.step_table import GATE_STEPS

@@ -72,7 +72,11 @@ def required_backend(pipeline_yaml: Path) -> tuple[tuple[int, ...], list[str]]:
     """(the oldest KFP backend this YAML runs on, the features that raise it above the support floor)."""
     import yaml
 
-    documents = [d for d in yaml.safe_load_all(Path(pipeline_yaml).read_text()) if d]
+    return backend_floor([d for d in yaml.safe_load_all(Path(pipeline_yaml).read_text()) if d])
+
+
+def backend_floor(documents: list[dict[str, Any]]) -> tuple[tuple[int, ...], list[str]]:
+    """``required_backend`` of already parsed documents (the PipelineSpec, then the platform spec)."""
     used = features_used(documents)
     floor = max([SUPPORT_FLOOR, *(FEATURE_FLOOR[f][0] for f in used)])
     reasons = [FEATURE_FLOOR[f][1] for f in sorted(used) if FEATURE_FLOOR[f][0] > SUPPORT_FLOOR]
