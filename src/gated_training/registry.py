@@ -459,6 +459,21 @@ def served_rows(rows: pd.DataFrame) -> list[pd.DataFrame]:
     return decoded
 
 
+def _smoke_probabilities(version: str, raw: bytes, rows: int, classes: int) -> list[list[float]]:
+    """The recorded probabilities: one list of ``classes`` numbers per smoke row, or a RegistryError."""
+    try:
+        recorded = json.loads(raw)
+    except ValueError as exc:
+        raise RegistryError(f"model version {version}: {SMOKE_PROBABILITIES_FILE} is not JSON ({exc})") from exc
+    well_formed = isinstance(recorded, list) and len(recorded) == rows and all(
+        isinstance(row, list) and len(row) == classes
+        and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in row) for row in recorded)
+    if not well_formed:
+        raise RegistryError(f"model version {version}: {SMOKE_PROBABILITIES_FILE} does not hold {classes} probabilities "
+                            f"for each of the {rows} smoke rows; the version cannot be proven to answer as gated")
+    return recorded
+
+
 def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | None) -> Any:
     """Load a version (every SHA-256 verified first) and check it predicts its stored smoke rows
     exactly as recorded. Returns the loaded model."""
@@ -476,7 +491,7 @@ def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | Non
         # be what was recorded at gate time.
         import joblib
 
-        recorded = json.loads(contents[SMOKE_PROBABILITIES_FILE])
+        recorded = _smoke_probabilities(version, contents[SMOKE_PROBABILITIES_FILE], len(rows), len(model.classes_))
         for index, row in enumerate(served_rows(rows)):
             # One row gains nothing from a forest's worker threads, and starting them costs more
             # than the prediction (about 1.4 s → 0.5 s for 20 rows on 100 trees).

@@ -16,7 +16,7 @@ from gated_training.registry import ModelRegistry, check_version
 from gated_training.registry_ops import cleanup, history, move_champion, rollback, sync_mlflow
 from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
-from tests.registry_helpers import resign
+from tests.registry_helpers import registry_bytes, resign
 
 LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)
 
@@ -272,3 +272,22 @@ def test_a_json_null_in_a_text_column_is_answered_as_at_gate_time():
             assert differing == 0
         else:
             assert differing > 0  # the skew the missing step removes
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '[[0.5, 0.5]]', '{"0": [0.5, 0.5]}', '[["a", "b"]]'])
+def test_malformed_smoke_probabilities_are_refused_naming_the_file(registry, content):
+    """A registry file is input too: even re-signed by a key holder, a malformed record fails closed."""
+    registry, (v1, v2, v3), _ = registry
+    probabilities_file = Path(registry.version_uri(v1, "smoke_probabilities.json"))
+    manifest_file = Path(registry.version_uri(v1, "manifest.json"))
+    probabilities_file.write_text(content)
+    manifest = json.loads(manifest_file.read_text())
+    import hashlib
+
+    manifest["files"]["smoke_probabilities.json"]["sha256"] = hashlib.sha256(probabilities_file.read_bytes()).hexdigest()
+    manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    resign(manifest_file)
+    before = registry_bytes(Path(registry.uri))
+    with pytest.raises(RegistryError, match=f"model version {v1}: smoke_probabilities.json"):
+        rollback(registry, v1, "r")
+    assert registry.champion().version == v3 and registry_bytes(Path(registry.uri)) == before
