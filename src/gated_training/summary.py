@@ -218,18 +218,7 @@ def record_gate(*, step: str, stopped: bool, **records: Any) -> dict[str, Any]:
     """What a gate step leaves in its ``run_summary`` and Markdown outputs: the run's summary when the
     run stops at it (``record_and_notify``: blocked and skipped runs notify), else a ``continued``
     summary of what it passed. ``records``: ``record_and_notify``'s keyword arguments."""
-    if stopped:
-        return record_and_notify(**records)
-
-    def load(name: str) -> dict[str, Any] | None:
-        path = records.get(name)
-        return json.loads(Path(path).read_text()) if path else None
-
-    summary = build_summary(validation=load("validation_report_path"), drift=load("drift_report_path"),
-                            gate=load("gate_decision_path"), kfp_run_id=records.get("kfp_run_id", ""),
-                            continuing_after=step)
-    write_summary(summary, records["summary_json_out"], records["markdown_out"])
-    return summary
+    return record_and_notify(**records, continuing_after=None if stopped else step)
 
 
 def record_and_notify(
@@ -243,6 +232,7 @@ def record_and_notify(
     drift_report_path: str | None = None,
     webhook_url: str = "",
     links: dict[str, str] | None = None,
+    continuing_after: str | None = None,
 ) -> dict[str, Any]:
     """Build and write the summary from the JSON records of the steps that ran, then post it to the
     webhook when the outcome calls for it (blocked, skipped, failed).
@@ -255,6 +245,8 @@ def record_and_notify(
         summary_json_out, markdown_out: the ``run_summary`` JSON and the Markdown summary.
         webhook_url: the webhook, or empty for ``GATED_TRAINING_WEBHOOK_URL``.
         links: named links to put in the notification (report artifacts).
+        continuing_after: the gate step writing it, when the run goes on past it (a ``continued``
+            summary, never posted).
 
     Returns:
         The summary, with ``notification`` saying what the webhook got.
@@ -265,7 +257,8 @@ def record_and_notify(
         return json.loads(Path(path).read_text()) if path else None
 
     summary = build_summary(validation=load(validation_report_path), drift=load(drift_report_path),
-                            gate=load(gate_decision_path), deployment=load(deployment_path), kfp_run_id=kfp_run_id)
+                            gate=load(gate_decision_path), deployment=load(deployment_path), kfp_run_id=kfp_run_id,
+                            continuing_after=continuing_after)
     summary["notification"] = notify_outcome(webhook_url, summary, links)
     write_summary(summary, summary_json_out, markdown_out)
     return summary
