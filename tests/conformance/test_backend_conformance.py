@@ -48,17 +48,12 @@ def test_every_supported_backend_parses_the_compiled_yaml_under_its_own_rules(va
 def test_kfp_kubernetes_raw_output_is_what_a_2_2_driver_refuses(tmp_path):
     """Why cluster.for_every_backend exists: kfp-kubernetes 2.17 writes secretNameParameter and
     optional, which the strict drivers up to 2.4.0 refuse; 2.4.1 and later read it."""
-    from kfp import compiler
-
-    from pipelines.training_pipeline import training_pipeline
-
     env = {**os.environ, **SECRETS}
     code = ("import sys; from kfp import compiler; from pipelines.training_pipeline import training_pipeline; "
             "compiler.Compiler().compile(training_pipeline, sys.argv[1])")
     raw_path = tmp_path / "raw.yaml"
     subprocess.run([sys.executable, "-c", code, str(raw_path)], cwd=REPO_ROOT, check=True, env=env)
     raw = list(yaml.safe_load_all(raw_path.read_text()))
-    del compiler, training_pipeline
     for release in ("2.2.0", "2.4.0"):
         with pytest.raises(json_format.ParseError, match="secretNameParameter|optional"):
             parse_as_backend(release, raw)

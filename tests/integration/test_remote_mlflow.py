@@ -8,7 +8,7 @@ import pytest
 
 from gated_training.cli import main
 from tests.conftest import SAMPLE_DATA
-from tests.integration.conftest import DEPLOYED_TASKS, TEST_THRESHOLDS
+from tests.integration.conftest import DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, TEST_THRESHOLDS
 from tests.mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(tmp_path, monkeypatch)
                      "--set", "n_estimators=10", *TEST_THRESHOLDS, "--set", "min_accuracy=0.99",
                      "--set", "force_retrain=true"])
         blocked = json.loads((tmp_path / "blocked" / "summary.json").read_text())
-        assert code == 0 and blocked["outcome"] == "blocked"
+        assert code == 0 and blocked["outcome"] == "blocked" and blocked["tasks_ran"] == MODEL_BLOCKED_TASKS
         blocked_tags = client.get_run(blocked["mlflow_run_id"]).data.tags
         assert (blocked_tags["gated_training.outcome"], blocked_tags["gated_training.blocked_by"]) == ("blocked", "model")
         assert blocked_tags["gate.min_accuracy.verdict"] == "fail"
@@ -87,6 +87,7 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
         registry_path = tmp_path / "registry"
         assert main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(workdir),
                      "--registry", str(registry_path), "--set", "n_estimators=10", *TEST_THRESHOLDS]) == 0
+        assert json.loads((workdir / "summary.json").read_text())["tasks_ran"] == DEPLOYED_TASKS
         mlflow.set_tracking_uri(url)
         mlflow.set_registry_uri(url)
         model_dir = mlflow.artifacts.download_artifacts("models:/tabular-classifier@champion", dst_path=str(tmp_path / "m"))
