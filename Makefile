@@ -48,7 +48,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	ALLOW_POD_LOCAL_STATE=$(ALLOW_POD_LOCAL_STATE) PARAMS=$(PARAMS)
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv compile run test test-unit test-integration test-robustness bench profile-memory clean image image-test upload submit schedule \
+.PHONY: help venv serving-venv compile run test test-unit test-integration test-robustness bench profile-memory clean image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -61,6 +61,20 @@ $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 	touch $@
 
 venv: $(BIN)/.installed ## create .venv with the pinned dependencies
+
+# The serving stack (MLServer + mlserver-sklearn) at the serving image's pins, beside .venv: its web
+# stack conflicts with MLflow's, so it has its own constraints (requirements/serving-constraints.txt).
+SERVING_VENV ?= .venv-serving
+SERVING_BIN := $(SERVING_VENV)/bin
+export GATED_TRAINING_SERVING_BIN := $(abspath $(SERVING_BIN))
+$(SERVING_BIN)/.installed: requirements/serving.txt requirements/serving-constraints.txt pyproject.toml
+	test -x $(SERVING_BIN)/python || $(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_BIN)/python -m pip install --quiet --upgrade pip
+	$(SERVING_BIN)/python -m pip install --quiet -c requirements/serving-constraints.txt -r requirements/serving.txt
+	$(SERVING_BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+serving-venv: $(SERVING_BIN)/.installed ## create .venv-serving: MLServer and the ML pins, as in the serving image
 
 # The KFP UI's Markdown renderer (markdown-to-jsx 7.7.17 + React, pinned by tests/js/package-lock.json),
 # for the tests that read the Markdown reports as the UI shows them. Installs Node from Debian if missing.
@@ -78,13 +92,13 @@ run: PARAMS =
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 
-test: venv $(JS_DEPS) ## set up and run every test suite: unit, integration (the compiled YAML through kfp.local), robustness, contract
+test: venv serving-venv $(JS_DEPS) ## set up and run every test suite: unit, integration (the compiled YAML through kfp.local), robustness, contract
 	$(PYTEST) $(PYTEST_ARGS)
 
 test-unit: venv $(JS_DEPS) ## unit tests only
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-test-integration: venv $(JS_DEPS) ## the compiled pipeline through kfp.local
+test-integration: venv serving-venv $(JS_DEPS) ## the compiled pipeline through kfp.local
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
 test-robustness: venv $(JS_DEPS) ## the deployment guarantees: races, crashes, GCS faults, MLflow down, bad inputs

@@ -2,7 +2,9 @@
 
 Layout under ``<registry_uri>/<model_name>/`` (a local folder or ``gs://bucket/prefix``)::
 
-    versions/<version>/model.joblib, feature_metadata.json, ...   files, written create-only
+    versions/<version>/serve/model.joblib, serve/model-settings.json   what a server needs (serving.py);
+                                       older versions hold model.joblib at the top
+    versions/<version>/feature_metadata.json, ...   files, written create-only
     versions/<version>/manifest.json   SHA-256 of every file; written last, so a version
                                        without a manifest is incomplete and never served
     champion.json                      the pointer: which version serves, swapped atomically
@@ -38,6 +40,7 @@ import pandas as pd
 from gated_training import storage
 from gated_training.data import json_safe, sha256_hex
 from gated_training.run_context import check_outlives_pod
+from gated_training.serving import SERVE_FOLDER, SERVED_MODEL_FILE, model_file
 from gated_training.errors import DataError, RegistryError
 from gated_training.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, current_signer
 
@@ -197,10 +200,13 @@ class ModelRegistry:
         if self.is_complete(version):
             raise RegistryError(f"model version {version} is complete; only incomplete versions are deleted")
         names = storage.list_files(self._no_links(self.version_uri(version)))
+        names += [f"{SERVE_FOLDER}/{name}" for name in storage.list_files(self._no_links(self.version_uri(version, SERVE_FOLDER)))]
         for name in names:
             storage.delete(self._no_links(self.version_uri(version, name)))
-        if not storage.is_gcs(self.root):
-            Path(self.version_uri(version)).rmdir()  # GCS has no folders to remove
+        if not storage.is_gcs(self.root):  # GCS has no folders to remove
+            if Path(self.version_uri(version, SERVE_FOLDER)).is_dir():
+                Path(self.version_uri(version, SERVE_FOLDER)).rmdir()
+            Path(self.version_uri(version)).rmdir()
         return names
 
     def read_manifest(self, version: str) -> tuple[dict[str, Any], str]:
@@ -309,9 +315,10 @@ class ModelRegistry:
         """Verify the signature, the manifest and every file's SHA-256, then unpickle the model and
         check it is a fitted classifier. Returns (model, manifest, every file's verified bytes)."""
         manifest, contents = self.verified_files(version, expected_manifest_sha256)
-        if MODEL_FILE not in contents:
-            raise RegistryError(f"model version {version}: its manifest lists no {MODEL_FILE}")
-        model = fitted_model(joblib.load(io.BytesIO(contents[MODEL_FILE])), f"model version {version} {MODEL_FILE}")
+        name = model_file(manifest)
+        if name not in contents:
+            raise RegistryError(f"model version {version}: its manifest lists no {MODEL_FILE} (nor {SERVED_MODEL_FILE})")
+        model = fitted_model(joblib.load(io.BytesIO(contents[name])), f"model version {version} {name}")
         return model, manifest, contents
 
     def load_verified(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -326,10 +333,11 @@ class ModelRegistry:
         Files first, manifest last, all create-only: a crash leaves at worst a version
         without a manifest, which is never loaded.
         """
-        if MODEL_FILE not in files:
-            raise RegistryError(f"a model version needs {MODEL_FILE}")
+        name = SERVED_MODEL_FILE if SERVED_MODEL_FILE in files else MODEL_FILE
+        if name not in files:
+            raise RegistryError(f"a model version needs {SERVED_MODEL_FILE} (or {MODEL_FILE})")
         signer = current_signer()  # before anything is written: no key, nothing published
-        version = new_version_id(files[MODEL_FILE])
+        version = new_version_id(files[name])
         for index, (name, data) in enumerate(files.items()):
             storage.write_bytes(self.version_uri(version, name), data, create_only=True)
             if index == 0:

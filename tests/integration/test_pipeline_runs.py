@@ -59,7 +59,7 @@ def test_first_run_deploys(setup, first):
     assert manifest["mlflow_run_id"] == summary["mlflow_run_id"]
     assert manifest["pipeline"]["version"] == f"local:{summary['parameters']['pipeline_version'].removeprefix('local:')}"
     assert manifest["pipeline"]["version"].endswith("training_pipeline.yaml")
-    assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
+    assert set(manifest["files"]) == {"serve/model.joblib", "serve/model-settings.json", "feature_metadata.json", "training_report.json", "gate_decision.json",
                                       "smoke_rows.parquet", "smoke_predictions.json", "smoke_probabilities.json", "reference_profile.json"}
 
 

@@ -40,8 +40,10 @@ def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
     _, manifest = registry.load_verified(champion.version, champion.manifest_sha256)
     assert manifest["data_sha256"] == "d" * 64 and manifest["kfp_run_id"] == "run-7"
     assert manifest["mlflow_run_id"] == candidate.training.mlflow_run_id and manifest["gate"]["decision"] == "deploy"
-    assert set(manifest["files"]) == {"model.joblib", "feature_metadata.json", "training_report.json", "gate_decision.json",
+    assert set(manifest["files"]) == {"serve/model.joblib", "serve/model-settings.json", "feature_metadata.json", "training_report.json", "gate_decision.json",
                                       "smoke_rows.parquet", "smoke_predictions.json", "smoke_probabilities.json", "reference_profile.json"}
+    assert manifest["serving"]["folder"] == "serve" and manifest["serving"]["content_type"] == "pd"
+    assert manifest["serving"]["verified_with"]["scikit-learn"] == __import__("sklearn").__version__
     _, contents = registry.verified_files(champion.version, champion.manifest_sha256)
     profile = json.loads(contents["reference_profile.json"])
     assert set(profile["features"]) == {"x1", "x2", "colour", "flag"}  # the target is left out

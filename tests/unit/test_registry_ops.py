@@ -9,6 +9,7 @@ import pytest
 
 from gated_training.cli import main
 from gated_training.config import GateThresholds, validate_run_parameters
+from gated_training.serving import SERVED_MODEL_FILE
 from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import ConfigError, RegistryError
 from gated_training.steps.evaluate_model import evaluate_model
@@ -118,9 +119,9 @@ def test_model_names_that_are_paths_are_refused(name):
 
 def test_a_tampered_version_is_refused_by_rollback_and_the_champion_stays(registry):
     registry, (v1, v2, v3), _ = registry
-    model_file = Path(registry.version_uri(v2, "model.joblib"))
-    model_file.write_bytes(Path(registry.version_uri(v1, "model.joblib")).read_bytes())  # a valid, different pickle
-    with pytest.raises(RegistryError, match=f"model version {v2}: model.joblib has SHA-256 .* the file was altered"):
+    model_file = Path(registry.version_uri(v2, SERVED_MODEL_FILE))
+    model_file.write_bytes(Path(registry.version_uri(v1, SERVED_MODEL_FILE)).read_bytes())  # a valid, different pickle
+    with pytest.raises(RegistryError, match=f"model version {v2}: serve/model.joblib has SHA-256 .* the file was altered"):
         rollback(registry, None, "r")
     assert registry.champion().version == v3
 
@@ -165,8 +166,8 @@ def test_sync_mlflow_repairs_a_lagging_alias_and_is_idempotent(registry):
 def test_cleanup_finds_incomplete_versions_and_deletes_only_old_ones(registry):
     registry, versions, _ = registry
     crashed = "20200101T000000000000Z-0badc0de"
-    Path(registry.version_uri(crashed)).mkdir(parents=True)
-    Path(registry.version_uri(crashed, "model.joblib")).write_bytes(b"half")
+    Path(registry.version_uri(crashed, "serve")).mkdir(parents=True)
+    Path(registry.version_uri(crashed, SERVED_MODEL_FILE)).write_bytes(b"half")  # a deploy's first file
     fresh = "29990101T000000000000Z-0badc0de"  # "created" in the future: a deploy in progress
     Path(registry.version_uri(fresh)).mkdir(parents=True)
     assert cleanup(registry, delete=False, older_than=timedelta(hours=1)) == [(crashed, "incomplete"), (fresh, "incomplete")]

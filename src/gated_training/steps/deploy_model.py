@@ -19,8 +19,9 @@ from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError
-from gated_training.registry import (FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, ChampionChangedError,
-                                     ModelRegistry, fitted_model, smoke_files, smoke_test)
+from gated_training.registry import (FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ChampionChangedError, ModelRegistry,
+                                     fitted_model, smoke_files, smoke_test)
+from gated_training.serving import serving_files, serving_record
 from gated_training.tracking import mirror_to_mlflow, tag_outcome, without_credentials
 
 SMOKE_TEST_ROWS = 20
@@ -102,7 +103,7 @@ def deploy_model(
 
     registry = ModelRegistry(registry_uri, model_name)
     files = {
-        MODEL_FILE: model_bytes,
+        **serving_files(model_bytes, model_name),  # serve/: all a server gets (gated_training.serving)
         FEATURE_METADATA_FILE: Path(feature_metadata_path).read_bytes(),
         "training_report.json": Path(training_report_path).read_bytes(),
         "gate_decision.json": Path(gate_decision_path).read_bytes(),
@@ -129,6 +130,8 @@ def deploy_model(
                    "tracking_uri": without_credentials(training["tracking_uri"])},
         "mlflow_run_id": training["mlflow_run_id"],
         "kfp_run_id": kfp_run_id,
+        # The image that serves it was built from the same pins as this one (component_images/).
+        "serving": serving_record(os.environ.get("GATED_TRAINING_SERVING_IMAGE", "")),
         "pipeline": {"version": pipeline_version, "package_version": __version__, "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
                      "image_revision": os.environ.get("GATED_TRAINING_REVISION", "")},
     })

@@ -1,0 +1,388 @@
+"""KServe: the ServingRuntime of the serving image, the InferenceService of a model, and its traffic.
+
+Rendering is plain dictionaries (validated against KServe's CRD schemas in tests/conformance/);
+the calls go through the ``kubernetes`` client that kfp installs, as merge patches with
+``fieldValidation=Strict``, so an API server that does not know a field (``spec.canary`` before
+KServe 0.20) refuses the request instead of silently dropping the canary.
+
+Deployment modes (``serving.kserve.io/deploymentMode``; the legacy values ``Serverless`` and
+``RawDeployment`` are the ones every KServe from 0.15 reads):
+
+* **Knative** (Serverless): the new version replaces ``spec.predictor`` with
+  ``canaryTrafficPercent``; Knative keeps the previous revision serving the rest.
+  Promote removes the percentage (100 %); abort sets it to 0.
+* **Standard** (RawDeployment, KServe >= 0.20): the new version is a ``spec.canary[]`` entry
+  with ``trafficPercent`` beside the stable predictor. Promote makes the canary the predictor
+  (keeping its name, so no restart); abort sets its traffic to 0.
+
+The InferenceService records what it serves in annotations (``gated-training/…``): the registry
+model, the version in its newest spec, the stable version and the canary's percentage, so
+``gated-training serving status`` can compare it with the champion pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gated_training import serving
+from gated_training.errors import GatedTrainingError
+
+GROUP = "serving.kserve.io"
+ISVC_VERSION = "v1beta1"
+RUNTIME_API_VERSION = "v1alpha1"
+ISVC_PLURAL = "inferenceservices"
+RUNTIME_PLURAL = "servingruntimes"
+RUNTIME_NAME = "gated-training"
+MODEL_FORMAT = "gated-training-sklearn"
+MODE_ANNOTATION = f"{GROUP}/deploymentMode"
+# Knative mode is KServe's "Serverless", Standard its "RawDeployment": the legacy names are the
+# ones KServe 0.15 knows, and 0.16+ still reads them.
+MODES = {"Knative": "Serverless", "Serverless": "Serverless", "Standard": "RawDeployment",
+         "RawDeployment": "RawDeployment"}
+MODE_NAMES = {"Serverless": "Knative", "RawDeployment": "Standard"}
+ANNOTATION_PREFIX = "gated-training"
+REGISTRY_MODEL = f"{ANNOTATION_PREFIX}/registry-model"
+SPEC_VERSION = f"{ANNOTATION_PREFIX}/version"
+STABLE_VERSION = f"{ANNOTATION_PREFIX}/stable-version"
+CANARY_PERCENT = f"{ANNOTATION_PREFIX}/canary-percent"
+HTTP_PORT, GRPC_PORT, METRICS_PORT = 8080, 9000, 8082
+SERVER_ROOT = "/opt/gated-training/mlserver-root"  # empty, baked into the serving image
+DEFAULT_CANARY_PERCENT = 10
+DEFAULT_READY_TIMEOUT_SECONDS = 600
+
+
+class ServingError(GatedTrainingError):
+    """A serving request failed, or the InferenceService did not become ready."""
+
+
+def mode_of(mode: str) -> str:
+    """The annotation value for a mode name (Knative/Serverless, Standard/RawDeployment)."""
+    if mode not in MODES:
+        raise ServingError(f"serving mode {mode!r}: use Knative (Serverless) or Standard (RawDeployment)")
+    return MODES[mode]
+
+
+def check_percent(percent: int) -> int:
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+        raise ServingError(f"canary_traffic_percent {percent!r}: an integer from 1 to 100 (100: no canary)")
+    return percent
+
+
+def runtime_environment() -> list[dict[str, str]]:
+    """MLServer's settings, from the environment only: it starts on an empty folder baked into the
+    image and never reads the model folder before our runtime has verified it (serving.py)."""
+    return [
+        {"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": serving.RUNTIME_CLASS},
+        {"name": "MLSERVER_MODEL_NAME", "value": "{{.Name}}"},
+        {"name": "MLSERVER_MODEL_URI", "value": "/mnt/models"},
+        {"name": "MLSERVER_HTTP_PORT", "value": str(HTTP_PORT)},
+        {"name": "MLSERVER_GRPC_PORT", "value": str(GRPC_PORT)},
+        {"name": "MLSERVER_METRICS_PORT", "value": str(METRICS_PORT)},
+        {"name": "MLSERVER_METRICS_DIR", "value": "/tmp/mlserver-metrics"},
+        # One process: no inference pool (V1 requests need the server's own process, and one
+        # process holds the model once); scale with replicas instead.
+        {"name": "MLSERVER_PARALLEL_WORKERS", "value": "0"},
+        {"name": "MLSERVER_LOAD_MODELS_AT_STARTUP", "value": "true"},
+    ]
+
+
+def model_environment(*, registry_uri: str, model_name: str, version: str, manifest_sha256: str) -> list[dict[str, str]]:
+    """What the pod checks the model against (serving.load_served_model)."""
+    return [{"name": serving.ENV_REGISTRY_URI, "value": registry_uri},
+            {"name": serving.ENV_MODEL_NAME, "value": model_name},
+            {"name": serving.ENV_VERSION, "value": version},
+            {"name": serving.ENV_MANIFEST_SHA256, "value": manifest_sha256}]
+
+
+def serving_runtime(*, namespace: str, image: str, registry_key_secret: tuple[str, str] | None = None,
+                    gcs_key_secret: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The namespaced ServingRuntime for the serving image (V2 over HTTP and gRPC, Prometheus metrics).
+
+    ``registry_key_secret`` (name, key) holds the registry's signing key, which the pod needs to
+    verify the manifest's signature; ``gcs_key_secret`` a service-account key for reading the
+    champion pointer and manifest (leave it out with Workload Identity)."""
+    if not image:
+        raise ServingError("the ServingRuntime needs the serving image (make serving-image PUSH=1)")
+    env = runtime_environment()
+    volumes, mounts = [], []
+    if registry_key_secret:
+        env.append({"name": "GATED_TRAINING_REGISTRY_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": registry_key_secret[0], "key": registry_key_secret[1]}}})
+    if gcs_key_secret:
+        volumes.append({"name": "gcs-key", "secret": {"secretName": gcs_key_secret[0],
+                                                        "items": [{"key": gcs_key_secret[1], "path": "key.json"}]}})
+        mounts.append({"name": "gcs-key", "mountPath": "/var/secrets/gcs", "readOnly": True})
+        env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/secrets/gcs/key.json"})
+    container: dict[str, Any] = {
+        "name": "kserve-container",
+        "image": image,
+        "args": ["mlserver", "start", SERVER_ROOT],
+        "env": env,
+        "ports": [{"containerPort": HTTP_PORT, "name": "http1", "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": HTTP_PORT}, "periodSeconds": 10,
+                          "initialDelaySeconds": 30},
+        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+    }
+    if mounts:
+        container["volumeMounts"] = mounts
+    spec: dict[str, Any] = {
+        "annotations": {"prometheus.kserve.io/port": str(METRICS_PORT), "prometheus.kserve.io/path": "/metrics"},
+        "supportedModelFormats": [{"name": MODEL_FORMAT, "version": "1", "autoSelect": True}],
+        "protocolVersions": ["v2"],
+        "containers": [container],
+    }
+    if volumes:
+        spec["volumes"] = volumes
+    return {"apiVersion": f"{GROUP}/{RUNTIME_API_VERSION}", "kind": "ServingRuntime",
+            "metadata": {"name": RUNTIME_NAME, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"}},
+            "spec": spec}
+
+
+def storage_uri(registry_uri: str, version_serve_uri: str) -> str:
+    """The version's ``serve/`` folder, as KServe's storage initializer reads it: only a GCS registry."""
+    if not version_serve_uri.startswith("gs://"):
+        raise ServingError(f"registry {registry_uri}: KServe's storage initializer cannot read a local folder; "
+                           "serving needs a gs:// registry (docs/kubeflow.md)")
+    return version_serve_uri
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """One registry version as an InferenceService predictor serves it."""
+    model_name: str
+    version: str
+    manifest_sha256: str
+    registry_uri: str
+    storage_uri: str
+
+    def predictor(self, *, service_account: str = "", name: str = "") -> dict[str, Any]:
+        predictor: dict[str, Any] = {
+            "model": {
+                "modelFormat": {"name": MODEL_FORMAT, "version": "1"},
+                "runtime": RUNTIME_NAME,
+                "protocolVersion": "v2",
+                "storageUri": self.storage_uri,
+                "env": model_environment(registry_uri=self.registry_uri, model_name=self.model_name,
+                                         version=self.version, manifest_sha256=self.manifest_sha256),
+            },
+        }
+        if name:
+            predictor["name"] = name
+        if service_account:
+            predictor["serviceAccountName"] = service_account
+        return predictor
+
+
+def canary_name(version: str) -> str:
+    """A Standard-mode canary's predictor name: short, DNS-safe, unique per version."""
+    return f"v{version.rsplit('-', 1)[-1]}"
+
+
+def inference_service(*, namespace: str, release: Release, mode: str, service_account: str = "") -> dict[str, Any]:
+    """A new InferenceService serving ``release`` with all traffic (the first version needs no canary)."""
+    annotation = mode_of(mode)
+    return {
+        "apiVersion": f"{GROUP}/{ISVC_VERSION}",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": serving.service_name(release.model_name),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"},
+            "annotations": {MODE_ANNOTATION: annotation, REGISTRY_MODEL: release.model_name,
+                            SPEC_VERSION: release.version, STABLE_VERSION: release.version, CANARY_PERCENT: "0"},
+        },
+        "spec": {"predictor": release.predictor(
+            service_account=service_account, name=canary_name(release.version) if annotation == "RawDeployment" else "")},
+    }
+
+
+def canary_patch(current: dict[str, Any], release: Release, percent: int, service_account: str = "") -> dict[str, Any]:
+    """The merge patch that sends ``percent`` of the traffic to ``release`` (100: all of it at once)."""
+    check_percent(percent)
+    annotations = current["metadata"].get("annotations") or {}
+    stable = annotations.get(SPEC_VERSION, "")
+    mode = annotations.get(MODE_ANNOTATION, "Serverless")
+    meta = {"annotations": {SPEC_VERSION: release.version, STABLE_VERSION: stable if percent < 100 else release.version,
+                            CANARY_PERCENT: str(percent if percent < 100 else 0)}}
+    if mode == "RawDeployment":
+        name = canary_name(release.version)
+        if percent == 100:
+            return {"metadata": meta, "spec": {"predictor": release.predictor(service_account=service_account, name=name),
+                                               "canary": None}}
+        return {"metadata": meta, "spec": {"canary": [{"predictor": release.predictor(service_account=service_account, name=name),
+                                                       "trafficPercent": percent}]}}
+    predictor = release.predictor(service_account=service_account)
+    predictor["canaryTrafficPercent"] = percent if percent < 100 else None
+    return {"metadata": meta, "spec": {"predictor": predictor}}
+
+
+def promote_patch(current: dict[str, Any]) -> dict[str, Any]:
+    """All traffic to the canary: it becomes the stable predictor."""
+    annotations = current["metadata"].get("annotations") or {}
+    meta = {"annotations": {STABLE_VERSION: annotations.get(SPEC_VERSION, ""), CANARY_PERCENT: "0"}}
+    if annotations.get(MODE_ANNOTATION) == "RawDeployment":
+        canaries = current["spec"].get("canary") or []
+        if not canaries:
+            raise ServingError(f"{current['metadata']['name']}: no canary to promote")
+        return {"metadata": meta, "spec": {"predictor": canaries[0]["predictor"], "canary": None}}
+    return {"metadata": meta, "spec": {"predictor": {"canaryTrafficPercent": None}}}
+
+
+def abort_patch(current: dict[str, Any]) -> dict[str, Any]:
+    """No traffic to the canary; the stable version keeps all of it."""
+    annotations = current["metadata"].get("annotations") or {}
+    meta = {"annotations": {CANARY_PERCENT: "0"}}
+    if annotations.get(MODE_ANNOTATION) == "RawDeployment":
+        canaries = current["spec"].get("canary") or []
+        if not canaries:
+            return {"metadata": meta}
+        return {"metadata": meta, "spec": {"canary": [{**canaries[0], "trafficPercent": 0}]}}
+    return {"metadata": meta, "spec": {"predictor": {"canaryTrafficPercent": 0}}}
+
+
+# -- reading the status ---------------------------------------------------------------------------
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), {})
+
+
+def ready_state(obj: dict[str, Any]) -> tuple[bool, str]:
+    """(ready, why) for the InferenceService's newest generation, canary included."""
+    status = obj.get("status") or {}
+    generation = obj["metadata"].get("generation")
+    if status.get("observedGeneration") != generation:
+        return False, f"the controller has not observed generation {generation} yet (observed {status.get('observedGeneration')})"
+    ready = condition(obj, "Ready")
+    if ready.get("status") != "True":
+        return False, f"Ready is {ready.get('status', 'Unknown')}: {ready.get('reason', '')} {ready.get('message', '')}".strip()
+    annotations = obj["metadata"].get("annotations") or {}
+    if annotations.get(MODE_ANNOTATION) == "RawDeployment":
+        for canary in obj["spec"].get("canary") or []:
+            name = canary["predictor"].get("name")
+            found = next((c for c in status.get("canaryStatuses") or [] if c.get("name") == name), None)
+            if not (found and found.get("ready")):
+                return False, f"canary {name} is not ready"
+    else:
+        predictor = (status.get("components") or {}).get("predictor") or {}
+        if predictor.get("latestCreatedRevision") and predictor.get("latestReadyRevision") != predictor.get("latestCreatedRevision"):
+            return False, (f"revision {predictor.get('latestCreatedRevision')} is not ready "
+                           f"(latest ready: {predictor.get('latestReadyRevision')})")
+    return True, "ready"
+
+
+def describe(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """What an InferenceService serves, from its annotations and status."""
+    if obj is None:
+        return {"exists": False}
+    annotations = obj["metadata"].get("annotations") or {}
+    ready, why = ready_state(obj)
+    return {"exists": True, "name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace"),
+            "mode": MODE_NAMES.get(annotations.get(MODE_ANNOTATION, ""), annotations.get(MODE_ANNOTATION, "")),
+            "registry_model": annotations.get(REGISTRY_MODEL), "version": annotations.get(SPEC_VERSION),
+            "stable_version": annotations.get(STABLE_VERSION), "canary_percent": int(annotations.get(CANARY_PERCENT) or 0),
+            "ready": ready, "why": why, "url": (obj.get("status") or {}).get("url")}
+
+
+# -- talking to the API server --------------------------------------------------------------------
+class KServeClient:
+    """The InferenceService and ServingRuntime calls serve-model and the CLI make."""
+
+    def __init__(self, api_url: str = "", token: str = "") -> None:
+        from kubernetes import client, config
+
+        if api_url:  # an explicit API server (tests' stand-in, or `--kube-api`)
+            configuration = client.Configuration()
+            configuration.host = api_url.rstrip("/")
+            if token:
+                configuration.api_key = {"authorization": f"Bearer {token}"}
+        else:
+            configuration = client.Configuration()
+            try:
+                config.load_incluster_config(client_configuration=configuration)  # a pipeline pod
+            except config.ConfigException:
+                try:
+                    config.load_kube_config(client_configuration=configuration)  # a workstation
+                except (config.ConfigException, OSError) as exc:
+                    raise ServingError(f"no Kubernetes credentials: not in a pod and no kubeconfig ({exc})") from exc
+        self.api = client.CustomObjectsApi(client.ApiClient(configuration))
+
+    def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return function(*args, **kwargs)
+        except ApiException as exc:
+            message = exc.body.decode() if isinstance(exc.body, bytes) else exc.body
+            try:
+                message = json.loads(message).get("message", message)
+            except (TypeError, ValueError, AttributeError):
+                pass
+            if exc.status == 403:
+                message += (" (the service account needs get, create and patch on inferenceservices and servingruntimes "
+                            "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)")
+            raise ServingError(f"{what}: HTTP {exc.status} {exc.reason}: {message}") from exc
+        except OSError as exc:  # urllib3 connection errors
+            raise ServingError(f"{what}: the Kubernetes API is unreachable: {exc}") from exc
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when the API server answers 404."""
+        from kubernetes.client.exceptions import ApiException
+
+        version = ISVC_VERSION if plural == ISVC_PLURAL else RUNTIME_API_VERSION
+
+        def fetch() -> dict[str, Any] | None:
+            try:
+                return self.api.get_namespaced_custom_object(GROUP, version, namespace, plural, name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        return self._call(f"get {plural}/{name} in {namespace}", fetch)
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        plural = ISVC_PLURAL if obj["kind"] == "InferenceService" else RUNTIME_PLURAL
+        version = obj["apiVersion"].split("/")[1]
+        return self._call(f"create {plural}/{obj['metadata']['name']} in {obj['metadata']['namespace']}",
+                          self.api.create_namespaced_custom_object, GROUP, version, obj["metadata"]["namespace"], plural, obj,
+                          field_validation="Strict")
+
+    def patch(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        version = ISVC_VERSION if plural == ISVC_PLURAL else RUNTIME_API_VERSION
+        return self._call(f"patch {plural}/{name} in {namespace}", self.api.patch_namespaced_custom_object,
+                          GROUP, version, namespace, plural, name, patch, field_validation="Strict")
+
+    def apply_runtime(self, runtime: dict[str, Any]) -> str:
+        """Create the ServingRuntime, or patch it to this spec; returns what was done."""
+        meta = runtime["metadata"]
+        current = self.get(RUNTIME_PLURAL, meta["namespace"], meta["name"])
+        if current is None:
+            self.create(runtime)
+            return "created"
+        if current.get("spec") == runtime["spec"]:
+            return "unchanged"
+        self.patch(RUNTIME_PLURAL, meta["namespace"], meta["name"], {"spec": runtime["spec"]})
+        return "updated"
+
+    def wait_ready(self, namespace: str, name: str, timeout: float, poll: float = 5.0,
+                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+                   ) -> tuple[bool, str]:
+        """Poll until the newest generation (and its canary) is Ready, or ``timeout`` seconds pass."""
+        deadline = clock() + timeout
+        why = "not observed"
+        while True:
+            obj = self.get(ISVC_PLURAL, namespace, name)
+            if obj is None:
+                return False, f"{name} disappeared from {namespace}"
+            ready, why = ready_state(obj)
+            if ready:
+                return True, why
+            if clock() >= deadline:
+                return False, why
+            sleep(poll)
