@@ -165,6 +165,7 @@ class Release:
     def predictor(self, *, service_account: str = "", name: str = "") -> dict[str, Any]:
         predictor: dict[str, Any] = {
             "model": {
+                "name": "kserve-container",  # required in a 0.20 canary's model; KServe's default elsewhere
                 "modelFormat": {"name": MODEL_FORMAT, "version": "1"},
                 "runtime": RUNTIME_NAME,
                 "protocolVersion": "v2",
@@ -187,7 +188,6 @@ def canary_name(version: str) -> str:
 
 def inference_service(*, namespace: str, release: Release, mode: str, service_account: str = "") -> dict[str, Any]:
     """A new InferenceService serving ``release`` with all traffic (the first version needs no canary)."""
-    annotation = mode_of(mode)
     return {
         "apiVersion": f"{GROUP}/{ISVC_VERSION}",
         "kind": "InferenceService",
@@ -195,11 +195,11 @@ def inference_service(*, namespace: str, release: Release, mode: str, service_ac
             "name": serving.service_name(release.model_name),
             "namespace": namespace,
             "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"},
-            "annotations": {MODE_ANNOTATION: annotation, REGISTRY_MODEL: release.model_name,
+            "annotations": {MODE_ANNOTATION: mode_of(mode), REGISTRY_MODEL: release.model_name,
                             SPEC_VERSION: release.version, STABLE_VERSION: release.version, CANARY_PERCENT: "0"},
         },
-        "spec": {"predictor": release.predictor(
-            service_account=service_account, name=canary_name(release.version) if annotation == "RawDeployment" else "")},
+        # No predictor name: the field is new in KServe 0.20; a Standard-mode canary brings its own.
+        "spec": {"predictor": release.predictor(service_account=service_account)},
     }
 
 
@@ -213,9 +213,10 @@ def canary_patch(current: dict[str, Any], release: Release, percent: int, servic
                             CANARY_PERCENT: str(percent if percent < 100 else 0)}}
     if mode == "RawDeployment":
         name = canary_name(release.version)
-        if percent == 100:
-            return {"metadata": meta, "spec": {"predictor": release.predictor(service_account=service_account, name=name),
-                                               "canary": None}}
+        if percent == 100:  # a direct rollout: no canary, no predictor name (every KServe version)
+            predictor = release.predictor(service_account=service_account)
+            predictor["name"] = None
+            return {"metadata": meta, "spec": {"predictor": predictor, "canary": None}}
         return {"metadata": meta, "spec": {"canary": [{"predictor": release.predictor(service_account=service_account, name=name),
                                                        "trafficPercent": percent}]}}
     predictor = release.predictor(service_account=service_account)

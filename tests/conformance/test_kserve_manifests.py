@@ -1,0 +1,65 @@
+"""The InferenceService and ServingRuntime manifests, and every object their patches produce,
+validate against KServe's CRD schemas (tests/conformance/kserve/, vendored by vendor_crds.py from
+the tags named there) with strict field validation, as the API server checks them."""
+
+from __future__ import annotations
+
+import pytest
+
+from gated_training import kserve
+from tests.conformance.kserve.manifests import runtimes, services
+from tests.kube_schema import KSERVE_VERSIONS, schema_for, violations
+
+# Standard mode's canary (spec.canary[]) is new in KServe 0.20; Knative's canaryTrafficPercent is everywhere.
+STANDARD_CANARY_SINCE = "v0.20.0"
+
+
+@pytest.mark.parametrize("version", KSERVE_VERSIONS)
+def test_the_serving_runtime_validates_on_every_supported_kserve(version):
+    for runtime in runtimes():
+        assert violations(runtime, schema_for(version, "ServingRuntime")) == []
+
+
+@pytest.mark.parametrize("version", KSERVE_VERSIONS)
+def test_knative_mode_services_validate_on_every_supported_kserve(version):
+    for obj in services("Knative"):
+        assert violations(obj, schema_for(version, "InferenceService")) == [], obj["spec"]
+
+
+@pytest.mark.parametrize("version", KSERVE_VERSIONS)
+def test_standard_mode_canaries_need_kserve_0_20(version):
+    created, canary, promoted, aborted, direct = services("Standard")
+    schema = schema_for(version, "InferenceService")
+    for obj in (created, direct):  # no canary entry, no predictor name: every version
+        assert violations(obj, schema) == []
+    for obj in (canary, aborted, promoted):  # spec.canary[] and predictor.name are new in 0.20
+        if version >= STANDARD_CANARY_SINCE:
+            assert violations(obj, schema) == []
+        else:
+            assert violations(obj, schema) == (['unknown field "spec.predictor.name"'] if obj is promoted
+                                               else ['unknown field "spec.canary"'])
+
+
+def test_the_schemas_catch_what_a_server_refuses():
+    schema = schema_for("v0.20.0", "InferenceService")
+    _, canary, *_ = services("Standard")
+    too_much = {**canary, "spec": {**canary["spec"], "canary": [{**canary["spec"]["canary"][0], "trafficPercent": 101}]}}
+    assert violations(too_much, schema) == ["spec.canary[0].trafficPercent: should be less than or equal to 100"]
+    no_predictor = {**canary, "spec": {"canary": canary["spec"]["canary"]}}
+    assert violations(no_predictor, schema) == ["spec.predictor: Required value"]
+    typo = {**canary, "spec": {**canary["spec"], "predictor": {**canary["spec"]["predictor"], "canaryTraficPercent": 5}}}
+    assert violations(typo, schema) == ['unknown field "spec.predictor.canaryTraficPercent"']
+
+
+def test_the_manifests_say_what_serves_and_how():
+    created, canary, promoted, aborted, direct = services("Knative")
+    assert created["metadata"]["name"] == "credit-model-v2"
+    assert created["metadata"]["annotations"][kserve.MODE_ANNOTATION] == "Serverless"
+    assert canary["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert canary["metadata"]["annotations"][kserve.STABLE_VERSION] != canary["metadata"]["annotations"][kserve.SPEC_VERSION]
+    assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
+    assert aborted["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert canary["spec"]["predictor"]["model"]["storageUri"].endswith("/serve")  # never the version's raw files
+    standard = services("Standard")
+    assert standard[2]["spec"]["predictor"]["name"] == standard[1]["spec"]["canary"][0]["predictor"]["name"]
+    assert "canary" not in standard[2]["spec"]
