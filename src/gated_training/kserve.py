@@ -324,6 +324,8 @@ class KServeClient:
                 message = json.loads(message).get("message", message)
             except (TypeError, ValueError, AttributeError):
                 pass
+            if 'unknown field "spec.canary"' in message or 'unknown field "spec.predictor.name"' in message:
+                message += " (Standard-mode canaries need KServe >= 0.20: upgrade, use Knative mode, or canary_traffic_percent=100)"
             if exc.status == 403:
                 message += (" (the service account needs get, create and patch on inferenceservices and servingruntimes "
                             "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)")

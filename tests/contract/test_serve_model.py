@@ -1,0 +1,196 @@
+"""serve-model and the serving commands against a loopback Kubernetes API (tests/kube_api_server.py)
+and a gs:// registry on fake-gcs-server: the exact requests, canaries that become Ready and one
+that never does, both deployment modes, RBAC and version refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from gated_training import kserve
+from gated_training.errors import GatedTrainingError
+from gated_training.registry import ModelRegistry, smoke_files
+from gated_training.serving import serving_files, serving_record
+from gated_training.steps.serve_model import serve_model
+from tests.gcs_server import fake_gcs
+from tests.kube_api_server import KubeApiServer
+from tests.registry_helpers import model_bytes
+
+BUCKET = "models"
+REGISTRY = f"gs://{BUCKET}/registry"
+IMAGE = "registry.example.com/kfp-gated-training-serving:0.1.0"
+NAMESPACE = "team-a"
+ISVC = f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices"
+RUNTIME = f"/apis/serving.kserve.io/v1alpha1/namespaces/{NAMESPACE}/servingruntimes"
+STRICT = {"fieldValidation": ["Strict"]}
+
+
+@pytest.fixture(scope="module")
+def gcs(tmp_path_factory):
+    with fake_gcs(tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", BUCKET) as server:
+        yield server
+
+
+@pytest.fixture
+def registry(gcs, request):
+    # One model per test: the fake GCS bucket is shared by the module.
+    return ModelRegistry(REGISTRY, f"credit-{request.node.name[5:40].replace('_', '-').strip('-')}")
+
+
+def deploy(registry: ModelRegistry, tmp_path, constant: int, image: str = IMAGE) -> str:
+    """What deploy-model leaves: a promoted version with the serving layout, and its record."""
+    rows = pd.DataFrame({"x": [0.0, 1.0]})
+    files = {**serving_files(model_bytes(tmp_path, constant), registry.model_name),
+             **smoke_files(rows, [constant, constant], [[1.0 - constant, float(constant)]] * 2)}
+    version, sha = registry.publish(files, {"serving": serving_record(image)})
+    champion = registry.champion()
+    registry.promote(version, sha, champion.token if champion else None, reason="gates passed")
+    (tmp_path / f"deployment-{version}.json").write_text(json.dumps({"promoted": True, "version": version}))
+    return version
+
+
+def serve(registry, tmp_path, api, version, **options):
+    options.setdefault("ready_timeout_seconds", 5)
+    return serve_model(deployment_path=str(tmp_path / f"deployment-{version}.json"), registry_uri=REGISTRY,
+                       model_name=registry.model_name, namespace=NAMESPACE, kube_api_url=api.url,
+                       serving_out=str(tmp_path / "serving.json"), poll_seconds=0.01, **options)
+
+
+def calls(api: KubeApiServer) -> list[tuple[str, str]]:
+    return [(r["method"], r["path"]) for r in api.requests]
+
+
+def test_the_first_version_creates_the_runtime_and_the_service_and_waits_for_ready(registry, tmp_path):
+    version = deploy(registry, tmp_path, 0)
+    name = registry.model_name
+    with KubeApiServer() as api:
+        outcome = serve(registry, tmp_path, api, version, registry_key_secret=("registry-key", "key"))
+    assert calls(api) == [("GET", f"{RUNTIME}/gated-training"), ("POST", RUNTIME),
+                          ("GET", f"{ISVC}/{name}"), ("POST", ISVC), ("GET", f"{ISVC}/{name}"), ("GET", f"{ISVC}/{name}")]
+    posts = [r for r in api.requests if r["method"] == "POST"]
+    assert all(r["query"] == STRICT for r in posts)
+    manifest, sha = registry.read_manifest(version)
+    assert posts[0]["body"] == kserve.serving_runtime(namespace=NAMESPACE, image=IMAGE,
+                                                      registry_key_secret=("registry-key", "key"))
+    release = kserve.Release(model_name=name, version=version, manifest_sha256=sha, registry_uri=REGISTRY,
+                             storage_uri=f"{REGISTRY}/{name}/versions/{version}/serve")
+    assert posts[1]["body"] == kserve.inference_service(namespace=NAMESPACE, release=release, mode="Knative")
+    assert outcome.served and outcome.action == "created" and outcome.mode == "Knative" and outcome.runtime == "created"
+    assert outcome.url == f"http://{name}.{NAMESPACE}.example.com"
+    assert json.loads((tmp_path / "serving.json").read_text())["version"] == version
+
+
+def test_a_new_champion_is_a_knative_canary_at_the_percent_asked(registry, tmp_path):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        second = deploy(registry, tmp_path, 1)
+        api.requests.clear()
+        outcome = serve(registry, tmp_path, api, second, canary_traffic_percent=25)
+        patch = next(r for r in api.requests if r["method"] == "PATCH")
+        stored = api.objects[("inferenceservices", NAMESPACE, registry.model_name)]
+    assert patch["content_type"] == "application/merge-patch+json" and patch["query"] == STRICT
+    assert patch["body"]["spec"]["predictor"]["canaryTrafficPercent"] == 25
+    assert {e["name"]: e["value"] for e in patch["body"]["spec"]["predictor"]["model"]["env"]}["GATED_TRAINING_VERSION"] == second
+    assert calls(api)[:3] == [("GET", f"{RUNTIME}/gated-training"), ("GET", f"{ISVC}/{registry.model_name}"),
+                              ("PATCH", f"{ISVC}/{registry.model_name}")]  # the runtime is unchanged: no write
+    assert outcome.served and outcome.action == "canary" and outcome.canary_percent == 25
+    assert outcome.stable_version == first and outcome.runtime == "unchanged"
+    assert stored["metadata"]["generation"] == 2 and stored["status"]["observedGeneration"] == 2
+    assert registry.champion().version == second
+
+
+def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_the_champion_goes_back(registry, tmp_path):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        second = deploy(registry, tmp_path, 1)
+        api.failing_versions.add(second)
+        api.requests.clear()
+        outcome = serve(registry, tmp_path, api, second, ready_timeout_seconds=1)
+        patches = [r["body"] for r in api.requests if r["method"] == "PATCH"]
+    assert patches[0]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert patches[-1] == {"metadata": {"annotations": {kserve.CANARY_PERCENT: "0"}},
+                           "spec": {"predictor": {"canaryTrafficPercent": 0}}}
+    assert not outcome.served and outcome.action == "canary_aborted" and outcome.canary_percent == 0
+    assert "RevisionFailed" in outcome.why or "not ready" in outcome.why
+    assert outcome.champion_restored_to == first
+    pointer = registry.champion().pointer
+    assert pointer["version"] == first and pointer["action"] == "rollback" and "never became Ready" in pointer["reason"]
+
+
+@pytest.mark.parametrize("kserve_version", ["v0.20.0"])
+def test_standard_mode_canaries_use_spec_canary(registry, tmp_path, kserve_version):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer(kserve_version=kserve_version) as api:
+        serve(registry, tmp_path, api, first, mode="Standard")
+        second = deploy(registry, tmp_path, 1)
+        outcome = serve(registry, tmp_path, api, second, mode="Standard")
+        stored = api.objects[("inferenceservices", NAMESPACE, registry.model_name)]
+    assert stored["metadata"]["annotations"][kserve.MODE_ANNOTATION] == "RawDeployment"
+    assert stored["spec"]["canary"][0]["trafficPercent"] == 10
+    assert outcome.served and outcome.mode == "Standard" and outcome.action == "canary"
+
+
+def test_standard_mode_canaries_on_kserve_0_16_are_refused_not_dropped(registry, tmp_path):
+    """Without strict field validation the API server would drop spec.canary and the new version
+    would never serve while the run said canary; with it, the request fails, and the champion goes back."""
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer(kserve_version="v0.16.0") as api:
+        serve(registry, tmp_path, api, first, mode="Standard")
+        second = deploy(registry, tmp_path, 1)
+        with pytest.raises(kserve.ServingError, match=r'HTTP 400 Bad Request: strict decoding error: unknown field '
+                                                      r'"spec.canary".*need KServe >= 0.20.*restored to ' + first):
+            serve(registry, tmp_path, api, second, mode="Standard")
+    assert registry.champion().version == first
+
+
+def test_without_rbac_the_message_says_which_permissions_and_the_champion_goes_back(registry, tmp_path):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        second = deploy(registry, tmp_path, 1)
+        api.forbidden.add("patch")
+        with pytest.raises(kserve.ServingError, match=r"HTTP 403 .*cannot patch resource \"inferenceservices\".*"
+                                                      r"kubeflow-edit role grants them.*restored to " + first):
+            serve(registry, tmp_path, api, second)
+    assert registry.champion().version == first
+
+
+def test_another_models_service_and_a_mode_change_are_refused(registry, tmp_path):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        key = ("inferenceservices", NAMESPACE, registry.model_name)
+        api.objects[key]["metadata"]["annotations"][kserve.REGISTRY_MODEL] = "someone-else"
+        second = deploy(registry, tmp_path, 1)
+        with pytest.raises(kserve.ServingError, match="serves 'someone-else'.*refusing to take it over"):
+            serve(registry, tmp_path, api, second)
+        api.objects[key]["metadata"]["annotations"][kserve.REGISTRY_MODEL] = registry.model_name
+        third = deploy(registry, tmp_path, 0)
+        with pytest.raises(kserve.ServingError, match="runs in Knative mode, this run asks for Standard"):
+            serve(registry, tmp_path, api, third, mode="Standard")
+
+
+def test_a_version_the_pointer_no_longer_names_or_without_a_serving_image_is_not_served(registry, tmp_path):
+    first = deploy(registry, tmp_path, 0)
+    second = deploy(registry, tmp_path, 1)
+    with KubeApiServer() as api:
+        with pytest.raises(GatedTrainingError, match=f"the champion is now {second}, not {first}"):
+            serve(registry, tmp_path, api, first)
+        third = deploy(registry, tmp_path, 0, image="")
+        with pytest.raises(GatedTrainingError, match=f"model version {third} records no serving image"):
+            serve(registry, tmp_path, api, third)
+        assert api.requests == []  # nothing reached Kubernetes
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"namespace": "Team_A"}, "serving_namespace 'Team_A'"), ({"canary_traffic_percent": 0}, "canary_traffic_percent 0"),
+    ({"mode": "Serverful"}, "serving mode 'Serverful'"), ({"ready_timeout_seconds": 0}, "serving_ready_timeout_seconds 0")])
+def test_bad_serving_parameters_are_refused_before_anything_is_read(tmp_path, bad, message):
+    options = {"deployment_path": str(tmp_path / "none.json"), "registry_uri": REGISTRY, "model_name": "m",
+               "namespace": NAMESPACE, "serving_out": str(tmp_path / "s.json"), "kube_api_url": "http://127.0.0.1:9"}
+    with pytest.raises(GatedTrainingError, match=message):
+        serve_model(**{**options, **bad})

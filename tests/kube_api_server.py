@@ -1,0 +1,215 @@
+"""A loopback stand-in for the Kubernetes API server, for KServe's two custom resources.
+
+It speaks the API server's dialect as the kubernetes client meets it: paths
+``/apis/serving.kserve.io/{v1beta1|v1alpha1}/namespaces/{ns}/{inferenceservices|servingruntimes}[/{name}]``,
+``Status`` error bodies (404 NotFound, 409 AlreadyExists, 400 BadRequest for strict decoding,
+422 Invalid for schema violations, 403 Forbidden, 415 for a patch type it does not take), RFC 7386
+merge patches, ``metadata.generation`` that moves only with the spec, ``resourceVersion``, and
+validation against the vendored CRD schema of one KServe version (tests/kube_schema.py): with
+``fieldValidation=Strict`` an unknown field is refused, without it the field is dropped and a
+``Warning`` header says so, as the real server does.
+
+A minimal controller answers reads of an InferenceService: after ``ready_after`` reads of a new
+generation it reports it observed, Ready unless the version in the newest spec is in
+``failing_versions`` (Knative: the new revision fails, the previous one keeps the traffic;
+Standard: the canary's status is not ready).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.kube_schema import merge_patch, schema_for, violations
+from tests.loopback import LoopbackServer
+
+PATH = re.compile(r"^/apis/serving\.kserve\.io/(?P<version>v1beta1|v1alpha1)/namespaces/(?P<ns>[^/]+)/"
+                  r"(?P<plural>inferenceservices|servingruntimes)(?:/(?P<name>[^/]+))?$")
+KINDS = {"inferenceservices": ("InferenceService", "v1beta1"), "servingruntimes": ("ServingRuntime", "v1alpha1")}
+
+
+def status_body(code: int, reason: str, message: str, name: str = "", plural: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": message, "reason": reason, "code": code}
+    if name:
+        body["details"] = {"name": name, "group": "serving.kserve.io", "kind": plural}
+    return body
+
+
+def spec_version(spec: dict[str, Any]) -> str | None:
+    """The registry version the newest part of a spec serves (a canary's, else the predictor's)."""
+    predictors = [c["predictor"] for c in spec.get("canary") or []] or [spec.get("predictor") or {}]
+    env = (predictors[-1].get("model") or {}).get("env") or []
+    return next((item["value"] for item in env if item["name"] == "GATED_TRAINING_VERSION"), None)
+
+
+class KubeApiServer(LoopbackServer):
+    def __init__(self, kserve_version: str = "v0.20.0", ready_after: int = 1) -> None:
+        self.kserve_version = kserve_version
+        self.ready_after = ready_after
+        self.failing_versions: set[str] = set()
+        self.forbidden: set[str] = set()  # verbs answered 403 (get, create, patch)
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.reads_since_write: dict[tuple[str, str, str], int] = {}
+        self.revision: dict[tuple[str, str, str], int] = {}
+        self.lock = threading.Lock()
+        self._resource_version = 1000
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method: str) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                with server.lock:
+                    server.requests.append({"method": method, "path": url.path, "query": parse_qs(url.query),
+                                            "content_type": self.headers.get("Content-Type"), "body": body})
+                    code, answer, headers = server.answer(method, url.path, parse_qs(url.query),
+                                                          self.headers.get("Content-Type") or "", body)
+                self._send(code, answer, headers)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._handle("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._handle("POST")
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                self._handle("PATCH")
+
+        self.start_serving(Handler)
+
+    # -- the API server ---------------------------------------------------------------------------
+    def answer(self, method: str, path: str, query: dict[str, list[str]], content_type: str, body: Any
+               ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        match = PATH.match(path)
+        if not match or KINDS[match["plural"]][1] != match["version"]:
+            return 404, status_body(404, "NotFound", "the server could not find the requested resource"), {}
+        plural, namespace, name = match["plural"], match["ns"], match["name"]
+        kind = KINDS[plural][0]
+        verb = {"GET": "get", "POST": "create", "PATCH": "patch"}[method]
+        if verb in self.forbidden:
+            target = f'{plural}.serving.kserve.io "{name}"' if name else f"{plural}.serving.kserve.io"
+            return 403, status_body(403, "Forbidden", (
+                f'{target} is forbidden: User "system:serviceaccount:{namespace}:default-editor" cannot {verb} '
+                f'resource "{plural}" in API group "serving.kserve.io" in the namespace "{namespace}"'), name, plural), {}
+        strict = query.get("fieldValidation") == ["Strict"]
+        if method == "GET":
+            obj = self.objects.get((plural, namespace, name))
+            if obj is None:
+                return 404, status_body(404, "NotFound", f'{plural}.serving.kserve.io "{name}" not found', name, plural), {}
+            if plural == "inferenceservices":
+                self._reconcile((plural, namespace, name))
+            return 200, copy.deepcopy(self.objects[(plural, namespace, name)]), {}
+        if method == "POST":
+            name = (body.get("metadata") or {}).get("name", "")
+            if (plural, namespace, name) in self.objects:
+                return 409, status_body(409, "AlreadyExists", f'{plural}.serving.kserve.io "{name}" already exists',
+                                        name, plural), {}
+            return self._store(kind, plural, namespace, name, body, strict, created=True)
+        if content_type.split(";")[0].strip() != "application/merge-patch+json":
+            return 415, status_body(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                                    f"accepted media types include: application/merge-patch+json"), {}
+        current = self.objects.get((plural, namespace, name))
+        if current is None:
+            return 404, status_body(404, "NotFound", f'{plural}.serving.kserve.io "{name}" not found', name, plural), {}
+        return self._store(kind, plural, namespace, name, merge_patch(current, body), strict, created=False)
+
+    def _store(self, kind: str, plural: str, namespace: str, name: str, obj: dict[str, Any], strict: bool, created: bool
+               ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        schema = schema_for(self.kserve_version, kind)
+        found = violations({key: value for key, value in obj.items() if key != "status"}, schema)
+        unknown = [v for v in found if v.startswith("unknown field")]
+        invalid = [v for v in found if not v.startswith("unknown field")]
+        if invalid:
+            return 422, status_body(422, "Invalid", f'{kind}.serving.kserve.io "{name}" is invalid: ' + ", ".join(invalid),
+                                    name, plural), {}
+        headers = {}
+        if unknown:
+            if strict:
+                return 400, status_body(400, "BadRequest", "strict decoding error: " + ", ".join(unknown)), {}
+            headers["Warning"] = '299 - "' + ", ".join(unknown) + '"'
+            obj = _without(obj, [u.split('"')[1] for u in unknown])
+        key = (plural, namespace, name)
+        previous = self.objects.get(key)
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        meta["namespace"] = namespace
+        self._resource_version += 1
+        meta["resourceVersion"] = str(self._resource_version)
+        if created:
+            meta.update({"uid": str(uuid.uuid4()), "generation": 1, "creationTimestamp": "2026-11-23T12:00:00Z"})
+        elif previous is not None and previous.get("spec") != obj.get("spec"):
+            meta["generation"] = previous["metadata"]["generation"] + 1
+        self.objects[key] = obj
+        self.reads_since_write[key] = 0
+        return (201 if created else 200), copy.deepcopy(obj), headers
+
+    # -- the controller -----------------------------------------------------------------------------
+    def _reconcile(self, key: tuple[str, str, str]) -> None:
+        obj = self.objects[key]
+        self.reads_since_write[key] = self.reads_since_write.get(key, 0) + 1
+        status = obj.setdefault("status", {})
+        generation = obj["metadata"]["generation"]
+        if status.get("observedGeneration") == generation or self.reads_since_write[key] < self.ready_after:
+            return
+        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        failing = spec_version(obj["spec"]) in self.failing_versions
+        standard = (obj["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode") == "RawDeployment"
+        status["observedGeneration"] = generation
+        status["url"] = f"http://{name}.{namespace}.example.com"
+        canaries = obj["spec"].get("canary") or []
+        # A canary at 0 % (aborted) is not waited for; the stable predictor serves.
+        live_canary = [c for c in canaries if c.get("trafficPercent", 0) > 0]
+        if standard:
+            status["canaryStatuses"] = [{"name": c["predictor"]["name"], "ready": not failing} for c in canaries]
+            ok = not (failing and (live_canary or not canaries))
+        else:
+            self.revision[key] = self.revision.get(key, 0) + 1
+            created = f"{name}-predictor-{self.revision[key]:05d}"
+            predictor = status.setdefault("components", {}).setdefault("predictor", {})
+            aborted = obj["spec"]["predictor"].get("canaryTrafficPercent") == 0
+            if failing and not aborted:
+                predictor["latestCreatedRevision"] = created
+                ok = False
+            elif failing:  # traffic back on the last good revision
+                ok = True
+            else:
+                predictor["latestCreatedRevision"] = predictor["latestReadyRevision"] = created
+                ok = True
+        status["conditions"] = [{"type": "Ready", "status": "True" if ok else "False",
+                                 **({} if ok else {"reason": "RevisionFailed",
+                                                   "message": "model load failed: the pod exited (verification refused)"})}]
+
+
+def _without(obj: dict[str, Any], dotted: list[str]) -> dict[str, Any]:
+    obj = copy.deepcopy(obj)
+    for path in dotted:
+        parts = re.split(r"\.", re.sub(r"\[\d+\]", "", path))
+        node: Any = obj
+        for part in parts[:-1]:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return obj
