@@ -18,17 +18,20 @@ def deploy_model(
     registry_uri: str,
     model_name: str,
     pipeline_version: str,
+    serving_namespace: str,
     notify_webhook_url: str,
     deployment: Output[Artifact],
     run_summary: Output[Artifact],
     summary: Output[Markdown],
-):
+) -> str:
     """Publish an immutable version, smoke-test it, move the champion pointer, mirror to MLflow; write the run's
-    summary (a champion that changed during the run blocks, and notifies)."""
+    summary (a champion that changed during the run blocks, and notifies). Returns "serve" when serve-model
+    follows (promoted, and a serving namespace is set), else "done"."""
     from gated_training.run_context import run_id_from_uri
     from gated_training.step_records import recorded_step
     from gated_training.steps.deploy_model import deploy_model
-    from gated_training.summary import record_and_notify
+    from gated_training.decisions import DeployGate
+    from gated_training.summary import record_gate
 
     kfp_run_id = run_id_from_uri(artifact_uri=run_summary.uri, task="deploy-model")
     from gated_training.tracking import outcome_failed_on_error
@@ -40,7 +43,10 @@ def deploy_model(
             target=target_column, registry_uri=registry_uri, model_name=model_name, data_sha256=test_data.metadata.get("source_sha256", ""), kfp_run_id=kfp_run_id,
             deployment_out=deployment.path, pipeline_version=pipeline_version, train_path=train_data.path, validation_report_path=validation_report.path,
         )
-        record_and_notify(validation_report_path=validation_report.path, gate_decision_path=gate_decision.path, deployment_path=deployment.path, kfp_run_id=kfp_run_id,
-                       summary_json_out=run_summary.path, markdown_out=summary.path, drift_report_path=drift_report.path,
-                       webhook_url=notify_webhook_url)
+        serve = outcome.promoted and bool(serving_namespace)
+        record_gate(step="deploy-model", stopped=not serve, validation_report_path=validation_report.path,
+                    gate_decision_path=gate_decision.path, deployment_path=deployment.path, kfp_run_id=kfp_run_id,
+                    summary_json_out=run_summary.path, markdown_out=summary.path, drift_report_path=drift_report.path,
+                    webhook_url=notify_webhook_url)
     deployment.metadata.update({"version": outcome.version, "uri": outcome.version_uri, "promoted": outcome.promoted})
+    return DeployGate.SERVE if serve else DeployGate.DONE

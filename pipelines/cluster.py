@@ -43,6 +43,8 @@ from gated_training.signing import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.step_table import STEP, STEPS, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
+# serve-model hands these secret references (name:key) to the ServingRuntime it applies.
+SERVING_SECRET_ENVS = ("GATED_TRAINING_SERVING_REGISTRY_KEY_SECRET", "GATED_TRAINING_SERVING_GCS_KEY_SECRET")
 # Kubernetes object names (secrets): a DNS-1123 subdomain, dot-separated labels, at most 253 characters.
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_SUBDOMAIN = re.compile(rf"^(?=.{{1,253}}$){DNS_LABEL}(\.{DNS_LABEL})*$")
@@ -192,6 +194,11 @@ def configure_step(task: PipelineTask, step_id: str, settings: ClusterSettings) 
                                      secret_key_to_env={settings.webhook_secret_key: WEBHOOK_ENV})
     if settings.allow_pod_local_state:
         task.set_env_variable(ALLOW_POD_LOCAL_ENV, "1")
+    if step_id == "serve-model":  # the serving pods read the registry with the same secrets (names only)
+        if settings.registry_key_secret:
+            task.set_env_variable(SERVING_SECRET_ENVS[0], f"{settings.registry_key_secret}:{settings.registry_key_secret_key}")
+        if settings.gcs_key_secret:
+            task.set_env_variable(SERVING_SECRET_ENVS[1], f"{settings.gcs_key_secret}:{settings.gcs_key_secret_key}")
     return task
 
 

@@ -1,11 +1,11 @@
-"""validate → drift → features → train → evaluate → deploy, gated by one dsl.If per gate on its string output.
+"""validate → drift → features → train → evaluate → deploy (→ serve), gated by one dsl.If per gate on its string output.
 
 Made for every KFP backend from 2.2 to 2.17 and for the fewest pods a run can start: each gate
 step writes the run's summary (and notifies) itself when the run stops at it, so a gate needs
 one condition and no report branch; each step posts its own failure before it re-raises, so no
 exit handler (``PipelineTaskFinalStatus`` needs backend 2.14) is needed; no task retry policies
 (ignored before 2.5, and inside branches before 2.14): network retries happen inside the steps.
-On the deploy path a run starts 16 pods (a driver per DAG, a driver and an executor per task).
+On the deploy path a run starts 17 pods (19 when it serves) (a driver per DAG, a driver and an executor per task).
 """
 
 import os
@@ -14,14 +14,15 @@ from kfp import dsl
 
 from components.check_drift import check_drift
 from components.deploy_model import deploy_model
+from components.serve_model import serve_model
 from components.engineer_features import engineer_features
 from components.evaluate_model import evaluate_model
 from components.train_model import train_model
 from components.validate_data import validate_data
 from gated_training.config import (DEFAULT_MAX_INPUT_MB, DEFAULT_MIN_QUALITY_SCORE, DEFAULT_MLFLOW_EXPERIMENT,
                                    DEFAULT_MODEL_NAME, DEFAULT_REGISTRY_URI, DriftPolicy, FeatureSettings, GateThresholds,
-                                   ModelSettings, SplitSettings)
-from gated_training.decisions import DataGate, DriftGate, ModelGate
+                                   ModelSettings, ServingSettings, SplitSettings)
+from gated_training.decisions import DataGate, DeployGate, DriftGate, ModelGate
 from pipelines.cluster import ClusterSettings, configure_step
 
 PIPELINE_NAME = "gated-training"
@@ -81,6 +82,11 @@ def training_pipeline(
     model_name: str = DEFAULT_MODEL_NAME,
     pipeline_version: str = "",
     notify_webhook_url: str = "",
+    serving_namespace: str = ServingSettings.serving_namespace,
+    serving_mode: str = ServingSettings.serving_mode,
+    canary_traffic_percent: int = ServingSettings.canary_traffic_percent,
+    serving_ready_timeout_seconds: int = ServingSettings.serving_ready_timeout_seconds,
+    serving_service_account: str = ServingSettings.serving_service_account,
 ):
     """Train a classifier and deploy it only when the data gate and the model gate pass.
 
@@ -131,6 +137,11 @@ def training_pipeline(
         model_name: Name of the model in the registry and in MLflow's model registry.
         pipeline_version: The pipeline version this run executes, recorded in the registry manifest. `gated-training submit` and `schedule` set it; leave it empty in the UI unless you want to record one.
         notify_webhook_url: Slack-compatible webhook posted when a run ends blocked, skipped or failed (a failing step posts once). Empty: the GATED_TRAINING_WEBHOOK_URL environment variable (WEBHOOK_SECRET at compile time), else no notifications.
+        serving_namespace: Serve the new champion with KServe in this namespace (serve-model, after deploy-model). Empty: no serving.
+        serving_mode: KServe deployment mode: Knative (Serverless) or Standard (RawDeployment; canaries need KServe 0.20+).
+        canary_traffic_percent: Share of traffic the new version gets as a canary (1-100; 100 rolls out at once). `gated-training serving promote` moves it to 100.
+        serving_ready_timeout_seconds: How long the new InferenceService generation has to become Ready before its canary is aborted and the champion restored.
+        serving_service_account: Service account of the serving pods (reads the gs:// registry). Empty: the namespace default.
     """
     validation = validate_data(
         data_uri=data_uri, suite_uri=suite_uri, target_column=target_column, min_quality_score=min_quality_score,
@@ -190,6 +201,18 @@ def training_pipeline(
                     training_report=training.outputs["training_report"], gate_decision=evaluation.outputs["gate_decision"],
                     validation_report=validation.outputs["validation_report"], drift_report=drift.outputs["drift_report"],
                     target_column=target_column, registry_uri=registry_uri, model_name=model_name,
-                    pipeline_version=pipeline_version, notify_webhook_url=notify_webhook_url,
+                    pipeline_version=pipeline_version, serving_namespace=serving_namespace,
+                    notify_webhook_url=notify_webhook_url,
                 )
                 configure_step(deployment, "deploy-model", CLUSTER)
+
+                with dsl.If(deployment.outputs["Output"] == DeployGate.SERVE, name="serving-namespace-set"):
+                    served = serve_model(
+                        deployment=deployment.outputs["deployment"], validation_report=validation.outputs["validation_report"],
+                        gate_decision=evaluation.outputs["gate_decision"], drift_report=drift.outputs["drift_report"],
+                        registry_uri=registry_uri, model_name=model_name, serving_namespace=serving_namespace,
+                        serving_mode=serving_mode, canary_traffic_percent=canary_traffic_percent,
+                        serving_ready_timeout_seconds=serving_ready_timeout_seconds,
+                        serving_service_account=serving_service_account, notify_webhook_url=notify_webhook_url,
+                    )
+                    configure_step(served, "serve-model", CLUSTER)

@@ -20,6 +20,7 @@ COMPARISON_METRICS = ("accuracy", "f1", "roc_auc")
 FIRST_RUN_POLICIES = ("deploy_if_thresholds_pass", "block")
 DRIFT_ACTIONS = ("block", "warn", "retrain_only")
 NEW_COLUMN_POLICIES = ("block", "ignore")
+SERVING_MODES = ("Knative", "Standard", "Serverless", "RawDeployment")
 # Run-level defaults that no settings class holds (the pipeline's signature reads them from here).
 DEFAULT_MIN_QUALITY_SCORE = 0.8  # the data gate, as in the reference design
 DEFAULT_MAX_INPUT_MB = 2048.0
@@ -224,6 +225,36 @@ class ModelSettings:
             raise ConfigError(f"parameter learning_rate={self.learning_rate!r}: must be in (0, 1]")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServingSettings:
+    """Serving the new champion with KServe (the serve-model step), only when ``serving_namespace`` is set.
+
+    ``serving_mode``: Knative (KServe's Serverless) or Standard (RawDeployment; canaries there need
+    KServe >= 0.20). ``canary_traffic_percent``: the new version's share until `gated-training serving
+    promote` (100: all traffic at once). ``serving_service_account``: the predictor's service account,
+    which reads the registry (empty: the namespace's default)."""
+
+    serving_namespace: str = ""
+    serving_mode: str = "Knative"
+    canary_traffic_percent: int = 10
+    serving_ready_timeout_seconds: int = 600
+    serving_service_account: str = ""
+
+    def __post_init__(self) -> None:
+        import re
+
+        dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        for name in ("serving_namespace", "serving_service_account"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or (value and (not dns_label.match(value) or len(value) > 63)):
+                raise ConfigError(f"parameter {name}={value!r}: a Kubernetes name (DNS-1123 label) or empty")
+        require_choice("serving_mode", self.serving_mode, SERVING_MODES)
+        object.__setattr__(self, "canary_traffic_percent",
+                           require_int("canary_traffic_percent", self.canary_traffic_percent, 1, 100))
+        object.__setattr__(self, "serving_ready_timeout_seconds",
+                           require_int("serving_ready_timeout_seconds", self.serving_ready_timeout_seconds, 1, 86_400))
+
+
 def settings_from(cls: type, params: dict[str, Any]) -> Any:
     """Build ``cls`` from the subset of ``params`` that names its fields."""
     names = {f.name for f in fields(cls)}
@@ -281,4 +312,5 @@ def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
         "split": asdict(SplitSettings(**split_params)),
         "model": asdict(settings_from(ModelSettings, params)),
         "drift": asdict(settings_from(DriftPolicy, params)),
+        "serving": asdict(settings_from(ServingSettings, params)),
     }

@@ -34,6 +34,13 @@ class ModelGate:
     DRIFT_HOLD_CHECK = "drift_action"
 
 
+class DeployGate:
+    """deploy-model's return value: whether serve-model runs after it."""
+
+    SERVE = "serve"  # promoted, and a serving namespace is set
+    DONE = "done"
+
+
 class Outcome:
     """How a run ended (``summary.json``'s ``outcome``)."""
 

@@ -64,6 +64,10 @@ STEPS: tuple[Step, ...] = (
     Step(id="deploy-model", display_name="Deploy to registry", resources=_resources("500m", "2", "1Gi", "4Gi"),
          after="evaluate-model", uses_gcs=True, uses_mlflow=True, uses_registry=True,
          stops_run=f"{Outcome.DEPLOYED} (or {Outcome.BLOCKED}: the champion changed during the run)"),
+    # Only with a serving namespace: KServe rollout of the new champion, a canary first.
+    Step(id="serve-model", display_name="Serve with KServe", resources=_resources("100m", "1", "256Mi", "1Gi"),
+         after="deploy-model", uses_gcs=True, uses_registry=True,
+         stops_run=f"{Outcome.DEPLOYED} and serving (or {Outcome.BLOCKED}: the new version never became Ready)"),
 )
 STEP: dict[str, Step] = {step.id: step for step in STEPS}
 # The training line, in the order it runs.

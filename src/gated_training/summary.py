@@ -81,6 +81,7 @@ def build_summary(
     drift: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
     deployment: dict[str, Any] | None = None,
+    serving: dict[str, Any] | None = None,
     kfp_run_id: str = "",
     error: str | None = None,
     failed_step: str | None = None,
@@ -114,6 +115,13 @@ def build_summary(
     elif deployment is not None and not deployment["promoted"]:
         outcome, blocked_by = BLOCKED, "champion_changed"
         reasons = [deployment["blocked_reason"]]
+    elif serving is not None and not serving["served"]:
+        # The version could not serve: no traffic reached it, and the champion went back.
+        outcome, blocked_by = BLOCKED, "serving"
+        restored = serving.get("champion_restored_to")
+        reasons = [f"InferenceService {serving['namespace']}/{serving['service']} ({serving['mode']}): version "
+                   f"{serving['version']} did not become Ready ({serving['why']}); {serving['action'].replace('_', ' ')}, "
+                   + (f"champion restored to {restored}" if restored else "no earlier champion to restore")]
     elif deployment is not None:
         outcome = DEPLOYED
     else:
@@ -141,6 +149,7 @@ def build_summary(
         "candidate_metrics": (gate or {}).get("candidate", {}).get("metrics"),
         "champion": {"version": champion["version"], "metrics": champion["metrics"]} if champion else None,
         "deployed": deployed,
+        "serving": serving,
         "mlflow_run_id": (gate or {}).get("candidate", {}).get("mlflow_run_id"),
         "data_sha256": (validation or {}).get("data_sha256"),
         "quality_score": (validation or {}).get("quality_score"),
@@ -227,6 +236,7 @@ def record_and_notify(
     gate_decision_path: str | None,
     deployment_path: str | None,
     kfp_run_id: str,
+    serving_path: str | None = None,
     summary_json_out: str,
     markdown_out: str,
     drift_report_path: str | None = None,
@@ -257,7 +267,8 @@ def record_and_notify(
         return json.loads(Path(path).read_text()) if path else None
 
     summary = build_summary(validation=load(validation_report_path), drift=load(drift_report_path),
-                            gate=load(gate_decision_path), deployment=load(deployment_path), kfp_run_id=kfp_run_id,
+                            gate=load(gate_decision_path), deployment=load(deployment_path), serving=load(serving_path),
+                            kfp_run_id=kfp_run_id,
                             continuing_after=continuing_after)
     summary["notification"] = notify_outcome(webhook_url, summary, links)
     write_summary(summary, summary_json_out, markdown_out)

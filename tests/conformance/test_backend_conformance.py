@@ -122,11 +122,13 @@ def test_the_readme_states_the_support_matrix_the_code_enforces():
 
 # ---- pods per run, counted with the backend's compiler rules ------------------------------------
 
-DEPLOY = {"validate-data": "passed", "check-drift": "train", "evaluate-model": "deploy"}
+DEPLOY = {"validate-data": "passed", "check-drift": "train", "evaluate-model": "deploy", "deploy-model": "done"}
+SERVE = {**DEPLOY, "deploy-model": "serve"}
 
 
 @pytest.mark.parametrize(("outputs", "expected"), [
-    (DEPLOY, 16),
+    (SERVE, 19),
+    (DEPLOY, 17),
     ({**DEPLOY, "evaluate-model": "block"}, 14),
     ({"validate-data": "passed", "check-drift": "skip"}, 7),
     ({"validate-data": "blocked"}, 4),
@@ -134,14 +136,15 @@ DEPLOY = {"validate-data": "passed", "check-drift": "train", "evaluate-model": "
 def test_a_run_starts_the_fewest_pods_the_design_allows(variants, outputs, expected):
     """Per task a driver and an executor pod, per DAG a driver pod (root, and each gate's condition).
     One pod per step and one condition per gate is the floor: 1 + 2 × tasks run + conditions reached.
-    (The previous design, If/Else pairs with report steps in an exit handler, started 25 on this path.)"""
+    (The previous design, If/Else pairs with report steps in an exit handler, started 25 on the deploy path;
+    serving costs the deploy path one condition driver when no serving namespace is set.)"""
     nodes, state = run_nodes(variants["plain"][0], outputs)
     assert state == "SUCCEEDED"
     tasks_run = [n.name for n in nodes if n.name in step_table.STEP and n.state == "SUCCEEDED"]
     conditions = [n for n in nodes if n.name.startswith("condition-") and not n.name.endswith("-driver")]
     assert pods(nodes) == 1 + 2 * len(tasks_run) + len(conditions) == expected
     assert tasks_run == list(step_table.MAIN_LINE[:len(tasks_run)])
-    assert [n.state for n in conditions][-1:] == (["SUCCEEDED"] if outputs == DEPLOY else ["SKIPPED"])
+    assert [n.state for n in conditions][-1:] == (["SUCCEEDED"] if outputs == SERVE else ["SKIPPED"])
 
 
 def test_executor_outputs_of_a_local_run_parse_as_every_launcher_parses_them(tmp_path):
@@ -155,7 +158,7 @@ def test_executor_outputs_of_a_local_run_parse_as_every_launcher_parses_them(tmp
                  "--registry", str(tmp_path / "registry"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
                  "--set", "min_accuracy=0.6", "--set", "max_overfit_gap=0.3", "--set", "min_roc_auc=0"]) == 0
     outputs = sorted(workdir.glob("kfp-runs/*/*/executor_output.json"))
-    assert {path.parent.name for path in outputs} == set(step_table.MAIN_LINE)
+    assert {path.parent.name for path in outputs} == set(step_table.tasks_ending_at("deploy-model"))
     for path in outputs:
         text = path.read_text()
         assert "null" not in re.sub(r'"[^"]*"', '""', text), f"{path}: a JSON null"

@@ -19,9 +19,10 @@ NETWORK_STEPS = {step.id for step in step_table.STEPS if step.uses_gcs or step.u
 def test_the_step_table_holds_the_designed_steps():
     """The one literal list of step ids: the table is the source, this pins it."""
     assert STEPS == ["validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model",
-                     "deploy-model"]
-    assert NETWORK_STEPS == {"validate-data", "check-drift", "train-model", "evaluate-model", "deploy-model"}
-    assert step_table.GATE_STEPS == ("validate-data", "check-drift", "evaluate-model", "deploy-model")
+                     "deploy-model", "serve-model"]
+    assert NETWORK_STEPS == {"validate-data", "check-drift", "train-model", "evaluate-model", "deploy-model",
+                             "serve-model"}
+    assert step_table.GATE_STEPS == ("validate-data", "check-drift", "evaluate-model", "deploy-model", "serve-model")
     assert step_table.tasks_ending_at("check-drift") == ["check-drift", "validate-data"]
     assert step_table.tasks_ending_at(None) == []
 
@@ -125,7 +126,7 @@ def test_the_run_form_offers_every_setting_with_the_configs_defaults(spec_docume
     parameters = spec_document["root"]["inputDefinitions"]["parameters"]
     not_parameters = {"drift_alpha", "drift_min_ks_statistic", "drift_min_cramers_v"}  # statistical constants
     settings = [config.GateThresholds, config.DriftPolicy, config.FeatureSettings, config.SplitSettings,
-                config.ModelSettings]
+                config.ModelSettings, config.ServingSettings]
     defaults = {f.name: f.default for cls in settings for f in fields(cls) if f.name not in not_parameters}
     defaults.update({"min_quality_score": config.DEFAULT_MIN_QUALITY_SCORE, "max_input_mb": config.DEFAULT_MAX_INPUT_MB,
                      "registry_uri": config.DEFAULT_REGISTRY_URI, "model_name": config.DEFAULT_MODEL_NAME,
@@ -146,12 +147,13 @@ def test_gates_branch_on_primitive_outputs(spec_document):
     assert any("validate-data-Output" in c and "'passed'" in c for c in conditions.values())
     assert any("check-drift-Output" in c and "'train'" in c for c in conditions.values())
     assert any("evaluate-model-Output" in c and "'deploy'" in c for c in conditions.values())
+    assert any("deploy-model-Output" in c and "'serve'" in c for c in conditions.values())  # a serving namespace is set
     # One condition per gate, nested; no Else branches, no exit handler (each gate step reports and
     # each step posts its own failure): the fewest DAGs, so the fewest driver pods.
     assert set(tasks) == {"validate-data", "condition-1"}
-    assert len(conditions) == 3
+    assert len(conditions) == 4
     dags = [name for name, component in spec_document["components"].items() if "dag" in component]
-    assert sorted(dags) == ["comp-condition-1", "comp-condition-2", "comp-condition-3"]
+    assert sorted(dags) == ["comp-condition-1", "comp-condition-2", "comp-condition-3", "comp-condition-4"]
 
 
 def test_no_step_is_ever_served_from_cache(spec_document):
@@ -171,7 +173,7 @@ def test_every_step_has_a_display_name_resources_and_no_task_retries(spec_docume
     assert display_names["validate-data"] == "Validate data (GX)"
     # The UI shows display names; a real backend's task_details carry the task keys (Argo node names),
     # which are the step ids `submit --wait` reads.
-    assert set(tasks) == set(STEPS) | {"condition-2", "condition-3", "condition-1"}
+    assert set(tasks) == set(STEPS) | {"condition-2", "condition-3", "condition-1", "condition-4"}
     assert len(set(display_names.values())) == len(STEPS) and not set(display_names.values()) & set(STEPS)
 
     executors = spec_document["deploymentSpec"]["executors"]

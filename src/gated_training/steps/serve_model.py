@@ -40,6 +40,14 @@ class ServingOutcome:
         return json_safe(asdict(self))  # type: ignore[return-value]
 
 
+def secret_reference(text: str) -> tuple[str, str] | None:
+    """``name:key`` (set at compile time by pipelines/cluster.py) as a (secret, key) pair; empty: none."""
+    if not text:
+        return None
+    name, _, key = text.partition(":")
+    return name, key or "key"
+
+
 def check_namespace(namespace: str) -> str:
     if not serving.SERVICE_NAME_PATTERN.match(namespace or "") or len(namespace) > 63:
         raise GatedTrainingError(f"serving_namespace {namespace!r}: a Kubernetes namespace name (DNS-1123 label)")
@@ -75,6 +83,12 @@ def serve_model(
         registry_key_secret, gcs_key_secret: (secret name, key) for the serving pods.
         kube_api_url: an explicit API server (``kubectl proxy``, tests); else in-cluster, else kubeconfig.
         serving_out: the serving record JSON.
+        poll_seconds: how often the InferenceService's status is read while waiting.
+
+    Returns:
+        The outcome; ``served`` is False when the new generation never became Ready (its canary then
+        has no traffic and the champion is back on the version it replaced). Kubernetes errors raise
+        :class:`kserve.ServingError` after the champion went back the same way.
     """
     check_namespace(namespace)
     kserve.check_percent(canary_traffic_percent)
