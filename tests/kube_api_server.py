@@ -54,6 +54,8 @@ class KubeApiServer(LoopbackServer):
         self.kserve_version = kserve_version
         self.ready_after = ready_after
         self.failing_versions: set[str] = set()
+        self.fail_new_versions = False  # every version not yet seen Ready fails (a run's version is not known before)
+        self.ready_versions: set[str] = set()
         self.forbidden: set[str] = set()  # verbs answered 403 (get, create, patch)
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
@@ -175,7 +177,8 @@ class KubeApiServer(LoopbackServer):
         if status.get("observedGeneration") == generation or self.reads_since_write[key] < self.ready_after:
             return
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        failing = spec_version(obj["spec"]) in self.failing_versions
+        newest = spec_version(obj["spec"])
+        failing = newest in self.failing_versions or (self.fail_new_versions and newest not in self.ready_versions)
         standard = (obj["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode") == "RawDeployment"
         status["observedGeneration"] = generation
         status["url"] = f"http://{name}.{namespace}.example.com"
@@ -198,6 +201,8 @@ class KubeApiServer(LoopbackServer):
             else:
                 predictor["latestCreatedRevision"] = predictor["latestReadyRevision"] = created
                 ok = True
+        if ok and not failing:
+            self.ready_versions.add(newest)
         status["conditions"] = [{"type": "Ready", "status": "True" if ok else "False",
                                  **({} if ok else {"reason": "RevisionFailed",
                                                    "message": "model load failed: the pod exited (verification refused)"})}]

@@ -133,7 +133,7 @@ def build_summary(
         # Stopped at the drift gate (skipped, or blocked): it compared against this champion.
         champion = {"version": drift["champion"], "metrics": None}
     deployed = None
-    if deployment is not None and deployment["promoted"]:
+    if deployment is not None and deployment["promoted"] and not (serving or {}).get("champion_restored_to"):
         deployed = {"version": deployment["version"], "uri": deployment["version_uri"],
                     "mlflow_model_version": deployment["mlflow_model_version"],
                     "mlflow_mirror": deployment["mlflow_mirror"]}
@@ -193,6 +193,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         deployed = summary["deployed"]
         lines += [f"New champion {code(deployed['version'], in_table=False)} at {md(deployed['uri'])} "
                   f"(MLflow mirror: {md(deployed['mlflow_mirror'])})", ""]
+    serving = summary.get("serving")
+    if serving:
+        share = (f"a canary with {serving['canary_percent']} % of the traffic (stable {code(serving['stable_version'], in_table=False)})"
+                 if serving["canary_percent"] and serving.get("stable_version") else "all of the traffic")
+        state = f"ready, serving {share}" if serving["served"] else f"not ready ({md(serving['why'])}), no traffic"
+        lines += [f"Serving: InferenceService {code(serving['namespace'] + '/' + serving['service'], in_table=False)} "
+                  f"({md(serving['mode'])} mode), version {code(serving['version'], in_table=False)} {state}", ""]
     candidate, champion = summary["candidate_metrics"], summary["champion"]
     if candidate:
         champion_metrics = (champion or {}).get("metrics") or {}

@@ -146,3 +146,27 @@ def test_the_kfp_ui_renders_names_in_code_checks_as_tables_and_no_none():
     html = __import__("tests.kfp_markdown", fromlist=["render_as_kfp_ui"]).render_as_kfp_ui(markdown)
     assert "<code>min_accuracy</code>" in html and "<code>expect_column_values_to_be_between[credit_amount]</code>" in html
     assert "min_roc_auc" not in rows  # a blocked run's summary lists what failed; the gate report lists every check
+
+
+def _serving(served: bool, restored: str | None = None) -> dict:
+    return {"served": served, "namespace": "team-a", "service": "credit", "mode": "Knative", "version": "v2",
+            "stable_version": "v1", "canary_percent": 10 if served else 0, "action": "canary" if served else "canary_aborted",
+            "runtime": "unchanged", "ready": served, "why": "ready" if served else "Ready is False: RevisionFailed",
+            "champion_restored_to": restored, "url": None}
+
+
+def test_a_serving_run_says_what_serves_and_a_failed_canary_is_blocked_with_the_champion_back():
+    from gated_training.summary import build_summary, summary_markdown
+
+    validation = VALIDATION_OK
+    deployment = {"promoted": True, "version": "v2", "version_uri": "gs://r/v2", "mlflow_model_version": None,
+                  "mlflow_mirror": "synced", "blocked_reason": None}
+    served = build_summary(validation=validation, deployment=deployment, serving=_serving(True))
+    assert served["outcome"] == "deployed" and served["deployed"]["version"] == "v2"
+    assert "version `v2` ready, serving a canary with 10 % of the traffic (stable `v1`)" in summary_markdown(served)
+    failed = build_summary(validation=validation, deployment=deployment, serving=_serving(False, restored="v1"))
+    assert failed["outcome"] == "blocked" and failed["blocked_by"] == "serving" and failed["deployed"] is None
+    assert failed["reasons"] == ["InferenceService team-a/credit (Knative): version v2 did not become Ready (Ready is False: "
+                                 "RevisionFailed); canary aborted, champion restored to v1"]
+    text = summary_markdown(failed)
+    assert text.startswith("# Blocked by the serving gate") and "not ready" in text and "New champion" not in text
