@@ -194,3 +194,89 @@ def test_bad_serving_parameters_are_refused_before_anything_is_read(tmp_path, ba
                "namespace": NAMESPACE, "serving_out": str(tmp_path / "s.json"), "kube_api_url": "http://127.0.0.1:9"}
     with pytest.raises(GatedTrainingError, match=message):
         serve_model(**{**options, **bad})
+
+
+def cli(api: KubeApiServer, registry: ModelRegistry, *args: str) -> int:
+    from gated_training.cli import main
+
+    return main([*args, "--kube-api", api.url, "--registry", REGISTRY, "--model-name", registry.model_name])
+
+
+def served_version(api: KubeApiServer, registry: ModelRegistry) -> tuple[str, int]:
+    obj = api.objects[("inferenceservices", NAMESPACE, registry.model_name)]
+    described = kserve.describe(obj)
+    return described["version"], described["canary_percent"]
+
+
+def test_traffic_follows_the_registry_through_the_cli(registry, tmp_path, capsys):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        second = deploy(registry, tmp_path, 1)
+        serve(registry, tmp_path, api, second)
+        capsys.readouterr()
+
+        assert cli(api, registry, "serving", "status", "--namespace", NAMESPACE) == 0
+        assert f"canary: 10 % to the champion {second}, the rest to {first}" in capsys.readouterr().out
+
+        api.requests.clear()
+        assert cli(api, registry, "serving", "promote", "--namespace", NAMESPACE) == 0
+        patch = next(r for r in api.requests if r["method"] == "PATCH")
+        assert patch["body"]["spec"] == {"predictor": {"canaryTrafficPercent": None}}
+        assert served_version(api, registry) == (second, 0)
+
+        # No canary: rollback moves the registry back and the previous champion serves all traffic.
+        assert cli(api, registry, "serving", "rollback", "--namespace", NAMESPACE, "--reason", "latency") == 0
+        assert registry.champion().version == first and served_version(api, registry) == (first, 0)
+        assert "all traffic to " + first in capsys.readouterr().out
+
+        # `gated-training promote` with --serving-namespace: the pointer, then the service.
+        assert cli(api, registry, "promote", second, "--reason", "approved", "--serving-namespace", NAMESPACE) == 0
+        assert registry.champion().version == second and served_version(api, registry) == (second, 0)
+
+        # A rollback without the namespace leaves the service behind: status says so, sync repairs.
+        assert cli(api, registry, "rollback", "--reason", "registry only") == 0
+        capsys.readouterr()
+        assert cli(api, registry, "serving", "status", "--namespace", NAMESPACE) == 1
+        out = capsys.readouterr().out
+        assert "OUT OF STEP: the InferenceService is behind" in out and "serving sync --namespace team-a" in out
+        assert cli(api, registry, "serving", "sync", "--namespace", NAMESPACE) == 0
+        assert served_version(api, registry) == (first, 0)
+        assert cli(api, registry, "serving", "status", "--namespace", NAMESPACE) == 0
+
+        # The API refuses: the command fails and names what is behind and the repair.
+        api.forbidden.add("patch")
+        capsys.readouterr()
+        assert cli(api, registry, "promote", second, "--reason", "again", "--serving-namespace", NAMESPACE) == 1
+        err = capsys.readouterr().err
+        assert f"the registry champion is {second} (just moved); the InferenceService is behind" in err
+        assert "repair: `gated-training serving sync --namespace team-a`" in err and "HTTP 403" in err
+        api.forbidden.clear()
+        assert cli(api, registry, "serving", "sync", "--namespace", NAMESPACE) == 0
+
+
+def test_serving_rollback_of_a_canary_takes_its_traffic_and_the_champion_back(registry, tmp_path):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        second = deploy(registry, tmp_path, 1)
+        serve(registry, tmp_path, api, second, canary_traffic_percent=30)
+        api.requests.clear()
+        assert cli(api, registry, "serving", "rollback", "--namespace", NAMESPACE, "--reason", "errors up") == 0
+        patch = next(r for r in api.requests if r["method"] == "PATCH")
+        assert patch["body"]["spec"] == {"predictor": {"canaryTrafficPercent": 0}}
+    pointer = registry.champion().pointer
+    assert pointer["version"] == first and pointer["action"] == "rollback" and pointer["reason"] == "errors up"
+
+
+def test_serving_promote_refuses_without_a_canary_or_when_the_registry_disagrees(registry, tmp_path, capsys):
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        assert cli(api, registry, "serving", "promote", "--namespace", NAMESPACE) == 1
+        assert f"no canary in progress (it serves {first})" in capsys.readouterr().err
+        second = deploy(registry, tmp_path, 1)
+        serve(registry, tmp_path, api, second)
+        registry.promote(first, registry.read_manifest(first)[1], registry.champion().token, reason="by hand")
+        assert cli(api, registry, "serving", "promote", "--namespace", NAMESPACE) == 1
+        assert f"the canary is {second}, the registry champion is {first}" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from gated_training.cli.common import EXIT_FAILED, EXIT_USAGE
 from gated_training.cli.kubeflow_commands import add_kubeflow_commands
 from gated_training.cli.registry_commands import add_registry_commands
 from gated_training.cli.run_commands import add_run_commands
+from gated_training.cli.serving_commands import add_serving_commands
 from gated_training.errors import ConfigError, GatedTrainingError
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_commands(commands)
     add_registry_commands(commands)
     add_kubeflow_commands(commands)
+    add_serving_commands(commands)
     add_pages(parser)
     return parser
 

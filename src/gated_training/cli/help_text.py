@@ -6,6 +6,8 @@ import argparse
 
 RUN_EXITS = "0 deployed, blocked or skipped (a blocked run deployed nothing, on purpose); 1 failed; 2 bad options"
 REGISTRY_EXITS = "0 done; 1 the registry refused it (unsigned, tampered, unknown version…); 2 bad options"
+SERVING_EXITS = ("0 done and Ready; 1 Kubernetes refused it or the service did not become Ready (the message says "
+                 "whether the registry or the InferenceService is behind, and the repair); 2 bad options")
 KUBEFLOW_EXITS = ("0 done; 1 the backend refused or could not be reached (the message says what to do); "
                   "2 bad options or parameters, found before anything is sent")
 
@@ -22,10 +24,21 @@ PAGES: dict[str, tuple[str, list[str]]] = {
         "--registry gs://acme/registry --report drift.html"]),
     "history": ("0 listed; 1 a version was refused or the pointer is broken (listed on stderr); 2 bad options", [
         "gated-training history --registry gs://acme/registry"]),
-    "rollback": (REGISTRY_EXITS, ['gated-training rollback --registry gs://acme/registry --reason "bad predictions"']),
+    "rollback": (REGISTRY_EXITS + "; with --serving-namespace, 1 also when the InferenceService could not follow "
+                 "(the message names what is behind and the repair)", [
+        'gated-training rollback --registry gs://acme/registry --reason "bad predictions"',
+        'gated-training rollback --registry gs://acme/registry --reason "bad predictions" --serving-namespace team-ml']),
     "promote": (REGISTRY_EXITS, [
         'gated-training promote 20261123T174404293543Z-4adf56ff --reason "approved by review" '
         "--registry gs://acme/registry"]),
+    "serving status": ("0 the InferenceService serves the champion (or its canary); 1 out of step (the repair is "
+                       "printed) or unreachable; 2 bad options", [
+        "gated-training serving status --namespace team-ml --registry gs://acme/registry"]),
+    "serving promote": (SERVING_EXITS, ["gated-training serving promote --namespace team-ml --registry gs://acme/registry"]),
+    "serving rollback": (SERVING_EXITS, [
+        'gated-training serving rollback --namespace team-ml --registry gs://acme/registry --reason "latency"']),
+    "serving sync": (SERVING_EXITS, ["gated-training serving sync --namespace team-ml --registry gs://acme/registry "
+                                     "--kube-api http://127.0.0.1:8001"]),
     "sync-mlflow": (REGISTRY_EXITS, [
         "gated-training sync-mlflow --registry gs://acme/registry --tracking-uri https://mlflow.acme.internal"]),
     "cleanup": (REGISTRY_EXITS, ["gated-training cleanup --registry gs://acme/registry --delete"]),

@@ -65,7 +65,9 @@ def command_move_champion(args: argparse.Namespace) -> int:
     print(f"champion: {pointer['version']} (was {pointer['previous_version'] or 'none'}); "
           f"{pointer['action']} by {pointer['promoted_by']} at {pointer['promoted_at']}: {pointer['reason']}")
     print("MLflow's champion alias is not moved by this command: run `gated-training sync-mlflow` to mirror it")
-    return EXIT_OK
+    from gated_training.cli.serving_commands import follow_after_move
+
+    return follow_after_move(args)  # with --serving-namespace: the InferenceService follows the pointer
 
 
 def command_sync_mlflow(args: argparse.Namespace) -> int:
@@ -107,6 +109,13 @@ def command_sign_legacy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_serving_follow(parser: argparse.ArgumentParser) -> None:
+    """``--serving-namespace``: the InferenceService follows the champion (cli/serving_commands.py)."""
+    from gated_training.cli.serving_commands import add_kube_arguments
+
+    add_kube_arguments(parser, "--serving-namespace", required=False)
+
+
 def add_registry_commands(commands: Any) -> None:
     history = commands.add_parser("history", help="registry versions, metrics, gate verdicts; * marks the champion")
     add_registry_arguments(history)
@@ -115,11 +124,13 @@ def add_registry_commands(commands: Any) -> None:
     rollback.add_argument("--to", help="the version to return to (default: the previous champion)")
     rollback.add_argument("--reason", default="rollback", help="recorded in the champion's history")
     add_registry_arguments(rollback)
+    add_serving_follow(rollback)
     rollback.set_defaults(handler=command_move_champion)
     promote = commands.add_parser("promote", help="make a version the champion by hand (audited override)")
     promote.add_argument("version", help="the version to make the champion, as `history` lists it")
     promote.add_argument("--reason", required=True, help="why: recorded in the champion's history")
     add_registry_arguments(promote)
+    add_serving_follow(promote)
     promote.set_defaults(handler=command_move_champion)
     sync = commands.add_parser("sync-mlflow", help="point MLflow's champion alias at the registry's champion")
     sync.add_argument("--tracking-uri", dest="tracking_uri",

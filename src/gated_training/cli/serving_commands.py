@@ -1,0 +1,88 @@
+"""Serving commands: ``serving status | promote | rollback | sync``, and the InferenceService half
+of ``rollback`` and ``promote`` (``--serving-namespace``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from gated_training.cli.common import EXIT_FAILED, EXIT_OK
+from gated_training.cli.registry_commands import add_registry_arguments, registry_from
+
+
+def kserve_client(args: argparse.Namespace) -> Any:
+    from gated_training.kserve import KServeClient
+
+    return KServeClient(args.kube_api or "")
+
+
+def add_kube_arguments(parser: argparse.ArgumentParser, namespace_flag: str, required: bool) -> None:
+    parser.add_argument(namespace_flag, dest="serving_namespace", required=required,
+                        help="the namespace of the InferenceService (the pipeline's serving_namespace)")
+    parser.add_argument("--kube-api", dest="kube_api", default="",
+                        help="the Kubernetes API server (e.g. http://127.0.0.1:8001 from `kubectl proxy`); "
+                             "default: in-cluster credentials, else your kubeconfig")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds to wait for the InferenceService to become Ready (default 600)")
+
+
+def command_serving(args: argparse.Namespace) -> int:
+    from gated_training import serving_ops
+
+    registry = registry_from(args)
+    client = kserve_client(args)
+    wait = {"timeout": args.timeout}
+    if args.serving_command == "status":
+        result = serving_ops.status(registry, client, args.serving_namespace)
+        service = result["service"]
+        print(f"champion: {result['champion'] or 'none'}")
+        if service["exists"]:
+            print(f"InferenceService {service['namespace']}/{service['name']} ({service['mode']} mode): newest version "
+                  f"{service['version']}, stable {service['stable_version']}, canary {service['canary_percent']} %, "
+                  f"{'Ready' if service['ready'] else 'not Ready: ' + service['why']}"
+                  + (f", {service['url']}" if service.get("url") else ""))
+        else:
+            print("InferenceService: none")
+        if result.get("note"):
+            print(result["note"])
+        print("in step" if result["in_step"] else f"OUT OF STEP: {result['behind']} is behind; {result['repair']}")
+        if args.json:
+            print(json.dumps(result, indent=2, sort_keys=True))
+        return EXIT_OK if result["in_step"] else EXIT_FAILED
+    if args.serving_command == "promote":
+        print(serving_ops.promote_traffic(registry, client, args.serving_namespace, **wait))
+    elif args.serving_command == "rollback":
+        print(serving_ops.rollback_traffic(registry, client, args.serving_namespace, args.reason, **wait))
+    else:
+        print(serving_ops.follow_registry(registry, client, args.serving_namespace, **wait))
+    return EXIT_OK
+
+
+def follow_after_move(args: argparse.Namespace) -> int:
+    """After ``rollback``/``promote`` moved the pointer: bring the InferenceService to it."""
+    from gated_training import serving_ops
+
+    if not getattr(args, "serving_namespace", None):
+        return EXIT_OK
+    print(serving_ops.follow_registry(registry_from(args), kserve_client(args), args.serving_namespace,
+                                      timeout=args.timeout, moved="yes"))
+    return EXIT_OK
+
+
+def add_serving_commands(commands: Any) -> None:
+    group = commands.add_parser("serving", help="the champion's InferenceService: status, canary promote/rollback, sync")
+    actions = group.add_subparsers(dest="serving_command", required=True)
+    for name, summary in (("status", "the champion and what the InferenceService serves; exit 1 when they disagree"),
+                          ("promote", "the canary (the registry champion) gets all the traffic"),
+                          ("rollback", "back to the version before: the canary loses its traffic (or the previous "
+                                       "champion serves all of it), and the registry champion moves back with it"),
+                          ("sync", "make the InferenceService serve the registry champion with all traffic (repair)")):
+        parser = actions.add_parser(name, help=summary)
+        add_kube_arguments(parser, "--namespace", required=True)
+        add_registry_arguments(parser)
+        if name == "status":
+            parser.add_argument("--json", action="store_true", help="also print the status as JSON")
+        if name == "rollback":
+            parser.add_argument("--reason", default="serving rollback", help="recorded in the champion's history")
+        parser.set_defaults(handler=command_serving)
