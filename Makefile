@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # The runtime image compiled into the pipeline YAML: a tag or a digest (name@sha256:...).
 IMAGE ?= localhost/kfp-gated-training:$(VERSION)
+# The serving image (MLServer + the verifying runtime); the component image names it, and every
+# version's manifest records it, so serve-model deploys the image the version was verified with.
+SERVING_IMAGE ?= localhost/kfp-gated-training-serving:$(VERSION)
 PIPELINE_YAML := compiled/training_pipeline.yaml
 SAMPLE_PARAMS := data/german_credit.params.yaml
 WORKDIR ?= .gated-training
@@ -48,7 +51,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	ALLOW_POD_LOCAL_STATE=$(ALLOW_POD_LOCAL_STATE) PARAMS=$(PARAMS)
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv compile run test test-unit test-integration test-robustness bench profile-memory clean image image-test upload submit schedule \
+.PHONY: help venv serving-venv compile run test test-unit test-integration test-robustness bench profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -114,9 +117,13 @@ profile-memory: venv ## memray: what each heavy step holds at its peak at PROFIL
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.memory_profile --rows $(PROFILE_ROWS)
 
-image: ## build the component image with docker, podman or buildah (IMAGE=..., EXTRA_CA_CERT=..., PUSH=1)
-	IMAGE=$(IMAGE) BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) \
-		component_images/build-image.sh
+image: ## build the component image with docker, podman or buildah (IMAGE=..., SERVING_IMAGE=..., EXTRA_CA_CERT=..., PUSH=1)
+	IMAGE=$(IMAGE) SERVING_IMAGE=$(SERVING_IMAGE) BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) \
+		EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) component_images/build-image.sh
+
+serving-image: ## build the serving image (MLServer + verifying runtime, the same ML pins) as SERVING_IMAGE (PUSH=1)
+	IMAGE=$(SERVING_IMAGE) DOCKERFILE=component_images/Dockerfile.serving BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) \
+		EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) component_images/build-image.sh
 
 image-test: ## build the image (buildah) and run every component inside it, non-root and offline
 	EXTRA_CA_CERT=$(EXTRA_CA_CERT) component_images/image-test.sh

@@ -5,6 +5,8 @@
 #   EXTRA_CA_CERT=path.crt  an extra CA for pip behind a TLS-intercepting proxy (build stage only)
 #   BUILDER=docker|podman|buildah  to choose instead of detecting
 #   PUSH=1                  push IMAGE to its registry after the build (log in with the builder first)
+#   DOCKERFILE=...          component_images/Dockerfile (default) or component_images/Dockerfile.serving
+#   SERVING_IMAGE=name:tag  the serving image the component image names (recorded in every version's manifest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${IMAGE:?set IMAGE=name:tag}"
@@ -33,9 +35,10 @@ if [ -n "${EXTRA_CA_CERT:-}" ]; then
   cp "$EXTRA_CA_CERT" "$ca_copy"
 fi
 
-args=(-f component_images/Dockerfile -t "$IMAGE"
+args=(-f "${DOCKERFILE:-component_images/Dockerfile}" -t "$IMAGE"
       --build-arg "VERSION=$version" --build-arg "REVISION=$revision"
-      --build-arg "SOURCE=$source_url" --build-arg "IMAGE_NAME=$IMAGE")
+      --build-arg "SOURCE=$source_url" --build-arg "IMAGE_NAME=$IMAGE"
+      --build-arg "SERVING_IMAGE_NAME=${SERVING_IMAGE:-}")
 [ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 
 echo "building $IMAGE with $BUILDER (version $version, revision $revision)"

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE="${IMAGE:-localhost/kfp-gated-training:test}"
+SERVING_IMAGE="${SERVING_IMAGE:-localhost/kfp-gated-training-serving:test}"
 PIPELINE_YAML=compiled/training_pipeline.yaml
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -24,7 +25,7 @@ if [ -z "$ca" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
   ca=/etc/ssl/certs/ca-certificates.crt  # the host's bundle: trusts whatever proxy the host trusts
 fi
 start=$(date +%s)
-IMAGE="$IMAGE" BUILDER=buildah BASE_IMAGE="$base" EXTRA_CA_CERT="$ca" component_images/build-image.sh
+IMAGE="$IMAGE" SERVING_IMAGE="$SERVING_IMAGE" BUILDER=buildah BASE_IMAGE="$base" EXTRA_CA_CERT="$ca" component_images/build-image.sh
 echo "built in $(( $(date +%s) - start )) s"
 buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE"
 buildah inspect --type image --format '{{range $k, $v := .OCIv1.Config.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}' "$IMAGE" \
@@ -73,4 +74,35 @@ run_in_image model-blocked blocked \
   --registry "$champion_registry" --set min_accuracy=0.99 --set force_retrain=true
 run_in_image skipped skipped check-drift,validate-data --registry "$champion_registry"
 run_in_image data-blocked blocked validate-data --set target_column=no_such_column
-echo "image test passed: all six components ran in $IMAGE, and each gate stopped a run"
+echo "image test: all six training components ran in $IMAGE, and each gate stopped a run"
+
+# ---- the serving image: built from the same pins, it serves the version the deploy run made ----
+start=$(date +%s)
+IMAGE="$SERVING_IMAGE" DOCKERFILE=component_images/Dockerfile.serving BUILDER=buildah BASE_IMAGE="$base" \
+  EXTRA_CA_CERT="$ca" component_images/build-image.sh
+echo "serving image built in $(( $(date +%s) - start )) s"
+buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$SERVING_IMAGE"
+[ "$(buildah inspect --type image --format '{{.OCIv1.Config.User}}' "$SERVING_IMAGE")" = 10001 ] \
+  || { echo "error: the serving image does not run as the non-root user 10001" >&2; exit 1; }
+serving=$(buildah from --quiet "$SERVING_IMAGE")
+trap 'buildah rm "$container" "$serving" >/dev/null 2>&1 || true' EXIT
+# The deploy run's registry and local signing key, out of the component container.
+root=$(buildah mount "$container")
+rm -rf /tmp/image-test-serving && mkdir -p /tmp/image-test-serving
+cp -r "$root/tmp/image-test-deploy/registry" /tmp/image-test-serving/registry
+key=$(find "$root/home/gated" -name 'registry*key*' -type f | head -1)
+[ -n "$key" ] || { echo "error: the component image's local registry key was not found" >&2; exit 1; }
+cp "$key" /tmp/image-test-serving/registry.key
+buildah umount "$container" >/dev/null
+python3 - "$SERVING_IMAGE" /tmp/image-test-serving/registry <<'PY'
+import json, pathlib, sys
+image, registry = sys.argv[1], pathlib.Path(sys.argv[2])
+manifest = next(registry.glob("*/versions/*/manifest.json"))
+recorded = json.loads(manifest.read_text())["serving"]["image"]
+sys.exit(None if recorded == image else f"the version records serving image {recorded!r}, expected {image!r}")
+PY
+buildah copy --quiet --chown 10001:0 "$serving" /tmp/image-test-serving /srv/test
+buildah copy --quiet "$serving" component_images/serving-smoke.py /srv/serving-smoke.py
+echo "== serving: MLServer in $SERVING_IMAGE (user 10001, no network) answers a smoke row as gated"
+offline buildah run --isolation chroot --user 10001:0 "$serving" -- python3 /srv/serving-smoke.py /srv/test
+echo "image test passed: all six components ran in $IMAGE, each gate stopped a run, and $SERVING_IMAGE served the deployed version"
