@@ -280,3 +280,22 @@ def test_serving_promote_refuses_without_a_canary_or_when_the_registry_disagrees
         registry.promote(first, registry.read_manifest(first)[1], registry.champion().token, reason="by hand")
         assert cli(api, registry, "serving", "promote", "--namespace", NAMESPACE) == 1
         assert f"the canary is {second}, the registry champion is {first}" in capsys.readouterr().err
+
+
+def test_a_server_error_with_an_html_body_is_named_and_the_champion_goes_back(registry, tmp_path):
+    """A proxy or a crashing API server answers 500 with a page, not a Status: the message says so."""
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+        second = deploy(registry, tmp_path, 1)
+        original = api.answer
+
+        def broken(method, path, query, content_type, body):
+            if method == "PATCH":
+                return 500, {"html": "<html><body>502 Bad Gateway</body></html>"}, {}
+            return original(method, path, query, content_type, body)
+
+        api.answer = broken
+        with pytest.raises(kserve.ServingError, match=r"patch inferenceservices/.* HTTP 500 .*Bad Gateway.*restored to " + first):
+            serve(registry, tmp_path, api, second)
+    assert registry.champion().version == first

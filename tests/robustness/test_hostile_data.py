@@ -283,6 +283,13 @@ def test_a_tampered_champion_fails_the_run_closed_before_anything_is_unpickled(t
     ("drift_severe_out_of_range=2", "parameter drift_severe_out_of_range=2.0: must be within [0, 1]"),
     ("max_categories=1", "parameter max_categories=1: must be 0 (no cap) or at least 2"),
     ("max_single_feature_score=1.5", "parameter max_single_feature_score=1.5: must be within [0, 1]"),
+    ("serving_namespace=Team_A", "parameter serving_namespace='Team_A': a Kubernetes name (DNS-1123 label) or empty"),
+    ("serving_namespace=a/../../b", "parameter serving_namespace='a/../../b': a Kubernetes name"),
+    ("serving_mode=Serverful", "parameter serving_mode='Serverful': must be one of Knative, Standard"),
+    ("canary_traffic_percent=0", "parameter canary_traffic_percent=0: must be between 1 and 100"),
+    ("canary_traffic_percent=101", "parameter canary_traffic_percent=101: must be between 1 and 100"),
+    ("serving_ready_timeout_seconds=0", "parameter serving_ready_timeout_seconds=0: must be between 1 and 86400"),
+    ("serving_service_account=-sa", "parameter serving_service_account='-sa': a Kubernetes name"),
 ])
 def test_bad_new_parameters_are_refused_before_running(champion_setup, assignment, message):
     before = registry_bytes(champion_setup.registry)

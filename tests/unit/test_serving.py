@@ -148,3 +148,23 @@ def test_the_serving_constraints_pin_the_ml_libraries_as_the_component_image_doe
         assert serving_pins[name] == component[name], name
     assert serving_pins["mlserver"] == "1.7.1" and serving_pins["uvloop"] == "0.21.0"
     assert tuple(int(p) for p in serving_pins["fastapi"].split(".")[:2]) < (0, 116)
+
+
+def test_a_re_signed_but_malformed_model_settings_is_refused_before_unpickling(published, tmp_path):
+    """A key holder's mistake (or a bad actor with the key) leaves settings that are not an object."""
+    import hashlib
+
+    registry, version, _ = published
+    folder = mount(registry, version, tmp_path / "mnt")
+    (folder / "model-settings.json").write_text("[1, 2]")
+    Path(registry.version_uri(version, MODEL_SETTINGS_FILE)).write_text("[1, 2]")
+    manifest_path = Path(registry.version_uri(version, MANIFEST))
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][MODEL_SETTINGS_FILE]["sha256"] = hashlib.sha256(b"[1, 2]").hexdigest()
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    resign(manifest_path)
+    new_sha = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    pointer = registry.champion()
+    registry.promote(version, new_sha, pointer.token, reason="test: re-signed")
+    with pytest.raises(RegistryError, match=r"unreadable serve/model-settings.json: expected an object"):
+        load_served_model(folder=str(folder), registry=registry, version=version, manifest_sha256=new_sha)
