@@ -39,6 +39,9 @@ PUSH ?=
 # a token from KF_PIPELINES_TOKEN; PARAMS is a YAML file of run parameters (gs:// registry, MLflow server).
 PARAMS ?= $(wildcard cluster.params.yaml)
 EXPERIMENT ?= gated-training
+# The run's Kubernetes service account: with serving_namespace set it needs get, create and patch on
+# KServe's inferenceservices and servingruntimes there (Kubeflow's kubeflow-edit grants them).
+SERVICE_ACCOUNT ?=
 CRON ?= 0 0 2 * * *
 KFP_ARGS ?=
 
@@ -49,7 +52,8 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	WEBHOOK_SECRET_KEY=$(WEBHOOK_SECRET_KEY) REGISTRY_KEY_SECRET=$(REGISTRY_KEY_SECRET) \
 	REGISTRY_KEY_SECRET_KEY=$(REGISTRY_KEY_SECRET_KEY) RESOURCES_FILE=$(RESOURCES_FILE) \
 	ALLOW_POD_LOCAL_STATE=$(ALLOW_POD_LOCAL_STATE) PARAMS=$(PARAMS)
-RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) --experiment "$(EXPERIMENT)" $(KFP_ARGS)
+RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
+	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
 .PHONY: help venv serving-venv compile run test test-unit test-integration test-robustness bench profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
