@@ -294,14 +294,12 @@ def describe(obj: dict[str, Any] | None) -> dict[str, Any]:
 class KServeClient:
     """The InferenceService and ServingRuntime calls serve-model and the CLI make."""
 
-    def __init__(self, api_url: str = "", token: str = "") -> None:
+    def __init__(self, api_url: str = "") -> None:
         from kubernetes import client, config
 
-        if api_url:  # an explicit API server (tests' stand-in, or `--kube-api`)
+        if api_url:  # an explicit, already authenticated endpoint: `kubectl proxy`, or the tests' stand-in
             configuration = client.Configuration()
             configuration.host = api_url.rstrip("/")
-            if token:
-                configuration.api_key = {"authorization": f"Bearer {token}"}
         else:
             configuration = client.Configuration()
             try:

@@ -13,7 +13,7 @@ from typing import Any
 from gated_training import kserve, serving
 from gated_training.errors import RegistryError
 from gated_training.registry import ModelRegistry
-from gated_training.registry_ops import move_champion, rollback
+from gated_training.registry_ops import rollback
 
 
 def release_for(registry: ModelRegistry, version: str) -> kserve.Release:
@@ -106,11 +106,12 @@ def rollback_traffic(registry: ModelRegistry, client: kserve.KServeClient, names
             moved = f"; registry champion back to {described['stable_version']}"
         return f"{described['name']}: canary {described['version']} has no traffic, {described['stable_version']} serves{moved}"
     pointer = rollback(registry, None, reason)
-    return follow_registry(registry, client, namespace, timeout=timeout, poll=poll, moved=pointer["version"])
+    followed = follow_registry(registry, client, namespace, timeout=timeout, poll=poll, moved=True)
+    return f"registry champion back to {pointer['version']} (was {pointer['previous_version']}); {followed}"
 
 
 def follow_registry(registry: ModelRegistry, client: kserve.KServeClient, namespace: str, *, timeout: float = 600,
-                    poll: float = 5.0, moved: str | None = None) -> str:
+                    poll: float = 5.0, moved: bool = False) -> str:
     """Make the InferenceService serve the registry champion with all traffic (after a registry
     rollback or promote, or to repair). Raises ServingError naming what is behind."""
     champion = registry.champion()
@@ -135,10 +136,3 @@ def follow_registry(registry: ModelRegistry, client: kserve.KServeClient, namesp
     if not ready:
         raise kserve.ServingError(f"{described['name']} does not become Ready on {champion.version}: {why}. {behind}: {repair}")
     return f"{described['name']}: all traffic to {champion.version} (the champion)"
-
-
-def promote_version(registry: ModelRegistry, client: kserve.KServeClient | None, namespace: str, version: str,
-                    reason: str, **wait: Any) -> tuple[dict[str, Any], str]:
-    """``gated-training promote`` with serving: the registry first, then the InferenceService."""
-    pointer = move_champion(registry, version, reason, "manual_promote")
-    return pointer, (follow_registry(registry, client, namespace, moved=version, **wait) if client else "")

@@ -66,7 +66,7 @@ def follow_after_move(args: argparse.Namespace) -> int:
     if not getattr(args, "serving_namespace", None):
         return EXIT_OK
     print(serving_ops.follow_registry(registry_from(args), kserve_client(args), args.serving_namespace,
-                                      timeout=args.timeout, moved="yes"))
+                                      timeout=args.timeout, moved=True))
     return EXIT_OK
 
 
