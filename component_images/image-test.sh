@@ -9,12 +9,12 @@ SERVING_IMAGE="${SERVING_IMAGE:-localhost/kfp-gated-training-serving:test}"
 PIPELINE_YAML=compiled/training_pipeline.yaml
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need buildah || ! need debootstrap; then
+if ! need buildah || ! need debootstrap || ! need ip; then
   if [ "$(id -u)" = 0 ] && need apt-get; then
-    echo "installing buildah and debootstrap (Debian packages)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap >/dev/null
+    echo "installing buildah, debootstrap and iproute2 (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap iproute2 >/dev/null
   else
-    echo "error: image-test needs buildah and debootstrap (apt-get install buildah debootstrap)" >&2
+    echo "error: image-test needs buildah, debootstrap and ip (apt-get install buildah debootstrap iproute2)" >&2
     exit 1
   fi
 fi
@@ -103,6 +103,9 @@ sys.exit(None if recorded == image else f"the version records serving image {rec
 PY
 buildah copy --quiet --chown 10001:0 "$serving" /tmp/image-test-serving /srv/test
 buildah copy --quiet "$serving" component_images/serving-smoke.py /srv/serving-smoke.py
-echo "== serving: MLServer in $SERVING_IMAGE (user 10001, no network) answers a smoke row as gated"
-offline buildah run --isolation chroot --user 10001:0 "$serving" -- python3 /srv/serving-smoke.py /srv/test
+echo "== serving: MLServer in $SERVING_IMAGE (user 10001, no network but loopback) answers a smoke row as gated"
+# A new network namespace has its loopback down: bring it up, nothing else (the server and the
+# client talk over 127.0.0.1; there is still no route out).
+unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh \
+  buildah run --isolation chroot --user 10001:0 "$serving" -- python3 /srv/serving-smoke.py /srv/test
 echo "image test passed: all six components ran in $IMAGE, each gate stopped a run, and $SERVING_IMAGE served the deployed version"
