@@ -16,13 +16,14 @@ either protocol: the fitted pipeline's first step reads ``None`` as ``NaN`` (``m
 # No `from __future__ import annotations`: FastAPI reads the handler's annotations (Request) at runtime.
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from mlserver.handlers import custom_handler
 from mlserver.settings import ModelParameters
-from mlserver.types import InferenceRequest, RequestOutput
+from mlserver.types import InferenceRequest, InferenceResponse, RequestOutput
 from mlserver.utils import get_model_uri
 from mlserver_sklearn import SKLearnModel
 
@@ -32,6 +33,17 @@ from gated_training.errors import GatedTrainingError
 from gated_training.registry import ModelRegistry
 
 MAX_V1_INSTANCES = 10_000
+# Below this many rows a request is scored on one thread: starting a forest's worker threads costs
+# more than the prediction (one row: about 60 ms with threads, see docs/benchmarks-findings.md).
+SEQUENTIAL_BELOW_ROWS = 1_000
+
+
+def _scoring(rows: int) -> Any:
+    import contextlib
+
+    import joblib
+
+    return joblib.parallel_config(backend="sequential") if rows < SEQUENTIAL_BELOW_ROWS else contextlib.nullcontext()
 
 
 def _required_env(name: str) -> str:
@@ -67,6 +79,11 @@ class VerifiedModel(SKLearnModel):
               f"(pointer, signed manifest, SHA-256 of every served file) with {serving.libraries()}", flush=True)
         return True
 
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        rows = max((item.shape[0] if item.shape else 1) for item in payload.inputs) if payload.inputs else 0
+        with _scoring(rows):
+            return await super().predict(payload)
+
     def _check_request(self, payload: InferenceRequest) -> InferenceRequest:
         if not payload.outputs:  # the label and the class probabilities, in the order of classes_
             payload.outputs = [RequestOutput(name="predict"), RequestOutput(name="predict_proba")]
@@ -88,8 +105,9 @@ class VerifiedModel(SKLearnModel):
                                           f"{MAX_V1_INSTANCES} objects, one per row"}, 400)
         frame = pd.DataFrame.from_records(instances)
         try:
-            labels = self._model.predict(frame)
-            probabilities = self._model.predict_proba(frame)
+            with _scoring(len(frame)):
+                labels = self._model.predict(frame)
+                probabilities = self._model.predict_proba(frame)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"cannot score these instances: {exc}"}, 400)
         return JSONResponse({"predictions": json_safe(list(labels)),
