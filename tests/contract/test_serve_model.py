@@ -187,8 +187,11 @@ def test_a_version_the_pointer_no_longer_names_or_without_a_serving_image_is_not
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"namespace": "Team_A"}, "serving_namespace 'Team_A'"), ({"canary_traffic_percent": 0}, "canary_traffic_percent 0"),
-    ({"mode": "Serverful"}, "serving mode 'Serverful'"), ({"ready_timeout_seconds": 0}, "serving_ready_timeout_seconds 0")])
+    ({"namespace": "Team_A"}, "parameter serving_namespace='Team_A'"), ({"namespace": ""}, "needs the namespace"),
+    ({"canary_traffic_percent": 0}, "parameter canary_traffic_percent=0"),
+    ({"mode": "Serverful"}, "parameter serving_mode='Serverful'"),
+    ({"ready_timeout_seconds": 0}, "parameter serving_ready_timeout_seconds=0"),
+    ({"service_account": "A B"}, "parameter serving_service_account='A B'")])
 def test_bad_serving_parameters_are_refused_before_anything_is_read(tmp_path, bad, message):
     options = {"deployment_path": str(tmp_path / "none.json"), "registry_uri": REGISTRY, "model_name": "m",
                "namespace": NAMESPACE, "serving_out": str(tmp_path / "s.json"), "kube_api_url": "http://127.0.0.1:9"}

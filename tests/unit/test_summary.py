@@ -151,7 +151,7 @@ def test_the_kfp_ui_renders_names_in_code_checks_as_tables_and_no_none():
 def _serving(served: bool, restored: str | None = None) -> dict:
     return {"served": served, "namespace": "team-a", "service": "credit", "mode": "Knative", "version": "v2",
             "stable_version": "v1", "canary_percent": 10 if served else 0, "action": "canary" if served else "canary_aborted",
-            "runtime": "unchanged", "ready": served, "why": "ready" if served else "Ready is False: RevisionFailed",
+            "runtime": "unchanged", "why": "ready" if served else "Ready is False: RevisionFailed",
             "champion_restored_to": restored, "url": None}
 
 

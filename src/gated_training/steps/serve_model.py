@@ -16,7 +16,8 @@ from typing import Any
 
 from gated_training import kserve, serving
 from gated_training.data import json_safe
-from gated_training.errors import GatedTrainingError, RegistryError
+from gated_training.config import ServingSettings
+from gated_training.errors import ConfigError, GatedTrainingError, RegistryError
 from gated_training.registry import ModelRegistry
 
 
@@ -31,8 +32,7 @@ class ServingOutcome:
     canary_percent: int  # 0: all traffic to one version
     action: str  # created, canary, rolled_out, unchanged, canary_aborted, not_ready
     runtime: str  # the ServingRuntime: created, updated, unchanged
-    ready: bool
-    why: str
+    why: str  # "ready", or what the status said when the wait ended
     champion_restored_to: str | None  # set when a failed canary put the previous champion back
     url: str | None
 
@@ -46,12 +46,6 @@ def secret_reference(text: str) -> tuple[str, str] | None:
         return None
     name, _, key = text.partition(":")
     return name, key or "key"
-
-
-def check_namespace(namespace: str) -> str:
-    if not serving.SERVICE_NAME_PATTERN.match(namespace or "") or len(namespace) > 63:
-        raise GatedTrainingError(f"serving_namespace {namespace!r}: a Kubernetes namespace name (DNS-1123 label)")
-    return namespace
 
 
 def serve_model(
@@ -90,11 +84,11 @@ def serve_model(
         has no traffic and the champion is back on the version it replaced). Kubernetes errors raise
         :class:`kserve.ServingError` after the champion went back the same way.
     """
-    check_namespace(namespace)
-    kserve.check_percent(canary_traffic_percent)
+    settings = ServingSettings(serving_namespace=namespace, serving_mode=mode, canary_traffic_percent=canary_traffic_percent,
+                               serving_ready_timeout_seconds=ready_timeout_seconds, serving_service_account=service_account)
+    if not settings.serving_namespace:
+        raise ConfigError("parameter serving_namespace: serve-model needs the namespace to serve in")
     mode_annotation = kserve.mode_of(mode)
-    if not 1 <= ready_timeout_seconds <= 24 * 3600:
-        raise GatedTrainingError(f"serving_ready_timeout_seconds {ready_timeout_seconds}: from 1 to 86400")
     deployment = json.loads(Path(deployment_path).read_text())
     if not deployment.get("promoted"):
         raise GatedTrainingError("serve-model runs only after a promoting deploy; this one did not promote")
@@ -111,8 +105,8 @@ def serve_model(
     serving.check_servable(manifest, version)
     image = (manifest.get("serving") or {}).get("image") or ""
     if not image:
-        raise RegistryError(f"model version {version} records no serving image: deploy from the component image that "
-                            "`make image` builds (it names its serving image), or serve it with `gated-training serving`")
+        raise RegistryError(f"model version {version} records no serving image: build both images (`make image "
+                            "serving-image`; the component image names the serving image) and deploy again")
     release = kserve.Release(model_name=model_name, version=version, manifest_sha256=manifest_sha,
                              registry_uri=registry_uri,
                              storage_uri=kserve.storage_uri(registry_uri, serving.storage_uri(registry, version)))
@@ -121,19 +115,16 @@ def serve_model(
         runtime, action, stable, percent, ready, why = _roll_out(client, release, namespace, mode, canary_traffic_percent,
                                                                  ready_timeout_seconds, service_account, image,
                                                                  registry_key_secret, gcs_key_secret, poll_seconds)
+        url = ((client.get(kserve.ISVC_PLURAL, namespace, serving.service_name(model_name)) or {}).get("status") or {}).get("url")
     except kserve.ServingError as exc:
         restored = _restore_champion(registry, version, str(exc))
         raise kserve.ServingError(f"{exc}. The registry champion was {'restored to ' + restored if restored else 'left at ' + version} "
                                   "so that it names what serves; see `gated-training serving status`") from exc
-    name = serving.service_name(model_name)
-    restored = None
-    if not ready:
-        restored = _restore_champion(registry, version, why)
-    obj = client.get(kserve.ISVC_PLURAL, namespace, name) or {}
-    outcome = ServingOutcome(served=ready, namespace=namespace, service=name, mode=kserve.MODE_NAMES[mode_annotation],
-                             version=version, stable_version=stable, canary_percent=percent, action=action,
-                             runtime=runtime, ready=ready, why=why, champion_restored_to=restored,
-                             url=(obj.get("status") or {}).get("url"))
+    restored = None if ready else _restore_champion(registry, version, why)
+    outcome = ServingOutcome(served=ready, namespace=namespace, service=serving.service_name(model_name),
+                             mode=kserve.MODE_NAMES[mode_annotation], version=version, stable_version=stable,
+                             canary_percent=percent, action=action, runtime=runtime, why=why,
+                             champion_restored_to=restored, url=url)
     Path(serving_out).write_text(json.dumps(outcome.to_json(), indent=2))
     return outcome
 
