@@ -265,6 +265,8 @@ def ready_state(obj: dict[str, Any]) -> tuple[bool, str]:
     annotations = obj["metadata"].get("annotations") or {}
     if annotations.get(MODE_ANNOTATION) == "RawDeployment":
         for canary in obj["spec"].get("canary") or []:
+            if not canary.get("trafficPercent"):
+                continue  # no traffic (aborted, or a dark launch): nothing waits for it
             name = canary["predictor"].get("name")
             found = next((c for c in status.get("canaryStatuses") or [] if c.get("name") == name), None)
             if not (found and found.get("ready")):
@@ -277,6 +279,11 @@ def ready_state(obj: dict[str, Any]) -> tuple[bool, str]:
     return True, "ready"
 
 
+def _percent(text: Any) -> int:
+    """The canary-percent annotation; anything but 0-100 (an annotation edited by hand) reads as 0."""
+    return int(text) if isinstance(text, str) and text.isdigit() and int(text) <= 100 else 0
+
+
 def describe(obj: dict[str, Any] | None) -> dict[str, Any]:
     """What an InferenceService serves, from its annotations and status."""
     if obj is None:
@@ -286,7 +293,7 @@ def describe(obj: dict[str, Any] | None) -> dict[str, Any]:
     return {"exists": True, "name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace"),
             "mode": MODE_NAMES.get(annotations.get(MODE_ANNOTATION, ""), annotations.get(MODE_ANNOTATION, "")),
             "registry_model": annotations.get(REGISTRY_MODEL), "version": annotations.get(SPEC_VERSION),
-            "stable_version": annotations.get(STABLE_VERSION), "canary_percent": int(annotations.get(CANARY_PERCENT) or 0),
+            "stable_version": annotations.get(STABLE_VERSION), "canary_percent": _percent(annotations.get(CANARY_PERCENT)),
             "ready": ready, "why": why, "url": (obj.get("status") or {}).get("url")}
 
 

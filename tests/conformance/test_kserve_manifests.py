@@ -63,3 +63,20 @@ def test_the_manifests_say_what_serves_and_how():
     standard = services("Standard")
     assert standard[2]["spec"]["predictor"]["name"] == standard[1]["spec"]["canary"][0]["predictor"]["name"]
     assert "canary" not in standard[2]["spec"]
+
+
+def test_the_status_reader_waits_for_the_new_generation_and_live_canaries_only():
+    created, canary, promoted, aborted, _ = services("Standard")
+    observed = {**canary, "metadata": {**canary["metadata"], "generation": 2},
+                "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}}
+    assert kserve.ready_state(observed) == (False, "the controller has not observed generation 2 yet (observed 1)")
+    name = canary["spec"]["canary"][0]["predictor"]["name"]
+    observed["status"] = {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}],
+                          "canaryStatuses": [{"name": name, "ready": False}]}
+    assert kserve.ready_state(observed) == (False, f"canary {name} is not ready")
+    dark = {**aborted, "metadata": {**aborted["metadata"], "generation": 3},
+            "status": {**observed["status"], "observedGeneration": 3}}
+    assert kserve.ready_state(dark) == (True, "ready")  # an aborted canary has no traffic to wait for
+    edited = {**dark, "metadata": {**dark["metadata"], "annotations": {**dark["metadata"]["annotations"],
+                                                                        kserve.CANARY_PERCENT: "ten"}}}
+    assert kserve.describe(edited)["canary_percent"] == 0
