@@ -320,6 +320,7 @@ class KServeClient:
 
     def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as TransportError
 
         try:
             return function(*args, **kwargs)
@@ -335,7 +336,7 @@ class KServeClient:
                 message += (" (the service account needs get, create and patch on inferenceservices and servingruntimes "
                             "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)")
             raise ServingError(f"{what}: HTTP {exc.status} {exc.reason}: {message}") from exc
-        except OSError as exc:  # urllib3 connection errors
+        except (OSError, TransportError) as exc:  # refused, reset, DNS, TLS: urllib3's errors are not OSErrors
             raise ServingError(f"{what}: the Kubernetes API is unreachable: {exc}") from exc
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -302,3 +302,18 @@ def test_a_server_error_with_an_html_body_is_named_and_the_champion_goes_back(re
         with pytest.raises(kserve.ServingError, match=r"patch inferenceservices/.* HTTP 500 .*Bad Gateway.*restored to " + first):
             serve(registry, tmp_path, api, second)
     assert registry.champion().version == first
+
+
+def test_an_unreachable_api_server_is_named_and_the_champion_goes_back(registry, tmp_path):
+    """The Kubernetes API down (or a wrong --kube-api): a ServingError, never a raw urllib3 traceback."""
+    from tests.mlserver_process import free_port
+
+    first = deploy(registry, tmp_path, 0)
+    with KubeApiServer() as api:
+        serve(registry, tmp_path, api, first)
+    second = deploy(registry, tmp_path, 1)
+    closed = type("Closed", (), {"url": f"http://127.0.0.1:{free_port()}"})()
+    with pytest.raises(kserve.ServingError, match=r"get servingruntimes/gated-training in team-a: the Kubernetes API "
+                                                  r"is unreachable: .*restored to " + first):
+        serve(registry, tmp_path, closed, second)
+    assert registry.champion().version == first
