@@ -102,7 +102,7 @@ recorded = json.loads(manifest.read_text())["serving"]["image"]
 sys.exit(None if recorded == image else f"the version records serving image {recorded!r}, expected {image!r}")
 PY
 buildah copy --quiet --chown 10001:0 "$serving" /tmp/image-test-serving /srv/test
-buildah copy --quiet "$serving" component_images/serving-smoke.py /srv/serving-smoke.py
+buildah copy --quiet "$serving" component_images/serving-smoke.py tests/serving_requests.py /srv/
 echo "== serving: MLServer in $SERVING_IMAGE (user 10001, no network but loopback) answers a smoke row as gated"
 # A new network namespace has its loopback down: bring it up, nothing else (the server and the
 # client talk over 127.0.0.1; there is still no route out).

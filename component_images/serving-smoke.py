@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from gated_training.kserve import model_environment, runtime_environment
+from gated_training.registry import PROBABILITY_TOLERANCE
 from gated_training.serving import service_name
+from serving_requests import v2_answer, v2_request  # tests/serving_requests.py, copied beside this script
 
 root = Path(sys.argv[1])
 registry = root / "registry"
@@ -45,19 +47,12 @@ try:
     probabilities = json.loads((version_dir / "smoke_probabilities.json").read_text())
     index = int(rows.isna().any(axis=1).to_numpy().argmax())  # a row with a missing value, if any
     row = rows.iloc[[index]]
-    inputs = []
-    for column in row.columns:
-        value = row[column].iloc[0]
-        missing = bool(pd.isna(value))
-        numeric = pd.api.types.is_numeric_dtype(rows[column]) and not pd.api.types.is_bool_dtype(rows[column])
-        inputs.append({"name": column, "shape": [1], "datatype": "FP64" if numeric else "BYTES",
-                       "data": [None if missing else (float(value) if numeric else str(value))]})
     request = urllib.request.Request(f"http://127.0.0.1:8080/v2/models/{name}/infer",
-                                     json.dumps({"inputs": inputs}).encode(), {"Content-Type": "application/json"})
-    outputs = {o["name"]: o for o in json.load(urllib.request.urlopen(request, timeout=30))["outputs"]}
-    label, probs = outputs["predict"]["data"][0], outputs["predict_proba"]["data"]
+                                     json.dumps(v2_request(row)).encode(), {"Content-Type": "application/json"})
+    answered, answered_probabilities = v2_answer(json.load(urllib.request.urlopen(request, timeout=30)))
+    label, probs = answered[0], answered_probabilities[0]
     worst = max(abs(a - b) for a, b in zip(probs, probabilities[index]))
-    if label != labels[index] or worst > 1e-9:
+    if label != labels[index] or worst > PROBABILITY_TOLERANCE:
         sys.exit(f"smoke row {index}: answered {label} {probs}, gated {labels[index]} {probabilities[index]}")
     metrics = urllib.request.urlopen("http://127.0.0.1:8082/metrics", timeout=10).read().decode()
     assert "model_infer_request_success_total" in metrics, "no Prometheus metrics"

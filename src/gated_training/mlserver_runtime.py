@@ -14,10 +14,12 @@ either protocol: the fitted pipeline's first step reads ``None`` as ``NaN`` (``m
 """
 
 # No `from __future__ import annotations`: FastAPI reads the handler's annotations (Request) at runtime.
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pandas as pd
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -39,10 +41,6 @@ SEQUENTIAL_BELOW_ROWS = 1_000
 
 
 def _scoring(rows: int) -> Any:
-    import contextlib
-
-    import joblib
-
     return joblib.parallel_config(backend="sequential") if rows < SEQUENTIAL_BELOW_ROWS else contextlib.nullcontext()
 
 

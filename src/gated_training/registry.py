@@ -497,8 +497,6 @@ def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | Non
     if SMOKE_PROBABILITIES_FILE in contents:
         # One row per request, decoded as a serving stack decodes it: labels and probabilities must
         # be what was recorded at gate time.
-        import joblib
-
         recorded = _smoke_probabilities(version, contents[SMOKE_PROBABILITIES_FILE], len(rows), len(model.classes_))
         for index, row in enumerate(served_rows(rows)):
             # One row gains nothing from a forest's worker threads, and starting them costs more

@@ -110,8 +110,7 @@ def model_file(manifest: dict[str, Any]) -> str:
 
 
 def storage_uri(registry: Any, version: str) -> str:
-    """The ``storageUri`` of a version: its ``serve/`` folder (a local registry maps to ``pvc://``
-    only through :func:`gated_training.kserve.storage_uri_for`)."""
+    """A version's ``serve/`` folder: KServe's ``storageUri`` (``kserve.storage_uri`` accepts only gs://)."""
     return registry.version_uri(version, SERVE_FOLDER)
 
 

@@ -58,6 +58,13 @@ def serve(registry, tmp_path, api, version, **options):
                        serving_out=str(tmp_path / "serving.json"), poll_seconds=0.01, **options)
 
 
+def serving_then_deployed(registry, tmp_path, api, mode: str = "Knative") -> tuple[str, str]:
+    """A first version served (created), then a second deployed, not yet served: (first, second)."""
+    first = deploy(registry, tmp_path, 0)
+    serve(registry, tmp_path, api, first, mode=mode)
+    return first, deploy(registry, tmp_path, 1)
+
+
 def calls(api: KubeApiServer) -> list[tuple[str, str]]:
     return [(r["method"], r["path"]) for r in api.requests]
 
@@ -83,10 +90,8 @@ def test_the_first_version_creates_the_runtime_and_the_service_and_waits_for_rea
 
 
 def test_a_new_champion_is_a_knative_canary_at_the_percent_asked(registry, tmp_path):
-    first = deploy(registry, tmp_path, 0)
     with KubeApiServer() as api:
-        serve(registry, tmp_path, api, first)
-        second = deploy(registry, tmp_path, 1)
+        first, second = serving_then_deployed(registry, tmp_path, api)
         api.requests.clear()
         outcome = serve(registry, tmp_path, api, second, canary_traffic_percent=25)
         patch = next(r for r in api.requests if r["method"] == "PATCH")
@@ -103,10 +108,8 @@ def test_a_new_champion_is_a_knative_canary_at_the_percent_asked(registry, tmp_p
 
 
 def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_the_champion_goes_back(registry, tmp_path):
-    first = deploy(registry, tmp_path, 0)
     with KubeApiServer() as api:
-        serve(registry, tmp_path, api, first)
-        second = deploy(registry, tmp_path, 1)
+        first, second = serving_then_deployed(registry, tmp_path, api)
         api.failing_versions.add(second)
         api.requests.clear()
         outcome = serve(registry, tmp_path, api, second, ready_timeout_seconds=1)
@@ -121,12 +124,9 @@ def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_the_champion_goes
     assert pointer["version"] == first and pointer["action"] == "rollback" and "never became Ready" in pointer["reason"]
 
 
-@pytest.mark.parametrize("kserve_version", ["v0.20.0"])
-def test_standard_mode_canaries_use_spec_canary(registry, tmp_path, kserve_version):
-    first = deploy(registry, tmp_path, 0)
-    with KubeApiServer(kserve_version=kserve_version) as api:
-        serve(registry, tmp_path, api, first, mode="Standard")
-        second = deploy(registry, tmp_path, 1)
+def test_standard_mode_canaries_use_spec_canary(registry, tmp_path):
+    with KubeApiServer(kserve_version="v0.20.0") as api:
+        first, second = serving_then_deployed(registry, tmp_path, api, mode="Standard")
         outcome = serve(registry, tmp_path, api, second, mode="Standard")
         stored = api.objects[("inferenceservices", NAMESPACE, registry.model_name)]
     assert stored["metadata"]["annotations"][kserve.MODE_ANNOTATION] == "RawDeployment"
@@ -137,10 +137,8 @@ def test_standard_mode_canaries_use_spec_canary(registry, tmp_path, kserve_versi
 def test_standard_mode_canaries_on_kserve_0_16_are_refused_not_dropped(registry, tmp_path):
     """Without strict field validation the API server would drop spec.canary and the new version
     would never serve while the run said canary; with it, the request fails, and the champion goes back."""
-    first = deploy(registry, tmp_path, 0)
     with KubeApiServer(kserve_version="v0.16.0") as api:
-        serve(registry, tmp_path, api, first, mode="Standard")
-        second = deploy(registry, tmp_path, 1)
+        first, second = serving_then_deployed(registry, tmp_path, api, mode="Standard")
         with pytest.raises(kserve.ServingError, match=r'HTTP 400 Bad Request: strict decoding error: unknown field '
                                                       r'"spec.canary".*need KServe >= 0.20.*restored to ' + first):
             serve(registry, tmp_path, api, second, mode="Standard")
@@ -148,10 +146,8 @@ def test_standard_mode_canaries_on_kserve_0_16_are_refused_not_dropped(registry,
 
 
 def test_without_rbac_the_message_says_which_permissions_and_the_champion_goes_back(registry, tmp_path):
-    first = deploy(registry, tmp_path, 0)
     with KubeApiServer() as api:
-        serve(registry, tmp_path, api, first)
-        second = deploy(registry, tmp_path, 1)
+        first, second = serving_then_deployed(registry, tmp_path, api)
         api.forbidden.add("patch")
         with pytest.raises(kserve.ServingError, match=r"HTTP 403 .*cannot patch resource \"inferenceservices\".*"
                                                       r"kubeflow-edit role grants them.*restored to " + first):
@@ -212,10 +208,8 @@ def served_version(api: KubeApiServer, registry: ModelRegistry) -> tuple[str, in
 
 
 def test_traffic_follows_the_registry_through_the_cli(registry, tmp_path, capsys):
-    first = deploy(registry, tmp_path, 0)
     with KubeApiServer() as api:
-        serve(registry, tmp_path, api, first)
-        second = deploy(registry, tmp_path, 1)
+        first, second = serving_then_deployed(registry, tmp_path, api)
         serve(registry, tmp_path, api, second)
         capsys.readouterr()
 
@@ -259,10 +253,8 @@ def test_traffic_follows_the_registry_through_the_cli(registry, tmp_path, capsys
 
 
 def test_serving_rollback_of_a_canary_takes_its_traffic_and_the_champion_back(registry, tmp_path):
-    first = deploy(registry, tmp_path, 0)
     with KubeApiServer() as api:
-        serve(registry, tmp_path, api, first)
-        second = deploy(registry, tmp_path, 1)
+        first, second = serving_then_deployed(registry, tmp_path, api)
         serve(registry, tmp_path, api, second, canary_traffic_percent=30)
         api.requests.clear()
         assert cli(api, registry, "serving", "rollback", "--namespace", NAMESPACE, "--reason", "errors up") == 0
@@ -287,10 +279,8 @@ def test_serving_promote_refuses_without_a_canary_or_when_the_registry_disagrees
 
 def test_a_server_error_with_an_html_body_is_named_and_the_champion_goes_back(registry, tmp_path):
     """A proxy or a crashing API server answers 500 with a page, not a Status: the message says so."""
-    first = deploy(registry, tmp_path, 0)
     with KubeApiServer() as api:
-        serve(registry, tmp_path, api, first)
-        second = deploy(registry, tmp_path, 1)
+        first, second = serving_then_deployed(registry, tmp_path, api)
         original = api.answer
 
         def broken(method, path, query, content_type, body):

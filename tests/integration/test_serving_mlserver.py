@@ -15,14 +15,15 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 from gated_training import serving
-from gated_training.registry import SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE, SMOKE_ROWS_FILE, ModelRegistry
+from gated_training.registry import (PROBABILITY_TOLERANCE, SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE,
+                                     SMOKE_ROWS_FILE, ModelRegistry)
 from gated_training.serving import serving_files
 from tests.integration.conftest import with_champion
 from tests.mlserver_process import MLServer, mounted_copy
 from tests.serving_requests import v1_request, v2_answer, v2_request
 
 MODEL = "tabular-classifier"
-TOLERANCE = 1e-9
+TOLERANCE = PROBABILITY_TOLERANCE  # what deploy's own smoke replay allows
 
 
 @pytest.fixture(scope="module")
