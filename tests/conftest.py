@@ -29,6 +29,25 @@ SAMPLE_PARAMS = REPO_ROOT / "data" / "german_credit.params.yaml"
 COMPILED_PIPELINE = REPO_ROOT / "compiled" / "training_pipeline.yaml"
 
 
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_uri_leaks():
+    """A test that leaves MLFLOW_TRACKING_URI behind (``mlflow.set_tracking_uri`` writes it into
+    ``os.environ``) hands every later run in this worker, and its step processes, a server that is
+    gone by then: which test then fails depends on how xdist orders the files. Fail the leaking test."""
+    before = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    yield
+    after = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    assert after == before, f"the test left MLflow's URI variables changed: {before} -> {after}"
+
+
 @pytest.fixture
 def sample_frame() -> pd.DataFrame:
     return pd.read_csv(SAMPLE_DATA)

@@ -59,6 +59,36 @@ def tracking_errors(tracking_uri: str, action: str) -> Iterator[None]:
         raise
 
 
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextmanager
+def global_uris(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (``mlflow.start_run``, ``register_model``) at ``tracking_uri`` for the
+    block, then put back what was there. ``mlflow.set_tracking_uri`` also writes
+    ``MLFLOW_TRACKING_URI`` (and the registry's variable) into ``os.environ``: left there, a CLI call
+    or a test in the same process would hand the next run, and every step process it starts, a
+    server that may be gone by then."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {name: os.environ.get(name) for name in URI_VARIABLES}
+    saved_globals = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_globals[0])
+        mlflow.set_registry_uri(saved_globals[1])
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def client(tracking_uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
@@ -87,12 +117,10 @@ def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id:
                      description: str = "") -> tuple[str | None, str]:
     """Register the model in MLflow and point its ``champion`` alias at it. Never raises."""
     try:
-        with tracking_errors(tracking_uri, "registering the champion"):
+        # models:/m-<id> sources resolve through the global tracking URI, not the client's.
+        with tracking_errors(tracking_uri, "registering the champion"), global_uris(tracking_uri):
             import mlflow
 
-            # models:/m-<id> sources resolve through the global tracking URI, not the client's.
-            mlflow.set_tracking_uri(tracking_uri)
-            mlflow.set_registry_uri(tracking_uri)
             mlflow_client = client(tracking_uri)
             # register_model resolves MLflow 3's models:/m-<id> to its logged model for any backend.
             registered = mlflow.register_model(model_uri, model_name, tags={"registry_version": version})

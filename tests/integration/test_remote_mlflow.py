@@ -7,6 +7,7 @@ import mlflow
 import pytest
 
 from gated_training.cli import main
+from gated_training.tracking import global_uris
 from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, TEST_THRESHOLDS
 from tests.mlflow_server import mlflow_server
@@ -46,10 +47,8 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(tmp_path, monkeypatch)
         assert dataset.dataset.digest == summary["data_sha256"][:32] and "credit_amount" in dataset.dataset.schema
         assert f"registry version {summary['deployed']['version']}" in champion.description
         assert "min_accuracy" in champion.description
-        # Explicit URIs: mlflow's global registry URI may still name another test's store in this process.
-        mlflow.set_tracking_uri(url)
-        mlflow.set_registry_uri(url)
-        info = mlflow.models.get_model_info(f"models:/tabular-classifier/{champion.version}")
+        with global_uris(url):  # models:/ URIs resolve through mlflow's global URIs
+            info = mlflow.models.get_model_info(f"models:/tabular-classifier/{champion.version}")
         types = {spec.name: (spec.type.name, spec.required) for spec in info.signature.inputs.inputs}
         assert types["age"] == ("double", True) and types["credit_amount"] == ("double", True)
         assert types["saving_accounts"] == ("string", True)
@@ -88,9 +87,9 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
         assert main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(workdir),
                      "--registry", str(registry_path), "--set", "n_estimators=10", *TEST_THRESHOLDS]) == 0
         assert json.loads((workdir / "summary.json").read_text())["tasks_ran"] == DEPLOYED_TASKS
-        mlflow.set_tracking_uri(url)
-        mlflow.set_registry_uri(url)
-        model_dir = mlflow.artifacts.download_artifacts("models:/tabular-classifier@champion", dst_path=str(tmp_path / "m"))
+        with global_uris(url):
+            model_dir = mlflow.artifacts.download_artifacts("models:/tabular-classifier@champion",
+                                                            dst_path=str(tmp_path / "m"))
         for example in ("input_example.json", "serving_input_example.json"):
             text = (tmp_path / "m" / example).read_text() if (tmp_path / "m" / example).exists() else \
                 next((p.read_text() for p in (tmp_path / "m").rglob(example)), None)

@@ -9,6 +9,7 @@ from gated_training.config import ModelSettings
 from gated_training.split import rule_for, in_test_split
 from gated_training.errors import DataError, TrackingError
 from gated_training.steps.train_model import cross_validation_rows
+from gated_training.tracking import global_uris
 from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
 
@@ -43,8 +44,9 @@ def test_mlflow_run_has_params_metrics_tags_importances_and_model(forest):
     assert run.data.tags["data_sha256"] == "f" * 64 and run.data.tags["kfp_run_id"] == "kfp-run-1"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"feature_importances.json", "feature_metadata.json"} <= artifacts
-    mlflow.set_tracking_uri(forest.tracking_uri)
-    logged = mlflow.models.get_model_info(forest.training.mlflow_model_uri)
+    with global_uris(forest.tracking_uri):  # models:/m-<id> resolves through mlflow's global URIs
+        logged = mlflow.models.get_model_info(forest.training.mlflow_model_uri)
+        loaded = mlflow.pyfunc.load_model(forest.training.mlflow_model_uri)  # our code + skops, our trusted types
     assert logged.signature is not None and logged.saved_input_example_info is not None
     # Typed from the feature metadata: numeric features double, every feature required.
     metadata = json.loads(open(forest.path("meta.json")).read())
@@ -54,7 +56,6 @@ def test_mlflow_run_has_params_metrics_tags_importances_and_model(forest):
     for column in metadata["inputs"]:
         assert inputs[column["name"]].type.name == ("double" if column["role"] == "numeric" else
                                                    "boolean" if column["dtype"] == "bool" else "string"), column
-    loaded = mlflow.pyfunc.load_model(forest.training.mlflow_model_uri)  # our code + skops with our trusted types
     raw = pd.read_parquet(forest.path("test.parquet")).drop(columns="label")
     fitted = joblib.load(forest.path("model.joblib"))
     answer = loaded.predict(raw.head(5))
@@ -141,3 +142,28 @@ def test_drift_metrics_for_mlflow_skip_infinite_psi_and_sanitise_names():
         {"feature": "credit amount (€)", "psi": 0.31}, {"feature": "gone", "psi": float("inf")}]}
     assert drift_metrics({"report": report}) == {"drift_drifted_share": 0.5, "drift_psi.credit_amount____": 0.31}
     assert drift_metrics({"report": None}) == {} and drift_metrics(None) == {}
+
+
+@pytest.mark.parametrize("preset", [None, "http://mlflow.team.example:5000"], ids=["unset", "set"])
+def test_training_and_the_mirror_leave_mlflow_uris_as_they_found_them(tmp_path, monkeypatch, preset):
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; in-process callers (the CLI's
+    promote, rollback and sync-mlflow, the tests) must not inherit a server that may be gone."""
+    import os
+
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from gated_training.tracking import mirror_to_mlflow
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    if preset:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", preset)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    trained = train_candidate(tmp_path, synthetic_frame(150), settings=ModelSettings(n_estimators=5, cv_folds=2))
+    version, state = mirror_to_mlflow(trained.tracking_uri, "m", trained.training.mlflow_model_uri,
+                                      trained.training.mlflow_run_id, "v-1")
+    assert (version, state) == ("1", "synced")
+    assert os.environ.get("MLFLOW_TRACKING_URI") == preset and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert tracking_utils._tracking_uri is None  # mlflow's own default again, not our run's store
+    if preset:
+        assert mlflow.get_tracking_uri() == preset

@@ -207,9 +207,7 @@ def _log_to_mlflow(
 
     from gated_training import missing_values, mlflow_model
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    with tracking.tracking_errors(tracking_uri, "logging the training run"):
+    with tracking.tracking_errors(tracking_uri, "logging the training run"), tracking.global_uris(tracking_uri):
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or None) as run:
             if dataset is not None:
                 mlflow.log_input(dataset, context="training")
