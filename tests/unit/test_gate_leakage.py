@@ -4,11 +4,14 @@ too large to be real, and a champion scored only on rows it never trained on."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score
 
 from gated_training.config import GateThresholds
 from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model
-from gated_training.leakage import single_feature_scores
+from gated_training.leakage import balanced_accuracy, single_feature_scores
 from gated_training.registry import FEATURE_METADATA_FILE, MODEL_FILE, ModelRegistry
 from gated_training.split import SplitRule, in_test_split
 from tests.conftest import synthetic_frame
@@ -45,6 +48,30 @@ def test_single_feature_scores_find_a_copied_label_and_not_an_id():
     scores = single_feature_scores(train, test, "label")
     assert list(scores)[0] == "leak" and scores["leak"] == 1.0
     assert scores["customer_id"] == 0.5 and scores["noise"] < 0.6 and scores["x1"] < 0.9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_balanced_accuracy_on_label_codes_is_sklearns(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 4, size=200)
+    y_true[y_true == 2] = 3  # a class only the predictions use
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 4, size=200))
+    assert balanced_accuracy(y_true, y_pred) == balanced_accuracy_score(y_true, y_pred)
+
+
+def test_single_feature_scores_break_ties_by_label_order_and_score_multiclass_labels():
+    # "p" holds both labels equally in training: the first label in sorted order ("a") wins the tie,
+    # so every test row is answered right (1.0); breaking it towards "b" would score 0.5.
+    train = pd.DataFrame({"key": ["p"] * 10 + ["q"] * 10, "label": ["a", "b"] * 5 + ["b"] * 10})
+    test = pd.DataFrame({"key": ["p"] * 10 + ["q"] * 10, "label": ["a"] * 10 + ["b"] * 10})
+    assert single_feature_scores(train, test, "label") == {"key": 1.0}
+    assert single_feature_scores(train.replace({"a": "c"}), test.replace({"a": "c"}), "label") == {"key": 0.5}
+    labels = np.random.default_rng(0).choice(["no", "maybe", "yes"], 600)
+    frame = pd.DataFrame({"copy": labels, "code": pd.Series(labels).map({"no": 0, "maybe": 1, "yes": 2}).astype(float),
+                          "noise": np.random.default_rng(1).normal(size=600), "label": labels})
+    scores = single_feature_scores(frame.iloc[:300], frame.iloc[300:], "label")
+    assert scores["copy"] == scores["code"] == 1.0
+    assert 0.2 < scores["noise"] < 0.5  # three classes: a useless feature scores about 1/3
 
 
 def test_a_feature_that_copies_the_label_blocks_the_candidate(tmp_path):
