@@ -1,18 +1,20 @@
-"""Score a fitted model on labelled rows. Candidate and champion go through this same code."""
+"""Score a fitted model on labelled rows. Candidate, champion and the prior predictor go through this same code."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
 from sklearn.pipeline import Pipeline
 
-from gated_training.data import json_safe
+from gated_training.data import json_safe, label_key
 
 MAX_ROC_POINTS = 200  # keeps the ClassificationMetrics artifact small in the KFP UI
+# Metrics where higher is better, in the order reports list them; ``brier`` (lower is better) follows.
+HEADLINE = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,13 +25,44 @@ class Scores:
     labels: list[Any]
     confusion_matrix: list[list[int]]
     roc_curve: dict[str, list[float]] | None  # binary only
+    balanced_accuracy: float = 0.0  # mean recall over the classes present in the rows (1/K for a constant guess)
+    brier: float | None = None  # mean squared error of the class probabilities (multiclass Brier), lower is better
     predicted: np.ndarray | None = field(default=None, repr=False, compare=False)  # for agreement and prediction drift
+    proba: np.ndarray | None = field(default=None, repr=False, compare=False)  # columns in ``labels`` order
 
     def headline(self) -> dict[str, float]:
-        values = {"accuracy": self.accuracy, "f1": self.f1}
+        values = {"accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy, "f1": self.f1}
         if self.roc_auc is not None:
             values["roc_auc"] = self.roc_auc
+        if self.brier is not None:
+            values["brier"] = self.brier
         return values
+
+
+def label_order(*groups: Any) -> list[Any]:
+    """Every label of ``groups`` once, in one stable order (by their JSON key), ``1`` and ``1.0`` as one."""
+    seen: dict[str, Any] = {}
+    for group in groups:
+        for value in np.asarray(group, dtype=object).tolist():
+            seen.setdefault(label_key(value), value)
+    return [seen[k] for k in sorted(seen)]
+
+
+def label_codes(values: Any, labels: Sequence[Any]) -> np.ndarray:
+    """Integer codes of ``values`` in ``labels`` (matched by their JSON key)."""
+    index = {label_key(label): code for code, label in enumerate(labels)}
+    codes, uniques = pd.factorize(pd.Series(np.asarray(values)), sort=False)  # hashing: fast at any size
+    mapping = np.array([index[label_key(value)] for value in uniques.tolist()], dtype=np.int64)
+    return mapping[codes] if len(mapping) else np.zeros(0, dtype=np.int64)
+
+
+def aligned_proba(proba: np.ndarray | None, model_classes: Sequence[Any], labels: Sequence[Any]) -> np.ndarray | None:
+    """Class probabilities with one column per label of ``labels`` (0 for a class the model never saw)."""
+    if proba is None:
+        return None
+    aligned = np.zeros((proba.shape[0], len(labels)), dtype=np.float64)
+    aligned[:, label_codes(model_classes, labels)] = proba
+    return aligned
 
 
 def _roc_auc(y: pd.Series, proba: np.ndarray | None, classes: np.ndarray) -> float | None:
@@ -61,11 +94,17 @@ def predict_labels_and_proba(model: Any, features: pd.DataFrame) -> tuple[np.nda
     return model.predict(features), model.predict_proba(features) if hasattr(model, "predict_proba") else None
 
 
-def score_model(model: Any, features: pd.DataFrame, labels: pd.Series) -> Scores:
-    classes = np.asarray(model.classes_)
-    predicted, proba = predict_labels_and_proba(model, features)
-    all_labels = sorted(set(classes.tolist()) | set(pd.unique(labels).tolist()), key=str)
-    roc = _downsample_roc(labels, proba, classes[1]) if proba is not None and len(classes) == 2 and labels.nunique() == 2 else None
+def score_predictions(labels: pd.Series, predicted: np.ndarray, proba: np.ndarray | None,
+                      classes: np.ndarray) -> Scores:
+    """Scores of given predictions (``proba`` columns in ``classes`` order) against ``labels``."""
+    from gated_training.stats import brier_per_row, confusion_metric
+
+    classes = np.asarray(classes, dtype=object) if not isinstance(classes, np.ndarray) else classes
+    all_labels = label_order(classes, pd.unique(labels))
+    y_codes, p_codes = label_codes(labels, all_labels), label_codes(predicted, all_labels)
+    aligned = aligned_proba(proba, classes.tolist(), all_labels)
+    roc = (_downsample_roc(labels, proba, classes[1])
+           if proba is not None and len(classes) == 2 and labels.nunique() == 2 else None)
     return Scores(
         accuracy=float(accuracy_score(labels, predicted)),
         f1=float(f1_score(labels, predicted, average="macro", labels=all_labels, zero_division=0)),
@@ -73,5 +112,28 @@ def score_model(model: Any, features: pd.DataFrame, labels: pd.Series) -> Scores
         labels=json_safe(all_labels),
         confusion_matrix=confusion_matrix(labels, predicted, labels=all_labels).tolist(),
         roc_curve=roc,
+        balanced_accuracy=confusion_metric("balanced_accuracy", y_codes, p_codes, len(all_labels)),
+        brier=float(brier_per_row(y_codes, aligned).mean()) if aligned is not None and len(y_codes) else None,
         predicted=predicted,
+        proba=aligned,
     )
+
+
+def score_model(model: Any, features: pd.DataFrame, labels: pd.Series) -> Scores:
+    predicted, proba = predict_labels_and_proba(model, features)
+    return score_predictions(labels, predicted, proba, np.asarray(model.classes_))
+
+
+def prior_predictions(train_counts: dict[str, int], classes: Sequence[Any], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The prior predictor: the training split's most common class for every row, and the training
+    class shares as its probabilities (columns in ``classes`` order). Ties go to the first label in order."""
+    counts = np.array([float(train_counts.get(label_key(c), 0)) for c in classes])
+    shares = counts / counts.sum() if counts.sum() else np.full(len(classes), 1 / len(classes))
+    majority = classes[int(np.argmax(counts))]
+    predicted = np.empty(rows, dtype=object)
+    predicted[:] = majority
+    try:
+        predicted = predicted.astype(np.asarray(list(classes)).dtype)
+    except (TypeError, ValueError):
+        pass
+    return predicted, np.tile(shares, (rows, 1))

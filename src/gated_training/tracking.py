@@ -160,10 +160,13 @@ def record_gate(tracking_uri: str, run_id: str, decision: dict[str, Any], files:
                 key = _mlflow_key(f"gate.{check['name']}")
                 if isinstance(check.get("value"), (int, float)) and math.isfinite(check["value"]):
                     mlflow_client.log_metric(run_id, key, float(check["value"]))
-                mlflow_client.set_tag(run_id, f"{key}.verdict", "pass" if check["passed"] else "fail")
+                blocking = check.get("severity", "critical") == "critical"
+                mlflow_client.set_tag(run_id, f"{key}.verdict",
+                                      "pass" if check["passed"] else ("fail" if blocking else "warning"))
             mlflow_client.set_tag(run_id, "gate.decision", decision["decision"])
             if decision["decision"] != "deploy":
-                failed = {check["name"] for check in decision["checks"] if not check["passed"]}
+                failed = {check["name"] for check in decision["checks"]
+                          if not check["passed"] and check.get("severity", "critical") == "critical"}
                 mlflow_client.set_tag(run_id, OUTCOME_TAG, "blocked")
                 mlflow_client.set_tag(run_id, BLOCKED_BY_TAG, "drift" if failed == {"drift_action"} else "model")
             for name, path in files.items():

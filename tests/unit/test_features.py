@@ -43,7 +43,7 @@ def test_the_split_is_stable_a_row_keeps_its_side_whatever_else_is_in_the_batch(
     assert row_keys(test3) == row_keys(test)
 
 
-def test_a_key_column_splits_by_key_and_every_class_needs_both_sides():
+def test_a_key_column_splits_by_key_and_every_class_needs_training_rows():
     frame = synthetic_frame(1000).assign(customer=lambda f: [f"c{i // 2}" for i in range(len(f))])  # two rows a key
     train, test, rule = split_dataset(frame, "label", SplitSettings(split_key="customer"))
     assert rule.columns == ["customer"] and not set(train["customer"]) & set(test["customer"])
@@ -51,9 +51,21 @@ def test_a_key_column_splits_by_key_and_every_class_needs_both_sides():
         split_dataset(frame, "label", SplitSettings(split_key="nope"))
     with pytest.raises(DataError, match="is the target column"):
         split_dataset(frame, "label", SplitSettings(split_key="label"))
-    tiny = synthetic_frame(12)
-    with pytest.raises(DataError, match=r"split has no rows of class"):
-        split_dataset(tiny.assign(label=[0] * 10 + [1] * 2), "label", SplitSettings(test_size=0.05))
+    tiny = synthetic_frame(12).assign(label=[0] * 10 + [1] * 2)
+    # A test split short of a class trains: the model gate's minimum evidence blocks it, saying how many rows.
+    train, test, _ = split_dataset(tiny, "label", SplitSettings(test_size=0.05))
+    assert set(train["label"]) == {0, 1} and len(test) < 3
+    # A class the training split lacks cannot be learnt: that fails, naming it. Keys chosen so that both
+    # rows of class 1 hash into the test side.
+    from gated_training.split import rule_for, unit_positions
+
+    keys = pd.DataFrame({"key": [f"k{i}" for i in range(200)], "label": 0})
+    positions = unit_positions(keys, rule_for(keys, "label", 0.5, "key"))
+    test_keys, train_keys = keys["key"][positions < 0.5].tolist(), keys["key"][positions >= 0.5].tolist()
+    keyed = tiny.assign(key=train_keys[:10] + test_keys[:2])
+    with pytest.raises(DataError, match=r"the training split has no rows of class\(es\) \['1'\]"):
+        split_dataset(keyed, "label", SplitSettings(test_size=0.5, split_key="key"))
+
 
 
 def test_preprocessor_is_fitted_on_the_training_split_only(tmp_path):

@@ -29,7 +29,7 @@ def test_the_model_is_one_pipeline_from_raw_rows_to_predictions(forest):
 def test_metrics_cover_cv_train_test_and_overfit_gap(forest):
     report = json.loads(open(forest.path("training.json")).read())
     assert report["cv_accuracy_mean"] > 0.7 and report["cv_accuracy_std"] >= 0
-    assert set(report["test"]) == {"accuracy", "f1", "roc_auc"}
+    assert set(report["test"]) == {"accuracy", "balanced_accuracy", "f1", "roc_auc", "brier"}
     assert report["overfit_gap"] == pytest.approx(report["train"]["accuracy"] - report["test"]["accuracy"])
 
 

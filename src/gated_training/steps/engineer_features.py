@@ -128,13 +128,15 @@ def split_dataset(frame: pd.DataFrame, target: str, split: SplitSettings) -> tup
     rule = rule_for(frame, target, split.test_size, split.split_key)
     in_test = in_test_split(frame, rule)
     train, test = frame[~in_test], frame[in_test]
-    for side, rows in (("test", test), ("training", train)):
-        absent = sorted(set(map(label_key, counts.index)) - set(map(label_key, rows[target].unique())))
-        if absent:
-            raise DataError(
-                f"the {side} split has no rows of class(es) {absent[:10]} of {target!r} ({len(test)} test rows of "
-                f"{len(frame)}); raise test_size or provide more rows"
-            )
+    # A class absent from the training split cannot be learnt: that fails here. A test split short of a
+    # class (a tiny table) still trains: the model gate's minimum-evidence checks then block the run and
+    # say how many rows a decision needs.
+    absent = sorted(set(map(label_key, counts.index)) - set(map(label_key, train[target].unique())))
+    if absent:
+        raise DataError(
+            f"the training split has no rows of class(es) {absent[:10]} of {target!r} ({len(train)} training rows of "
+            f"{len(frame)}); provide more rows of those classes"
+        )
     return train.reset_index(drop=True), test.reset_index(drop=True), rule
 
 

@@ -1,5 +1,10 @@
-"""evaluate-model, the model gate: absolute thresholds and leakage, then the champion re-scored on the test rows it
-never trained on."""
+"""evaluate-model, the model gate: minimum evidence, absolute thresholds, the prior predictor, leakage,
+then the champion re-scored on the test rows it never trained on, compared with paired statistics.
+
+This module assembles one :class:`gated_training.gate.GateContext` (every model's answers on the same
+rows, as label codes) and runs the checks of ``gated_training.gate`` over it; the decision rules and
+each check live there.
+"""
 
 from __future__ import annotations
 
@@ -14,39 +19,24 @@ import pandas as pd
 
 from gated_training import tracking
 from gated_training.config import GateThresholds
-from gated_training.data import json_safe, read_parquet, split_features_target
-from gated_training.drift import prediction_counts, prediction_psi
+from gated_training.data import json_safe, label_key, read_parquet, split_features_target
+from gated_training.decisions import ModelGate
+from gated_training.drift import prediction_counts
 from gated_training.errors import RegistryError
 from gated_training.escaping import markdown_text
-from gated_training.metrics import Scores, score_model
-from gated_training.leakage import leakage_summary
+from gated_training.gate import Answers, ChampionView, Check, GateContext, decide, run_checks
+from gated_training.metrics import (label_codes, label_order, predict_labels_and_proba, prior_predictions,
+                                    score_predictions)
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
 from gated_training.split import SplitRule, held_out_by
-from gated_training.decisions import ModelGate
 
 DEPLOY, BLOCK = ModelGate.DEPLOY, ModelGate.BLOCK
 
 
 @dataclass(frozen=True, kw_only=True)
-class Check:
-    name: str
-    value: float | None
-    threshold: float | None
-    comparison: str  # ">=" or "<="
-    passed: bool
-    detail: str = ""
-
-    def line(self) -> str:
-        value = "n/a" if self.value is None else f"{self.value:.4f}"
-        threshold = "n/a" if self.threshold is None else f"{self.threshold:.4f}"
-        verdict = "pass" if self.passed else "FAIL"
-        return f"{self.name}: {value} {self.comparison} {threshold} → {verdict}" + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass(frozen=True, kw_only=True)
 class GateDecision:
     decision: str  # DEPLOY or BLOCK
-    reasons: list[str]
+    reasons: list[str]  # the checks that block, one line each
     checks: list[Check]
     candidate: dict[str, Any]
     champion: dict[str, Any] | None
@@ -54,120 +44,121 @@ class GateDecision:
     scores: dict[str, Any] = field(default_factory=dict)  # confusion matrices, ROC: for the UI
     prediction_drift: dict[str, Any] | None = None  # candidate vs champion predictions on the same test split
     drift: dict[str, Any] | None = None  # the drift gate's decision and warnings (drift_record), kept with the version
+    warnings: list[str] = field(default_factory=list)  # checks that failed at warning severity
+    baseline: dict[str, Any] | None = None  # the prior predictor on the same test rows
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
 
 
-def _at_least(name: str, value: float | None, minimum: float, detail: str = "") -> Check:
-    passed = value is not None and value >= minimum
-    return Check(name=name, value=value, threshold=minimum, comparison=">=", passed=passed, detail=detail or ("undefined for this test split" if value is None else ""))
+def _answers(y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any]) -> Answers:
+    scores = score_predictions(y, predicted, proba, np.asarray(classes))
+    from gated_training.metrics import aligned_proba
+
+    return Answers(codes=label_codes(predicted, labels), proba=aligned_proba(proba, list(classes), labels),
+                   scores=scores)
 
 
-def absolute_checks(candidate: Scores, overfit_gap: float, thresholds: GateThresholds) -> list[Check]:
-    checks = [_at_least("min_accuracy", candidate.accuracy, thresholds.min_accuracy)]
-    if thresholds.min_f1 > 0:
-        checks.append(_at_least("min_f1", candidate.f1, thresholds.min_f1))
-    if thresholds.min_roc_auc > 0:
-        checks.append(_at_least("min_roc_auc", candidate.roc_auc, thresholds.min_roc_auc))
-    checks.append(Check(name="max_overfit_gap", value=overfit_gap, threshold=thresholds.max_overfit_gap, comparison="<=",
-                        passed=overfit_gap <= thresholds.max_overfit_gap, detail="train accuracy − test accuracy"))
-    return checks
+def _subset(y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any],
+            rows: np.ndarray) -> Answers:
+    return _answers(y.iloc[rows].reset_index(drop=True), predicted[rows], None if proba is None else proba[rows],
+                    classes, labels)
 
 
-def champion_check(candidate: Scores, champion: Scores | None, champion_version: str | None,
-                   thresholds: GateThresholds) -> Check:
-    metric = thresholds.comparison_metric
-    name = f"not_worse_than_champion ({metric})"
-    if champion is None:
-        if thresholds.first_run_policy == "block":
-            return Check(name=name, value=None, threshold=None, comparison=">=", passed=False, detail="no champion yet and first_run_policy=block")
-        return Check(name=name, value=None, threshold=None, comparison=">=", passed=True, detail="no champion yet: first run, first_run_policy=deploy_if_thresholds_pass")
-    candidate_value = candidate.headline().get(metric)
-    champion_value = champion.headline().get(metric)
-    if candidate_value is None or champion_value is None:
-        return Check(name=name, value=candidate_value, threshold=None, comparison=">=", passed=False, detail=f"{metric} is undefined on this test split")
-    minimum = champion_value - thresholds.max_regression
-    return Check(name=name, value=candidate_value, threshold=minimum, comparison=">=", passed=candidate_value >= minimum,
-                 detail=f"champion {champion_version} scores {champion_value:.4f} on the same rows; "
-                 f"max_regression {thresholds.max_regression}")
-
-
-def leakage_check(scores: dict[str, float], classes: int, thresholds: GateThresholds) -> Check:
-    """No single feature may predict the label almost perfectly on its own: that is a copy of the label."""
-    best_name, best = next(iter(scores.items()), ("", None))
-    suspects = [name for name, value in scores.items() if value > thresholds.max_single_feature_score]
-    detail = leakage_summary(scores, classes)
-    if suspects:
-        detail = (f"feature(s) {', '.join(suspects)} predict the label alone (balanced accuracy on the test split): "
-                  "a leaked label or a proxy of it; drop the column, or raise max_single_feature_score if it is "
-                  "legitimately this predictive")
-    return Check(name="max_single_feature_score", value=best, threshold=thresholds.max_single_feature_score, comparison="<=", passed=not suspects, detail=detail)
-
-
-def unexplained_gain_check(candidate: Scores, champion: Scores, thresholds: GateThresholds,
-                           batch_drifted: bool = False) -> Check:
-    """A candidate far better than its champion on the same rows is more often a leak than a
-    breakthrough, unless the batch drifted: then the champion is expected to fall behind."""
-    metric = thresholds.comparison_metric
-    candidate_value, champion_value = candidate.headline().get(metric), champion.headline().get(metric)
-    if candidate_value is None or champion_value is None:
-        return Check(name="max_unexplained_gain", value=None, threshold=thresholds.max_unexplained_gain, comparison="<=", passed=True,
-                     detail=f"{metric} undefined on the comparison rows")
-    gain = candidate_value - champion_value
-    detail = f"{metric} {candidate_value:.4f} vs champion {champion_value:.4f}"
-    if batch_drifted:
-        return Check(name="max_unexplained_gain", value=gain, threshold=thresholds.max_unexplained_gain, comparison="<=", passed=True,
-                     detail=detail + "; explained: the drift gate found the batch drifted, so the champion is out of date")
-    passed = gain <= thresholds.max_unexplained_gain
-    if not passed:
-        detail += ("; a gain this large with the same data is usually a leak. Review the candidate; if the gain is "
-                   "real (new features, a better estimator), re-run with a higher max_unexplained_gain")
-    return Check(name="max_unexplained_gain", value=gain, threshold=thresholds.max_unexplained_gain, comparison="<=", passed=passed, detail=detail)
-
-
-def comparison_rows(x_test: pd.DataFrame, y_test: pd.Series, champion_split: Any) -> tuple[pd.DataFrame, pd.Series, str]:
-    """The test rows the champion never trained on: its own split rule, applied to today's test rows.
-
-    Returns the rows and a note for the record. A champion without a recorded rule (deployed
-    before stable splits) is compared on every test row, and the note says so.
-    """
-    frame = x_test.assign(**{"\x00label": y_test.to_numpy()})
-    rule = SplitRule.from_json(champion_split)
-    held_out = held_out_by(x_test, rule)
+def comparison_rows(x_test: pd.DataFrame, champion_split: Any) -> tuple[np.ndarray, str]:
+    """Positions of the test rows the champion never trained on (its own split rule on today's rows),
+    and a note for the record. A champion without a recorded rule is compared on every test row."""
+    held_out = held_out_by(x_test, SplitRule.from_json(champion_split))
     if held_out is None:
-        return x_test, y_test, ("the champion records no split rule it can be checked against (deployed before "
-                                "stable splits): compared on every test row")
-    kept = frame[held_out]
-    return (kept.drop(columns=["\x00label"]), kept["\x00label"],
-            f"compared on the {int(held_out.sum())} of {len(x_test)} test rows the champion's split rule also held out")
+        return np.arange(len(x_test)), ("the champion records no split rule it can be checked against (deployed "
+                                        "before stable splits): compared on every test row")
+    return np.flatnonzero(held_out), (f"compared on the {int(held_out.sum())} of {len(x_test)} test rows the "
+                                      "champion's split rule also held out")
 
 
-def prediction_drift(candidate: Scores, champion: Scores, champion_reference: dict[str, int] | None) -> dict[str, Any]:
+def prediction_drift(ctx: GateContext) -> dict[str, Any] | None:
     """How differently the two models predict the same rows: PSI of their label distributions and agreement."""
-    champion_counts = prediction_counts(champion.predicted)
+    from gated_training.drift import prediction_psi
+
+    view = ctx.champion
+    if view is None:
+        return None
+    labels = np.asarray(ctx.labels, dtype=object)
+    candidate, champion = labels[view.candidate.codes], labels[view.champion.codes]
+    champion_counts = prediction_counts(champion)
     return {
-        "candidate_distribution": prediction_counts(candidate.predicted),
+        "rows": int(len(view.y)),
+        "candidate_distribution": prediction_counts(candidate),
         "champion_distribution": champion_counts,
-        "psi": prediction_psi(champion_counts, candidate.predicted),
-        "agreement": float(np.mean(np.asarray(candidate.predicted) == np.asarray(champion.predicted))),
+        "psi": prediction_psi(champion_counts, candidate),
+        "agreement": float(np.mean(view.candidate.codes == view.champion.codes)) if len(view.y) else 1.0,
         # The champion on this split against the champion on its own test split at deploy time.
-        "champion_vs_its_reference_psi": prediction_psi(champion_reference, champion.predicted)
-        if champion_reference else None,
+        "champion_vs_its_reference_psi": prediction_psi(view.reference_predictions, champion)
+        if view.reference_predictions else None,
     }
 
 
-def prediction_psi_check(candidate: Scores, champion: Scores, drift: dict[str, Any], thresholds: GateThresholds) -> Check:
-    """A candidate that predicts very differently from the champion must be clearly better to replace it."""
-    metric = thresholds.comparison_metric
-    gain = (candidate.headline().get(metric) or 0.0) - (champion.headline().get(metric) or 0.0)
-    detail = (f"agreement with the champion {drift['agreement']:.1%}; {metric} gain {gain:+.4f}, "
-              f"clearly better only above max_regression {thresholds.max_regression}")
-    passed = drift["psi"] <= thresholds.max_prediction_psi or gain > thresholds.max_regression
-    return Check(name="max_prediction_psi", value=drift["psi"], threshold=thresholds.max_prediction_psi, comparison="<=", passed=passed, detail=detail)
+def _too_few(ctx_thresholds: GateThresholds, y_codes: np.ndarray, classes: int, trained: list[int]) -> str | None:
+    counts = np.bincount(y_codes, minlength=classes)
+    smallest = int(counts[trained].min()) if trained and len(y_codes) else 0
+    if len(y_codes) < ctx_thresholds.min_test_rows or smallest < ctx_thresholds.min_test_rows_per_class:
+        return (f"{len(y_codes)} rows, {smallest} of the rarest class; a comparison needs at least "
+                f"{ctx_thresholds.min_test_rows} rows and {ctx_thresholds.min_test_rows_per_class} of each class")
+    return None
 
 
-MIN_COMPARISON_ROWS = 20
+def build_context(*, model: Any, x_test: pd.DataFrame, y_test: pd.Series, thresholds: GateThresholds,
+                  training: dict[str, Any], metadata: dict[str, Any], drift: dict[str, Any] | None,
+                  registry: ModelRegistry) -> GateContext:
+    """Every model's answers on the same rows: the candidate and the prior predictor on the test split,
+    and the champion (loaded verified) with the candidate on the rows the champion never trained on."""
+    predicted, proba = predict_labels_and_proba(model, x_test)
+    classes = list(model.classes_)
+    train_counts = {label_key(k): int(v) for k, v in ((metadata.get("class_counts") or {}).get("train") or {}).items()}
+    current = registry.champion()
+    champion_model = champion_contents = None
+    if current is not None:
+        try:
+            champion_model, _, champion_contents = registry.load_verified_model(current.version, current.manifest_sha256)
+        except RegistryError as exc:
+            raise RegistryError(f"the champion could not be loaded for comparison, so the gate fails closed: {exc}") from exc
+    labels = label_order(classes, pd.unique(y_test), list(champion_model.classes_) if champion_model is not None else [])
+    y_codes = label_codes(y_test, labels)
+    candidate = _answers(y_test, predicted, proba, classes, labels)
+    base_predicted, base_proba = prior_predictions(train_counts or prediction_counts(y_test), np.asarray(classes),
+                                                   len(y_test))
+    baseline = _answers(y_test, base_predicted, base_proba, classes, labels)
+    trained = sorted(set(label_codes(classes, labels).tolist()))
+    context = dict(thresholds=thresholds, labels=labels, y=y_codes, candidate=candidate, baseline=baseline,
+                   features=x_test, training=training, metadata=metadata, drift=drift, train_class_counts=train_counts,
+                   trained=trained)
+    if current is None:
+        return GateContext(**context)
+    contents = champion_contents or {}
+    profile = json.loads(contents[REFERENCE_PROFILE_FILE]) if REFERENCE_PROFILE_FILE in contents else {}
+    champion_split = (json.loads(contents[FEATURE_METADATA_FILE]).get("split")
+                      if FEATURE_METADATA_FILE in contents else None)
+    rows, note = comparison_rows(x_test, champion_split)
+    too_few = _too_few(thresholds, y_codes[rows], len(labels), trained)
+    if too_few:
+        return GateContext(**context, champion_version=current.version, champion_problem=(
+            f"only {len(rows)} test rows (of {len(x_test)}) were held out by champion {current.version}'s split as "
+            f"well ({too_few}): too few to compare the two models fairly; provide more rows"))
+    try:
+        champion_predicted, champion_proba = predict_labels_and_proba(champion_model, x_test.iloc[rows])
+    except Exception as exc:  # e.g. the schema changed since the champion was trained
+        return GateContext(**context, champion_version=current.version,
+                           champion_problem=f"champion {current.version} could not be scored on this test split: "
+                           f"{str(exc)[:500]}")
+    y_rows = y_test.iloc[rows].reset_index(drop=True)
+    view = ChampionView(
+        version=current.version, rows=rows, y=y_codes[rows], note=note,
+        candidate=_subset(y_test, predicted, proba, classes, labels, rows),
+        champion=_answers(y_rows, champion_predicted, champion_proba, list(champion_model.classes_), labels),
+        reference_predictions=profile.get("predictions"),
+        segments=(profile.get("labels") or {}).get("definitions"),
+    )
+    return GateContext(**context, champion=view, champion_version=current.version)
 
 
 def evaluate_model(
@@ -185,20 +176,20 @@ def evaluate_model(
     drift_html_path: str = "",
     feature_metadata_path: str = "",
 ) -> GateDecision:
-    """The model gate: absolute thresholds and leakage on the test split, then the champion and
-    the candidate compared on the test rows the champion never trained on.
+    """The model gate: minimum evidence, absolute thresholds, the prior predictor and leakage on the test
+    split, then the champion and the candidate compared on the test rows the champion never trained on.
 
     Args:
         model_path: the candidate ``Pipeline`` (joblib, from train-model).
         test_path: the test split (Parquet, raw rows).
-        training_report_path: train-model's report (overfit gap, CV, MLflow run).
+        training_report_path: train-model's report (overfit gap, CV, pair leakage, MLflow run).
         target: the label column.
-        thresholds: the gate's typed thresholds.
+        thresholds: the gate's typed thresholds and rules.
         registry_uri, model_name: where the champion is; it is loaded verified (signature, SHA-256s).
         decision_out: ``gate_decision.json``.
         report_out: the Markdown gate report.
         drift_report_path: the drift gate's record (its retrain_only hold).
-        feature_metadata_path: engineer-features' metadata (single-feature scores for leakage).
+        feature_metadata_path: engineer-features' metadata (single-feature scores, class counts).
         drift_html_path: the drift report page, put on the MLflow run with the gate report.
 
     Returns:
@@ -206,81 +197,73 @@ def evaluate_model(
     """
     x_test, y_test = split_features_target(read_parquet(test_path), target)
     training = json.loads(Path(training_report_path).read_text())
-    candidate_model = fitted_model(joblib.load(model_path), model_path)
-    candidate = score_model(candidate_model, x_test, y_test)
-    checks = absolute_checks(candidate, float(training["overfit_gap"]), thresholds)
     metadata = json.loads(Path(feature_metadata_path).read_text()) if feature_metadata_path else {}
-    if thresholds.max_single_feature_score > 0 and metadata.get("single_feature_scores"):
-        checks.append(leakage_check(metadata["single_feature_scores"], len(candidate.labels), thresholds))
-
-    registry = ModelRegistry(registry_uri, model_name)
-    current = registry.champion()
-    champion_scores, champion_info, problem, champion_reference = None, None, "", None
-    compared_candidate = candidate
-    if current is not None:
-        champion_info = {"version": current.version, "pointer_token": current.token, "metrics": None}
-        try:
-            champion_model, manifest, contents = registry.load_verified_model(current.version, current.manifest_sha256)
-            if REFERENCE_PROFILE_FILE in contents:
-                champion_reference = json.loads(contents[REFERENCE_PROFILE_FILE]).get("predictions")
-            champion_split = (json.loads(contents[FEATURE_METADATA_FILE]).get("split")
-                              if FEATURE_METADATA_FILE in contents else None)
-        except RegistryError as exc:
-            raise RegistryError(f"the champion could not be loaded for comparison, so the gate fails closed: {exc}") from exc
-        x_compare, y_compare, note = comparison_rows(x_test, y_test, champion_split)
-        champion_info["comparison"] = {"rows": len(x_compare), "test_rows": len(x_test), "note": note}
-        if len(x_compare) < MIN_COMPARISON_ROWS or y_compare.nunique() < 2:
-            problem = (f"only {len(x_compare)} test rows (of {len(x_test)}) were held out by champion "
-                       f"{current.version}'s split as well, too few to compare the two models fairly; provide more rows")
-        else:
-            try:
-                champion_scores = score_model(champion_model, x_compare, y_compare)
-                champion_info["metrics"] = champion_scores.headline()
-                compared_candidate = (candidate if len(x_compare) == len(x_test)
-                                      else score_model(candidate_model, x_compare, y_compare))
-            except Exception as exc:  # e.g. the schema changed since the champion was trained
-                problem = f"champion {current.version} could not be scored on this test split: {str(exc)[:500]}"
-    if problem:
-        checks.append(Check(name=f"not_worse_than_champion ({thresholds.comparison_metric})", value=None, threshold=None, comparison=">=", passed=False, detail=problem))
-    else:
-        checks.append(champion_check(compared_candidate, champion_scores, current.version if current else None,
-                                     thresholds))
-    predictions = None
-    if champion_scores is not None:
-        predictions = prediction_drift(compared_candidate, champion_scores, champion_reference)
-        if thresholds.max_prediction_psi > 0:
-            checks.append(prediction_psi_check(compared_candidate, champion_scores, predictions, thresholds))
     drift = json.loads(Path(drift_report_path).read_text()) if drift_report_path else None
-    if champion_scores is not None and thresholds.max_unexplained_gain > 0:
-        checks.append(unexplained_gain_check(compared_candidate, champion_scores, thresholds,
-                                             batch_drifted=bool((drift or {}).get("drifted"))))
-    if drift is not None and not drift["deploy_allowed"]:
-        checks.append(Check(name=ModelGate.DRIFT_HOLD_CHECK, value=None, threshold=None, comparison="==", passed=False,
-                            detail="the batch drifted and drift_action=retrain_only: the candidate is trained and evaluated, "
-                            "not deployed; review it, then re-run with drift_action=warn to deploy"))
-
-    reasons = [check.line() for check in checks if not check.passed]
+    model = fitted_model(joblib.load(model_path), model_path)
+    registry = ModelRegistry(registry_uri, model_name)
+    context = build_context(model=model, x_test=x_test, y_test=y_test, thresholds=thresholds, training=training,
+                            metadata=metadata, drift=drift, registry=registry)
+    checks = run_checks(context)
+    verdict = decide(checks)
     decision = GateDecision(
-        decision=DEPLOY if not reasons else BLOCK,
-        reasons=reasons,
+        decision=verdict.decision,
+        reasons=verdict.reasons,
+        warnings=verdict.warnings,
         checks=checks,
-        candidate={"metrics": candidate.headline(), "cv_accuracy_mean": training["cv_accuracy_mean"],
-                   "cv_accuracy_std": training["cv_accuracy_std"], "overfit_gap": training["overfit_gap"],
-                   "train_accuracy": training["train"]["accuracy"], "mlflow_run_id": training["mlflow_run_id"]},
-        champion=champion_info,
+        candidate=candidate_record(context, training),
+        baseline=baseline_record(context),
+        champion=champion_record(context, registry),
         thresholds=asdict(thresholds),
-        scores={"labels": candidate.labels, "confusion_matrix": candidate.confusion_matrix, "roc_curve": candidate.roc_curve},
-        prediction_drift=predictions,
+        scores={"labels": context.candidate.scores.labels, "confusion_matrix": context.candidate.scores.confusion_matrix,
+                "roc_curve": context.candidate.scores.roc_curve},
+        prediction_drift=prediction_drift(context),
         drift=drift_record(drift) if drift is not None else None,
     )
     Path(decision_out).write_text(json.dumps(decision.to_json(), indent=2))
-    Path(report_out).write_text(gate_report_markdown(decision))
+    Path(report_out).write_text(gate_report_markdown(decision.to_json()))
     # The whole gate on the MLflow run (thresholds, every check's value and verdict, a blocked
     # run's outcome, the reports). A courtesy: MLflow being down never changes the decision.
     status = tracking.record_gate(training["tracking_uri"], training["mlflow_run_id"], decision.to_json(), {
         "gate_report.md": report_out, "gate_decision.json": decision_out, "drift_report.html": drift_html_path})
     print(f"MLflow gate record: {status}")
     return decision
+
+
+def candidate_record(context: GateContext, training: dict[str, Any]) -> dict[str, Any]:
+    from gated_training.stats import expected_calibration_error
+
+    candidate = context.candidate
+    calibration = None
+    if candidate.proba is not None and len(context.y):
+        calibration = {"brier": candidate.scores.brier, "expected_calibration_error":
+                       expected_calibration_error(context.y, candidate.proba), "rows": int(len(context.y))}
+    return {"metrics": candidate.scores.headline(), "cv_accuracy_mean": training["cv_accuracy_mean"],
+            "cv_accuracy_std": training["cv_accuracy_std"], "overfit_gap": training["overfit_gap"],
+            "train_accuracy": training["train"]["accuracy"], "mlflow_run_id": training["mlflow_run_id"],
+            "test_rows": int(len(context.y)), "calibration": calibration}
+
+
+def baseline_record(context: GateContext) -> dict[str, Any]:
+    majority = context.labels[int(context.baseline.codes[0])] if len(context.baseline.codes) else None
+    return {"predictor": "prior", "predicts": majority, "metrics": context.baseline.scores.headline(),
+            "description": "always the training split's most common class, with the training class shares as "
+                           "probabilities"}
+
+
+def champion_record(context: GateContext, registry: ModelRegistry) -> dict[str, Any] | None:
+    if context.champion_version is None:
+        return None
+    current = registry.champion()
+    record: dict[str, Any] = {"version": context.champion_version, "pointer_token": current.token if current else None,
+                              "metrics": None}
+    view = context.champion
+    if view is not None:
+        record["metrics"] = view.champion.scores.headline()
+        record["candidate_metrics"] = view.candidate.scores.headline()  # the candidate on the same rows
+        record["comparison"] = {"rows": int(len(view.rows)), "test_rows": int(len(context.y)), "note": view.note}
+    else:
+        record["comparison"] = {"rows": 0, "test_rows": int(len(context.y)), "note": context.champion_problem}
+    return record
 
 
 def drift_record(drift: dict[str, Any]) -> dict[str, Any]:
@@ -298,47 +281,93 @@ def drift_record(drift: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def gate_report_markdown(decision: GateDecision) -> str:
-    """The model gate for the KFP UI (report_text: code spans, tables, 4 significant digits);
-    details that carry names from the data are escaped."""
+def _evidence_text(check: dict[str, Any]) -> str:
+    from gated_training.report_text import number
+
+    evidence = check.get("evidence") or {}
+    parts = []
+    if evidence.get("rows") is not None:
+        parts.append(f"{evidence['rows']} rows")
+    if evidence.get("interval"):
+        low, high = evidence["interval"]
+        parts.append(f"{number(100 * evidence.get('level', 0.95))}% [{number(low)}, {number(high)}]")
+    if evidence.get("p_value") is not None:
+        parts.append(f"p {number(evidence['p_value'])}")
+    return markdown_text("; ".join(parts)) if parts else "—"
+
+
+def gate_report_markdown(decision: dict[str, Any]) -> str:
+    """The model gate for the KFP UI (report_text: code spans, tables, 4 significant digits): the
+    verdict and what blocked it first, then every check with its evidence, the metrics beside the
+    prior predictor and the champion, the paired comparison and the slices. Text from the data is escaped."""
     from gated_training.report_text import code, number, table, value, verdict
 
     md = markdown_text
-    lines = [f"# Model gate: {'**DEPLOY**' if decision.decision == DEPLOY else '**BLOCKED**'}", ""]
-    if decision.reasons:
-        lines += ["## Blocked because", ""] + [f"- {md(reason)}" for reason in decision.reasons] + [""]
-    rows = [[code(check.name), value(check.value),
-             "—" if check.threshold is None else f"{md(check.comparison)} {number(check.threshold)}",
-             verdict(check.passed), md(check.detail) if check.detail else "—"] for check in decision.checks]
-    lines += ["## Checks", ""] + table(["check", "value", "threshold", "verdict", "detail"], rows)
-    if decision.drift and (decision.drift["drifted"] or decision.drift["warnings"]):
-        drift = decision.drift
+    lines = [f"# Model gate: {'**DEPLOY**' if decision['decision'] == DEPLOY else '**BLOCKED**'}", ""]
+    if decision["reasons"]:
+        lines += ["## Blocked because", ""] + [f"- {md(reason)}" for reason in decision["reasons"]] + [""]
+    if decision.get("warnings"):
+        lines += ["## Warnings (not blocking)", ""] + [f"- {md(w)}" for w in decision["warnings"]] + [""]
+    rows = [[code(check["name"]), value(check["value"]),
+             "—" if check["threshold"] is None else f"{md(check['comparison'])} {number(check['threshold'])}",
+             verdict(check["passed"]) if check.get("severity", "critical") == "critical" or check["passed"] else "warning",
+             _evidence_text(check), md(check["detail"]) if check["detail"] else "—"] for check in decision["checks"]]
+    lines += ["## Checks", ""] + table(["check", "value", "threshold", "verdict", "evidence", "detail"], rows)
+    drift = decision.get("drift")
+    if drift and (drift["drifted"] or drift["warnings"]):
         lines += ["## Drift", "", f"- the batch drifted under {code(drift['drift_action'], in_table=False)}; features: "
                   + (", ".join(code(f, in_table=False) for f in drift["drifted_features"]) or "—")
                   if drift["drifted"] else f"- the batch did not drift (action {code(drift['drift_action'], in_table=False)})"]
         lines += [f"- {md(text)}" for text in [*drift["reasons"], *drift["warnings"]]] + [""]
-    champion = decision.champion
-    candidate = decision.candidate["metrics"] or {}
+    champion = decision.get("champion")
+    baseline = decision.get("baseline") or {}
+    candidate = decision["candidate"]["metrics"] or {}
+    baseline_metrics = baseline.get("metrics") or {}
     champion_metrics = (champion or {}).get("metrics") or {}
-    headers = ["metric", "candidate"] + ([f"champion {code(champion['version'])}"] if champion else [])
-    metric_rows = [[code(name), number(score)] + ([value(champion_metrics.get(name))] if champion else [])
-                   for name, score in candidate.items()]
-    lines += ["## Metrics on the test split", ""] + table(headers, metric_rows)
+    headers = ["metric", "candidate", f"prior predictor (always {code(baseline.get('predicts'))})"] + (
+        [f"champion {code(champion['version'])}"] if champion else [])
+    metric_rows = [[code(name), number(score), value(baseline_metrics.get(name))]
+                   + ([value(champion_metrics.get(name))] if champion else []) for name, score in candidate.items()]
+    lines += [f"## Metrics on the test split ({decision['candidate'].get('test_rows', '—')} rows)", ""]
+    lines += table(headers, metric_rows)
     if not champion:
         lines += ["No champion yet.", ""]
     elif champion.get("comparison"):
         lines += [md(champion["comparison"]["note"]), ""]
-    drift = decision.prediction_drift
-    if drift:
+        if champion.get("candidate_metrics") and champion["comparison"]["rows"] != champion["comparison"]["test_rows"]:
+            lines += ["Champion column and the comparison: the rows the champion never trained on.", ""]
+    compared = next((c for c in decision["checks"] if c["name"].startswith("not_worse_than_champion")
+                     and c.get("evidence")), None)
+    if compared:
+        evidence = compared["evidence"]
+        lines += ["## Candidate against the champion (paired, same rows)", "",
+                  f"- rows: {evidence['rows']}; difference {number(evidence['estimate'])}, "
+                  f"{number(100 * evidence['level'])}% interval [{number(evidence['interval'][0])}, "
+                  f"{number(evidence['interval'][1])}] ({md(evidence['method'])})",
+                  f"- test: {md(evidence['test'])}, p {number(evidence['p_value'])}"]
+        if evidence.get("wins") is not None:
+            lines.append(f"- rows only the candidate gets right: {evidence['wins']}; only the champion: {evidence['losses']}")
+        if evidence.get("minimum_detectable") is not None:
+            lines.append(f"- smallest difference these rows detect (80% power): {number(evidence['minimum_detectable'])}")
+        lines += [f"- rule: {code(evidence['rule'], in_table=False)}; verdict: **{md(evidence['verdict'])}**", ""]
+    sliced = next((c for c in decision["checks"] if c["name"] in ("slices_not_worse_than_champion", "min_slice_score")
+                   and c.get("evidence")), None)
+    if sliced:
+        slices = sliced["evidence"]["slices"]
+        slice_rows = [[code(f"{s['column']}={s['level']}"), str(s["rows"]), value(s["candidate"]), value(s["champion"]),
+                       value(s["difference"]), value(s["adjusted_p_value"]),
+                       "**worse**" if s["worse"] else ("below floor" if not s["floor_passed"] else "ok")] for s in slices]
+        lines += ["## Slices", ""] + table(["slice", "rows", "candidate", "champion", "difference", "Holm p", "verdict"],
+                                           slice_rows)
+    predictions = decision.get("prediction_drift")
+    if predictions:
         lines += ["## Predictions against the champion", "",
-                  f"- PSI between the candidate's and the champion's predictions: {number(drift['psi'])}",
-                  f"- agreement: {number(100 * drift['agreement'])}%",
-                  f"- candidate: {value(drift['candidate_distribution'])}",
-                  f"- champion: {value(drift['champion_distribution'])}"]
-        if drift["champion_vs_its_reference_psi"] is not None:
+                  f"- PSI between the candidate's and the champion's predictions: {number(predictions['psi'])}",
+                  f"- agreement: {number(100 * predictions['agreement'])}%",
+                  f"- candidate: {value(predictions['candidate_distribution'])}",
+                  f"- champion: {value(predictions['champion_distribution'])}"]
+        if predictions["champion_vs_its_reference_psi"] is not None:
             lines.append(f"- champion against its own test split at deploy time: PSI "
-                         f"{number(drift['champion_vs_its_reference_psi'])}")
+                         f"{number(predictions['champion_vs_its_reference_psi'])}")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
-
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class TrainingOutcome:
     train: dict[str, float]
     test: dict[str, float]
     overfit_gap: float
+    # Leakage across two columns: lookup models on pairs of the most important inputs (leakage.py).
+    pair_feature_scores: list[dict[str, Any]] = field(default_factory=list)
+    pair_scored_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
@@ -111,10 +114,10 @@ def drift_metrics(drift: dict[str, Any] | None) -> dict[str, float]:
     if not report:
         return {}
     metrics = {"drift_drifted_share": float(report["drifted_share"])}
-    if math.isfinite(report["max_psi"]):
+    if isinstance(report.get("max_psi"), (int, float)) and math.isfinite(report["max_psi"]):
         metrics["drift_max_psi"] = float(report["max_psi"])
     for feature in report["features"]:
-        if math.isfinite(feature["psi"]):
+        if isinstance(feature.get("psi"), (int, float)) and math.isfinite(feature["psi"]):
             metrics[f"drift_psi.{re.sub(r'[^A-Za-z0-9_.-]', '_', feature['feature'])}"] = float(feature["psi"])
     return metrics
 
@@ -300,6 +303,12 @@ def train_model(
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
     del cv_x, cv_y  # a sample's copy: free it before the final fit
     example = serving_example(x_train, INPUT_EXAMPLE_ROWS)  # own buffers, so `del x_train` below frees the rows
+    # A fixed sample of the training rows for the pair-leakage scores (after the fit), in buffers of its own.
+    from gated_training.leakage import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
+
+    pair_rows = x_train.sample(min(len(x_train), SAMPLE_ROWS), random_state=0)
+    pair_train = pair_rows.assign(**{target: y_train.loc[pair_rows.index].to_numpy()}).reset_index(drop=True)
+    del pair_rows
     dataset = training_dataset(x_train, y_train, data_uri=data_uri, data_sha256=data_sha256, target=target)
     # The preprocessor is already fitted on this same training split (step 2): reuse it. The raw
     # rows are not needed after this transform; freeing them lowers the fit's memory peak.
@@ -314,6 +323,11 @@ def train_model(
     test_scores = score_model(model, x_test, y_test)
     overfit_gap = train_scores.accuracy - test_scores.accuracy
     importances = feature_importances(model, x_test, y_test, settings.random_state)
+    pairs, pair_scored_rows = pair_feature_scores(
+        pair_train, x_test.assign(**{target: y_test.to_numpy()}), target,
+        input_columns_by_importance(importances, [str(c) for c in x_test.columns]),
+        feature_metadata.get("single_feature_scores") or {})
+    del pair_train
     metrics = {
         "cv_accuracy_mean": float(cv_scores.mean()), "cv_accuracy_std": float(cv_scores.std()),
         **_metrics_for_mlflow("train", train_scores), **_metrics_for_mlflow("test", test_scores),
@@ -332,6 +346,7 @@ def train_model(
         mlflow_run_id=run_id, mlflow_model_uri=model_uri, tracking_uri=resolved_uri,
         cv_accuracy_mean=metrics["cv_accuracy_mean"], cv_accuracy_std=metrics["cv_accuracy_std"], cv_rows=cv_rows,
         train=train_scores.headline(), test=test_scores.headline(), overfit_gap=overfit_gap,
+        pair_feature_scores=pairs, pair_scored_rows=pair_scored_rows,
     )
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
     return outcome
