@@ -241,7 +241,9 @@ def split_features_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFram
 
 
 def json_safe(value: object) -> object:
-    """Turn numpy/pandas scalars and non-finite floats into JSON-serialisable values."""
+    """Turn numpy/pandas scalars into plain values and non-finite floats into ``None``: a record holds
+    numbers or nothing, never the text ``"inf"`` (which a later format call would choke on) and never a
+    bare ``NaN``/``Infinity`` (not JSON; KFP's launcher refuses them too)."""
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -252,7 +254,7 @@ def json_safe(value: object) -> object:
         except (ValueError, AttributeError):
             pass
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return None
     if value is pd.NA or value is pd.NaT:
         return None
     return value

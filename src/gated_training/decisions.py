@@ -24,6 +24,7 @@ class DriftGate:
     NO_NEW_DATA = "no_new_data"  # reason for SKIP
     DRIFT = "drift"  # reason for BLOCK
     SCHEMA = "schema"  # reason for BLOCK
+    LABEL_SHIFT = "label_shift"  # reason for BLOCK: a segment's labels moved (label_shift_action=block)
 
 
 class ModelGate:

@@ -51,11 +51,11 @@ TOP_SHIFTS = 3
 class FeatureDrift:
     feature: str
     kind: str  # "numeric" or "categorical"
-    test: str  # "ks" or "chi2"
-    statistic: float
-    p_value: float
-    effect: float  # KS statistic or Cramér's V
-    psi: float
+    test: str  # "ks", "chi2", or "missing" (the batch lacks the feature: nothing was measured)
+    statistic: float | None
+    p_value: float | None
+    effect: float | None  # KS statistic or Cramér's V
+    psi: float | None  # None when the feature is missing from the batch (never an infinity)
     drifted: bool
     top_shifts: list[dict[str, Any]]  # the bins or categories whose share moved most
     # Every bin or category: {"labels", "reference", "batch"} shares (and "edges" for numeric), for the report.
@@ -69,11 +69,12 @@ class DriftReport:
     drifted: bool
     reasons: list[str]
     drifted_share: float
-    max_psi: float
+    max_psi: float  # over the features the batch has (a missing feature has no PSI: missing_features)
     features: list[FeatureDrift]
     thresholds: dict[str, Any] = field(default_factory=dict)
     rows_reference: int = 0
     rows_batch: int = 0
+    missing_features: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
@@ -121,6 +122,10 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
             features[str(column)] = {"kind": "categorical", "counts": frequencies, "null_fraction": null_fraction,
                                      "rows": int(len(series))}
     profile: dict[str, Any] = {"format": PROFILE_FORMAT, "rows": int(len(frame)), "features": features}
+    if target in frame.columns:
+        from gated_training.segments import label_profile
+
+        profile["labels"] = label_profile(frame, target)  # overall and per-segment label counts (label shift)
     if predictions is not None:
         profile["predictions"] = prediction_counts(predictions)
     return profile
@@ -133,9 +138,10 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     values = values[np.isfinite(values)]
     edges = np.asarray(reference["edges"])
     expected = np.asarray(reference["counts"], dtype=float) / max(sum(reference["counts"]), 1)
-    if len(values) == 0:
-        return FeatureDrift(feature=name, kind="numeric", test="ks", statistic=1.0, p_value=0.0, effect=1.0, psi=math.inf, drifted=True,
-                            top_shifts=[{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}], out_of_range_share=1.0)
+    if len(values) == 0:  # every value missing or not a number: nothing to compare, so it drifted
+        return FeatureDrift(feature=name, kind="numeric", test="ks", statistic=None, p_value=None, effect=None, psi=None,
+                            drifted=True, top_shifts=[{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}],
+                            out_of_range_share=1.0)
     if len(edges) > 1:
         # Values beyond the reference range fall into the outermost bins.
         actual = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / len(values)
@@ -201,6 +207,8 @@ def severity(result: FeatureDrift, thresholds: DriftPolicy) -> list[str]:
     """Why one feature alone drifts the batch: its PSI or its out-of-reference share is severe."""
     if result.test == "missing":
         return ["missing from the batch"]
+    if result.psi is None:
+        return ["no value in the batch is a number"]
     severe = []
     if thresholds.drift_severe_psi and result.psi >= thresholds.drift_severe_psi:
         severe.append(f"PSI {result.psi:.3g} >= drift_severe_psi {thresholds.drift_severe_psi:g}")
@@ -219,8 +227,8 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolic
     reasons: list[str] = []
     for name, reference in profile["features"].items():
         if name not in frame.columns:
-            result = FeatureDrift(feature=name, kind=reference["kind"], test="missing", statistic=1.0, p_value=0.0, effect=1.0, psi=math.inf, drifted=True, top_shifts=[],
-                                  out_of_range_share=1.0)
+            result = FeatureDrift(feature=name, kind=reference["kind"], test="missing", statistic=None, p_value=None,
+                                  effect=None, psi=None, drifted=True, top_shifts=[], out_of_range_share=1.0)
         elif reference["kind"] == "numeric":
             result = _numeric_drift(name, reference, frame[name], thresholds)
         else:
@@ -235,14 +243,14 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolic
         results.append(result)
     drifted = [r for r in results if r.drifted]
     share = len(drifted) / len(results) if results else 0.0
-    finite_psi = [r.psi for r in results if math.isfinite(r.psi)]
-    max_psi = max(finite_psi, default=0.0) if len(finite_psi) == len(results) else math.inf
+    max_psi = max((r.psi for r in results if r.psi is not None), default=0.0)
     if results and share >= thresholds.drift_max_drifted_share:
         reasons.insert(0, f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
                           f"max_drifted_share {thresholds.drift_max_drifted_share:.0%}): "
                           f"{', '.join(r.feature for r in drifted)}")
     return DriftReport(drifted=bool(reasons), reasons=reasons, drifted_share=share, max_psi=max_psi, features=results, thresholds=asdict(thresholds),
-                       rows_reference=int(profile.get("rows", 0)), rows_batch=int(len(frame)))
+                       rows_reference=int(profile.get("rows", 0)), rows_batch=int(len(frame)),
+                       missing_features=[r.feature for r in results if r.test == "missing"])
 
 
 def prediction_counts(predictions: Any) -> dict[str, int]:

@@ -132,5 +132,5 @@ def render_drift_html(outcome: dict[str, Any]) -> str:
 
 
 def _finite(value: Any) -> float:
-    value = float(value)
-    return 1e9 if math.isinf(value) else value
+    """Sort key: a feature with no PSI (missing from the batch) sorts first among the drifted."""
+    return 1e9 if value is None else float(value)

@@ -43,6 +43,23 @@ def number(value: float | int) -> str:
     return f"{value:.4g}"
 
 
+def number_or_dash(item: Any) -> str:
+    """A number for plain text (CLI lines, details): 4 significant digits, ``—`` when there is none.
+    Anything that is not a number (a stray string from an old record) is shown as it is, never formatted."""
+    if item is None:
+        return "—"
+    if isinstance(item, (bool, int, float)):
+        return number(item)
+    return str(item)
+
+
+def percent(item: Any) -> str:
+    """A share as a whole percentage (``0.25`` → ``25%``), ``—`` when there is none."""
+    if isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item):
+        return f"{item:.0%}"
+    return "—"
+
+
 def value(item: Any, limit: int = 120) -> str:
     """Any recorded value as escaped Markdown text: numbers rounded, lists and mappings spelled
     out, missing values as a dash; never a Python repr."""

@@ -39,11 +39,14 @@ def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
     report = drift.get("report")
     if not report:
         return []
+    from gated_training.report_text import number_or_dash as num
+
     severity = "critical" if drift["drift_action"] != "warn" else "warning"
     return [
         {"gate": "drift", "name": f"drift[{f['feature']}]", "severity": severity, "value": f["psi"],
          "threshold": report["thresholds"]["drift_psi_threshold"], "passed": not f["drifted"],
-         "detail": f"{f['test']} statistic {f['statistic']:.4g}, p={f['p_value']:.3g}, effect {f['effect']:.3f}"}
+         "detail": ("missing from the batch" if f["test"] == "missing" else
+                    f"{f['test']} statistic {num(f['statistic'])}, p={num(f['p_value'])}, effect {num(f['effect'])}")}
         for f in report["features"]
     ]
 
@@ -55,21 +58,30 @@ def drift_digest(drift: dict[str, Any]) -> dict[str, Any]:
         "deploy_allowed": drift["deploy_allowed"], "champion": drift["champion"], "notes": drift["notes"],
         "drifted_share": report.get("drifted_share"), "max_psi": report.get("max_psi"),
         "drifted_features": [f["feature"] for f in report.get("features", []) if f["drifted"]],
+        "missing_features": list(report.get("missing_features") or []),
+        "label_shift": [shift for shift in (drift.get("label_shift") or []) if shift.get("shifted")][:5],
     }
 
 
 def drift_line(digest: dict[str, Any]) -> str | None:
     """One line on how much the batch drifted, when it was compared at all."""
+    from gated_training.report_text import number_or_dash, percent
+
     if digest["drifted_share"] is None:
         return None
     drifted = f" ({', '.join(digest['drifted_features'])})" if digest["drifted_features"] else ""
-    return (f"Drift vs champion {digest['champion']}: {digest['drifted_share']:.0%} of features drifted, "
-            f"max PSI {digest['max_psi']:.3f}{drifted}")
+    missing = digest.get("missing_features") or []
+    line = (f"Drift vs champion {digest['champion']}: {percent(digest['drifted_share'])} of features drifted, "
+            f"max PSI {number_or_dash(digest['max_psi'])}" + (" over the features present" if missing else "")
+            + drifted)
+    if missing:
+        line += f"; missing from the batch: {', '.join(missing)}"
+    return line
 
 
 def model_checks(gate: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        {"gate": "model", "name": c["name"], "severity": "critical", "value": c["value"],
+        {"gate": "model", "name": c["name"], "severity": c.get("severity", "critical"), "value": c["value"],
          "threshold": c["threshold"], "comparison": c["comparison"], "passed": c["passed"], "detail": c["detail"]}
         for c in gate["checks"]
     ]
@@ -94,6 +106,7 @@ def build_summary(
     warnings: list[str] = list((drift or {}).get("warnings") or [])
     if drift is not None and drift["drifted"] and drift["decision"] == DriftGate.TRAIN:
         warnings += [f"drift ({drift['drift_action']}): {reason}" for reason in drift["reasons"]]
+    warnings += [f"model gate: {warning}" for warning in (gate or {}).get("warnings") or []]
     if error is not None:
         outcome = FAILED
         reasons.append(f"{failed_step or 'a step'} failed: {error}")
@@ -109,7 +122,7 @@ def build_summary(
         outcome, blocked_by = BLOCKED, drift.get("reason") or DriftGate.DRIFT  # drift or schema
         reasons = list(drift["reasons"])
     elif gate is not None and gate["decision"] != ModelGate.DEPLOY:
-        failed = {c["name"] for c in gate["checks"] if not c["passed"]}
+        failed = {c["name"] for c in gate["checks"] if not c["passed"] and c.get("severity", "critical") == "critical"}
         outcome, blocked_by = BLOCKED, DriftGate.DRIFT if failed == {ModelGate.DRIFT_HOLD_CHECK} else "model"
         reasons = list(gate["reasons"])
     elif deployment is not None and not deployment["promoted"]:

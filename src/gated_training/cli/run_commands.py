@@ -34,6 +34,8 @@ def absolutise_local_paths(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
+    from gated_training.report_text import number_or_dash as num
+
     outcome = summary["outcome"].upper()
     headline = f"{outcome}" + (f" by the {summary['blocked_by']} gate" if summary.get("blocked_by") else "")
     print(f"\n=== {headline} ===")
@@ -45,10 +47,10 @@ def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
     if line:
         print(f"  {line}")
     if summary.get("candidate_metrics"):
-        print("  candidate: " + ", ".join(f"{k}={v:.4f}" for k, v in summary["candidate_metrics"].items()))
+        print("  candidate: " + ", ".join(f"{k}={num(v)}" for k, v in summary["candidate_metrics"].items()))
     if summary.get("champion"):
         metrics = summary["champion"]["metrics"] or {}
-        scores = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        scores = ", ".join(f"{k}={num(v)}" for k, v in metrics.items())
         print(f"  champion {summary['champion']['version']}" + (f": {scores}" if scores else ""))
     if summary.get("deployed"):
         print(f"  deployed version {summary['deployed']['version']} → {summary['deployed']['uri']}")
@@ -174,8 +176,10 @@ def command_check_drift(args: argparse.Namespace) -> int:
         print(f"  - {line}")
     if report:
         drifted = [f["feature"] for f in report["features"] if f["drifted"]]
-        print(f"  {report['drifted_share']:.0%} of {len(report['features'])} features drifted, max PSI "
-              f"{report['max_psi']:.3f}" + (f": {', '.join(drifted)}" if drifted else ""))
+        from gated_training.report_text import number_or_dash, percent
+
+        print(f"  {percent(report['drifted_share'])} of {len(report['features'])} features drifted, max PSI "
+              f"{number_or_dash(report['max_psi'])}" + (f": {', '.join(drifted)}" if drifted else ""))
     return EXIT_RETRAIN_ADVISED if outcome.retraining_advised else EXIT_OK
 
 

@@ -31,7 +31,8 @@ from gated_training.errors import ConfigError, RegistryError
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 
 TRAIN, SKIP, BLOCK = DriftGate.TRAIN, DriftGate.SKIP, DriftGate.BLOCK
-NO_NEW_DATA, DRIFT, SCHEMA = DriftGate.NO_NEW_DATA, DriftGate.DRIFT, DriftGate.SCHEMA
+NO_NEW_DATA, DRIFT, SCHEMA, LABEL_SHIFT = DriftGate.NO_NEW_DATA, DriftGate.DRIFT, DriftGate.SCHEMA, DriftGate.LABEL_SHIFT
+LISTED_SEGMENTS = 20  # segments kept in the record: every shifted one, then the closest calls
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +50,7 @@ class DriftGateOutcome:
     policy: dict[str, Any] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)  # new columns dropped under new_columns=ignore
     warnings: list[str] = field(default_factory=list)
+    label_shift: list[dict[str, Any]] = field(default_factory=list)  # segments.LabelShift records, shifted first
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))  # type: ignore[return-value]
@@ -74,6 +76,11 @@ def schema_contract(columns: list[str], target: str, contract: list[str], policy
     missing = [feature for feature in contract if feature not in present]
     new = [column for column in present if column not in contract]
     reasons, warnings = [], []
+    shared = len(contract) - len(missing)
+    if contract and shared * 2 < len(contract) and missing:
+        reasons.append(f"schema: the batch looks like another table than champion {champion_version}'s: only {shared} "
+                       f"of its {len(contract)} features are columns of the batch. A different model needs its own "
+                       "registry: pass another --registry (registry_uri) or model_name")
     if missing:
         reasons.append(f"schema: feature(s) {', '.join(missing)} of champion {champion_version} are missing from "
                        "the batch; a model without them cannot serve the callers that send them")
@@ -126,11 +133,24 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
                                                          champion.version) if contract is not None else ([], [], []))
     report = compare(profile, frame.drop(columns=ignored), policy)
     notes = [] if contract is not None else [f"champion {champion.version} records no feature list: schema not checked"]
+    shifts, shift_notes = label_shifts(profile, frame, target, policy, champion.version,
+                                       {f.feature for f in report.features if f.drifted})
+    notes += shift_notes
+    shifted = [shift for shift in shifts if shift.shifted]
+    shift_reasons = [shift.sentence(target) for shift in shifted[:5]]
+    if len(shifted) > 5:
+        shift_reasons.append(f"... and {len(shifted) - 5} more segment(s) with a label shift (the drift record lists them)")
     reasons = schema_reasons + list(report.reasons)
+    if policy.label_shift_action == "block":
+        reasons += shift_reasons
+    else:
+        warnings += [f"{text} (label_shift_action=warn)" for text in shift_reasons]
     if schema_reasons:
         decision, reason = BLOCK, SCHEMA
     elif report.drifted and policy.drift_action == "block":
         decision, reason = BLOCK, DRIFT
+    elif shifted and policy.label_shift_action == "block":
+        decision, reason = BLOCK, LABEL_SHIFT
     else:
         decision, reason = TRAIN, None
         if report.drifted and policy.drift_action == "retrain_only":
@@ -139,7 +159,26 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
     return DriftGateOutcome(decision=decision, reason=reason, drifted=report.drifted,
                             deploy_allowed=not (report.drifted and policy.drift_action == "retrain_only"),
                             reasons=reasons, notes=notes, champion=champion.version, report=report.to_json(),
-                            ignored_columns=ignored, warnings=warnings, **base)
+                            ignored_columns=ignored, warnings=warnings,
+                            label_shift=[shift.to_json() for shift in shifts[:max(LISTED_SEGMENTS, len(shifted))]],
+                            **base)
+
+
+def label_shifts(profile: dict[str, Any], frame: pd.DataFrame, target: str, policy: DriftPolicy,
+                 champion_version: str, drifted: set[str]) -> tuple[list[Any], list[str]]:
+    """The batch's label shares per segment against the champion's training rows (segments.label_shift)."""
+    from gated_training.segments import label_shift
+
+    if "labels" not in profile:
+        return [], [f"champion {champion_version}'s profile holds no label counts (deployed before label-shift "
+                    "checks): label shift not checked"]
+    if target not in frame.columns:
+        return [], [f"the batch has no {target!r} column: label shift not checked"]
+    shifts = label_shift(profile["labels"], frame, target, policy.drift_alpha, policy.label_shift_min_difference,
+                         drifted)
+    notes = ([f"label shift not tested in segments of the drifted feature(s) {', '.join(sorted(drifted))}"]
+             if drifted else [])
+    return shifts, notes
 
 
 def check_drift(*, dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,

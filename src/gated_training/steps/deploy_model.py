@@ -45,10 +45,12 @@ def version_description(version: str, manifest_sha256: str, gate: dict[str, Any]
     """The MLflow model version's description: which registry version it is and the gate it passed."""
     lines = [f"gated-training registry version {version} (manifest SHA-256 {manifest_sha256}).",
              f"Model gate: {gate['decision']}."]
+    from gated_training.report_text import number_or_dash
+
     for check in gate["checks"]:
-        value = "n/a" if check.get("value") is None else f"{check['value']:.4g}"
-        threshold = "" if check.get("threshold") is None else f" {check['comparison']} {check['threshold']:.4g}"
-        lines.append(f"- {check['name']}: {value}{threshold}: {'pass' if check['passed'] else 'FAIL'}")
+        threshold = "" if check.get("threshold") is None else f" {check['comparison']} {number_or_dash(check['threshold'])}"
+        state = "pass" if check["passed"] else ("warning" if check.get("severity") == "warning" else "FAIL")
+        lines.append(f"- {check['name']}: {number_or_dash(check.get('value'))}{threshold}: {state}")
     drift = gate.get("drift") or {}
     if drift.get("drifted"):
         lines.append(f"Deployed over drift ({drift.get('drift_action')}): {', '.join(drift.get('drifted_features') or [])}.")
@@ -121,6 +123,9 @@ def deploy_model(
         "split": feature_metadata.get("split"),
         "suite": {"uri": validation.get("suite_uri"), "sha256": validation.get("suite_sha256")},
         "metrics": gate["candidate"]["metrics"],
+        # How well the served probabilities were calibrated on the test split at gate time (Brier, ECE):
+        # monitoring's estimated performance is trusted only when they were.
+        "calibration": gate["candidate"].get("calibration"),
         "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "checks": gate["checks"],
                  "champion": (gate.get("champion") or {}).get("version"), "thresholds": gate["thresholds"]},
         # The drift gate's verdict travels with the version: a deploy over a drift warning is on record.

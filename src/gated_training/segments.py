@@ -1,0 +1,239 @@
+"""Segments: low-cardinality groups of rows, defined once on the champion's training split and
+stored in its reference profile, so later batches are cut the same way.
+
+A *segment feature* is a categorical column with 2 to ``MAX_LEVELS`` levels (missing values are a
+level of their own), or a numeric column cut at its reference quartiles (or, with at most
+``MAX_LEVELS`` distinct values, at each value). A *segment* is one level of one segment feature
+(``sex=female``) or one combination of levels of two of them (``sex=female, housing=own``), among
+the ``MAX_PAIR_FEATURES`` segment features with the fewest levels. Cells hold label counts.
+
+Three checks read them:
+
+- the drift gate's **label shift** (:func:`label_shift`): a segment whose label distribution moved
+  far beyond sampling noise between the champion's training rows and the batch (Fisher's exact test
+  for two classes, chi-squared otherwise, Holm-corrected over every segment tested, and a material
+  change in a class's share): a relabelled subgroup changes no feature, so only its labels show it;
+- the model gate's **segment flips**: champion and candidate disagreements concentrated in one segment;
+- the model gate's **slices** (``slice_by``) use :func:`levels` to cut the test rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gated_training.data import is_numeric_feature, label_key
+
+MAX_LEVELS = 12
+QUANTILES = 4
+MAX_PAIR_FEATURES = 8
+MIN_CELL_ROWS = 20  # a segment with fewer rows (reference or batch) is not tested: too little evidence
+MISSING = "(missing)"
+OTHER = "(other)"
+SEPARATOR = ", "
+
+
+def _text_levels(series: pd.Series) -> pd.Series:
+    return series.astype(object).where(series.notna(), MISSING).map(str)
+
+
+def define(frame: pd.DataFrame, target: str) -> dict[str, Any]:
+    """Segment features of ``frame`` (the target left out) and the pairs crossed, in a JSON-able form."""
+    features: dict[str, Any] = {}
+    for column in frame.columns:
+        if column == target:
+            continue
+        series = frame[column]
+        name = str(column)
+        if is_numeric_feature(series):
+            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            distinct = np.unique(values)
+            if len(distinct) < 2:
+                continue
+            if len(distinct) <= MAX_LEVELS:
+                features[name] = {"kind": "values", "levels": [float(v) for v in distinct]}
+            else:
+                edges = np.unique(np.quantile(values, np.linspace(0, 1, QUANTILES + 1)[1:-1]))
+                features[name] = {"kind": "bins", "edges": [float(e) for e in edges]}
+        else:
+            levels = _text_levels(series).value_counts()
+            if 2 <= len(levels) <= MAX_LEVELS:
+                features[name] = {"kind": "levels", "levels": sorted(levels.index.tolist())}
+    ranked = sorted(features, key=lambda name: (level_count(features[name]), name))[:MAX_PAIR_FEATURES]
+    pairs = [list(pair) for pair in itertools.combinations(sorted(ranked), 2)]
+    return {"features": features, "pairs": pairs}
+
+
+def level_count(definition: dict[str, Any]) -> int:
+    if definition["kind"] == "bins":
+        return len(definition["edges"]) + 1
+    return len(definition["levels"]) + 1  # + other/missing
+
+
+def _bin_label(edges: list[float], index: int) -> str:
+    if index == 0:
+        return f"< {edges[0]:.4g}"
+    if index == len(edges):
+        return f">= {edges[-1]:.4g}"
+    return f"[{edges[index - 1]:.4g}, {edges[index]:.4g})"
+
+
+def levels(series: pd.Series, definition: dict[str, Any]) -> np.ndarray:
+    """Each row's level of one segment feature, as text (values outside the reference: ``(other)``)."""
+    if definition["kind"] == "levels":
+        known = set(definition["levels"])
+        text = _text_levels(series)
+        return text.where(text.isin(known), OTHER).to_numpy(dtype=object)
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    missing = ~np.isfinite(numbers)
+    if definition["kind"] == "values":
+        known_values = np.asarray(definition["levels"], dtype=float)
+        labels = np.array([f"{v:.6g}" for v in known_values] + [OTHER], dtype=object)
+        position = np.searchsorted(known_values, np.where(missing, np.inf, numbers))
+        position = np.clip(position, 0, len(known_values))
+        matched = (position < len(known_values)) & (known_values[np.minimum(position, len(known_values) - 1)] == numbers)
+        result = labels[np.where(matched, position, len(known_values))]
+    else:
+        edges = definition["edges"]
+        labels = np.array([_bin_label(edges, i) for i in range(len(edges) + 1)], dtype=object)
+        result = labels[np.searchsorted(np.asarray(edges), np.where(missing, 0.0, numbers), side="right")]
+    return np.where(missing, MISSING, result).astype(object)
+
+
+def segment_columns(frame: pd.DataFrame, definitions: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Level per row for every segment feature present in ``frame``."""
+    return {name: levels(frame[name], definition) for name, definition in definitions["features"].items()
+            if name in frame.columns}
+
+
+def cells(frame: pd.DataFrame, definitions: dict[str, Any]) -> list[tuple[dict[str, str], np.ndarray]]:
+    """Every segment of ``frame`` as (its levels by feature, a boolean row mask), singles then pairs."""
+    columns = segment_columns(frame, definitions)
+    found: list[tuple[dict[str, str], np.ndarray]] = []
+    for name, values in columns.items():
+        for level in sorted(set(values.tolist())):
+            found.append(({name: level}, values == level))
+    for first, second in definitions.get("pairs", []):
+        if first not in columns or second not in columns:
+            continue
+        joined = pd.Series(columns[first]).astype(str) + "\x1f" + pd.Series(columns[second]).astype(str)
+        codes, uniques = pd.factorize(joined)
+        for code, value in enumerate(uniques):
+            level_a, level_b = value.split("\x1f", 1)
+            found.append(({first: level_a, second: level_b}, codes == code))
+    return found
+
+
+def describe(segment: dict[str, str]) -> str:
+    return SEPARATOR.join(f"{name}={level}" for name, level in segment.items())
+
+
+def key(segment: dict[str, str]) -> str:
+    return "\x1f".join(f"{name}\x1e{level}" for name, level in sorted(segment.items()))
+
+
+def label_profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
+    """The label counts of the reference profile: overall and per segment with enough rows."""
+    definitions = define(frame, target)
+    labels = frame[target].map(label_key).to_numpy(dtype=object)
+    overall = pd.Series(labels).value_counts().sort_index()
+    stored = []
+    for segment, mask in cells(frame, definitions):
+        rows = int(mask.sum())
+        if rows < MIN_CELL_ROWS:
+            continue
+        counts = pd.Series(labels[mask]).value_counts().sort_index()
+        stored.append({"segment": segment, "counts": {str(k): int(v) for k, v in counts.items()}})
+    return {"classes": {str(k): int(v) for k, v in overall.items()}, "definitions": definitions, "cells": stored}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelShift:
+    segment: str  # "all rows", or "sex=female, housing=own"
+    label: str  # the class whose share moved most
+    reference_share: float
+    batch_share: float
+    reference_rows: int
+    batch_rows: int
+    test: str
+    p_value: float
+    adjusted_p_value: float  # Holm, over every segment tested
+    shifted: bool
+
+    def sentence(self, target: str) -> str:
+        return (f"label shift in {'the whole batch' if self.segment == 'all rows' else 'segment ' + self.segment}: "
+                f"the share of {target}={self.label} went from {self.reference_share:.1%} (champion's training rows, "
+                f"n={self.reference_rows}) to {self.batch_share:.1%} (batch, n={self.batch_rows}); {self.test} "
+                f"p={self.p_value:.2g}, Holm-adjusted over the segments tested p={self.adjusted_p_value:.2g}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _test(reference: dict[str, int], batch: dict[str, int]) -> tuple[float, str]:
+    from scipy import stats
+
+    labels = sorted(set(reference) | set(batch))
+    table = np.array([[reference.get(label, 0) for label in labels], [batch.get(label, 0) for label in labels]])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 1.0, "no test (one class)"
+    if table.shape[1] == 2:
+        return float(stats.fisher_exact(table).pvalue), "Fisher's exact test"
+    return float(stats.chi2_contingency(table, correction=False).pvalue), "chi-squared test"
+
+
+def _largest_move(reference: dict[str, int], batch: dict[str, int]) -> tuple[str, float, float]:
+    total_r, total_b = max(sum(reference.values()), 1), max(sum(batch.values()), 1)
+    moves = [(label, reference.get(label, 0) / total_r, batch.get(label, 0) / total_b)
+             for label in sorted(set(reference) | set(batch))]
+    return max(moves, key=lambda move: abs(move[2] - move[1]))
+
+
+def label_shift(profile: dict[str, Any], frame: pd.DataFrame, target: str, alpha: float,
+                min_difference: float, drifted_features: set[str] = frozenset()) -> list[LabelShift]:
+    """Every segment tested for a label shift, most shifted first (``shifted`` marks the findings).
+
+    Segments cut by a feature that drifted are left out: their rows are other rows than the
+    reference's, so their label shares do not compare (the drift gate reports that feature instead)."""
+    batch_labels = frame[target].map(label_key).to_numpy(dtype=object)
+    reference_cells = {key(cell["segment"]): cell for cell in profile.get("cells", [])}
+    candidates: list[tuple[str, dict[str, int], dict[str, int]]] = [
+        ("all rows", profile["classes"], _counts(batch_labels))]
+    definitions = profile["definitions"]
+    definitions = {"features": {name: d for name, d in definitions["features"].items() if name not in drifted_features},
+                   "pairs": [pair for pair in definitions.get("pairs", []) if not set(pair) & set(drifted_features)]}
+    for segment, mask in cells(frame, definitions):
+        reference = reference_cells.get(key(segment))
+        rows = int(mask.sum())
+        if reference is None or rows < MIN_CELL_ROWS:
+            continue
+        candidates.append((describe(segment), reference["counts"], _counts(batch_labels[mask])))
+    tested = [(name, reference, batch, *_test(reference, batch)) for name, reference, batch in candidates]
+    adjusted = _holm([p for *_, p, _ in tested])
+    results = []
+    for (name, reference, batch, p_value, test), p_adjusted in zip(tested, adjusted):
+        label, before, after = _largest_move(reference, batch)
+        results.append(LabelShift(
+            segment=name, label=label, reference_share=before, batch_share=after,
+            reference_rows=int(sum(reference.values())), batch_rows=int(sum(batch.values())), test=test,
+            p_value=p_value, adjusted_p_value=p_adjusted,
+            shifted=p_adjusted < alpha and abs(after - before) >= min_difference))
+    return sorted(results, key=lambda r: (not r.shifted, -abs(r.batch_share - r.reference_share), r.segment))
+
+
+def _counts(labels: np.ndarray) -> dict[str, int]:
+    values, counts = np.unique(labels.astype(str), return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, counts)}
+
+
+def _holm(p_values: list[float]) -> list[float]:
+    from gated_training.stats import holm
+
+    return holm([p if math.isfinite(p) else 1.0 for p in p_values])
