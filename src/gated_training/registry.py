@@ -8,6 +8,7 @@ Layout under ``<registry_uri>/<model_name>/`` (a local folder or ``gs://bucket/p
     versions/<version>/manifest.json   SHA-256 of every file; written last, so a version
                                        without a manifest is incomplete and never served
     champion.json                      the pointer: which version serves, swapped atomically
+    pointer_log/<generation>.json      every pointer state, written create-only after its swap
 
 The pointer is the source of truth for "what is deployed": it is the one object every
 promotion swaps with compare-and-swap, so it can never disagree with itself; MLflow's
@@ -15,6 +16,15 @@ promotion swaps with compare-and-swap, so it can never disagree with itself; MLf
 Loading verifies every SHA-256 before ``joblib.load``: pickles are code, and only verified
 bytes from this registry are unpickled. The pointer keeps the promotion history (who, when,
 why, from which version), so it is audited by the same compare-and-swap that moves it.
+
+The pointer is **signed** with the registry key (``signing.Signer.sign_payload``, inline, so one
+object still swaps atomically) and chained: each state carries a ``generation`` one above the state
+it replaced, that state's digest (``previous_pointer_sha256``) and the history ending in its own
+promotion. Every reader (:meth:`ModelRegistry.champion`) refuses a pointer whose signature fails,
+that contradicts its own history, or that is older than the newest state in ``pointer_log/``: a
+copy of an earlier, genuinely signed pointer (pointing back at a rolled-back version) is a replay,
+and is refused naming both generations. Whoever can delete objects can also delete log entries:
+put ``pointer_log/`` under a bucket retention policy (docs/registry.md).
 """
 
 from __future__ import annotations
@@ -54,6 +64,9 @@ PROBABILITY_TOLERANCE = 1e-9
 FEATURE_METADATA_FILE = "feature_metadata.json"  # inputs (the schema contract), categories, split rule
 REFERENCE_PROFILE_FILE = "reference_profile.json"  # gated_training.drift's profile of the training split
 MANIFEST_FORMAT = 1
+POINTER_FORMAT = 2  # signed, with a generation and the previous state's digest
+POINTER_LOG = "pointer_log"
+FORWARD_ACTIONS = ("promote", "manual_promote")  # moves after which the replaced version may still serve as stable
 MAX_MANIFEST_BYTES = 8 * 2**20  # manifests and the pointer are a few KB
 HISTORY_LIMIT = 200  # promotions kept in the pointer; every version's manifest stays forever
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6,12}Z-[0-9a-f]{8}$")
@@ -108,6 +121,26 @@ class Champion:
     manifest_sha256: str
     pointer: dict[str, Any]
     token: str  # identifies the pointer state that was read, for compare-and-swap
+
+    @property
+    def generation(self) -> int:
+        return int(self.pointer.get("generation") or 0)
+
+    @property
+    def stable_version(self) -> str | None:
+        """The version this move replaced, which may keep serving as the stable side of a canary: set
+        by forward promotions only, never after a rollback (the rolled-back version must not serve)."""
+        return self.pointer.get("stable_version")
+
+
+def pointer_body(document: dict[str, Any]) -> bytes:
+    """The canonical bytes a pointer's signature and its successor's ``previous_pointer_sha256`` cover."""
+    body = {key: value for key, value in document.items() if key != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def log_name(generation: int) -> str:
+    return f"{generation:012d}.json"
 
 
 def utc_now() -> str:
@@ -233,14 +266,101 @@ class ModelRegistry:
         return manifest, sha256_hex(raw)
 
     def champion(self) -> Champion | None:
+        """The verified champion pointer, or None when there is none. Raises RegistryError naming the file
+        when its signature fails, it contradicts its history, or the pointer log holds a newer state."""
         raw, token = self._read_pointer()
         if raw is None:
             return None
+        pointer = self.verify_pointer(raw)
+        return Champion(version=pointer["version"], manifest_sha256=pointer["manifest_sha256"], pointer=pointer,
+                        token=token)
+
+    def _parse_pointer(self, raw: bytes, where: str) -> dict[str, Any]:
         try:
             pointer = json.loads(raw)
-            return Champion(version=pointer["version"], manifest_sha256=pointer["manifest_sha256"], pointer=pointer, token=token)
-        except (ValueError, KeyError) as exc:
-            raise RegistryError(f"{self.pointer_uri}: unreadable champion pointer: {exc}") from exc
+            if not isinstance(pointer, dict):
+                raise ValueError("expected an object")
+            check_version(pointer["version"])
+            if not isinstance(pointer["manifest_sha256"], str):
+                raise ValueError("manifest_sha256 is not text")
+        except (ValueError, KeyError, TypeError, RegistryError) as exc:
+            raise RegistryError(f"{where}: unreadable champion pointer: {exc}") from exc
+        return pointer
+
+    def verify_pointer(self, raw: bytes, where: str | None = None, check_log: bool = True) -> dict[str, Any]:
+        """The pointer in ``raw`` after its checks: signature, generation and history, and (``check_log``)
+        that no newer state is in the pointer log."""
+        where = where or self.pointer_uri
+        pointer = self._parse_pointer(raw, where)
+        signer = current_signer()
+        if pointer.get("format") != POINTER_FORMAT:
+            if signer.key is not None:
+                raise RegistryError(f"{where}: the champion pointer is not signed (written before pointer signing); "
+                                    "refusing it. Check that it names the version you expect, then sign it once with "
+                                    "`gated-training sign-legacy --pointer --pointer-sha256 <its SHA-256>`")
+            return pointer  # unsigned mode reads an old pointer as it is
+        signer.verify_payload(f"{where} (champion pointer)", pointer_body(pointer), pointer.get("signature"))
+        history = pointer.get("history") or []
+        generation = pointer.get("generation")
+        last = history[-1] if history else {}
+        problems = []
+        if not isinstance(generation, int) or generation < 1:
+            problems.append(f"generation {generation!r} is not a positive whole number")
+        elif last.get("generation") != generation or last.get("version") != pointer["version"] \
+                or last.get("manifest_sha256", pointer["manifest_sha256"]) != pointer["manifest_sha256"]:
+            problems.append(f"its history ends with {last.get('action')} of {last.get('version')} (generation "
+                            f"{last.get('generation')}), not with generation {generation} naming {pointer['version']}")
+        elif generation > 1 and not pointer.get("previous_pointer_sha256"):
+            problems.append("it names no previous state")
+        if problems:
+            raise RegistryError(f"{where}: the champion pointer contradicts its history ({'; '.join(problems)}); "
+                                "refusing it")
+        if check_log:
+            self._check_against_log(pointer, where)
+        return pointer
+
+    def pointer_log(self) -> list[int]:
+        """The generations recorded in ``pointer_log/``, ascending."""
+        names = storage.list_files(self._no_links(storage.join_uri(self.root, POINTER_LOG)))
+        return sorted(int(name[:-5]) for name in names if re.fullmatch(r"\d{12}\.json", name))
+
+    def _check_against_log(self, pointer: dict[str, Any], where: str) -> None:
+        generations = self.pointer_log()
+        newest = generations[-1] if generations else 0
+        generation = pointer["generation"]
+        if newest > generation:
+            raise RegistryError(
+                f"{where}: the champion pointer is generation {generation} ({pointer['version']}), but "
+                f"{POINTER_LOG}/{log_name(newest)} records generation {newest}: the pointer was replaced by an "
+                "older state (a replay); refusing it. Restore the newest state from the log, or move the champion "
+                "with `gated-training rollback --to VERSION` once the pointer is restored")
+        if generation - 1 in generations and pointer.get("previous_pointer_sha256"):
+            previous = self._read_log(generation - 1)
+            if sha256_hex(pointer_body(previous)) != pointer["previous_pointer_sha256"]:
+                raise RegistryError(f"{where}: generation {generation} does not follow "
+                                    f"{POINTER_LOG}/{log_name(generation - 1)} (its previous_pointer_sha256 differs); "
+                                    "refusing it")
+
+    def _read_log(self, generation: int) -> dict[str, Any]:
+        uri = self._no_links(storage.join_uri(self.root, POINTER_LOG, log_name(generation)))
+        try:
+            raw = storage.read_bytes(uri, max_bytes=MAX_MANIFEST_BYTES)
+        except DataError as exc:
+            raise RegistryError(str(exc)) from exc
+        return self.verify_pointer(raw, where=uri, check_log=False)
+
+    def _append_log(self, generation: int, raw: bytes) -> None:
+        """Record a pointer state, create-only (an existing entry with the same bytes is fine)."""
+        uri = self._no_links(storage.join_uri(self.root, POINTER_LOG, log_name(generation)))
+        try:
+            storage.write_bytes(uri, raw, create_only=True)
+        except RegistryError:
+            try:
+                if storage.read_bytes(uri, max_bytes=MAX_MANIFEST_BYTES) == raw:
+                    return
+            except DataError:
+                pass
+            raise RegistryError(f"{uri}: a different pointer state is already recorded for generation {generation}")
 
     def _manifest_matching(self, version: str, expected_manifest_sha256: str | None) -> dict[str, Any]:
         manifest, manifest_sha = self.read_manifest(version)
@@ -264,12 +384,16 @@ class ModelRegistry:
             )
         return data
 
-    def sign_unsigned(self, version: str) -> str:
-        """Sign a complete version published before signing existed (no ``manifest.sig``), after
-        checking every file against its manifest and the manifest against its own version.
+    def is_signed(self, version: str) -> bool:
+        return storage.exists(self._no_links(self.version_uri(version, SIGNATURE_FILE)))
 
-        Returns what was done. This trusts the bytes as they are now: run it once, when upgrading,
-        on a registry only the pipeline could write until then.
+    def sign_unsigned(self, version: str, expected_manifest_sha256: str = "") -> str:
+        """Sign one complete version published before signing existed (no ``manifest.sig``), after
+        checking every file against its manifest and the manifest against its own version, and, when
+        ``expected_manifest_sha256`` is given, the manifest's digest against it (the operator's check).
+
+        Which versions may be signed at all is decided by ``registry_ops.sign_legacy``; this method
+        trusts the bytes as they are now. Returns what was done.
         """
         signer = current_signer()
         if signer.key is None:
@@ -284,16 +408,65 @@ class ModelRegistry:
             raw = storage.read_bytes(manifest_uri, max_bytes=MAX_MANIFEST_BYTES)
         except DataError as exc:
             raise RegistryError(f"model version {version} has no manifest (incomplete): {exc}") from exc
-        manifest = json.loads(raw)
+        if expected_manifest_sha256 and sha256_hex(raw) != expected_manifest_sha256:
+            raise RegistryError(f"model version {version}: its manifest's SHA-256 is {sha256_hex(raw)}, not the "
+                                f"{expected_manifest_sha256} you checked; not signing it")
+        try:
+            manifest = json.loads(raw)
+            files = manifest["files"]
+            if not isinstance(files, dict):
+                raise ValueError("files is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(f"model version {version}: unreadable manifest ({exc}); not signing it") from exc
         if manifest.get("version") != version or manifest.get("model_name") != self.model_name:
             raise RegistryError(f"model version {version}: the manifest describes {manifest.get('model_name')} "
                                 f"{manifest.get('version')}; not signing it")
-        for name, entry in manifest["files"].items():
+        for name, entry in files.items():
             self._read_checked(version, name, entry["sha256"])
         signature = signer.sign(raw)
         assert signature is not None
         storage.write_bytes(signature_uri, signature, create_only=True)
         return "signed"
+
+    def sign_legacy_pointer(self, expected_pointer_sha256: str) -> dict[str, Any]:
+        """Replace an unsigned pointer (from before pointer signing) by a signed one naming the same
+        version, after checking its bytes against the digest the operator checked and the version's
+        signed manifest against the pointer. Its generation follows the pointer log (1 when there is none);
+        the legacy history is kept."""
+        signer = current_signer()
+        if signer.key is None:
+            raise RegistryError("signing needs a key: set GATED_TRAINING_REGISTRY_KEY (or _KEY_FILE)")
+        with self._pointer_lock():
+            raw, token = self._read_pointer()
+            if raw is None:
+                raise RegistryError(f"{self.pointer_uri}: there is no champion pointer to sign")
+            pointer = self._parse_pointer(raw, self.pointer_uri)
+            if pointer.get("format") == POINTER_FORMAT:
+                self.verify_pointer(raw)
+                raise RegistryError(f"{self.pointer_uri}: already signed (generation {pointer.get('generation')})")
+            if sha256_hex(raw) != expected_pointer_sha256:
+                raise RegistryError(f"{self.pointer_uri}: its SHA-256 is {sha256_hex(raw)}, not the "
+                                    f"{expected_pointer_sha256} you checked; not signing it")
+            _, manifest_sha = self.read_manifest(pointer["version"])  # the version must be signed already
+            if manifest_sha != pointer["manifest_sha256"]:
+                raise RegistryError(f"{self.pointer_uri}: names {pointer['version']} with manifest SHA-256 "
+                                    f"{pointer['manifest_sha256']}, the version's manifest is {manifest_sha}; not signing")
+            generation = max(self.pointer_log(), default=0) + 1
+            event = {"version": pointer["version"], "action": "sign_legacy_pointer", "at": utc_now(), "by": actor(),
+                     "reason": "signed the pointer written before pointer signing", "generation": generation,
+                     "manifest_sha256": manifest_sha, "previous_version": pointer.get("previous_version"),
+                     "kfp_run_id": ""}
+            history = [e for e in (pointer.get("history") or []) if isinstance(e, dict)][-(HISTORY_LIMIT - 1):]
+            # The chain continues from the newest logged state if there is a log; the legacy bytes' digest is
+            # kept in the event either way.
+            event["legacy_pointer_sha256"] = sha256_hex(raw)
+            previous = (sha256_hex(pointer_body(self._read_log(generation - 1))) if generation > 1
+                        else sha256_hex(raw))
+            signed = self._pointer_document(pointer["version"], manifest_sha, generation, previous, None,
+                                            history + [event], event)
+            self._write_pointer(signed, token)
+            self._append_log(generation, signed)
+            return json.loads(signed)
 
     def verified_files(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The manifest and every file of a version, each checked against its SHA-256."""
@@ -376,23 +549,56 @@ class ModelRegistry:
                     f"{self.pointer_uri}: the champion changed to {current} after this run gated "
                     "against the previous one; not promoting"
                 )
-            previous = json.loads(raw) if raw else None
+            previous = self.verify_pointer(raw) if raw else None
+            generation = int((previous or {}).get("generation") or 0) + 1
+            if raw is not None and previous is not None and previous.get("format") == POINTER_FORMAT:
+                self._append_log(generation - 1, raw)  # a crash after the last swap may have left it unlogged
             event = {"version": version, "action": action, "at": utc_now(), "by": actor(), "reason": reason,
-                     "previous_version": previous["version"] if previous else None, "kfp_run_id": kfp_run_id}
+                     "previous_version": previous["version"] if previous else None, "kfp_run_id": kfp_run_id,
+                     "generation": generation, "manifest_sha256": manifest_sha256}
             history = ((previous or {}).get("history") or [])[-(HISTORY_LIMIT - 1):] + [event]
-            pointer = {
-                "version": version,
-                "manifest_sha256": manifest_sha256,
-                "promoted_at": event["at"],
-                "promoted_by": event["by"],
-                "reason": reason,
-                "action": action,
-                "previous_version": event["previous_version"],
-                "history": history,
-            }
+            stable = previous["version"] if previous and action in FORWARD_ACTIONS else None
+            document = self._pointer_document(version, manifest_sha256, generation,
+                                              sha256_hex(pointer_body(previous)) if previous else None, stable,
+                                              history, event)
             fault_point("before_pointer_swap")
-            self._write_pointer(json.dumps(pointer, indent=2, sort_keys=True).encode(), token)
-            return pointer
+            self._write_pointer(document, token)
+            self._append_log(generation, document)
+            return json.loads(document)
+
+    @staticmethod
+    def _pointer_document(version: str, manifest_sha256: str, generation: int, previous_sha256: str | None,
+                          stable_version: str | None, history: list[dict[str, Any]], event: dict[str, Any]) -> bytes:
+        pointer: dict[str, Any] = {
+            "format": POINTER_FORMAT,
+            "version": version,
+            "manifest_sha256": manifest_sha256,
+            "generation": generation,
+            "previous_pointer_sha256": previous_sha256,
+            "stable_version": stable_version,
+            "promoted_at": event["at"],
+            "promoted_by": event["by"],
+            "reason": event["reason"],
+            "action": event["action"],
+            "previous_version": event.get("previous_version"),
+            "history": history,
+        }
+        signature = current_signer().sign_payload(pointer_body(pointer))
+        if signature is not None:
+            pointer["signature"] = signature
+        return json.dumps(pointer, indent=2, sort_keys=True).encode()
+
+    def read_pointer_unverified(self) -> dict[str, Any] | None:
+        """The pointer document as stored, without any check: only for sign-legacy's view of a registry from
+        before signing (never to decide what serves)."""
+        raw, _ = self._read_pointer()
+        if raw is None:
+            return None
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            return None
+        return document if isinstance(document, dict) else None
 
     # -- the pointer's compare-and-swap, per backend -----------------------------
     def _read_pointer(self) -> tuple[bytes | None, str | None]:
@@ -412,6 +618,7 @@ class ModelRegistry:
         return data, sha256_hex(data)
 
     def _write_pointer(self, data: bytes, expected_token: str | None) -> None:
+        """Compare-and-swap: GCS's generation precondition, or the local lock (the caller holds it)."""
         if storage.is_gcs(self.pointer_uri):
             generation = int(expected_token) if expected_token else 0
             if not storage.write_gcs_if_generation(self.pointer_uri, data, generation, "application/json"):

@@ -33,9 +33,13 @@ def history(registry: ModelRegistry) -> tuple[list[VersionRow], list[str]]:
     """Every version, newest first, with its metrics, gate verdict and promotion events, and the
     problems found: a version refused (unsigned, forged, unreadable), or a pointer naming a
     version that is not a complete, verified one."""
-    champion = registry.champion()
-    events = (champion.pointer.get("history") or []) if champion else []
     rows, problems = [], []
+    try:
+        champion = registry.champion()
+    except RegistryError as exc:  # unsigned, forged, replayed or inconsistent: listed, never trusted
+        champion = None
+        problems.append(str(exc))
+    events = (champion.pointer.get("history") or []) if champion else []
     for version in reversed(registry.versions()):
         if not registry.is_complete(version):
             rows.append(VersionRow(version=version, complete=False, champion=False, created_at="", metrics={}, gate="incomplete (no manifest)", data_sha256="", promotions=[]))
@@ -131,6 +135,78 @@ def sync_mlflow(registry: ModelRegistry, tracking_uri: str) -> str:
     if version is None:
         raise TrackingError(status.removeprefix("pending: "))
     return f"synced: MLflow {registry.model_name} version {version} is the champion ({champion.version})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LegacySigning:
+    version: str
+    outcome: str  # "signed", "already signed", or "refused: <why>"
+
+
+def _promoted_versions(registry: ModelRegistry) -> set[str]:
+    """Versions the registry's own records say were deployed: the pointer and its history (read without
+    trusting a signature: this is the registry from before signing)."""
+    pointer = registry.read_pointer_unverified()
+    if pointer is None:
+        return set()
+    history = pointer.get("history") if isinstance(pointer.get("history"), list) else []
+    named = {pointer.get("version")} | {e.get("version") for e in history if isinstance(e, dict)}
+    return {v for v in named if isinstance(v, str)}
+
+
+def sign_legacy(registry: ModelRegistry, version: str | None = None, manifest_sha256: str = "") -> list[LegacySigning]:
+    """Sign versions published before signing existed, and only those.
+
+    - A registry that already holds a signed version is past its upgrade: nothing is signed in bulk, and
+      one version is signed only when named with the manifest SHA-256 the operator checked
+      (``--version V --manifest-sha256 D``). An unsigned version there is a planted one until someone
+      looks at it.
+    - In a registry with no signed version, a version is signed when the registry's own records name it
+      (the champion pointer or its promotion history), it is not dated in the future, and every file
+      matches its manifest. Any other version needs ``--manifest-sha256``.
+    Nothing here unpickles anything.
+    """
+    from gated_training.config import check_sha256_parameter
+
+    manifest_sha256 = check_sha256_parameter("manifest_sha256", manifest_sha256)
+    complete = [v for v in registry.versions() if registry.is_complete(v)]
+    signed = [v for v in complete if registry.is_signed(v)]
+    if version is not None:
+        check_version(version)
+        if version not in complete:
+            raise RegistryError(f"model version {version} is not a complete version of {registry.root}")
+        if registry.is_signed(version):
+            return [LegacySigning(version=version, outcome=registry.sign_unsigned(version))]
+        proven = not signed and version in _promoted_versions(registry) and not _future(version)
+        if not manifest_sha256 and not proven:
+            why = (f"the registry already holds {len(signed)} signed version(s)" if signed else
+                   "the registry's records (the champion pointer and its history) never name it")
+            return [LegacySigning(version=version, outcome=f"refused: {why}; check the version, then sign it with "
+                                  "--manifest-sha256 <its manifest's SHA-256>")]
+        return [LegacySigning(version=version, outcome=registry.sign_unsigned(version, manifest_sha256))]
+    if signed:
+        unsigned = [v for v in complete if v not in signed]
+        return [LegacySigning(version=v, outcome=f"refused: the registry already holds {len(signed)} signed "
+                              "version(s), so an unsigned one was not written by the pipeline before signing; "
+                              "if you know it, sign it alone with --version and --manifest-sha256") for v in unsigned]
+    promoted = _promoted_versions(registry)
+    results = []
+    for candidate in complete:
+        if _future(candidate):
+            results.append(LegacySigning(version=candidate, outcome="refused: dated in the future"))
+        elif candidate not in promoted:
+            results.append(LegacySigning(version=candidate, outcome="refused: the champion pointer and its history "
+                                         "never name it; sign it alone with --version and --manifest-sha256"))
+        else:
+            try:
+                results.append(LegacySigning(version=candidate, outcome=registry.sign_unsigned(candidate)))
+            except RegistryError as exc:  # a file that no longer matches its manifest: never signed
+                results.append(LegacySigning(version=candidate, outcome=f"refused: {exc}"))
+    return results
+
+
+def _future(version: str) -> bool:
+    return _created(version) > datetime.now(timezone.utc) + timedelta(minutes=5)
 
 
 def _created(version: str) -> datetime:

@@ -126,8 +126,10 @@ def load_served_model(*, folder: str, registry: Any, version: str, manifest_sha2
                       ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Verify, then load, the model a serving pod was handed in ``folder`` (KServe's ``/mnt/models``).
 
-    1. the champion pointer names ``version`` with ``manifest_sha256``, or names the version that
-       replaced it with ``version`` as its ``previous_version`` (the stable side of a canary);
+    1. the signed champion pointer (``ModelRegistry.champion``: signature, history, no newer state in
+       its log) names ``version`` with ``manifest_sha256``, or names ``version`` as its
+       ``stable_version`` (the stable side of a canary: set by a forward promotion, never after a
+       rollback, so a rolled-back version is refused);
     2. the manifest's signature verifies and its SHA-256 is ``manifest_sha256``;
     3. ``folder`` holds exactly the manifest's served files, each with its SHA-256;
     4. only then: ``joblib.load`` of the verified bytes, and a fitted-classifier check.
@@ -148,12 +150,15 @@ def load_served_model(*, folder: str, registry: Any, version: str, manifest_sha2
     if champion is None:
         raise RegistryError(f"{registry.pointer_uri}: no champion pointer; this pod was handed version {version}, "
                             "which the registry does not name. Refusing to serve it")
-    stable_side = champion.pointer.get("previous_version") == version and champion.version != version
+    stable_side = champion.stable_version == version and champion.version != version
     if not stable_side and (champion.version != version or champion.manifest_sha256 != manifest_sha256):
+        after_rollback = (" (it was rolled back)" if champion.pointer.get("action") == "rollback"
+                          and champion.pointer.get("previous_version") == version else "")
         raise RegistryError(
-            f"{registry.pointer_uri}: the champion is {champion.version} (manifest SHA-256 {champion.manifest_sha256}); "
-            f"this pod was handed {version} ({manifest_sha256}), which is neither the champion nor the version it "
-            "replaced. The pointer moved: refusing to serve; `gated-training serving status` shows which is behind")
+            f"{registry.pointer_uri}: the champion is {champion.version} (manifest SHA-256 {champion.manifest_sha256}, "
+            f"generation {champion.generation}); this pod was handed {version} ({manifest_sha256}), which is neither "
+            f"the champion nor the stable side of its canary{after_rollback}. Refusing to serve; "
+            "`gated-training serving status` shows which is behind")
     manifest, actual_sha = registry.read_manifest(version)  # the signature first
     if actual_sha != manifest_sha256:
         raise RegistryError(f"model version {version}: manifest SHA-256 {actual_sha} is not the {manifest_sha256} "

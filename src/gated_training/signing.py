@@ -8,9 +8,13 @@ the model bytes too: a writer who can rewrite a version's files *and* its manife
 The key comes from, in order:
 
 - ``GATED_TRAINING_REGISTRY_KEY``: the key itself (a Kubernetes secret on a cluster:
-  ``make compile REGISTRY_KEY_SECRET=<name>``), at least 32 characters;
-- ``GATED_TRAINING_REGISTRY_KEY_FILE``: a file holding it (``gated-training run`` creates a
-  per-user key at ``~/.config/gated-training/registry.key`` for local runs).
+  ``make compile REGISTRY_KEY_SECRET=<name>``);
+- ``GATED_TRAINING_REGISTRY_KEY_FILE``: a file holding it, readable by its owner only (``chmod 600``;
+  ``gated-training run`` creates a per-user key at ``~/.config/gated-training/registry.key`` for local runs).
+
+A key must look random: at least 32 characters, at least 8 distinct ones, at least 2.75 bits of
+empirical entropy per character (2.75) and 88 bits in all, and not one short block repeated (``aaaa…``,
+``abcabc…`` and ``password`` × 4 are refused). ``openssl rand -hex 32`` makes one.
 
 ``GATED_TRAINING_REGISTRY_UNSIGNED=1`` is the explicit unsigned mode for local experiments:
 nothing is signed and nothing is verified. With neither a key nor that switch, every registry
@@ -35,6 +39,9 @@ UNSIGNED_ENV = "GATED_TRAINING_REGISTRY_UNSIGNED"
 SIGNATURE_FILE = "manifest.sig"
 ALGORITHM = "hmac-sha256"
 MIN_KEY_CHARS = 32
+MIN_DISTINCT_CHARS = 8
+MIN_BITS_PER_CHAR = 2.75
+MIN_KEY_BITS = 88.0
 MAX_SIGNATURE_BYTES = 4096
 
 
@@ -53,6 +60,31 @@ class Signer:
         mac = hmac.new(self.key, manifest_bytes, hashlib.sha256).hexdigest()
         return json.dumps({"format": 1, "algorithm": ALGORITHM, "key_id": self.key_id, "hmac": mac},
                           sort_keys=True).encode()
+
+    def sign_payload(self, payload: bytes) -> dict[str, str] | None:
+        """An inline signature (the champion pointer carries its own), or None in unsigned mode."""
+        if self.key is None:
+            return None
+        return {"algorithm": ALGORITHM, "key_id": self.key_id,
+                "hmac": hmac.new(self.key, b"gated-training pointer:" + payload, hashlib.sha256).hexdigest()}
+
+    def verify_payload(self, where: str, payload: bytes, signature: object) -> None:
+        """Raise unless ``signature`` (an inline one) is this key's over ``payload`` (no-op when unsigned)."""
+        if self.key is None:
+            return
+        if not isinstance(signature, dict):
+            raise RegistryError(f"{where}: not signed; only a pointer written with the registry key is trusted "
+                                "(a pointer from before pointer signing: `gated-training sign-legacy --pointer`)")
+        if signature.get("algorithm") != ALGORITHM or not isinstance(signature.get("hmac"), str):
+            raise RegistryError(f"{where}: unreadable signature; refusing it")
+        expected = hmac.new(self.key, b"gated-training pointer:" + payload, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(signature["hmac"], expected):
+            return
+        key_id = str(signature.get("key_id") or "")
+        if key_id and key_id != self.key_id:
+            raise RegistryError(f"{where}: signed with another key (key id {key_id}, this run's key is {self.key_id}); "
+                                "refusing it. Use the registry's key")
+        raise RegistryError(f"{where}: the signature does not match its content: it was altered or forged; refusing it")
 
     def verify(self, where: str, manifest_bytes: bytes, signature: bytes | None) -> None:
         """Raise unless ``signature`` is this key's over ``manifest_bytes`` (no-op when unsigned)."""
@@ -80,17 +112,45 @@ class Signer:
 
 
 def _read_key_file(path: str) -> bytes:
+    import stat
+
     try:
+        mode = os.stat(path).st_mode
         text = Path(path).read_text().strip()
     except OSError as exc:
         raise RegistryError(f"{KEY_FILE_ENV}={path}: cannot read the registry key: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise RegistryError(f"{KEY_FILE_ENV}={path}: the registry key file is open to other users (mode "
+                            f"{stat.S_IMODE(mode):04o}); whoever reads it can sign a pickle the pipeline will load. "
+                            f"`chmod 600 {path}` (a Kubernetes secret volume: defaultMode 0400)")
     return _checked(text, f"{KEY_FILE_ENV}={path}")
 
 
-def _checked(text: str, where: str) -> bytes:
+def key_weakness(text: str) -> str | None:
+    """Why ``text`` is not a usable key (None: it is): too short, too few distinct characters, too little
+    empirical entropy, or a short block repeated."""
+    import math
+    from collections import Counter
+
     if len(text) < MIN_KEY_CHARS:
-        raise RegistryError(f"{where}: the registry key has {len(text)} characters; use at least {MIN_KEY_CHARS} "
-                            "(e.g. `openssl rand -hex 32`)")
+        return f"the registry key has {len(text)} characters; use at least {MIN_KEY_CHARS}"
+    counts = Counter(text)
+    bits_per_char = abs(sum(n / len(text) * math.log2(n / len(text)) for n in counts.values()))
+    if len(counts) < MIN_DISTINCT_CHARS or bits_per_char < MIN_BITS_PER_CHAR or bits_per_char * len(text) < MIN_KEY_BITS:
+        return (f"the registry key is too predictable ({len(counts)} distinct characters, {bits_per_char:.1f} bits per "
+                f"character, about {bits_per_char * len(text):.0f} bits in all; a key needs at least "
+                f"{MIN_DISTINCT_CHARS} distinct characters, {MIN_BITS_PER_CHAR:g} bits per character and "
+                f"{MIN_KEY_BITS:g} bits)")
+    for period in range(1, len(text) // 2 + 1):
+        if len(text) % period == 0 and text == text[:period] * (len(text) // period):
+            return f"the registry key is one {period}-character block repeated"
+    return None
+
+
+def _checked(text: str, where: str) -> bytes:
+    weakness = key_weakness(text)
+    if weakness:
+        raise RegistryError(f"{where}: {weakness}; generate one with `openssl rand -hex 32`")
     return text.encode()
 
 

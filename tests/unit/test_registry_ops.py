@@ -212,6 +212,17 @@ def test_cli_history_fails_on_a_broken_pointer_and_operations_never_print_traceb
     document = json.loads(pointer.read_text())
     pointer.write_text(json.dumps({**document, "version": "20200101T000000000000Z-00000000"}))
     assert main(["history", *common]) == 1
+    assert "champion.json (champion pointer): the signature does not match its content" in capsys.readouterr().err
+    # Re-signed consistently, as only a key holder could: the pointer names a version that does not exist.
+    from gated_training.registry import pointer_body
+    from gated_training.signing import current_signer
+
+    edited = {**document, "version": "20200101T000000000000Z-00000000"}
+    edited["history"] = [*document["history"][:-1], {**document["history"][-1], "version": edited["version"]}]
+    edited.pop("signature")
+    edited["signature"] = current_signer().sign_payload(pointer_body(edited))
+    pointer.write_text(json.dumps(edited))
+    assert main(["history", *common]) == 1
     err = capsys.readouterr().err
     assert "the champion pointer names 20200101T000000000000Z-00000000, which is not a complete, verified version" in err
     pointer.write_text("{not json")

@@ -99,7 +99,7 @@ def test_an_unsigned_version_is_refused_and_history_says_so(tmp_path, registry, 
 
 def test_another_key_is_named_as_such(tmp_path, registry, monkeypatch):
     registry, (v1, v2) = registry
-    monkeypatch.setenv(KEY_ENV, "another-key-" + "x" * 40)
+    monkeypatch.setenv(KEY_ENV, "another-key-7f3a9c1e5b2d8f4a6c0e1b3d5f7a9c2e4b6d8f0a")
     with pytest.raises(RegistryError, match=r"signed with another key \(key id [0-9a-f]{16}, this run's key is "):
         registry.load_verified(v2)
     monkeypatch.setenv(KEY_ENV, "short")
@@ -194,21 +194,166 @@ def test_local_runs_get_a_per_user_key_created_once(tmp_path, monkeypatch):
     assert ensure_local_key() is None  # a configured key always wins
 
 
-def test_sign_legacy_signs_old_versions_once_and_never_a_tampered_one(tmp_path, registry, capsys):
+def legacy(registry) -> None:
+    """Make a registry look as it did before signing: no signatures, an unsigned pointer."""
+    for version in registry.versions():
+        Path(registry.version_uri(version, SIGNATURE_FILE)).unlink(missing_ok=True)
+    pointer = json.loads(Path(registry.pointer_uri).read_text())
+    for key in ("format", "generation", "previous_pointer_sha256", "stable_version", "signature"):
+        pointer.pop(key, None)
+    Path(registry.pointer_uri).write_text(json.dumps(pointer, indent=2, sort_keys=True))
+    import shutil
+
+    shutil.rmtree(Path(registry.root) / "pointer_log")
+
+
+def test_sign_legacy_signs_the_versions_the_records_name_once_and_never_a_tampered_one(tmp_path, registry, capsys):
     from gated_training.cli import main
 
     registry, (v1, v2) = registry
-    for version in (v1, v2):  # as published before signing existed
-        Path(registry.version_uri(version, SIGNATURE_FILE)).unlink()
+    legacy(registry)
     with pytest.raises(RegistryError, match="the version is unsigned"):
         registry.load_verified(v2)
     (Path(registry.version_uri(v1)) / MODEL_FILE).write_bytes(b"tampered")
     common = ["--registry", registry.uri, "--model-name", "m"]
-    assert main(["sign-legacy", "--version", v2, *common]) == 0
-    assert f"{v2}  signed" in capsys.readouterr().out
-    assert registry.load_verified(v2)[0].predict([[0]]).tolist() == [1]
-    assert main(["sign-legacy", *common]) == 1  # v1's model no longer matches its manifest: not signed
-    assert "model.joblib has SHA-256" in capsys.readouterr().err
+    assert main(["sign-legacy", *common]) == 1  # v1's model no longer matches its manifest: refused, v2 signed
+    out = capsys.readouterr().out
+    assert f"{v2}  signed" in out and f"{v1}  refused: model version {v1}: model.joblib has SHA-256" in out
     assert not Path(registry.version_uri(v1, SIGNATURE_FILE)).exists()
+    assert registry.load_verified(v2)[0].predict([[0]]).tolist() == [1]
     assert main(["sign-legacy", "--version", v2, *common]) == 0
     assert f"{v2}  already signed" in capsys.readouterr().out
+
+
+def test_sign_legacy_never_signs_a_version_planted_in_a_signed_registry(tmp_path, registry, capsys):
+    """The attack: every real version is signed; someone with bucket access plants an unsigned version
+    dated 2099 holding a pickle that runs code, and hopes an operator runs sign-legacy then promote."""
+    import hashlib
+    import shutil
+
+    from gated_training.cli import main
+
+    registry, (v1, v2) = registry
+    marker = tmp_path / "pwned"
+    planted = "20991231T235959000000Z-0badc0de"
+    folder = Path(registry.version_uri(planted))
+    shutil.copytree(Path(registry.version_uri(v2)), folder)
+    (folder / SIGNATURE_FILE).unlink()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["version"] = planted
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    forge_folder(folder, marker)
+    digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+    common = ["--registry", registry.uri, "--model-name", "m"]
+    assert main(["sign-legacy", *common]) == 1
+    out = capsys.readouterr().out
+    assert f"{planted}  refused: the registry already holds 2 signed version(s)" in out
+    assert main(["sign-legacy", "--version", planted, *common]) == 1
+    assert "refused: the registry already holds 2 signed version(s); check the version" in capsys.readouterr().out
+    assert main(["sign-legacy", "--version", planted, "--manifest-sha256", "0" * 64, *common]) == 1
+    assert f"its manifest's SHA-256 is {digest}, not the {'0' * 64} you checked" in capsys.readouterr().err
+    assert not (folder / SIGNATURE_FILE).exists()
+    assert main(["promote", planted, "--reason", "looks newer", *common]) == 1
+    assert "the version is unsigned" in capsys.readouterr().err
+    assert not marker.exists()  # nothing was unpickled
+    assert registry.champion().version == v2
+
+
+def test_sign_legacy_in_an_old_registry_refuses_versions_its_records_never_name(tmp_path, registry, capsys):
+    from gated_training.cli import main
+
+    registry, (v1, v2) = registry
+    legacy(registry)
+    stray = "20200101T000000000000Z-00000bad"
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(Path(registry.version_uri(v1)), Path(registry.version_uri(stray)))
+    manifest = json.loads(Path(registry.version_uri(stray, MANIFEST)).read_text())
+    manifest["version"] = stray
+    Path(registry.version_uri(stray, MANIFEST)).write_text(json.dumps(manifest))
+    assert main(["sign-legacy", "--registry", registry.uri, "--model-name", "m"]) == 1
+    out = capsys.readouterr().out
+    assert f"{stray}  refused: the champion pointer and its history never name it" in out
+    assert f"{v1}  signed" in out and f"{v2}  signed" in out
+
+
+def test_a_replayed_pointer_is_refused_by_every_reader(tmp_path, registry, capsys):
+    """A genuine, signed, older pointer copied back over champion.json (pointing at a rolled-back
+    version) is refused: the pointer log holds a newer generation."""
+    from gated_training.cli import main
+    from gated_training.serving import load_served_model
+
+    registry, (v1, v2) = registry
+    older = Path(registry.root, "pointer_log", "000000000002.json").read_bytes()  # v2, before the rollback
+    rollback(registry, None, "bad predictions")
+    assert registry.champion().version == v1 and registry.champion().stable_version is None
+    Path(registry.pointer_uri).write_bytes(older)
+    with pytest.raises(RegistryError, match="generation 2 .* records generation 3: the pointer was replaced by an older "
+                                            r"state \(a replay\)"):
+        registry.champion()
+    assert main(["history", "--registry", registry.uri, "--model-name", "m"]) == 1
+    assert "a replay" in capsys.readouterr().err
+    with pytest.raises(RegistryError, match="a replay"):
+        move_champion(registry, v1, "anything", "manual_promote")
+    with pytest.raises(RegistryError, match="a replay"):
+        load_served_model(folder=str(tmp_path), registry=registry, version=v2, manifest_sha256="0" * 64)
+
+
+def test_after_a_rollback_the_rolled_back_version_may_not_serve(tmp_path, registry):
+    from gated_training.serving import load_served_model
+
+    registry, (v1, v2) = registry
+    assert registry.champion().stable_version == v1  # while v2 is a canary, v1 may serve as its stable side
+    rollback(registry, None, "errors up")
+    _, sha = registry.read_manifest(v2)
+    with pytest.raises(RegistryError, match=r"neither the champion nor the stable side of its canary \(it was rolled "
+                                            r"back\)"):
+        load_served_model(folder=str(tmp_path), registry=registry, version=v2, manifest_sha256=sha)
+
+
+@pytest.mark.parametrize("edit", ["version", "generation", "history"])
+def test_an_edited_pointer_is_refused_naming_the_file(registry, edit):
+    registry, (v1, v2) = registry
+    pointer = json.loads(Path(registry.pointer_uri).read_text())
+    if edit == "version":
+        pointer["version"] = v1  # back at the older version, unsigned by the key
+    elif edit == "generation":
+        pointer["generation"] = 99
+    else:
+        pointer["history"] = pointer["history"][:-1]
+    Path(registry.pointer_uri).write_text(json.dumps(pointer))
+    with pytest.raises(RegistryError, match=r"champion.json \(champion pointer\): the signature does not match"):
+        registry.champion()
+
+
+def test_a_pointer_signed_with_the_key_that_contradicts_its_history_is_refused(registry):
+    from gated_training.registry import pointer_body
+    from gated_training.signing import current_signer
+
+    registry, (v1, v2) = registry
+    pointer = json.loads(Path(registry.pointer_uri).read_text())
+    pointer["version"] = v1  # re-signed, as a key holder could: the history still ends with v2
+    pointer["signature"] = current_signer().sign_payload(pointer_body(pointer))
+    Path(registry.pointer_uri).write_text(json.dumps(pointer))
+    with pytest.raises(RegistryError, match="the champion pointer contradicts its history"):
+        registry.champion()
+
+
+def test_an_unsigned_pointer_from_before_pointer_signing_is_refused_until_signed_with_its_digest(registry, capsys):
+    import hashlib
+
+    from gated_training.cli import main
+
+    registry, (v1, v2) = registry
+    pointer = json.loads(Path(registry.pointer_uri).read_text())
+    for key in ("format", "generation", "previous_pointer_sha256", "stable_version", "signature"):
+        pointer.pop(key)
+    Path(registry.pointer_uri).write_text(json.dumps(pointer))
+    with pytest.raises(RegistryError, match="the champion pointer is not signed"):
+        registry.champion()
+    common = ["--registry", registry.uri, "--model-name", "m"]
+    assert main(["sign-legacy", "--pointer", "--pointer-sha256", "f" * 64, *common]) == 1
+    assert "not the " + "f" * 64 + " you checked" in capsys.readouterr().err
+    digest = hashlib.sha256(Path(registry.pointer_uri).read_bytes()).hexdigest()
+    assert main(["sign-legacy", "--pointer", "--pointer-sha256", digest, *common]) == 0
+    champion = registry.champion()
+    assert champion.version == v2 and champion.pointer["action"] == "sign_legacy_pointer"

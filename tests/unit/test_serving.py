@@ -97,7 +97,7 @@ def test_a_moved_pointer_is_refused_before_unpickling(published, tmp_path):
         token = registry.champion().token
     folder = mount(registry, first, tmp_path / "mnt")
     with pytest.raises(RegistryError, match=rf"the champion is {registry.champion().version} .* this pod was handed "
-                                            rf"{first} .* The pointer moved: refusing to serve"):
+                                            rf"{first} .* which is neither the champion nor the stable side of its canary"):
         load_served_model(folder=str(folder), registry=registry, version=first, manifest_sha256=first_sha)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gated_training import storage
 from gated_training.cli.common import DEFAULT_WORKDIR, EXIT_FAILED, EXIT_OK
+from gated_training.errors import ConfigError
 
 if TYPE_CHECKING:
     from gated_training.registry import ModelRegistry
@@ -40,7 +41,9 @@ def command_history(args: argparse.Namespace) -> int:
         print(f"no versions in {registry.root}")
     for row in rows:
         marker = "*" if row.champion else " "
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in row.metrics.items() if isinstance(v, (int, float)))
+        from gated_training.report_text import number_or_dash
+
+        metrics = ", ".join(f"{k}={number_or_dash(v)}" for k, v in row.metrics.items())
         print(f"{marker} {row.version}  {row.created_at or '-':20}  gate {row.gate or '-':8}  {metrics}")
         if row.drift:
             print(f"      drift: {row.drift}")
@@ -99,14 +102,25 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command_sign_legacy(args: argparse.Namespace) -> int:
-    """Sign the versions a registry holds from before signing, once, when upgrading."""
+    """Sign what a registry holds from before signing, once, when upgrading (registry_ops.sign_legacy)."""
+    from gated_training.registry_ops import sign_legacy
+
     registry = registry_from(args)
-    versions = [args.version] if args.version else [v for v in registry.versions() if registry.is_complete(v)]
-    if not versions:
+    if args.pointer:
+        if not args.pointer_sha256:
+            raise ConfigError("--pointer needs --pointer-sha256: the SHA-256 of champion.json you checked "
+                              f"(sha256sum {registry.pointer_uri})")
+        from gated_training.config import check_sha256_parameter
+
+        pointer = registry.sign_legacy_pointer(check_sha256_parameter("pointer_sha256", args.pointer_sha256))
+        print(f"champion pointer signed: {pointer['version']} (generation {pointer['generation']})")
+        return EXIT_OK
+    results = sign_legacy(registry, args.version, args.manifest_sha256 or "")
+    if not results:
         print(f"no complete versions in {registry.root}")
-    for version in versions:
-        print(f"{version}  {registry.sign_unsigned(version)}")
-    return EXIT_OK
+    for result in results:
+        print(f"{result.version}  {result.outcome}")
+    return EXIT_FAILED if any(r.outcome.startswith("refused") for r in results) else EXIT_OK
 
 
 def add_serving_follow(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +158,12 @@ def add_registry_commands(commands: Any) -> None:
     add_registry_arguments(cleanup)
     cleanup.set_defaults(handler=command_cleanup)
     sign = commands.add_parser("sign-legacy", help="sign the versions published before registry signing existed "
-                               "(once, when upgrading; each file is checked against its manifest first)")
-    sign.add_argument("--version", help="one version (default: every complete version without a signature)")
+                               "(once, when upgrading: only versions the registry's records name, never in a registry "
+                               "that already holds signed versions unless named with their manifest's SHA-256)")
+    sign.add_argument("--version", help="one version (default: every version the champion pointer's history names)")
+    sign.add_argument("--manifest-sha256", dest="manifest_sha256",
+                      help="the SHA-256 of that version's manifest.json, as you checked it")
+    sign.add_argument("--pointer", action="store_true", help="sign the champion pointer written before pointer signing")
+    sign.add_argument("--pointer-sha256", dest="pointer_sha256", help="the SHA-256 of champion.json, as you checked it")
     add_registry_arguments(sign)
     sign.set_defaults(handler=command_sign_legacy)
