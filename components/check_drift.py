@@ -19,6 +19,8 @@ def check_drift(
     drift_severe_psi: float,
     drift_severe_out_of_range: float,
     new_columns: str,
+    label_shift_action: str,
+    label_shift_min_difference: float,
     notify_webhook_url: str,
     drift_report: Output[Artifact],
     drift_html: Output[HTML],
@@ -28,22 +30,20 @@ def check_drift(
 ) -> str:
     """Drift gate: no-new-data trigger, the schema contract, then the batch against the champion's reference profile.
 
-    Returns "train", "skip" (no new data) or "block" (schema broken, or drifted under drift_action=block); a run
+    Returns "train", "skip" (no new data) or "block" (schema broken, drifted under drift_action=block, or a
+    segment's labels shifted under label_shift_action=block); a run
     stopped here writes its summary here and posts it to the webhook.
     """
-    from gated_training.config import DriftPolicy
+    from gated_training.config import DriftPolicy, settings_from
     from gated_training.decisions import DriftGate
     from gated_training.run_context import run_id_from_uri
     from gated_training.step_records import recorded_step
     from gated_training.steps.check_drift import check_drift
     from gated_training.summary import record_gate
 
+    arguments = dict(locals())  # the settings by name: DriftPolicy takes the fields it declares
     with recorded_step(step="check-drift", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
-        policy = DriftPolicy(drift_action=drift_action, drift_psi_threshold=drift_psi_threshold,
-                             drift_max_drifted_share=drift_max_drifted_share,
-                             drift_critical_features=drift_critical_features, force_retrain=force_retrain,
-                             drift_severe_psi=drift_severe_psi, drift_severe_out_of_range=drift_severe_out_of_range,
-                             new_columns=new_columns)
+        policy = settings_from(cls=DriftPolicy, params=arguments)
         outcome = check_drift(dataset_path=dataset.path, validation_report_path=validation_report.path, target=target_column, registry_uri=registry_uri, model_name=model_name,
                                  policy=policy, report_out=drift_report.path, html_out=drift_html.path)
         record_gate(step="check-drift", stopped=outcome.decision != DriftGate.TRAIN,
@@ -55,7 +55,7 @@ def check_drift(
     report = outcome.report
     if report is not None:
         drift_metrics.log_metric("drifted_share", report["drifted_share"])
-        drift_metrics.log_metric("max_psi", min(report["max_psi"], 1e6))  # a missing feature has infinite PSI
+        drift_metrics.log_metric("max_psi", report["max_psi"])  # over the features present (missing ones: no PSI)
         drift_metrics.log_metric("drifted_features", sum(f["drifted"] for f in report["features"]))
     drift_report.metadata.update({"decision": outcome.decision, "champion": outcome.champion or ""})
     return outcome.decision

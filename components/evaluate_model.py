@@ -15,15 +15,29 @@ def evaluate_model(
     drift_html: Input[HTML],
     target_column: str,
     min_accuracy: float,
+    min_balanced_accuracy: float,
     min_f1: float,
     min_roc_auc: float,
+    min_class_recall: float,
+    beat_prior_predictor: bool,
+    threshold_rule: str,
     max_overfit_gap: float,
     max_regression: float,
     comparison_metric: str,
+    comparison_rule: str,
+    gate_alpha: float,
+    min_test_rows: int,
+    min_test_rows_per_class: int,
     first_run_policy: str,
     max_prediction_psi: float,
     max_single_feature_score: float,
+    max_pair_feature_score: float,
     max_unexplained_gain: float,
+    max_calibration_regression: float,
+    slice_by: str,
+    min_slice_rows: int,
+    min_slice_score: float,
+    segment_flip_action: str,
     registry_uri: str,
     model_name: str,
     notify_webhook_url: str,
@@ -34,10 +48,11 @@ def evaluate_model(
     run_summary: Output[Artifact],
     summary: Output[Markdown],
 ) -> str:
-    """Model gate: absolute thresholds, the champion re-scored on the same test split, prediction drift against
-    the champion, and the drift gate's retrain_only hold. Returns "deploy" or "block"; a blocked run's summary
-    (each failed check with its value and threshold) is written here and posted to the webhook."""
-    from gated_training.config import GateThresholds
+    """Model gate: minimum evidence, absolute thresholds, the prior predictor, leakage, the champion re-scored on
+    the same test rows with paired statistics, slices, segment flips and the drift gate's retrain_only hold.
+    Returns "deploy" or "block"; a blocked run's summary (each failed check with its value, threshold and
+    evidence) is written here and posted to the webhook."""
+    from gated_training.config import GateThresholds, settings_from
     from gated_training.decisions import ModelGate
     from gated_training.run_context import run_id_from_uri
     from gated_training.step_records import recorded_step
@@ -46,14 +61,11 @@ def evaluate_model(
 
     from gated_training.tracking import outcome_failed_on_error
 
+    arguments = dict(locals())  # the settings by name: GateThresholds takes the fields it declares
+
     with recorded_step(step="evaluate-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri), \
             outcome_failed_on_error(training_report_path=training_report.path):
-        thresholds = GateThresholds(min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
-                                    max_overfit_gap=max_overfit_gap, max_regression=max_regression,
-                                    comparison_metric=comparison_metric, first_run_policy=first_run_policy,
-                                    max_prediction_psi=max_prediction_psi,
-                                    max_single_feature_score=max_single_feature_score,
-                                    max_unexplained_gain=max_unexplained_gain)
+        thresholds = settings_from(cls=GateThresholds, params=arguments)
         decision = evaluate_model(model_path=model.path, test_path=test_data.path, training_report_path=training_report.path, target=target_column, thresholds=thresholds,
                                       registry_uri=registry_uri, model_name=model_name, decision_out=gate_decision.path, report_out=gate_report.path,
                                       drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path,

@@ -28,7 +28,12 @@ def validate_data(
     from gated_training.steps.validate_data import validate_data
     from gated_training.summary import record_gate
 
+    from gated_training.notify import check_webhook_url
+
     with recorded_step(step="validate-data", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
+        # The first step checks the webhook with the other run parameters: a run form's bad URL (a raw CR/LF,
+        # a metadata address) fails the run here, naming the parameter, not a later notification.
+        check_webhook_url(notify_webhook_url)
         outcome = validate_data(
             data_uri=data_uri, suite_uri=suite_uri, target=target_column, min_quality_score=min_quality_score,
             dataset_out=dataset.path, report_out=validation_report.path, data_docs_out=data_docs.path,

@@ -20,6 +20,9 @@ them through), validated once in :meth:`ClusterSettings.from_env`:
   those steps refuse to run unless the run sets ``GATED_TRAINING_REGISTRY_UNSIGNED=1``.
 - ``ALLOW_POD_LOCAL_STATE=1``: let steps use a registry or MLflow store on the pod's own file
   system (``run_context``); they refuse it otherwise, since it vanishes with the pod.
+- ``WEBHOOK_ALLOWED_HOSTS``: comma-separated hosts (names or addresses) the steps may post to;
+  becomes ``GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS`` in every step (``gated_training.notify``). Unset:
+  any host but loopback, link-local and metadata addresses.
 - ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
 
 Only secret *names* are compiled in; their values never leave the cluster.
@@ -37,7 +40,7 @@ from kfp.dsl import PipelineTask
 
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
-from gated_training.notify import WEBHOOK_ENV
+from gated_training.notify import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
 from gated_training.signing import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.step_table import STEP, STEPS, StepResources
@@ -49,6 +52,7 @@ SERVING_SECRET_ENVS = ("GATED_TRAINING_SERVING_REGISTRY_KEY_SECRET", "GATED_TRAI
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_SUBDOMAIN = re.compile(rf"^(?=.{{1,253}}$){DNS_LABEL}(\.{DNS_LABEL})*$")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$")  # a DNS name, IPv4 or IPv6 address
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 MEMORY_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -99,6 +103,7 @@ class ClusterSettings:
     registry_key_secret: str | None = None
     registry_key_secret_key: str = "key"
     allow_pod_local_state: bool = False
+    webhook_allowed_hosts: str = ""
     resources: Mapping[str, StepResources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
 
     @classmethod
@@ -122,6 +127,13 @@ class ClusterSettings:
                 raise ClusterConfigError(f"{variable}={env[variable]!r}: expected 1 or 0")
             return value in ("1", "true")
 
+        def hosts(variable: str) -> str:
+            names = [name.strip().lower() for name in env.get(variable, "").split(",") if name.strip()]
+            bad = [name for name in names if not HOST_NAME.match(name)]
+            if bad:
+                raise ClusterConfigError(f"{variable}: {', '.join(map(repr, bad))} is not a host name or address")
+            return ",".join(names)
+
         resources = dict(DEFAULT_RESOURCES)
         if env.get("RESOURCES_FILE"):
             resources.update(load_resources_file(Path(env["RESOURCES_FILE"])))
@@ -136,6 +148,7 @@ class ClusterSettings:
             registry_key_secret=secret_name("REGISTRY_KEY_SECRET"),
             registry_key_secret_key=secret_key("REGISTRY_KEY_SECRET_KEY", "key"),
             allow_pod_local_state=flag("ALLOW_POD_LOCAL_STATE"),
+            webhook_allowed_hosts=hosts("WEBHOOK_ALLOWED_HOSTS"),
             resources=resources,
         )
 
@@ -194,6 +207,8 @@ def configure_step(task: PipelineTask, step_id: str, settings: ClusterSettings) 
                                      secret_key_to_env={settings.webhook_secret_key: WEBHOOK_ENV})
     if settings.allow_pod_local_state:
         task.set_env_variable(ALLOW_POD_LOCAL_ENV, "1")
+    if settings.webhook_allowed_hosts:
+        task.set_env_variable(ALLOWED_HOSTS_ENV, settings.webhook_allowed_hosts)
     if step_id == "serve-model":  # the serving pods read the registry with the same secrets (names only)
         if settings.registry_key_secret:
             task.set_env_variable(SERVING_SECRET_ENVS[0], f"{settings.registry_key_secret}:{settings.registry_key_secret_key}")

@@ -43,15 +43,29 @@ def training_pipeline(
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
     min_quality_score: float = DEFAULT_MIN_QUALITY_SCORE,
     min_accuracy: float = GateThresholds.min_accuracy,
+    min_balanced_accuracy: float = GateThresholds.min_balanced_accuracy,
     min_f1: float = GateThresholds.min_f1,
     min_roc_auc: float = GateThresholds.min_roc_auc,
+    min_class_recall: float = GateThresholds.min_class_recall,
+    beat_prior_predictor: bool = GateThresholds.beat_prior_predictor,
+    threshold_rule: str = GateThresholds.threshold_rule,
     max_overfit_gap: float = GateThresholds.max_overfit_gap,
     max_regression: float = GateThresholds.max_regression,
     comparison_metric: str = GateThresholds.comparison_metric,
+    comparison_rule: str = GateThresholds.comparison_rule,
+    gate_alpha: float = GateThresholds.gate_alpha,
+    min_test_rows: int = GateThresholds.min_test_rows,
+    min_test_rows_per_class: int = GateThresholds.min_test_rows_per_class,
     first_run_policy: str = GateThresholds.first_run_policy,
     max_prediction_psi: float = GateThresholds.max_prediction_psi,
     max_single_feature_score: float = GateThresholds.max_single_feature_score,
+    max_pair_feature_score: float = GateThresholds.max_pair_feature_score,
     max_unexplained_gain: float = GateThresholds.max_unexplained_gain,
+    max_calibration_regression: float = GateThresholds.max_calibration_regression,
+    slice_by: str = GateThresholds.slice_by,
+    min_slice_rows: int = GateThresholds.min_slice_rows,
+    min_slice_score: float = GateThresholds.min_slice_score,
+    segment_flip_action: str = GateThresholds.segment_flip_action,
     drift_action: str = DriftPolicy.drift_action,
     drift_psi_threshold: float = DriftPolicy.drift_psi_threshold,
     drift_max_drifted_share: float = DriftPolicy.drift_max_drifted_share,
@@ -60,6 +74,8 @@ def training_pipeline(
     drift_severe_psi: float = DriftPolicy.drift_severe_psi,
     drift_severe_out_of_range: float = DriftPolicy.drift_severe_out_of_range,
     new_columns: str = DriftPolicy.new_columns,
+    label_shift_action: str = DriftPolicy.label_shift_action,
+    label_shift_min_difference: float = DriftPolicy.label_shift_min_difference,
     test_size: float = SplitSettings.test_size,
     random_state: int = ModelSettings.random_state,
     split_key: str = SplitSettings.split_key,
@@ -98,15 +114,29 @@ def training_pipeline(
         max_input_mb: Largest data file accepted, in MiB (also once decompressed); inputs must be regular files or gs:// objects.
         min_quality_score: Data gate: minimum share of passed expectations, in [0, 1]. Critical failures block regardless.
         min_accuracy: Model gate: minimum test accuracy, in [0, 1].
+        min_balanced_accuracy: Model gate: minimum balanced accuracy (mean recall over the classes; a constant guess scores 1/K whatever the imbalance); 0 switches the check off.
         min_f1: Model gate: minimum macro F1 on the test split; 0 switches the check off.
         min_roc_auc: Model gate: minimum ROC AUC on the test split; 0 switches the check off.
+        min_class_recall: Model gate: every class's recall at least this; 0 switches the check off.
+        beat_prior_predictor: Model gate: the candidate's balanced accuracy must be shown above the prior predictor's (always the training split's most common class), its interval above 0.
+        threshold_rule: How absolute thresholds are judged: point (the estimate must reach them) or lower_bound (the lower end of its interval must).
         max_overfit_gap: Model gate: maximum train accuracy minus test accuracy.
-        max_regression: Model gate: the candidate may score at most this much below the champion on the same test split.
-        comparison_metric: Metric compared with the champion: accuracy, f1 or roc_auc.
+        max_regression: Model gate: the candidate may score at most this much below the champion on the same test rows.
+        comparison_metric: Metric compared with the champion: accuracy, balanced_accuracy, f1 or roc_auc.
+        comparison_rule: no_significant_regression (within max_regression and not significantly worse) or non_inferiority (the difference's interval lower bound at least -max_regression).
+        gate_alpha: Significance level of the model gate's tests; intervals are at 1 - gate_alpha.
+        min_test_rows: Minimum test rows (and comparison rows) for any decision; fewer blocks the run and says how many are needed.
+        min_test_rows_per_class: Minimum test rows of every class for any decision.
         first_run_policy: With no champion yet: deploy_if_thresholds_pass, or block.
-        max_prediction_psi: Model gate: maximum PSI between the candidate's and the champion's predictions on the test split, unless the candidate beats the champion by more than max_regression; 0 switches the check off.
+        max_prediction_psi: Model gate: maximum PSI between the candidate's and the champion's predictions on the test split, unless the candidate is shown better (its interval above 0); 0 switches the check off.
         max_single_feature_score: Model gate (leakage): block when any one feature alone predicts the label with a balanced test accuracy above this; 0 switches the check off.
+        max_pair_feature_score: Model gate (leakage): block when a pair of the most important columns predicts the label above this together while neither does alone; 0 switches the check off.
         max_unexplained_gain: Model gate (leakage): block a candidate that beats the champion by more than this on the comparison metric; 0 switches the check off.
+        max_calibration_regression: Model gate: the candidate's Brier score may exceed the champion's by at most this; 0 switches the check off.
+        slice_by: Model gate: comma-separated columns; each slice with min_slice_rows rows is compared with the champion (Holm-corrected). Empty: no slices.
+        min_slice_rows: Slices with fewer comparison rows are not judged.
+        min_slice_score: Floor on comparison_metric in every judged slice; 0 switches it off.
+        segment_flip_action: Disagreements between champion and candidate concentrated in one small segment: warn or block.
         drift_action: What a drifted batch does: block (stop before training), warn (report, go on), or retrain_only (train and evaluate, never deploy).
         drift_psi_threshold: Drift gate: a feature drifts when its PSI exceeds this (or its KS / chi-squared test is significant with a material effect size).
         drift_max_drifted_share: Drift gate: the batch drifts when this share of features drifted, in (0, 1].
@@ -115,6 +145,8 @@ def training_pipeline(
         drift_severe_psi: Drift gate: one feature with a PSI at or above this drifts the batch whatever the share; 0 switches it off.
         drift_severe_out_of_range: Drift gate: one feature with this share of values outside the champion's training range (or unseen categories) drifts the batch; 0 switches it off.
         new_columns: Schema contract against the champion's features: block (a new column blocks the run) or ignore (new columns are dropped, with a warning). A missing feature always blocks.
+        label_shift_action: A segment whose label shares moved far beyond sampling noise since the champion's training rows: block or warn.
+        label_shift_min_difference: Label shift: a class's share must move by at least this (and the Holm-corrected test be significant) to count.
         test_size: Share of rows held out for testing, in [0.05, 0.5]. The split is stable: a row is a test row when the hash of its features (or of split_key) falls below test_size, in every run.
         random_state: Seed for the folds and the estimator (the split is by hash, not by seed).
         split_key: A key column to hash for the split instead of the whole row (e.g. a customer id). Empty: the row's features.
@@ -157,6 +189,7 @@ def training_pipeline(
             drift_max_drifted_share=drift_max_drifted_share, drift_critical_features=drift_critical_features,
             force_retrain=force_retrain, drift_severe_psi=drift_severe_psi,
             drift_severe_out_of_range=drift_severe_out_of_range, new_columns=new_columns,
+            label_shift_action=label_shift_action, label_shift_min_difference=label_shift_min_difference,
             notify_webhook_url=notify_webhook_url,
         )
         configure_step(drift, "check-drift", CLUSTER)
@@ -186,10 +219,17 @@ def training_pipeline(
                 training_report=training.outputs["training_report"], drift_report=drift.outputs["drift_report"],
                 feature_metadata=features.outputs["feature_metadata"],
                 validation_report=validation.outputs["validation_report"], drift_html=drift.outputs["drift_html"],
-                target_column=target_column, min_accuracy=min_accuracy, min_f1=min_f1, min_roc_auc=min_roc_auc,
+                target_column=target_column, min_accuracy=min_accuracy, min_balanced_accuracy=min_balanced_accuracy,
+                min_f1=min_f1, min_roc_auc=min_roc_auc, min_class_recall=min_class_recall,
+                beat_prior_predictor=beat_prior_predictor, threshold_rule=threshold_rule,
                 max_overfit_gap=max_overfit_gap, max_regression=max_regression, comparison_metric=comparison_metric,
+                comparison_rule=comparison_rule, gate_alpha=gate_alpha, min_test_rows=min_test_rows,
+                min_test_rows_per_class=min_test_rows_per_class,
                 first_run_policy=first_run_policy, max_prediction_psi=max_prediction_psi,
-                max_single_feature_score=max_single_feature_score, max_unexplained_gain=max_unexplained_gain,
+                max_single_feature_score=max_single_feature_score, max_pair_feature_score=max_pair_feature_score,
+                max_unexplained_gain=max_unexplained_gain, max_calibration_regression=max_calibration_regression,
+                slice_by=slice_by, min_slice_rows=min_slice_rows, min_slice_score=min_slice_score,
+                segment_flip_action=segment_flip_action,
                 registry_uri=registry_uri, model_name=model_name, notify_webhook_url=notify_webhook_url,
             )
             configure_step(evaluation, "evaluate-model", CLUSTER)

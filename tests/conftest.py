@@ -22,6 +22,10 @@ os.environ["GATED_TRAINING_REGISTRY_KEY"] = TEST_REGISTRY_KEY
 for _name in ("GATED_TRAINING_REGISTRY_KEY_FILE", "GATED_TRAINING_REGISTRY_UNSIGNED"):
     os.environ.pop(_name, None)
 
+# The tests' webhook receivers listen on loopback, which a step refuses unless the operator allows it
+# (gated_training.notify); the tests allow it as an operator would, and the tests of the refusal unset it.
+os.environ["GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO_ROOT / "data" / "german_credit.csv"
 SAMPLE_SUITE = REPO_ROOT / "data" / "german_credit.expectations.json"

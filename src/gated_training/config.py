@@ -16,7 +16,11 @@ from gated_training.errors import ConfigError
 
 ESTIMATORS = ("random_forest", "hist_gradient_boosting")
 ENCODINGS = ("onehot", "ordinal")
-COMPARISON_METRICS = ("accuracy", "f1", "roc_auc")
+COMPARISON_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
+THRESHOLD_RULES = ("point", "lower_bound")
+COMPARISON_RULES = ("no_significant_regression", "non_inferiority")
+FLIP_ACTIONS = ("warn", "block")
+LABEL_SHIFT_ACTIONS = ("block", "warn")
 FIRST_RUN_POLICIES = ("deploy_if_thresholds_pass", "block")
 DRIFT_ACTIONS = ("block", "warn", "retrain_only")
 NEW_COLUMN_POLICIES = ("block", "ignore")
@@ -75,30 +79,70 @@ def require_non_negative(name: str, value: Any) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class GateThresholds:
-    """The model gate. A minimum of 0.0 switches that check off (min_f1, min_roc_auc)."""
+    """The model gate (docs/gate.md). A minimum of 0.0 switches that check off (min_f1, min_roc_auc, ...)."""
 
     min_accuracy: float = 0.85
+    # Imbalance-aware floor: mean recall over the classes (a constant guess scores 1/K whatever the imbalance).
+    min_balanced_accuracy: float = 0.55
     min_f1: float = 0.0
     min_roc_auc: float = 0.0
+    min_class_recall: float = 0.0  # every class's recall at least this; 0 switches it off
+    # The candidate's balanced accuracy must be shown above the prior predictor's (always the majority class).
+    beat_prior_predictor: bool = True
+    # point: the estimate must reach each absolute threshold; lower_bound: the lower end of its interval must.
+    threshold_rule: str = "point"
     max_overfit_gap: float = 0.15
     max_regression: float = 0.01
     comparison_metric: str = "accuracy"
+    # no_significant_regression: within max_regression and not significantly worse; non_inferiority: the
+    # interval's lower bound must clear -max_regression.
+    comparison_rule: str = "no_significant_regression"
+    gate_alpha: float = 0.05  # the tests' significance level; intervals are at 1 - gate_alpha
+    # Minimum evidence: a test split (and a comparison) with fewer rows, or fewer of a class, decides nothing.
+    min_test_rows: int = 30
+    min_test_rows_per_class: int = 5
     first_run_policy: str = "deploy_if_thresholds_pass"
     # PSI between the candidate's and the champion's predictions on the same test split, tolerated
-    # unless the candidate is clearly better (by more than max_regression); 0 switches it off.
+    # unless the candidate is shown better (its interval above 0); 0 switches it off.
     max_prediction_psi: float = 0.2
     # Leakage: any one feature predicting the label this well alone (balanced accuracy) blocks; 0 switches it off.
     max_single_feature_score: float = 0.95
+    # Leakage: a pair of columns that predicts the label this well together (and clearly better than either alone).
+    max_pair_feature_score: float = 0.95
     # A candidate beating the champion by more than this, with nothing to explain it, blocks; 0 switches it off.
     max_unexplained_gain: float = 0.15
+    # The candidate's Brier score may exceed the champion's by at most this; 0 switches the check off.
+    max_calibration_regression: float = 0.0
+    # Sliced checks: comma-separated columns; each slice with min_slice_rows rows is compared with the champion.
+    slice_by: str = ""
+    min_slice_rows: int = 30
+    min_slice_score: float = 0.0  # a floor on comparison_metric in every slice; 0 switches it off
+    # Disagreements between champion and candidate concentrated in one small segment: warn or block.
+    segment_flip_action: str = "warn"
 
     def __post_init__(self) -> None:
-        for name in ("min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression",
-                     "max_single_feature_score", "max_unexplained_gain"):
+        for name in ("min_accuracy", "min_balanced_accuracy", "min_f1", "min_roc_auc", "min_class_recall",
+                     "max_overfit_gap", "max_regression", "max_single_feature_score", "max_pair_feature_score",
+                     "max_unexplained_gain", "max_calibration_regression", "min_slice_score"):
             object.__setattr__(self, name, require_fraction(name, getattr(self, name)))
         require_choice("comparison_metric", self.comparison_metric, COMPARISON_METRICS)
         require_choice("first_run_policy", self.first_run_policy, FIRST_RUN_POLICIES)
+        require_choice("threshold_rule", self.threshold_rule, THRESHOLD_RULES)
+        require_choice("comparison_rule", self.comparison_rule, COMPARISON_RULES)
+        require_choice("segment_flip_action", self.segment_flip_action, FLIP_ACTIONS)
         object.__setattr__(self, "max_prediction_psi", require_non_negative("max_prediction_psi", self.max_prediction_psi))
+        alpha = require_fraction("gate_alpha", self.gate_alpha)
+        if not 0 < alpha <= 0.2:
+            raise ConfigError(f"parameter gate_alpha={alpha}: must be in (0, 0.2] (0.05 is usual)")
+        object.__setattr__(self, "gate_alpha", alpha)
+        object.__setattr__(self, "min_test_rows", require_int("min_test_rows", self.min_test_rows, 1))
+        object.__setattr__(self, "min_test_rows_per_class",
+                           require_int("min_test_rows_per_class", self.min_test_rows_per_class, 1))
+        object.__setattr__(self, "min_slice_rows", require_int("min_slice_rows", self.min_slice_rows, 5))
+        if not isinstance(self.beat_prior_predictor, bool):
+            raise ConfigError(f"parameter beat_prior_predictor={self.beat_prior_predictor!r}: must be true or false")
+        if not isinstance(self.slice_by, str):
+            raise ConfigError(f"parameter slice_by={self.slice_by!r}: must be a comma-separated string of column names")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +163,10 @@ class DriftPolicy:
     drift_severe_out_of_range: float = 0.1
     # The schema contract: a column the champion was not trained on blocks, or is dropped with a warning.
     new_columns: str = "block"
+    # Label shift: a segment whose label shares moved far beyond sampling noise (Holm-corrected tests at
+    # drift_alpha, and a class's share moved by at least label_shift_min_difference) blocks, or warns.
+    label_shift_action: str = "block"
+    label_shift_min_difference: float = 0.2
     # Statistical tests (not pipeline parameters): a feature also drifts when its KS / chi-squared test
     # is significant at drift_alpha with a material effect (KS statistic / Cramér's V at least these).
     drift_alpha: float = 0.01
@@ -128,6 +176,11 @@ class DriftPolicy:
     def __post_init__(self) -> None:
         require_choice("drift_action", self.drift_action, DRIFT_ACTIONS)
         require_choice("new_columns", self.new_columns, NEW_COLUMN_POLICIES)
+        require_choice("label_shift_action", self.label_shift_action, LABEL_SHIFT_ACTIONS)
+        shift = require_fraction("label_shift_min_difference", self.label_shift_min_difference)
+        if shift == 0:
+            raise ConfigError("parameter label_shift_min_difference=0: must be > 0 (0 would flag every segment)")
+        object.__setattr__(self, "label_shift_min_difference", shift)
         object.__setattr__(self, "drift_severe_psi", require_non_negative("drift_severe_psi", self.drift_severe_psi))
         object.__setattr__(self, "drift_severe_out_of_range",
                            require_fraction("drift_severe_out_of_range", self.drift_severe_out_of_range))

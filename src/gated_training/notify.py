@@ -4,13 +4,35 @@ A notification is a courtesy: delivery failures are logged and never fail the ru
 comes from the ``notify_webhook_url`` parameter or, so it stays out of the run form, from the
 ``GATED_TRAINING_WEBHOOK_URL`` environment variable (a Kubernetes secret on a cluster). Logs
 show only the URL's scheme and host: webhook paths are credentials.
+
+Where a step may post (the URL is a parameter, so whoever can start a run chooses it):
+
+- the URL is checked with the other parameters, before the run starts: http(s), a host, no control
+  characters (a raw CR/LF would split the request);
+- **private addresses are allowed by default** (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10):
+  teams post to an in-cluster alert relay;
+- **loopback, link-local and cloud metadata addresses are refused** (127/8, ::1, 169.254/16, fe80::/10,
+  169.254.169.254, fd00:ec2::254, 100.100.100.200, metadata.google.internal, and 0.0.0.0, multicast,
+  reserved), in every spelling the resolver accepts (``0xa9fea9fe``, ``2852039166``, ``0251.0376.0251.0376``,
+  ``::ffff:169.254.169.254``) and behind any DNS name that resolves there: a step holds the bucket's
+  credentials, and a metadata server answers with the node's;
+- ``GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS`` (comma-separated host names or addresses; the compile option
+  ``WEBHOOK_ALLOWED_HOSTS`` sets it in every step) turns this into an allowlist: only those hosts are
+  posted to, and a host named there explicitly may be any address, loopback included.
+
+At send time the host is resolved once, every address is checked, and the connection goes to a checked
+address (a DNS answer that changes between the check and the connection cannot redirect it).
 """
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import json
 import logging
 import os
+import re
+import socket
 import threading
 import time
 import urllib.error
@@ -22,6 +44,12 @@ from gated_training.errors import ConfigError
 from gated_training.escaping import slack_text
 
 WEBHOOK_ENV = "GATED_TRAINING_WEBHOOK_URL"
+ALLOWED_HOSTS_ENV = "GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
+METADATA_HOSTS = ("metadata.google.internal", "metadata", "metadata.azure.internal", "instance-data",
+                  "instance-data.ec2.internal")
+METADATA_ADDRESSES = tuple(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192"))
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10.0  # per socket operation
 TOTAL_DEADLINE_SECONDS = 30.0  # for every attempt together
@@ -31,13 +59,102 @@ NOTIFIED_OUTCOMES = ("blocked", "skipped", "failed")
 log = logging.getLogger(__name__)
 
 
+def allowed_hosts() -> tuple[str, ...]:
+    """The operator's allowlist (``GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS``), lower case; empty: no allowlist."""
+    return tuple(h.strip().lower().rstrip(".") for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip())
+
+
+def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a step must not post to ``address`` (None: it may). IPv4 addresses inside IPv6 ones
+    (mapped, 6to4, Teredo) are judged as themselves."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if embedded is not None:
+            problem = address_problem(embedded)
+            if problem:
+                return f"{problem} (inside {address})"
+    if address in METADATA_ADDRESSES:
+        return f"{address} is a cloud metadata server"
+    for test, what in ((address.is_loopback, "loopback"), (address.is_link_local, "link-local"),
+                       (address.is_unspecified, "unspecified"), (address.is_multicast, "multicast"),
+                       (address.is_reserved, "reserved")):
+        if test:
+            return f"{address} is {'an' if what[0] in 'aeiou' else 'a'} {what} address"
+    if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address("255.255.255.255"):
+        return f"{address} is the broadcast address"
+    return None
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an address if it spells one, in any form the C resolver accepts (``0x7f000001``,
+    ``2130706433``, ``0177.0.0.1``, ``127.1``), else None."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def host_problem(host: str, resolve: bool) -> str | None:
+    """Why a step must not post to ``host``: refused by the allowlist, or an address (literal, or
+    resolved when ``resolve``) that is loopback, link-local or a metadata server."""
+    name = host.lower().rstrip(".")
+    allowlist = allowed_hosts()
+    if allowlist:
+        return None if name in allowlist else (f"host {host} is not in {ALLOWED_HOSTS_ENV} "
+                                               f"({', '.join(allowlist)})")
+    if name in METADATA_HOSTS:
+        return f"{host} is a cloud metadata server"
+    literal = literal_address(name)
+    addresses = [literal] if literal is not None else []
+    if literal is None and resolve:
+        addresses = resolved_addresses(name)
+    for address in addresses:
+        problem = address_problem(address)
+        if problem:
+            return problem if literal is not None else f"{host} resolves to {problem}"
+    return None
+
+
+def resolved_addresses(host: str, port: int = 443) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address ``host`` resolves to (empty when it does not resolve)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    found = []
+    for info in infos:
+        try:
+            found.append(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+        except ValueError:
+            continue
+    return found
+
+
 def check_webhook_url(url: str) -> str:
-    """Empty (no notifications) or an http(s) URL with a host."""
-    url = (url or "").strip()
+    """Empty (no notifications) or an http(s) URL with a host, without control characters, whose host
+    is allowed (module docstring). Names are resolved here when they resolve; a name this machine
+    cannot resolve (a cluster-internal one) is checked again at send time."""
+    url = url or ""
+    if CONTROL_CHARACTERS.search(url.strip()):
+        raise ConfigError("parameter notify_webhook_url: holds a control character or a space (a raw CR/LF would "
+                          "split the request); paste the URL again without them")
+    url = url.strip()
     if url:
         parts = urlsplit(url)
+        try:
+            parts.port
+        except ValueError as exc:
+            raise ConfigError(f"parameter notify_webhook_url: {redacted(url)!r}: {exc}") from exc
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"parameter notify_webhook_url: {redacted(url)!r} is not an http(s) URL with a host")
+        problem = host_problem(parts.hostname, resolve=True)
+        if problem:
+            raise ConfigError(f"parameter notify_webhook_url: {problem}; a step never posts there. Name the host in "
+                              f"{ALLOWED_HOSTS_ENV} (compile option WEBHOOK_ALLOWED_HOSTS) to allow it deliberately")
     return url
 
 
@@ -77,10 +194,53 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         raise urllib.error.HTTPError(req.full_url, code, f"redirect to another URL not followed ({msg})", headers, fp)
 
 
+def pinned_address(host: str, port: int) -> str:
+    """The address to connect to: ``host`` resolved once and every answer checked (or the allowlist's
+    word for it). Raises ConfigError when any answer is refused or nothing resolves."""
+    problem = host_problem(host, resolve=False)
+    if problem:
+        raise ConfigError(problem)
+    addresses = resolved_addresses(host, port)
+    if not addresses:
+        raise OSError(f"{host} does not resolve")
+    if not allowed_hosts():
+        for address in addresses:
+            reason = address_problem(address)
+            if reason:
+                raise ConfigError(f"{host} resolves to {reason}")
+    return str(addresses[0])
+
+
+def _pinned_handlers(address: str) -> list[urllib.request.BaseHandler]:
+    """HTTP(S) handlers whose connections go to ``address`` while the request keeps its host name
+    (Host header, TLS server name and certificate check)."""
+
+    class PinnedHTTP(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.create_connection((address, self.port), self.timeout)
+
+    class PinnedHTTPS(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            sock = socket.create_connection((address, self.port), self.timeout)
+            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):  # noqa: D102 - urllib's hook
+            return self.do_open(PinnedHTTP, req)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req):  # noqa: D102 - urllib's hook
+            return self.do_open(PinnedHTTPS, req)
+
+    return [HTTPHandler(), HTTPSHandler()]
+
+
 def _post_once(url: str, body: bytes, timeout: float) -> None:
     """One POST; raises like urlopen. 2xx is success, anything else (3xx included) an HTTPError."""
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    opener = urllib.request.build_opener(_NoRedirect)
+    parts = urlsplit(url)
+    address = pinned_address(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    opener = urllib.request.build_opener(_NoRedirect, *_pinned_handlers(address))
     with opener.open(request, timeout=timeout) as response:
         response.read(64 * 1024)
         if not 200 <= response.status < 300:
@@ -131,6 +291,9 @@ def post_json(url: str, payload: dict[str, Any], attempts: int = ATTEMPTS, deadl
                 break  # a client error or a redirect will not change on retry
         except TimeoutError as exc:
             problem = f"timed out: {exc}"
+            break
+        except ConfigError as exc:  # a refused address: retrying would ask the same resolver
+            problem = f"refused: {exc}"
             break
         except (OSError, ValueError) as exc:  # URLError, refused connections
             problem = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"

@@ -22,7 +22,7 @@ def test_thresholds_outside_unit_interval_fail_closed(name, value):
 
 
 def test_choices_are_checked():
-    with pytest.raises(ConfigError, match="comparison_metric='precision': must be one of accuracy, f1, roc_auc"):
+    with pytest.raises(ConfigError, match="comparison_metric='precision': must be one of accuracy, balanced_accuracy, f1, roc_auc"):
         GateThresholds(comparison_metric="precision")
     with pytest.raises(ConfigError, match="first_run_policy"):
         GateThresholds(first_run_policy="yolo")
