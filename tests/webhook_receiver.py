@@ -24,6 +24,7 @@ class WebhookReceiver(LoopbackServer):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.posts.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
+                                       "host": self.headers.get("Host"),
                                        "json": json.loads(body)})
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status == TRICKLE:  # never finishes its headers within a per-read timeout's reach

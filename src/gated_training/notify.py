@@ -139,10 +139,10 @@ def check_webhook_url(url: str) -> str:
     is allowed (module docstring). Names are resolved here when they resolve; a name this machine
     cannot resolve (a cluster-internal one) is checked again at send time."""
     url = url or ""
-    if CONTROL_CHARACTERS.search(url.strip()):
+    if CONTROL_CHARACTERS.search(url.strip(" ")):
         raise ConfigError("parameter notify_webhook_url: holds a control character or a space (a raw CR/LF would "
                           "split the request); paste the URL again without them")
-    url = url.strip()
+    url = url.strip(" ")
     if url:
         parts = urlsplit(url)
         try:

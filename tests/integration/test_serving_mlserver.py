@@ -130,3 +130,21 @@ def test_a_tampered_model_never_loads_and_is_never_unpickled(champion, tmp_path)
         assert not server.wait_ready(timeout=40)
     assert "model.joblib: SHA-256" in server.log and "the file was altered, refusing to load" in server.log
     assert not marker.exists()
+
+
+def test_a_rolled_back_version_is_refused_by_a_real_server(champion, tmp_path):
+    """A pod still handed the version a rollback moved away from must not serve it: the signed pointer
+    names no stable side after a rollback (issue 24)."""
+    from gated_training.registry_ops import rollback
+
+    _, registry, pointer = champion
+    folder = Path(registry.version_uri(pointer.version))
+    files = {name: (folder / name).read_bytes() for name in (*serving.SERVED_FILES, SMOKE_ROWS_FILE,
+                                                            SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE)}
+    version, manifest_sha = registry.publish(files, {"note": "issue 24: promoted, then rolled back"})
+    registry.promote(version, manifest_sha, registry.champion().token, reason="test: the next champion")
+    rollback(registry, pointer.version, "test: errors up")
+    assert registry.champion().version == pointer.version
+    with server_for(tmp_path, registry, version, manifest_sha) as server:
+        assert not server.wait_ready(timeout=40)
+    assert "neither the champion nor the stable side of its canary (it was rolled back)" in server.log

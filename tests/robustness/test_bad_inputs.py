@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import DATA_BLOCKED_TASKS, FAILED_AT_VALIDATION_TASKS, with_champion
+from tests.integration.conftest import (DATA_BLOCKED_TASKS, DRIFT_STOPPED_TASKS, FAILED_AT_VALIDATION_TASKS,
+                                        with_champion)
 from tests.registry_helpers import registry_bytes
 
 CORPUS = REPO_ROOT / "tests" / "bad_inputs"
@@ -31,7 +32,16 @@ CASES = [  # data, suite (None: the sample's), outcome, text the reasons must co
     (SAMPLE_DATA, "malformed_suite.expectations.json", "failed", "malformed_suite.expectations.json"),
     (SAMPLE_DATA, "unknown_expectation.expectations.json", "failed", "expect_column_values_to_be_magical"),
     ("wide", None, "blocked", "expect_table_row_count_to_be_between"),
+    ("overflow.csv", None, "blocked", "builtin:no_overflowing_values on column 'credit_amount'"),
+    (SAMPLE_DATA, "excluded_everything.expectations.json", "failed",
+     "meta.excluded_features excludes every feature of the batch"),
+    # The README's "your own data" path in a workdir that holds another champion: the user's own suite
+    # passes, the schema contract blocks (it once crashed formatting an infinite PSI: failed, exit 1).
+    ("missing_feature.csv", "missing_feature.expectations.json", "blocked",
+     "schema: feature(s) age of champion"),
 ]
+# Where a run stops when it is not the data gate (blocked) or validation itself (failed).
+TASKS = {"missing_feature.csv": DRIFT_STOPPED_TASKS}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +76,8 @@ def test_bad_input_ends_blocked_or_failed_and_changes_nothing(corpus_setup, tmp_
     assert any(message in reason for reason in summary["reasons"]), summary["reasons"]
     assert result.exit_code == (0 if outcome == "blocked" else 1)
     # Blocked: validation ran and reported; failed: validation itself failed, so nothing completed.
-    assert result.tasks == (DATA_BLOCKED_TASKS if outcome == "blocked" else FAILED_AT_VALIDATION_TASKS)
+    expected = TASKS.get(data) if isinstance(data, str) else None
+    assert result.tasks == (expected or (DATA_BLOCKED_TASKS if outcome == "blocked" else FAILED_AT_VALIDATION_TASKS))
     assert elapsed < MAX_SECONDS, f"{elapsed:.0f} s"
     peaks = {step: usage["peak_rss_mib"] for step, usage in summary["step_usage"].items()}
     assert peaks and max(peaks.values()) < MAX_STEP_RSS_MIB, peaks

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -153,3 +154,20 @@ def test_run_outside_the_checkout_says_where_the_yaml_was_expected(tmp_path, mon
     err = capsys.readouterr().err
     assert f"compiled pipeline {tmp_path}/compiled/training_pipeline.yaml not found" in err
     assert "run this from the kfp-gated-training checkout" in err and "--pipeline PATH" in err
+
+
+def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on():
+    """MLflow 3 sends usage telemetry (DNS lookups, HTTP) on every run unless told not to; importing the
+    package turns it off by default, outside tests and CI too (where MLflow would switch it off itself)."""
+    import subprocess
+    import sys
+
+    ci_markers = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
+    env = {k: v for k, v in os.environ.items() if k not in ci_markers}
+    probe = ("import gated_training, os; from mlflow.telemetry.utils import is_telemetry_disabled; "
+             "print(is_telemetry_disabled(), os.environ['GX_ANALYTICS_ENABLED'])")
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.split() == ["True", "false"]
+    chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert chosen[0] == "False"  # a user who turns it on gets it

@@ -147,3 +147,66 @@ def test_text_from_the_data_cannot_add_slack_links_or_mentions():
     import re
 
     assert re.findall(r"<[^>]*>", text) == []  # no Slack control sequence survives
+
+
+@pytest.mark.parametrize("url", [
+    "https://hooks.example.com/a\r\nX-Evil: 1", "https://hooks.example.com/a\nb", "https://hooks.example.com/a\tb",
+    "https://hooks.example.com/a b", "https://hooks.example.com/\x00", "https://hooks.example.com/\u2028",
+])
+def test_control_characters_are_refused_with_the_parameters(url):
+    with pytest.raises(ConfigError, match="notify_webhook_url: holds a control character or a space"):
+        check_webhook_url(url)
+
+
+@pytest.mark.parametrize(("host", "problem"), [
+    ("169.254.169.254", "169.254.169.254 is a cloud metadata server"),
+    ("2852039166", "169.254.169.254 is a cloud metadata server"),  # decimal
+    ("0xa9fea9fe", "169.254.169.254 is a cloud metadata server"),  # hexadecimal
+    ("0251.0376.0251.0376", "169.254.169.254 is a cloud metadata server"),  # octal
+    ("169.254.43518", "169.254.169.254 is a cloud metadata server"),  # the two-part form
+    ("[::ffff:169.254.169.254]", "169.254.169.254 is a cloud metadata server (inside ::ffff:a9fe:a9fe)"),
+    ("[fd00:ec2::254]", "fd00:ec2::254 is a cloud metadata server"),
+    ("100.100.100.200", "100.100.100.200 is a cloud metadata server"),
+    ("metadata.google.internal", "metadata.google.internal is a cloud metadata server"),
+    ("169.254.10.1", "169.254.10.1 is a link-local address"),
+    ("[fe80::1]", "fe80::1 is a link-local address"),
+    ("127.0.0.1", "127.0.0.1 is a loopback address"),
+    ("127.1", "127.0.0.1 is a loopback address"),
+    ("[::1]", "::1 is a loopback address"),
+    ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+    ("localhost", "localhost resolves to 127.0.0.1 is a loopback address"),  # a name that resolves there
+])
+def test_local_and_metadata_addresses_are_refused_in_every_spelling(monkeypatch, host, problem):
+    monkeypatch.delenv(notify.ALLOWED_HOSTS_ENV)
+    with pytest.raises(ConfigError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        check_webhook_url(f"http://{host}:8080/hook")
+
+
+def test_private_addresses_are_allowed_by_default_and_an_allowlist_is_exclusive(monkeypatch):
+    monkeypatch.delenv(notify.ALLOWED_HOSTS_ENV)
+    for url in ("http://10.0.4.7:9093/hook", "http://alert-relay.monitoring.svc.cluster.local/hook",
+                "https://192.168.1.20/x", "https://hooks.slack.com/services/T/B/x"):
+        assert check_webhook_url(url) == url
+    monkeypatch.setenv(notify.ALLOWED_HOSTS_ENV, "hooks.slack.com, 127.0.0.1")
+    assert check_webhook_url("http://127.0.0.1:9/x")  # named explicitly: allowed, even loopback
+    with pytest.raises(ConfigError, match=r"host 10.0.4.7 is not in GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS"):
+        check_webhook_url("http://10.0.4.7/hook")
+
+
+def test_a_name_that_resolves_to_a_refused_address_at_send_time_is_not_posted_to(monkeypatch):
+    """DNS may answer differently at send time than when the run was checked: the post checks every
+    address it is about to use, and never retries a refusal."""
+    monkeypatch.delenv(notify.ALLOWED_HOSTS_ENV)
+    import ipaddress
+
+    monkeypatch.setattr(notify, "resolved_addresses", lambda host, port=443: [ipaddress.ip_address("169.254.169.254")])
+    status = notify.post_json("https://hooks.example.com/T/B/x", {"text": "x"})
+    assert status == "failed: refused: hooks.example.com resolves to 169.254.169.254 is a cloud metadata server"
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_host_name_kept():
+    with WebhookReceiver() as receiver:
+        # "localhost" resolves to the receiver's loopback address; the request still says Host: localhost.
+        url = receiver.hook_url.replace("127.0.0.1", "localhost")
+        assert notify.post_json(url, {"text": "pinned"}) == "sent"
+    assert receiver.posts[0]["json"] == {"text": "pinned"} and receiver.posts[0]["host"].startswith("localhost:")

@@ -107,10 +107,11 @@ def command_run(args: argparse.Namespace) -> int:
         parameters = absolutise_local_paths(resolved)
         validate_run_parameters(parameters)
         from gated_training.registry import ModelRegistry
-        from gated_training.signing import ensure_local_key
+        from gated_training.signing import current_signer, ensure_local_key
 
         ModelRegistry(parameters["registry_uri"], parameters["model_name"]).preflight()
         key_file = ensure_local_key()
+        current_signer()  # a weak key or a key file open to others stops the run here, not at the first registry step
         if key_file:
             print(f"registry versions are signed with the local key {key_file}")
     except GatedTrainingError as exc:

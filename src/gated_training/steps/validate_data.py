@@ -1,7 +1,8 @@
 """validate-data, the data gate: validate the incoming batch with the GX suite.
 
 Built-in checks (target present, not null, two classes or more, no all-null column, no
-infinities) always run as critical: a lax suite must not let training crash later.
+constant feature, no infinities, no value beyond float32's range) always run as critical: a lax
+suite must not let training crash later.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gated_training.errors import SuiteError
 from gated_training.suite import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
 
 MAX_LISTED_VALUES = 10
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_REASON_CHARS = 300
 
 
@@ -88,6 +90,18 @@ def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
     infinite = {c: n for c, n in infinite.items() if n}
     checks.append(CheckResult(rule="builtin:no_infinite_values", column=", ".join(infinite) or None, severity="critical",
                               passed=not infinite, observed=f"infinite values per column: {infinite}" if infinite else "none"))
+    # The trees compute in float32: a finite float64 beyond its range (1e308) would fail training with
+    # scikit-learn's message about float32, naming no column. Named here instead, with the largest value.
+    overflowing = {}
+    for column in numeric.columns:
+        values = numeric[column].to_numpy(dtype=float, na_value=np.nan)
+        beyond = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+        if beyond.any():
+            overflowing[str(column)] = f"{int(beyond.sum())} value(s), largest {float(np.abs(values[beyond]).max()):.4g}"
+    checks.append(CheckResult(rule="builtin:no_overflowing_values", column=", ".join(overflowing) or None,
+                              severity="critical", passed=not overflowing,
+                              observed=(f"values beyond ±{FLOAT32_MAX:.4g}, the largest magnitude the model computes with "
+                                        f"(float32), per column: {overflowing}") if overflowing else "none"))
     return checks
 
 
@@ -194,6 +208,10 @@ def excluded_columns(suite_document: dict[str, Any], suite_uri: str, frame: pd.D
         raise SuiteError(f"{suite_uri}: meta.excluded_features must be a list of column names")
     if target in listed:
         raise SuiteError(f"{suite_uri}: meta.excluded_features lists the target column {target!r}")
+    features = [str(column) for column in frame.columns if column != target]
+    if features and set(features) <= set(listed):
+        raise SuiteError(f"{suite_uri}: meta.excluded_features excludes every feature of the batch "
+                         f"({', '.join(features)[:300]}), so nothing is left to train on; list only IDs and free text")
     return [name for name in listed if name in frame.columns]
 
 
