@@ -121,9 +121,9 @@ def training_pipeline(
         beat_prior_predictor: Model gate: the candidate's balanced accuracy must be shown above the prior predictor's (always the training split's most common class), its interval above 0.
         threshold_rule: How absolute thresholds are judged: point (the estimate must reach them) or lower_bound (the lower end of its interval must).
         max_overfit_gap: Model gate: maximum train accuracy minus test accuracy.
-        max_regression: Model gate: the candidate may score at most this much below the champion on the same test rows.
+        max_regression: Model gate: the margin below the champion on the same test rows: non_inferiority requires the interval's lower bound above minus this; no_significant_regression warns when the estimate falls below it without significance.
         comparison_metric: Metric compared with the champion: accuracy, balanced_accuracy, f1 or roc_auc.
-        comparison_rule: no_significant_regression (within max_regression and not significantly worse) or non_inferiority (the difference's interval lower bound at least -max_regression).
+        comparison_rule: no_significant_regression (block a candidate the rows show worse than the champion, p < gate_alpha) or non_inferiority (the difference's interval lower bound at least -max_regression).
         gate_alpha: Significance level of the model gate's tests; intervals are at 1 - gate_alpha.
         min_test_rows: Minimum test rows (and comparison rows) for any decision; fewer blocks the run and says how many are needed.
         min_test_rows_per_class: Minimum test rows of every class for any decision.

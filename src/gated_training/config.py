@@ -94,8 +94,8 @@ class GateThresholds:
     max_overfit_gap: float = 0.15
     max_regression: float = 0.01
     comparison_metric: str = "accuracy"
-    # no_significant_regression: within max_regression and not significantly worse; non_inferiority: the
-    # interval's lower bound must clear -max_regression.
+    # no_significant_regression: block a candidate the rows show worse (a point estimate below -max_regression
+    # that is noise is a warning); non_inferiority: the interval's lower bound must clear -max_regression.
     comparison_rule: str = "no_significant_regression"
     gate_alpha: float = 0.05  # the tests' significance level; intervals are at 1 - gate_alpha
     # Minimum evidence: a test split (and a comparison) with fewer rows, or fewer of a class, decides nothing.

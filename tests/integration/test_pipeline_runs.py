@@ -36,7 +36,8 @@ def better(setup, first):
 
 @pytest.fixture(scope="module")
 def worse(setup, better):
-    return setup.run(*WEAK_MODEL, name="worse")
+    # The strict rule: the rows must show the candidate within max_regression of the champion.
+    return setup.run(*WEAK_MODEL, "--set", "comparison_rule=non_inferiority", name="worse")
 
 
 def test_first_run_deploys(setup, first):
@@ -94,9 +95,9 @@ def test_second_run_worse_than_champion_is_blocked(setup, better, worse):
     assert (summary["outcome"], summary["blocked_by"], summary["deployed"]) == ("blocked", "model", None)
     assert summary["champion"]["version"] == champion
     failed = [c for c in summary["checks"] if not c["passed"]]
-    # The stump predicts one class where the champion predicts both: its predictions drift from the champion's too.
-    assert [c["name"] for c in failed] == ["not_worse_than_champion (accuracy)", "max_prediction_psi"]
-    assert failed[0]["value"] == pytest.approx(123 / 172) and failed[0]["threshold"] == pytest.approx(132 / 172 - 0.01)
+    assert failed[0]["name"] == "not_worse_than_champion (accuracy)" and failed[0]["threshold"] == -0.01
+    assert failed[0]["value"] == pytest.approx((123 - 132) / 172)  # the small forest against the default one
+    assert "Rule non_inferiority: the interval's lower bound must be at least -0.01" in failed[0]["detail"]
     assert any("champion" in reason for reason in summary["reasons"])
     assert setup.champion_version() == champion
     assert mlflow_champion(setup).tags["registry_version"] == champion

@@ -87,6 +87,23 @@ def test_one_row_better_on_200_is_not_significant_and_each_rule_decides():
     assert swapped["not_worse_than_champion (accuracy)"].passed
 
 
+def test_a_worse_estimate_the_rows_cannot_tell_from_noise_deploys_with_a_warning_by_default():
+    y = np.array([0, 1] * 86)  # 172 rows, as the sample's test split
+    champion = y.copy()
+    champion[:40] = 1 - champion[:40]
+    candidate = champion.copy()
+    candidate[40:46] = 1 - candidate[40:46]  # 6 more wrong
+    candidate[0:4] = y[0:4]  # 4 fixed: 2 rows worse, -0.0116
+    checks = by_name(context(y, candidate, champion=champion, thresholds=GateThresholds(min_accuracy=0.5)))
+    assert checks["not_worse_than_champion (accuracy)"].passed
+    warning = checks["max_regression (point estimate)"]
+    assert warning.severity == "warning" and not warning.passed and not warning.blocks
+    assert "the rows cannot tell it from noise" in warning.detail and "non_inferiority would block it" in warning.detail
+    strict = by_name(context(y, candidate, champion=champion,
+                             thresholds=GateThresholds(min_accuracy=0.5, comparison_rule="non_inferiority")))
+    assert not strict["not_worse_than_champion (accuracy)"].passed and "max_regression (point estimate)" not in strict
+
+
 def test_a_small_regression_that_is_significant_is_blocked_by_default():
     n = 20000
     y = np.array([0, 1] * (n // 2))

@@ -12,9 +12,11 @@ The decision rules (docs/gate.md has a worked example):
 - **the prior predictor**: the candidate's balanced accuracy must be *shown* above that of always
   answering the training split's most common class: the interval of the difference lies above 0;
 - **the champion** (``comparison_rule``) on the rows it never trained on:
-  ``no_significant_regression`` (default): the difference is at least ``-max_regression`` and the
-  candidate is not significantly worse (the named test's p < ``gate_alpha`` with a negative
-  difference); ``non_inferiority``: the interval's lower bound is at least ``-max_regression``.
+  ``no_significant_regression`` (default): blocks a candidate the rows show worse than the champion
+  (the named test's p < ``gate_alpha`` with a negative difference), whatever the size; a point
+  estimate below ``-max_regression`` that the rows cannot tell from noise deploys with a warning (so
+  an honest retrain of equal quality is never blocked by two rows of noise); ``non_inferiority``:
+  the interval's lower bound is at least ``-max_regression`` (the rows must show it within the margin).
   The report calls a candidate *improved* only when the interval's lower bound is above 0;
 - **minimum evidence**: fewer than ``min_test_rows`` rows, or ``min_test_rows_per_class`` of a
   class, decide nothing: the run blocks and says how many rows a decision needs.
@@ -296,9 +298,12 @@ def verdict(comparison: PairedComparison, alpha: float) -> str:
 
 
 def comparison_passes(comparison: PairedComparison, max_regression: float, rule: str, alpha: float) -> bool:
+    """``non_inferiority``: the rows show the candidate at most ``max_regression`` worse (the interval's lower
+    bound). ``no_significant_regression``: the rows do not show it worse (noise never blocks; a point estimate
+    below ``-max_regression`` that the rows cannot tell from noise is a warning, see :func:`champion_checks`)."""
     if rule == "non_inferiority":
         return comparison.low >= -max_regression
-    return comparison.difference >= -max_regression and verdict(comparison, alpha) != "significantly worse"
+    return verdict(comparison, alpha) != "significantly worse"
 
 
 def describe_comparison(comparison: PairedComparison, version: str) -> str:
@@ -339,11 +344,18 @@ def champion_checks(ctx: GateContext) -> Iterable[Check]:
     passed = comparison_passes(comparison, t.max_regression, t.comparison_rule, t.gate_alpha)
     rule = (f"non_inferiority: the interval's lower bound must be at least -{t.max_regression:g}"
             if t.comparison_rule == "non_inferiority" else
-            f"no_significant_regression: at least -{t.max_regression:g} and not significantly worse "
-            f"(p < {t.gate_alpha:g})")
+            f"no_significant_regression: blocks only a candidate the rows show worse (p < {t.gate_alpha:g})")
     detail = f"{describe_comparison(comparison, view.version)}. Verdict: {label}. Rule {rule}"
     yield Check(name=name, value=comparison.difference, threshold=-t.max_regression, comparison=">=", passed=passed,
                 detail=detail, evidence=paired_evidence(comparison, t.comparison_rule, label))
+    if t.comparison_rule == "no_significant_regression" and passed and comparison.difference < -t.max_regression:
+        yield Check(name="max_regression (point estimate)", value=comparison.difference, threshold=-t.max_regression,
+                    comparison=">=", passed=False, severity=WARNING,
+                    detail=(f"the candidate scores {_signed(comparison.difference)} against the champion on "
+                            f"{comparison.rows} rows, below -{t.max_regression:g}, but the rows cannot tell it from "
+                            f"noise (p={comparison.p_value:.3g}; they detect ±{comparison.minimum_detectable or 0:.4f}): "
+                            "deployed under no_significant_regression; comparison_rule=non_inferiority would block it"),
+                    evidence=paired_evidence(comparison, t.comparison_rule, label))
     yield from calibration_check(ctx, comparison.rows)
     yield from prediction_psi_check(ctx, comparison)
     yield from unexplained_gain_check(ctx, comparison)
