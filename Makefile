@@ -58,7 +58,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv compile run test test-unit test-integration test-robustness bench profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv compile run test test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -118,6 +118,10 @@ BENCH_ROWS ?= 10000,100000,1000000
 bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS × 30 columns → docs/benchmarks.md (~25 min here: two runs of each, the reference design once)
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
+
+GATE_BENCH_ROWS ?= 100000,1000000
+bench-gate: venv ## what the model gate's evidence checks add per step at GATE_BENCH_ROWS (~4 min here) → docs/benchmarks-gate.md
+	$(BIN)/python -m benchmarks.gate_costs --rows $(GATE_BENCH_ROWS) --output docs/benchmarks-gate.md
 
 PROFILE_ROWS ?= 1000000
 profile-memory: venv ## memray: what each heavy step holds at its peak at PROFILE_ROWS rows → docs/memory-profile.md (~6 min here)

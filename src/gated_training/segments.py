@@ -38,10 +38,6 @@ OTHER = "(other)"
 SEPARATOR = ", "
 
 
-def _text_levels(series: pd.Series) -> pd.Series:
-    return series.astype(object).where(series.notna(), MISSING).map(str)
-
-
 def define(frame: pd.DataFrame, target: str) -> dict[str, Any]:
     """Segment features of ``frame`` (the target left out) and the pairs crossed, in a JSON-able form."""
     features: dict[str, Any] = {}
@@ -62,9 +58,10 @@ def define(frame: pd.DataFrame, target: str) -> dict[str, Any]:
                 edges = np.unique(np.quantile(values, np.linspace(0, 1, QUANTILES + 1)[1:-1]))
                 features[name] = {"kind": "bins", "edges": [float(e) for e in edges]}
         else:
-            levels = _text_levels(series).value_counts()
-            if 2 <= len(levels) <= MAX_LEVELS:
-                features[name] = {"kind": "levels", "levels": sorted(levels.index.tolist())}
+            counts = series.value_counts(dropna=False)
+            if 2 <= len(counts) <= MAX_LEVELS:
+                names = {MISSING if pd.isna(value) else str(value) for value in counts.index.tolist()}
+                features[name] = {"kind": "levels", "levels": sorted(names)}
     ranked = sorted(features, key=lambda name: (level_count(features[name]), name))[:MAX_PAIR_FEATURES]
     pairs = [list(pair) for pair in itertools.combinations(sorted(ranked), 2)]
     return {"features": features, "pairs": pairs}
@@ -84,50 +81,112 @@ def _bin_label(edges: list[float], index: int) -> str:
     return f"[{edges[index - 1]:.4g}, {edges[index]:.4g})"
 
 
-def levels(series: pd.Series, definition: dict[str, Any]) -> np.ndarray:
-    """Each row's level of one segment feature, as text (values outside the reference: ``(other)``)."""
+def level_names(definition: dict[str, Any]) -> list[str]:
+    """The names of a segment feature's levels, in code order; the last two are ``(other)`` and ``(missing)``."""
     if definition["kind"] == "levels":
-        known = set(definition["levels"])
-        text = _text_levels(series)
-        return text.where(text.isin(known), OTHER).to_numpy(dtype=object)
+        names = list(definition["levels"])
+    elif definition["kind"] == "values":
+        names = [f"{v:.6g}" for v in definition["levels"]]
+    else:
+        names = [_bin_label(definition["edges"], i) for i in range(len(definition["edges"]) + 1)]
+    return names + [OTHER, MISSING]
+
+
+def level_codes(series: pd.Series, definition: dict[str, Any]) -> np.ndarray:
+    """Each row's level of one segment feature as an integer code into :func:`level_names` (hashing and
+    ``searchsorted``: one pass, whatever the number of levels)."""
+    names = level_names(definition)
+    other, missing = len(names) - 2, len(names) - 1
+    if definition["kind"] == "levels":
+        lookup = {name: index for index, name in enumerate(definition["levels"])}
+        raw, uniques = pd.factorize(series)  # missing values get -1, which picks the last entry below
+        mapped = np.array([lookup.get(str(value), other) for value in uniques.tolist()]
+                          + [lookup.get(MISSING, missing)], dtype=np.int64)
+        return mapped[raw]
     numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-    missing = ~np.isfinite(numbers)
+    absent = ~np.isfinite(numbers)
     if definition["kind"] == "values":
         known_values = np.asarray(definition["levels"], dtype=float)
-        labels = np.array([f"{v:.6g}" for v in known_values] + [OTHER], dtype=object)
-        position = np.searchsorted(known_values, np.where(missing, np.inf, numbers))
-        position = np.clip(position, 0, len(known_values))
-        matched = (position < len(known_values)) & (known_values[np.minimum(position, len(known_values) - 1)] == numbers)
-        result = labels[np.where(matched, position, len(known_values))]
+        position = np.clip(np.searchsorted(known_values, np.where(absent, np.inf, numbers)), 0, len(known_values) - 1)
+        codes = np.where(known_values[position] == numbers, position, other)
     else:
-        edges = definition["edges"]
-        labels = np.array([_bin_label(edges, i) for i in range(len(edges) + 1)], dtype=object)
-        result = labels[np.searchsorted(np.asarray(edges), np.where(missing, 0.0, numbers), side="right")]
-    return np.where(missing, MISSING, result).astype(object)
+        codes = np.searchsorted(np.asarray(definition["edges"], dtype=float), np.where(absent, 0.0, numbers),
+                                side="right")
+    return np.where(absent, missing, codes).astype(np.int64)
 
 
-def segment_columns(frame: pd.DataFrame, definitions: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Level per row for every segment feature present in ``frame``."""
-    return {name: levels(frame[name], definition) for name, definition in definitions["features"].items()
-            if name in frame.columns}
+def levels(series: pd.Series, definition: dict[str, Any]) -> np.ndarray:
+    """Each row's level of one segment feature, as text (values outside the reference: ``(other)``)."""
+    return np.asarray(level_names(definition), dtype=object)[level_codes(series, definition)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cut:
+    """One way of cutting rows into segments: one feature, or a pair of them."""
+
+    features: tuple[str, ...]
+    names: tuple[list[str], ...]  # level names per feature
+    codes: np.ndarray  # each row's cell: a mixed-radix number over the features' level codes
+
+    @property
+    def cells(self) -> int:
+        total = 1
+        for names in self.names:
+            total *= len(names)
+        return total
+
+    def segment(self, cell: int) -> dict[str, str]:
+        """The levels of one cell, by feature."""
+        levels_by_feature = {}
+        for feature, names in zip(reversed(self.features), reversed(self.names)):
+            cell, index = divmod(cell, len(names))
+            levels_by_feature[feature] = names[index]
+        return dict(reversed(list(levels_by_feature.items())))
+
+
+def cuts(frame: pd.DataFrame, definitions: dict[str, Any]) -> list[Cut]:
+    """Every single-feature and pair cut of ``frame`` that the definitions name and the frame has."""
+    coded = {name: (level_codes(frame[name], definition), level_names(definition))
+             for name, definition in definitions["features"].items() if name in frame.columns}
+    found = [Cut(features=(name,), names=(names,), codes=codes) for name, (codes, names) in coded.items()]
+    for first, second in definitions.get("pairs", []):
+        if first in coded and second in coded:
+            (codes_a, names_a), (codes_b, names_b) = coded[first], coded[second]
+            found.append(Cut(features=(first, second), names=(names_a, names_b), codes=codes_a * len(names_b) + codes_b))
+    return found
+
+
+def tallies(frame: pd.DataFrame, definitions: dict[str, Any], values: dict[str, np.ndarray]
+            ) -> list[tuple[dict[str, str], int, dict[str, float]]]:
+    """Per occupied segment: its levels, its rows, and the sum of each array in ``values`` over its rows
+    (``np.bincount`` with weights: one pass per cut)."""
+    found = []
+    for cut in cuts(frame, definitions):
+        rows = np.bincount(cut.codes, minlength=cut.cells)
+        sums = {name: np.bincount(cut.codes, weights=array, minlength=cut.cells) for name, array in values.items()}
+        for cell in np.flatnonzero(rows):
+            found.append((cut.segment(int(cell)), int(rows[cell]), {name: float(s[cell]) for name, s in sums.items()}))
+    return found
+
+
+def label_tallies(frame: pd.DataFrame, definitions: dict[str, Any], labels: np.ndarray, classes: list[str]
+                  ) -> list[tuple[dict[str, str], dict[str, int]]]:
+    """Per occupied segment: its levels and its label counts (one ``bincount`` per cut)."""
+    index = {label: code for code, label in enumerate(classes)}
+    label_codes = np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
+    found = []
+    for cut in cuts(frame, definitions):
+        counts = np.bincount(cut.codes * len(classes) + label_codes,
+                             minlength=cut.cells * len(classes)).reshape(cut.cells, len(classes))
+        for cell in np.flatnonzero(counts.sum(axis=1)):
+            found.append((cut.segment(int(cell)), {classes[k]: int(counts[cell, k]) for k in np.flatnonzero(counts[cell])}))
+    return found
 
 
 def cells(frame: pd.DataFrame, definitions: dict[str, Any]) -> list[tuple[dict[str, str], np.ndarray]]:
-    """Every segment of ``frame`` as (its levels by feature, a boolean row mask), singles then pairs."""
-    columns = segment_columns(frame, definitions)
-    found: list[tuple[dict[str, str], np.ndarray]] = []
-    for name, values in columns.items():
-        for level in sorted(set(values.tolist())):
-            found.append(({name: level}, values == level))
-    for first, second in definitions.get("pairs", []):
-        if first not in columns or second not in columns:
-            continue
-        joined = pd.Series(columns[first]).astype(str) + "\x1f" + pd.Series(columns[second]).astype(str)
-        codes, uniques = pd.factorize(joined)
-        for code, value in enumerate(uniques):
-            level_a, level_b = value.split("\x1f", 1)
-            found.append(({first: level_a, second: level_b}, codes == code))
-    return found
+    """Every occupied segment of ``frame`` as (its levels by feature, a boolean row mask), singles then pairs."""
+    return [(cut.segment(int(cell)), cut.codes == cell) for cut in cuts(frame, definitions)
+            for cell in np.flatnonzero(np.bincount(cut.codes, minlength=cut.cells))]
 
 
 def describe(segment: dict[str, str]) -> str:
@@ -138,18 +197,21 @@ def key(segment: dict[str, str]) -> str:
     return "\x1f".join(f"{name}\x1e{level}" for name, level in sorted(segment.items()))
 
 
+def _label_keys(frame: pd.DataFrame, target: str) -> np.ndarray:
+    codes, uniques = pd.factorize(frame[target])
+    keys = np.array([label_key(value) for value in uniques.tolist()], dtype=object)
+    return keys[codes]
+
+
 def label_profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
     """The label counts of the reference profile: overall and per segment with enough rows."""
     definitions = define(frame, target)
-    labels = frame[target].map(label_key).to_numpy(dtype=object)
+    labels = _label_keys(frame, target)
+    classes = sorted(set(labels.tolist()))
     overall = pd.Series(labels).value_counts().sort_index()
-    stored = []
-    for segment, mask in cells(frame, definitions):
-        rows = int(mask.sum())
-        if rows < MIN_CELL_ROWS:
-            continue
-        counts = pd.Series(labels[mask]).value_counts().sort_index()
-        stored.append({"segment": segment, "counts": {str(k): int(v) for k, v in counts.items()}})
+    stored = [{"segment": segment, "counts": counts}
+              for segment, counts in label_tallies(frame, definitions, labels, classes)
+              if sum(counts.values()) >= MIN_CELL_ROWS]
     return {"classes": {str(k): int(v) for k, v in overall.items()}, "definitions": definitions, "cells": stored}
 
 
@@ -202,19 +264,19 @@ def label_shift(profile: dict[str, Any], frame: pd.DataFrame, target: str, alpha
 
     Segments cut by a feature that drifted are left out: their rows are other rows than the
     reference's, so their label shares do not compare (the drift gate reports that feature instead)."""
-    batch_labels = frame[target].map(label_key).to_numpy(dtype=object)
+    batch_labels = _label_keys(frame, target)
     reference_cells = {key(cell["segment"]): cell for cell in profile.get("cells", [])}
     candidates: list[tuple[str, dict[str, int], dict[str, int]]] = [
         ("all rows", profile["classes"], _counts(batch_labels))]
     definitions = profile["definitions"]
     definitions = {"features": {name: d for name, d in definitions["features"].items() if name not in drifted_features},
                    "pairs": [pair for pair in definitions.get("pairs", []) if not set(pair) & set(drifted_features)]}
-    for segment, mask in cells(frame, definitions):
+    classes = sorted(set(batch_labels.tolist()))
+    for segment, batch in label_tallies(frame, definitions, batch_labels, classes):
         reference = reference_cells.get(key(segment))
-        rows = int(mask.sum())
-        if reference is None or rows < MIN_CELL_ROWS:
+        if reference is None or sum(batch.values()) < MIN_CELL_ROWS:
             continue
-        candidates.append((describe(segment), reference["counts"], _counts(batch_labels[mask])))
+        candidates.append((describe(segment), reference["counts"], batch))
     tested = [(name, reference, batch, *_test(reference, batch)) for name, reference, batch in candidates]
     adjusted = _holm([p for *_, p, _ in tested])
     results = []
