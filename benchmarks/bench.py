@@ -1,6 +1,6 @@
 """`make bench`: the pipeline, a single-process baseline and the reference design, side by side.
 
-For each size: generate a synthetic table (``gated_training.synthetic.generate_wide``), draft
+For each size: generate a synthetic table (``gated_training.data.synthetic.generate_wide``), draft
 its GX suite, then run, one after another on this machine:
 
 1. the compiled pipeline through ``gated-training run`` (kfp.local): per-step wall, CPU and peak
@@ -79,8 +79,8 @@ def artifact_flow(run_dir: Path) -> dict[str, dict[str, int]]:
 def write_batch(work: Path, rows: int, columns: int) -> tuple[Path, Path, float]:
     """A fresh ``work`` folder with the synthetic batch (Parquet) and its drafted GX suite; returns
     their paths and the frame's in-memory size in MiB."""
-    from gated_training.suite import draft_suite
-    from gated_training.synthetic import generate_wide
+    from gated_training.validation.suite import draft_suite
+    from gated_training.data.synthetic import generate_wide
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -109,7 +109,7 @@ def run_pipeline(work: Path, data: Path, suite: Path, rows: int) -> dict[str, An
 def run_baseline(work: Path, data: Path, suite: Path) -> dict[str, Any]:
     """The same library calls in one process, also into an empty workdir."""
     from gated_training.cli.common import resolve_parameters
-    from gated_training.pipeline_spec import component_inputs
+    from gated_training.kubeflow.spec import component_inputs
 
     shutil.rmtree(work / "baseline", ignore_errors=True)
     # Typed here, as `gated-training run` types them, so the measured process never imports kfp.

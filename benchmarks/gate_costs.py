@@ -37,12 +37,13 @@ def timed(function: Callable[[], Any], repeat: int = 2) -> tuple[float, Any]:
 def measure(rows: int) -> dict[str, Any]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from gated_training import segments, stats
+    from gated_training import stats
+    from gated_training.drift import segments
     from gated_training.config import GateThresholds
     from gated_training.gate import Answers, ChampionView, GateContext, run_checks
-    from gated_training.leakage import pair_feature_scores
-    from gated_training.metrics import score_predictions
-    from gated_training.synthetic import TARGET, generate_wide
+    from gated_training.gate.leakage import pair_feature_scores
+    from gated_training.gate.metrics import score_predictions
+    from gated_training.data.synthetic import TARGET, generate_wide
 
     train = generate_wide(rows, seed=1)
     batch = generate_wide(rows, seed=2)

@@ -70,7 +70,7 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         f"Machine: {machine['cpus']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB, "
         f"Python {machine['python']}, {machine['platform']}. Whole bench: {results['bench_seconds']:.0f} s.",
         "",
-        "Data: `gated_training.synthetic.generate_wide(rows, 30, seed=7)`: numeric, categorical with a rare level, "
+        "Data: `gated_training.data.synthetic.generate_wide(rows, 30, seed=7)`: numeric, categorical with a rare level, "
         "boolean, missing values, a learnable binary target. Model settings: "
         + ", ".join(f"`{k}={v}`" for k, v in results["settings"].items()) + ".",
         "",

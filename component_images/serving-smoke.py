@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from gated_training.kserve import model_environment, runtime_environment
-from gated_training.registry import PROBABILITY_TOLERANCE
-from gated_training.serving import service_name
+from gated_training.serving.layout.kserve import model_environment, runtime_environment
+from gated_training.registry.store.store import PROBABILITY_TOLERANCE
+from gated_training.serving.layout.layout import service_name
 from serving_requests import v2_answer, v2_request  # tests/serving_requests.py, copied beside this script
 
 root = Path(sys.argv[1])

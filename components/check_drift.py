@@ -37,9 +37,9 @@ def check_drift(
     from gated_training.config import DriftPolicy, settings_from
     from gated_training.decisions import DriftGate
     from gated_training.run_context import run_id_from_uri
-    from gated_training.step_records import recorded_step
+    from gated_training.kubeflow.records import recorded_step
     from gated_training.steps.check_drift import check_drift
-    from gated_training.summary import record_gate
+    from gated_training.reports.summary import record_gate
 
     arguments = dict(locals())  # the settings by name: DriftPolicy takes the fields it declares
     with recorded_step(step="check-drift", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):

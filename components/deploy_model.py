@@ -28,13 +28,13 @@ def deploy_model(
     summary (a champion that changed during the run blocks, and notifies). Returns "serve" when serve-model
     follows (promoted, and a serving namespace is set), else "done"."""
     from gated_training.run_context import run_id_from_uri
-    from gated_training.step_records import recorded_step
+    from gated_training.kubeflow.records import recorded_step
     from gated_training.steps.deploy_model import deploy_model
     from gated_training.decisions import DeployGate
-    from gated_training.summary import record_gate
+    from gated_training.reports.summary import record_gate
 
     kfp_run_id = run_id_from_uri(artifact_uri=run_summary.uri, task="deploy-model")
-    from gated_training.tracking import outcome_failed_on_error
+    from gated_training.tracking.runs import outcome_failed_on_error
 
     with recorded_step(step="deploy-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri), \
             outcome_failed_on_error(training_report_path=training_report.path):

@@ -25,7 +25,7 @@ def engineer_features(
 ):
     """Stable hash split, then fit the preprocessing pipeline on the training split only; score features for leakage."""
     from gated_training.config import FeatureSettings, SplitSettings
-    from gated_training.step_records import recorded_step
+    from gated_training.kubeflow.records import recorded_step
     from gated_training.steps.engineer_features import engineer_features
 
     with recorded_step(step="engineer-features", notify_webhook_url=notify_webhook_url, artifact_uri=feature_metadata.uri):

@@ -55,11 +55,11 @@ def evaluate_model(
     from gated_training.config import GateThresholds, settings_from
     from gated_training.decisions import ModelGate
     from gated_training.run_context import run_id_from_uri
-    from gated_training.step_records import recorded_step
+    from gated_training.kubeflow.records import recorded_step
     from gated_training.steps.evaluate_model import evaluate_model
-    from gated_training.summary import record_gate
+    from gated_training.reports.summary import record_gate
 
-    from gated_training.tracking import outcome_failed_on_error
+    from gated_training.tracking.runs import outcome_failed_on_error
 
     arguments = dict(locals())  # the settings by name: GateThresholds takes the fields it declares
 

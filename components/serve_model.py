@@ -26,17 +26,20 @@ def serve_model(
     becomes Ready gets no traffic and the champion goes back. Writes the run's summary."""
     import os
 
+    from gated_training.config import ServingSettings
     from gated_training.run_context import run_id_from_uri
-    from gated_training.step_records import recorded_step
+    from gated_training.kubeflow.records import recorded_step
     from gated_training.steps.serve_model import secret_reference, serve_model
-    from gated_training.summary import record_and_notify
+    from gated_training.reports.summary import record_and_notify
 
     kfp_run_id = run_id_from_uri(artifact_uri=run_summary.uri, task="serve-model")
     with recorded_step(step="serve-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
+        settings = ServingSettings(serving_namespace=serving_namespace, serving_mode=serving_mode,
+                                   canary_traffic_percent=canary_traffic_percent,
+                                   serving_ready_timeout_seconds=serving_ready_timeout_seconds,
+                                   serving_service_account=serving_service_account)
         outcome = serve_model(
-            deployment_path=deployment.path, registry_uri=registry_uri, model_name=model_name, namespace=serving_namespace,
-            mode=serving_mode, canary_traffic_percent=canary_traffic_percent,
-            ready_timeout_seconds=serving_ready_timeout_seconds, service_account=serving_service_account,
+            deployment_path=deployment.path, registry_uri=registry_uri, model_name=model_name, settings=settings,
             registry_key_secret=secret_reference(os.environ.get("GATED_TRAINING_SERVING_REGISTRY_KEY_SECRET", "")),
             gcs_key_secret=secret_reference(os.environ.get("GATED_TRAINING_SERVING_GCS_KEY_SECRET", "")),
             kube_api_url=os.environ.get("GATED_TRAINING_KUBE_API", ""), serving_out=serving.path,

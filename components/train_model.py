@@ -32,7 +32,7 @@ def train_model(
     """Cross-validate and fit the estimator; log params, metrics, model, data fingerprint and drift to MLflow."""
     from gated_training.config import ModelSettings
     from gated_training.run_context import run_id_from_uri
-    from gated_training.step_records import recorded_step
+    from gated_training.kubeflow.records import recorded_step
     from gated_training.steps.train_model import train_model
 
     with recorded_step(step="train-model", notify_webhook_url=notify_webhook_url, artifact_uri=training_report.uri):

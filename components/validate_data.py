@@ -24,11 +24,11 @@ def validate_data(
     summary (which critical expectations failed, with observed values) is written here and posted to the webhook."""
     from gated_training.decisions import DataGate
     from gated_training.run_context import run_id_from_uri
-    from gated_training.step_records import recorded_step
+    from gated_training.kubeflow.records import recorded_step
     from gated_training.steps.validate_data import validate_data
-    from gated_training.summary import record_gate
+    from gated_training.reports.summary import record_gate
 
-    from gated_training.notify import check_webhook_url
+    from gated_training.reports.notify import check_webhook_url
 
     with recorded_step(step="validate-data", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
         # The first step checks the webhook with the other run parameters: a run form's bad URL (a raw CR/LF,

@@ -16,12 +16,12 @@ them through), validated once in :meth:`ClusterSettings.from_env`:
   stays out of the run form.
 - ``REGISTRY_KEY_SECRET``: a secret whose key ``REGISTRY_KEY_SECRET_KEY`` (default ``key``)
   becomes ``GATED_TRAINING_REGISTRY_KEY`` in the steps that read or write the registry: versions
-  are signed with it and refused unless signed with it (``gated_training.signing``). Without it
+  are signed with it and refused unless signed with it (``gated_training.registry.signing``). Without it
   those steps refuse to run unless the run sets ``GATED_TRAINING_REGISTRY_UNSIGNED=1``.
 - ``ALLOW_POD_LOCAL_STATE=1``: let steps use a registry or MLflow store on the pod's own file
   system (``run_context``); they refuse it otherwise, since it vanishes with the pod.
 - ``WEBHOOK_ALLOWED_HOSTS``: comma-separated hosts (names or addresses) the steps may post to;
-  becomes ``GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS`` in every step (``gated_training.notify``). Unset:
+  becomes ``GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS`` in every step (``gated_training.reports.notify``). Unset:
   any host but loopback, link-local and metadata addresses.
 - ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
 
@@ -40,9 +40,9 @@ from kfp.dsl import PipelineTask
 
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
-from gated_training.notify import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
+from gated_training.reports.notify import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
-from gated_training.signing import KEY_ENV as REGISTRY_KEY_ENV
+from gated_training.registry.signing import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.step_table import STEP, STEPS, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"

@@ -7,7 +7,7 @@ form's defaults, so a run started from the Kubeflow UI or a schedule made there 
 
 The output runs on every KFP backend from 2.2 to 2.17: the Kubernetes platform spec is written in
 the form drivers up to 2.4.0 parse strictly (``cluster.for_every_backend``), and
-``gated_training.pipeline_spec.required_backend`` reads the floor back from the YAML.
+``gated_training.kubeflow.spec.required_backend`` reads the floor back from the YAML.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _write_for_every_backend(output: Path) -> None:
 def compile_pipeline(output: Path = DEFAULT_OUTPUT, params_file: str | None = None) -> Path:
     from kfp import compiler
 
-    from gated_training.pipeline_spec import component_inputs
+    from gated_training.kubeflow.spec import component_inputs
     from pipelines.training_pipeline import training_pipeline
 
     output.parent.mkdir(parents=True, exist_ok=True)

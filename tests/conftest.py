@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gated_training.synthetic import mixed_frame as synthetic_frame  # noqa: F401 - the tests' small table
+from gated_training.data.synthetic import mixed_frame as synthetic_frame  # noqa: F401 - the tests' small table
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # A dead MLflow server must fail fast in tests, not after minutes of retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-# Every registry in the tests is signed with this key (gated_training.signing); tests of the
+# Every registry in the tests is signed with this key (gated_training.registry.signing); tests of the
 # unsigned mode and of other keys change it for themselves. Steps started by kfp.local inherit it.
 TEST_REGISTRY_KEY = "test-registry-key-0123456789abcdef0123456789abcdef"
 os.environ["GATED_TRAINING_REGISTRY_KEY"] = TEST_REGISTRY_KEY
@@ -23,7 +23,7 @@ for _name in ("GATED_TRAINING_REGISTRY_KEY_FILE", "GATED_TRAINING_REGISTRY_UNSIG
     os.environ.pop(_name, None)
 
 # The tests' webhook receivers listen on loopback, which a step refuses unless the operator allows it
-# (gated_training.notify); the tests allow it as an operator would, and the tests of the refusal unset it.
+# (gated_training.reports.notify); the tests allow it as an operator would, and the tests of the refusal unset it.
 os.environ["GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

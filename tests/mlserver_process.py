@@ -1,6 +1,6 @@
 """The serving image's server, MLServer with our verifying runtime, as a loopback process.
 
-Started exactly as the ServingRuntime starts it (``gated_training.kserve.runtime_environment``):
+Started exactly as the ServingRuntime starts it (``gated_training.serving.manifests.runtime_environment``):
 ``mlserver start`` on an empty folder, the model's settings from the environment, the model files
 in a folder of their own (KServe's ``/mnt/models``). The interpreter is the serving venv's
 (``make serving-venv``: requirements/serving-constraints.txt), never the test venv's.
@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gated_training import kserve
+from gated_training.serving import manifests as kserve
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING_BIN = Path(os.environ.get("GATED_TRAINING_SERVING_BIN", REPO / ".venv-serving" / "bin"))

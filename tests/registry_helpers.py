@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gated_training.signing import SIGNATURE_FILE, current_signer
+from gated_training.registry.signing import SIGNATURE_FILE, current_signer
 
 
 def resign(manifest_path: Path) -> None:

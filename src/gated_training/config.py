@@ -44,6 +44,14 @@ def check_sha256_parameter(name: str, value: str) -> str:
     return value
 
 
+def max_input_bytes(max_input_mb: float) -> int:
+    if isinstance(max_input_mb, bool) or not isinstance(max_input_mb, (int, float)) or not (
+        math.isfinite(max_input_mb) and max_input_mb > 0
+    ):
+        raise ConfigError(f"parameter max_input_mb={max_input_mb!r}: must be a number > 0")
+    return math.ceil(max_input_mb * 2**20)
+
+
 def require_fraction(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"parameter {name}={value!r}: must be a number in [0, 1]")
@@ -329,32 +337,19 @@ def read_yaml_mapping(path: str | Path, label: str) -> dict[str, Any]:
     return document
 
 
-def check_registry_parameters(registry_uri: str, model_name: str) -> None:
-    """Registry URIs with '..' or a foreign scheme, and model names that are paths, never reach storage."""
-    from gated_training.errors import RegistryError
-    from gated_training.registry import check_model_name, check_registry_uri
-
-    for name, check, value in (("registry_uri", check_registry_uri, registry_uri),
-                               ("model_name", check_model_name, model_name)):
-        try:
-            check(value)
-        except RegistryError as exc:
-            raise ConfigError(f"parameter {name}: {exc}") from exc
-
-
 def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Validate every typed section of a run's parameters; return them as plain dicts."""
     for required in ("data_uri", "target_column"):
         if not str(params.get(required) or "").strip():
             raise ConfigError(f"parameter {required} is required")
     require_fraction("min_quality_score", params.get("min_quality_score", DEFAULT_MIN_QUALITY_SCORE))
-    from gated_training.data import max_input_bytes
-
     max_input_bytes(params.get("max_input_mb", DEFAULT_MAX_INPUT_MB))
     check_sha256_parameter("suite_sha256", str(params.get("suite_sha256") or ""))
+    from gated_training.registry.store import check_registry_parameters
+
     check_registry_parameters(str(params.get("registry_uri", DEFAULT_REGISTRY_URI)),
                               str(params.get("model_name", DEFAULT_MODEL_NAME)))
-    from gated_training.notify import check_webhook_url
+    from gated_training.reports.notify import check_webhook_url
 
     check_webhook_url(str(params.get("notify_webhook_url") or ""))
     split_params = {"test_size": params.get("test_size", SplitSettings.test_size),

@@ -28,3 +28,7 @@ class TrackingError(GatedTrainingError):
 
 class RegistryError(GatedTrainingError):
     """The model registry is unreachable, inconsistent or holds unverifiable bytes."""
+
+
+class ServingError(GatedTrainingError):
+    """A serving request failed, or the InferenceService did not become ready."""

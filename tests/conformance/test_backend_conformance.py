@@ -14,7 +14,7 @@ import yaml
 from google.protobuf import json_format
 
 from gated_training import step_table
-from gated_training.pipeline_spec import FEATURE_FLOOR, SUPPORT_FLOOR, features_used, required_backend, version_text
+from gated_training.kubeflow.spec import FEATURE_FLOOR, SUPPORT_FLOOR, features_used, required_backend, version_text
 from tests.argo_dialect import pods, run_nodes
 from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
 from tests.conformance.backends import RELEASES, parse_as_backend, parse_executor_output

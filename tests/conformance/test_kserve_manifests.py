@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gated_training import kserve
+from gated_training.serving import manifests as kserve
 from tests.conformance.kserve.manifests import runtimes, services
 from tests.kube_schema import KSERVE_VERSIONS, schema_for, violations
 
@@ -79,4 +79,4 @@ def test_the_status_reader_waits_for_the_new_generation_and_live_canaries_only()
     assert kserve.ready_state(dark) == (True, "ready")  # an aborted canary has no traffic to wait for
     edited = {**dark, "metadata": {**dark["metadata"], "annotations": {**dark["metadata"]["annotations"],
                                                                         kserve.CANARY_PERCENT: "ten"}}}
-    assert kserve.describe(edited)["canary_percent"] == 0
+    assert kserve.describe(edited).canary_percent == 0

@@ -9,10 +9,11 @@ import json
 import pandas as pd
 import pytest
 
-from gated_training import kserve
+from gated_training.config import ServingSettings
+from gated_training.serving import manifests as kserve
 from gated_training.errors import GatedTrainingError
-from gated_training.registry import ModelRegistry, smoke_files
-from gated_training.serving import serving_files, serving_record
+from gated_training.registry.store import ModelRegistry, smoke_files
+from gated_training.serving.layout import serving_files, serving_record
 from gated_training.steps.serve_model import serve_model
 from tests.gcs_server import fake_gcs
 from tests.kube_api_server import KubeApiServer
@@ -51,11 +52,23 @@ def deploy(registry: ModelRegistry, tmp_path, constant: int, image: str = IMAGE)
     return version
 
 
+SETTING_NAMES = {"namespace": "serving_namespace", "mode": "serving_mode", "canary_traffic_percent": "canary_traffic_percent",
+                 "ready_timeout_seconds": "serving_ready_timeout_seconds", "service_account": "serving_service_account"}
+
+
+def settings(**options) -> tuple[ServingSettings, dict]:
+    """The serving settings among ``options`` (by their short names), and the rest."""
+    named = {SETTING_NAMES[k]: v for k, v in options.items() if k in SETTING_NAMES}
+    return ServingSettings(**{"serving_namespace": NAMESPACE, **named}), {
+        k: v for k, v in options.items() if k not in SETTING_NAMES}
+
+
 def serve(registry, tmp_path, api, version, **options):
     options.setdefault("ready_timeout_seconds", 5)
+    chosen, rest = settings(**options)
     return serve_model(deployment_path=str(tmp_path / f"deployment-{version}.json"), registry_uri=REGISTRY,
-                       model_name=registry.model_name, namespace=NAMESPACE, kube_api_url=api.url,
-                       serving_out=str(tmp_path / "serving.json"), poll_seconds=0.01, **options)
+                       model_name=registry.model_name, settings=chosen, kube_api_url=api.url,
+                       serving_out=str(tmp_path / "serving.json"), poll_seconds=0.01, **rest)
 
 
 def serving_then_deployed(registry, tmp_path, api, mode: str = "Knative") -> tuple[str, str]:
@@ -190,9 +203,10 @@ def test_a_version_the_pointer_no_longer_names_or_without_a_serving_image_is_not
     ({"service_account": "A B"}, "parameter serving_service_account='A B'")])
 def test_bad_serving_parameters_are_refused_before_anything_is_read(tmp_path, bad, message):
     options = {"deployment_path": str(tmp_path / "none.json"), "registry_uri": REGISTRY, "model_name": "m",
-               "namespace": NAMESPACE, "serving_out": str(tmp_path / "s.json"), "kube_api_url": "http://127.0.0.1:9"}
+               "serving_out": str(tmp_path / "s.json"), "kube_api_url": "http://127.0.0.1:9"}
     with pytest.raises(GatedTrainingError, match=message):
-        serve_model(**{**options, **bad})
+        chosen, rest = settings(**bad)
+        serve_model(**options, **rest, settings=chosen)
 
 
 def cli(api: KubeApiServer, registry: ModelRegistry, *args: str) -> int:
@@ -204,7 +218,7 @@ def cli(api: KubeApiServer, registry: ModelRegistry, *args: str) -> int:
 def served_version(api: KubeApiServer, registry: ModelRegistry) -> tuple[str, int]:
     obj = api.objects[("inferenceservices", NAMESPACE, registry.model_name)]
     described = kserve.describe(obj)
-    return described["version"], described["canary_percent"]
+    return described.version, described.canary_percent
 
 
 def test_traffic_follows_the_registry_through_the_cli(registry, tmp_path, capsys):

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from gated_training.local_run import run_compiled_pipeline
+from gated_training.kubeflow.local_run import run_compiled_pipeline
 from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA, SAMPLE_SUITE
 from tests.integration.conftest import DEPLOYED_TASKS, FAILED_AT_VALIDATION_TASKS, WEAK_MODEL
 
@@ -55,7 +55,7 @@ def test_threshold_outside_unit_interval_is_refused_before_running(setup, champi
 def test_invalid_threshold_inside_the_pipeline_fails_closed(setup, champion, tmp_path):
     """A run form on a cluster bypasses the CLI: the evaluate step itself refuses the threshold."""
     from gated_training.cli.common import resolve_parameters
-    from gated_training.pipeline_spec import component_inputs
+    from gated_training.kubeflow.spec import component_inputs
 
     parameters = resolve_parameters(component_inputs(COMPILED_PIPELINE), [{
         "data_uri": str(SAMPLE_DATA), "registry_uri": str(setup.registry), "mlflow_tracking_uri": setup.tracking_uri,

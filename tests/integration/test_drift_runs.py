@@ -12,8 +12,8 @@ import mlflow
 import pytest
 
 from gated_training.cli import main
-from gated_training.suite import draft_suite
-from gated_training.synthetic import TARGET, generate
+from gated_training.validation.suite import draft_suite
+from gated_training.data.synthetic import TARGET, generate
 from tests.integration.conftest import (
     DATA_BLOCKED_TASKS,
     DEPLOYED_TASKS,

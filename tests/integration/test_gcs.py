@@ -6,9 +6,9 @@ import joblib
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from gated_training import storage
+from gated_training.data import storage
 from gated_training.errors import DataError, RegistryError
-from gated_training.registry import MODEL_FILE, ChampionChangedError, ModelRegistry
+from gated_training.registry.store import MODEL_FILE, ChampionChangedError, ModelRegistry
 from gated_training.steps.validate_data import validate_data
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
 from tests.gcs_server import fake_gcs

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from gated_training.cli import main
-from gated_training.tracking import global_uris
+from gated_training.tracking.runs import global_uris
 from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, TEST_THRESHOLDS
 from tests.mlflow_server import mlflow_server
@@ -77,7 +77,7 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
     import numpy as np
     import pandas as pd
 
-    from gated_training.registry import ModelRegistry
+    from gated_training.registry.store import ModelRegistry
     from tests.mlflow_server import free_port
 
     with mlflow_server(tmp_path) as url:

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from gated_training import serving
-from gated_training.registry import (PROBABILITY_TOLERANCE, SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE,
+from gated_training.serving import layout as serving
+from gated_training.registry.store import (PROBABILITY_TOLERANCE, SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE,
                                      SMOKE_ROWS_FILE, ModelRegistry)
-from gated_training.serving import serving_files
+from gated_training.serving.layout import serving_files
 from tests.integration.conftest import with_champion
 from tests.mlserver_process import MLServer, mounted_copy
 from tests.serving_requests import v1_request, v2_answer, v2_request
@@ -135,7 +135,7 @@ def test_a_tampered_model_never_loads_and_is_never_unpickled(champion, tmp_path)
 def test_a_rolled_back_version_is_refused_by_a_real_server(champion, tmp_path):
     """A pod still handed the version a rollback moved away from must not serve it: the signed pointer
     names no stable side after a rollback (issue 24)."""
-    from gated_training.registry_ops import rollback
+    from gated_training.registry.operations import rollback
 
     _, registry, pointer = champion
     folder = Path(registry.version_uri(pointer.version))

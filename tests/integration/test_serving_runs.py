@@ -10,7 +10,7 @@ import json
 import pytest
 
 from gated_training.cli import main
-from gated_training.registry import ModelRegistry
+from gated_training.registry.store import ModelRegistry
 from gated_training.step_table import tasks_ending_at
 from tests.conftest import SAMPLE_DATA
 from tests.gcs_server import fake_gcs

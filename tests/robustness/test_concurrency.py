@@ -4,8 +4,8 @@ exactly one wins, every time, and the pointer always names a complete, loadable 
 import json
 import time
 
-from gated_training.registry import smoke_test
-from gated_training.registry import ModelRegistry
+from gated_training.registry.store import smoke_test
+from gated_training.registry.store import ModelRegistry
 from tests.robustness.conftest import deploy_arguments, gate_for, start_round, start_worker
 
 ROUNDS = 20

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from gated_training.registry import smoke_test
+from gated_training.registry.store import smoke_test
 from gated_training.steps.deploy_model import deploy_model
-from gated_training.registry import FAULT_POINT_ENV, ModelRegistry
-from gated_training.registry_ops import cleanup, history
+from gated_training.registry.store import FAULT_POINT_ENV, ModelRegistry
+from gated_training.registry.operations import cleanup, history
 from tests.robustness.conftest import deploy_arguments, gate_for, snapshot, start_round, start_worker
 
 

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from gated_training import storage
-from gated_training.registry import smoke_test
+from gated_training.data import storage
+from gated_training.registry.store import smoke_test
 from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import RegistryError
-from gated_training.registry import ModelRegistry
+from gated_training.registry.store import ModelRegistry
 from tests.robustness.conftest import BUCKET, deploy_arguments, gate_for, snapshot
 from tests.robustness.flaky_proxy import FlakyProxy
 

@@ -105,7 +105,7 @@ def test_one_row_better_on_200_real_rows_is_not_significant_under_either_rule(tm
     correct answers broken on the same 200 rows. Default rule: no significant difference, deploys;
     non_inferiority: the interval reaches below -max_regression, blocks."""
     from gated_training.gate import Answers, ChampionView, GateContext, run_checks
-    from gated_training.metrics import score_predictions
+    from gated_training.gate.metrics import score_predictions
 
     candidate = train_candidate(tmp_path / "c", credit(), target="risk")
     import joblib
@@ -162,7 +162,7 @@ def test_a_relabelled_subgroup_is_blocked_naming_the_segment(champion_setup, tmp
 def test_a_plainly_different_table_is_blocked_naming_the_fix(champion_setup, tmp_path):
     from sklearn.datasets import load_breast_cancer
 
-    from gated_training.suite import draft_suite
+    from gated_training.validation.suite import draft_suite
 
     table = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "risk"})
     table.columns = [c.replace(" ", "_") for c in table.columns]

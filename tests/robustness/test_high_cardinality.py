@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from gated_training.suite import draft_suite
-from gated_training.synthetic import TARGET, generate
+from gated_training.validation.suite import draft_suite
+from gated_training.data.synthetic import TARGET, generate
 from pipelines.cluster import DEFAULT_RESOURCES, _bytes
 from tests.integration.conftest import DEPLOYED_TASKS, LocalSetup
 

@@ -195,7 +195,7 @@ def test_a_suite_payload_never_runs_and_names_the_expectation(champion_setup, tm
 
 def test_a_suite_beside_the_data_is_pinned_by_digest(champion_setup, tmp_path):
     """Whoever can write the data prefix can write the suite beside it: a pinned digest stops that."""
-    from gated_training.data import sha256_hex
+    from gated_training.data.tables import sha256_hex
 
     data = write(sample(), tmp_path / "batch.csv")
     loosened = json.loads(SAMPLE_SUITE.read_text())
@@ -324,8 +324,8 @@ def test_a_run_form_left_at_local_defaults_on_a_cluster_deploys_nothing_into_the
     run on a KFP backend (KFP_POD_NAME, set in every executor pod) and refuse a registry on the
     container's own file system, which would vanish with the pod while the run went green."""
     from gated_training.cli.common import resolve_parameters
-    from gated_training.local_run import run_compiled_pipeline
-    from gated_training.pipeline_spec import component_inputs
+    from gated_training.kubeflow.local_run import run_compiled_pipeline
+    from gated_training.kubeflow.spec import component_inputs
     from gated_training.run_context import is_pod_local
     from tests.conftest import COMPILED_PIPELINE
 

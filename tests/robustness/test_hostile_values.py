@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gated_training.suite import draft_suite
+from gated_training.validation.suite import draft_suite
 from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, LocalSetup
 from tests.kfp_markdown import kfp_elements

@@ -9,7 +9,7 @@ import pytest
 
 from gated_training.cli import main
 from gated_training.steps.deploy_model import deploy_model
-from gated_training.registry import ModelRegistry
+from gated_training.registry.store import ModelRegistry
 from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import TEST_THRESHOLDS
 from tests.mlflow_server import free_port, mlflow_server

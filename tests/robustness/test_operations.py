@@ -4,7 +4,7 @@ import pytest
 
 from gated_training.cli import main
 from gated_training.steps.deploy_model import deploy_model
-from gated_training.registry import ModelRegistry
+from gated_training.registry.store import ModelRegistry
 from tests.robustness.conftest import deploy_arguments, gate_for
 
 

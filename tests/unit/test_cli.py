@@ -7,7 +7,7 @@ from gated_training.cli import main
 from gated_training.cli.common import coerce_parameter, parse_assignments, resolve_parameters
 from gated_training.cli.run_commands import absolutise_local_paths
 from gated_training.errors import ConfigError
-from gated_training.pipeline_spec import component_inputs
+from gated_training.kubeflow.spec import component_inputs
 from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA
 
 DECLARED = {"min_accuracy": ("Float", 0.85), "n_estimators": ("Integer", 100.0), "interaction_features": ("Boolean", False),
@@ -98,8 +98,8 @@ def test_suite_init_drafts_beside_the_data_and_refuses_to_overwrite(tmp_path, ca
 
 
 def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
-    from gated_training.data import load_table
-    from gated_training.synthetic import generate
+    from gated_training.data.tables import load_table
+    from gated_training.data.synthetic import generate
     from tests.unit.test_drift_gate import heavy_drift, install
 
     clean, drifted, champion_data = tmp_path / "clean.csv", tmp_path / "drifted.csv", tmp_path / "champion.csv"

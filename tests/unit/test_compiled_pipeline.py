@@ -278,7 +278,7 @@ def test_library_steps_do_not_import_kfp():
     code = (
         "import sys\n"
         "import gated_training.steps.validate_data, gated_training.steps.engineer_features, gated_training.steps.train_model, "
-        "gated_training.steps.evaluate_model, gated_training.steps.deploy_model, gated_training.summary, gated_training.cli\n"
+        "gated_training.steps.evaluate_model, gated_training.steps.deploy_model, gated_training.reports.summary, gated_training.cli\n"
         "assert not [m for m in sys.modules if m == 'kfp' or m.startswith('kfp.')], 'kfp imported'\n"
         "heavy = [m for m in ('great_expectations', 'mlflow', 'google.cloud.storage') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training.data import (content_sha256, detached_head, load_table, normalise_string_columns, parse_table,
+from gated_training.data.tables import (content_sha256, detached_head, load_table, normalise_string_columns, parse_table,
                                  sha256_hex)
 from gated_training.errors import DataError
 from tests.conftest import SAMPLE_DATA
@@ -147,7 +147,7 @@ def test_nested_parquet_columns_are_named(tmp_path):
 
 
 def test_labels_are_one_type_before_anything_counts_them():
-    from gated_training.data import label_key, normalise_labels
+    from gated_training.data.tables import label_key, normalise_labels
 
     as_float = normalise_labels(pd.Series([1.0, 0.0, 1.0]))
     assert as_float.dtype == "int64" and as_float.tolist() == [1, 0, 1]

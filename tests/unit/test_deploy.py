@@ -8,7 +8,7 @@ from gated_training.config import GateThresholds
 from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import RegistryError
 from gated_training.steps.evaluate_model import evaluate_model
-from gated_training.registry import ModelRegistry
+from gated_training.registry.store import ModelRegistry
 from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
 

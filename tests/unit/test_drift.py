@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gated_training.config import DriftPolicy
-from gated_training.drift import compare, prediction_psi, profile_frame, psi
-from gated_training.synthetic import DRIFTED_FEATURES, DRIFTS, TARGET, generate
+from gated_training.drift.compare import compare, prediction_psi, profile_frame, psi
+from gated_training.data.synthetic import DRIFTED_FEATURES, DRIFTS, TARGET, generate
 
 ROWS = 5000
 
@@ -107,7 +107,7 @@ def test_false_positive_rate_on_fresh_samples_of_the_same_distribution(reference
 
 
 def test_wide_generator_has_the_requested_mixed_schema_and_is_deterministic():
-    from gated_training.synthetic import generate_wide
+    from gated_training.data.synthetic import generate_wide
 
     frame = generate_wide(2000, columns=30, seed=3)
     assert frame.shape == (2000, 30) and frame.equals(generate_wide(2000, columns=30, seed=3))
@@ -121,7 +121,7 @@ def test_wide_generator_has_the_requested_mixed_schema_and_is_deterministic():
 
 def test_the_report_shows_mass_beyond_the_reference_range_instead_of_a_taller_outer_bin(reference_profile):
     """A doubled amount used to be clipped into the outermost bin and look like a small shift."""
-    from gated_training.drift_report import _plot, render_drift_html
+    from gated_training.drift.report import _plot, render_drift_html
 
     batch = generate(ROWS, seed=2)
     batch["tenure_months"] = batch["tenure_months"] * 2

@@ -6,13 +6,13 @@ import re
 import pytest
 
 from gated_training.config import DriftPolicy
-from gated_training.data import json_safe
-from gated_training.drift import profile_frame
-from gated_training.steps.check_drift import BLOCK, DRIFT, NO_NEW_DATA, SKIP, TRAIN, check_batch
-from gated_training.drift_report import render_drift_html
+from gated_training.data.tables import json_safe
+from gated_training.drift.compare import profile_frame
+from gated_training.drift.gate import BLOCK, DRIFT, NO_NEW_DATA, SKIP, TRAIN, check_batch
+from gated_training.drift.report import render_drift_html
 from gated_training.errors import ConfigError, RegistryError
-from gated_training.registry import FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
-from gated_training.synthetic import TARGET, generate
+from gated_training.registry.store import FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
+from gated_training.data.synthetic import TARGET, generate
 
 ROWS = 3000
 CHAMPION_SHA = "c" * 64

@@ -8,7 +8,7 @@ import pytest
 from gated_training.config import GateThresholds
 from gated_training.decisions import ModelGate
 from gated_training.errors import RegistryError
-from gated_training.registry import MODEL_FILE, ModelRegistry
+from gated_training.registry.store import MODEL_FILE, ModelRegistry
 from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model
 from tests.builders import train_candidate
 from tests.conftest import synthetic_frame

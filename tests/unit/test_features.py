@@ -57,7 +57,7 @@ def test_a_key_column_splits_by_key_and_every_class_needs_training_rows():
     assert set(train["label"]) == {0, 1} and len(test) < 3
     # A class the training split lacks cannot be learnt: that fails, naming it. Keys chosen so that both
     # rows of class 1 hash into the test side.
-    from gated_training.split import rule_for, unit_positions
+    from gated_training.data.split import rule_for, unit_positions
 
     keys = pd.DataFrame({"key": [f"k{i}" for i in range(200)], "label": 0})
     positions = unit_positions(keys, rule_for(keys, "label", 0.5, "key"))

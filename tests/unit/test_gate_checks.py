@@ -9,7 +9,7 @@ import pytest
 from gated_training.config import GateThresholds
 from gated_training.gate import Answers, ChampionView, GateContext, decide, run_checks
 from gated_training.gate import checks as gate_checks
-from gated_training.metrics import score_predictions
+from gated_training.gate.metrics import score_predictions
 
 TRAINING = {"overfit_gap": 0.01, "cv_accuracy_mean": 0.8, "cv_accuracy_std": 0.01, "train": {"accuracy": 0.8},
             "mlflow_run_id": "r", "tracking_uri": "sqlite://"}
@@ -199,7 +199,7 @@ def test_flips_concentrated_in_one_segment_are_flagged_as_a_warning_by_default()
     target = (sex == "female") & (pclass == "1")
     candidate[target] = 0  # the subgroup relabelled: the candidate learnt it, nowhere else
     features = pd.DataFrame({"sex": sex, "pclass": pclass})
-    from gated_training import segments
+    from gated_training.drift import segments
 
     definitions = segments.define(features, target="")
     ctx = context(y, candidate, champion=champion, features=features, segments=definitions,

@@ -11,9 +11,9 @@ from sklearn.metrics import balanced_accuracy_score
 
 from gated_training.config import GateThresholds
 from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model
-from gated_training.leakage import balanced_accuracy, single_feature_scores
-from gated_training.registry import FEATURE_METADATA_FILE, MODEL_FILE, ModelRegistry
-from gated_training.split import SplitRule, in_test_split
+from gated_training.gate.leakage import balanced_accuracy, single_feature_scores
+from gated_training.registry.store import FEATURE_METADATA_FILE, MODEL_FILE, ModelRegistry
+from gated_training.data.split import SplitRule, in_test_split
 from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
 

@@ -6,7 +6,8 @@ import pytest
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from gated_training import importance, synthetic
+from gated_training.gate import importance
+from gated_training.data import synthetic
 from gated_training.steps import engineer_features as features
 from gated_training.steps import train_model as training
 from gated_training.config import FeatureSettings, ModelSettings

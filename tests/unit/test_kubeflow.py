@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gated_training.kubeflow import (Connection, KubeflowError, checkout_revision, read_package, run_result,
+from gated_training.kubeflow.client import (Connection, KubeflowError, checkout_revision, read_package, run_result,
                                      version_name)
 from pipelines.cluster import DEFAULT_RESOURCES, validated
 from tests.conftest import COMPILED_PIPELINE

@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from gated_training.metrics import MAX_ROC_POINTS, predict_labels_and_proba, score_model
+from gated_training.gate.metrics import MAX_ROC_POINTS, predict_labels_and_proba, score_model
 
 
 def fitted(model, x, y):

@@ -4,9 +4,9 @@ import logging
 
 import pytest
 
-from gated_training import notify
+from gated_training.reports import notify
 from gated_training.errors import ConfigError
-from gated_training.notify import check_webhook_url, notify_failed_step, notify_outcome
+from gated_training.reports.notify import check_webhook_url, notify_failed_step, notify_outcome
 from tests.mlflow_server import free_port
 from tests.webhook_receiver import WebhookReceiver
 
@@ -50,7 +50,7 @@ def test_skipped_and_failed_runs_notify_and_deployed_runs_do_not():
 def test_a_failing_step_posts_its_failure_once_and_the_error_still_ends_it(tmp_path, monkeypatch):
     """No exit handler (it needs KFP 2.14 and reads MLMD states): recorded_step posts the failure
     itself, naming the run from the artifact URI's layout, then re-raises the step's own error."""
-    from gated_training import step_records
+    from gated_training.kubeflow import records as step_records
     from gated_training.errors import DataError
 
     monkeypatch.setenv(step_records.RECORD_DIR_ENV, str(tmp_path))
@@ -69,7 +69,7 @@ def test_a_failing_step_posts_its_failure_once_and_the_error_still_ends_it(tmp_p
 
 
 def test_a_webhook_that_is_down_never_masks_the_steps_own_error(tmp_path, monkeypatch):
-    from gated_training import step_records
+    from gated_training.kubeflow import records as step_records
 
     monkeypatch.setenv(step_records.RECORD_DIR_ENV, str(tmp_path))
     with pytest.raises(ZeroDivisionError):
@@ -89,7 +89,7 @@ def test_server_errors_are_retried_and_client_errors_are_not():
 
 def test_delivery_failures_are_logged_without_the_secret_and_never_raise(caplog):
     url = f"http://127.0.0.1:{free_port()}/services/T000/B000/secret-token"  # nothing listens
-    with caplog.at_level(logging.WARNING, logger="gated_training.notify"):
+    with caplog.at_level(logging.WARNING, logger="gated_training.reports.notify"):
         status = notify_outcome(url, BLOCKED)
     assert status.startswith("failed: URLError") and "Connection refused" in status
     assert "not delivered after 3 attempt(s)" in caplog.text and "secret-token" not in caplog.text

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from gated_training.errors import RegistryError
-from gated_training.registry import MANIFEST, MODEL_FILE, ChampionChangedError, ModelRegistry
+from gated_training.registry.store import MANIFEST, MODEL_FILE, ChampionChangedError, ModelRegistry
 from tests.registry_helpers import model_bytes, resign
 
 
@@ -24,7 +24,7 @@ def test_publish_then_load_verified(tmp_path, registry):
 
 def test_versions_are_immutable(tmp_path, registry):
     version, _ = registry.publish({MODEL_FILE: model_bytes(tmp_path)}, {})
-    from gated_training import storage
+    from gated_training.data import storage
 
     with pytest.raises(RegistryError, match="already exists and is immutable"):
         storage.write_bytes(registry.version_uri(version, MODEL_FILE), b"other", create_only=True)
@@ -49,7 +49,7 @@ def test_replaced_manifest_is_refused(tmp_path, registry):
 
 
 def test_incomplete_version_is_never_loaded(tmp_path, registry):
-    from gated_training import storage
+    from gated_training.data import storage
 
     storage.write_bytes(registry.version_uri("20260101T000000000000Z-0000dead", MODEL_FILE), model_bytes(tmp_path))
     with pytest.raises(RegistryError, match="has no manifest"):

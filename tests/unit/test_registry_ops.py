@@ -9,12 +9,12 @@ import pytest
 
 from gated_training.cli import main
 from gated_training.config import GateThresholds, validate_run_parameters
-from gated_training.serving import SERVED_MODEL_FILE
+from gated_training.serving.layout import SERVED_MODEL_FILE
 from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import ConfigError, RegistryError
 from gated_training.steps.evaluate_model import evaluate_model
-from gated_training.registry import ModelRegistry, check_version
-from gated_training.registry_ops import cleanup, history, move_champion, rollback, sync_mlflow
+from gated_training.registry.store import ModelRegistry, check_version
+from gated_training.registry.operations import cleanup, history, move_champion, rollback, sync_mlflow
 from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
 from tests.registry_helpers import registry_bytes, resign
@@ -214,8 +214,8 @@ def test_cli_history_fails_on_a_broken_pointer_and_operations_never_print_traceb
     assert main(["history", *common]) == 1
     assert "champion.json (champion pointer): the signature does not match its content" in capsys.readouterr().err
     # Re-signed consistently, as only a key holder could: the pointer names a version that does not exist.
-    from gated_training.registry import pointer_body
-    from gated_training.signing import current_signer
+    from gated_training.registry.store import pointer_body
+    from gated_training.registry.signing import current_signer
 
     edited = {**document, "version": "20200101T000000000000Z-00000000"}
     edited["history"] = [*document["history"][:-1], {**document["history"][-1], "version": edited["version"]}]
@@ -265,7 +265,7 @@ def test_a_json_null_in_a_text_column_is_answered_as_at_gate_time():
     from sklearn.pipeline import Pipeline
 
     from gated_training.config import FeatureSettings
-    from gated_training.registry import served_rows
+    from gated_training.registry.store import served_rows
     from gated_training.steps.engineer_features import build_preprocessor, infer_column_roles
     from tests.conftest import SAMPLE_DATA
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import joblib
 import pytest
 
-from gated_training.registry import smoke_files, smoke_test
+from gated_training.registry.store import smoke_files, smoke_test
 from gated_training.errors import RegistryError
-from gated_training.registry import MANIFEST, MODEL_FILE, ModelRegistry
-from gated_training.registry_ops import cleanup, history, move_champion, rollback
-from gated_training.signing import KEY_ENV, SIGNATURE_FILE, UNSIGNED_ENV
+from gated_training.registry.store import MANIFEST, MODEL_FILE, ModelRegistry
+from gated_training.registry.operations import cleanup, history, move_champion, rollback
+from gated_training.registry.signing import KEY_ENV, SIGNATURE_FILE, UNSIGNED_ENV
 from tests.registry_helpers import model_bytes, resign
 
 
@@ -179,7 +179,7 @@ def test_a_linked_pointer_or_lock_is_refused(tmp_path, registry):
 
 
 def test_local_runs_get_a_per_user_key_created_once(tmp_path, monkeypatch):
-    from gated_training.signing import KEY_FILE_ENV, current_signer, ensure_local_key
+    from gated_training.registry.signing import KEY_FILE_ENV, current_signer, ensure_local_key
 
     monkeypatch.delenv(KEY_ENV)
     monkeypatch.delenv(KEY_FILE_ENV, raising=False)  # so teardown removes what ensure_local_key exports
@@ -280,7 +280,7 @@ def test_a_replayed_pointer_is_refused_by_every_reader(tmp_path, registry, capsy
     """A genuine, signed, older pointer copied back over champion.json (pointing at a rolled-back
     version) is refused: the pointer log holds a newer generation."""
     from gated_training.cli import main
-    from gated_training.serving import load_served_model
+    from gated_training.serving.pod import load_served_model
 
     registry, (v1, v2) = registry
     older = Path(registry.root, "pointer_log", "000000000002.json").read_bytes()  # v2, before the rollback
@@ -299,7 +299,7 @@ def test_a_replayed_pointer_is_refused_by_every_reader(tmp_path, registry, capsy
 
 
 def test_after_a_rollback_the_rolled_back_version_may_not_serve(tmp_path, registry):
-    from gated_training.serving import load_served_model
+    from gated_training.serving.pod import load_served_model
 
     registry, (v1, v2) = registry
     assert registry.champion().stable_version == v1  # while v2 is a canary, v1 may serve as its stable side
@@ -326,8 +326,8 @@ def test_an_edited_pointer_is_refused_naming_the_file(registry, edit):
 
 
 def test_a_pointer_signed_with_the_key_that_contradicts_its_history_is_refused(registry):
-    from gated_training.registry import pointer_body
-    from gated_training.signing import current_signer
+    from gated_training.registry.store import pointer_body
+    from gated_training.registry.signing import current_signer
 
     registry, (v1, v2) = registry
     pointer = json.loads(Path(registry.pointer_uri).read_text())

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gated_training.escaping import markdown_text
-from gated_training.report_text import code, number, table, value
+from gated_training.reports.escaping import markdown_text
+from gated_training.reports.markdown import code, number, table, value
 from tests.kfp_markdown import kfp_elements, render_as_kfp_ui
 
 

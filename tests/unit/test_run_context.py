@@ -78,8 +78,8 @@ def test_allowing_pod_local_state_or_running_off_the_cluster_refuses_nothing(on_
 
 def test_the_registry_and_mlflow_entry_points_apply_the_check(on_a_cluster, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from gated_training.registry import ModelRegistry
-    from gated_training.tracking import resolve_tracking_uri
+    from gated_training.registry.store import ModelRegistry
+    from gated_training.tracking.runs import resolve_tracking_uri
 
     with pytest.raises(ConfigError, match="registry_uri="):
         ModelRegistry(".gated-training/registry", "tabular-classifier")

@@ -1,7 +1,7 @@
 import pytest
 
 from gated_training.errors import ConfigError
-from gated_training.schedule_spec import parse_interval, validate_cron
+from gated_training.kubeflow.schedules import parse_interval, validate_cron
 
 
 @pytest.mark.parametrize("expression", [

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training import segments
+from gated_training.drift import segments
 from gated_training.config import DriftPolicy
 from tests.conftest import SAMPLE_DATA
 

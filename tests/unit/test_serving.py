@@ -1,4 +1,4 @@
-"""gated_training.serving: the version layout, the service name, and the pod's checks before unpickling."""
+"""gated_training.serving.layout: the version layout, the service name, and the pod's checks before unpickling."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gated_training import serving
+from gated_training.serving import layout as serving
 from gated_training.errors import RegistryError
-from gated_training.registry import MANIFEST, ModelRegistry
-from gated_training.serving import MODEL_SETTINGS_FILE, SERVED_MODEL_FILE, load_served_model, serving_files, service_name
+from gated_training.registry.store import MANIFEST, ModelRegistry
+from gated_training.serving.layout import MODEL_SETTINGS_FILE, SERVED_MODEL_FILE, serving_files, service_name
+from gated_training.serving.pod import load_served_model
 from tests.registry_helpers import model_bytes, resign
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def test_a_version_keeps_what_a_server_needs_in_its_serve_folder_and_nothing_els
     served = sorted(p.name for p in Path(registry.version_uri(version, "serve")).iterdir())
     assert served == ["model-settings.json", "model.joblib"]  # no reference_profile.json, no smoke rows
     settings = json.loads(Path(registry.version_uri(version, MODEL_SETTINGS_FILE)).read_text())
-    assert settings == {"name": "credit-model-v2", "implementation": "gated_training.mlserver_runtime.VerifiedModel",
+    assert settings == {"name": "credit-model-v2", "implementation": "gated_training.serving.runtime.VerifiedModel",
                         "parameters": {"uri": "./model.joblib", "content_type": "pd",
                                        "extra": {"registry_model_name": "Credit_Model.v2"}}}
     model, _ = registry.load_verified(version)  # the registry loads the serve/ model like any other

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from gated_training.step_records import (DEADLINE_ENV, StepDeadlineError, StepMemoryError, deadline_for, read_records,
+from gated_training.kubeflow.records import (DEADLINE_ENV, StepDeadlineError, StepMemoryError, deadline_for, read_records,
                                          recorded_step)
 
 

@@ -2,7 +2,7 @@ import pytest
 from google.api_core import exceptions as gcs_errors
 from google.auth import exceptions as auth_errors
 
-from gated_training import storage
+from gated_training.data import storage
 from gated_training.errors import DataError, RegistryError
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from gated_training.errors import DataError, SuiteError
-from gated_training.suite import (
+from gated_training.validation.suite import (
     build_gx_suite,
     default_suite_uri,
     draft_suite,

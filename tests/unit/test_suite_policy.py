@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gated_training.errors import ConfigError, SuiteError
-from gated_training.suite import read_suite_document
+from gated_training.validation.suite import read_suite_document
 from gated_training.steps.validate_data import validate_data
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
 
@@ -98,7 +98,7 @@ def test_outside_the_allowlist_is_refused_by_name(tmp_path, change, message):
 
 
 def test_a_pinned_suite_with_another_digest_blocks_without_running(tmp_path):
-    from gated_training.data import sha256_hex
+    from gated_training.data.tables import sha256_hex
 
     pinned = sha256_hex(SAMPLE_SUITE.read_bytes())
     ok = validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(SAMPLE_SUITE), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),

@@ -1,4 +1,4 @@
-from gated_training.summary import build_summary, summary_markdown
+from gated_training.reports.summary import build_summary, summary_markdown
 from tests.markdown_render import tables, tag_names, visible_text
 
 VALIDATION_OK = {
@@ -156,7 +156,7 @@ def _serving(served: bool, restored: str | None = None) -> dict:
 
 
 def test_a_serving_run_says_what_serves_and_a_failed_canary_is_blocked_with_the_champion_back():
-    from gated_training.summary import build_summary, summary_markdown
+    from gated_training.reports.summary import build_summary, summary_markdown
 
     validation = VALIDATION_OK
     deployment = {"promoted": True, "version": "v2", "version_uri": "gs://r/v2", "mlflow_model_version": None,

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from gated_training.config import ModelSettings
-from gated_training.split import rule_for, in_test_split
+from gated_training.data.split import rule_for, in_test_split
 from gated_training.errors import DataError, TrackingError
 from gated_training.steps.train_model import cross_validation_rows
-from gated_training.tracking import global_uris
+from gated_training.tracking.runs import global_uris
 from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
 
@@ -124,7 +124,7 @@ def test_unreachable_tracking_server_fails_before_training_and_names_it(tmp_path
 
 
 def test_tracking_uri_falls_back_to_the_environment_then_sqlite(monkeypatch, tmp_path):
-    from gated_training.tracking import DEFAULT_TRACKING_URI, resolve_tracking_uri
+    from gated_training.tracking.runs import DEFAULT_TRACKING_URI, resolve_tracking_uri
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
@@ -152,7 +152,7 @@ def test_training_and_the_mirror_leave_mlflow_uris_as_they_found_them(tmp_path, 
 
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    from gated_training.tracking import mirror_to_mlflow
+    from gated_training.tracking.runs import mirror_to_mlflow
 
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training.data import sha256_hex
+from gated_training.data.tables import sha256_hex
 from gated_training.errors import DataError, SuiteError
 from gated_training.steps.validate_data import validate_data
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE, write_csv, write_suite

@@ -3,10 +3,15 @@ command line or a params file as the compiled YAML declares them."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
+from gated_training.data import storage
 from gated_training.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gated_training.registry.store import ModelRegistry
 
 DEFAULT_PIPELINE = Path("compiled/training_pipeline.yaml")
 DEFAULT_WORKDIR = Path(".gated-training")
@@ -63,3 +68,26 @@ def resolve_parameters(declared: dict[str, tuple[str, Any]], layers: Sequence[di
             parameters[name] = coerce_parameter(name, declared[name][0], value)
     return parameters
 
+
+def registry_from(args: argparse.Namespace) -> "ModelRegistry":
+    """The registry the command names: checked as given (no '..'), then made absolute; the local
+    signing key is used when no key or unsigned mode is configured."""
+    from gated_training.registry.store import check_registry_parameters
+    from gated_training.registry.store import ModelRegistry
+    from gated_training.registry.signing import ensure_local_key
+
+    check_registry_parameters(args.registry, args.model_name)
+    uri = args.registry
+    if not storage.is_gcs(uri):
+        uri = str(Path(uri).resolve())
+    registry = ModelRegistry(uri, args.model_name)
+    registry.preflight()
+    ensure_local_key()
+    return registry
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", default=str(DEFAULT_WORKDIR / "registry"),
+                        help="registry root: a folder or gs://bucket/prefix (default: .gated-training/registry)")
+    parser.add_argument("--model-name", dest="model_name", default="tabular-classifier",
+                        help="the model's folder in the registry (the pipeline's model_name; default tabular-classifier)")

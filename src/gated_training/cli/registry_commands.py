@@ -7,33 +7,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gated_training import storage
-from gated_training.cli.common import DEFAULT_WORKDIR, EXIT_FAILED, EXIT_OK
+from gated_training.data import storage
+from gated_training.cli.common import EXIT_FAILED, EXIT_OK, add_registry_arguments, registry_from
 from gated_training.errors import ConfigError
 
-if TYPE_CHECKING:
-    from gated_training.registry import ModelRegistry
-
-
-def registry_from(args: argparse.Namespace) -> "ModelRegistry":
-    """The registry the command names: checked as given (no '..'), then made absolute; the local
-    signing key is used when no key or unsigned mode is configured."""
-    from gated_training.config import check_registry_parameters
-    from gated_training.registry import ModelRegistry
-    from gated_training.signing import ensure_local_key
-
-    check_registry_parameters(args.registry, args.model_name)
-    uri = args.registry
-    if not storage.is_gcs(uri):
-        uri = str(Path(uri).resolve())
-    registry = ModelRegistry(uri, args.model_name)
-    registry.preflight()
-    ensure_local_key()
-    return registry
-
-
 def command_history(args: argparse.Namespace) -> int:
-    from gated_training.registry_ops import history
+    from gated_training.registry.operations import history
 
     registry = registry_from(args)
     rows, problems = history(registry)
@@ -41,7 +20,7 @@ def command_history(args: argparse.Namespace) -> int:
         print(f"no versions in {registry.root}")
     for row in rows:
         marker = "*" if row.champion else " "
-        from gated_training.report_text import number_or_dash
+        from gated_training.reports.markdown import number_or_dash
 
         metrics = ", ".join(f"{k}={number_or_dash(v)}" for k, v in row.metrics.items())
         print(f"{marker} {row.version}  {row.created_at or '-':20}  gate {row.gate or '-':8}  {metrics}")
@@ -58,7 +37,7 @@ def command_history(args: argparse.Namespace) -> int:
 
 
 def command_move_champion(args: argparse.Namespace) -> int:
-    from gated_training.registry_ops import move_champion, rollback
+    from gated_training.registry.operations import move_champion, rollback
 
     registry = registry_from(args)
     if args.command == "rollback":
@@ -74,8 +53,8 @@ def command_move_champion(args: argparse.Namespace) -> int:
 
 
 def command_sync_mlflow(args: argparse.Namespace) -> int:
-    from gated_training.registry_ops import sync_mlflow
-    from gated_training.tracking import resolve_tracking_uri
+    from gated_training.registry.operations import sync_mlflow
+    from gated_training.tracking.runs import resolve_tracking_uri
 
     print(sync_mlflow(registry_from(args), resolve_tracking_uri(args.tracking_uri or "")))
     return EXIT_OK
@@ -84,7 +63,7 @@ def command_sync_mlflow(args: argparse.Namespace) -> int:
 def command_cleanup(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from gated_training.registry_ops import cleanup
+    from gated_training.registry.operations import cleanup
 
     results = cleanup(registry_from(args), args.delete, timedelta(minutes=args.older_than_minutes))
     if not results:
@@ -94,16 +73,9 @@ def command_cleanup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", default=str(DEFAULT_WORKDIR / "registry"),
-                        help="registry root: a folder or gs://bucket/prefix (default: .gated-training/registry)")
-    parser.add_argument("--model-name", dest="model_name", default="tabular-classifier",
-                        help="the model's folder in the registry (the pipeline's model_name; default tabular-classifier)")
-
-
 def command_sign_legacy(args: argparse.Namespace) -> int:
     """Sign what a registry holds from before signing, once, when upgrading (registry_ops.sign_legacy)."""
-    from gated_training.registry_ops import sign_legacy
+    from gated_training.registry.operations import sign_legacy
 
     registry = registry_from(args)
     if args.pointer:

@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 from gated_training.cli.common import EXIT_FAILED, EXIT_OK
-from gated_training.cli.registry_commands import add_registry_arguments, registry_from
+from gated_training.cli.common import add_registry_arguments, registry_from
 
 
 def kserve_client(args: argparse.Namespace) -> Any:
-    from gated_training.kserve import KServeClient
+    from gated_training.serving.client import KServeClient
 
     return KServeClient(args.kube_api or "")
 
@@ -28,45 +28,45 @@ def add_kube_arguments(parser: argparse.ArgumentParser, namespace_flag: str, req
 
 
 def command_serving(args: argparse.Namespace) -> int:
-    from gated_training import serving_ops
+    from gated_training.serving import rollout
 
     registry = registry_from(args)
     client = kserve_client(args)
-    wait = {"timeout": args.timeout}
+    where = {"registry": registry, "client": client, "namespace": args.serving_namespace}
     if args.serving_command == "status":
-        result = serving_ops.status(registry, client, args.serving_namespace)
-        service = result["service"]
-        print(f"champion: {result['champion'] or 'none'}")
-        if service["exists"]:
-            print(f"InferenceService {service['namespace']}/{service['name']} ({service['mode']} mode): newest version "
-                  f"{service['version']}, stable {service['stable_version']}, canary {service['canary_percent']} %, "
-                  f"{'Ready' if service['ready'] else 'not Ready: ' + service['why']}"
-                  + (f", {service['url']}" if service.get("url") else ""))
+        result = rollout.status(**where)
+        service = result.service
+        print(f"champion: {result.champion or 'none'}")
+        if service.exists:
+            print(f"InferenceService {service.namespace}/{service.name} ({service.mode} mode): newest version "
+                  f"{service.version}, stable {service.stable_version}, canary {service.canary_percent} %, "
+                  f"{'Ready' if service.ready else 'not Ready: ' + service.why}"
+                  + (f", {service.url}" if service.url else ""))
         else:
             print("InferenceService: none")
-        if result.get("note"):
-            print(result["note"])
-        print("in step" if result["in_step"] else f"OUT OF STEP: {result['behind']} is behind; {result['repair']}")
+        if result.note:
+            print(result.note)
+        print("in step" if result.in_step else f"OUT OF STEP: {result.behind} is behind; {result.repair}")
         if args.json:
-            print(json.dumps(result, indent=2, sort_keys=True))
-        return EXIT_OK if result["in_step"] else EXIT_FAILED
+            print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        return EXIT_OK if result.in_step else EXIT_FAILED
     if args.serving_command == "promote":
-        print(serving_ops.promote_traffic(registry, client, args.serving_namespace, **wait))
+        print(rollout.promote(**where, timeout=args.timeout))
     elif args.serving_command == "rollback":
-        print(serving_ops.rollback_traffic(registry, client, args.serving_namespace, args.reason, **wait))
+        print(rollout.abort(**where, reason=args.reason, timeout=args.timeout))
     else:
-        print(serving_ops.follow_registry(registry, client, args.serving_namespace, **wait))
+        print(rollout.follow(**where, timeout=args.timeout))
     return EXIT_OK
 
 
 def follow_after_move(args: argparse.Namespace) -> int:
     """After ``rollback``/``promote`` moved the pointer: bring the InferenceService to it."""
-    from gated_training import serving_ops
+    from gated_training.serving import rollout
 
     if not getattr(args, "serving_namespace", None):
         return EXIT_OK
-    print(serving_ops.follow_registry(registry_from(args), kserve_client(args), args.serving_namespace,
-                                      timeout=args.timeout, moved=True))
+    print(rollout.follow(registry=registry_from(args), client=kserve_client(args), namespace=args.serving_namespace,
+                         timeout=args.timeout, moved=True))
     return EXIT_OK
 
 

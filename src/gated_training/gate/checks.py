@@ -238,7 +238,7 @@ def overfit_check(ctx: GateContext) -> Iterable[Check]:
 
 
 def leakage_checks(ctx: GateContext) -> Iterable[Check]:
-    from gated_training.leakage import leakage_summary
+    from gated_training.gate.leakage import leakage_summary
 
     t = ctx.thresholds
     scores: dict[str, float] = ctx.metadata.get("single_feature_scores") or {}
@@ -389,7 +389,7 @@ def calibration_check(ctx: GateContext, rows: int) -> Iterable[Check]:
 
 def prediction_psi_check(ctx: GateContext, comparison: PairedComparison) -> Iterable[Check]:
     """A candidate that predicts very differently from the champion must be shown better to replace it."""
-    from gated_training.drift import prediction_psi
+    from gated_training.drift.compare import prediction_psi
 
     t = ctx.thresholds
     view = ctx.champion
@@ -432,7 +432,7 @@ def unexplained_gain_check(ctx: GateContext, comparison: PairedComparison) -> It
 
 
 def _label_counts(ctx: GateContext, codes: np.ndarray) -> dict[str, int]:
-    from gated_training.data import label_key
+    from gated_training.data.tables import label_key
 
     counts = np.bincount(codes, minlength=ctx.classes)
     return {label_key(label): int(count) for label, count in zip(ctx.labels, counts) if count}
@@ -463,7 +463,7 @@ class SliceResult:
 
 def slice_levels(ctx: GateContext, column: str) -> tuple[np.ndarray, list[str]]:
     """Each test row's slice of ``column`` (the champion's segment cut when it has one)."""
-    from gated_training import segments
+    from gated_training.drift import segments
 
     definitions = ((ctx.champion.segments or {}).get("features") if ctx.champion else None) or {}
     frame = ctx.features[[column]]
@@ -563,7 +563,7 @@ def segment_flip_check(ctx: GateContext) -> Iterable[Check]:
     relabelled subgroup shows in the model (the candidate learnt the new labels there, nowhere else)."""
     from scipy.stats import fisher_exact
 
-    from gated_training import segments
+    from gated_training.drift import segments
 
     t = ctx.thresholds
     view = ctx.champion

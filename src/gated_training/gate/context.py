@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gated_training.config import GateThresholds
-from gated_training.metrics import Scores
+from gated_training.gate.metrics import Scores
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,18 +17,18 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from gated_training import tracking
+from gated_training.tracking import runs as tracking
 from gated_training.config import GateThresholds
-from gated_training.data import json_safe, label_key, read_parquet, split_features_target
+from gated_training.data.tables import json_safe, label_key, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
-from gated_training.drift import prediction_counts
+from gated_training.drift.compare import prediction_counts
 from gated_training.errors import RegistryError
-from gated_training.escaping import markdown_text
+from gated_training.reports.escaping import markdown_text
 from gated_training.gate import Answers, ChampionView, Check, GateContext, decide, run_checks
-from gated_training.metrics import (label_codes, label_order, predict_labels_and_proba, prior_predictions,
+from gated_training.gate.metrics import (label_codes, label_order, predict_labels_and_proba, prior_predictions,
                                     score_predictions)
-from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
-from gated_training.split import SplitRule, held_out_by
+from gated_training.registry.store import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
+from gated_training.data.split import SplitRule, held_out_by
 
 DEPLOY, BLOCK = ModelGate.DEPLOY, ModelGate.BLOCK
 
@@ -53,7 +53,7 @@ class GateDecision:
 
 def _answers(y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any]) -> Answers:
     scores = score_predictions(y, predicted, proba, np.asarray(classes))
-    from gated_training.metrics import aligned_proba
+    from gated_training.gate.metrics import aligned_proba
 
     return Answers(codes=label_codes(predicted, labels), proba=aligned_proba(proba, list(classes), labels),
                    scores=scores)
@@ -78,7 +78,7 @@ def comparison_rows(x_test: pd.DataFrame, champion_split: Any) -> tuple[np.ndarr
 
 def prediction_drift(ctx: GateContext) -> dict[str, Any] | None:
     """How differently the two models predict the same rows: PSI of their label distributions and agreement."""
-    from gated_training.drift import prediction_psi
+    from gated_training.drift.compare import prediction_psi
 
     view = ctx.champion
     if view is None:
@@ -282,7 +282,7 @@ def drift_record(drift: dict[str, Any]) -> dict[str, Any]:
 
 
 def _evidence_text(check: dict[str, Any]) -> str:
-    from gated_training.report_text import number
+    from gated_training.reports.markdown import number
 
     evidence = check.get("evidence") or {}
     parts = []
@@ -300,7 +300,7 @@ def gate_report_markdown(decision: dict[str, Any]) -> str:
     """The model gate for the KFP UI (report_text: code spans, tables, 4 significant digits): the
     verdict and what blocked it first, then every check with its evidence, the metrics beside the
     prior predictor and the champion, the paired comparison and the slices. Text from the data is escaped."""
-    from gated_training.report_text import code, number, table, value, verdict
+    from gated_training.reports.markdown import code, number, table, value, verdict
 
     md = markdown_text
     lines = [f"# Model gate: {'**DEPLOY**' if decision['decision'] == DEPLOY else '**BLOCKED**'}", ""]

@@ -1,10 +1,10 @@
-"""Every manifest gated_training.kserve renders, and every object its patches produce, per mode."""
+"""Every manifest gated_training.serving.kserve renders, and every object its patches produce, per mode."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gated_training import kserve
+from gated_training.serving import manifests as kserve
 from tests.kube_schema import merge_patch
 
 REGISTRY = "gs://models/registry"

@@ -4,7 +4,7 @@ Source: ``config/crd/full/serving.kserve.io_{inferenceservices,servingruntimes}.
 kserve repository at each tag in TAGS (``fetch github:kserve/kserve``; pass its git directory).
 The full schemas are about 2 MB each; this keeps, for every object level our manifests reach,
 the names and types of all its fields, and the whole schema only along the paths our manifests
-(rendered by gated_training.kserve, every mode and option) actually use. Validation against the
+(rendered by gated_training.serving.kserve, every mode and option) actually use. Validation against the
 copy is therefore as strict as against the original for our manifests, and a field a version does
 not have (``spec.canary`` before 0.20) is missing from that version's copy too.
 

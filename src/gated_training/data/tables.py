@@ -12,8 +12,8 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from gated_training import storage
-from gated_training.config import DEFAULT_MAX_INPUT_MB
+from gated_training.data import storage
+from gated_training.config import DEFAULT_MAX_INPUT_MB, max_input_bytes
 from gated_training.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -180,16 +180,6 @@ def detached_head(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     8 text columns). ``take`` gathers the rows into new buffers.
     """
     return frame.take(np.arange(min(rows, len(frame))))
-
-
-def max_input_bytes(max_input_mb: float) -> int:
-    if isinstance(max_input_mb, bool) or not isinstance(max_input_mb, (int, float)) or not (
-        math.isfinite(max_input_mb) and max_input_mb > 0
-    ):
-        from gated_training.errors import ConfigError
-
-        raise ConfigError(f"parameter max_input_mb={max_input_mb!r}: must be a number > 0")
-    return math.ceil(max_input_mb * 2**20)
 
 
 def load_table(uri: str, max_input_mb: float = DEFAULT_MAX_INPUT_MB) -> LoadedTable:

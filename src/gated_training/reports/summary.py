@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gated_training.decisions import DriftGate, ModelGate, Outcome
-from gated_training.escaping import markdown_text
+from gated_training.reports.escaping import markdown_text
 
 DEPLOYED, BLOCKED, SKIPPED, FAILED = Outcome.DEPLOYED, Outcome.BLOCKED, Outcome.SKIPPED, Outcome.FAILED
 CONTINUED = Outcome.CONTINUED
@@ -39,7 +39,7 @@ def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
     report = drift.get("report")
     if not report:
         return []
-    from gated_training.report_text import number_or_dash as num
+    from gated_training.reports.markdown import number_or_dash as num
 
     severity = "critical" if drift["drift_action"] != "warn" else "warning"
     return [
@@ -65,7 +65,7 @@ def drift_digest(drift: dict[str, Any]) -> dict[str, Any]:
 
 def drift_line(digest: dict[str, Any]) -> str | None:
     """One line on how much the batch drifted, when it was compared at all."""
-    from gated_training.report_text import number_or_dash, percent
+    from gated_training.reports.markdown import number_or_dash, percent
 
     if digest["drifted_share"] is None:
         return None
@@ -181,7 +181,7 @@ def _next_step(step: str) -> str | None:
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The run's outcome for the KFP UI (report_text: code spans, tables, 4 significant digits, one
     paragraph per fact). Text from the data (reasons, names, values) is escaped."""
-    from gated_training.report_text import code, number, table, value, verdict
+    from gated_training.reports.markdown import code, number, table, value, verdict
     from gated_training.step_table import STEP
 
     md = markdown_text
@@ -281,7 +281,7 @@ def record_and_notify(
     Returns:
         The summary, with ``notification`` saying what the webhook got.
     """
-    from gated_training.notify import notify_outcome
+    from gated_training.reports.notify import notify_outcome
 
     def load(path: str | None) -> dict[str, Any] | None:
         return json.loads(Path(path).read_text()) if path else None

@@ -1,9 +1,9 @@
-"""KServe: the ServingRuntime of the serving image, the InferenceService of a model, and its traffic.
+"""KServe's objects for a model: the ServingRuntime of the serving image, the InferenceService, the
+merge patches that move its traffic, and what an InferenceService says it serves (:class:`ServiceState`).
 
-Rendering is plain dictionaries (validated against KServe's CRD schemas in tests/conformance/);
-the calls go through the ``kubernetes`` client that kfp installs, as merge patches with
-``fieldValidation=Strict``, so an API server that does not know a field (``spec.canary`` before
-KServe 0.20) refuses the request instead of silently dropping the canary.
+Plain dictionaries, validated against KServe's CRD schemas in tests/conformance/; ``client.py`` sends
+them (merge patches with ``fieldValidation=Strict``, so an API server that does not know a field,
+``spec.canary`` before KServe 0.20, refuses the request instead of silently dropping the canary).
 
 Deployment modes (``serving.kserve.io/deploymentMode``; the legacy values ``Serverless`` and
 ``RawDeployment`` are the ones every KServe from 0.15 reads):
@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from gated_training import serving
-from gated_training.errors import GatedTrainingError
+from gated_training.serving import layout as serving
+from gated_training.errors import ServingError
 
 GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
@@ -52,10 +52,6 @@ HTTP_PORT, GRPC_PORT, METRICS_PORT = 8080, 9000, 8082
 SERVER_ROOT = "/opt/gated-training/mlserver-root"  # empty, baked into the serving image
 DEFAULT_CANARY_PERCENT = 10
 DEFAULT_READY_TIMEOUT_SECONDS = 600
-
-
-class ServingError(GatedTrainingError):
-    """A serving request failed, or the InferenceService did not become ready."""
 
 
 def mode_of(mode: str) -> str:
@@ -284,114 +280,44 @@ def _percent(text: Any) -> int:
     return int(text) if isinstance(text, str) and text.isdigit() and int(text) <= 100 else 0
 
 
-def describe(obj: dict[str, Any] | None) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class ServiceState:
+    """What an InferenceService serves, from its annotations and status (``exists`` False: there is none)."""
+
+    exists: bool
+    name: str = ""
+    namespace: str | None = None
+    mode: str = ""
+    registry_model: str | None = None
+    version: str | None = None  # the newest spec's version: the canary during a canary
+    stable_version: str | None = None
+    canary_percent: int = 0
+    ready: bool = False
+    why: str = ""
+    url: str | None = None
+
+    @property
+    def serving_version(self) -> str | None:
+        """The version that gets most of the traffic: the stable one during a canary or after an abort."""
+        if not self.exists:
+            return None
+        return self.stable_version if self.canary_percent or self.version != self.stable_version else self.version
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def describe(obj: dict[str, Any] | None) -> ServiceState:
     """What an InferenceService serves, from its annotations and status."""
     if obj is None:
-        return {"exists": False}
+        return ServiceState(exists=False)
     annotations = obj["metadata"].get("annotations") or {}
     ready, why = ready_state(obj)
-    return {"exists": True, "name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace"),
-            "mode": MODE_NAMES.get(annotations.get(MODE_ANNOTATION, ""), annotations.get(MODE_ANNOTATION, "")),
-            "registry_model": annotations.get(REGISTRY_MODEL), "version": annotations.get(SPEC_VERSION),
-            "stable_version": annotations.get(STABLE_VERSION), "canary_percent": _percent(annotations.get(CANARY_PERCENT)),
-            "ready": ready, "why": why, "url": (obj.get("status") or {}).get("url")}
-
-
-# -- talking to the API server --------------------------------------------------------------------
-class KServeClient:
-    """The InferenceService and ServingRuntime calls serve-model and the CLI make."""
-
-    def __init__(self, api_url: str = "") -> None:
-        from kubernetes import client, config
-
-        if api_url:  # an explicit, already authenticated endpoint: `kubectl proxy`, or the tests' stand-in
-            configuration = client.Configuration()
-            configuration.host = api_url.rstrip("/")
-        else:
-            configuration = client.Configuration()
-            try:
-                config.load_incluster_config(client_configuration=configuration)  # a pipeline pod
-            except config.ConfigException:
-                try:
-                    config.load_kube_config(client_configuration=configuration)  # a workstation
-                except (config.ConfigException, OSError) as exc:
-                    raise ServingError(f"no Kubernetes credentials: not in a pod and no kubeconfig ({exc})") from exc
-        self.api = client.CustomObjectsApi(client.ApiClient(configuration))
-
-    def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError as TransportError
-
-        try:
-            return function(*args, **kwargs)
-        except ApiException as exc:
-            message = exc.body.decode() if isinstance(exc.body, bytes) else exc.body
-            try:
-                message = json.loads(message).get("message", message)
-            except (TypeError, ValueError, AttributeError):
-                pass
-            if 'unknown field "spec.canary"' in message or 'unknown field "spec.predictor.name"' in message:
-                message += " (Standard-mode canaries need KServe >= 0.20: upgrade, use Knative mode, or canary_traffic_percent=100)"
-            if exc.status == 403:
-                message += (" (the service account needs get, create and patch on inferenceservices and servingruntimes "
-                            "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)")
-            raise ServingError(f"{what}: HTTP {exc.status} {exc.reason}: {message}") from exc
-        except (OSError, TransportError) as exc:  # refused, reset, DNS, TLS: urllib3's errors are not OSErrors
-            raise ServingError(f"{what}: the Kubernetes API is unreachable: {exc}") from exc
-
-    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object, or None when the API server answers 404."""
-        from kubernetes.client.exceptions import ApiException
-
-        version = ISVC_VERSION if plural == ISVC_PLURAL else RUNTIME_API_VERSION
-
-        def fetch() -> dict[str, Any] | None:
-            try:
-                return self.api.get_namespaced_custom_object(GROUP, version, namespace, plural, name)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
-
-        return self._call(f"get {plural}/{name} in {namespace}", fetch)
-
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        plural = ISVC_PLURAL if obj["kind"] == "InferenceService" else RUNTIME_PLURAL
-        version = obj["apiVersion"].split("/")[1]
-        return self._call(f"create {plural}/{obj['metadata']['name']} in {obj['metadata']['namespace']}",
-                          self.api.create_namespaced_custom_object, GROUP, version, obj["metadata"]["namespace"], plural, obj,
-                          field_validation="Strict")
-
-    def patch(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        version = ISVC_VERSION if plural == ISVC_PLURAL else RUNTIME_API_VERSION
-        return self._call(f"patch {plural}/{name} in {namespace}", self.api.patch_namespaced_custom_object,
-                          GROUP, version, namespace, plural, name, patch, field_validation="Strict")
-
-    def apply_runtime(self, runtime: dict[str, Any]) -> str:
-        """Create the ServingRuntime, or patch it to this spec; returns what was done."""
-        meta = runtime["metadata"]
-        current = self.get(RUNTIME_PLURAL, meta["namespace"], meta["name"])
-        if current is None:
-            self.create(runtime)
-            return "created"
-        if current.get("spec") == runtime["spec"]:
-            return "unchanged"
-        self.patch(RUNTIME_PLURAL, meta["namespace"], meta["name"], {"spec": runtime["spec"]})
-        return "updated"
-
-    def wait_ready(self, namespace: str, name: str, timeout: float, poll: float = 5.0,
-                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
-                   ) -> tuple[bool, str]:
-        """Poll until the newest generation (and its canary) is Ready, or ``timeout`` seconds pass."""
-        deadline = clock() + timeout
-        why = "not observed"
-        while True:
-            obj = self.get(ISVC_PLURAL, namespace, name)
-            if obj is None:
-                return False, f"{name} disappeared from {namespace}"
-            ready, why = ready_state(obj)
-            if ready:
-                return True, why
-            if clock() >= deadline:
-                return False, why
-            sleep(poll)
+    return ServiceState(exists=True, name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"),
+                        mode=MODE_NAMES.get(annotations.get(MODE_ANNOTATION, ""), annotations.get(MODE_ANNOTATION, "")),
+                        registry_model=annotations.get(REGISTRY_MODEL), version=annotations.get(SPEC_VERSION),
+                        stable_version=annotations.get(STABLE_VERSION),
+                        canary_percent=_percent(annotations.get(CANARY_PERCENT)), ready=ready, why=why,
+                        url=(obj.get("status") or {}).get("url"))

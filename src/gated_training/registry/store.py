@@ -2,7 +2,7 @@
 
 Layout under ``<registry_uri>/<model_name>/`` (a local folder or ``gs://bucket/prefix``)::
 
-    versions/<version>/serve/model.joblib, serve/model-settings.json   what a server needs (serving.py);
+    versions/<version>/serve/model.joblib, serve/model-settings.json   what a server needs (registry/layout.py, serving/layout.py);
                                        older versions hold model.joblib at the top
     versions/<version>/feature_metadata.json, ...   files, written create-only
     versions/<version>/manifest.json   SHA-256 of every file; written last, so a version
@@ -47,22 +47,21 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from gated_training import storage
-from gated_training.data import json_safe, sha256_hex
+from gated_training.data import storage
+from gated_training.data.tables import json_safe, sha256_hex
 from gated_training.run_context import check_outlives_pod
-from gated_training.serving import SERVE_FOLDER, SERVED_MODEL_FILE, model_file
+from gated_training.registry.layout import MODEL_FILE, SERVE_FOLDER, SERVED_MODEL_FILE, model_file
 from gated_training.errors import DataError, RegistryError
-from gated_training.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, current_signer
+from gated_training.registry.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, current_signer
 
 MANIFEST = "manifest.json"
 POINTER = "champion.json"
-MODEL_FILE = "model.joblib"
 SMOKE_ROWS_FILE = "smoke_rows.parquet"
 SMOKE_PREDICTIONS_FILE = "smoke_predictions.json"
 SMOKE_PROBABILITIES_FILE = "smoke_probabilities.json"  # per row and class, from versions made after issue 18
 PROBABILITY_TOLERANCE = 1e-9
 FEATURE_METADATA_FILE = "feature_metadata.json"  # inputs (the schema contract), categories, split rule
-REFERENCE_PROFILE_FILE = "reference_profile.json"  # gated_training.drift's profile of the training split
+REFERENCE_PROFILE_FILE = "reference_profile.json"  # gated_training.drift.compare's profile of the training split
 MANIFEST_FORMAT = 1
 POINTER_FORMAT = 2  # signed, with a generation and the previous state's digest
 POINTER_LOG = "pointer_log"
@@ -101,6 +100,18 @@ def check_model_name(model_name: str) -> str:
     if not MODEL_NAME_PATTERN.match(model_name or ""):
         raise RegistryError(f"model name {model_name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
     return model_name
+
+
+def check_registry_parameters(registry_uri: str, model_name: str) -> None:
+    """Registry URIs with '..' or a foreign scheme, and model names that are paths, never reach storage."""
+    from gated_training.errors import ConfigError
+
+    for name, check, value in (("registry_uri", check_registry_uri, registry_uri),
+                               ("model_name", check_model_name, model_name)):
+        try:
+            check(value)
+        except RegistryError as exc:
+            raise ConfigError(f"parameter {name}: {exc}") from exc
 
 
 def check_version(version: str) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from gated_training import storage
-from gated_training.data import is_numeric_feature, json_safe, sha256_hex
+from gated_training.data import storage
+from gated_training.data.tables import is_numeric_feature, json_safe, sha256_hex
 from gated_training.errors import DataError, SuiteError
-from gated_training.suite_policy import check_built_condition, check_expectation_document
+from gated_training.validation.policy import check_built_condition, check_expectation_document
 
 SUITE_SUFFIX = ".expectations.json"
 SEVERITIES = ("critical", "warning", "info")
@@ -101,7 +101,7 @@ def read_suite_document(suite_uri: str, raw: bytes | None = None) -> dict[str, A
 
 def build_gx_suite(document: dict[str, Any], suite_uri: str):  # -> gx.ExpectationSuite
     """Turn the checked document into a GX suite, naming the expectation GX rejects."""
-    from gated_training.gx_runtime import import_gx
+    from gated_training.validation.gx import import_gx
 
     gx = import_gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration

@@ -1,6 +1,6 @@
 """The stable train/test split: a row's side follows from its content (or a key column), never a draw.
 
-Each row gets a 64-bit hash of its features (:func:`gated_training.data.row_hashes`: columns
+Each row gets a 64-bit hash of its features (:func:`gated_training.data.tables.row_hashes`: columns
 sorted by name, numbers as float64, text as text, so CSV and Parquet agree); a row is a test row
 when ``hash / 2**64 < test_size``. The same row therefore lands on the same side in every run:
 when today's batch overlaps the data the champion was trained on (an appended table, a
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gated_training.data import row_hashes
+from gated_training.data.tables import row_hashes
 from gated_training.errors import DataError
 
 METHOD = "content-hash-v1"

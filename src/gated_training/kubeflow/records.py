@@ -122,7 +122,7 @@ def recorded_step(step: str, *, notify_webhook_url: str = "", artifact_uri: str 
 
 
 def _record_failure(step: str, error_type: str, message: str, webhook_url: str, artifact_uri: str) -> None:
-    from gated_training.notify import notify_failed_step
+    from gated_training.reports.notify import notify_failed_step
     from gated_training.run_context import run_id_from_uri
 
     write_record(step, "failure", {"step": step, "error_type": error_type, "message": message})

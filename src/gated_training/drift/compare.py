@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gated_training.config import DriftPolicy
-from gated_training.data import is_numeric_feature, json_safe, label_key
+from gated_training.data.tables import is_numeric_feature, json_safe, label_key
 
 PROFILE_FORMAT = 1
 BINS = 10
@@ -123,7 +123,7 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
                                      "rows": int(len(series))}
     profile: dict[str, Any] = {"format": PROFILE_FORMAT, "rows": int(len(frame)), "features": features}
     if target in frame.columns:
-        from gated_training.segments import label_profile
+        from gated_training.drift.segments import label_profile
 
         profile["labels"] = label_profile(frame, target)  # overall and per-segment label counts (label shift)
     if predictions is not None:

@@ -137,7 +137,7 @@ class Backend:
 def read_backend(client: Any) -> Backend:
     """GET healthz as raw JSON: kfp_server_api's model drops ``tag_name``. Every backend from 2.0
     writes ``{"commit_sha": …, "tag_name": …, "multi_user": …}`` (``backend/src/apiserver/main.go``)."""
-    from gated_training.pipeline_spec import parse_version
+    from gated_training.kubeflow.spec import parse_version
 
     response = client._healthz_api.healthz_service_get_healthz(_preload_content=False)
     try:
@@ -153,7 +153,7 @@ def read_backend(client: Any) -> Backend:
 
 def check_backend_version(backend: Backend, needed: tuple[tuple[int, ...], list[str]], connection: Connection) -> None:
     """Refuse a backend older than what the YAML needs; a backend that does not say (``unknown``) passes."""
-    from gated_training.pipeline_spec import version_text
+    from gated_training.kubeflow.spec import version_text
 
     floor, reasons = needed
     if backend.version is not None and backend.version < floor:
@@ -237,7 +237,7 @@ class PipelinePackage:
 
 def read_package(path: Path) -> PipelinePackage:
     if not path.is_file():
-        from gated_training.pipeline_spec import missing_pipeline_message
+        from gated_training.kubeflow.spec import missing_pipeline_message
 
         raise KubeflowError(missing_pipeline_message(path))
     content = path.read_bytes()
@@ -247,7 +247,7 @@ def read_package(path: Path) -> PipelinePackage:
     except (yaml.YAMLError, IndexError, KeyError, TypeError) as exc:
         raise KubeflowError(f"{path} is not a compiled KFP pipeline: {exc}") from exc
     # The same typed parameters `gated-training run` reads, so local and cluster runs coerce alike.
-    from gated_training.pipeline_spec import backend_floor, component_inputs
+    from gated_training.kubeflow.spec import backend_floor, component_inputs
 
     return PipelinePackage(path=path, name=name, sha256=hashlib.sha256(content).hexdigest(),
                            parameters=component_inputs(path), needs=backend_floor(documents),

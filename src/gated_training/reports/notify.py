@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gated_training.errors import ConfigError
-from gated_training.escaping import slack_text
+from gated_training.reports.escaping import slack_text
 
 WEBHOOK_ENV = "GATED_TRAINING_WEBHOOK_URL"
 ALLOWED_HOSTS_ENV = "GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS"

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Sequence
 
-from gated_training.escaping import markdown_text
+from gated_training.reports.escaping import markdown_text
 
 _BACKTICKS = re.compile(r"`+")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")

@@ -1,0 +1,112 @@
+"""The Kubernetes API calls for KServe's objects: get, create, merge-patch (strict field validation),
+apply the ServingRuntime, and wait for an InferenceService's newest generation to be Ready. Through the
+``kubernetes`` client kfp installs, imported inside the constructor."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from gated_training.errors import ServingError
+from gated_training.serving.manifests import (GROUP, ISVC_PLURAL, ISVC_VERSION, RUNTIME_API_VERSION, RUNTIME_PLURAL,
+                                              ready_state)
+
+
+class KServeClient:
+    """The InferenceService and ServingRuntime calls serve-model and the CLI make."""
+
+    def __init__(self, api_url: str = "") -> None:
+        from kubernetes import client, config
+
+        if api_url:  # an explicit, already authenticated endpoint: `kubectl proxy`, or the tests' stand-in
+            configuration = client.Configuration()
+            configuration.host = api_url.rstrip("/")
+        else:
+            configuration = client.Configuration()
+            try:
+                config.load_incluster_config(client_configuration=configuration)  # a pipeline pod
+            except config.ConfigException:
+                try:
+                    config.load_kube_config(client_configuration=configuration)  # a workstation
+                except (config.ConfigException, OSError) as exc:
+                    raise ServingError(f"no Kubernetes credentials: not in a pod and no kubeconfig ({exc})") from exc
+        self.api = client.CustomObjectsApi(client.ApiClient(configuration))
+
+    def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as TransportError
+
+        try:
+            return function(*args, **kwargs)
+        except ApiException as exc:
+            message = exc.body.decode() if isinstance(exc.body, bytes) else exc.body
+            try:
+                message = json.loads(message).get("message", message)
+            except (TypeError, ValueError, AttributeError):
+                pass
+            if 'unknown field "spec.canary"' in message or 'unknown field "spec.predictor.name"' in message:
+                message += " (Standard-mode canaries need KServe >= 0.20: upgrade, use Knative mode, or canary_traffic_percent=100)"
+            if exc.status == 403:
+                message += (" (the service account needs get, create and patch on inferenceservices and servingruntimes "
+                            "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)")
+            raise ServingError(f"{what}: HTTP {exc.status} {exc.reason}: {message}") from exc
+        except (OSError, TransportError) as exc:  # refused, reset, DNS, TLS: urllib3's errors are not OSErrors
+            raise ServingError(f"{what}: the Kubernetes API is unreachable: {exc}") from exc
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when the API server answers 404."""
+        from kubernetes.client.exceptions import ApiException
+
+        version = ISVC_VERSION if plural == ISVC_PLURAL else RUNTIME_API_VERSION
+
+        def fetch() -> dict[str, Any] | None:
+            try:
+                return self.api.get_namespaced_custom_object(GROUP, version, namespace, plural, name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        return self._call(f"get {plural}/{name} in {namespace}", fetch)
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        plural = ISVC_PLURAL if obj["kind"] == "InferenceService" else RUNTIME_PLURAL
+        version = obj["apiVersion"].split("/")[1]
+        return self._call(f"create {plural}/{obj['metadata']['name']} in {obj['metadata']['namespace']}",
+                          self.api.create_namespaced_custom_object, GROUP, version, obj["metadata"]["namespace"], plural, obj,
+                          field_validation="Strict")
+
+    def patch(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        version = ISVC_VERSION if plural == ISVC_PLURAL else RUNTIME_API_VERSION
+        return self._call(f"patch {plural}/{name} in {namespace}", self.api.patch_namespaced_custom_object,
+                          GROUP, version, namespace, plural, name, patch, field_validation="Strict")
+
+    def apply_runtime(self, runtime: dict[str, Any]) -> str:
+        """Create the ServingRuntime, or patch it to this spec; returns what was done."""
+        meta = runtime["metadata"]
+        current = self.get(RUNTIME_PLURAL, meta["namespace"], meta["name"])
+        if current is None:
+            self.create(runtime)
+            return "created"
+        if current.get("spec") == runtime["spec"]:
+            return "unchanged"
+        self.patch(RUNTIME_PLURAL, meta["namespace"], meta["name"], {"spec": runtime["spec"]})
+        return "updated"
+
+    def wait_ready(self, namespace: str, name: str, timeout: float, poll: float = 5.0,
+                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+                   ) -> tuple[bool, str]:
+        """Poll until the newest generation (and its canary) is Ready, or ``timeout`` seconds pass."""
+        deadline = clock() + timeout
+        why = "not observed"
+        while True:
+            obj = self.get(ISVC_PLURAL, namespace, name)
+            if obj is None:
+                return False, f"{name} disappeared from {namespace}"
+            ready, why = ready_state(obj)
+            if ready:
+                return True, why
+            if clock() >= deadline:
+                return False, why
+            sleep(poll)

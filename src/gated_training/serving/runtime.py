@@ -1,0 +1,113 @@
+"""The MLServer runtime of the serving image: mlserver-sklearn's model, loading only verified bytes.
+
+Imported by MLServer in the serving image only (``model-settings.json`` names
+``gated_training.serving.runtime.VerifiedModel``); nothing else imports it, so the library and
+the component image need no MLServer. ``load()`` runs :func:`gated_training.serving.pod.load_served_model`
+(the champion pointer, the signed manifest, every served file's SHA-256) before anything is
+unpickled; a pod that fails it never becomes ready, and its log says why.
+
+Requests: V2 (``/v2/models/<name>/infer``) with columnar inputs, decoded as a pandas frame
+(``content_type: pd``); without requested outputs the answer has both ``predict`` (labels) and
+``predict_proba``. V1 (``/v1/models/<name>:predict``) takes ``{"instances": [{column: value}, …]}``
+and answers ``{"predictions": [...], "probabilities": [[...]]}``. A JSON null is a missing value in
+either protocol: the fitted pipeline's first step reads ``None`` as ``NaN`` (``missing_values``).
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the handler's annotations (Request) at runtime.
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from mlserver.handlers import custom_handler
+from mlserver.settings import ModelParameters
+from mlserver.types import InferenceRequest, InferenceResponse, RequestOutput
+from mlserver.utils import get_model_uri
+from mlserver_sklearn import SKLearnModel
+
+from gated_training.serving import layout as serving
+from gated_training.serving.pod import load_served_model
+from gated_training.data.tables import json_safe
+from gated_training.errors import GatedTrainingError
+from gated_training.registry.store import ModelRegistry
+
+MAX_V1_INSTANCES = 10_000
+# Below this many rows a request is scored on one thread: starting a forest's worker threads costs
+# more than the prediction (one row: about 60 ms with threads, see docs/benchmarks-findings.md).
+SEQUENTIAL_BELOW_ROWS = 1_000
+
+
+def _scoring(rows: int) -> Any:
+    return joblib.parallel_config(backend="sequential") if rows < SEQUENTIAL_BELOW_ROWS else contextlib.nullcontext()
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise GatedTrainingError(f"the serving pod has no {name}; the InferenceService made by serve-model sets it "
+                                 "(gated_training.serving.manifests). Refusing to load an unverified model")
+    return value
+
+
+class VerifiedModel(SKLearnModel):
+    """mlserver-sklearn's SKLearnModel whose ``load`` verifies before it unpickles."""
+
+    async def load(self) -> bool:
+        model_path = await get_model_uri(self._settings, wellknown_filenames=["model.joblib"])
+        registry = ModelRegistry(_required_env(serving.ENV_REGISTRY_URI), _required_env(serving.ENV_MODEL_NAME))
+        extra = (self.settings.parameters.extra or {}) if self.settings.parameters else {}
+        if extra.get("registry_model_name") not in (None, registry.model_name):
+            raise GatedTrainingError(f"model-settings.json names registry model {extra.get('registry_model_name')!r}, "
+                                     f"the pod was told {registry.model_name!r}; refusing to load")
+        self._model, manifest, settings = load_served_model(
+            folder=str(Path(model_path).parent), registry=registry, version=_required_env(serving.ENV_VERSION),
+            manifest_sha256=_required_env(serving.ENV_MANIFEST_SHA256))
+        if settings.get("name") != self.name:
+            raise GatedTrainingError(f"version {manifest['version']} is served as {settings.get('name')!r}, this pod "
+                                     f"as {self.name!r}; refusing to load")
+        # The version's own (verified) settings decide how requests decode: columnar pandas frames.
+        if self.settings.parameters is None:
+            self.settings.parameters = ModelParameters()
+        self.settings.parameters.content_type = settings["parameters"].get("content_type", "pd")
+        self.registry_version = manifest["version"]
+        print(f"gated-training: serving {registry.model_name} version {manifest['version']} as {self.name}, verified "
+              f"(pointer, signed manifest, SHA-256 of every served file) with {serving.libraries()}", flush=True)
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        rows = max((item.shape[0] if item.shape else 1) for item in payload.inputs) if payload.inputs else 0
+        with _scoring(rows):
+            return await super().predict(payload)
+
+    def _check_request(self, payload: InferenceRequest) -> InferenceRequest:
+        if not payload.outputs:  # the label and the class probabilities, in the order of classes_
+            payload.outputs = [RequestOutput(name="predict"), RequestOutput(name="predict_proba")]
+        return super()._check_request(payload)
+
+    @custom_handler(rest_path="/v1/models/{model_name}:predict")
+    async def v1_predict(self, model_name: str, request: Request) -> JSONResponse:
+        """KServe's V1 protocol: ``{"instances": [{column: value, …}, …]}`` (one object per row)."""
+        if model_name != self.name:
+            return JSONResponse({"error": f"model {model_name!r} is not served here (this is {self.name!r})"}, 404)
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the request body is not JSON"}, 400)
+        instances = body.get("instances") if isinstance(body, dict) else None
+        if not (isinstance(instances, list) and 0 < len(instances) <= MAX_V1_INSTANCES
+                and all(isinstance(row, dict) for row in instances)):
+            return JSONResponse({"error": f'expected {{"instances": [{{column: value, ...}}, ...]}} with 1 to '
+                                          f"{MAX_V1_INSTANCES} objects, one per row"}, 400)
+        frame = pd.DataFrame.from_records(instances)
+        try:
+            with _scoring(len(frame)):
+                labels = self._model.predict(frame)
+                probabilities = self._model.predict_proba(frame)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"cannot score these instances: {exc}"}, 400)
+        return JSONResponse({"predictions": json_safe(list(labels)),
+                             "probabilities": json_safe([list(row) for row in probabilities])})
