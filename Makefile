@@ -58,7 +58,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv compile run test test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv docs compile run test test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -93,6 +93,9 @@ $(JS_DEPS): tests/js/package.json tests/js/package-lock.json
 	command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	cd tests/js && npm ci --silent --no-audit --no-fund
 	touch $@
+
+docs: venv ## rewrite the generated parts of docs/parameters.md (the CLI synopsis, the run form's tables) from the code
+	$(BIN)/python -m pipelines.docs
 
 compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names, PARAMS=cluster.params.yaml baked in as the run form's defaults; see docs/kubeflow.md)
 	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     from gated_training.steps.check_drift import check_drift
     from gated_training.steps.evaluate_model import evaluate_model
     from gated_training.steps.engineer_features import engineer_features
-    from gated_training.registry.signing import ensure_local_key
+    from gated_training.registry import ensure_local_key
     from gated_training.steps.train_model import train_model
     from gated_training.steps.validate_data import validate_data
     mark("imports")

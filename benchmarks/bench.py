@@ -79,12 +79,12 @@ def artifact_flow(run_dir: Path) -> dict[str, dict[str, int]]:
 def write_batch(work: Path, rows: int, columns: int) -> tuple[Path, Path, float]:
     """A fresh ``work`` folder with the synthetic batch (Parquet) and its drafted GX suite; returns
     their paths and the frame's in-memory size in MiB."""
-    from gated_training.validation.suite import draft_suite
-    from gated_training.data.synthetic import generate_wide
+    from gated_training.validation import draft_suite
+    from gated_training.data import synthetic
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    frame = generate_wide(rows, columns, seed=7)
+    frame = synthetic.generate_wide(rows, columns, seed=7)
     data, suite = work / "batch.parquet", work / "batch.expectations.json"
     frame.to_parquet(data, index=False)
     suite.write_text(json.dumps(draft_suite(frame, TARGET, "bench")))
@@ -109,7 +109,7 @@ def run_pipeline(work: Path, data: Path, suite: Path, rows: int) -> dict[str, An
 def run_baseline(work: Path, data: Path, suite: Path) -> dict[str, Any]:
     """The same library calls in one process, also into an empty workdir."""
     from gated_training.cli.common import resolve_parameters
-    from gated_training.kubeflow.spec import component_inputs
+    from gated_training.kubeflow import component_inputs
 
     shutil.rmtree(work / "baseline", ignore_errors=True)
     # Typed here, as `gated-training run` types them, so the measured process never imports kfp.

@@ -41,12 +41,13 @@ def measure(rows: int) -> dict[str, Any]:
     from gated_training.drift import segments
     from gated_training.config import GateThresholds
     from gated_training.gate import Answers, ChampionView, GateContext, run_checks
-    from gated_training.gate.leakage import pair_feature_scores
-    from gated_training.gate.metrics import score_predictions
-    from gated_training.data.synthetic import TARGET, generate_wide
+    from gated_training.gate import pair_feature_scores
+    from gated_training.gate import score_predictions
+    from gated_training.data import synthetic
 
-    train = generate_wide(rows, seed=1)
-    batch = generate_wide(rows, seed=2)
+    TARGET = synthetic.TARGET
+    train = synthetic.generate_wide(rows, seed=1)
+    batch = synthetic.generate_wide(rows, seed=2)
     test = batch.sample(frac=0.2, random_state=0).reset_index(drop=True)
     results: dict[str, Any] = {"rows": rows}
     results["deploy-model: label profile"], profile = timed(lambda: segments.label_profile(train, TARGET))

@@ -119,7 +119,7 @@ def main() -> None:
         return
 
     from gated_training.cli.common import resolve_parameters
-    from gated_training.kubeflow.spec import component_inputs
+    from gated_training.kubeflow import component_inputs
 
     _, _, frame_mib = write_batch(work, args.rows, args.columns)
     (work / "params.json").write_text(json.dumps(resolve_parameters(component_inputs(PIPELINE), [SETTINGS])))

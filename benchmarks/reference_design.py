@@ -27,7 +27,7 @@ MIN_ACCURACY = 0.85
 def validate(args: argparse.Namespace, work: Path) -> None:
     import pandas as pd
 
-    from gated_training.validation.suite import read_suite_document
+    from gated_training.validation import read_suite_document
     from gated_training.steps.validate_data import run_suite
 
     frame = pd.read_csv(args.data)

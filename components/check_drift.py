@@ -11,16 +11,7 @@ def check_drift(
     target_column: str,
     registry_uri: str,
     model_name: str,
-    drift_action: str,
-    drift_psi_threshold: float,
-    drift_max_drifted_share: float,
-    drift_critical_features: str,
-    force_retrain: bool,
-    drift_severe_psi: float,
-    drift_severe_out_of_range: float,
-    new_columns: str,
-    label_shift_action: str,
-    label_shift_min_difference: float,
+    drift: dict,
     notify_webhook_url: str,
     drift_report: Output[Artifact],
     drift_html: Output[HTML],
@@ -31,26 +22,23 @@ def check_drift(
     """Drift gate: no-new-data trigger, the schema contract, then the batch against the champion's reference profile.
 
     Returns "train", "skip" (no new data) or "block" (schema broken, drifted under drift_action=block, or a
-    segment's labels shifted under label_shift_action=block); a run
-    stopped here writes its summary here and posts it to the webhook.
+    segment's labels shifted under label_shift_action=block); a run stopped here writes its summary here and
+    posts it to the webhook.
     """
-    from gated_training.config import DriftPolicy, settings_from
+    from gated_training.config import DriftPolicy, from_group
     from gated_training.decisions import DriftGate
-    from gated_training.run_context import run_id_from_uri
-    from gated_training.kubeflow.records import recorded_step
+    from gated_training.kubeflow import recorded_step
+    from gated_training.reports import RunRecords, record_gate
     from gated_training.steps.check_drift import check_drift
-    from gated_training.reports.summary import record_gate
 
-    arguments = dict(locals())  # the settings by name: DriftPolicy takes the fields it declares
-    with recorded_step(step="check-drift", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
-        policy = settings_from(cls=DriftPolicy, params=arguments)
-        outcome = check_drift(dataset_path=dataset.path, validation_report_path=validation_report.path, target=target_column, registry_uri=registry_uri, model_name=model_name,
-                                 policy=policy, report_out=drift_report.path, html_out=drift_html.path)
-        record_gate(step="check-drift", stopped=outcome.decision != DriftGate.TRAIN,
-                    validation_report_path=validation_report.path, drift_report_path=drift_report.path,
-                    gate_decision_path=None, deployment_path=None,
-                    kfp_run_id=run_id_from_uri(artifact_uri=run_summary.uri, task="check-drift"), summary_json_out=run_summary.path,
-                    markdown_out=summary.path, webhook_url=notify_webhook_url,
+    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step:
+        outcome = check_drift(dataset_path=dataset.path, validation_report_path=validation_report.path,
+                              target=target_column, registry_uri=registry_uri, model_name=model_name,
+                              policy=from_group(cls=DriftPolicy, values=drift, group="drift"), report_out=drift_report.path,
+                              html_out=drift_html.path)
+        record_gate(step=step, stopped=outcome.decision != DriftGate.TRAIN,
+                    records=RunRecords(validation_report=validation_report.path, drift_report=drift_report.path),
+                    summary_json_out=run_summary.path, markdown_out=summary.path, webhook_url=notify_webhook_url,
                     links={"drift report": drift_html.uri, "summary": summary.uri})
     report = outcome.report
     if report is not None:

@@ -9,14 +9,8 @@ def engineer_features(
     dataset: Input[Dataset],
     drift_report: Input[Artifact],
     target_column: str,
-    test_size: float,
-    categorical_encoding: str,
-    interaction_features: bool,
-    polynomial_degree: int,
-    select_k_best: int,
-    max_categories: int,
-    min_category_frequency: int,
-    split_key: str,
+    features: dict,
+    split: dict,
     notify_webhook_url: str,
     train_data: Output[Dataset],
     test_data: Output[Dataset],
@@ -24,19 +18,17 @@ def engineer_features(
     feature_metadata: Output[Artifact],
 ):
     """Stable hash split, then fit the preprocessing pipeline on the training split only; score features for leakage."""
-    from gated_training.config import FeatureSettings, SplitSettings
-    from gated_training.kubeflow.records import recorded_step
+    from gated_training.config import FeatureSettings, SplitSettings, from_group
+    from gated_training.kubeflow import recorded_step
     from gated_training.steps.engineer_features import engineer_features
 
-    with recorded_step(step="engineer-features", notify_webhook_url=notify_webhook_url, artifact_uri=feature_metadata.uri):
+    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=feature_metadata.uri):
         outcome = engineer_features(
             dataset_path=dataset.path, target=target_column,
-            feature_settings=FeatureSettings(categorical_encoding=categorical_encoding, interaction_features=interaction_features,
-                            polynomial_degree=polynomial_degree, select_k_best=select_k_best,
-                            max_categories=max_categories, min_category_frequency=min_category_frequency),
-            split_settings=SplitSettings(test_size=test_size, split_key=split_key),
-            train_out=train_data.path, test_out=test_data.path, preprocessor_out=preprocessor.path, metadata_out=feature_metadata.path,
-            drift_report_path=drift_report.path,
+            feature_settings=from_group(cls=FeatureSettings, values=features, group="features"),
+            split_settings=from_group(cls=SplitSettings, values=split, group="split"),
+            train_out=train_data.path, test_out=test_data.path, preprocessor_out=preprocessor.path,
+            metadata_out=feature_metadata.path, drift_report_path=drift_report.path,
         )
     fingerprint, source = dataset.metadata.get("sha256", ""), dataset.metadata.get("source_uri", "")
     train_data.metadata.update({"format": "parquet", "rows": outcome.train_rows, "source_sha256": fingerprint,

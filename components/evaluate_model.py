@@ -14,30 +14,7 @@ def evaluate_model(
     validation_report: Input[Artifact],
     drift_html: Input[HTML],
     target_column: str,
-    min_accuracy: float,
-    min_balanced_accuracy: float,
-    min_f1: float,
-    min_roc_auc: float,
-    min_class_recall: float,
-    beat_prior_predictor: bool,
-    threshold_rule: str,
-    max_overfit_gap: float,
-    max_regression: float,
-    comparison_metric: str,
-    comparison_rule: str,
-    gate_alpha: float,
-    min_test_rows: int,
-    min_test_rows_per_class: int,
-    first_run_policy: str,
-    max_prediction_psi: float,
-    max_single_feature_score: float,
-    max_pair_feature_score: float,
-    max_unexplained_gain: float,
-    max_calibration_regression: float,
-    slice_by: str,
-    min_slice_rows: int,
-    min_slice_score: float,
-    segment_flip_action: str,
+    gate: dict,
     registry_uri: str,
     model_name: str,
     notify_webhook_url: str,
@@ -52,29 +29,25 @@ def evaluate_model(
     the same test rows with paired statistics, slices, segment flips and the drift gate's retrain_only hold.
     Returns "deploy" or "block"; a blocked run's summary (each failed check with its value, threshold and
     evidence) is written here and posted to the webhook."""
-    from gated_training.config import GateThresholds, settings_from
+    from gated_training.config import GateThresholds, from_group
     from gated_training.decisions import ModelGate
-    from gated_training.run_context import run_id_from_uri
-    from gated_training.kubeflow.records import recorded_step
+    from gated_training.kubeflow import recorded_step
+    from gated_training.reports import RunRecords, record_gate
     from gated_training.steps.evaluate_model import evaluate_model
-    from gated_training.reports.summary import record_gate
+    from gated_training.tracking import outcome_failed_on_error
 
-    from gated_training.tracking.runs import outcome_failed_on_error
-
-    arguments = dict(locals())  # the settings by name: GateThresholds takes the fields it declares
-
-    with recorded_step(step="evaluate-model", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri), \
+    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step, \
             outcome_failed_on_error(training_report_path=training_report.path):
-        thresholds = settings_from(cls=GateThresholds, params=arguments)
-        decision = evaluate_model(model_path=model.path, test_path=test_data.path, training_report_path=training_report.path, target=target_column, thresholds=thresholds,
-                                      registry_uri=registry_uri, model_name=model_name, decision_out=gate_decision.path, report_out=gate_report.path,
-                                      drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path,
-                                      drift_html_path=drift_html.path)
-        record_gate(step="evaluate-model", stopped=decision.decision != ModelGate.DEPLOY,
-                    validation_report_path=validation_report.path, drift_report_path=drift_report.path,
-                    gate_decision_path=gate_decision.path, deployment_path=None,
-                    kfp_run_id=run_id_from_uri(artifact_uri=run_summary.uri, task="evaluate-model"), summary_json_out=run_summary.path,
-                    markdown_out=summary.path, webhook_url=notify_webhook_url,
+        decision = evaluate_model(model_path=model.path, test_path=test_data.path,
+                                  training_report_path=training_report.path, target=target_column,
+                                  thresholds=from_group(cls=GateThresholds, values=gate, group="gate"), registry_uri=registry_uri,
+                                  model_name=model_name, decision_out=gate_decision.path, report_out=gate_report.path,
+                                  drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path,
+                                  drift_html_path=drift_html.path)
+        record_gate(step=step, stopped=decision.decision != ModelGate.DEPLOY,
+                    records=RunRecords(validation_report=validation_report.path, drift_report=drift_report.path,
+                                       gate_decision=gate_decision.path),
+                    summary_json_out=run_summary.path, markdown_out=summary.path, webhook_url=notify_webhook_url,
                     links={"gate report": gate_report.uri, "drift report": drift_html.uri, "summary": summary.uri})
     for name, value in decision.candidate["metrics"].items():
         metrics.log_metric(name, value)

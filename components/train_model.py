@@ -12,14 +12,7 @@ def train_model(
     feature_metadata: Input[Artifact],
     drift_report: Input[Artifact],
     target_column: str,
-    estimator: str,
-    n_estimators: int,
-    max_depth: int,
-    min_samples_split: int,
-    learning_rate: float,
-    random_state: int,
-    cv_folds: int,
-    cv_max_rows: int,
+    training: dict,
     mlflow_tracking_uri: str,
     mlflow_experiment: str,
     pipeline_version: str,
@@ -30,19 +23,20 @@ def train_model(
     training_metrics: Output[Metrics],
 ):
     """Cross-validate and fit the estimator; log params, metrics, model, data fingerprint and drift to MLflow."""
-    from gated_training.config import ModelSettings
-    from gated_training.run_context import run_id_from_uri
-    from gated_training.kubeflow.records import recorded_step
+    from gated_training.config import ModelSettings, from_group
+    from gated_training.kubeflow import recorded_step
     from gated_training.steps.train_model import train_model
 
-    with recorded_step(step="train-model", notify_webhook_url=notify_webhook_url, artifact_uri=training_report.uri):
+    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=training_report.uri) as step:
         outcome = train_model(
-            train_path=train_data.path, test_path=test_data.path, preprocessor_path=preprocessor.path, feature_metadata_path=feature_metadata.path, target=target_column,
-            settings=ModelSettings(estimator=estimator, n_estimators=n_estimators, max_depth=max_depth, min_samples_split=min_samples_split, learning_rate=learning_rate, random_state=random_state, cv_folds=cv_folds,
-                          cv_max_rows=cv_max_rows),
-            tracking_uri=mlflow_tracking_uri, experiment=mlflow_experiment, data_sha256=train_data.metadata.get("source_sha256", ""), kfp_run_id=run_id_from_uri(artifact_uri=training_report.uri, task="train-model"),
+            train_path=train_data.path, test_path=test_data.path, preprocessor_path=preprocessor.path,
+            feature_metadata_path=feature_metadata.path, target=target_column,
+            settings=from_group(cls=ModelSettings, values=training, group="training"),
+            tracking_uri=mlflow_tracking_uri, experiment=mlflow_experiment,
+            data_sha256=train_data.metadata.get("source_sha256", ""), kfp_run_id=step.run_id,
             data_uri=train_data.metadata.get("source_uri", ""), pipeline_version=pipeline_version,
-            model_out=model.path, report_out=training_report.path, importances_out=feature_importances.path, drift_report_path=drift_report.path,
+            model_out=model.path, report_out=training_report.path, importances_out=feature_importances.path,
+            drift_report_path=drift_report.path,
         )
     model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})
     training_metrics.log_metric("cv_accuracy_mean", outcome.cv_accuracy_mean)

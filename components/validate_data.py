@@ -23,14 +23,11 @@ def validate_data(
     """Data gate: validate the batch with its GX suite. Returns "passed" or "blocked"; a blocked run's
     summary (which critical expectations failed, with observed values) is written here and posted to the webhook."""
     from gated_training.decisions import DataGate
-    from gated_training.run_context import run_id_from_uri
-    from gated_training.kubeflow.records import recorded_step
+    from gated_training.kubeflow import recorded_step
+    from gated_training.reports import RunRecords, check_webhook_url, record_gate
     from gated_training.steps.validate_data import validate_data
-    from gated_training.reports.summary import record_gate
 
-    from gated_training.reports.notify import check_webhook_url
-
-    with recorded_step(step="validate-data", notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri):
+    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step:
         # The first step checks the webhook with the other run parameters: a run form's bad URL (a raw CR/LF,
         # a metadata address) fails the run here, naming the parameter, not a later notification.
         check_webhook_url(notify_webhook_url)
@@ -39,10 +36,8 @@ def validate_data(
             dataset_out=dataset.path, report_out=validation_report.path, data_docs_out=data_docs.path,
             pinned_suite_sha256=suite_sha256, max_input_mb=max_input_mb,
         )
-        record_gate(step="validate-data", stopped=not outcome.passed, validation_report_path=validation_report.path,
-                    gate_decision_path=None, deployment_path=None,
-                    kfp_run_id=run_id_from_uri(artifact_uri=run_summary.uri, task="validate-data"), summary_json_out=run_summary.path,
-                    markdown_out=summary.path, webhook_url=notify_webhook_url,
+        record_gate(step=step, stopped=not outcome.passed, records=RunRecords(validation_report=validation_report.path),
+                    summary_json_out=run_summary.path, markdown_out=summary.path, webhook_url=notify_webhook_url,
                     links={"data docs": data_docs.uri, "summary": summary.uri})
     dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count,
                              "source_uri": data_uri})

@@ -40,9 +40,9 @@ from kfp.dsl import PipelineTask
 
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
-from gated_training.reports.notify import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
+from gated_training.reports import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
-from gated_training.registry.signing import KEY_ENV as REGISTRY_KEY_ENV
+from gated_training.registry import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.step_table import STEP, STEPS, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
@@ -171,8 +171,9 @@ def load_resources_file(path: Path) -> dict[str, StepResources]:
     return overrides
 
 
-def configure_step(task: PipelineTask, step_id: str, settings: ClusterSettings) -> PipelineTask:
-    """Display name, resources, no caching, and what the step table says it touches: credentials
+def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTask:
+    """Configure a task from its step's row in the step table (found by the task's component name): display
+    name, resources, no caching, and what the step table says it touches: credentials
     for network steps, the signing key for registry steps, the webhook secret for every step
     (each posts its own failure), the GCS key for every step (the KFP launcher in every pod moves
     its artifacts under a gs:// pipeline root).
@@ -182,6 +183,9 @@ def configure_step(task: PipelineTask, step_id: str, settings: ClusterSettings) 
     inside the step instead, alike on every backend (google-cloud-storage's retry with a budget,
     MLflow's HTTP retries; ``storage.gcs_retry``, ``tracking.HTTP_BUDGET_DEFAULTS``).
     """
+    step_id = task.component_spec.name  # components are named after their steps: validate_data → validate-data
+    if step_id not in STEP:
+        raise ClusterConfigError(f"component {step_id!r} is not a step of the step table (gated_training/step_table.py)")
     step = STEP[step_id]
     resources = settings.resources[step_id]
     task.set_display_name(step.display_name)

@@ -24,7 +24,7 @@ DEFAULT_OUTPUT = Path("compiled/training_pipeline.yaml")
 def baked_parameters(params_file: str, declared: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     """The parameters of ``params_file``, typed and validated as `submit` would send them."""
     from gated_training.cli.common import load_params_file, resolve_parameters
-    from gated_training.config import validate_run_parameters
+    from gated_training.kubeflow import validate as validate_run_parameters
     from gated_training.errors import ConfigError
     from gated_training.run_context import check_cluster_parameters
     from pipelines.cluster import ClusterConfigError, ClusterSettings
@@ -36,7 +36,22 @@ def baked_parameters(params_file: str, declared: dict[str, tuple[str, Any]]) -> 
         check_cluster_parameters(merged, ClusterSettings.from_env(os.environ).allow_pod_local_state)
     except ConfigError as exc:
         raise ClusterConfigError(f"PARAMS={params_file}: {exc}") from exc
-    return {name: merged[name] for name in given}
+    from gated_training.kubeflow import touched
+
+    return {name: merged[name] for name in touched([given], declared)}
+
+
+def _sorted_default(line: str) -> str:
+    """kfp's header comment lists a dict parameter's default in the order protobuf gave it, which varies between
+    compiles: keys sorted, so the same pipeline compiles to the same bytes."""
+    import ast
+    import re
+
+    match = re.match(r"^(#\s+\w+: dict \[Default: )(\{.*\})(\]\s*)$", line)
+    if not match:
+        return line
+    value = ast.literal_eval(match.group(2))
+    return f"{match.group(1)}{dict(sorted(value.items()))!r}{match.group(3)}"
 
 
 def _write_for_every_backend(output: Path) -> None:
@@ -45,7 +60,7 @@ def _write_for_every_backend(output: Path) -> None:
     from pipelines.cluster import for_every_backend
 
     text = output.read_text()
-    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    header = "".join(_sorted_default(line) for line in text.splitlines(keepends=True) if line.startswith("#"))
     documents = list(yaml.safe_load_all(text))
     if len(documents) > 1:
         documents[1] = for_every_backend(documents[1])
@@ -55,7 +70,7 @@ def _write_for_every_backend(output: Path) -> None:
 def compile_pipeline(output: Path = DEFAULT_OUTPUT, params_file: str | None = None) -> Path:
     from kfp import compiler
 
-    from gated_training.kubeflow.spec import component_inputs
+    from gated_training.kubeflow import component_inputs
     from pipelines.training_pipeline import training_pipeline
 
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,17 @@ DEFAULT_MLFLOW_EXPERIMENT = "gated-training"
 
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A settings field with its one-line description: the one place a setting's name, default and meaning
+    are written. The pipeline's run form, its descriptions and docs/parameters.md are derived from these."""
+    return field(default=default, metadata={"doc": doc})
+
+
+def describe(cls: type, name: str) -> str:
+    """A field's one-line description."""
+    return next(f.metadata.get("doc", "") for f in fields(cls) if f.name == name)
 
 
 def check_sha256_parameter(name: str, value: str) -> str:
@@ -89,44 +100,44 @@ def require_non_negative(name: str, value: Any) -> float:
 class GateThresholds:
     """The model gate (docs/gate.md). A minimum of 0.0 switches that check off (min_f1, min_roc_auc, ...)."""
 
-    min_accuracy: float = 0.85
+    min_accuracy: float = setting(0.85, "minimum test accuracy, in [0, 1]")
     # Imbalance-aware floor: mean recall over the classes (a constant guess scores 1/K whatever the imbalance).
-    min_balanced_accuracy: float = 0.55
-    min_f1: float = 0.0
-    min_roc_auc: float = 0.0
-    min_class_recall: float = 0.0  # every class's recall at least this; 0 switches it off
+    min_balanced_accuracy: float = setting(0.55, "minimum balanced accuracy (mean recall over the classes; a constant guess scores 1/K whatever the imbalance); 0 switches it off")
+    min_f1: float = setting(0.0, "minimum macro F1 on the test split; 0 switches it off")
+    min_roc_auc: float = setting(0.0, "minimum ROC AUC on the test split (one-vs-rest for multiclass); 0 switches it off")
+    min_class_recall: float = setting(0.0, "every class's recall at least this; 0 switches it off")
     # The candidate's balanced accuracy must be shown above the prior predictor's (always the majority class).
-    beat_prior_predictor: bool = True
+    beat_prior_predictor: bool = setting(True, "the candidate's balanced accuracy must be shown above the prior predictor's (always the training split's most common class): the paired interval above 0")
     # point: the estimate must reach each absolute threshold; lower_bound: the lower end of its interval must.
-    threshold_rule: str = "point"
-    max_overfit_gap: float = 0.15
-    max_regression: float = 0.01
-    comparison_metric: str = "accuracy"
+    threshold_rule: str = setting("point", "point (each absolute threshold against the estimate) or lower_bound (against the lower end of its interval)")
+    max_overfit_gap: float = setting(0.15, "maximum train accuracy minus test accuracy")
+    max_regression: float = setting(0.01, "the margin below the champion on the same test rows: non_inferiority needs the interval's lower bound above minus this; no_significant_regression warns when the estimate falls below it without significance")
+    comparison_metric: str = setting("accuracy", "the metric compared with the champion: accuracy, balanced_accuracy, f1 or roc_auc")
     # no_significant_regression: block a candidate the rows show worse (a point estimate below -max_regression
     # that is noise is a warning); non_inferiority: the interval's lower bound must clear -max_regression.
-    comparison_rule: str = "no_significant_regression"
-    gate_alpha: float = 0.05  # the tests' significance level; intervals are at 1 - gate_alpha
+    comparison_rule: str = setting("no_significant_regression", "no_significant_regression (block a candidate the rows show worse, p < gate_alpha) or non_inferiority (the difference's interval lower bound at least -max_regression)")
+    gate_alpha: float = setting(0.05, "the model gate's significance level, in (0, 0.2]; intervals are at 1 - gate_alpha")
     # Minimum evidence: a test split (and a comparison) with fewer rows, or fewer of a class, decides nothing.
-    min_test_rows: int = 30
-    min_test_rows_per_class: int = 5
-    first_run_policy: str = "deploy_if_thresholds_pass"
+    min_test_rows: int = setting(30, "minimum test (and comparison) rows for any decision; fewer blocks and says how many are needed")
+    min_test_rows_per_class: int = setting(5, "minimum test rows of every class for any decision")
+    first_run_policy: str = setting("deploy_if_thresholds_pass", "with no champion yet: deploy_if_thresholds_pass, or block")
     # PSI between the candidate's and the champion's predictions on the same test split, tolerated
     # unless the candidate is shown better (its interval above 0); 0 switches it off.
-    max_prediction_psi: float = 0.2
+    max_prediction_psi: float = setting(0.2, "maximum PSI between the candidate's and the champion's predictions on the same rows, unless the candidate is shown better; 0 switches it off")
     # Leakage: any one feature predicting the label this well alone (balanced accuracy) blocks; 0 switches it off.
-    max_single_feature_score: float = 0.95
+    max_single_feature_score: float = setting(0.95, "leakage: block when one feature alone predicts the label (balanced test accuracy) above this; 0 switches it off")
     # Leakage: a pair of columns that predicts the label this well together (and clearly better than either alone).
-    max_pair_feature_score: float = 0.95
+    max_pair_feature_score: float = setting(0.95, "leakage: block when a pair of the model's most important columns predicts the label above this together and clearly beyond what they add up to; 0 switches it off")
     # A candidate beating the champion by more than this, with nothing to explain it, blocks; 0 switches it off.
-    max_unexplained_gain: float = 0.15
+    max_unexplained_gain: float = setting(0.15, "leakage: block a candidate that beats the champion by more than this (not when the batch drifted); 0 switches it off")
     # The candidate's Brier score may exceed the champion's by at most this; 0 switches the check off.
-    max_calibration_regression: float = 0.0
+    max_calibration_regression: float = setting(0.0, "the candidate's Brier score may exceed the champion's by at most this, paired per row; 0 switches it off")
     # Sliced checks: comma-separated columns; each slice with min_slice_rows rows is compared with the champion.
-    slice_by: str = ""
-    min_slice_rows: int = 30
-    min_slice_score: float = 0.0  # a floor on comparison_metric in every slice; 0 switches it off
+    slice_by: str = setting("", "comma-separated columns; every slice with min_slice_rows comparison rows is compared with the champion (Holm-corrected). Empty: no slices")
+    min_slice_rows: int = setting(30, "slices with fewer comparison rows are not judged")
+    min_slice_score: float = setting(0.0, "a floor on comparison_metric in every judged slice; 0 switches it off")
     # Disagreements between champion and candidate concentrated in one small segment: warn or block.
-    segment_flip_action: str = "warn"
+    segment_flip_action: str = setting("warn", "disagreements between champion and candidate concentrated in one small segment: warn or block")
 
     def __post_init__(self) -> None:
         for name in ("min_accuracy", "min_balanced_accuracy", "min_f1", "min_roc_auc", "min_class_recall",
@@ -161,25 +172,25 @@ class DriftPolicy:
     ``retrain_only`` trains and evaluates a candidate on the drifted batch but never deploys it.
     """
 
-    drift_action: str = "block"
-    drift_psi_threshold: float = 0.2
-    drift_max_drifted_share: float = 0.3
-    drift_critical_features: str = ""  # comma-separated: any of these drifting drifts the dataset
-    force_retrain: bool = False  # train even on the champion's own training data (e.g. new hyperparameters)
+    drift_action: str = setting("block", "what a drifted batch does: block (stop before training), warn (report, go on) or retrain_only (train and evaluate, never deploy)")
+    drift_psi_threshold: float = setting(0.2, "a feature drifts when its PSI exceeds this (or its KS / chi-squared test is significant with a material effect)")
+    drift_max_drifted_share: float = setting(0.3, "the batch drifts when this share of features drifted, in (0, 1]")
+    drift_critical_features: str = setting("", "comma-separated columns; any of them drifting drifts the batch")
+    force_retrain: bool = setting(False, "train even when the batch is the champion's own training data (otherwise the run is skipped: no_new_data)")
     # One feature this far off drifts the batch whatever the share (0 switches each off).
-    drift_severe_psi: float = 1.0
-    drift_severe_out_of_range: float = 0.1
+    drift_severe_psi: float = setting(1.0, "one feature with a PSI at or above this drifts the batch whatever the share; 0 switches it off")
+    drift_severe_out_of_range: float = setting(0.1, "one feature with this share of values outside the champion's range (or unseen categories) drifts the batch; 0 switches it off")
     # The schema contract: a column the champion was not trained on blocks, or is dropped with a warning.
-    new_columns: str = "block"
+    new_columns: str = setting("block", "the schema contract: block (a column the champion was not trained on blocks) or ignore (dropped, with a warning); a missing feature always blocks")
     # Label shift: a segment whose label shares moved far beyond sampling noise (Holm-corrected tests at
     # drift_alpha, and a class's share moved by at least label_shift_min_difference) blocks, or warns.
-    label_shift_action: str = "block"
-    label_shift_min_difference: float = 0.2
+    label_shift_action: str = setting("block", "a segment whose label shares moved far beyond sampling noise since the champion's training rows: block or warn")
+    label_shift_min_difference: float = setting(0.2, "label shift: a class's share must move by at least this (and the Holm-corrected test be significant) to count")
     # Statistical tests (not pipeline parameters): a feature also drifts when its KS / chi-squared test
     # is significant at drift_alpha with a material effect (KS statistic / Cramér's V at least these).
-    drift_alpha: float = 0.01
-    drift_min_ks_statistic: float = 0.1
-    drift_min_cramers_v: float = 0.1
+    drift_alpha: float = setting(0.01, "the drift and label-shift tests' significance level")
+    drift_min_ks_statistic: float = setting(0.1, "a numeric feature's KS test counts only with at least this statistic")
+    drift_min_cramers_v: float = setting(0.1, "a categorical feature's chi-squared test counts only with at least this Cramér's V")
 
     def __post_init__(self) -> None:
         require_choice("drift_action", self.drift_action, DRIFT_ACTIONS)
@@ -215,14 +226,14 @@ class DriftPolicy:
 class FeatureSettings:
     """Preprocessing. Interactions, polynomials and SelectKBest are off by default."""
 
-    categorical_encoding: str = "onehot"
-    interaction_features: bool = False
-    polynomial_degree: int = 1
-    select_k_best: int = 0  # 0 keeps every engineered feature
+    categorical_encoding: str = setting("onehot", "onehot or ordinal; both tolerate categories unseen in training")
+    interaction_features: bool = setting(False, "add pairwise interaction features")
+    polynomial_degree: int = setting(1, "polynomial feature degree; 1 switches polynomial features off")
+    select_k_best: int = setting(0, "keep the k best engineered features (ANOVA F); 0 keeps all")
     # Bounded memory on any table: at most this many levels per categorical column (0: no cap),
     # and levels rarer than min_category_frequency training rows are pooled.
-    max_categories: int = 50
-    min_category_frequency: int = 5
+    max_categories: int = setting(50, "at most this many encoded levels per categorical column (the rest pooled as infrequent); 0: no cap")
+    min_category_frequency: int = setting(5, "levels seen in fewer training rows are pooled as infrequent; 0 keeps every level")
 
     def __post_init__(self) -> None:
         require_choice("categorical_encoding", self.categorical_encoding, ENCODINGS)
@@ -242,8 +253,8 @@ class SplitSettings:
     """The stable split: a row is a test row when the hash of its features (or of ``split_key``)
     falls below ``test_size``. No seed: ``ModelSettings.random_state`` seeds the folds and the estimator."""
 
-    test_size: float = 0.2
-    split_key: str = ""  # a key column to hash instead of the whole row
+    test_size: float = setting(0.2, "share of rows held out for testing, in [0.05, 0.5]; a row is a test row when the hash of its features (or of split_key) falls below it, in every run")
+    split_key: str = setting("", "a key column to hash for the split instead of the whole row (e.g. a customer id). Empty: the row's features")
 
     def __post_init__(self) -> None:
         if not isinstance(self.split_key, str):
@@ -263,14 +274,14 @@ class ModelSettings:
     sample of that many rows (0: always every row); the final model always sees the whole split.
     """
 
-    estimator: str = "random_forest"
-    n_estimators: int = 100
-    max_depth: int = 10
-    min_samples_split: int = 5
-    learning_rate: float = 0.1
-    random_state: int = 42
-    cv_folds: int = 5
-    cv_max_rows: int = 200_000
+    estimator: str = setting("random_forest", "random_forest or hist_gradient_boosting")
+    n_estimators: int = setting(100, "trees (random_forest) or boosting iterations (hist_gradient_boosting)")
+    max_depth: int = setting(10, "maximum tree depth; 0 means unlimited")
+    min_samples_split: int = setting(5, "random_forest only: minimum rows to split a node")
+    learning_rate: float = setting(0.1, "hist_gradient_boosting only, in (0, 1]")
+    random_state: int = setting(42, "seed for the folds and the estimator (the split is by hash, not by seed)")
+    cv_folds: int = setting(5, "stratified folds for cross-validation on the training split")
+    cv_max_rows: int = setting(200_000, "above this many training rows, cross-validation runs on a stratified sample of this size; 0 always uses every row")
 
     def __post_init__(self) -> None:
         require_choice("estimator", self.estimator, ESTIMATORS)
@@ -295,11 +306,11 @@ class ServingSettings:
     promote` (100: all traffic at once). ``serving_service_account``: the predictor's service account,
     which reads the registry (empty: the namespace's default)."""
 
-    serving_namespace: str = ""
-    serving_mode: str = "Knative"
-    canary_traffic_percent: int = 10
-    serving_ready_timeout_seconds: int = 600
-    serving_service_account: str = ""
+    serving_namespace: str = setting("", "serve the new champion with KServe in this namespace (serve-model). Empty: no serving")
+    serving_mode: str = setting("Knative", "KServe deployment mode: Knative (Serverless) or Standard (RawDeployment; canaries need KServe 0.20+)")
+    canary_traffic_percent: int = setting(10, "the new version's share of the traffic as a canary, 1-100 (100 rolls out at once)")
+    serving_ready_timeout_seconds: int = setting(600, "how long the new generation has to become Ready before its canary is aborted and the champion restored")
+    serving_service_account: str = setting("", "the serving pods' service account (reads the gs:// registry). Empty: the namespace default")
 
     def __post_init__(self) -> None:
         import re
@@ -316,10 +327,76 @@ class ServingSettings:
                            require_int("serving_ready_timeout_seconds", self.serving_ready_timeout_seconds, 1, 86_400))
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """What a run reads and writes: the data, its suite, the registry, MLflow and the webhook (flat in the run form)."""
+
+    data_uri: str = setting("data/german_credit.csv", "the incoming batch, CSV or Parquet: a path (inside the image on a "
+                            "cluster) or gs://bucket/key")
+    target_column: str = setting("risk", "the label column; string or integer labels, two classes or more")
+    suite_uri: str = setting("", "Great Expectations suite JSON (path or gs://). Empty: <data name>.expectations.json "
+                             "beside the data. Only allowlisted expectations load; row conditions only in GX's "
+                             "structured or great_expectations form")
+    suite_sha256: str = setting("", "pin the suite: a run whose suite has another SHA-256 is blocked without running it. "
+                                "Empty: not pinned (the digest is recorded in the manifest)")
+    max_input_mb: float = setting(DEFAULT_MAX_INPUT_MB, "largest data file accepted, in MiB (also once decompressed); "
+                                  "inputs must be regular files or gs:// objects")
+    min_quality_score: float = setting(DEFAULT_MIN_QUALITY_SCORE, "data gate: minimum share of passed expectations, in "
+                                       "[0, 1]; critical failures block regardless")
+    registry_uri: str = setting(DEFAULT_REGISTRY_URI, "model registry root: a folder or gs://bucket/prefix (gs:// on a cluster)")
+    model_name: str = setting(DEFAULT_MODEL_NAME, "name of the model in the registry and in MLflow's model registry")
+    mlflow_tracking_uri: str = setting("", "MLflow tracking URI. Empty: MLFLOW_TRACKING_URI, else "
+                                       "sqlite:///.gated-training/mlflow.db")
+    mlflow_experiment: str = setting(DEFAULT_MLFLOW_EXPERIMENT, "MLflow experiment name")
+    pipeline_version: str = setting("", "the pipeline version this run executes, recorded in the manifest; submit and "
+                                    "schedule set it")
+    notify_webhook_url: str = setting("", "Slack-compatible webhook posted when a run ends blocked, skipped or failed. "
+                                      "Empty: GATED_TRAINING_WEBHOOK_URL (a secret), else none")
+
+
+# The run form's groups: one JSON object per settings class, any subset of its keys (docs/parameters.md).
+GROUPS: dict[str, type] = {}
+
+
+def _groups() -> dict[str, type]:
+    return {"gate": GateThresholds, "drift": DriftPolicy, "features": FeatureSettings, "split": SplitSettings,
+            "training": ModelSettings, "serving": ServingSettings}
+
+
+def group_of(name: str) -> str | None:
+    """The group a setting's flat name belongs to (``min_accuracy`` → ``gate``), or None."""
+    return next((group for group, cls in GROUPS.items() if name in {f.name for f in fields(cls)}), None)
+
+
+def group_defaults(cls: type) -> dict[str, Any]:
+    """Every setting of a group with its default: the run form's default for the group."""
+    return asdict(cls())
+
+
 def settings_from(cls: type, params: dict[str, Any]) -> Any:
-    """Build ``cls`` from the subset of ``params`` that names its fields."""
+    """Build ``cls`` from the subset of ``params`` that names its fields (other names are left alone)."""
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in params.items() if k in names})
+
+
+def from_group(cls: type, values: Any, group: str) -> Any:
+    """Build ``cls`` from a run form group: a mapping of any of its settings (the rest take their
+    defaults); a name it does not know, or anything but a mapping, is a ConfigError naming it."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"parameter {group}: expected a JSON object of settings, not {type(values).__name__}")
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"parameter {group}: unknown setting(s) {', '.join(map(repr, unknown))}; "
+                          f"{group}'s settings are: {', '.join(names)}")
+    return cls(**values)
+
+
+def field_kind(cls: type, name: str) -> str:
+    """``bool``, ``int``, ``float`` or ``str``: how a setting given as text is read."""
+    annotation = next(f.type for f in fields(cls) if f.name == name)
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return next((kind for kind in ("bool", "int", "float") if text == kind), "str")
 
 
 def read_yaml_mapping(path: str | Path, label: str) -> dict[str, Any]:
@@ -337,28 +414,4 @@ def read_yaml_mapping(path: str | Path, label: str) -> dict[str, Any]:
     return document
 
 
-def validate_run_parameters(params: dict[str, Any]) -> dict[str, Any]:
-    """Validate every typed section of a run's parameters; return them as plain dicts."""
-    for required in ("data_uri", "target_column"):
-        if not str(params.get(required) or "").strip():
-            raise ConfigError(f"parameter {required} is required")
-    require_fraction("min_quality_score", params.get("min_quality_score", DEFAULT_MIN_QUALITY_SCORE))
-    max_input_bytes(params.get("max_input_mb", DEFAULT_MAX_INPUT_MB))
-    check_sha256_parameter("suite_sha256", str(params.get("suite_sha256") or ""))
-    from gated_training.registry.store import check_registry_parameters
-
-    check_registry_parameters(str(params.get("registry_uri", DEFAULT_REGISTRY_URI)),
-                              str(params.get("model_name", DEFAULT_MODEL_NAME)))
-    from gated_training.reports.notify import check_webhook_url
-
-    check_webhook_url(str(params.get("notify_webhook_url") or ""))
-    split_params = {"test_size": params.get("test_size", SplitSettings.test_size),
-                    "split_key": params.get("split_key", SplitSettings.split_key)}
-    return {
-        "thresholds": asdict(settings_from(GateThresholds, params)),
-        "features": asdict(settings_from(FeatureSettings, params)),
-        "split": asdict(SplitSettings(**split_params)),
-        "model": asdict(settings_from(ModelSettings, params)),
-        "drift": asdict(settings_from(DriftPolicy, params)),
-        "serving": asdict(settings_from(ServingSettings, params)),
-    }
+GROUPS.update(_groups())

@@ -133,11 +133,16 @@ def test_submit_sends_the_compiled_spec_and_exactly_the_given_parameters(kfp_api
 
     run, = kfp_api.calls("POST", "/apis/v2beta1/runs")
     assert run.body["display_name"] == "manual-1"
+    from gated_training.config import FeatureSettings, GateThresholds, ModelSettings, group_defaults
+
+    # Settings given by their flat names travel in their groups: the compiled defaults plus what was given.
     assert run.body["runtime_config"] == {
         "pipeline_root": "gs://kfp-root/runs",
-        "parameters": {"data_uri": "gs://data/batch.parquet", "min_accuracy": 0.8, "n_estimators": 200,
-                       "registry_uri": "gs://models/registry", "mlflow_tracking_uri": "https://mlflow.example.com",
-                       "interaction_features": True, "pipeline_version": expected_version_name()},
+        "parameters": {"data_uri": "gs://data/batch.parquet", "registry_uri": "gs://models/registry",
+                       "mlflow_tracking_uri": "https://mlflow.example.com", "pipeline_version": expected_version_name(),
+                       "gate": {**group_defaults(GateThresholds), "min_accuracy": 0.8},
+                       "training": {**group_defaults(ModelSettings), "n_estimators": 200},
+                       "features": {**group_defaults(FeatureSettings), "interaction_features": True}},
     }
     assert run.body["service_account"] == "pipeline-runner"
     assert run.body["pipeline_spec"] == compiled_documents()[0]
@@ -198,7 +203,7 @@ def test_submit_wait_gives_up_after_the_timeout_and_says_where_to_look(kfp_api, 
     (["--set", "mlflow_tracking_uri=https://mlflow"], "registry_uri='.gated-training/registry' is a path inside the pod"),
     (["--set", "registry_uri=gs://m/r"], "mlflow_tracking_uri='' would track into the pod"),
     ([*CLUSTER_STATE, "--set", "no_such=1"], "unknown parameter 'no_such'"),
-    ([*CLUSTER_STATE, "--set", "min_accuracy=high"], "parameter min_accuracy='high'"),
+    ([*CLUSTER_STATE, "--set", "min_accuracy=high"], "parameter gate.min_accuracy='high'"),
     ([*CLUSTER_STATE, "--set", "min_accuracy=1.5"], "min_accuracy"),
 ])
 def test_submit_refuses_bad_parameters_before_any_request(kfp_api, capsys, arguments, message):

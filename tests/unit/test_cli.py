@@ -4,25 +4,39 @@ import os
 import pytest
 
 from gated_training.cli import main
-from gated_training.cli.common import coerce_parameter, parse_assignments, resolve_parameters
+from gated_training.cli.common import parse_assignments, resolve_parameters
+from gated_training.kubeflow import coerce_parameter
 from gated_training.cli.run_commands import absolutise_local_paths
 from gated_training.errors import ConfigError
 from gated_training.kubeflow.spec import component_inputs
 from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA
 
-DECLARED = {"min_accuracy": ("Float", 0.85), "n_estimators": ("Integer", 100.0), "interaction_features": ("Boolean", False),
+DECLARED = {"gate": ("Dict", {"min_accuracy": 0.85, "max_regression": 0.01}), "training": ("Dict", {"n_estimators": 100.0}),
+            "features": ("Dict", {"interaction_features": False}), "max_input_mb": ("Float", 2048.0),
             "data_uri": ("String", "d.csv")}
 
 
-def test_parameters_are_typed_as_the_yaml_declares():
-    assert resolve_parameters(DECLARED, []) == {"min_accuracy": 0.85, "n_estimators": 100,
-                                                "interaction_features": False, "data_uri": "d.csv"}
-    resolved = resolve_parameters(DECLARED, [{"n_estimators": "30"}, {"interaction_features": "true", "min_accuracy": "0.7"}])
-    assert resolved["n_estimators"] == 30 and resolved["interaction_features"] is True and resolved["min_accuracy"] == 0.7
+def test_parameters_are_typed_as_the_yaml_declares_and_settings_land_in_their_group():
+    assert resolve_parameters(DECLARED, []) == {
+        "gate": {"min_accuracy": 0.85, "max_regression": 0.01}, "training": {"n_estimators": 100.0},
+        "features": {"interaction_features": False}, "max_input_mb": 2048.0, "data_uri": "d.csv"}
+    # flat (as before the groups), dotted, or inside the group; text from --set is typed by the setting
+    resolved = resolve_parameters(DECLARED, [{"n_estimators": "30"}, {"features.interaction_features": "true",
+                                                                      "gate": {"min_accuracy": "0.7"}}])
+    assert resolved["training"]["n_estimators"] == 30 and resolved["features"]["interaction_features"] is True
+    assert resolved["gate"] == {"min_accuracy": 0.7, "max_regression": 0.01}  # the group's other settings stay
 
 
 def test_later_layers_win():
-    assert resolve_parameters(DECLARED, [{"min_accuracy": 0.6}, {"min_accuracy": 0.9}])["min_accuracy"] == 0.9
+    assert resolve_parameters(DECLARED, [{"min_accuracy": 0.6}, {"gate.min_accuracy": 0.9}])["gate"]["min_accuracy"] == 0.9
+
+
+def test_a_group_given_as_json_text_and_bad_group_values_are_named():
+    assert resolve_parameters(DECLARED, [{"gate": '{"min_accuracy": 0.5}'}])["gate"]["min_accuracy"] == 0.5
+    with pytest.raises(ConfigError, match="parameter gate=.*expected a JSON object"):
+        resolve_parameters(DECLARED, [{"gate": "[1, 2]"}])
+    with pytest.raises(ConfigError, match=r"parameter training.n_estimators='ten': could not convert"):
+        resolve_parameters(DECLARED, [{"n_estimators": "ten"}])
 
 
 @pytest.mark.parametrize(
@@ -42,6 +56,8 @@ def test_bad_values_are_named(name, kfp_type, value, message):
 def test_unknown_parameter_lists_the_real_ones():
     with pytest.raises(ConfigError, match="unknown parameter 'min_acuracy'; the pipeline's parameters are: data_uri, "):
         resolve_parameters(DECLARED, [{"min_acuracy": 0.9}])
+    with pytest.raises(ConfigError, match="parameter gate.min_acuracy: unknown setting; gate's settings are: "):
+        resolve_parameters(DECLARED, [{"gate.min_acuracy": 0.9}])
 
 
 def test_set_syntax():
@@ -60,7 +76,8 @@ def test_local_paths_become_absolute_and_remote_ones_stay(tmp_path, monkeypatch)
 
 def test_the_compiled_yaml_declares_what_the_cli_offers():
     declared = component_inputs(COMPILED_PIPELINE)
-    assert {"data_uri", "target_column", "suite_uri", "min_accuracy", "registry_uri", "mlflow_tracking_uri"} <= set(declared)
+    assert {"data_uri", "target_column", "suite_uri", "registry_uri", "mlflow_tracking_uri"} <= set(declared)
+    assert "min_accuracy" in declared["gate"][1]  # --min-accuracy is gate.min_accuracy
 
 
 def test_config_errors_exit_2_and_still_write_a_summary(tmp_path, capsys):

@@ -27,19 +27,25 @@ def test_the_step_table_holds_the_designed_steps():
     assert step_table.tasks_ending_at(None) == []
 
 
-def test_every_component_is_named_after_its_step_and_records_under_that_id():
+def test_every_component_is_named_after_its_step_and_types_no_step_id():
+    """A component's function is its step's id with ``_`` (the step table's ``component_name``): recorded_step
+    derives the id from it and configure_step from the task's component name, so no component types a step id."""
     import ast
 
     components = {path.stem: path for path in (REPO_ROOT / "components").glob("*.py")
                   if path.stem not in ("__init__", "image")}
     assert set(components) == {step_table.component_name(step) for step in STEPS}
+    step_ids = set(STEPS)
     for name, path in components.items():
-        recorded = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("recorded_step", "write_record"):
-                step = node.args[0] if node.args else next(k.value for k in node.keywords if k.arg == "step")
-                recorded.add(step.value)
-        assert recorded == {name.replace("_", "-")}, (path, recorded)
+        tree = ast.parse(path.read_text())
+        functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+        assert functions == [name], (path, functions)
+        typed = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in step_ids}
+        assert not typed, f"{path.name} types step id(s) {typed}"
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "recorded_step"]
+        assert len(calls) == 1 and not calls[0].args and "step" not in {k.arg for k in calls[0].keywords}, path
+    pipeline = (REPO_ROOT / "pipelines" / "training_pipeline.py").read_text()
+    assert not [step for step in step_ids if f'"{step}"' in pipeline], "the pipeline types a step id"
 
 
 def test_components_call_the_library_by_keyword():
@@ -108,34 +114,31 @@ def test_components_never_pip_install_at_start(spec_document):
 def test_every_parameter_is_typed_and_described(spec_document):
     parameters = spec_document["root"]["inputDefinitions"]["parameters"]
     for name, parameter in parameters.items():
-        assert parameter["parameterType"] in {"STRING", "NUMBER_DOUBLE", "NUMBER_INTEGER", "BOOLEAN"}, name
+        assert parameter["parameterType"] in {"STRING", "NUMBER_DOUBLE", "NUMBER_INTEGER", "BOOLEAN", "STRUCT"}, name
         assert parameter.get("description"), f"{name} has no description in the run form"
         assert "defaultValue" in parameter or parameter.get("isOptional"), name
-    assert parameters["min_accuracy"]["defaultValue"] == 0.85
-    assert parameters["n_estimators"]["defaultValue"] == 100
+    assert parameters["gate"]["defaultValue"]["min_accuracy"] == 0.85
+    assert parameters["training"]["defaultValue"]["n_estimators"] == 100
+    assert "min_balanced_accuracy" in parameters["gate"]["description"]  # every key of a group is named
 
 
 def test_the_run_form_offers_every_setting_with_the_configs_defaults(spec_document):
-    """Every field of the settings classes is a pipeline parameter whose compiled default is the
-    class's default; the rest are the run-level parameters below. A field added to a class without
-    a parameter, or a default changed in one place only, fails here."""
+    """The run form is derived from the settings classes: the run-level parameters are RunSettings' fields with
+    its defaults and descriptions; each group is one settings class, its default every field's default. A
+    setting added to a class appears here by itself; a default changed in one place only fails here."""
     from dataclasses import fields
 
     from gated_training import config
 
     parameters = spec_document["root"]["inputDefinitions"]["parameters"]
-    not_parameters = {"drift_alpha", "drift_min_ks_statistic", "drift_min_cramers_v"}  # statistical constants
-    settings = [config.GateThresholds, config.DriftPolicy, config.FeatureSettings, config.SplitSettings,
-                config.ModelSettings, config.ServingSettings]
-    defaults = {f.name: f.default for cls in settings for f in fields(cls) if f.name not in not_parameters}
-    defaults.update({"min_quality_score": config.DEFAULT_MIN_QUALITY_SCORE, "max_input_mb": config.DEFAULT_MAX_INPUT_MB,
-                     "registry_uri": config.DEFAULT_REGISTRY_URI, "model_name": config.DEFAULT_MODEL_NAME,
-                     "mlflow_experiment": config.DEFAULT_MLFLOW_EXPERIMENT})
-    run_level = {"data_uri", "target_column", "suite_uri", "suite_sha256", "mlflow_tracking_uri", "pipeline_version",
-                 "notify_webhook_url"}
-    assert set(parameters) == set(defaults) | run_level
-    for name, default in defaults.items():
-        assert parameters[name].get("defaultValue", "") == default, name
+    run_level = {f.name: f for f in fields(config.RunSettings)}
+    assert set(parameters) == set(run_level) | set(config.GROUPS)
+    for name, field in run_level.items():
+        assert parameters[name].get("defaultValue", "") == field.default, name
+        assert parameters[name]["description"].lower().startswith(field.metadata["doc"][:40].lower()), name
+    for group, cls in config.GROUPS.items():
+        assert parameters[group]["defaultValue"] == config.group_defaults(cls), group
+        assert parameters[group]["parameterType"] == "STRUCT"
 
 
 def test_gates_branch_on_primitive_outputs(spec_document):
@@ -302,22 +305,28 @@ def test_every_step_entry_point_documents_its_arguments_and_result():
 
 
 def test_cluster_parameters_are_baked_into_the_run_form(tmp_path):
-    """`make compile PARAMS=cluster.params.yaml`: a run started from the UI is right by default."""
+    """`make compile PARAMS=cluster.params.yaml`: a run started from the UI is right by default. A setting given
+    flat (as before the groups) lands in its group, whose other settings keep their defaults."""
     params = tmp_path / "cluster.params.yaml"
     params.write_text("data_uri: gs://acme/credit/latest.parquet\nregistry_uri: gs://acme/registry\n"
-                      "mlflow_tracking_uri: https://mlflow.acme.internal\nmin_accuracy: 0.9\n")
+                      "mlflow_tracking_uri: https://mlflow.acme.internal\nmin_accuracy: 0.9\n"
+                      "training: {n_estimators: 300}\ngate.max_regression: 0.02\n")
     document = yaml.safe_load(compile_to(tmp_path / "p.yaml", extra_env={"PARAMS": str(params)}))
     parameters = document["root"]["inputDefinitions"]["parameters"]
     assert parameters["data_uri"]["defaultValue"] == "gs://acme/credit/latest.parquet"
     assert parameters["registry_uri"]["defaultValue"] == "gs://acme/registry"
     assert parameters["mlflow_tracking_uri"]["defaultValue"] == "https://mlflow.acme.internal"
-    assert parameters["min_accuracy"]["defaultValue"] == 0.9
-    assert parameters["n_estimators"]["defaultValue"] == 100  # not given: the config's default
+    gate = parameters["gate"]["defaultValue"]
+    assert (gate["min_accuracy"], gate["max_regression"], gate["min_test_rows"]) == (0.9, 0.02, 30)
+    assert parameters["training"]["defaultValue"]["n_estimators"] == 300
+    assert parameters["training"]["defaultValue"]["max_depth"] == 10  # not given: the config's default
 
 
 @pytest.mark.parametrize(("content", "message"), [
     ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nno_such: 1\n", "unknown parameter 'no_such'"),
     ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nmin_accuracy: 2\n", "min_accuracy"),
+    ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\ngate: {min_acuracy: 0.9}\n",
+     "parameter gate.min_acuracy: unknown setting; gate's settings are: min_accuracy"),
     ("registry_uri: /models/registry\nmlflow_tracking_uri: https://m\n",
      "registry_uri='/models/registry' is a path inside the pod"),
     ("registry_uri: gs://a/r\n", "mlflow_tracking_uri='' would track into the pod"),

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from gated_training.config import FeatureSettings, GateThresholds, ModelSettings, SplitSettings, validate_run_parameters
+from gated_training.config import FeatureSettings, GateThresholds, ModelSettings, SplitSettings
+from gated_training.kubeflow import validate as validate_run_parameters
 from gated_training.errors import ConfigError
 
 
@@ -59,23 +60,27 @@ def test_split_and_feature_settings_are_checked():
 
 
 def test_validate_run_parameters_checks_every_section():
-    valid = {"data_uri": "d.csv", "target_column": "y", "min_accuracy": 0.5, "cv_folds": 3, "min_quality_score": 0.8}
+    valid = {"data_uri": "d.csv", "target_column": "y", "gate": {"min_accuracy": 0.5}, "training": {"cv_folds": 3},
+             "min_quality_score": 0.8}
     checked = validate_run_parameters(valid)
-    assert checked["thresholds"]["min_accuracy"] == 0.5 and checked["model"]["cv_folds"] == 3
+    assert checked["gate"]["min_accuracy"] == 0.5 and checked["training"]["cv_folds"] == 3
+    assert checked["gate"]["max_regression"] == GateThresholds.max_regression  # the rest of a group: its defaults
     with pytest.raises(ConfigError, match="parameter target_column is required"):
         validate_run_parameters({**valid, "target_column": " "})
     with pytest.raises(ConfigError, match="min_quality_score=1.5"):
         validate_run_parameters({**valid, "min_quality_score": 1.5})
     with pytest.raises(ConfigError, match="min_accuracy=2.0"):
-        validate_run_parameters({**valid, "min_accuracy": 2.0})
+        validate_run_parameters({**valid, "gate": {"min_accuracy": 2.0}})
+    with pytest.raises(ConfigError, match="parameter gate: unknown setting\\(s\\) 'min_acuracy'"):
+        validate_run_parameters({**valid, "gate": {"min_acuracy": 0.5}})
 
 
 def test_validate_run_parameters_checks_the_drift_section_and_the_webhook():
-    valid = {"data_uri": "d.csv", "target_column": "y", "drift_action": "warn", "drift_critical_features": "a, b"}
+    valid = {"data_uri": "d.csv", "target_column": "y", "drift": {"drift_action": "warn", "drift_critical_features": "a, b"}}
     assert validate_run_parameters(valid)["drift"]["drift_action"] == "warn"
     with pytest.raises(ConfigError, match="parameter drift_action='stop': must be one of block, warn, retrain_only"):
-        validate_run_parameters({**valid, "drift_action": "stop"})
+        validate_run_parameters({**valid, "drift": {"drift_action": "stop"}})
     with pytest.raises(ConfigError, match="parameter max_prediction_psi=-0.1: must be a finite number >= 0"):
-        validate_run_parameters({**valid, "max_prediction_psi": -0.1})
+        validate_run_parameters({**valid, "gate": {"max_prediction_psi": -0.1}})
     with pytest.raises(ConfigError, match="notify_webhook_url: 'ftp://h/…' is not an http"):
         validate_run_parameters({**valid, "notify_webhook_url": "ftp://h/secret"})

@@ -45,10 +45,11 @@ def test_version_names_carry_package_version_commit_and_spec_hash():
 def test_package_reads_name_and_typed_parameters():
     package = read_package(COMPILED_PIPELINE)
     assert package.name == "gated-training"
-    assert package.parameters["min_accuracy"] == ("Float", 0.85)
-    assert package.parameters["n_estimators"] == ("Integer", 100)
-    assert package.parameters["interaction_features"] == ("Boolean", False)
-    assert package.parameters["data_uri"][0] == "String"
+    kind, gate = package.parameters["gate"]
+    assert kind == "Dict" and gate["min_accuracy"] == 0.85
+    assert package.parameters["training"][1]["n_estimators"] == 100
+    assert package.parameters["features"][1]["interaction_features"] is False
+    assert package.parameters["data_uri"][0] == "String" and package.parameters["max_input_mb"] == ("Float", 2048.0)
 
 
 @pytest.mark.parametrize(("content", "message"), [(None, "run `make compile` first"),

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gated_training.cli import main
-from gated_training.config import GateThresholds, validate_run_parameters
+from gated_training.config import GateThresholds
+from gated_training.kubeflow import validate as validate_run_parameters
 from gated_training.serving.layout import SERVED_MODEL_FILE
 from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import ConfigError, RegistryError

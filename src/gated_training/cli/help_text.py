@@ -90,3 +90,23 @@ def add_pages(parser: argparse.ArgumentParser) -> None:
         child.formatter_class = argparse.RawDescriptionHelpFormatter
         child.epilog = f"exit codes: {exits}\n\nexample" + ("s" if len(examples) > 1 else "") + ":\n" + "\n".join(
             f"  {example}" for example in examples)
+
+
+def synopsis(width: int = 110) -> str:
+    """Every command's usage line, as argparse prints it at ``width`` columns: docs/parameters.md's synopsis
+    (``make docs`` writes it; a test compares it with the parser)."""
+    from gated_training.cli import build_parser
+
+    lines: list[str] = []
+
+    def visit(parser: argparse.ArgumentParser) -> None:
+        subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        if not subcommands:
+            parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=width)
+            lines.append(parser.format_usage().removeprefix("usage: ").rstrip())
+            return
+        for child in dict.fromkeys(subcommands[0].choices.values()):
+            visit(child)
+
+    visit(build_parser())
+    return "\n".join(lines) + "\n"

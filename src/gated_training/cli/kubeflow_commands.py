@@ -10,11 +10,11 @@ from gated_training.cli.common import (DEFAULT_PIPELINE, EXIT_FAILED, EXIT_OK, l
                                        resolve_parameters)
 
 if TYPE_CHECKING:
-    from gated_training.kubeflow.client import Connection, PipelinePackage
+    from gated_training.kubeflow import Connection, PipelinePackage
 
 
 def connection_from(args: argparse.Namespace) -> "Connection":
-    from gated_training.kubeflow.client import Connection, read_token
+    from gated_training.kubeflow import Connection, read_token
 
     return Connection(host=args.host, namespace=args.namespace, token=read_token(args.token_file),
                       sa_token_path=args.sa_token_path, kube_context=args.kube_context, ca_cert=args.ca_cert,
@@ -26,7 +26,7 @@ def cluster_parameters(args: argparse.Namespace, package: "PipelinePackage") -> 
 
     Only what was given is sent: the run form in the UI shows the compiled defaults for the rest.
     """
-    from gated_training.config import validate_run_parameters
+    from gated_training.kubeflow import validate as validate_run_parameters
     from gated_training.run_context import check_cluster_parameters
 
     given: dict[str, Any] = {}
@@ -35,7 +35,10 @@ def cluster_parameters(args: argparse.Namespace, package: "PipelinePackage") -> 
     merged = resolve_parameters(package.parameters, [given])  # types every value, rejects unknown names
     validate_run_parameters(merged)
     check_cluster_parameters(merged, args.allow_pod_local_state)
-    return {name: merged[name] for name in given}
+    from gated_training.kubeflow import touched
+
+    # A setting given flat or dotted sends its whole group: the compiled defaults (PARAMS included) plus the change.
+    return {name: merged[name] for name in touched([given], package.parameters)}
 
 
 def run_name_for(package_name: str) -> str:
@@ -45,7 +48,7 @@ def run_name_for(package_name: str) -> str:
 
 
 def _backend_line(client: Any, connection: "Connection") -> None:
-    from gated_training.kubeflow.client import pipeline_namespace
+    from gated_training.kubeflow import pipeline_namespace
 
     backend = client.backend
     namespace = pipeline_namespace(client, connection)
@@ -54,7 +57,7 @@ def _backend_line(client: Any, connection: "Connection") -> None:
 
 
 def command_upload(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow.client import check_pullable, connect, default_version_name, read_package, upload
+    from gated_training.kubeflow import check_pullable, connect, default_version_name, read_package, upload
 
     package = read_package(Path(args.pipeline))
     check_pullable(package)
@@ -74,8 +77,7 @@ def command_upload(args: argparse.Namespace) -> int:
 
 
 def command_submit(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow.client import (RunRequest, check_pullable, connect, default_version_name, read_package,
-                                         resolve_version, submit, wait_for_run)
+    from gated_training.kubeflow import RunRequest, check_pullable, connect, default_version_name, read_package, resolve_version, submit, wait_for_run
 
     package = read_package(Path(args.pipeline))
     if not args.version:
@@ -105,9 +107,8 @@ def command_submit(args: argparse.Namespace) -> int:
 
 
 def command_schedule_create(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow.client import (ScheduleRequest, connect, create_schedule, default_version_name,
-                                         read_package, resolve_version)
-    from gated_training.kubeflow.schedules import parse_interval, validate_cron
+    from gated_training.kubeflow import ScheduleRequest, connect, create_schedule, default_version_name, read_package, resolve_version
+    from gated_training.kubeflow import parse_interval, validate_cron
 
     cron = validate_cron(args.cron) if args.cron else None
     interval = parse_interval(args.interval) if args.interval else None
@@ -136,7 +137,7 @@ def command_schedule_create(args: argparse.Namespace) -> int:
 
 
 def command_schedule_list(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow.client import connect, describe_trigger, find_schedules
+    from gated_training.kubeflow import connect, describe_trigger, find_schedules
 
     connection = connection_from(args)
     schedules = find_schedules(connect(connection), connection)
@@ -152,7 +153,7 @@ def command_schedule_list(args: argparse.Namespace) -> int:
 
 
 def command_schedule_change(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow.client import change_schedule, connect
+    from gated_training.kubeflow import change_schedule, connect
 
     connection = connection_from(args)
     schedule = change_schedule(connect(connection), connection, args.schedule, args.action)

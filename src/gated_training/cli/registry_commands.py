@@ -12,7 +12,7 @@ from gated_training.cli.common import EXIT_FAILED, EXIT_OK, add_registry_argumen
 from gated_training.errors import ConfigError
 
 def command_history(args: argparse.Namespace) -> int:
-    from gated_training.registry.operations import history
+    from gated_training.registry import history
 
     registry = registry_from(args)
     rows, problems = history(registry)
@@ -20,7 +20,7 @@ def command_history(args: argparse.Namespace) -> int:
         print(f"no versions in {registry.root}")
     for row in rows:
         marker = "*" if row.champion else " "
-        from gated_training.reports.markdown import number_or_dash
+        from gated_training.reports import number_or_dash
 
         metrics = ", ".join(f"{k}={number_or_dash(v)}" for k, v in row.metrics.items())
         print(f"{marker} {row.version}  {row.created_at or '-':20}  gate {row.gate or '-':8}  {metrics}")
@@ -37,7 +37,7 @@ def command_history(args: argparse.Namespace) -> int:
 
 
 def command_move_champion(args: argparse.Namespace) -> int:
-    from gated_training.registry.operations import move_champion, rollback
+    from gated_training.registry import move_champion, rollback
 
     registry = registry_from(args)
     if args.command == "rollback":
@@ -53,8 +53,8 @@ def command_move_champion(args: argparse.Namespace) -> int:
 
 
 def command_sync_mlflow(args: argparse.Namespace) -> int:
-    from gated_training.registry.operations import sync_mlflow
-    from gated_training.tracking.runs import resolve_tracking_uri
+    from gated_training.registry import sync_mlflow
+    from gated_training.tracking import resolve_tracking_uri
 
     print(sync_mlflow(registry_from(args), resolve_tracking_uri(args.tracking_uri or "")))
     return EXIT_OK
@@ -63,7 +63,7 @@ def command_sync_mlflow(args: argparse.Namespace) -> int:
 def command_cleanup(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from gated_training.registry.operations import cleanup
+    from gated_training.registry import cleanup
 
     results = cleanup(registry_from(args), args.delete, timedelta(minutes=args.older_than_minutes))
     if not results:
@@ -75,7 +75,7 @@ def command_cleanup(args: argparse.Namespace) -> int:
 
 def command_sign_legacy(args: argparse.Namespace) -> int:
     """Sign what a registry holds from before signing, once, when upgrading (registry_ops.sign_legacy)."""
-    from gated_training.registry.operations import sign_legacy
+    from gated_training.registry import sign_legacy
 
     registry = registry_from(args)
     if args.pointer:

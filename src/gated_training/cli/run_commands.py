@@ -15,7 +15,7 @@ from gated_training.cli.common import (DEFAULT_PIPELINE, DEFAULT_WORKDIR, EXIT_F
                                        EXIT_USAGE, load_params_file, parse_assignments, resolve_parameters)
 from gated_training.cli.common import add_registry_arguments, registry_from
 from gated_training.errors import ConfigError, GatedTrainingError
-from gated_training.reports.summary import drift_line
+from gated_training.reports import drift_line
 
 LOCAL_PATH_PARAMETERS = ("data_uri", "suite_uri", "registry_uri")
 
@@ -34,7 +34,7 @@ def absolutise_local_paths(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
-    from gated_training.reports.markdown import number_or_dash as num
+    from gated_training.reports import number_or_dash as num
 
     outcome = summary["outcome"].upper()
     headline = f"{outcome}" + (f" by the {summary['blocked_by']} gate" if summary.get("blocked_by") else "")
@@ -78,17 +78,17 @@ def write_summary_file(workdir: Path, summary: dict[str, Any]) -> Path:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from gated_training.config import validate_run_parameters
-    from gated_training.registry.store import check_registry_parameters
-    from gated_training.kubeflow.local_run import run_compiled_pipeline
-    from gated_training.kubeflow.spec import component_inputs
-    from gated_training.reports.summary import build_summary
+    from gated_training.kubeflow import validate as validate_run_parameters
+    from gated_training.registry import check_registry_parameters
+    from gated_training.kubeflow import run_compiled_pipeline
+    from gated_training.kubeflow import component_inputs
+    from gated_training.reports import build_summary
 
     workdir = Path(args.workdir)
     try:
         pipeline_yaml = Path(args.pipeline)
         if not pipeline_yaml.is_file():
-            from gated_training.kubeflow.spec import missing_pipeline_message
+            from gated_training.kubeflow import missing_pipeline_message
 
             raise ConfigError(missing_pipeline_message(pipeline_yaml))
         declared = component_inputs(pipeline_yaml)
@@ -107,8 +107,8 @@ def command_run(args: argparse.Namespace) -> int:
         check_registry_parameters(str(resolved["registry_uri"]), str(resolved["model_name"]))  # '..' before resolving
         parameters = absolutise_local_paths(resolved)
         validate_run_parameters(parameters)
-        from gated_training.registry.store import ModelRegistry
-        from gated_training.registry.signing import current_signer, ensure_local_key
+        from gated_training.registry import ModelRegistry
+        from gated_training.registry import current_signer, ensure_local_key
 
         ModelRegistry(parameters["registry_uri"], parameters["model_name"]).preflight()
         key_file = ensure_local_key()
@@ -137,8 +137,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_suite_init(args: argparse.Namespace) -> int:
-    from gated_training.data.tables import load_table
-    from gated_training.validation.suite import default_suite_uri, draft_suite
+    from gated_training.data import load_table
+    from gated_training.validation import default_suite_uri, draft_suite
 
     output = args.output or default_suite_uri(args.data)
     if storage.exists(output) and not args.force:
@@ -155,8 +155,8 @@ def command_suite_init(args: argparse.Namespace) -> int:
 def command_check_drift(args: argparse.Namespace) -> int:
     """The drift comparison alone, for a cron job or sensor deciding whether to trigger the pipeline."""
     from gated_training.config import DriftPolicy
-    from gated_training.data.tables import load_table
-    from gated_training.drift.gate import check_batch
+    from gated_training.data import load_table
+    from gated_training.drift import check_batch
 
     policy = DriftPolicy(drift_psi_threshold=args.psi_threshold, drift_max_drifted_share=args.max_drifted_share,
                          drift_critical_features=args.critical_features, drift_severe_psi=args.severe_psi,
@@ -168,7 +168,7 @@ def command_check_drift(args: argparse.Namespace) -> int:
     if args.json:
         storage.write_bytes(args.json, (json.dumps(record, indent=2) + "\n").encode())
     if args.report:
-        from gated_training.drift.report import render_drift_html
+        from gated_training.drift import render_drift_html
 
         storage.write_bytes(args.report, render_drift_html(outcome.to_json()).encode())
     report = outcome.report
@@ -178,7 +178,7 @@ def command_check_drift(args: argparse.Namespace) -> int:
         print(f"  - {line}")
     if report:
         drifted = [f["feature"] for f in report["features"] if f["drifted"]]
-        from gated_training.reports.markdown import number_or_dash, percent
+        from gated_training.reports import number_or_dash, percent
 
         print(f"  {percent(report['drifted_share'])} of {len(report['features'])} features drifted, max PSI "
               f"{number_or_dash(report['max_psi'])}" + (f": {', '.join(drifted)}" if drifted else ""))

@@ -12,7 +12,7 @@ from gated_training.cli.common import add_registry_arguments, registry_from
 
 
 def kserve_client(args: argparse.Namespace) -> Any:
-    from gated_training.serving.client import KServeClient
+    from gated_training.serving import KServeClient
 
     return KServeClient(args.kube_api or "")
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gated_training.config import DriftPolicy
-from gated_training.data.tables import is_numeric_feature, json_safe, label_key
+from gated_training.data import is_numeric_feature, json_safe, label_key
 
 PROFILE_FORMAT = 1
 BINS = 10

@@ -25,11 +25,11 @@ from typing import Any, Callable
 import pandas as pd
 
 from gated_training.config import DriftPolicy
-from gated_training.data.tables import json_safe, read_parquet
+from gated_training.data import json_safe, read_parquet
 from gated_training.decisions import DriftGate
 from gated_training.drift.compare import compare
 from gated_training.errors import ConfigError, RegistryError
-from gated_training.registry.store import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
+from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 
 TRAIN, SKIP, BLOCK = DriftGate.TRAIN, DriftGate.SKIP, DriftGate.BLOCK
 NO_NEW_DATA, DRIFT, SCHEMA, LABEL_SHIFT = DriftGate.NO_NEW_DATA, DriftGate.DRIFT, DriftGate.SCHEMA, DriftGate.LABEL_SHIFT

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gated_training.data.tables import is_numeric_feature, label_key
+from gated_training.data import is_numeric_feature, label_key
 
 MAX_LEVELS = 12
 QUANTILES = 4

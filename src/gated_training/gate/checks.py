@@ -389,7 +389,7 @@ def calibration_check(ctx: GateContext, rows: int) -> Iterable[Check]:
 
 def prediction_psi_check(ctx: GateContext, comparison: PairedComparison) -> Iterable[Check]:
     """A candidate that predicts very differently from the champion must be shown better to replace it."""
-    from gated_training.drift.compare import prediction_psi
+    from gated_training.drift import prediction_psi
 
     t = ctx.thresholds
     view = ctx.champion
@@ -432,7 +432,7 @@ def unexplained_gain_check(ctx: GateContext, comparison: PairedComparison) -> It
 
 
 def _label_counts(ctx: GateContext, codes: np.ndarray) -> dict[str, int]:
-    from gated_training.data.tables import label_key
+    from gated_training.data import label_key
 
     counts = np.bincount(codes, minlength=ctx.classes)
     return {label_key(label): int(count) for label, count in zip(ctx.labels, counts) if count}

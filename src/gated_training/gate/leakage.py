@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from gated_training.data.tables import is_numeric_feature, label_key
+from gated_training.data import is_numeric_feature, label_key
 
 SAMPLE_ROWS = 20_000
 MIN_CATEGORY_ROWS = 5

@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
 from sklearn.pipeline import Pipeline
 
-from gated_training.data.tables import json_safe, label_key
+from gated_training.data import json_safe, label_key
 
 MAX_ROC_POINTS = 200  # keeps the ClassificationMetrics artifact small in the KFP UI
 # Metrics where higher is better, in the order reports list them; ``brier`` (lower is better) follows.

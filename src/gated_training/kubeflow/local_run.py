@@ -20,7 +20,7 @@ from typing import Any, Callable, TextIO
 from gated_training.kubeflow.records import RECORD_DIR_ENV, read_records
 from gated_training.decisions import Outcome
 from gated_training.step_table import GATE_STEPS
-from gated_training.reports.summary import build_summary
+from gated_training.reports import build_summary
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PROGRESS = re.compile(r"(Executing task|Task '.+' finished with status|Pipeline '.+' finished with status)")

@@ -96,33 +96,55 @@ def read_records(directory: Path, kind: str) -> dict[str, dict[str, Any]]:
     return {path.name[: -len(suffix)]: json.loads(path.read_text()) for path in sorted(directory.glob(f"*{suffix}"))}
 
 
-@contextmanager
-def recorded_step(step: str, *, notify_webhook_url: str = "", artifact_uri: str = "") -> Iterator[None]:
-    """Run a component body: deadline, usage line, and on an error its record and one failure
-    notification to the webhook (``notify_webhook_url``, else ``GATED_TRAINING_WEBHOOK_URL``)
-    before the error ends the run. ``artifact_uri`` is any output artifact's URI: it names the
-    run (``run_context.run_id_from_uri``) in the notification."""
-    # The process start is the honest start: imports before the body are part of the step's cost.
-    started = _process_start_monotonic()
-    try:
-        with deadline(step, deadline_for(step)):
-            yield
-    except MemoryError as exc:
-        message = f"step {step} ran out of memory ({exc or 'MemoryError'}); raise its memory limit or reduce the batch"
-        _record_failure(step, "MemoryError", message, notify_webhook_url, artifact_uri)
-        raise StepMemoryError(message) from exc
-    except Exception as exc:
-        _record_failure(step, type(exc).__name__, str(exc), notify_webhook_url, artifact_uri)
-        raise
-    finally:
-        usage = resource_usage(started)
-        write_record(step, "usage", {"step": step, **usage})
-        print(f"[gated-training] {step}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
-              f"peak RSS {usage['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+class recorded_step:
+    """Run a component body: deadline, usage line, and on an error its record and one failure notification
+    to the webhook (``notify_webhook_url``, else ``GATED_TRAINING_WEBHOOK_URL``) before the error ends the run.
+
+    ``with recorded_step(notify_webhook_url=..., artifact_uri=...) as step:``: the step's id is derived from
+    the component function that opens it (``validate_data`` → ``validate-data``: components are named after
+    their steps), never typed; ``step.run_id`` is the KFP run's id, read from ``artifact_uri`` (any output
+    artifact's URI, ``run_context.run_id_from_uri``). Pass ``step=`` only outside a component (tests)."""
+
+    def __init__(self, step: str | None = None, *, notify_webhook_url: str = "", artifact_uri: str = "") -> None:
+        from gated_training.run_context import run_id_from_uri
+
+        self.id = step or sys._getframe(1).f_code.co_name.replace("_", "-")
+        if self.id not in STEP:
+            raise GatedTrainingError(f"recorded_step: {self.id!r} is not a step of the step table (a component is "
+                                     "named after its step: validate_data for validate-data)")
+        self.notify_webhook_url = notify_webhook_url
+        self.artifact_uri = artifact_uri
+        self.run_id = run_id_from_uri(artifact_uri, self.id) if artifact_uri else ""
+        self._started = 0.0
+        self._deadline: Any = None
+
+    def __enter__(self) -> "recorded_step":
+        # The process start is the honest start: imports before the body are part of the step's cost.
+        self._started = _process_start_monotonic()
+        self._deadline = deadline(self.id, deadline_for(self.id))
+        self._deadline.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> bool:
+        try:
+            self._deadline.__exit__(None, None, None)
+            if isinstance(exc, MemoryError):
+                message = (f"step {self.id} ran out of memory ({exc or 'MemoryError'}); raise its memory limit or "
+                           "reduce the batch")
+                _record_failure(self.id, "MemoryError", message, self.notify_webhook_url, self.artifact_uri)
+                raise StepMemoryError(message) from exc
+            if isinstance(exc, Exception):
+                _record_failure(self.id, type(exc).__name__, str(exc), self.notify_webhook_url, self.artifact_uri)
+        finally:
+            usage = resource_usage(self._started)
+            write_record(self.id, "usage", {"step": self.id, **usage})
+            print(f"[gated-training] {self.id}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
+                  f"peak RSS {usage['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+        return False
 
 
 def _record_failure(step: str, error_type: str, message: str, webhook_url: str, artifact_uri: str) -> None:
-    from gated_training.reports.notify import notify_failed_step
+    from gated_training.reports import notify_failed_step
     from gated_training.run_context import run_id_from_uri
 
     write_record(step, "failure", {"step": step, "error_type": error_type, "message": message})

@@ -13,7 +13,7 @@ from typing import Any
 
 from gated_training.errors import RegistryError, TrackingError
 from gated_training.registry.store import ModelRegistry, check_version, smoke_test
-from gated_training.tracking.runs import CHAMPION_ALIAS
+from gated_training.tracking import CHAMPION_ALIAS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +109,7 @@ def rollback(registry: ModelRegistry, to: str | None, reason: str) -> dict[str, 
 def sync_mlflow(registry: ModelRegistry, tracking_uri: str) -> str:
     """Make MLflow's ``champion`` alias name the registry's champion; a no-op when it already does."""
     from gated_training.tracking import runs as tracking
-    from gated_training.tracking.runs import mirror_to_mlflow
+    from gated_training.tracking import mirror_to_mlflow
 
     champion = registry.champion()
     if champion is None:

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from gated_training.data import storage
-from gated_training.data.tables import json_safe, sha256_hex
+from gated_training.data import json_safe, sha256_hex
 from gated_training.run_context import check_outlives_pod
 from gated_training.registry.layout import MODEL_FILE, SERVE_FOLDER, SERVED_MODEL_FILE, model_file
 from gated_training.errors import DataError, RegistryError

@@ -7,8 +7,9 @@ Terminal pipeline steps write it as an artifact (shown in the KFP UI); the CLI c
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gated_training.decisions import DriftGate, ModelGate, Outcome
 from gated_training.reports.escaping import markdown_text
@@ -243,34 +244,48 @@ def write_summary(summary: dict[str, Any], summary_json_out: str, markdown_out: 
     Path(markdown_out).write_text(summary_markdown(summary))
 
 
-def record_gate(*, step: str, stopped: bool, **records: Any) -> dict[str, Any]:
-    """What a gate step leaves in its ``run_summary`` and Markdown outputs: the run's summary when the
-    run stops at it (``record_and_notify``: blocked and skipped runs notify), else a ``continued``
-    summary of what it passed. ``records``: ``record_and_notify``'s keyword arguments."""
-    return record_and_notify(**records, continuing_after=None if stopped else step)
+@dataclass(frozen=True, kw_only=True)
+class RunRecords:
+    """The JSON records of the steps that ran, by path; None where the run stopped before that step."""
+
+    validation_report: str  # always there: every branch follows the data gate
+    drift_report: str | None = None
+    gate_decision: str | None = None
+    deployment: str | None = None
+    serving: str | None = None
+
+    def load(self) -> dict[str, dict[str, Any] | None]:
+        def read(path: str | None) -> dict[str, Any] | None:
+            return json.loads(Path(path).read_text()) if path else None
+
+        return {"validation": read(self.validation_report), "drift": read(self.drift_report),
+                "gate": read(self.gate_decision), "deployment": read(self.deployment), "serving": read(self.serving)}
 
 
-def record_and_notify(
-    *,
-    validation_report_path: str,
-    gate_decision_path: str | None,
-    deployment_path: str | None,
-    kfp_run_id: str,
-    serving_path: str | None = None,
-    summary_json_out: str,
-    markdown_out: str,
-    drift_report_path: str | None = None,
-    webhook_url: str = "",
-    links: dict[str, str] | None = None,
-    continuing_after: str | None = None,
-) -> dict[str, Any]:
+class StepIdentity(Protocol):
+    """What a gate step's record needs of its step (``kubeflow.records.recorded_step``)."""
+
+    id: str
+    run_id: str
+
+
+def record_gate(step: StepIdentity, *, stopped: bool, records: RunRecords, summary_json_out: str, markdown_out: str,
+                webhook_url: str = "", links: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a gate step leaves in its ``run_summary`` and Markdown outputs: the run's summary when the run stops
+    at it (blocked and skipped runs notify), else a ``continued`` summary of what it passed."""
+    return record_and_notify(records=records, kfp_run_id=step.run_id, summary_json_out=summary_json_out,
+                             markdown_out=markdown_out, webhook_url=webhook_url, links=links,
+                             continuing_after=None if stopped else step.id)
+
+
+def record_and_notify(*, records: RunRecords, kfp_run_id: str, summary_json_out: str, markdown_out: str,
+                      webhook_url: str = "", links: dict[str, str] | None = None,
+                      continuing_after: str | None = None) -> dict[str, Any]:
     """Build and write the summary from the JSON records of the steps that ran, then post it to the
     webhook when the outcome calls for it (blocked, skipped, failed).
 
     Args:
-        validation_report_path: the data gate's report (always there: every branch follows it).
-        gate_decision_path, deployment_path, drift_report_path: the later records, None where the
-            branch ended before them.
+        records: the records of the steps that ran.
         kfp_run_id: recorded and shown in the notification.
         summary_json_out, markdown_out: the ``run_summary`` JSON and the Markdown summary.
         webhook_url: the webhook, or empty for ``GATED_TRAINING_WEBHOOK_URL``.
@@ -283,13 +298,7 @@ def record_and_notify(
     """
     from gated_training.reports.notify import notify_outcome
 
-    def load(path: str | None) -> dict[str, Any] | None:
-        return json.loads(Path(path).read_text()) if path else None
-
-    summary = build_summary(validation=load(validation_report_path), drift=load(drift_report_path),
-                            gate=load(gate_decision_path), deployment=load(deployment_path), serving=load(serving_path),
-                            kfp_run_id=kfp_run_id,
-                            continuing_after=continuing_after)
+    summary = build_summary(**records.load(), kfp_run_id=kfp_run_id, continuing_after=continuing_after)
     summary["notification"] = notify_outcome(webhook_url, summary, links)
     write_summary(summary, summary_json_out, markdown_out)
     return summary

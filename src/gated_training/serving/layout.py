@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from gated_training.data import storage
-from gated_training.data.tables import sha256_hex
+from gated_training.data import sha256_hex
 from gated_training.errors import RegistryError
-from gated_training.registry.layout import (MODEL_SETTINGS_FILE, SERVE_FOLDER, SERVED_FILES, SERVED_MODEL_FILE,
-                                            model_file)
+from gated_training.registry import MODEL_SETTINGS_FILE, SERVE_FOLDER, SERVED_FILES, SERVED_MODEL_FILE, model_file
 
 RUNTIME_CLASS = "gated_training.serving.runtime.VerifiedModel"
 # What the serving pod is told, through the InferenceService's environment.

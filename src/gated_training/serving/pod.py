@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from gated_training.data import storage
-from gated_training.data.tables import sha256_hex
+from gated_training.data import sha256_hex
 from gated_training.errors import RegistryError
-from gated_training.registry.layout import MODEL_SETTINGS_FILE, SERVE_FOLDER, SERVED_MODEL_FILE
+from gated_training.registry import MODEL_SETTINGS_FILE, SERVE_FOLDER, SERVED_MODEL_FILE
 from gated_training.serving.layout import check_servable
 
 
@@ -38,7 +38,7 @@ def load_served_model(*, folder: str, registry: Any, version: str, manifest_sha2
     """
     import joblib
 
-    from gated_training.registry.store import fitted_model
+    from gated_training.registry import fitted_model
 
     champion = registry.champion()
     if champion is None:

@@ -17,8 +17,8 @@ from typing import Any
 
 from gated_training.config import ServingSettings
 from gated_training.errors import RegistryError, ServingError
-from gated_training.registry.operations import rollback
-from gated_training.registry.store import ModelRegistry
+from gated_training.registry import rollback
+from gated_training.registry import ModelRegistry
 from gated_training.serving import layout
 from gated_training.serving.client import KServeClient
 from gated_training.serving.manifests import (ISVC_PLURAL, MODE_ANNOTATION, MODE_NAMES, REGISTRY_MODEL, SPEC_VERSION,

@@ -31,9 +31,9 @@ from mlserver_sklearn import SKLearnModel
 
 from gated_training.serving import layout as serving
 from gated_training.serving.pod import load_served_model
-from gated_training.data.tables import json_safe
+from gated_training.data import json_safe
 from gated_training.errors import GatedTrainingError
-from gated_training.registry.store import ModelRegistry
+from gated_training.registry import ModelRegistry
 
 MAX_V1_INSTANCES = 10_000
 # Below this many rows a request is scored on one thread: starting a forest's worker threads costs

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from gated_training.config import DriftPolicy
-from gated_training.data.tables import read_parquet
-from gated_training.drift.gate import DriftGateOutcome, check_batch
+from gated_training.data import read_parquet
+from gated_training.drift import DriftGateOutcome, check_batch
 
 
 def check_drift(*, dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
@@ -26,7 +26,7 @@ def check_drift(*, dataset_path: str, validation_report_path: str, target: str, 
     Returns:
         The outcome; ``decision`` is ``train``, ``skip`` or ``block`` (``decisions.DriftGate``).
     """
-    from gated_training.drift.report import render_drift_html
+    from gated_training.drift import render_drift_html
 
     data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]
     outcome = check_batch(lambda: read_parquet(dataset_path), data_sha256, target, registry_uri, model_name, policy)

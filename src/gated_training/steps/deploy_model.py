@@ -15,14 +15,13 @@ from typing import Any
 import joblib
 
 from gated_training import __version__
-from gated_training.data.tables import json_safe, read_parquet, split_features_target
+from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
-from gated_training.drift.compare import profile_frame
+from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError
-from gated_training.registry.store import (FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ChampionChangedError, ModelRegistry,
-                                     fitted_model, smoke_files, smoke_test)
-from gated_training.serving.layout import serving_files, serving_record
-from gated_training.tracking.runs import mirror_to_mlflow, tag_outcome, without_credentials
+from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ChampionChangedError, ModelRegistry, fitted_model, smoke_files, smoke_test
+from gated_training.serving import serving_files, serving_record
+from gated_training.tracking import mirror_to_mlflow, tag_outcome, without_credentials
 
 SMOKE_TEST_ROWS = 20
 
@@ -45,7 +44,7 @@ def version_description(version: str, manifest_sha256: str, gate: dict[str, Any]
     """The MLflow model version's description: which registry version it is and the gate it passed."""
     lines = [f"gated-training registry version {version} (manifest SHA-256 {manifest_sha256}).",
              f"Model gate: {gate['decision']}."]
-    from gated_training.reports.markdown import number_or_dash
+    from gated_training.reports import number_or_dash
 
     for check in gate["checks"]:
         threshold = "" if check.get("threshold") is None else f" {check['comparison']} {number_or_dash(check['threshold'])}"

@@ -23,11 +23,10 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEnc
 
 from gated_training.missing_values import as_nan
 from gated_training.config import FeatureSettings, SplitSettings
-from gated_training.data.tables import (is_numeric_feature, json_safe, label_key, read_parquet, split_features_target,
-                                 write_parquet)
+from gated_training.data import is_numeric_feature, json_safe, label_key, read_parquet, split_features_target, write_parquet
 from gated_training.errors import ConfigError, DataError
-from gated_training.gate.leakage import single_feature_scores
-from gated_training.data.split import SplitRule, rule_for, in_test_split
+from gated_training.gate import single_feature_scores
+from gated_training.data import SplitRule, rule_for, in_test_split
 
 
 MAX_LISTED_CATEGORIES = 200  # feature_metadata.json lists a capped column's levels only this far

@@ -19,16 +19,15 @@ import pandas as pd
 
 from gated_training.tracking import runs as tracking
 from gated_training.config import GateThresholds
-from gated_training.data.tables import json_safe, label_key, read_parquet, split_features_target
+from gated_training.data import json_safe, label_key, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
-from gated_training.drift.compare import prediction_counts
+from gated_training.drift import prediction_counts
 from gated_training.errors import RegistryError
-from gated_training.reports.escaping import markdown_text
+from gated_training.reports import markdown_text
 from gated_training.gate import Answers, ChampionView, Check, GateContext, decide, run_checks
-from gated_training.gate.metrics import (label_codes, label_order, predict_labels_and_proba, prior_predictions,
-                                    score_predictions)
-from gated_training.registry.store import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
-from gated_training.data.split import SplitRule, held_out_by
+from gated_training.gate import label_codes, label_order, predict_labels_and_proba, prior_predictions, score_predictions
+from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
+from gated_training.data import SplitRule, held_out_by
 
 DEPLOY, BLOCK = ModelGate.DEPLOY, ModelGate.BLOCK
 
@@ -53,7 +52,7 @@ class GateDecision:
 
 def _answers(y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any]) -> Answers:
     scores = score_predictions(y, predicted, proba, np.asarray(classes))
-    from gated_training.gate.metrics import aligned_proba
+    from gated_training.gate import aligned_proba
 
     return Answers(codes=label_codes(predicted, labels), proba=aligned_proba(proba, list(classes), labels),
                    scores=scores)
@@ -78,7 +77,7 @@ def comparison_rows(x_test: pd.DataFrame, champion_split: Any) -> tuple[np.ndarr
 
 def prediction_drift(ctx: GateContext) -> dict[str, Any] | None:
     """How differently the two models predict the same rows: PSI of their label distributions and agreement."""
-    from gated_training.drift.compare import prediction_psi
+    from gated_training.drift import prediction_psi
 
     view = ctx.champion
     if view is None:
@@ -223,7 +222,7 @@ def evaluate_model(
     Path(report_out).write_text(gate_report_markdown(decision.to_json()))
     # The whole gate on the MLflow run (thresholds, every check's value and verdict, a blocked
     # run's outcome, the reports). A courtesy: MLflow being down never changes the decision.
-    status = tracking.record_gate(training["tracking_uri"], training["mlflow_run_id"], decision.to_json(), {
+    status = tracking.log_gate(training["tracking_uri"], training["mlflow_run_id"], decision.to_json(), {
         "gate_report.md": report_out, "gate_decision.json": decision_out, "drift_report.html": drift_html_path})
     print(f"MLflow gate record: {status}")
     return decision
@@ -282,7 +281,7 @@ def drift_record(drift: dict[str, Any]) -> dict[str, Any]:
 
 
 def _evidence_text(check: dict[str, Any]) -> str:
-    from gated_training.reports.markdown import number
+    from gated_training.reports import number
 
     evidence = check.get("evidence") or {}
     parts = []
@@ -300,7 +299,7 @@ def gate_report_markdown(decision: dict[str, Any]) -> str:
     """The model gate for the KFP UI (report_text: code spans, tables, 4 significant digits): the
     verdict and what blocked it first, then every check with its evidence, the metrics beside the
     prior predictor and the champion, the paired comparison and the slices. Text from the data is escaped."""
-    from gated_training.reports.markdown import code, number, table, value, verdict
+    from gated_training.reports import code, number, table, value, verdict
 
     md = markdown_text
     lines = [f"# Model gate: {'**DEPLOY**' if decision['decision'] == DEPLOY else '**BLOCKED**'}", ""]

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from gated_training.config import ServingSettings
-from gated_training.data.tables import json_safe
+from gated_training.data import json_safe
 from gated_training.errors import ConfigError, GatedTrainingError, RegistryError, ServingError
-from gated_training.registry.store import ModelRegistry
+from gated_training.registry import ModelRegistry
 from gated_training.serving import layout, rollout
-from gated_training.serving.client import KServeClient
-from gated_training.serving.manifests import MODE_NAMES, mode_of
+from gated_training.serving import KServeClient
+from gated_training.serving import MODE_NAMES, mode_of
 
 
 @dataclass(frozen=True, kw_only=True)

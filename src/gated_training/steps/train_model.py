@@ -23,9 +23,9 @@ from sklearn.pipeline import Pipeline
 
 from gated_training.tracking import runs as tracking
 from gated_training.config import ModelSettings
-from gated_training.data.tables import detached_head, json_safe, read_parquet, split_features_target
+from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
 from gated_training.errors import DataError
-from gated_training.gate.metrics import Scores, score_model
+from gated_training.gate import Scores, score_model
 
 PERMUTATION_SAMPLE_ROWS = 2000
 INPUT_EXAMPLE_ROWS = 5
@@ -95,7 +95,7 @@ def feature_importances(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series
         names = model.named_steps["preprocess"].get_feature_names_out()
         values, kind = estimator.feature_importances_, "impurity"
     else:
-        from gated_training.gate.importance import permutation_importances
+        from gated_training.gate import permutation_importances
 
         sample = x_test.sample(min(len(x_test), PERMUTATION_SAMPLE_ROWS), random_state=random_state)
         values = permutation_importances(model, sample, y_test.loc[sample.index], random_state)
@@ -305,7 +305,7 @@ def train_model(
     del cv_x, cv_y  # a sample's copy: free it before the final fit
     example = serving_example(x_train, INPUT_EXAMPLE_ROWS)  # own buffers, so `del x_train` below frees the rows
     # A fixed sample of the training rows for the pair-leakage scores (after the fit), in buffers of its own.
-    from gated_training.gate.leakage import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
+    from gated_training.gate import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
 
     pair_rows = x_train.sample(min(len(x_train), SAMPLE_ROWS), random_state=0)
     pair_train = pair_rows.assign(**{target: y_train.loc[pair_rows.index].to_numpy()}).reset_index(drop=True)

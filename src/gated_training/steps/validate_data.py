@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gated_training.data.tables import json_safe, load_table, normalise_labels, write_parquet
+from gated_training.data import json_safe, load_table, normalise_labels, write_parquet
 from gated_training.config import DEFAULT_MAX_INPUT_MB, check_sha256_parameter
 from gated_training.errors import SuiteError
-from gated_training.validation.suite import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
+from gated_training.validation import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
 
 MAX_LISTED_VALUES = 10
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -125,7 +125,7 @@ def _observed(result: dict[str, Any], column: str | None, frame: pd.DataFrame) -
 
 def run_suite(frame: pd.DataFrame, suite_document: dict[str, Any], suite_uri: str):
     """Validate ``frame`` with GX; return (GX result object, our check results)."""
-    from gated_training.validation.gx import ephemeral_context
+    from gated_training.validation import ephemeral_context
 
     context = ephemeral_context()
     suite = build_gx_suite(suite_document, suite_uri)

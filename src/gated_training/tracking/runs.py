@@ -144,7 +144,7 @@ def _mlflow_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", name)[:250]
 
 
-def record_gate(tracking_uri: str, run_id: str, decision: dict[str, Any], files: dict[str, str]) -> str:
+def log_gate(tracking_uri: str, run_id: str, decision: dict[str, Any], files: dict[str, str]) -> str:
     """Put the model gate on the training run: each threshold as a ``gate.<name>`` param, each check's
     value as a ``gate.<check>`` metric and its verdict as a tag, the decision, the outcome of a blocked
     run (``gated_training.outcome=blocked`` with ``blocked_by``), and the reports as artifacts

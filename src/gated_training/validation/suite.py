@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from gated_training.data import storage
-from gated_training.data.tables import is_numeric_feature, json_safe, sha256_hex
+from gated_training.data import is_numeric_feature, json_safe, sha256_hex
 from gated_training.errors import DataError, SuiteError
 from gated_training.validation.policy import check_built_condition, check_expectation_document
 
