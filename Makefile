@@ -17,7 +17,8 @@ WORKDIR ?= .gated-training
 PYTEST_ARGS ?=
 # One pytest-xdist worker per core (auto: 2 on the CI machine); a test module stays on one worker, as its tests share fixtures in order.
 PYTEST_WORKERS ?= auto
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+# --durations: every run names its slowest tests, so the suite's time is watched where it is spent.
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=30
 # Compile-time cluster options (pipelines/cluster.py): secret *names*, never values.
 GCS_KEY_SECRET ?=
 GCS_KEY_SECRET_KEY ?=
@@ -58,7 +59,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv docs compile run test test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv docs compile run test lint test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -105,8 +106,13 @@ run: PARAMS =
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 
-test: venv serving-venv $(JS_DEPS) ## set up and run every test suite: unit, integration (the compiled YAML through kfp.local), robustness, contract
+test: venv serving-venv $(JS_DEPS) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract
 	$(PYTEST) $(PYTEST_ARGS)
+
+lint: venv ## ruff (lint and format) and mypy (strict on the gate, the registry, stats, config and parameters): pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-unit: venv $(JS_DEPS) ## unit tests only
 	$(PYTEST) tests/unit $(PYTEST_ARGS)

@@ -32,16 +32,31 @@ BIN = Path(sys.executable).parent
 PIPELINE = REPO / "compiled" / "training_pipeline.yaml"
 TARGET = "churned"
 # The model: HistGradientBoosting (the issue's 1M-row target), loose gate thresholds so every size deploys.
-SETTINGS = {"estimator": "hist_gradient_boosting", "n_estimators": "100", "max_depth": "0", "learning_rate": "0.1",
-            "cv_folds": "5", "cv_max_rows": "200000", "min_accuracy": "0.5", "max_overfit_gap": "0.3", "min_roc_auc": "0"}
+SETTINGS = {
+    "estimator": "hist_gradient_boosting",
+    "n_estimators": "100",
+    "max_depth": "0",
+    "learning_rate": "0.1",
+    "cv_folds": "5",
+    "cv_max_rows": "200000",
+    "min_accuracy": "0.5",
+    "max_overfit_gap": "0.3",
+    "min_roc_auc": "0",
+}
 
 
 def run_json(command: list[str], log: Path) -> tuple[float, list[dict[str, Any]]]:
     """Run a command; return its wall time and every JSON object it printed on a line of its own."""
     started = time.monotonic()
     with open(log, "w") as handle:
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=handle, text=True, cwd=REPO,
-                                env={**os.environ, "GX_ANALYTICS_ENABLED": "false"})
+        result = subprocess.run(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
+        )
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])}… failed ({result.returncode}); see {log}\n{result.stdout[-2000:]}")
@@ -58,7 +73,10 @@ def artifact_flow(run_dir: Path) -> dict[str, dict[str, int]]:
             for path in task_dir.iterdir():
                 if path.name != "executor_output.json":
                     sizes[f"{task_dir.name}-{path.name}"] = (
-                        sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size)
+                        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                        if path.is_dir()
+                        else path.stat().st_size
+                    )
     flow: dict[str, dict[str, int]] = {}
     for component in [spec["root"], *spec["components"].values()]:
         for name, task in component.get("dag", {}).get("tasks", {}).items():
@@ -67,7 +85,8 @@ def artifact_flow(run_dir: Path) -> dict[str, dict[str, int]]:
             read = 0
             for reference in (task.get("inputs", {}).get("artifacts") or {}).values():
                 if "taskOutputArtifact" in reference:
-                    key = f"{reference['taskOutputArtifact']['producerTask']}-{reference['taskOutputArtifact']['outputArtifactKey']}"
+                    output = reference["taskOutputArtifact"]
+                    key = f"{output['producerTask']}-{output['outputArtifactKey']}"
                 else:
                     key = reference.get("componentInputArtifact", "").removeprefix("pipelinechannel--")
                 read += sizes.get(key, 0)
@@ -79,8 +98,8 @@ def artifact_flow(run_dir: Path) -> dict[str, dict[str, int]]:
 def write_batch(work: Path, rows: int, columns: int) -> tuple[Path, Path, float]:
     """A fresh ``work`` folder with the synthetic batch (Parquet) and its drafted GX suite; returns
     their paths and the frame's in-memory size in MiB."""
-    from gated_training.validation import draft_suite
     from gated_training.data import synthetic
+    from gated_training.validation import draft_suite
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -95,15 +114,32 @@ def run_pipeline(work: Path, data: Path, suite: Path, rows: int) -> dict[str, An
     """One first run of the compiled pipeline into an empty workdir (fresh MLflow store and registry)."""
     shutil.rmtree(work / "pipeline", ignore_errors=True)
     sets = [arg for name, value in SETTINGS.items() for arg in ("--set", f"{name}={value}")]
-    wall, _ = run_json([str(BIN / "gated-training"), "run", "--data", str(data), "--suite", str(suite), "--target",
-                        TARGET, "--workdir", str(work / "pipeline"), *sets], work / "pipeline.log")
+    wall, _ = run_json(
+        [
+            str(BIN / "gated-training"),
+            "run",
+            "--data",
+            str(data),
+            "--suite",
+            str(suite),
+            "--target",
+            TARGET,
+            "--workdir",
+            str(work / "pipeline"),
+            *sets,
+        ],
+        work / "pipeline.log",
+    )
     summary = json.loads((work / "pipeline" / "summary.json").read_text())
     if summary["outcome"] != "deployed":
         raise SystemExit(f"pipeline at {rows} rows ended {summary['outcome']}: {summary['reasons']}")
     flow = artifact_flow(max((work / "pipeline" / "kfp-runs").iterdir()))
     shutil.rmtree(work / "pipeline" / "kfp-runs", ignore_errors=True)  # keep the disk free; numbers are recorded
-    return {"wall_seconds": round(wall, 2), "accuracy": summary["candidate_metrics"]["accuracy"],
-            "steps": {step: {**usage, **flow.get(step, {})} for step, usage in summary["step_usage"].items()}}
+    return {
+        "wall_seconds": round(wall, 2),
+        "accuracy": summary["candidate_metrics"]["accuracy"],
+        "steps": {step: {**usage, **flow.get(step, {})} for step, usage in summary["step_usage"].items()},
+    }
 
 
 def run_baseline(work: Path, data: Path, suite: Path) -> dict[str, Any]:
@@ -115,9 +151,24 @@ def run_baseline(work: Path, data: Path, suite: Path) -> dict[str, Any]:
     # Typed here, as `gated-training run` types them, so the measured process never imports kfp.
     parameters = work / "baseline-params.json"
     parameters.write_text(json.dumps(resolve_parameters(component_inputs(PIPELINE), [SETTINGS])))
-    wall, (baseline,) = run_json([str(BIN / "python"), "-m", "benchmarks.baseline", "--data", str(data), "--suite",
-                                  str(suite), "--target", TARGET, "--workdir", str(work / "baseline"),
-                                  "--params", str(parameters)], work / "baseline.log")
+    wall, (baseline,) = run_json(
+        [
+            str(BIN / "python"),
+            "-m",
+            "benchmarks.baseline",
+            "--data",
+            str(data),
+            "--suite",
+            str(suite),
+            "--target",
+            TARGET,
+            "--workdir",
+            str(work / "baseline"),
+            "--params",
+            str(parameters),
+        ],
+        work / "baseline.log",
+    )
     return {**baseline, "wall_seconds": round(wall, 2)}
 
 
@@ -126,8 +177,13 @@ def bench_size(rows: int, columns: int, root: Path, reference_max_rows: int, rep
     machine only ever adds time), and every wall is recorded."""
     work = root / f"rows-{rows}"
     data, suite, frame_mib = write_batch(work, rows, columns)
-    result: dict[str, Any] = {"rows": rows, "columns": columns, "frame_mib": frame_mib,
-                              "parquet_mib": round(data.stat().st_size / 2**20, 1), "repeat": repeat}
+    result: dict[str, Any] = {
+        "rows": rows,
+        "columns": columns,
+        "frame_mib": frame_mib,
+        "parquet_mib": round(data.stat().st_size / 2**20, 1),
+        "repeat": repeat,
+    }
     pipelines, baselines = [], []
     for round_number in range(1, repeat + 1):
         print(f"[bench] {rows} rows: pipeline (run {round_number}/{repeat})", flush=True)
@@ -147,20 +203,45 @@ def bench_size(rows: int, columns: int, root: Path, reference_max_rows: int, rep
         pd.read_parquet(data).to_csv(csv, index=False)
         steps, started = {}, time.monotonic()
         for step in ("validate", "features", "train", "evaluate", "deploy"):
-            _, (usage,) = run_json([str(BIN / "python"), "-m", "benchmarks.reference_design", step, "--workdir",
-                                    str(work / "reference"), "--data", str(csv), "--suite", str(suite), "--target",
-                                    TARGET], work / f"reference-{step}.log")
+            _, (usage,) = run_json(
+                [
+                    str(BIN / "python"),
+                    "-m",
+                    "benchmarks.reference_design",
+                    step,
+                    "--workdir",
+                    str(work / "reference"),
+                    "--data",
+                    str(csv),
+                    "--suite",
+                    str(suite),
+                    "--target",
+                    TARGET,
+                ],
+                work / f"reference-{step}.log",
+            )
             steps[step] = usage
         evaluation = json.loads((work / "reference" / "evaluation.json").read_text())
-        result["reference"] = {"wall_seconds": round(time.monotonic() - started, 2), "steps": steps,
-                               "accuracy": evaluation["accuracy"]}
+        result["reference"] = {
+            "wall_seconds": round(time.monotonic() - started, 2),
+            "steps": steps,
+            "accuracy": evaluation["accuracy"],
+        }
     return result
 
 
 def startup_profile(root: Path) -> dict[str, Any]:
     """Per-step fixed cost: a 1,000-row run's step walls, and the import time of each heavy library."""
-    modules = ["kfp.dsl.executor_main", "pandas", "sklearn.ensemble", "scipy.stats", "great_expectations", "mlflow",
-               "matplotlib.pyplot", "google.cloud.storage"]
+    modules = [
+        "kfp.dsl.executor_main",
+        "pandas",
+        "sklearn.ensemble",
+        "scipy.stats",
+        "great_expectations",
+        "mlflow",
+        "matplotlib.pyplot",
+        "google.cloud.storage",
+    ]
     imports = {}
     for module in modules:
         started = time.monotonic()
@@ -170,15 +251,34 @@ def startup_profile(root: Path) -> dict[str, Any]:
     # The first run also creates the MLflow database (seconds, once per store); a recurring run
     # finds the store and a champion, so its steps are the fixed cost users pay every time.
     work = root / "rows-1000"
-    sets = [arg for name, value in {**SETTINGS, "force_retrain": "true"}.items() for arg in ("--set", f"{name}={value}")]
+    sets = [
+        arg for name, value in {**SETTINGS, "force_retrain": "true"}.items() for arg in ("--set", f"{name}={value}")
+    ]
     recurring_runs = []
     for _ in range(2):  # the faster of two, as for the sizes
-        wall, _ = run_json([str(BIN / "gated-training"), "run", "--data", str(work / "batch.parquet"), "--target", TARGET,
-                            "--workdir", str(work / "pipeline"), *sets], work / "pipeline-recurring.log")
+        wall, _ = run_json(
+            [
+                str(BIN / "gated-training"),
+                "run",
+                "--data",
+                str(work / "batch.parquet"),
+                "--target",
+                TARGET,
+                "--workdir",
+                str(work / "pipeline"),
+                *sets,
+            ],
+            work / "pipeline-recurring.log",
+        )
         recurring_runs.append((wall, json.loads((work / "pipeline" / "summary.json").read_text())))
     recurring = min(recurring_runs, key=lambda run: run[0])[1]
-    return {"imports_seconds": imports, "first_run_steps": small["pipeline"]["steps"], "steps": recurring["step_usage"],
-            "recurring_outcome": recurring["outcome"], "baseline": small["baseline"]}
+    return {
+        "imports_seconds": imports,
+        "first_run_steps": small["pipeline"]["steps"],
+        "steps": recurring["step_usage"],
+        "recurring_outcome": recurring["outcome"],
+        "baseline": small["baseline"],
+    }
 
 
 def profile_startup(root: Path, output: Path) -> str | None:
@@ -191,10 +291,32 @@ def profile_startup(root: Path, output: Path) -> str | None:
     write_batch(work, 1000, 30)
     svg = output / "profile-startup-1k.svg"
     sets = [arg for name, value in SETTINGS.items() for arg in ("--set", f"{name}={value}")]
-    result = subprocess.run([str(BIN / "py-spy"), "record", "--subprocesses", "--rate", "50", "--format", "flamegraph",
-                             "--output", str(svg), "--", str(BIN / "gated-training"), "run", "--data",
-                             str(work / "batch.parquet"), "--target", TARGET, "--workdir", str(work / "run"), *sets],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--subprocesses",
+            "--rate",
+            "50",
+            "--format",
+            "flamegraph",
+            "--output",
+            str(svg),
+            "--",
+            str(BIN / "gated-training"),
+            "run",
+            "--data",
+            str(work / "batch.parquet"),
+            "--target",
+            TARGET,
+            "--workdir",
+            str(work / "run"),
+            *sets,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0 or not svg.exists():
         print(f"[bench] py-spy failed ({result.returncode}): {result.stderr[-500:]}", flush=True)
         return None
@@ -202,31 +324,58 @@ def profile_startup(root: Path, output: Path) -> str | None:
 
 
 def machine() -> dict[str, Any]:
-    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), "0")
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(int(memory) / 2**20, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
+    memory = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0"
+    )
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(int(memory) / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="10000,100000,1000000", help="comma-separated sizes")
     parser.add_argument("--columns", type=int, default=30)
-    parser.add_argument("--reference-max-rows", type=int, default=1_000_000,
-                        help="skip the reference design above this many rows (at 1M its RF 5-fold CV takes ~10 min here)")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="runs of the pipeline and the baseline per size; the fastest of each is reported")
+    parser.add_argument(
+        "--reference-max-rows",
+        type=int,
+        default=1_000_000,
+        help="skip the reference design above this many rows (at 1M its RF 5-fold CV takes ~10 min here)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs of the pipeline and the baseline per size; the fastest of each is reported",
+    )
     parser.add_argument("--workdir", default=str(REPO / ".bench"))
     parser.add_argument("--output", default=str(REPO / "docs"))
     args = parser.parse_args(argv)
     root = Path(args.workdir)
     started = time.monotonic()
-    results = {"machine": machine(), "command": "make bench", "settings": SETTINGS,
-               "reference_max_rows": args.reference_max_rows, "startup": startup_profile(root),
-               "sizes": [bench_size(int(rows), args.columns, root, args.reference_max_rows, args.repeat)
-                         for rows in args.rows.split(",")]}
+    results = {
+        "machine": machine(),
+        "command": "make bench",
+        "settings": SETTINGS,
+        "reference_max_rows": args.reference_max_rows,
+        "startup": startup_profile(root),
+        "sizes": [
+            bench_size(int(rows), args.columns, root, args.reference_max_rows, args.repeat)
+            for rows in args.rows.split(",")
+        ],
+    }
     output = Path(args.output)
     output.mkdir(exist_ok=True)
     results["startup"]["flame_graph"] = profile_startup(root, output)

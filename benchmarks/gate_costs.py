@@ -38,12 +38,17 @@ def measure(rows: int) -> dict[str, Any]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from gated_training import stats
-    from gated_training.drift import segments
     from gated_training.config import GateThresholds
-    from gated_training.gate import Answers, ChampionView, GateContext, run_checks
-    from gated_training.gate import pair_feature_scores
-    from gated_training.gate import score_predictions
     from gated_training.data import synthetic
+    from gated_training.drift import segments
+    from gated_training.gate import (
+        Answers,
+        ChampionView,
+        GateContext,
+        pair_feature_scores,
+        run_checks,
+        score_predictions,
+    )
 
     TARGET = synthetic.TARGET
     train = synthetic.generate_wide(rows, seed=1)
@@ -54,7 +59,8 @@ def measure(rows: int) -> dict[str, Any]:
     results["check-drift: label shift"], _ = timed(lambda: segments.label_shift(profile, batch, TARGET, 0.01, 0.2))
     features = [c for c in train.columns if c != TARGET]
     results["train-model: pair leakage (28 pairs)"], _ = timed(
-        lambda: pair_feature_scores(train, test, TARGET, features[:8], {}), repeat=1)
+        lambda: pair_feature_scores(train, test, TARGET, features[:8], {}), repeat=1
+    )
 
     numeric = train[features].select_dtypes("number").columns[:6]
     model = HistGradientBoostingClassifier(max_iter=30).fit(train[numeric].fillna(0), train[TARGET])
@@ -69,18 +75,35 @@ def measure(rows: int) -> dict[str, Any]:
     def answers(codes: np.ndarray, p: np.ndarray) -> Answers:
         return Answers(codes=codes, proba=p, scores=score_predictions(pd.Series(y), codes, p, np.array([0, 1])))
 
-    view = ChampionView(version="v", rows=np.arange(len(y)), y=y, candidate=answers(candidate_codes, candidate_proba),
-                        champion=answers(champion_codes, proba), note="", segments=profile["definitions"])
-    context = GateContext(thresholds=GateThresholds(slice_by="region,channel", max_calibration_regression=0.01),
-                          labels=[0, 1], y=y, candidate=view.candidate, baseline=answers(np.zeros(len(y), dtype=int),
-                                                                                        np.tile([0.7, 0.3], (len(y), 1))),
-                          features=test[features], training={"overfit_gap": 0.0}, metadata={}, champion=view,
-                          champion_version="v", trained=[0, 1])
+    view = ChampionView(
+        version="v",
+        rows=np.arange(len(y)),
+        y=y,
+        candidate=answers(candidate_codes, candidate_proba),
+        champion=answers(champion_codes, proba),
+        note="",
+        segments=profile["definitions"],
+    )
+    context = GateContext(
+        thresholds=GateThresholds(slice_by="region,channel", max_calibration_regression=0.01),
+        labels=[0, 1],
+        y=y,
+        candidate=view.candidate,
+        baseline=answers(np.zeros(len(y), dtype=int), np.tile([0.7, 0.3], (len(y), 1))),
+        features=test[features],
+        training={"overfit_gap": 0.0},
+        metadata={},
+        champion=view,
+        champion_version="v",
+        trained=[0, 1],
+    )
     results["evaluate-model: every check"], checks = timed(lambda: run_checks(context), repeat=1)
     results["evaluate-model: paired statistics (accuracy, McNemar + bootstrap)"], _ = timed(
-        lambda: stats.paired_confusion("accuracy", y, candidate_codes, champion_codes, 2, 0.05))
+        lambda: stats.paired_confusion("accuracy", y, candidate_codes, champion_codes, 2, 0.05)
+    )
     results["evaluate-model: DeLong (ROC AUC)"], _ = timed(
-        lambda: stats.paired_delong(y == 1, candidate_proba[:, 1], proba[:, 1], 0.05))
+        lambda: stats.paired_delong(y == 1, candidate_proba[:, 1], proba[:, 1], 0.05)
+    )
     results["checks"] = len(checks)
     results["test_rows"] = len(y)
     return results
@@ -88,8 +111,10 @@ def measure(rows: int) -> dict[str, Any]:
 
 def markdown(measured: list[dict[str, Any]]) -> str:
     keys = [k for k in measured[0] if k not in ("rows", "checks", "test_rows")]
-    lines = ["| added by issue 24 | " + " | ".join(f"{m['rows']:,} rows (test {m['test_rows']:,})" for m in measured)
-             + " |", "|---|" + "---|" * len(measured)]
+    lines = [
+        "| added by issue 24 | " + " | ".join(f"{m['rows']:,} rows (test {m['test_rows']:,})" for m in measured) + " |",
+        "|---|" + "---|" * len(measured),
+    ]
     lines += [f"| {key} | " + " | ".join(f"{m[key]:.2f} s" for m in measured) + " |" for key in keys]
     return "\n".join(lines) + "\n"
 

@@ -33,26 +33,64 @@ def run_step(step: str, work: Path) -> None:
     from gated_training.config import FeatureSettings, ModelSettings, SplitSettings, settings_from
 
     typed = json.loads((work / "params.json").read_text())
-    out = {name: str(work / name) for name in (
-        "dataset.parquet", "validation.json", "docs.html", "train.parquet", "test.parquet", "preprocessor.joblib",
-        "features.json", "model.joblib", "training.json", "importances.json")}
+    out = {
+        name: str(work / name)
+        for name in (
+            "dataset.parquet",
+            "validation.json",
+            "docs.html",
+            "train.parquet",
+            "test.parquet",
+            "preprocessor.joblib",
+            "features.json",
+            "model.joblib",
+            "training.json",
+            "importances.json",
+        )
+    }
     if step == "validate-data":
         from gated_training.steps.validate_data import validate_data
 
-        validate_data(data_uri=str(work / "batch.parquet"), suite_uri=str(work / "batch.expectations.json"), target=TARGET, min_quality_score=0.8,
-                         dataset_out=out["dataset.parquet"], report_out=out["validation.json"], data_docs_out=out["docs.html"])
+        validate_data(
+            data_uri=str(work / "batch.parquet"),
+            suite_uri=str(work / "batch.expectations.json"),
+            target=TARGET,
+            min_quality_score=0.8,
+            dataset_out=out["dataset.parquet"],
+            report_out=out["validation.json"],
+            data_docs_out=out["docs.html"],
+        )
     elif step == "engineer-features":
         from gated_training.steps.engineer_features import engineer_features
 
-        engineer_features(dataset_path=out["dataset.parquet"], target=TARGET, feature_settings=settings_from(FeatureSettings, typed),
-                          split_settings=settings_from(SplitSettings, typed), train_out=out["train.parquet"], test_out=out["test.parquet"],
-                          preprocessor_out=out["preprocessor.joblib"], metadata_out=out["features.json"])
+        engineer_features(
+            dataset_path=out["dataset.parquet"],
+            target=TARGET,
+            feature_settings=settings_from(FeatureSettings, typed),
+            split_settings=settings_from(SplitSettings, typed),
+            train_out=out["train.parquet"],
+            test_out=out["test.parquet"],
+            preprocessor_out=out["preprocessor.joblib"],
+            metadata_out=out["features.json"],
+        )
     else:
         from gated_training.steps.train_model import train_model
 
-        train_model(train_path=out["train.parquet"], test_path=out["test.parquet"], preprocessor_path=out["preprocessor.joblib"], feature_metadata_path=out["features.json"], target=TARGET,
-                    settings=settings_from(ModelSettings, typed), tracking_uri=f"sqlite:///{work / 'mlflow.db'}", experiment="memory-profile", data_sha256="", kfp_run_id="",
-                    model_out=out["model.joblib"], report_out=out["training.json"], importances_out=out["importances.json"])
+        train_model(
+            train_path=out["train.parquet"],
+            test_path=out["test.parquet"],
+            preprocessor_path=out["preprocessor.joblib"],
+            feature_metadata_path=out["features.json"],
+            target=TARGET,
+            settings=settings_from(ModelSettings, typed),
+            tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
+            experiment="memory-profile",
+            data_sha256="",
+            kfp_run_id="",
+            model_out=out["model.joblib"],
+            report_out=out["training.json"],
+            importances_out=out["importances.json"],
+        )
 
 
 def _site(path: str, function: str, line: int) -> str:
@@ -71,9 +109,15 @@ def peak_sites(capture: Path) -> tuple[float, list[tuple[str, str, float]]]:
         if any("importlib" in path for _, path, _ in stack):
             sizes[("(imports)", "module code and module-level data")] += record.size
             continue
-        ours = next((_site(path, function, line) for function, path, line in stack if "gated_training" in path),
-                    "(no gated_training frame)")
-        innermost = _site(stack[0][1], stack[0][0], stack[0][2]) if stack else "(no Python frame: native threads, e.g. Arrow's readers)"
+        ours = next(
+            (_site(path, function, line) for function, path, line in stack if "gated_training" in path),
+            "(no gated_training frame)",
+        )
+        innermost = (
+            _site(stack[0][1], stack[0][0], stack[0][2])
+            if stack
+            else "(no Python frame: native threads, e.g. Arrow's readers)"
+        )
         sizes[(ours, innermost)] += record.size
     return reader.metadata.peak_memory / 2**20, [(o, i, s / 2**20) for (o, i), s in sizes.most_common(TOP_SITES)]
 
@@ -96,8 +140,10 @@ def write_page(result: dict[str, Any], output: Path) -> None:
     ]
     for step in STEPS:
         entry = result["steps"][step]
-        lines.append(f"| {step} | {entry['peak_mib']:.0f} | {entry['peak_mib'] / result['frame_mib']:.1f} | "
-                     f"{entry['wall_seconds']:.0f} |")
+        lines.append(
+            f"| {step} | {entry['peak_mib']:.0f} | {entry['peak_mib'] / result['frame_mib']:.1f} | "
+            f"{entry['wall_seconds']:.0f} |"
+        )
     for step in STEPS:
         lines += ["", f"## {step}", "", "| MiB held at the peak | called from | allocated in |", "|---|---|---|"]
         lines += [f"| {size:.0f} | `{ours}` | `{inner}` |" for ours, inner, size in result["steps"][step]["sites"]]
@@ -124,18 +170,40 @@ def main() -> None:
     _, _, frame_mib = write_batch(work, args.rows, args.columns)
     (work / "params.json").write_text(json.dumps(resolve_parameters(component_inputs(PIPELINE), [SETTINGS])))
     env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system", "GX_ANALYTICS_ENABLED": "false"}
-    result: dict[str, Any] = {"rows": args.rows, "columns": args.columns, "frame_mib": frame_mib,
-                              "workdir": str(work.relative_to(REPO)) if work.is_relative_to(REPO) else str(work),
-                              "steps": {}}
+    result: dict[str, Any] = {
+        "rows": args.rows,
+        "columns": args.columns,
+        "frame_mib": frame_mib,
+        "workdir": str(work.relative_to(REPO)) if work.is_relative_to(REPO) else str(work),
+        "steps": {},
+    }
     for step in STEPS:
         print(f"[profile-memory] {step}", flush=True)
         capture = work / f"{step}.bin"
         capture.unlink(missing_ok=True)
         started = time.monotonic()
         with open(work / f"{step}.log", "w") as log:
-            subprocess.run([str(BIN / "memray"), "run", "--quiet", "--trace-python-allocators", "-o", str(capture),
-                            "-m", "benchmarks.memory_profile", "--run-step", step, "--workdir", str(work)],
-                           check=True, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            subprocess.run(
+                [
+                    str(BIN / "memray"),
+                    "run",
+                    "--quiet",
+                    "--trace-python-allocators",
+                    "-o",
+                    str(capture),
+                    "-m",
+                    "benchmarks.memory_profile",
+                    "--run-step",
+                    step,
+                    "--workdir",
+                    str(work),
+                ],
+                check=True,
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         peak, sites = peak_sites(capture)
         result["steps"][step] = {"peak_mib": peak, "wall_seconds": time.monotonic() - started, "sites": sites}
     write_page(result, Path(args.output))

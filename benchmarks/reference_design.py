@@ -27,8 +27,8 @@ MIN_ACCURACY = 0.85
 def validate(args: argparse.Namespace, work: Path) -> None:
     import pandas as pd
 
-    from gated_training.validation import read_suite_document
     from gated_training.steps.validate_data import run_suite
+    from gated_training.validation import read_suite_document
 
     frame = pd.read_csv(args.data)
     _, checks = run_suite(frame, read_suite_document(args.suite), args.suite)
@@ -46,7 +46,9 @@ def features(args: argparse.Namespace, work: Path) -> None:
 
     frame = pd.read_csv(work / "validated.csv")
     target = frame.pop(args.target)
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    numeric = [
+        c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
     for column in frame.columns:  # fitted on every row: the leak the redesign removed
         if column in numeric:
             frame[column] = frame[column].fillna(frame[column].median())
@@ -54,7 +56,7 @@ def features(args: argparse.Namespace, work: Path) -> None:
             frame[column] = LabelEncoder().fit_transform(frame[column].fillna(frame[column].mode()[0]).astype(str))
     top = numeric[:5]
     for i, a in enumerate(top):
-        for b in top[i + 1:]:
+        for b in top[i + 1 :]:
             frame[f"{a}_x_{b}"] = frame[a] * frame[b]
     poly = PolynomialFeatures(degree=2, include_bias=False).fit_transform(frame[top])
     values = np.hstack([frame.to_numpy(dtype=float), poly])
@@ -102,7 +104,7 @@ def deploy(args: argparse.Namespace, work: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    started, cpu = time.monotonic(), time.process_time()
+    started = time.monotonic()
     parser = argparse.ArgumentParser()
     parser.add_argument("step", choices=STEPS)
     parser.add_argument("--workdir", required=True)
@@ -114,9 +116,16 @@ def main(argv: list[str]) -> int:
     work.mkdir(parents=True, exist_ok=True)
     globals()[args.step](args, work)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"step": args.step, "wall_seconds": round(time.monotonic() - started, 3),
-                      "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-                      "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}))
+    print(
+        json.dumps(
+            {
+                "step": args.step,
+                "wall_seconds": round(time.monotonic() - started, 3),
+                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+                "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            }
+        )
+    )
     return 0
 
 

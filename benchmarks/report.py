@@ -9,7 +9,10 @@ from gated_training.step_table import MAIN_LINE
 
 # The step table's training line; serve-model needs a cluster (KServe) and is not benchmarked.
 STEP_ORDER = [step for step in MAIN_LINE if step != "serve-model"]
-TARGETS = "overhead ≤ 1.3 at 100k and ≤ 1.1 at 1M; start-up ≤ 1.5 s per step; 1M rows ≤ 5 min; peak RSS ≤ 4× frame; validation at 1M ≤ 30 s"
+TARGETS = (
+    "overhead ≤ 1.3 at 100k and ≤ 1.1 at 1M; start-up ≤ 1.5 s per step; 1M rows ≤ 5 min; "
+    "peak RSS ≤ 4× frame; validation at 1M ≤ 30 s"
+)
 
 
 def _mib(value: int) -> str:
@@ -27,9 +30,10 @@ def write_plot(results: dict[str, Any], path: Path) -> None:
     labels = [f"{s['rows']:,}" for s in sizes]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
     positions = np.arange(len(sizes))
-    for offset, (key, name) in zip((-0.27, 0, 0.27), (("pipeline", "pipeline (kfp.local)"),
-                                                      ("baseline", "single process"),
-                                                      ("reference", "reference design"))):
+    for offset, (key, name) in zip(
+        (-0.27, 0, 0.27),
+        (("pipeline", "pipeline (kfp.local)"), ("baseline", "single process"), ("reference", "reference design")),
+    ):
         values = [s[key]["wall_seconds"] if key in s else np.nan for s in sizes]
         left.bar(positions + offset, values, width=0.27, label=name)
     left.set_xticks(positions, labels)
@@ -64,24 +68,35 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         "```bash",
         f"make bench BENCH_ROWS={','.join(str(s['rows']) for s in results['sizes'])}",
         f"# = .venv/bin/python -m benchmarks.bench --rows {','.join(str(s['rows']) for s in results['sizes'])}"
-        f" --columns 30 --reference-max-rows {results['reference_max_rows']} --repeat {max(s.get('repeat', 1) for s in results['sizes'])}",
+        f" --columns 30 --reference-max-rows {results['reference_max_rows']} --repeat "
+        f"{max(s.get('repeat', 1) for s in results['sizes'])}",
         "```",
         "",
         f"Machine: {machine['cpus']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB, "
         f"Python {machine['python']}, {machine['platform']}. Whole bench: {results['bench_seconds']:.0f} s.",
         "",
-        "Data: `gated_training.data.synthetic.generate_wide(rows, 30, seed=7)`: numeric, categorical with a rare level, "
+        "Data: `gated_training.data.synthetic.generate_wide(rows, 30, seed=7)`: numeric, categorical with a rare "
+        "level, "
         "boolean, missing values, a learnable binary target. Model settings: "
-        + ", ".join(f"`{k}={v}`" for k, v in results["settings"].items()) + ".",
+        + ", ".join(f"`{k}={v}`" for k, v in results["settings"].items())
+        + ".",
         "",
         "![end-to-end and per-step wall time](benchmarks.png)",
         "",
         "## End to end",
         "",
-        *([f"Pipeline and single process: the fastest of {repeats} alternating first runs each (this shared machine "
-           "only ever adds time; every wall is in benchmarks.json). The reference design ran once.", ""]
-          if (repeats := max(size.get("repeat", 1) for size in results["sizes"])) > 1 else []),
-        "| rows | frame MiB | pipeline s | single process s | pipeline / single | reference design s | reference / pipeline | accuracy (pipeline / reference) |",
+        *(
+            [
+                f"Pipeline and single process: the fastest of {repeats} alternating first runs each (this shared "
+                f"machine "
+                "only ever adds time; every wall is in benchmarks.json). The reference design ran once.",
+                "",
+            ]
+            if (repeats := max(size.get("repeat", 1) for size in results["sizes"])) > 1
+            else []
+        ),
+        "| rows | frame MiB | pipeline s | single process s | pipeline / single | reference design s | reference / "
+        "pipeline | accuracy (pipeline / reference) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for size in results["sizes"]:
@@ -90,45 +105,83 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         ref_wall = f"{reference['wall_seconds']:.1f}" if reference else "not run"
         ref_ratio = f"{reference['wall_seconds'] / pipeline['wall_seconds']:.2f}" if reference else "—"
         ref_accuracy = f"{reference['accuracy']:.4f}" if reference else "—"
-        lines.append(f"| {size['rows']:,} | {size['frame_mib']} | {pipeline['wall_seconds']:.1f} | "
-                     f"{baseline['wall_seconds']:.1f} | {ratio:.2f} | {ref_wall} | {ref_ratio} | "
-                     f"{pipeline['accuracy']:.4f} / {ref_accuracy} |")
-    lines += ["", "## Per step (pipeline)", "",
-              "| rows | step | wall s | CPU s | peak RSS MiB | RSS / frame | MiB read | MiB written |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {size['rows']:,} | {size['frame_mib']} | {pipeline['wall_seconds']:.1f} | "
+            f"{baseline['wall_seconds']:.1f} | {ratio:.2f} | {ref_wall} | {ref_ratio} | "
+            f"{pipeline['accuracy']:.4f} / {ref_accuracy} |"
+        )
+    lines += [
+        "",
+        "## Per step (pipeline)",
+        "",
+        "| rows | step | wall s | CPU s | peak RSS MiB | RSS / frame | MiB read | MiB written |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for size in results["sizes"]:
         for step in STEP_ORDER + sorted(set(size["pipeline"]["steps"]) - set(STEP_ORDER)):
             usage = size["pipeline"]["steps"].get(step)
             if usage:
-                lines.append(f"| {size['rows']:,} | {step} | {usage['wall_seconds']:.1f} | {usage['cpu_seconds']:.1f} | "
-                             f"{usage['peak_rss_mib']:.0f} | {usage['peak_rss_mib'] / size['frame_mib']:.1f} | "
-                             f"{_mib(usage.get('bytes_read', 0))} | {_mib(usage.get('bytes_written', 0))} |")
-    lines += ["", "## Single process, per stage", "", "| rows | " + " | ".join(STEP_ORDER) + " | imports | peak RSS MiB |",
-              "|---|" + "---|" * (len(STEP_ORDER) + 2)]
+                lines.append(
+                    f"| {size['rows']:,} | {step} | {usage['wall_seconds']:.1f} | {usage['cpu_seconds']:.1f} | "
+                    f"{usage['peak_rss_mib']:.0f} | {usage['peak_rss_mib'] / size['frame_mib']:.1f} | "
+                    f"{_mib(usage.get('bytes_read', 0))} | {_mib(usage.get('bytes_written', 0))} |"
+                )
+    lines += [
+        "",
+        "## Single process, per stage",
+        "",
+        "| rows | " + " | ".join(STEP_ORDER) + " | imports | peak RSS MiB |",
+        "|---|" + "---|" * (len(STEP_ORDER) + 2),
+    ]
     for size in results["sizes"]:
         stages = size["baseline"]["stages"]
-        lines.append(f"| {size['rows']:,} | " + " | ".join(f"{stages[s]['wall_seconds']:.1f}" for s in STEP_ORDER)
-                     + f" | {stages['imports']['wall_seconds']:.1f} | {size['baseline']['peak_rss_mib']:.0f} |")
+        lines.append(
+            f"| {size['rows']:,} | "
+            + " | ".join(f"{stages[s]['wall_seconds']:.1f}" for s in STEP_ORDER)
+            + f" | {stages['imports']['wall_seconds']:.1f} | {size['baseline']['peak_rss_mib']:.0f} |"
+        )
     startup = results["startup"]
     first = startup.get("first_run_steps", {})
-    lines += ["", "## Fixed start-up per step (1,000 rows × 30 columns)", "",
-              "A recurring run (the MLflow store and a champion exist, `force_retrain=true` on the same batch"
-              + (f", outcome {startup['recurring_outcome']}" if "recurring_outcome" in startup else "")
-              + "); the first run into an empty store also creates the MLflow database.", "",
-              "| step | wall s | CPU s | peak RSS MiB | first run wall s |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Fixed start-up per step (1,000 rows × 30 columns)",
+        "",
+        "A recurring run (the MLflow store and a champion exist, `force_retrain=true` on the same batch"
+        + (f", outcome {startup['recurring_outcome']}" if "recurring_outcome" in startup else "")
+        + "); the first run into an empty store also creates the MLflow database.",
+        "",
+        "| step | wall s | CPU s | peak RSS MiB | first run wall s |",
+        "|---|---|---|---|---|",
+    ]
     for step, usage in sorted(startup["steps"].items()):
         first_wall = f"{first[step]['wall_seconds']:.1f}" if step in first else "—"
-        lines.append(f"| {step} | {usage['wall_seconds']:.1f} | {usage['cpu_seconds']:.1f} | {usage['peak_rss_mib']:.0f} "
-                     f"| {first_wall} |")
-    lines += ["", "Import time of each heavy library in a fresh interpreter (seconds): "
-              + ", ".join(f"`{m}` {s:.2f}" for m, s in startup["imports_seconds"].items()) + ".",
-              "", (f"Flame graph of a whole 1,000-row run, every step's process included (py-spy): "
-                   f"[{startup['flame_graph']}]({startup['flame_graph']}).") if startup.get("flame_graph") else
-              "No flame graph: py-spy was not available.",
-              "", ("What each heavy step holds at its memory peak, by allocation site (memray, `make profile-memory`): "
-                   "[memory-profile.md](memory-profile.md).") if output.joinpath("memory-profile.md").exists() else
-              "No memory profile yet: run `make profile-memory`.",
-              "", f"Targets (issue 6): {TARGETS}. How they came out, and why, is in the section below.", ""]
+        lines.append(
+            f"| {step} | {usage['wall_seconds']:.1f} | {usage['cpu_seconds']:.1f} | {usage['peak_rss_mib']:.0f} "
+            f"| {first_wall} |"
+        )
+    lines += [
+        "",
+        "Import time of each heavy library in a fresh interpreter (seconds): "
+        + ", ".join(f"`{m}` {s:.2f}" for m, s in startup["imports_seconds"].items())
+        + ".",
+        "",
+        (
+            f"Flame graph of a whole 1,000-row run, every step's process included (py-spy): "
+            f"[{startup['flame_graph']}]({startup['flame_graph']})."
+        )
+        if startup.get("flame_graph")
+        else "No flame graph: py-spy was not available.",
+        "",
+        (
+            "What each heavy step holds at its memory peak, by allocation site (memray, `make profile-memory`): "
+            "[memory-profile.md](memory-profile.md)."
+        )
+        if output.joinpath("memory-profile.md").exists()
+        else "No memory profile yet: run `make profile-memory`.",
+        "",
+        f"Targets (issue 6): {TARGETS}. How they came out, and why, is in the section below.",
+        "",
+    ]
     output.joinpath("benchmarks.md").write_text("\n".join(lines) + "\n" + _findings(output))
 
 

@@ -32,14 +32,25 @@ def check_drift(
     from gated_training.steps.check_drift import check_drift
 
     with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step:
-        outcome = check_drift(dataset_path=dataset.path, validation_report_path=validation_report.path,
-                              target=target_column, registry_uri=registry_uri, model_name=model_name,
-                              policy=from_group(cls=DriftPolicy, values=drift, group="drift"), report_out=drift_report.path,
-                              html_out=drift_html.path)
-        record_gate(step=step, stopped=outcome.decision != DriftGate.TRAIN,
-                    records=RunRecords(validation_report=validation_report.path, drift_report=drift_report.path),
-                    summary_json_out=run_summary.path, markdown_out=summary.path, webhook_url=notify_webhook_url,
-                    links={"drift report": drift_html.uri, "summary": summary.uri})
+        outcome = check_drift(
+            dataset_path=dataset.path,
+            validation_report_path=validation_report.path,
+            target=target_column,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            policy=from_group(cls=DriftPolicy, values=drift, group="drift"),
+            report_out=drift_report.path,
+            html_out=drift_html.path,
+        )
+        record_gate(
+            step=step,
+            stopped=outcome.decision != DriftGate.TRAIN,
+            records=RunRecords(validation_report=validation_report.path, drift_report=drift_report.path),
+            summary_json_out=run_summary.path,
+            markdown_out=summary.path,
+            webhook_url=notify_webhook_url,
+            links={"drift report": drift_html.uri, "summary": summary.uri},
+        )
     report = outcome.report
     if report is not None:
         drift_metrics.log_metric("drifted_share", report["drifted_share"])

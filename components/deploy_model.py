@@ -34,20 +34,40 @@ def deploy_model(
     from gated_training.steps.deploy_model import deploy_model
     from gated_training.tracking import outcome_failed_on_error
 
-    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step, \
-            outcome_failed_on_error(training_report_path=training_report.path):
+    with (
+        recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step,
+        outcome_failed_on_error(training_report_path=training_report.path),
+    ):
         settings = from_group(cls=ServingSettings, values=serving, group="serving")
         outcome = deploy_model(
-            model_path=model.path, test_path=test_data.path, feature_metadata_path=feature_metadata.path,
-            training_report_path=training_report.path, gate_decision_path=gate_decision.path, target=target_column,
-            registry_uri=registry_uri, model_name=model_name, data_sha256=test_data.metadata.get("source_sha256", ""),
-            kfp_run_id=step.run_id, deployment_out=deployment.path, pipeline_version=pipeline_version,
-            train_path=train_data.path, validation_report_path=validation_report.path,
+            model_path=model.path,
+            test_path=test_data.path,
+            feature_metadata_path=feature_metadata.path,
+            training_report_path=training_report.path,
+            gate_decision_path=gate_decision.path,
+            target=target_column,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            data_sha256=test_data.metadata.get("source_sha256", ""),
+            kfp_run_id=step.run_id,
+            deployment_out=deployment.path,
+            pipeline_version=pipeline_version,
+            train_path=train_data.path,
+            validation_report_path=validation_report.path,
         )
         serve = outcome.promoted and bool(settings.serving_namespace)
-        record_gate(step=step, stopped=not serve,
-                    records=RunRecords(validation_report=validation_report.path, drift_report=drift_report.path,
-                                       gate_decision=gate_decision.path, deployment=deployment.path),
-                    summary_json_out=run_summary.path, markdown_out=summary.path, webhook_url=notify_webhook_url)
+        record_gate(
+            step=step,
+            stopped=not serve,
+            records=RunRecords(
+                validation_report=validation_report.path,
+                drift_report=drift_report.path,
+                gate_decision=gate_decision.path,
+                deployment=deployment.path,
+            ),
+            summary_json_out=run_summary.path,
+            markdown_out=summary.path,
+            webhook_url=notify_webhook_url,
+        )
     deployment.metadata.update({"version": outcome.version, "uri": outcome.version_uri, "promoted": outcome.promoted})
     return DeployGate.SERVE if serve else DeployGate.DONE

@@ -24,14 +24,19 @@ def engineer_features(
 
     with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=feature_metadata.uri):
         outcome = engineer_features(
-            dataset_path=dataset.path, target=target_column,
+            dataset_path=dataset.path,
+            target=target_column,
             feature_settings=from_group(cls=FeatureSettings, values=features, group="features"),
             split_settings=from_group(cls=SplitSettings, values=split, group="split"),
-            train_out=train_data.path, test_out=test_data.path, preprocessor_out=preprocessor.path,
-            metadata_out=feature_metadata.path, drift_report_path=drift_report.path,
+            train_out=train_data.path,
+            test_out=test_data.path,
+            preprocessor_out=preprocessor.path,
+            metadata_out=feature_metadata.path,
+            drift_report_path=drift_report.path,
         )
     fingerprint, source = dataset.metadata.get("sha256", ""), dataset.metadata.get("source_uri", "")
-    train_data.metadata.update({"format": "parquet", "rows": outcome.train_rows, "source_sha256": fingerprint,
-                                "source_uri": source})
+    train_data.metadata.update(
+        {"format": "parquet", "rows": outcome.train_rows, "source_sha256": fingerprint, "source_uri": source}
+    )
     test_data.metadata.update({"format": "parquet", "rows": outcome.test_rows, "source_sha256": fingerprint})
     preprocessor.metadata.update({"format": "joblib", "engineered_features": outcome.engineered_features})

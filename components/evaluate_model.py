@@ -36,19 +36,37 @@ def evaluate_model(
     from gated_training.steps.evaluate_model import evaluate_model
     from gated_training.tracking import outcome_failed_on_error
 
-    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step, \
-            outcome_failed_on_error(training_report_path=training_report.path):
-        decision = evaluate_model(model_path=model.path, test_path=test_data.path,
-                                  training_report_path=training_report.path, target=target_column,
-                                  thresholds=from_group(cls=GateThresholds, values=gate, group="gate"), registry_uri=registry_uri,
-                                  model_name=model_name, decision_out=gate_decision.path, report_out=gate_report.path,
-                                  drift_report_path=drift_report.path, feature_metadata_path=feature_metadata.path,
-                                  drift_html_path=drift_html.path)
-        record_gate(step=step, stopped=decision.decision != ModelGate.DEPLOY,
-                    records=RunRecords(validation_report=validation_report.path, drift_report=drift_report.path,
-                                       gate_decision=gate_decision.path),
-                    summary_json_out=run_summary.path, markdown_out=summary.path, webhook_url=notify_webhook_url,
-                    links={"gate report": gate_report.uri, "drift report": drift_html.uri, "summary": summary.uri})
+    with (
+        recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step,
+        outcome_failed_on_error(training_report_path=training_report.path),
+    ):
+        decision = evaluate_model(
+            model_path=model.path,
+            test_path=test_data.path,
+            training_report_path=training_report.path,
+            target=target_column,
+            thresholds=from_group(cls=GateThresholds, values=gate, group="gate"),
+            registry_uri=registry_uri,
+            model_name=model_name,
+            decision_out=gate_decision.path,
+            report_out=gate_report.path,
+            drift_report_path=drift_report.path,
+            feature_metadata_path=feature_metadata.path,
+            drift_html_path=drift_html.path,
+        )
+        record_gate(
+            step=step,
+            stopped=decision.decision != ModelGate.DEPLOY,
+            records=RunRecords(
+                validation_report=validation_report.path,
+                drift_report=drift_report.path,
+                gate_decision=gate_decision.path,
+            ),
+            summary_json_out=run_summary.path,
+            markdown_out=summary.path,
+            webhook_url=notify_webhook_url,
+            links={"gate report": gate_report.uri, "drift report": drift_html.uri, "summary": summary.uri},
+        )
     for name, value in decision.candidate["metrics"].items():
         metrics.log_metric(name, value)
     metrics.log_metric("overfit_gap", decision.candidate["overfit_gap"])

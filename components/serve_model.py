@@ -29,16 +29,34 @@ def serve_model(
 
     with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step:
         outcome = serve_model(
-            deployment_path=deployment.path, registry_uri=registry_uri, model_name=model_name,
+            deployment_path=deployment.path,
+            registry_uri=registry_uri,
+            model_name=model_name,
             settings=from_group(cls=ServingSettings, values=serving, group="serving"),
             registry_key_secret=secret_reference(os.environ.get("GATED_TRAINING_SERVING_REGISTRY_KEY_SECRET", "")),
             gcs_key_secret=secret_reference(os.environ.get("GATED_TRAINING_SERVING_GCS_KEY_SECRET", "")),
-            kube_api_url=os.environ.get("GATED_TRAINING_KUBE_API", ""), serving_out=serving_record.path,
+            kube_api_url=os.environ.get("GATED_TRAINING_KUBE_API", ""),
+            serving_out=serving_record.path,
         )
-        record_and_notify(records=RunRecords(validation_report=validation_report.path, drift_report=drift_report.path,
-                                             gate_decision=gate_decision.path, deployment=deployment.path,
-                                             serving=serving_record.path),
-                          kfp_run_id=step.run_id, summary_json_out=run_summary.path, markdown_out=summary.path,
-                          webhook_url=notify_webhook_url)
-    serving_record.metadata.update({"service": outcome.service, "namespace": outcome.namespace, "served": outcome.served,
-                                    "mode": outcome.mode, "canary_percent": outcome.canary_percent})
+        record_and_notify(
+            records=RunRecords(
+                validation_report=validation_report.path,
+                drift_report=drift_report.path,
+                gate_decision=gate_decision.path,
+                deployment=deployment.path,
+                serving=serving_record.path,
+            ),
+            kfp_run_id=step.run_id,
+            summary_json_out=run_summary.path,
+            markdown_out=summary.path,
+            webhook_url=notify_webhook_url,
+        )
+    serving_record.metadata.update(
+        {
+            "service": outcome.service,
+            "namespace": outcome.namespace,
+            "served": outcome.served,
+            "mode": outcome.mode,
+            "canary_percent": outcome.canary_percent,
+        }
+    )

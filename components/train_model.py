@@ -29,13 +29,21 @@ def train_model(
 
     with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=training_report.uri) as step:
         outcome = train_model(
-            train_path=train_data.path, test_path=test_data.path, preprocessor_path=preprocessor.path,
-            feature_metadata_path=feature_metadata.path, target=target_column,
+            train_path=train_data.path,
+            test_path=test_data.path,
+            preprocessor_path=preprocessor.path,
+            feature_metadata_path=feature_metadata.path,
+            target=target_column,
             settings=from_group(cls=ModelSettings, values=training, group="training"),
-            tracking_uri=mlflow_tracking_uri, experiment=mlflow_experiment,
-            data_sha256=train_data.metadata.get("source_sha256", ""), kfp_run_id=step.run_id,
-            data_uri=train_data.metadata.get("source_uri", ""), pipeline_version=pipeline_version,
-            model_out=model.path, report_out=training_report.path, importances_out=feature_importances.path,
+            tracking_uri=mlflow_tracking_uri,
+            experiment=mlflow_experiment,
+            data_sha256=train_data.metadata.get("source_sha256", ""),
+            kfp_run_id=step.run_id,
+            data_uri=train_data.metadata.get("source_uri", ""),
+            pipeline_version=pipeline_version,
+            model_out=model.path,
+            report_out=training_report.path,
+            importances_out=feature_importances.path,
             drift_report_path=drift_report.path,
         )
     model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})

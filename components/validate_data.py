@@ -32,15 +32,28 @@ def validate_data(
         # a metadata address) fails the run here, naming the parameter, not a later notification.
         check_webhook_url(notify_webhook_url)
         outcome = validate_data(
-            data_uri=data_uri, suite_uri=suite_uri, target=target_column, min_quality_score=min_quality_score,
-            dataset_out=dataset.path, report_out=validation_report.path, data_docs_out=data_docs.path,
-            pinned_suite_sha256=suite_sha256, max_input_mb=max_input_mb,
+            data_uri=data_uri,
+            suite_uri=suite_uri,
+            target=target_column,
+            min_quality_score=min_quality_score,
+            dataset_out=dataset.path,
+            report_out=validation_report.path,
+            data_docs_out=data_docs.path,
+            pinned_suite_sha256=suite_sha256,
+            max_input_mb=max_input_mb,
         )
-        record_gate(step=step, stopped=not outcome.passed, records=RunRecords(validation_report=validation_report.path),
-                    summary_json_out=run_summary.path, markdown_out=summary.path, webhook_url=notify_webhook_url,
-                    links={"data docs": data_docs.uri, "summary": summary.uri})
-    dataset.metadata.update({"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count,
-                             "source_uri": data_uri})
+        record_gate(
+            step=step,
+            stopped=not outcome.passed,
+            records=RunRecords(validation_report=validation_report.path),
+            summary_json_out=run_summary.path,
+            markdown_out=summary.path,
+            webhook_url=notify_webhook_url,
+            links={"data docs": data_docs.uri, "summary": summary.uri},
+        )
+    dataset.metadata.update(
+        {"format": "parquet", "sha256": outcome.data_sha256, "rows": outcome.row_count, "source_uri": data_uri}
+    )
     validation_metrics.log_metric("quality_score", outcome.quality_score)
     validation_metrics.log_metric("rows", outcome.row_count)
     validation_metrics.log_metric("critical_failures", len(outcome.blocking_reasons))

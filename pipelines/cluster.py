@@ -40,9 +40,9 @@ from kfp.dsl import PipelineTask
 
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
+from gated_training.registry import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.reports import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
-from gated_training.registry import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.step_table import STEP, STEPS, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
@@ -66,15 +66,22 @@ def validated(resources: StepResources, where: str) -> StepResources:
     """``resources`` if every quantity is a Kubernetes quantity and no request exceeds its limit."""
     for name in ("cpu_request", "cpu_limit"):
         if not CPU_QUANTITY.match(str(getattr(resources, name))):
-            raise ClusterConfigError(f"{where}: {name}={getattr(resources, name)!r} is not a CPU quantity like 500m or 2")
+            raise ClusterConfigError(
+                f"{where}: {name}={getattr(resources, name)!r} is not a CPU quantity like 500m or 2"
+            )
     for name in ("memory_request", "memory_limit"):
         if not MEMORY_QUANTITY.match(str(getattr(resources, name))):
-            raise ClusterConfigError(f"{where}: {name}={getattr(resources, name)!r} is not a memory quantity like 512Mi or 4Gi")
+            raise ClusterConfigError(
+                f"{where}: {name}={getattr(resources, name)!r} is not a memory quantity like 512Mi or 4Gi"
+            )
     if _cpu(resources.cpu_request) > _cpu(resources.cpu_limit):
-        raise ClusterConfigError(f"{where}: cpu_request {resources.cpu_request} exceeds cpu_limit {resources.cpu_limit}")
+        raise ClusterConfigError(
+            f"{where}: cpu_request {resources.cpu_request} exceeds cpu_limit {resources.cpu_limit}"
+        )
     if _bytes(resources.memory_request) > _bytes(resources.memory_limit):
-        raise ClusterConfigError(f"{where}: memory_request {resources.memory_request} exceeds memory_limit "
-                                 f"{resources.memory_limit}")
+        raise ClusterConfigError(
+            f"{where}: memory_request {resources.memory_request} exceeds memory_limit {resources.memory_limit}"
+        )
     return resources
 
 
@@ -112,13 +119,18 @@ class ClusterSettings:
             value = env.get(variable, "").strip()
             if value and not DNS_SUBDOMAIN.match(value):
                 raise ClusterConfigError(
-                    f"{variable}={value!r} is not a Kubernetes secret name (a DNS-1123 subdomain: lowercase letters, digits, '-', dot-separated labels that start and end with a letter or digit, at most 253 characters)")
+                    f"{variable}={value!r} is not a Kubernetes secret name (a DNS-1123 subdomain: lowercase letters, "
+                    f"digits, '-', dot-separated labels that start and end with a letter or digit, at most 253 "
+                    f"characters)"
+                )
             return value or None
 
         def secret_key(variable: str, default: str) -> str:
             value = env.get(variable, "").strip() or default
             if not SECRET_KEY.match(value):
-                raise ClusterConfigError(f"{variable}={value!r} is not a valid secret key (letters, digits, '-', '_', '.')")
+                raise ClusterConfigError(
+                    f"{variable}={value!r} is not a valid secret key (letters, digits, '-', '_', '.')"
+                )
             return value
 
         def flag(variable: str) -> bool:
@@ -163,7 +175,9 @@ def load_resources_file(path: Path) -> dict[str, StepResources]:
     overrides = {}
     for step, values in document.items():
         if step not in DEFAULT_RESOURCES:
-            raise ClusterConfigError(f"RESOURCES_FILE {path}: unknown step {step!r}; steps are {', '.join(DEFAULT_RESOURCES)}")
+            raise ClusterConfigError(
+                f"RESOURCES_FILE {path}: unknown step {step!r}; steps are {', '.join(DEFAULT_RESOURCES)}"
+            )
         if not isinstance(values, dict) or set(values) - allowed:
             raise ClusterConfigError(f"RESOURCES_FILE {path}: {step}: expected only {', '.join(sorted(allowed))}")
         merged = replace(DEFAULT_RESOURCES[step], **{k: str(v) for k, v in values.items()})
@@ -185,7 +199,9 @@ def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTas
     """
     step_id = task.component_spec.name  # components are named after their steps: validate_data → validate-data
     if step_id not in STEP:
-        raise ClusterConfigError(f"component {step_id!r} is not a step of the step table (gated_training/step_table.py)")
+        raise ClusterConfigError(
+            f"component {step_id!r} is not a step of the step table (gated_training/step_table.py)"
+        )
     step = STEP[step_id]
     resources = settings.resources[step_id]
     task.set_display_name(step.display_name)
@@ -198,24 +214,36 @@ def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTas
         kubernetes.use_secret_as_volume(task, secret_name=settings.gcs_key_secret, mount_path=GCS_KEY_MOUNT_PATH)
         task.set_env_variable("GOOGLE_APPLICATION_CREDENTIALS", f"{GCS_KEY_MOUNT_PATH}/{settings.gcs_key_secret_key}")
     if step.uses_mlflow and settings.mlflow_token_secret:
-        kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_token_secret,
-                                     secret_key_to_env={settings.mlflow_token_secret_key: "MLFLOW_TRACKING_TOKEN"})
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=settings.mlflow_token_secret,
+            secret_key_to_env={settings.mlflow_token_secret_key: "MLFLOW_TRACKING_TOKEN"},
+        )
     if step.uses_mlflow and settings.mlflow_basic_auth_secret:
-        kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_basic_auth_secret, secret_key_to_env={
-            "username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"})
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=settings.mlflow_basic_auth_secret,
+            secret_key_to_env={"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"},
+        )
     if step.uses_registry and settings.registry_key_secret:
-        kubernetes.use_secret_as_env(task, secret_name=settings.registry_key_secret,
-                                     secret_key_to_env={settings.registry_key_secret_key: REGISTRY_KEY_ENV})
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=settings.registry_key_secret,
+            secret_key_to_env={settings.registry_key_secret_key: REGISTRY_KEY_ENV},
+        )
     if settings.webhook_secret:
-        kubernetes.use_secret_as_env(task, secret_name=settings.webhook_secret,
-                                     secret_key_to_env={settings.webhook_secret_key: WEBHOOK_ENV})
+        kubernetes.use_secret_as_env(
+            task, secret_name=settings.webhook_secret, secret_key_to_env={settings.webhook_secret_key: WEBHOOK_ENV}
+        )
     if settings.allow_pod_local_state:
         task.set_env_variable(ALLOW_POD_LOCAL_ENV, "1")
     if settings.webhook_allowed_hosts:
         task.set_env_variable(ALLOWED_HOSTS_ENV, settings.webhook_allowed_hosts)
     if step_id == "serve-model":  # the serving pods read the registry with the same secrets (names only)
         if settings.registry_key_secret:
-            task.set_env_variable(SERVING_SECRET_ENVS[0], f"{settings.registry_key_secret}:{settings.registry_key_secret_key}")
+            task.set_env_variable(
+                SERVING_SECRET_ENVS[0], f"{settings.registry_key_secret}:{settings.registry_key_secret_key}"
+            )
         if settings.gcs_key_secret:
             task.set_env_variable(SERVING_SECRET_ENVS[1], f"{settings.gcs_key_secret}:{settings.gcs_key_secret_key}")
     return task
@@ -235,8 +263,10 @@ def for_every_backend(platform_spec: dict) -> dict:
     for name, config in executors.items():
         unknown = set(config) - {"secretAsEnv", "secretAsVolume"}
         if unknown:
-            raise ClusterConfigError(f"{name}: {', '.join(sorted(unknown))} in the Kubernetes platform spec is not "
-                                     "parsed by KFP backends before 2.4.1; the support floor is 2.2")
+            raise ClusterConfigError(
+                f"{name}: {', '.join(sorted(unknown))} in the Kubernetes platform spec is not "
+                "parsed by KFP backends before 2.4.1; the support floor is 2.2"
+            )
         for entry in [*config.get("secretAsEnv", []), *config.get("secretAsVolume", [])]:
             parameter = entry.pop("secretNameParameter", None)
             if parameter not in (None, {"runtimeValue": {"constant": entry.get("secretName")}}):

@@ -24,8 +24,8 @@ DEFAULT_OUTPUT = Path("compiled/training_pipeline.yaml")
 def baked_parameters(params_file: str, declared: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     """The parameters of ``params_file``, typed and validated as `submit` would send them."""
     from gated_training.cli.common import load_params_file, resolve_parameters
-    from gated_training.kubeflow import validate as validate_run_parameters
     from gated_training.errors import ConfigError
+    from gated_training.kubeflow import validate as validate_run_parameters
     from gated_training.run_context import check_cluster_parameters
     from pipelines.cluster import ClusterConfigError, ClusterSettings
 

@@ -28,7 +28,8 @@ def render(text: str) -> str:
         pattern = re.compile(rf"(<!-- generated: {name} \(make docs\) -->\n)(.*?)(<!-- end: {name} -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"{PAGE}: no generated section {name!r}")
-        text = pattern.sub(lambda m: m.group(1) + generated(name) + m.group(3), text)
+        body = generated(name)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(3), text)
     return text
 
 

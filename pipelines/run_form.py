@@ -20,6 +20,8 @@ def pipeline_docstring(summary: str) -> str:
     for group, cls in GROUPS.items():
         title = (cls.__doc__ or group).strip().split("\n\n")[0].replace("\n", " ")
         keys = ", ".join(f.name for f in fields(cls))
-        lines.append(f"    {group}: {_sentence(title)} A JSON object; change any of its settings, the rest keep their "
-                     f"defaults (docs/parameters.md#{group}): {keys}.")
+        lines.append(
+            f"    {group}: {_sentence(title)} A JSON object; change any of its settings, the rest keep their "
+            f"defaults (docs/parameters.md#{group}): {keys}."
+        )
     return "\n".join(lines) + "\n"

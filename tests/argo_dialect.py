@@ -23,8 +23,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-API_STATE = {"Succeeded": "SUCCEEDED", "Skipped": "SKIPPED", "Failed": "FAILED", "Error": "FAILED",
-             "Running": "RUNNING", "Pending": "PENDING", "Omitted": "RUNTIME_STATE_UNSPECIFIED"}
+API_STATE = {
+    "Succeeded": "SUCCEEDED",
+    "Skipped": "SKIPPED",
+    "Failed": "FAILED",
+    "Error": "FAILED",
+    "Running": "RUNNING",
+    "Pending": "PENDING",
+    "Omitted": "RUNTIME_STATE_UNSPECIFIED",
+}
 CONDITION = re.compile(r"^inputs\.parameter_values\['pipelinechannel--(.+)-Output'\] == '(.*)'$")
 
 
@@ -44,8 +51,11 @@ def _ordered(tasks: dict[str, Any]) -> list[str]:
     done: list[str] = []
     remaining = dict(tasks)
     while remaining:
-        ready = sorted(name for name, task in remaining.items()
-                       if all(dep in done or dep not in tasks for dep in task.get("dependentTasks", [])))
+        ready = sorted(
+            name
+            for name, task in remaining.items()
+            if all(dep in done or dep not in tasks for dep in task.get("dependentTasks", []))
+        )
         if not ready:
             raise ValueError(f"dependency cycle among {sorted(remaining)}")
         done.append(ready[0])
@@ -53,8 +63,9 @@ def _ordered(tasks: dict[str, Any]) -> list[str]:
     return done
 
 
-def run_nodes(spec: dict[str, Any], outputs: dict[str, str], failing: str | None = None,
-              workflow: str = "gated-training-x7k2p") -> tuple[list[Node], str]:
+def run_nodes(
+    spec: dict[str, Any], outputs: dict[str, str], failing: str | None = None, workflow: str = "gated-training-x7k2p"
+) -> tuple[list[Node], str]:
     """(the nodes a run creates, the run's state) when each gate task returns ``outputs[task]`` and
     ``failing`` (a task key) fails. Tasks after a failure never start."""
     nodes = [Node(workflow, "Running", False), Node("root-driver", "Succeeded", True)]

@@ -66,8 +66,11 @@ class FakeKubeflowPipelines(LoopbackServer):
         self.recurring_runs: dict[str, dict[str, Any]] = {}
         self.run_states: list[str] = ["RUNNING", "SUCCEEDED"]  # what successive GETs of a run report
         # What each gate task of a run returns, and the task that fails (None: none), once a run ends.
-        self.gate_outputs: dict[str, str] = {"validate-data": "passed", "check-drift": "train",
-                                             "evaluate-model": "deploy"}
+        self.gate_outputs: dict[str, str] = {
+            "validate-data": "passed",
+            "check-drift": "train",
+            "evaluate-model": "deploy",
+        }
         self.failing_task: str | None = None
         self.failures: list[Failure] = []
         self._ids = itertools.count(1)
@@ -101,10 +104,12 @@ class FakeKubeflowPipelines(LoopbackServer):
                 content_type = self.headers.get("Content-Type", "")
                 if content_type.startswith("multipart/form-data"):
                     message = email.parser.BytesParser().parsebytes(
-                        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+                        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+                    )
                     for part in message.get_payload():
                         request.files[part.get_param("name", header="content-disposition")] = part.get_payload(
-                            decode=True)
+                            decode=True
+                        )
                 elif raw:
                     request.body = json.loads(raw)
                 with fake._lock:
@@ -190,29 +195,43 @@ class FakeKubeflowPipelines(LoopbackServer):
 
     def _list_pipelines(self, request: RecordedRequest) -> tuple[int, Any]:
         namespace = self._namespace(request)
-        found = [p for p in self._filtered(list(self.pipelines.values()), request.query)
-                 if p.get("namespace", "") == namespace]
+        found = [
+            p
+            for p in self._filtered(list(self.pipelines.values()), request.query)
+            if p.get("namespace", "") == namespace
+        ]
         return 200, {"pipelines": found, "total_size": len(found)} if found else {}
 
     def _upload_pipeline(self, request: RecordedRequest) -> tuple[int, Any]:
         name = request.query.get("name") or "uploaded"
         namespace = self._namespace(request)
         if any(p["display_name"] == name and p.get("namespace", "") == namespace for p in self.pipelines.values()):
-            return self._error(409, f"Failed to create a pipeline and a pipeline version: The pipeline {name} "
-                                    f"already exist in namespace {namespace!r}")
+            return self._error(
+                409,
+                f"Failed to create a pipeline and a pipeline version: The pipeline {name} "
+                f"already exist in namespace {namespace!r}",
+            )
         pipeline_id = self.new_id("pipeline")
-        self.pipelines[pipeline_id] = {"pipeline_id": pipeline_id, "display_name": name, "name": name,
-                                       "description": request.query.get("description", ""),
-                                       **({"namespace": namespace} if namespace else {})}
+        self.pipelines[pipeline_id] = {
+            "pipeline_id": pipeline_id,
+            "display_name": name,
+            "name": name,
+            "description": request.query.get("description", ""),
+            **({"namespace": namespace} if namespace else {}),
+        }
         self._add_version(pipeline_id, name, request)
         return 200, self.pipelines[pipeline_id]
 
     def _add_version(self, pipeline_id: str, name: str, request: RecordedRequest) -> dict[str, Any]:
         version_id = self.new_id("version")
-        self.versions[version_id] = {"pipeline_id": pipeline_id, "pipeline_version_id": version_id,
-                                     "display_name": name, "name": name,
-                                     "description": request.query.get("description", ""),
-                                     "spec_bytes": request.files["uploadfile"]}
+        self.versions[version_id] = {
+            "pipeline_id": pipeline_id,
+            "pipeline_version_id": version_id,
+            "display_name": name,
+            "name": name,
+            "description": request.query.get("description", ""),
+            "spec_bytes": request.files["uploadfile"],
+        }
         return self.versions[version_id]
 
     @staticmethod
@@ -242,14 +261,16 @@ class FakeKubeflowPipelines(LoopbackServer):
         return 200, self._public(version)
 
     def _list_experiments(self, request: RecordedRequest) -> tuple[int, Any]:
-        found = [e for e in self._filtered(list(self.experiments.values()), request.query)
-                 if "namespace" not in request.query or e.get("namespace", "") == request.query["namespace"]]
+        found = [
+            e
+            for e in self._filtered(list(self.experiments.values()), request.query)
+            if "namespace" not in request.query or e.get("namespace", "") == request.query["namespace"]
+        ]
         return 200, {"experiments": found, "total_size": len(found)} if found else {}
 
     def _create_experiment(self, request: RecordedRequest) -> tuple[int, Any]:
         experiment_id = self.new_id("experiment")
-        self.experiments[experiment_id] = {**request.body, "experiment_id": experiment_id,
-                                           "storage_state": "AVAILABLE"}
+        self.experiments[experiment_id] = {**request.body, "experiment_id": experiment_id, "storage_state": "AVAILABLE"}
         return 200, self.experiments[experiment_id]
 
     def _create_run(self, request: RecordedRequest) -> tuple[int, Any]:
@@ -268,9 +289,12 @@ class FakeKubeflowPipelines(LoopbackServer):
         run["_polls"] += 1
         if run["state"] in ("SUCCEEDED", "FAILED", "CANCELED"):
             nodes, _ = run_nodes(self._run_spec(run), self.gate_outputs, self.failing_task)
-            run["run_details"] = {"task_details": [
-                {"run_id": run_id, "task_id": f"{run_id}-node-{i}", "display_name": node.name, "state": node.state}
-                for i, node in enumerate(nodes)]}
+            run["run_details"] = {
+                "task_details": [
+                    {"run_id": run_id, "task_id": f"{run_id}-node-{i}", "display_name": node.name, "state": node.state}
+                    for i, node in enumerate(nodes)
+                ]
+            }
             if run["state"] == "FAILED":
                 run["error"] = {"code": 2, "message": f"task {self.failing_task} failed"}
         return 200, self._public_run(run)
@@ -297,7 +321,7 @@ class FakeKubeflowPipelines(LoopbackServer):
             items = [r for r in items if r.get("experiment_id") == request.query["experiment_id"]]
         page_size = int(request.query.get("page_size") or 10)
         start = int(request.query.get("page_token") or 0)
-        page = items[start:start + page_size]
+        page = items[start : start + page_size]
         response: dict[str, Any] = {"recurringRuns": page, "total_size": len(items)} if page else {}
         if start + page_size < len(items):
             response["next_page_token"] = str(start + page_size)

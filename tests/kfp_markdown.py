@@ -15,8 +15,14 @@ JS = Path(__file__).parent / "js"
 def render_as_kfp_ui(markdown: str) -> str:
     if not (JS / "node_modules" / "markdown-to-jsx").is_dir():
         raise RuntimeError("tests/js/node_modules is missing: `make test` installs it (npm ci in tests/js)")
-    result = subprocess.run(["node", str(JS / "render_markdown.mjs")], input=markdown, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        ["node", str(JS / "render_markdown.mjs")],
+        input=markdown,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout
 
 

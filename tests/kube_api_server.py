@@ -29,14 +29,23 @@ from urllib.parse import parse_qs, urlsplit
 from tests.kube_schema import merge_patch, schema_for, violations
 from tests.loopback import LoopbackServer
 
-PATH = re.compile(r"^/apis/serving\.kserve\.io/(?P<version>v1beta1|v1alpha1)/namespaces/(?P<ns>[^/]+)/"
-                  r"(?P<plural>inferenceservices|servingruntimes)(?:/(?P<name>[^/]+))?$")
+PATH = re.compile(
+    r"^/apis/serving\.kserve\.io/(?P<version>v1beta1|v1alpha1)/namespaces/(?P<ns>[^/]+)/"
+    r"(?P<plural>inferenceservices|servingruntimes)(?:/(?P<name>[^/]+))?$"
+)
 KINDS = {"inferenceservices": ("InferenceService", "v1beta1"), "servingruntimes": ("ServingRuntime", "v1alpha1")}
 
 
 def status_body(code: int, reason: str, message: str, name: str = "", plural: str = "") -> dict[str, Any]:
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": message, "reason": reason, "code": code}
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
     if name:
         body["details"] = {"name": name, "group": "serving.kserve.io", "kind": plural}
     return body
@@ -85,26 +94,35 @@ class KubeApiServer(LoopbackServer):
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 with server.lock:
-                    server.requests.append({"method": method, "path": url.path, "query": parse_qs(url.query),
-                                            "content_type": self.headers.get("Content-Type"), "body": body})
-                    code, answer, headers = server.answer(method, url.path, parse_qs(url.query),
-                                                          self.headers.get("Content-Type") or "", body)
+                    server.requests.append(
+                        {
+                            "method": method,
+                            "path": url.path,
+                            "query": parse_qs(url.query),
+                            "content_type": self.headers.get("Content-Type"),
+                            "body": body,
+                        }
+                    )
+                    code, answer, headers = server.answer(
+                        method, url.path, parse_qs(url.query), self.headers.get("Content-Type") or "", body
+                    )
                 self._send(code, answer, headers)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._handle("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._handle("POST")
 
-            def do_PATCH(self) -> None:  # noqa: N802
+            def do_PATCH(self) -> None:
                 self._handle("PATCH")
 
         self.start_serving(Handler)
 
     # -- the API server ---------------------------------------------------------------------------
-    def answer(self, method: str, path: str, query: dict[str, list[str]], content_type: str, body: Any
-               ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(
+        self, method: str, path: str, query: dict[str, list[str]], content_type: str, body: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         match = PATH.match(path)
         if not match or KINDS[match["plural"]][1] != match["version"]:
             return 404, status_body(404, "NotFound", "the server could not find the requested resource"), {}
@@ -113,40 +131,74 @@ class KubeApiServer(LoopbackServer):
         verb = {"GET": "get", "POST": "create", "PATCH": "patch"}[method]
         if verb in self.forbidden:
             target = f'{plural}.serving.kserve.io "{name}"' if name else f"{plural}.serving.kserve.io"
-            return 403, status_body(403, "Forbidden", (
-                f'{target} is forbidden: User "system:serviceaccount:{namespace}:default-editor" cannot {verb} '
-                f'resource "{plural}" in API group "serving.kserve.io" in the namespace "{namespace}"'), name, plural), {}
+            return (
+                403,
+                status_body(
+                    403,
+                    "Forbidden",
+                    (
+                        f'{target} is forbidden: User "system:serviceaccount:{namespace}:default-editor" cannot {verb} '
+                        f'resource "{plural}" in API group "serving.kserve.io" in the namespace "{namespace}"'
+                    ),
+                    name,
+                    plural,
+                ),
+                {},
+            )
         strict = query.get("fieldValidation") == ["Strict"]
         if method == "GET":
             obj = self.objects.get((plural, namespace, name))
             if obj is None:
-                return 404, status_body(404, "NotFound", f'{plural}.serving.kserve.io "{name}" not found', name, plural), {}
+                return (
+                    404,
+                    status_body(404, "NotFound", f'{plural}.serving.kserve.io "{name}" not found', name, plural),
+                    {},
+                )
             if plural == "inferenceservices":
                 self._reconcile((plural, namespace, name))
             return 200, copy.deepcopy(self.objects[(plural, namespace, name)]), {}
         if method == "POST":
             name = (body.get("metadata") or {}).get("name", "")
             if (plural, namespace, name) in self.objects:
-                return 409, status_body(409, "AlreadyExists", f'{plural}.serving.kserve.io "{name}" already exists',
-                                        name, plural), {}
+                return (
+                    409,
+                    status_body(
+                        409, "AlreadyExists", f'{plural}.serving.kserve.io "{name}" already exists', name, plural
+                    ),
+                    {},
+                )
             return self._store(kind, plural, namespace, name, body, strict, created=True)
         if content_type.split(";")[0].strip() != "application/merge-patch+json":
-            return 415, status_body(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                                    f"accepted media types include: application/merge-patch+json"), {}
+            return (
+                415,
+                status_body(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - "
+                    "accepted media types include: application/merge-patch+json",
+                ),
+                {},
+            )
         current = self.objects.get((plural, namespace, name))
         if current is None:
             return 404, status_body(404, "NotFound", f'{plural}.serving.kserve.io "{name}" not found', name, plural), {}
         return self._store(kind, plural, namespace, name, merge_patch(current, body), strict, created=False)
 
-    def _store(self, kind: str, plural: str, namespace: str, name: str, obj: dict[str, Any], strict: bool, created: bool
-               ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _store(
+        self, kind: str, plural: str, namespace: str, name: str, obj: dict[str, Any], strict: bool, created: bool
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         schema = schema_for(self.kserve_version, kind)
         found = violations({key: value for key, value in obj.items() if key != "status"}, schema)
         unknown = [v for v in found if v.startswith("unknown field")]
         invalid = [v for v in found if not v.startswith("unknown field")]
         if invalid:
-            return 422, status_body(422, "Invalid", f'{kind}.serving.kserve.io "{name}" is invalid: ' + ", ".join(invalid),
-                                    name, plural), {}
+            return (
+                422,
+                status_body(
+                    422, "Invalid", f'{kind}.serving.kserve.io "{name}" is invalid: ' + ", ".join(invalid), name, plural
+                ),
+                {},
+            )
         headers = {}
         if unknown:
             if strict:
@@ -203,9 +255,20 @@ class KubeApiServer(LoopbackServer):
                 ok = True
         if ok and not failing:
             self.ready_versions.add(newest)
-        status["conditions"] = [{"type": "Ready", "status": "True" if ok else "False",
-                                 **({} if ok else {"reason": "RevisionFailed",
-                                                   "message": "model load failed: the pod exited (verification refused)"})}]
+        status["conditions"] = [
+            {
+                "type": "Ready",
+                "status": "True" if ok else "False",
+                **(
+                    {}
+                    if ok
+                    else {
+                        "reason": "RevisionFailed",
+                        "message": "model load failed: the pod exited (verification refused)",
+                    }
+                ),
+            }
+        ]
 
 
 def _without(obj: dict[str, Any], dotted: list[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self):  # noqa: ANN204 - returns the subclass
+    def __enter__(self):
         self._thread.start()
         return self
 

@@ -26,9 +26,24 @@ def mlflow_server(root: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log = open(root / "mlflow-server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -38,7 +53,7 @@ def mlflow_server(root: Path) -> Iterator[str]:
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start; see {root / 'mlflow-server.log'}")
+                    raise RuntimeError(f"mlflow server did not start; see {root / 'mlflow-server.log'}") from None
                 time.sleep(0.5)
         yield url
     finally:

@@ -38,8 +38,17 @@ def mounted_copy(version_folder: Path, mount: Path) -> Path:
 
 
 class MLServer:
-    def __init__(self, root: Path, *, model_folder: Path, name: str, registry_uri: str, model_name: str,
-                 version: str, manifest_sha256: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        model_folder: Path,
+        name: str,
+        registry_uri: str,
+        model_name: str,
+        version: str,
+        manifest_sha256: str,
+    ) -> None:
         if not (SERVING_BIN / "mlserver").exists():
             raise AssertionError(f"{SERVING_BIN}/mlserver is missing: `make serving-venv` installs the serving stack")
         self.http, self.grpc, self.metrics = free_port(), free_port(), free_port()
@@ -47,16 +56,34 @@ class MLServer:
         empty.mkdir(parents=True, exist_ok=True)
         env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER_")}
         env.update({item["name"]: item["value"] for item in kserve.runtime_environment()})
-        env.update({item["name"]: item["value"] for item in kserve.model_environment(
-            registry_uri=registry_uri, model_name=model_name, version=version, manifest_sha256=manifest_sha256)})
-        env.update({"MLSERVER_MODEL_NAME": name, "MLSERVER_MODEL_URI": str(model_folder),
-                    "MLSERVER_HTTP_PORT": str(self.http), "MLSERVER_GRPC_PORT": str(self.grpc),
-                    "MLSERVER_METRICS_PORT": str(self.metrics), "MLSERVER_METRICS_DIR": str(root / "metrics"),
-                    "PATH": f"{SERVING_BIN}:{env.get('PATH', '')}"})
+        env.update(
+            {
+                item["name"]: item["value"]
+                for item in kserve.model_environment(
+                    registry_uri=registry_uri, model_name=model_name, version=version, manifest_sha256=manifest_sha256
+                )
+            }
+        )
+        env.update(
+            {
+                "MLSERVER_MODEL_NAME": name,
+                "MLSERVER_MODEL_URI": str(model_folder),
+                "MLSERVER_HTTP_PORT": str(self.http),
+                "MLSERVER_GRPC_PORT": str(self.grpc),
+                "MLSERVER_METRICS_PORT": str(self.metrics),
+                "MLSERVER_METRICS_DIR": str(root / "metrics"),
+                "PATH": f"{SERVING_BIN}:{env.get('PATH', '')}",
+            }
+        )
         self.log_path = root / "mlserver.log"
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen([str(SERVING_BIN / "mlserver"), "start", str(empty)], cwd=empty, env=env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [str(SERVING_BIN / "mlserver"), "start", str(empty)],
+            cwd=empty,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = f"http://127.0.0.1:{self.http}"
         self.name = name
 
@@ -80,7 +107,9 @@ class MLServer:
         return False
 
     def post(self, path: str, body: Any) -> tuple[int, Any]:
-        request = urllib.request.Request(f"{self.url}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())

@@ -19,8 +19,14 @@ def v2_request(row: pd.DataFrame) -> dict[str, Any]:
     inputs = []
     for name in row.columns:
         numeric = pd.api.types.is_numeric_dtype(row[name]) and not pd.api.types.is_bool_dtype(row[name])
-        inputs.append({"name": name, "shape": [len(row)], "datatype": "FP64" if numeric else "BYTES",
-                       "data": [_value(v) if not numeric or _value(v) is None else float(v) for v in row[name]]})
+        inputs.append(
+            {
+                "name": name,
+                "shape": [len(row)],
+                "datatype": "FP64" if numeric else "BYTES",
+                "data": [_value(v) if not numeric or _value(v) is None else float(v) for v in row[name]],
+            }
+        )
     return {"inputs": inputs}
 
 
@@ -34,4 +40,4 @@ def v2_answer(body: dict[str, Any]) -> tuple[list[Any], list[list[float]]]:
     outputs = {output["name"]: output for output in body["outputs"]}
     labels = outputs["predict"]["data"]
     flat, shape = outputs["predict_proba"]["data"], outputs["predict_proba"]["shape"]
-    return labels, [flat[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+    return labels, [flat[i * shape[1] : (i + 1) * shape[1]] for i in range(shape[0])]

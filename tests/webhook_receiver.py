@@ -9,7 +9,6 @@ from typing import Any
 
 from tests.loopback import LoopbackServer
 
-
 TRICKLE = "trickle"  # a status that answers one header line every half second, for TRICKLE_SECONDS
 TRICKLE_SECONDS = 8.0
 
@@ -21,11 +20,16 @@ class WebhookReceiver(LoopbackServer):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.posts.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
-                                       "host": self.headers.get("Host"),
-                                       "json": json.loads(body)})
+                receiver.posts.append(
+                    {
+                        "path": self.path,
+                        "content_type": self.headers.get("Content-Type"),
+                        "host": self.headers.get("Host"),
+                        "json": json.loads(body),
+                    }
+                )
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status == TRICKLE:  # never finishes its headers within a per-read timeout's reach
                     self.wfile.write(b"HTTP/1.1 200 OK\r\n")

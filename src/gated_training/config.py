@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def setting(default: Any, doc: str) -> Any:
 
 def describe(cls: type, name: str) -> str:
     """A field's one-line description."""
-    return next(f.metadata.get("doc", "") for f in fields(cls) if f.name == name)
+    return str(next(f.metadata.get("doc", "") for f in fields(cls) if f.name == name))
 
 
 def check_sha256_parameter(name: str, value: str) -> str:
@@ -56,8 +56,10 @@ def check_sha256_parameter(name: str, value: str) -> str:
 
 
 def max_input_bytes(max_input_mb: float) -> int:
-    if isinstance(max_input_mb, bool) or not isinstance(max_input_mb, (int, float)) or not (
-        math.isfinite(max_input_mb) and max_input_mb > 0
+    if (
+        isinstance(max_input_mb, bool)
+        or not isinstance(max_input_mb, (int, float))
+        or not (math.isfinite(max_input_mb) and max_input_mb > 0)
     ):
         raise ConfigError(f"parameter max_input_mb={max_input_mb!r}: must be a number > 0")
     return math.ceil(max_input_mb * 2**20)
@@ -66,22 +68,20 @@ def max_input_bytes(max_input_mb: float) -> int:
 def require_fraction(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"parameter {name}={value!r}: must be a number in [0, 1]")
-    value = float(value)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"parameter {name}={value!r}: must be within [0, 1]")
-    return value
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise ConfigError(f"parameter {name}={number!r}: must be within [0, 1]")
+    return number
 
 
 def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (
-        isinstance(value, float) and value.is_integer()
-    ):
+    if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
         raise ConfigError(f"parameter {name}={value!r}: must be a whole number")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
+    whole = int(value)
+    if whole < minimum or (maximum is not None and whole > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ConfigError(f"parameter {name}={value}: must be {bound}")
-    return value
+        raise ConfigError(f"parameter {name}={whole}: must be {bound}")
+    return whole
 
 
 def require_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -102,61 +102,128 @@ class GateThresholds:
 
     min_accuracy: float = setting(0.85, "minimum test accuracy, in [0, 1]")
     # Imbalance-aware floor: mean recall over the classes (a constant guess scores 1/K whatever the imbalance).
-    min_balanced_accuracy: float = setting(0.55, "minimum balanced accuracy (mean recall over the classes; a constant guess scores 1/K whatever the imbalance); 0 switches it off")
+    min_balanced_accuracy: float = setting(
+        0.55,
+        "minimum balanced accuracy (mean recall over the classes; a constant guess scores 1/K whatever the "
+        "imbalance); 0 switches it off",
+    )
     min_f1: float = setting(0.0, "minimum macro F1 on the test split; 0 switches it off")
-    min_roc_auc: float = setting(0.0, "minimum ROC AUC on the test split (one-vs-rest for multiclass); 0 switches it off")
+    min_roc_auc: float = setting(
+        0.0, "minimum ROC AUC on the test split (one-vs-rest for multiclass); 0 switches it off"
+    )
     min_class_recall: float = setting(0.0, "every class's recall at least this; 0 switches it off")
     # The candidate's balanced accuracy must be shown above the prior predictor's (always the majority class).
-    beat_prior_predictor: bool = setting(True, "the candidate's balanced accuracy must be shown above the prior predictor's (always the training split's most common class): the paired interval above 0")
+    beat_prior_predictor: bool = setting(
+        True,
+        "the candidate's balanced accuracy must be shown above the prior predictor's (always the training split's "
+        "most common class): the paired interval above 0",
+    )
     # point: the estimate must reach each absolute threshold; lower_bound: the lower end of its interval must.
-    threshold_rule: str = setting("point", "point (each absolute threshold against the estimate) or lower_bound (against the lower end of its interval)")
+    threshold_rule: str = setting(
+        "point",
+        "point (each absolute threshold against the estimate) or lower_bound (against the lower end of its interval)",
+    )
     max_overfit_gap: float = setting(0.15, "maximum train accuracy minus test accuracy")
-    max_regression: float = setting(0.01, "the margin below the champion on the same test rows: non_inferiority needs the interval's lower bound above minus this; no_significant_regression warns when the estimate falls below it without significance")
-    comparison_metric: str = setting("accuracy", "the metric compared with the champion: accuracy, balanced_accuracy, f1 or roc_auc")
+    max_regression: float = setting(
+        0.01,
+        "the margin below the champion on the same test rows: non_inferiority needs the interval's lower bound above "
+        "minus this; no_significant_regression warns when the estimate falls below it without significance",
+    )
+    comparison_metric: str = setting(
+        "accuracy", "the metric compared with the champion: accuracy, balanced_accuracy, f1 or roc_auc"
+    )
     # no_significant_regression: block a candidate the rows show worse (a point estimate below -max_regression
     # that is noise is a warning); non_inferiority: the interval's lower bound must clear -max_regression.
-    comparison_rule: str = setting("no_significant_regression", "no_significant_regression (block a candidate the rows show worse, p < gate_alpha) or non_inferiority (the difference's interval lower bound at least -max_regression)")
-    gate_alpha: float = setting(0.05, "the model gate's significance level, in (0, 0.2]; intervals are at 1 - gate_alpha")
+    comparison_rule: str = setting(
+        "no_significant_regression",
+        "no_significant_regression (block a candidate the rows show worse, p < gate_alpha) or non_inferiority (the "
+        "difference's interval lower bound at least -max_regression)",
+    )
+    gate_alpha: float = setting(
+        0.05, "the model gate's significance level, in (0, 0.2]; intervals are at 1 - gate_alpha"
+    )
     # Minimum evidence: a test split (and a comparison) with fewer rows, or fewer of a class, decides nothing.
-    min_test_rows: int = setting(30, "minimum test (and comparison) rows for any decision; fewer blocks and says how many are needed")
+    min_test_rows: int = setting(
+        30, "minimum test (and comparison) rows for any decision; fewer blocks and says how many are needed"
+    )
     min_test_rows_per_class: int = setting(5, "minimum test rows of every class for any decision")
-    first_run_policy: str = setting("deploy_if_thresholds_pass", "with no champion yet: deploy_if_thresholds_pass, or block")
+    first_run_policy: str = setting(
+        "deploy_if_thresholds_pass", "with no champion yet: deploy_if_thresholds_pass, or block"
+    )
     # PSI between the candidate's and the champion's predictions on the same test split, tolerated
     # unless the candidate is shown better (its interval above 0); 0 switches it off.
-    max_prediction_psi: float = setting(0.2, "maximum PSI between the candidate's and the champion's predictions on the same rows, unless the candidate is shown better; 0 switches it off")
+    max_prediction_psi: float = setting(
+        0.2,
+        "maximum PSI between the candidate's and the champion's predictions on the same rows, unless the candidate is "
+        "shown better; 0 switches it off",
+    )
     # Leakage: any one feature predicting the label this well alone (balanced accuracy) blocks; 0 switches it off.
-    max_single_feature_score: float = setting(0.95, "leakage: block when one feature alone predicts the label (balanced test accuracy) above this; 0 switches it off")
+    max_single_feature_score: float = setting(
+        0.95,
+        "leakage: block when one feature alone predicts the label (balanced test accuracy) above this; 0 switches it "
+        "off",
+    )
     # Leakage: a pair of columns that predicts the label this well together (and clearly better than either alone).
-    max_pair_feature_score: float = setting(0.95, "leakage: block when a pair of the model's most important columns predicts the label above this together and clearly beyond what they add up to; 0 switches it off")
+    max_pair_feature_score: float = setting(
+        0.95,
+        "leakage: block when a pair of the model's most important columns predicts the label above this together and "
+        "clearly beyond what they add up to; 0 switches it off",
+    )
     # A candidate beating the champion by more than this, with nothing to explain it, blocks; 0 switches it off.
-    max_unexplained_gain: float = setting(0.15, "leakage: block a candidate that beats the champion by more than this (not when the batch drifted); 0 switches it off")
+    max_unexplained_gain: float = setting(
+        0.15,
+        "leakage: block a candidate that beats the champion by more than this (not when the batch drifted); 0 "
+        "switches it off",
+    )
     # The candidate's Brier score may exceed the champion's by at most this; 0 switches the check off.
-    max_calibration_regression: float = setting(0.0, "the candidate's Brier score may exceed the champion's by at most this, paired per row; 0 switches it off")
+    max_calibration_regression: float = setting(
+        0.0, "the candidate's Brier score may exceed the champion's by at most this, paired per row; 0 switches it off"
+    )
     # Sliced checks: comma-separated columns; each slice with min_slice_rows rows is compared with the champion.
-    slice_by: str = setting("", "comma-separated columns; every slice with min_slice_rows comparison rows is compared with the champion (Holm-corrected). Empty: no slices")
+    slice_by: str = setting(
+        "",
+        "comma-separated columns; every slice with min_slice_rows comparison rows is compared with the champion "
+        "(Holm-corrected). Empty: no slices",
+    )
     min_slice_rows: int = setting(30, "slices with fewer comparison rows are not judged")
     min_slice_score: float = setting(0.0, "a floor on comparison_metric in every judged slice; 0 switches it off")
     # Disagreements between champion and candidate concentrated in one small segment: warn or block.
-    segment_flip_action: str = setting("warn", "disagreements between champion and candidate concentrated in one small segment: warn or block")
+    segment_flip_action: str = setting(
+        "warn", "disagreements between champion and candidate concentrated in one small segment: warn or block"
+    )
 
     def __post_init__(self) -> None:
-        for name in ("min_accuracy", "min_balanced_accuracy", "min_f1", "min_roc_auc", "min_class_recall",
-                     "max_overfit_gap", "max_regression", "max_single_feature_score", "max_pair_feature_score",
-                     "max_unexplained_gain", "max_calibration_regression", "min_slice_score"):
+        for name in (
+            "min_accuracy",
+            "min_balanced_accuracy",
+            "min_f1",
+            "min_roc_auc",
+            "min_class_recall",
+            "max_overfit_gap",
+            "max_regression",
+            "max_single_feature_score",
+            "max_pair_feature_score",
+            "max_unexplained_gain",
+            "max_calibration_regression",
+            "min_slice_score",
+        ):
             object.__setattr__(self, name, require_fraction(name, getattr(self, name)))
         require_choice("comparison_metric", self.comparison_metric, COMPARISON_METRICS)
         require_choice("first_run_policy", self.first_run_policy, FIRST_RUN_POLICIES)
         require_choice("threshold_rule", self.threshold_rule, THRESHOLD_RULES)
         require_choice("comparison_rule", self.comparison_rule, COMPARISON_RULES)
         require_choice("segment_flip_action", self.segment_flip_action, FLIP_ACTIONS)
-        object.__setattr__(self, "max_prediction_psi", require_non_negative("max_prediction_psi", self.max_prediction_psi))
+        object.__setattr__(
+            self, "max_prediction_psi", require_non_negative("max_prediction_psi", self.max_prediction_psi)
+        )
         alpha = require_fraction("gate_alpha", self.gate_alpha)
         if not 0 < alpha <= 0.2:
             raise ConfigError(f"parameter gate_alpha={alpha}: must be in (0, 0.2] (0.05 is usual)")
         object.__setattr__(self, "gate_alpha", alpha)
         object.__setattr__(self, "min_test_rows", require_int("min_test_rows", self.min_test_rows, 1))
-        object.__setattr__(self, "min_test_rows_per_class",
-                           require_int("min_test_rows_per_class", self.min_test_rows_per_class, 1))
+        object.__setattr__(
+            self, "min_test_rows_per_class", require_int("min_test_rows_per_class", self.min_test_rows_per_class, 1)
+        )
         object.__setattr__(self, "min_slice_rows", require_int("min_slice_rows", self.min_slice_rows, 5))
         if not isinstance(self.beat_prior_predictor, bool):
             raise ConfigError(f"parameter beat_prior_predictor={self.beat_prior_predictor!r}: must be true or false")
@@ -172,25 +239,55 @@ class DriftPolicy:
     ``retrain_only`` trains and evaluates a candidate on the drifted batch but never deploys it.
     """
 
-    drift_action: str = setting("block", "what a drifted batch does: block (stop before training), warn (report, go on) or retrain_only (train and evaluate, never deploy)")
-    drift_psi_threshold: float = setting(0.2, "a feature drifts when its PSI exceeds this (or its KS / chi-squared test is significant with a material effect)")
+    drift_action: str = setting(
+        "block",
+        "what a drifted batch does: block (stop before training), warn (report, go on) or retrain_only (train and "
+        "evaluate, never deploy)",
+    )
+    drift_psi_threshold: float = setting(
+        0.2,
+        "a feature drifts when its PSI exceeds this (or its KS / chi-squared test is significant with a material "
+        "effect)",
+    )
     drift_max_drifted_share: float = setting(0.3, "the batch drifts when this share of features drifted, in (0, 1]")
     drift_critical_features: str = setting("", "comma-separated columns; any of them drifting drifts the batch")
-    force_retrain: bool = setting(False, "train even when the batch is the champion's own training data (otherwise the run is skipped: no_new_data)")
+    force_retrain: bool = setting(
+        False,
+        "train even when the batch is the champion's own training data (otherwise the run is skipped: no_new_data)",
+    )
     # One feature this far off drifts the batch whatever the share (0 switches each off).
-    drift_severe_psi: float = setting(1.0, "one feature with a PSI at or above this drifts the batch whatever the share; 0 switches it off")
-    drift_severe_out_of_range: float = setting(0.1, "one feature with this share of values outside the champion's range (or unseen categories) drifts the batch; 0 switches it off")
+    drift_severe_psi: float = setting(
+        1.0, "one feature with a PSI at or above this drifts the batch whatever the share; 0 switches it off"
+    )
+    drift_severe_out_of_range: float = setting(
+        0.1,
+        "one feature with this share of values outside the champion's range (or unseen categories) drifts the batch; "
+        "0 switches it off",
+    )
     # The schema contract: a column the champion was not trained on blocks, or is dropped with a warning.
-    new_columns: str = setting("block", "the schema contract: block (a column the champion was not trained on blocks) or ignore (dropped, with a warning); a missing feature always blocks")
+    new_columns: str = setting(
+        "block",
+        "the schema contract: block (a column the champion was not trained on blocks) or ignore (dropped, with a "
+        "warning); a missing feature always blocks",
+    )
     # Label shift: a segment whose label shares moved far beyond sampling noise (Holm-corrected tests at
     # drift_alpha, and a class's share moved by at least label_shift_min_difference) blocks, or warns.
-    label_shift_action: str = setting("block", "a segment whose label shares moved far beyond sampling noise since the champion's training rows: block or warn")
-    label_shift_min_difference: float = setting(0.2, "label shift: a class's share must move by at least this (and the Holm-corrected test be significant) to count")
+    label_shift_action: str = setting(
+        "block",
+        "a segment whose label shares moved far beyond sampling noise since the champion's training rows: block or "
+        "warn",
+    )
+    label_shift_min_difference: float = setting(
+        0.2,
+        "label shift: a class's share must move by at least this (and the Holm-corrected test be significant) to count",
+    )
     # Statistical tests (not pipeline parameters): a feature also drifts when its KS / chi-squared test
     # is significant at drift_alpha with a material effect (KS statistic / Cramér's V at least these).
     drift_alpha: float = setting(0.01, "the drift and label-shift tests' significance level")
     drift_min_ks_statistic: float = setting(0.1, "a numeric feature's KS test counts only with at least this statistic")
-    drift_min_cramers_v: float = setting(0.1, "a categorical feature's chi-squared test counts only with at least this Cramér's V")
+    drift_min_cramers_v: float = setting(
+        0.1, "a categorical feature's chi-squared test counts only with at least this Cramér's V"
+    )
 
     def __post_init__(self) -> None:
         require_choice("drift_action", self.drift_action, DRIFT_ACTIONS)
@@ -201,8 +298,11 @@ class DriftPolicy:
             raise ConfigError("parameter label_shift_min_difference=0: must be > 0 (0 would flag every segment)")
         object.__setattr__(self, "label_shift_min_difference", shift)
         object.__setattr__(self, "drift_severe_psi", require_non_negative("drift_severe_psi", self.drift_severe_psi))
-        object.__setattr__(self, "drift_severe_out_of_range",
-                           require_fraction("drift_severe_out_of_range", self.drift_severe_out_of_range))
+        object.__setattr__(
+            self,
+            "drift_severe_out_of_range",
+            require_fraction("drift_severe_out_of_range", self.drift_severe_out_of_range),
+        )
         psi = require_non_negative("drift_psi_threshold", self.drift_psi_threshold)
         if psi == 0:
             raise ConfigError("parameter drift_psi_threshold=0: must be > 0 (0 would flag every feature)")
@@ -214,8 +314,10 @@ class DriftPolicy:
         if not isinstance(self.force_retrain, bool):
             raise ConfigError(f"parameter force_retrain={self.force_retrain!r}: must be true or false")
         if not isinstance(self.drift_critical_features, str):
-            raise ConfigError(f"parameter drift_critical_features={self.drift_critical_features!r}: "
-                              "must be a comma-separated string of column names")
+            raise ConfigError(
+                f"parameter drift_critical_features={self.drift_critical_features!r}: "
+                "must be a comma-separated string of column names"
+            )
 
     @property
     def critical_features(self) -> tuple[str, ...]:
@@ -232,16 +334,21 @@ class FeatureSettings:
     select_k_best: int = setting(0, "keep the k best engineered features (ANOVA F); 0 keeps all")
     # Bounded memory on any table: at most this many levels per categorical column (0: no cap),
     # and levels rarer than min_category_frequency training rows are pooled.
-    max_categories: int = setting(50, "at most this many encoded levels per categorical column (the rest pooled as infrequent); 0: no cap")
-    min_category_frequency: int = setting(5, "levels seen in fewer training rows are pooled as infrequent; 0 keeps every level")
+    max_categories: int = setting(
+        50, "at most this many encoded levels per categorical column (the rest pooled as infrequent); 0: no cap"
+    )
+    min_category_frequency: int = setting(
+        5, "levels seen in fewer training rows are pooled as infrequent; 0 keeps every level"
+    )
 
     def __post_init__(self) -> None:
         require_choice("categorical_encoding", self.categorical_encoding, ENCODINGS)
         object.__setattr__(self, "max_categories", require_int("max_categories", self.max_categories, 0, 10_000))
         if self.max_categories == 1:
             raise ConfigError("parameter max_categories=1: must be 0 (no cap) or at least 2")
-        object.__setattr__(self, "min_category_frequency",
-                           require_int("min_category_frequency", self.min_category_frequency, 0))
+        object.__setattr__(
+            self, "min_category_frequency", require_int("min_category_frequency", self.min_category_frequency, 0)
+        )
         if not isinstance(self.interaction_features, bool):
             raise ConfigError(f"parameter interaction_features={self.interaction_features!r}: must be true or false")
         object.__setattr__(self, "polynomial_degree", require_int("polynomial_degree", self.polynomial_degree, 1, 3))
@@ -253,8 +360,15 @@ class SplitSettings:
     """The stable split: a row is a test row when the hash of its features (or of ``split_key``)
     falls below ``test_size``. No seed: ``ModelSettings.random_state`` seeds the folds and the estimator."""
 
-    test_size: float = setting(0.2, "share of rows held out for testing, in [0.05, 0.5]; a row is a test row when the hash of its features (or of split_key) falls below it, in every run")
-    split_key: str = setting("", "a key column to hash for the split instead of the whole row (e.g. a customer id). Empty: the row's features")
+    test_size: float = setting(
+        0.2,
+        "share of rows held out for testing, in [0.05, 0.5]; a row is a test row when the hash of its features (or of "
+        "split_key) falls below it, in every run",
+    )
+    split_key: str = setting(
+        "",
+        "a key column to hash for the split instead of the whole row (e.g. a customer id). Empty: the row's features",
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.split_key, str):
@@ -281,7 +395,11 @@ class ModelSettings:
     learning_rate: float = setting(0.1, "hist_gradient_boosting only, in (0, 1]")
     random_state: int = setting(42, "seed for the folds and the estimator (the split is by hash, not by seed)")
     cv_folds: int = setting(5, "stratified folds for cross-validation on the training split")
-    cv_max_rows: int = setting(200_000, "above this many training rows, cross-validation runs on a stratified sample of this size; 0 always uses every row")
+    cv_max_rows: int = setting(
+        200_000,
+        "above this many training rows, cross-validation runs on a stratified sample of this size; 0 always uses "
+        "every row",
+    )
 
     def __post_init__(self) -> None:
         require_choice("estimator", self.estimator, ESTIMATORS)
@@ -291,8 +409,10 @@ class ModelSettings:
         object.__setattr__(self, "random_state", require_int("random_state", self.random_state, 0))
         object.__setattr__(self, "cv_folds", require_int("cv_folds", self.cv_folds, 2, 20))
         object.__setattr__(self, "cv_max_rows", require_int("cv_max_rows", self.cv_max_rows, 0))
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or not (
-            math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1
+        if (
+            isinstance(self.learning_rate, bool)
+            or not isinstance(self.learning_rate, (int, float))
+            or not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1)
         ):
             raise ConfigError(f"parameter learning_rate={self.learning_rate!r}: must be in (0, 1]")
 
@@ -306,11 +426,22 @@ class ServingSettings:
     promote` (100: all traffic at once). ``serving_service_account``: the predictor's service account,
     which reads the registry (empty: the namespace's default)."""
 
-    serving_namespace: str = setting("", "serve the new champion with KServe in this namespace (serve-model). Empty: no serving")
-    serving_mode: str = setting("Knative", "KServe deployment mode: Knative (Serverless) or Standard (RawDeployment; canaries need KServe 0.20+)")
-    canary_traffic_percent: int = setting(10, "the new version's share of the traffic as a canary, 1-100 (100 rolls out at once)")
-    serving_ready_timeout_seconds: int = setting(600, "how long the new generation has to become Ready before its canary is aborted and the champion restored")
-    serving_service_account: str = setting("", "the serving pods' service account (reads the gs:// registry). Empty: the namespace default")
+    serving_namespace: str = setting(
+        "", "serve the new champion with KServe in this namespace (serve-model). Empty: no serving"
+    )
+    serving_mode: str = setting(
+        "Knative",
+        "KServe deployment mode: Knative (Serverless) or Standard (RawDeployment; canaries need KServe 0.20+)",
+    )
+    canary_traffic_percent: int = setting(
+        10, "the new version's share of the traffic as a canary, 1-100 (100 rolls out at once)"
+    )
+    serving_ready_timeout_seconds: int = setting(
+        600, "how long the new generation has to become Ready before its canary is aborted and the champion restored"
+    )
+    serving_service_account: str = setting(
+        "", "the serving pods' service account (reads the gs:// registry). Empty: the namespace default"
+    )
 
     def __post_init__(self) -> None:
         import re
@@ -321,37 +452,60 @@ class ServingSettings:
             if not isinstance(value, str) or (value and (not dns_label.match(value) or len(value) > 63)):
                 raise ConfigError(f"parameter {name}={value!r}: a Kubernetes name (DNS-1123 label) or empty")
         require_choice("serving_mode", self.serving_mode, SERVING_MODES)
-        object.__setattr__(self, "canary_traffic_percent",
-                           require_int("canary_traffic_percent", self.canary_traffic_percent, 1, 100))
-        object.__setattr__(self, "serving_ready_timeout_seconds",
-                           require_int("serving_ready_timeout_seconds", self.serving_ready_timeout_seconds, 1, 86_400))
+        object.__setattr__(
+            self, "canary_traffic_percent", require_int("canary_traffic_percent", self.canary_traffic_percent, 1, 100)
+        )
+        object.__setattr__(
+            self,
+            "serving_ready_timeout_seconds",
+            require_int("serving_ready_timeout_seconds", self.serving_ready_timeout_seconds, 1, 86_400),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """What a run reads and writes: the data, its suite, the registry, MLflow and the webhook (flat in the run form)."""
 
-    data_uri: str = setting("data/german_credit.csv", "the incoming batch, CSV or Parquet: a path (inside the image on a "
-                            "cluster) or gs://bucket/key")
+    data_uri: str = setting(
+        "data/german_credit.csv",
+        "the incoming batch, CSV or Parquet: a path (inside the image on a cluster) or gs://bucket/key",
+    )
     target_column: str = setting("risk", "the label column; string or integer labels, two classes or more")
-    suite_uri: str = setting("", "Great Expectations suite JSON (path or gs://). Empty: <data name>.expectations.json "
-                             "beside the data. Only allowlisted expectations load; row conditions only in GX's "
-                             "structured or great_expectations form")
-    suite_sha256: str = setting("", "pin the suite: a run whose suite has another SHA-256 is blocked without running it. "
-                                "Empty: not pinned (the digest is recorded in the manifest)")
-    max_input_mb: float = setting(DEFAULT_MAX_INPUT_MB, "largest data file accepted, in MiB (also once decompressed); "
-                                  "inputs must be regular files or gs:// objects")
-    min_quality_score: float = setting(DEFAULT_MIN_QUALITY_SCORE, "data gate: minimum share of passed expectations, in "
-                                       "[0, 1]; critical failures block regardless")
-    registry_uri: str = setting(DEFAULT_REGISTRY_URI, "model registry root: a folder or gs://bucket/prefix (gs:// on a cluster)")
+    suite_uri: str = setting(
+        "",
+        "Great Expectations suite JSON (path or gs://). Empty: <data name>.expectations.json "
+        "beside the data. Only allowlisted expectations load; row conditions only in GX's "
+        "structured or great_expectations form",
+    )
+    suite_sha256: str = setting(
+        "",
+        "pin the suite: a run whose suite has another SHA-256 is blocked without running it. "
+        "Empty: not pinned (the digest is recorded in the manifest)",
+    )
+    max_input_mb: float = setting(
+        DEFAULT_MAX_INPUT_MB,
+        "largest data file accepted, in MiB (also once decompressed); inputs must be regular files or gs:// objects",
+    )
+    min_quality_score: float = setting(
+        DEFAULT_MIN_QUALITY_SCORE,
+        "data gate: minimum share of passed expectations, in [0, 1]; critical failures block regardless",
+    )
+    registry_uri: str = setting(
+        DEFAULT_REGISTRY_URI, "model registry root: a folder or gs://bucket/prefix (gs:// on a cluster)"
+    )
     model_name: str = setting(DEFAULT_MODEL_NAME, "name of the model in the registry and in MLflow's model registry")
-    mlflow_tracking_uri: str = setting("", "MLflow tracking URI. Empty: MLFLOW_TRACKING_URI, else "
-                                       "sqlite:///.gated-training/mlflow.db")
+    mlflow_tracking_uri: str = setting(
+        "", "MLflow tracking URI. Empty: MLFLOW_TRACKING_URI, else sqlite:///.gated-training/mlflow.db"
+    )
     mlflow_experiment: str = setting(DEFAULT_MLFLOW_EXPERIMENT, "MLflow experiment name")
-    pipeline_version: str = setting("", "the pipeline version this run executes, recorded in the manifest; submit and "
-                                    "schedule set it")
-    notify_webhook_url: str = setting("", "Slack-compatible webhook posted when a run ends blocked, skipped or failed. "
-                                      "Empty: GATED_TRAINING_WEBHOOK_URL (a secret), else none")
+    pipeline_version: str = setting(
+        "", "the pipeline version this run executes, recorded in the manifest; submit and schedule set it"
+    )
+    notify_webhook_url: str = setting(
+        "",
+        "Slack-compatible webhook posted when a run ends blocked, skipped or failed. "
+        "Empty: GATED_TRAINING_WEBHOOK_URL (a secret), else none",
+    )
 
 
 # The run form's groups: one JSON object per settings class, any subset of its keys (docs/parameters.md).
@@ -359,8 +513,14 @@ GROUPS: dict[str, type] = {}
 
 
 def _groups() -> dict[str, type]:
-    return {"gate": GateThresholds, "drift": DriftPolicy, "features": FeatureSettings, "split": SplitSettings,
-            "training": ModelSettings, "serving": ServingSettings}
+    return {
+        "gate": GateThresholds,
+        "drift": DriftPolicy,
+        "features": FeatureSettings,
+        "split": SplitSettings,
+        "training": ModelSettings,
+        "serving": ServingSettings,
+    }
 
 
 def group_of(name: str) -> str | None:
@@ -387,8 +547,10 @@ def from_group(cls: type, values: Any, group: str) -> Any:
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise ConfigError(f"parameter {group}: unknown setting(s) {', '.join(map(repr, unknown))}; "
-                          f"{group}'s settings are: {', '.join(names)}")
+        raise ConfigError(
+            f"parameter {group}: unknown setting(s) {', '.join(map(repr, unknown))}; "
+            f"{group}'s settings are: {', '.join(names)}"
+        )
     return cls(**values)
 
 

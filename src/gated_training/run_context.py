@@ -79,11 +79,15 @@ def check_outlives_pod(*, registry_uri: str | None = None, mlflow_tracking_uri: 
     """
     if not on_cluster() or pod_local_allowed():
         return
-    hint = (f"use a gs:// registry and an MLflow server, mount a volume there, or set {ALLOW_POD_LOCAL_ENV}=1 "
-            "(compile option ALLOW_POD_LOCAL_STATE=1) to accept it")
+    hint = (
+        f"use a gs:// registry and an MLflow server, mount a volume there, or set {ALLOW_POD_LOCAL_ENV}=1 "
+        "(compile option ALLOW_POD_LOCAL_STATE=1) to accept it"
+    )
     if registry_uri is not None and not registry_uri.startswith("gs://") and is_pod_local(registry_uri):
-        raise ConfigError(f"parameter registry_uri={registry_uri!r} is inside this pod's own file system and would "
-                          f"vanish with the pod (the deploy would look green and be lost): {hint}")
+        raise ConfigError(
+            f"parameter registry_uri={registry_uri!r} is inside this pod's own file system and would "
+            f"vanish with the pod (the deploy would look green and be lost): {hint}"
+        )
     if mlflow_tracking_uri is not None:
         scheme = urlsplit(mlflow_tracking_uri).scheme
         if scheme in REMOTE_TRACKING_SCHEMES:
@@ -92,8 +96,10 @@ def check_outlives_pod(*, registry_uri: str | None = None, mlflow_tracking_uri: 
         if scheme == "sqlite":
             location = mlflow_tracking_uri.split(":///", 1)[-1]
         if is_pod_local(location or "."):
-            raise ConfigError(f"MLflow tracking URI {mlflow_tracking_uri!r} (parameter mlflow_tracking_uri, else "
-                              f"MLFLOW_TRACKING_URI) is inside this pod's own file system: {hint}")
+            raise ConfigError(
+                f"MLflow tracking URI {mlflow_tracking_uri!r} (parameter mlflow_tracking_uri, else "
+                f"MLFLOW_TRACKING_URI) is inside this pod's own file system: {hint}"
+            )
 
 
 def check_cluster_parameters(parameters: dict[str, object], allow_pod_local_state: bool = False) -> None:
@@ -103,8 +109,12 @@ def check_cluster_parameters(parameters: dict[str, object], allow_pod_local_stat
         return
     registry, tracking = str(parameters.get("registry_uri") or ""), str(parameters.get("mlflow_tracking_uri") or "")
     if not registry.startswith("gs://"):
-        raise ConfigError(f"registry_uri={registry!r} is a path inside the pod and is lost when the pod ends: "
-                          "set registry_uri=gs://bucket/prefix (or allow pod-local state for a mounted volume)")
+        raise ConfigError(
+            f"registry_uri={registry!r} is a path inside the pod and is lost when the pod ends: "
+            "set registry_uri=gs://bucket/prefix (or allow pod-local state for a mounted volume)"
+        )
     if urlsplit(tracking).scheme not in REMOTE_TRACKING_SCHEMES:
-        raise ConfigError(f"mlflow_tracking_uri={tracking!r} would track into the pod's own file system: "
-                          "set mlflow_tracking_uri=https://your-mlflow-server (or allow pod-local state)")
+        raise ConfigError(
+            f"mlflow_tracking_uri={tracking!r} would track into the pod's own file system: "
+            "set mlflow_tracking_uri=https://your-mlflow-server (or allow pod-local state)"
+        )

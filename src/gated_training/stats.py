@@ -88,14 +88,14 @@ def _metric_from_counts(metric: str, true_ind: np.ndarray, pred_ind: np.ndarray,
     predicted = counts @ pred_ind
     with np.errstate(divide="ignore", invalid="ignore"):
         if metric == "accuracy":
-            return tp.sum(axis=1) / n
+            return np.asarray(tp.sum(axis=1) / n, dtype=np.float64)
         if metric == "balanced_accuracy":
             recall = np.where(support > 0, tp / np.where(support > 0, support, 1), np.nan)
-            return np.nanmean(recall, axis=1)
+            return np.asarray(np.nanmean(recall, axis=1), dtype=np.float64)
         if metric == "f1":
             denominator = support + predicted  # 2tp + fp + fn
             f1 = np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0.0)
-            return f1.mean(axis=1)
+            return np.asarray(f1.mean(axis=1), dtype=np.float64)
     raise ValueError(f"no confusion-count form for {metric}")
 
 
@@ -141,28 +141,55 @@ class Interval:
     standard_error: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"estimate": self.estimate, "low": self.low, "high": self.high, "level": self.level,
-                "method": self.method, "rows": self.rows, "standard_error": self.standard_error}
+        return {
+            "estimate": self.estimate,
+            "low": self.low,
+            "high": self.high,
+            "level": self.level,
+            "method": self.method,
+            "rows": self.rows,
+            "standard_error": self.standard_error,
+        }
 
 
-def confusion_interval(metric: str, y_true: np.ndarray, y_pred: np.ndarray, classes: int, alpha: float,
-                       resamples: int = DEFAULT_RESAMPLES, seed: int = SEED) -> Interval:
+def confusion_interval(
+    metric: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: int,
+    alpha: float,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = SEED,
+) -> Interval:
     """A confusion-count metric of one model with its percentile bootstrap interval (Wilson's for accuracy)."""
     n = len(y_true)
     estimate = confusion_metric(metric, y_true, y_pred, classes)
     if metric == "accuracy":
         low, high = wilson_interval(int(np.sum(y_true == y_pred)), n, alpha)
         se = math.sqrt(max(estimate * (1 - estimate), 0.0) / n) if n else None
-        return Interval(estimate=estimate, low=low, high=high, level=1 - alpha, method="Wilson score interval",
-                        rows=n, standard_error=se)
+        return Interval(
+            estimate=estimate,
+            low=low,
+            high=high,
+            level=1 - alpha,
+            method="Wilson score interval",
+            rows=n,
+            standard_error=se,
+        )
     cells, counts = _cells(y_true, y_pred)
     eye = np.eye(classes)
     draws = _metric_from_counts(metric, eye[cells[:, 0]], eye[cells[:, 1]], _draws(counts, resamples, seed))
     draws = draws[np.isfinite(draws)]
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2]) if len(draws) else (estimate, estimate)
-    return Interval(estimate=estimate, low=float(low), high=float(high), level=1 - alpha,
-                    method=f"percentile bootstrap, {len(draws)} seeded resamples", rows=n,
-                    standard_error=float(np.std(draws)) if len(draws) else None)
+    return Interval(
+        estimate=estimate,
+        low=float(low),
+        high=float(high),
+        level=1 - alpha,
+        method=f"percentile bootstrap, {len(draws)} seeded resamples",
+        rows=n,
+        standard_error=float(np.std(draws)) if len(draws) else None,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,8 +243,16 @@ def _minimum_detectable(standard_error: float | None, alpha: float) -> float | N
     return (z_value(alpha) + POWER_Z) * standard_error
 
 
-def paired_confusion(metric: str, y_true: np.ndarray, candidate: np.ndarray, champion: np.ndarray, classes: int,
-                     alpha: float, resamples: int = DEFAULT_RESAMPLES, seed: int = SEED) -> PairedComparison:
+def paired_confusion(
+    metric: str,
+    y_true: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    classes: int,
+    alpha: float,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = SEED,
+) -> PairedComparison:
     """Candidate minus champion for a confusion-count metric on the same rows: the paired bootstrap
     interval, and for accuracy the exact McNemar test on the rows where exactly one model is right."""
     n = len(y_true)
@@ -227,10 +262,11 @@ def paired_confusion(metric: str, y_true: np.ndarray, candidate: np.ndarray, cha
     cells, counts = _cells(y_true, candidate, champion)
     draws = _draws(counts, resamples, seed)
     true_ind = eye[cells[:, 0]]
-    diffs = (_metric_from_counts(metric, true_ind, eye[cells[:, 1]], draws)
-             - _metric_from_counts(metric, true_ind, eye[cells[:, 2]], draws))
+    diffs = _metric_from_counts(metric, true_ind, eye[cells[:, 1]], draws) - _metric_from_counts(
+        metric, true_ind, eye[cells[:, 2]], draws
+    )
     diffs = diffs[np.isfinite(diffs)]
-    low, high = (np.quantile(diffs, [alpha / 2, 1 - alpha / 2]) if len(diffs) else (a - b, a - b))
+    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2]) if len(diffs) else (a - b, a - b)
     right_a, right_b = candidate == y_true, champion == y_true
     wins, losses = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
     se = float(np.std(diffs)) if len(diffs) else None
@@ -241,10 +277,22 @@ def paired_confusion(metric: str, y_true: np.ndarray, candidate: np.ndarray, cha
     else:
         p_value, test = bootstrap_p_value(diffs), "paired bootstrap (two-sided)"
     return PairedComparison(
-        metric=metric, rows=n, candidate=a, champion=b, difference=a - b, low=float(low), high=float(high),
-        level=1 - alpha, p_value=p_value, test=test,
+        metric=metric,
+        rows=n,
+        candidate=a,
+        champion=b,
+        difference=a - b,
+        low=float(low),
+        high=float(high),
+        level=1 - alpha,
+        p_value=p_value,
+        test=test,
         interval_method=f"paired percentile bootstrap, {len(diffs)} seeded resamples of the rows",
-        wins=wins, losses=losses, standard_error=se, minimum_detectable=_minimum_detectable(se, alpha))
+        wins=wins,
+        losses=losses,
+        standard_error=se,
+        minimum_detectable=_minimum_detectable(se, alpha),
+    )
 
 
 # -- ROC AUC: DeLong ---------------------------------------------------------------------------------
@@ -285,8 +333,15 @@ def delong_interval(positive: np.ndarray, score: np.ndarray, alpha: float) -> In
     variance = float(np.var(v10[:, 0], ddof=1) / m + np.var(v01[:, 0], ddof=1) / n) if m > 1 and n > 1 else 0.0
     se = math.sqrt(max(variance, 0.0))
     z = z_value(alpha)
-    return Interval(estimate=float(aucs[0]), low=max(0.0, aucs[0] - z * se), high=min(1.0, aucs[0] + z * se),
-                    level=1 - alpha, method="DeLong standard error, normal interval", rows=m + n, standard_error=se)
+    return Interval(
+        estimate=float(aucs[0]),
+        low=max(0.0, aucs[0] - z * se),
+        high=min(1.0, aucs[0] + z * se),
+        level=1 - alpha,
+        method="DeLong standard error, normal interval",
+        rows=m + n,
+        standard_error=se,
+    )
 
 
 def paired_delong(positive: np.ndarray, candidate: np.ndarray, champion: np.ndarray, alpha: float) -> PairedComparison:
@@ -303,14 +358,32 @@ def paired_delong(positive: np.ndarray, candidate: np.ndarray, champion: np.ndar
     z = z_value(alpha)
     p_value = float(2 * norm.sf(abs(difference) / se)) if se > 0 else (1.0 if difference == 0 else 0.0)
     return PairedComparison(
-        metric="roc_auc", rows=m + n, candidate=float(aucs[0]), champion=float(aucs[1]), difference=difference,
-        low=difference - z * se, high=difference + z * se, level=1 - alpha, p_value=p_value,
-        test="DeLong's test for correlated ROC AUCs", interval_method="DeLong standard error, normal interval",
-        standard_error=se, minimum_detectable=_minimum_detectable(se, alpha))
+        metric="roc_auc",
+        rows=m + n,
+        candidate=float(aucs[0]),
+        champion=float(aucs[1]),
+        difference=difference,
+        low=difference - z * se,
+        high=difference + z * se,
+        level=1 - alpha,
+        p_value=p_value,
+        test="DeLong's test for correlated ROC AUCs",
+        interval_method="DeLong standard error, normal interval",
+        standard_error=se,
+        minimum_detectable=_minimum_detectable(se, alpha),
+    )
 
 
-def paired_bootstrap_rows(metric: str, statistic: Any, candidate_args: tuple, champion_args: tuple, rows: int,
-                          alpha: float, resamples: int = 200, seed: int = SEED) -> PairedComparison:
+def paired_bootstrap_rows(
+    metric: str,
+    statistic: Any,
+    candidate_args: tuple,
+    champion_args: tuple,
+    rows: int,
+    alpha: float,
+    resamples: int = 200,
+    seed: int = SEED,
+) -> PairedComparison:
     """A paired bootstrap over row indices for statistics without a cell form (multiclass ROC AUC):
     ``statistic(*args, index)`` is computed for both models on the same resampled rows."""
     rng = np.random.default_rng(seed)
@@ -326,14 +399,25 @@ def paired_bootstrap_rows(metric: str, statistic: Any, candidate_args: tuple, ch
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2]) if len(draws) else (a - b, a - b)
     se = float(np.std(draws)) if len(draws) else None
     return PairedComparison(
-        metric=metric, rows=rows, candidate=a, champion=b, difference=a - b, low=float(low), high=float(high),
-        level=1 - alpha, p_value=bootstrap_p_value(draws), test="paired bootstrap (two-sided)",
+        metric=metric,
+        rows=rows,
+        candidate=a,
+        champion=b,
+        difference=a - b,
+        low=float(low),
+        high=float(high),
+        level=1 - alpha,
+        p_value=bootstrap_p_value(draws),
+        test="paired bootstrap (two-sided)",
         interval_method=f"paired percentile bootstrap, {len(draws)} seeded resamples of the rows",
-        standard_error=se, minimum_detectable=_minimum_detectable(se, alpha))
+        standard_error=se,
+        minimum_detectable=_minimum_detectable(se, alpha),
+    )
 
 
-def bootstrap_interval_rows(statistic: Any, args: tuple, rows: int, alpha: float, resamples: int = 200,
-                            seed: int = SEED) -> Interval | None:
+def bootstrap_interval_rows(
+    statistic: Any, args: tuple, rows: int, alpha: float, resamples: int = 200, seed: int = SEED
+) -> Interval | None:
     """One model's statistic without a cell form (multiclass ROC AUC) with a percentile bootstrap
     interval over the rows: ``statistic(*args, index)``."""
     rng = np.random.default_rng(seed)
@@ -347,9 +431,15 @@ def bootstrap_interval_rows(statistic: Any, args: tuple, rows: int, alpha: float
             draws.append(value)
     values = np.asarray(draws)
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2]) if len(values) else (estimate, estimate)
-    return Interval(estimate=float(estimate), low=float(low), high=float(high), level=1 - alpha,
-                    method=f"percentile bootstrap, {len(values)} seeded resamples of the rows", rows=rows,
-                    standard_error=float(np.std(values)) if len(values) else None)
+    return Interval(
+        estimate=float(estimate),
+        low=float(low),
+        high=float(high),
+        level=1 - alpha,
+        method=f"percentile bootstrap, {len(values)} seeded resamples of the rows",
+        rows=rows,
+        standard_error=float(np.std(values)) if len(values) else None,
+    )
 
 
 # -- probabilities -------------------------------------------------------------------------------------
@@ -359,7 +449,7 @@ def brier_per_row(y_codes: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """Each row's squared error of its class probabilities against the one-hot label (multiclass Brier)."""
     onehot = np.zeros_like(proba, dtype=np.float64)
     onehot[np.arange(len(y_codes)), y_codes] = 1.0
-    return np.sum((np.asarray(proba, dtype=np.float64) - onehot) ** 2, axis=1)
+    return np.asarray(np.sum((np.asarray(proba, dtype=np.float64) - onehot) ** 2, axis=1), dtype=np.float64)
 
 
 def paired_mean(metric: str, candidate: np.ndarray, champion: np.ndarray, alpha: float) -> PairedComparison:
@@ -373,11 +463,20 @@ def paired_mean(metric: str, candidate: np.ndarray, champion: np.ndarray, alpha:
     z = z_value(alpha)
     p_value = float(2 * norm.sf(abs(mean) / se)) if se > 0 else (1.0 if mean == 0 else 0.0)
     return PairedComparison(
-        metric=metric, rows=n, candidate=float(np.mean(candidate)) if n else 0.0,
-        champion=float(np.mean(champion)) if n else 0.0, difference=mean, low=mean - z * se, high=mean + z * se,
-        level=1 - alpha, p_value=p_value, test="paired z-test on per-row differences",
-        interval_method="normal interval on the paired per-row differences", standard_error=se,
-        minimum_detectable=_minimum_detectable(se, alpha))
+        metric=metric,
+        rows=n,
+        candidate=float(np.mean(candidate)) if n else 0.0,
+        champion=float(np.mean(champion)) if n else 0.0,
+        difference=mean,
+        low=mean - z * se,
+        high=mean + z * se,
+        level=1 - alpha,
+        p_value=p_value,
+        test="paired z-test on per-row differences",
+        interval_method="normal interval on the paired per-row differences",
+        standard_error=se,
+        minimum_detectable=_minimum_detectable(se, alpha),
+    )
 
 
 def expected_calibration_error(y_codes: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:

@@ -40,34 +40,76 @@ class Step:
 
 
 def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_limit: str) -> StepResources:
-    return StepResources(cpu_request=cpu_request, cpu_limit=cpu_limit, memory_request=memory_request,
-                         memory_limit=memory_limit)
+    return StepResources(
+        cpu_request=cpu_request, cpu_limit=cpu_limit, memory_request=memory_request, memory_limit=memory_limit
+    )
 
 
 # Requests cover the peak RSS measured at 100k rows with headroom; limits leave room for ~1M rows
 # (docs/scaling.md). Tune from the "[gated-training] <step>: wall …, CPU …, peak RSS …" line each
 # step logs, or override per step with RESOURCES_FILE at compile time.
 STEPS: tuple[Step, ...] = (
-    Step(id="validate-data", display_name="Validate data (GX)", resources=_resources("1", "2", "1Gi", "4Gi"),
-         uses_gcs=True, stops_run=f"{Outcome.BLOCKED} by the data gate"),
-    Step(id="check-drift", display_name="Drift gate", resources=_resources("500m", "2", "1Gi", "4Gi"),
-         after="validate-data", uses_gcs=True, uses_registry=True,
-         stops_run=f"{Outcome.BLOCKED} by the drift gate, or {Outcome.SKIPPED}: no new data"),
-    Step(id="engineer-features", display_name="Engineer features", resources=_resources("500m", "2", "1Gi", "4Gi"),
-         after="check-drift"),
+    Step(
+        id="validate-data",
+        display_name="Validate data (GX)",
+        resources=_resources("1", "2", "1Gi", "4Gi"),
+        uses_gcs=True,
+        stops_run=f"{Outcome.BLOCKED} by the data gate",
+    ),
+    Step(
+        id="check-drift",
+        display_name="Drift gate",
+        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        after="validate-data",
+        uses_gcs=True,
+        uses_registry=True,
+        stops_run=f"{Outcome.BLOCKED} by the drift gate, or {Outcome.SKIPPED}: no new data",
+    ),
+    Step(
+        id="engineer-features",
+        display_name="Engineer features",
+        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        after="check-drift",
+    ),
     # n_jobs=-1 uses the cgroup's CPU quota
-    Step(id="train-model", display_name="Train model (MLflow)", resources=_resources("2", "4", "2Gi", "8Gi"),
-         after="engineer-features", uses_mlflow=True, deadline_seconds=4 * HOUR),
-    Step(id="evaluate-model", display_name="Evaluate and gate", resources=_resources("500m", "2", "1Gi", "4Gi"),
-         after="train-model", uses_gcs=True, uses_mlflow=True, uses_registry=True,
-         stops_run=f"{Outcome.BLOCKED} by the model gate"),
-    Step(id="deploy-model", display_name="Deploy to registry", resources=_resources("500m", "2", "1Gi", "4Gi"),
-         after="evaluate-model", uses_gcs=True, uses_mlflow=True, uses_registry=True,
-         stops_run=f"{Outcome.DEPLOYED} (or {Outcome.BLOCKED}: the champion changed during the run)"),
+    Step(
+        id="train-model",
+        display_name="Train model (MLflow)",
+        resources=_resources("2", "4", "2Gi", "8Gi"),
+        after="engineer-features",
+        uses_mlflow=True,
+        deadline_seconds=4 * HOUR,
+    ),
+    Step(
+        id="evaluate-model",
+        display_name="Evaluate and gate",
+        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        after="train-model",
+        uses_gcs=True,
+        uses_mlflow=True,
+        uses_registry=True,
+        stops_run=f"{Outcome.BLOCKED} by the model gate",
+    ),
+    Step(
+        id="deploy-model",
+        display_name="Deploy to registry",
+        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        after="evaluate-model",
+        uses_gcs=True,
+        uses_mlflow=True,
+        uses_registry=True,
+        stops_run=f"{Outcome.DEPLOYED} (or {Outcome.BLOCKED}: the champion changed during the run)",
+    ),
     # Only with a serving namespace: KServe rollout of the new champion, a canary first.
-    Step(id="serve-model", display_name="Serve with KServe", resources=_resources("100m", "1", "256Mi", "1Gi"),
-         after="deploy-model", uses_gcs=True, uses_registry=True,
-         stops_run=f"{Outcome.DEPLOYED} and serving (or {Outcome.BLOCKED}: the new version never became Ready)"),
+    Step(
+        id="serve-model",
+        display_name="Serve with KServe",
+        resources=_resources("100m", "1", "256Mi", "1Gi"),
+        after="deploy-model",
+        uses_gcs=True,
+        uses_registry=True,
+        stops_run=f"{Outcome.DEPLOYED} and serving (or {Outcome.BLOCKED}: the new version never became Ready)",
+    ),
 )
 STEP: dict[str, Step] = {step.id: step for step in STEPS}
 # The training line, in the order it runs.

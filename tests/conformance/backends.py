@@ -43,6 +43,7 @@ def message(release: str, full_name: str) -> Any:
 
 def strict_json(text: str) -> Any:
     """Standard JSON as Go's parsers read it: NaN and Infinity are not JSON."""
+
     def refuse(constant: str) -> Any:
         raise ValueError(f"{constant} is not valid JSON (Go's protojson refuses it)")
 
@@ -57,8 +58,11 @@ def parse_as_backend(release: str, documents: list[dict[str, Any]]) -> None:
     json_format.ParseDict(documents[1], message(release, "ml_pipelines.PlatformSpec"))
     executors = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for config in executors.values():
-        json_format.ParseDict(config, message(release, "kfp_kubernetes.KubernetesExecutorConfig"),
-                              ignore_unknown_fields=release not in STRICT_DRIVER)
+        json_format.ParseDict(
+            config,
+            message(release, "kfp_kubernetes.KubernetesExecutorConfig"),
+            ignore_unknown_fields=release not in STRICT_DRIVER,
+        )
 
 
 def parse_executor_output(release: str, text: str) -> Any:

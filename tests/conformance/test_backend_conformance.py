@@ -16,25 +16,36 @@ from google.protobuf import json_format
 from gated_training import step_table
 from gated_training.kubeflow.spec import FEATURE_FLOOR, SUPPORT_FLOOR, features_used, required_backend, version_text
 from tests.argo_dialect import pods, run_nodes
-from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
 from tests.conformance.backends import RELEASES, parse_as_backend, parse_executor_output
+from tests.conftest import COMPILED_PIPELINE, REPO_ROOT
 
-SECRETS = {"GCS_KEY_SECRET": "gcs-sa-key", "MLFLOW_TOKEN_SECRET": "mlflow-token",
-           "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic-auth", "WEBHOOK_SECRET": "slack-webhook",
-           "REGISTRY_KEY_SECRET": "registry-key"}
+SECRETS = {
+    "GCS_KEY_SECRET": "gcs-sa-key",
+    "MLFLOW_TOKEN_SECRET": "mlflow-token",
+    "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic-auth",
+    "WEBHOOK_SECRET": "slack-webhook",
+    "REGISTRY_KEY_SECRET": "registry-key",
+}
 
 
 def _compile(path, env: dict[str, str]) -> list[dict]:
-    subprocess.run([sys.executable, "-m", "pipelines.compile", str(path)], cwd=REPO_ROOT, check=True,
-                   capture_output=True, env={**os.environ, **env})
+    subprocess.run(
+        [sys.executable, "-m", "pipelines.compile", str(path)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **env},
+    )
     return list(yaml.safe_load_all(path.read_text()))
 
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory) -> dict[str, list[dict]]:
     """Both YAMLs users upload: the default, and one with every secret option compiled in."""
-    return {"plain": list(yaml.safe_load_all(COMPILED_PIPELINE.read_text())),
-            "secrets": _compile(tmp_path_factory.mktemp("yaml") / "secrets.yaml", SECRETS)}
+    return {
+        "plain": list(yaml.safe_load_all(COMPILED_PIPELINE.read_text())),
+        "secrets": _compile(tmp_path_factory.mktemp("yaml") / "secrets.yaml", SECRETS),
+    }
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -49,8 +60,10 @@ def test_kfp_kubernetes_raw_output_is_what_a_2_2_driver_refuses(tmp_path):
     """Why cluster.for_every_backend exists: kfp-kubernetes 2.17 writes secretNameParameter and
     optional, which the strict drivers up to 2.4.0 refuse; 2.4.1 and later read it."""
     env = {**os.environ, **SECRETS}
-    code = ("import sys; from kfp import compiler; from pipelines.training_pipeline import training_pipeline; "
-            "compiler.Compiler().compile(training_pipeline, sys.argv[1])")
+    code = (
+        "import sys; from kfp import compiler; from pipelines.training_pipeline import training_pipeline; "
+        "compiler.Compiler().compile(training_pipeline, sys.argv[1])"
+    )
     raw_path = tmp_path / "raw.yaml"
     subprocess.run([sys.executable, "-c", code, str(raw_path)], cwd=REPO_ROOT, check=True, env=env)
     raw = list(yaml.safe_load_all(raw_path.read_text()))
@@ -71,7 +84,7 @@ def test_the_default_yaml_needs_nothing_beyond_the_support_floor(variants):
 
 def test_each_floor_feature_is_detected_in_a_pipeline_that_uses_it(tmp_path):
     """The feature table is not vacuous: a pipeline using every feature is caught, feature by feature."""
-    code = '''
+    code = """
 import sys
 from kfp import compiler, dsl, kubernetes
 
@@ -94,7 +107,7 @@ def features():
             kubernetes.add_toleration(inner, key="gpu", operator="Exists")
 
 compiler.Compiler().compile(features, sys.argv[1])
-'''
+"""
     path = tmp_path / "features.yaml"
     script = tmp_path / "features_pipeline.py"  # kfp reads a component's source: a file, not -c
     script.write_text(code)
@@ -126,13 +139,16 @@ DEPLOY = {"validate-data": "passed", "check-drift": "train", "evaluate-model": "
 SERVE = {**DEPLOY, "deploy-model": "serve"}
 
 
-@pytest.mark.parametrize(("outputs", "expected"), [
-    (SERVE, 19),
-    (DEPLOY, 17),
-    ({**DEPLOY, "evaluate-model": "block"}, 14),
-    ({"validate-data": "passed", "check-drift": "skip"}, 7),
-    ({"validate-data": "blocked"}, 4),
-])
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [
+        (SERVE, 19),
+        (DEPLOY, 17),
+        ({**DEPLOY, "evaluate-model": "block"}, 14),
+        ({"validate-data": "passed", "check-drift": "skip"}, 7),
+        ({"validate-data": "blocked"}, 4),
+    ],
+)
 def test_a_run_starts_the_fewest_pods_the_design_allows(variants, outputs, expected):
     """Per task a driver and an executor pod, per DAG a driver pod (root, and each gate's condition).
     One pod per step and one condition per gate is the floor: 1 + 2 × tasks run + conditions reached.
@@ -143,7 +159,7 @@ def test_a_run_starts_the_fewest_pods_the_design_allows(variants, outputs, expec
     tasks_run = [n.name for n in nodes if n.name in step_table.STEP and n.state == "SUCCEEDED"]
     conditions = [n for n in nodes if n.name.startswith("condition-") and not n.name.endswith("-driver")]
     assert pods(nodes) == 1 + 2 * len(tasks_run) + len(conditions) == expected
-    assert tasks_run == list(step_table.MAIN_LINE[:len(tasks_run)])
+    assert tasks_run == list(step_table.MAIN_LINE[: len(tasks_run)])
     assert [n.state for n in conditions][-1:] == (["SUCCEEDED"] if outputs == SERVE else ["SKIPPED"])
 
 
@@ -154,9 +170,30 @@ def test_executor_outputs_of_a_local_run_parse_as_every_launcher_parses_them(tmp
     from tests.conftest import SAMPLE_DATA
 
     workdir = tmp_path / "work"
-    assert main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(workdir),
-                 "--registry", str(tmp_path / "registry"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                 "--set", "min_accuracy=0.6", "--set", "max_overfit_gap=0.3", "--set", "min_roc_auc=0"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--data",
+                str(SAMPLE_DATA),
+                "--target",
+                "risk",
+                "--workdir",
+                str(workdir),
+                "--registry",
+                str(tmp_path / "registry"),
+                "--tracking-uri",
+                f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "--set",
+                "min_accuracy=0.6",
+                "--set",
+                "max_overfit_gap=0.3",
+                "--set",
+                "min_roc_auc=0",
+            ]
+        )
+        == 0
+    )
     outputs = sorted(workdir.glob("kfp-runs/*/*/executor_output.json"))
     assert {path.parent.name for path in outputs} == set(step_table.tasks_ending_at("deploy-model"))
     for path in outputs:

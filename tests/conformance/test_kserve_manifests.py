@@ -36,18 +36,25 @@ def test_standard_mode_canaries_need_kserve_0_20(version):
         if version >= STANDARD_CANARY_SINCE:
             assert violations(obj, schema) == []
         else:
-            assert violations(obj, schema) == (['unknown field "spec.predictor.name"'] if obj is promoted
-                                               else ['unknown field "spec.canary"'])
+            assert violations(obj, schema) == (
+                ['unknown field "spec.predictor.name"'] if obj is promoted else ['unknown field "spec.canary"']
+            )
 
 
 def test_the_schemas_catch_what_a_server_refuses():
     schema = schema_for("v0.20.0", "InferenceService")
     _, canary, *_ = services("Standard")
-    too_much = {**canary, "spec": {**canary["spec"], "canary": [{**canary["spec"]["canary"][0], "trafficPercent": 101}]}}
+    too_much = {
+        **canary,
+        "spec": {**canary["spec"], "canary": [{**canary["spec"]["canary"][0], "trafficPercent": 101}]},
+    }
     assert violations(too_much, schema) == ["spec.canary[0].trafficPercent: should be less than or equal to 100"]
     no_predictor = {**canary, "spec": {"canary": canary["spec"]["canary"]}}
     assert violations(no_predictor, schema) == ["spec.predictor: Required value"]
-    typo = {**canary, "spec": {**canary["spec"], "predictor": {**canary["spec"]["predictor"], "canaryTraficPercent": 5}}}
+    typo = {
+        **canary,
+        "spec": {**canary["spec"], "predictor": {**canary["spec"]["predictor"], "canaryTraficPercent": 5}},
+    }
     assert violations(typo, schema) == ['unknown field "spec.predictor.canaryTraficPercent"']
 
 
@@ -56,7 +63,10 @@ def test_the_manifests_say_what_serves_and_how():
     assert created["metadata"]["name"] == "credit-model-v2"
     assert created["metadata"]["annotations"][kserve.MODE_ANNOTATION] == "Serverless"
     assert canary["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    assert canary["metadata"]["annotations"][kserve.STABLE_VERSION] != canary["metadata"]["annotations"][kserve.SPEC_VERSION]
+    assert (
+        canary["metadata"]["annotations"][kserve.STABLE_VERSION]
+        != canary["metadata"]["annotations"][kserve.SPEC_VERSION]
+    )
     assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
     assert aborted["spec"]["predictor"]["canaryTrafficPercent"] == 0
     assert canary["spec"]["predictor"]["model"]["storageUri"].endswith("/serve")  # never the version's raw files
@@ -67,16 +77,30 @@ def test_the_manifests_say_what_serves_and_how():
 
 def test_the_status_reader_waits_for_the_new_generation_and_live_canaries_only():
     created, canary, promoted, aborted, _ = services("Standard")
-    observed = {**canary, "metadata": {**canary["metadata"], "generation": 2},
-                "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}}
+    observed = {
+        **canary,
+        "metadata": {**canary["metadata"], "generation": 2},
+        "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]},
+    }
     assert kserve.ready_state(observed) == (False, "the controller has not observed generation 2 yet (observed 1)")
     name = canary["spec"]["canary"][0]["predictor"]["name"]
-    observed["status"] = {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}],
-                          "canaryStatuses": [{"name": name, "ready": False}]}
+    observed["status"] = {
+        "observedGeneration": 2,
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "canaryStatuses": [{"name": name, "ready": False}],
+    }
     assert kserve.ready_state(observed) == (False, f"canary {name} is not ready")
-    dark = {**aborted, "metadata": {**aborted["metadata"], "generation": 3},
-            "status": {**observed["status"], "observedGeneration": 3}}
+    dark = {
+        **aborted,
+        "metadata": {**aborted["metadata"], "generation": 3},
+        "status": {**observed["status"], "observedGeneration": 3},
+    }
     assert kserve.ready_state(dark) == (True, "ready")  # an aborted canary has no traffic to wait for
-    edited = {**dark, "metadata": {**dark["metadata"], "annotations": {**dark["metadata"]["annotations"],
-                                                                        kserve.CANARY_PERCENT: "ten"}}}
+    edited = {
+        **dark,
+        "metadata": {
+            **dark["metadata"],
+            "annotations": {**dark["metadata"]["annotations"], kserve.CANARY_PERCENT: "ten"},
+        },
+    }
     assert kserve.describe(edited).canary_percent == 0

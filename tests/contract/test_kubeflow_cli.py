@@ -22,7 +22,12 @@ from gated_training.cli import main
 from tests.conftest import REPO_ROOT
 from tests.kfp_api_server import FakeKubeflowPipelines
 
-CLUSTER_STATE = ["--set", "registry_uri=gs://models/registry", "--set", "mlflow_tracking_uri=https://mlflow.example.com"]
+CLUSTER_STATE = [
+    "--set",
+    "registry_uri=gs://models/registry",
+    "--set",
+    "mlflow_tracking_uri=https://mlflow.example.com",
+]
 PUSHED_IMAGE = f"registry.example.com/ml/kfp-gated-training:{__version__}"
 # The YAML a user uploads: compiled for an image a cluster can pull (the checked-in one runs
 # localhost/…, which upload refuses). Written inside the checkout, as `make compile IMAGE=…` does.
@@ -31,8 +36,13 @@ PUSHED_YAML = REPO_ROOT / "compiled" / f".contract-{os.getpid()}.yaml"
 
 @pytest.fixture(scope="module", autouse=True)
 def pushed_yaml():
-    subprocess.run([sys.executable, "-m", "pipelines.compile", str(PUSHED_YAML)], cwd=REPO_ROOT, check=True,
-                   capture_output=True, env={**os.environ, "IMAGE": PUSHED_IMAGE})
+    subprocess.run(
+        [sys.executable, "-m", "pipelines.compile", str(PUSHED_YAML)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "IMAGE": PUSHED_IMAGE},
+    )
     global COMPILED_BYTES
     COMPILED_BYTES = PUSHED_YAML.read_bytes()
     yield PUSHED_YAML
@@ -65,10 +75,15 @@ def cli(server: FakeKubeflowPipelines, *args: str) -> int:
 
 
 def expected_version_name() -> str:
-    commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    changed = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert COMPILED_BYTES
     dirty = any(not line[3:].startswith("compiled/") for line in changed)
     return f"{__version__}-{commit[:7]}{'-dirty' if dirty else ''}-{hashlib.sha256(COMPILED_BYTES).hexdigest()[:8]}"
@@ -84,13 +99,14 @@ def posts(server: FakeKubeflowPipelines) -> list[tuple[str, str]]:
 
 # ---- upload ----------------------------------------------------------------------------------
 
+
 def test_first_upload_creates_the_pipeline_then_the_named_version_with_the_compiled_bytes(kfp_api, capsys):
     assert cli(kfp_api, "upload") == 0
 
-    pipeline_upload, = kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload")
+    (pipeline_upload,) = kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload")
     assert pipeline_upload.query["name"] == "gated-training"
     assert pipeline_upload.files["uploadfile"] == COMPILED_BYTES
-    version_upload, = kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload_version")
+    (version_upload,) = kfp_api.calls("POST", "/apis/v2beta1/pipelines/upload_version")
     assert version_upload.query == {"name": expected_version_name(), "pipelineid": "pipeline-0001"}
     assert version_upload.files["uploadfile"] == COMPILED_BYTES
     assert re.fullmatch(rf"{re.escape(__version__)}-[0-9a-f]{{7}}(-dirty)?-[0-9a-f]{{8}}", expected_version_name())
@@ -122,27 +138,49 @@ def test_upload_of_a_missing_yaml_says_to_compile(kfp_api, capsys, tmp_path):
 
 # ---- submit ----------------------------------------------------------------------------------
 
+
 def test_submit_sends_the_compiled_spec_and_exactly_the_given_parameters(kfp_api, capsys, tmp_path):
     params = tmp_path / "cluster.params.yaml"
-    params.write_text("data_uri: gs://data/batch.parquet\nmin_accuracy: 0.9\nn_estimators: 200\n"
-                      "registry_uri: gs://models/registry\nmlflow_tracking_uri: https://mlflow.example.com\n")
-    code = cli(kfp_api, "submit", "--params", str(params), "--set", "interaction_features=true",
-               "--set", "min_accuracy=0.8", "--experiment", "nightly", "--run-name", "manual-1",
-               "--pipeline-root", "gs://kfp-root/runs", "--service-account", "pipeline-runner")
+    params.write_text(
+        "data_uri: gs://data/batch.parquet\nmin_accuracy: 0.9\nn_estimators: 200\n"
+        "registry_uri: gs://models/registry\nmlflow_tracking_uri: https://mlflow.example.com\n"
+    )
+    code = cli(
+        kfp_api,
+        "submit",
+        "--params",
+        str(params),
+        "--set",
+        "interaction_features=true",
+        "--set",
+        "min_accuracy=0.8",
+        "--experiment",
+        "nightly",
+        "--run-name",
+        "manual-1",
+        "--pipeline-root",
+        "gs://kfp-root/runs",
+        "--service-account",
+        "pipeline-runner",
+    )
     assert code == 0
 
-    run, = kfp_api.calls("POST", "/apis/v2beta1/runs")
+    (run,) = kfp_api.calls("POST", "/apis/v2beta1/runs")
     assert run.body["display_name"] == "manual-1"
     from gated_training.config import FeatureSettings, GateThresholds, ModelSettings, group_defaults
 
     # Settings given by their flat names travel in their groups: the compiled defaults plus what was given.
     assert run.body["runtime_config"] == {
         "pipeline_root": "gs://kfp-root/runs",
-        "parameters": {"data_uri": "gs://data/batch.parquet", "registry_uri": "gs://models/registry",
-                       "mlflow_tracking_uri": "https://mlflow.example.com", "pipeline_version": expected_version_name(),
-                       "gate": {**group_defaults(GateThresholds), "min_accuracy": 0.8},
-                       "training": {**group_defaults(ModelSettings), "n_estimators": 200},
-                       "features": {**group_defaults(FeatureSettings), "interaction_features": True}},
+        "parameters": {
+            "data_uri": "gs://data/batch.parquet",
+            "registry_uri": "gs://models/registry",
+            "mlflow_tracking_uri": "https://mlflow.example.com",
+            "pipeline_version": expected_version_name(),
+            "gate": {**group_defaults(GateThresholds), "min_accuracy": 0.8},
+            "training": {**group_defaults(ModelSettings), "n_estimators": 200},
+            "features": {**group_defaults(FeatureSettings), "interaction_features": True},
+        },
     }
     assert run.body["service_account"] == "pipeline-runner"
     assert run.body["pipeline_spec"] == compiled_documents()[0]
@@ -155,28 +193,48 @@ def test_submit_sends_the_compiled_spec_and_exactly_the_given_parameters(kfp_api
 
 def test_submit_a_pinned_version(kfp_api):
     assert cli(kfp_api, "upload") == 0
-    version_id = next(v["pipeline_version_id"] for v in kfp_api.versions.values()
-                      if v["display_name"] == expected_version_name())
+    version_id = next(
+        v["pipeline_version_id"] for v in kfp_api.versions.values() if v["display_name"] == expected_version_name()
+    )
     assert cli(kfp_api, "submit", "--version", expected_version_name(), *CLUSTER_STATE) == 0
-    run, = kfp_api.calls("POST", "/apis/v2beta1/runs")
+    (run,) = kfp_api.calls("POST", "/apis/v2beta1/runs")
     assert run.body["pipeline_version_reference"] == {"pipeline_id": "pipeline-0001", "pipeline_version_id": version_id}
     assert run.body["runtime_config"]["parameters"]["pipeline_version"] == expected_version_name()
     assert "pipeline_spec" not in run.body
 
 
-@pytest.mark.parametrize(("final_state", "outputs", "failing", "exit_code", "outcome"), [
-    ("SUCCEEDED", {"validate-data": "passed", "check-drift": "train", "evaluate-model": "deploy"}, None, 0,
-     "deployed (or blocked: the champion changed during the run)"),
-    ("SUCCEEDED", {"validate-data": "passed", "check-drift": "train", "evaluate-model": "block"}, None, 0,
-     "blocked by the model gate"),
-    ("SUCCEEDED", {"validate-data": "passed", "check-drift": "skip"}, None, 0,
-     "blocked by the drift gate, or skipped: no new data"),
-    ("SUCCEEDED", {"validate-data": "blocked"}, None, 0, "blocked by the data gate"),
-    ("FAILED", {"validate-data": "passed", "check-drift": "train"}, "train-model", 1, "failed at train-model"),
-    ("CANCELED", {"validate-data": "passed"}, None, 1, "canceled"),
-])
-def test_submit_wait_reads_the_branch_taken_from_argo_node_names(kfp_api, capsys, final_state, outputs, failing,
-                                                                  exit_code, outcome):
+@pytest.mark.parametrize(
+    ("final_state", "outputs", "failing", "exit_code", "outcome"),
+    [
+        (
+            "SUCCEEDED",
+            {"validate-data": "passed", "check-drift": "train", "evaluate-model": "deploy"},
+            None,
+            0,
+            "deployed (or blocked: the champion changed during the run)",
+        ),
+        (
+            "SUCCEEDED",
+            {"validate-data": "passed", "check-drift": "train", "evaluate-model": "block"},
+            None,
+            0,
+            "blocked by the model gate",
+        ),
+        (
+            "SUCCEEDED",
+            {"validate-data": "passed", "check-drift": "skip"},
+            None,
+            0,
+            "blocked by the drift gate, or skipped: no new data",
+        ),
+        ("SUCCEEDED", {"validate-data": "blocked"}, None, 0, "blocked by the data gate"),
+        ("FAILED", {"validate-data": "passed", "check-drift": "train"}, "train-model", 1, "failed at train-model"),
+        ("CANCELED", {"validate-data": "passed"}, None, 1, "canceled"),
+    ],
+)
+def test_submit_wait_reads_the_branch_taken_from_argo_node_names(
+    kfp_api, capsys, final_state, outputs, failing, exit_code, outcome
+):
     """task_details as a real backend returns them: Argo node names (deploy-model, deploy-model-driver,
     executor, condition-2, root-driver…) built from the run's own spec, not display names."""
     kfp_api.run_states = ["PENDING", "RUNNING", "RUNNING", final_state]
@@ -199,13 +257,19 @@ def test_submit_wait_gives_up_after_the_timeout_and_says_where_to_look(kfp_api, 
     assert "still RUNNING after" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--set", "mlflow_tracking_uri=https://mlflow"], "registry_uri='.gated-training/registry' is a path inside the pod"),
-    (["--set", "registry_uri=gs://m/r"], "mlflow_tracking_uri='' would track into the pod"),
-    ([*CLUSTER_STATE, "--set", "no_such=1"], "unknown parameter 'no_such'"),
-    ([*CLUSTER_STATE, "--set", "min_accuracy=high"], "parameter gate.min_accuracy='high'"),
-    ([*CLUSTER_STATE, "--set", "min_accuracy=1.5"], "min_accuracy"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--set", "mlflow_tracking_uri=https://mlflow"],
+            "registry_uri='.gated-training/registry' is a path inside the pod",
+        ),
+        (["--set", "registry_uri=gs://m/r"], "mlflow_tracking_uri='' would track into the pod"),
+        ([*CLUSTER_STATE, "--set", "no_such=1"], "unknown parameter 'no_such'"),
+        ([*CLUSTER_STATE, "--set", "min_accuracy=high"], "parameter gate.min_accuracy='high'"),
+        ([*CLUSTER_STATE, "--set", "min_accuracy=1.5"], "min_accuracy"),
+    ],
+)
 def test_submit_refuses_bad_parameters_before_any_request(kfp_api, capsys, arguments, message):
     assert cli(kfp_api, "submit", *arguments) == 2
     assert message in capsys.readouterr().err
@@ -223,14 +287,29 @@ def test_submit_of_a_version_never_uploaded_says_to_upload(kfp_api, capsys):
 
 # ---- schedule --------------------------------------------------------------------------------
 
+
 def test_schedule_pins_the_uploaded_version_with_cron_one_at_a_time_and_no_catchup(kfp_api, capsys):
     assert cli(kfp_api, "upload") == 0
-    version_id = next(v["pipeline_version_id"] for v in kfp_api.versions.values()
-                      if v["display_name"] == expected_version_name())
-    assert cli(kfp_api, "schedule", "create", "--cron", "0 30 2 * * MON-FRI", "--experiment", "nightly",
-               "--service-account", "pipeline-runner", *CLUSTER_STATE) == 0
+    version_id = next(
+        v["pipeline_version_id"] for v in kfp_api.versions.values() if v["display_name"] == expected_version_name()
+    )
+    assert (
+        cli(
+            kfp_api,
+            "schedule",
+            "create",
+            "--cron",
+            "0 30 2 * * MON-FRI",
+            "--experiment",
+            "nightly",
+            "--service-account",
+            "pipeline-runner",
+            *CLUSTER_STATE,
+        )
+        == 0
+    )
 
-    created, = kfp_api.calls("POST", "/apis/v2beta1/recurringruns")
+    (created,) = kfp_api.calls("POST", "/apis/v2beta1/recurringruns")
     body = created.body
     assert body["trigger"] == {"cron_schedule": {"cron": "0 30 2 * * MON-FRI"}}
     assert body["max_concurrency"] == 1
@@ -238,9 +317,11 @@ def test_schedule_pins_the_uploaded_version_with_cron_one_at_a_time_and_no_catch
     assert body["mode"] == "ENABLE"
     assert body["pipeline_version_reference"] == {"pipeline_id": "pipeline-0001", "pipeline_version_id": version_id}
     assert "pipeline_spec" not in body
-    assert body["runtime_config"]["parameters"] == {"registry_uri": "gs://models/registry",
-                                                    "mlflow_tracking_uri": "https://mlflow.example.com",
-                                                    "pipeline_version": expected_version_name()}
+    assert body["runtime_config"]["parameters"] == {
+        "registry_uri": "gs://models/registry",
+        "mlflow_tracking_uri": "https://mlflow.example.com",
+        "pipeline_version": expected_version_name(),
+    }
     assert body["service_account"] == "pipeline-runner"
     assert body["display_name"] == "gated-training-nightly"
     assert kfp_api.experiments[body["experiment_id"]]["display_name"] == "nightly"
@@ -249,19 +330,39 @@ def test_schedule_pins_the_uploaded_version_with_cron_one_at_a_time_and_no_catch
 
 def test_schedule_by_interval_with_catchup_created_paused(kfp_api):
     assert cli(kfp_api, "upload", "--version-name", "v1") == 0
-    assert cli(kfp_api, "schedule", "create", "--interval", "6h", "--version", "v1", "--catchup", "--disabled",
-               "--max-concurrency", "2", "--name", "every-6h", *CLUSTER_STATE) == 0
+    assert (
+        cli(
+            kfp_api,
+            "schedule",
+            "create",
+            "--interval",
+            "6h",
+            "--version",
+            "v1",
+            "--catchup",
+            "--disabled",
+            "--max-concurrency",
+            "2",
+            "--name",
+            "every-6h",
+            *CLUSTER_STATE,
+        )
+        == 0
+    )
     body = kfp_api.calls("POST", "/apis/v2beta1/recurringruns")[0].body
     assert body["trigger"] == {"periodic_schedule": {"interval_second": 21600}}
     assert (body["no_catchup"], body["mode"], body["max_concurrency"]) == (False, "DISABLE", 2)
 
 
-@pytest.mark.parametrize(("cron", "message"), [
-    ("0 2 * * *", "has 5 fields; KFP's cron has 6, with seconds first"),
-    ("0 0 25 * * *", "hour 25 is outside 0-23"),
-    ("0 0 2 * FOO *", "month 'FOO' is not a number or JAN-DEC names"),
-    ("@every 1h", "use --interval"),
-])
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("0 2 * * *", "has 5 fields; KFP's cron has 6, with seconds first"),
+        ("0 0 25 * * *", "hour 25 is outside 0-23"),
+        ("0 0 2 * FOO *", "month 'FOO' is not a number or JAN-DEC names"),
+        ("@every 1h", "use --interval"),
+    ],
+)
 def test_bad_cron_is_explained_before_any_request(kfp_api, capsys, cron, message):
     assert cli(kfp_api, "schedule", "create", "--cron", cron, *CLUSTER_STATE) == 2
     assert message in capsys.readouterr().err
@@ -285,24 +386,32 @@ def test_list_enable_disable_delete_by_name_or_id(kfp_api, capsys):
     capsys.readouterr()
 
     assert cli(kfp_api, "schedule", "list") == 0
-    assert re.search(rf"{recurring_id}\s+gated-training-nightly\s+enabled\s+cron 0 0 2 \* \* \*", capsys.readouterr().out)
+    assert re.search(
+        rf"{recurring_id}\s+gated-training-nightly\s+enabled\s+cron 0 0 2 \* \* \*", capsys.readouterr().out
+    )
     assert cli(kfp_api, "schedule", "disable", "gated-training-nightly") == 0
     assert kfp_api.recurring_runs[recurring_id]["mode"] == "DISABLE"
     assert cli(kfp_api, "schedule", "enable", recurring_id) == 0
     assert kfp_api.recurring_runs[recurring_id]["mode"] == "ENABLE"
     assert cli(kfp_api, "schedule", "delete", recurring_id) == 0
     assert kfp_api.recurring_runs == {}
-    assert posts(kfp_api)[-3:] == [("POST", f"/apis/v2beta1/recurringruns/{recurring_id}:disable"),
-                                   ("POST", f"/apis/v2beta1/recurringruns/{recurring_id}:enable"),
-                                   ("DELETE", f"/apis/v2beta1/recurringruns/{recurring_id}")]
+    assert posts(kfp_api)[-3:] == [
+        ("POST", f"/apis/v2beta1/recurringruns/{recurring_id}:disable"),
+        ("POST", f"/apis/v2beta1/recurringruns/{recurring_id}:enable"),
+        ("DELETE", f"/apis/v2beta1/recurringruns/{recurring_id}"),
+    ]
     assert cli(kfp_api, "schedule", "delete", "gated-training-nightly") == 1
     assert "no recurring run with id or name 'gated-training-nightly'" in capsys.readouterr().err
 
 
 def test_listing_follows_every_page(kfp_api, capsys):
     for hour in range(3):
-        kfp_api.recurring_runs[f"r{hour}"] = {"recurring_run_id": f"r{hour}", "display_name": f"s{hour}",
-                                              "mode": "ENABLE", "trigger": {"cron_schedule": {"cron": f"0 0 {hour} * * *"}}}
+        kfp_api.recurring_runs[f"r{hour}"] = {
+            "recurring_run_id": f"r{hour}",
+            "display_name": f"s{hour}",
+            "mode": "ENABLE",
+            "trigger": {"cron_schedule": {"cron": f"0 0 {hour} * * *"}},
+        }
     original = kfp_api._list_recurring_runs
 
     def two_per_page(request):
@@ -315,6 +424,7 @@ def test_listing_follows_every_page(kfp_api, capsys):
 
 
 # ---- connection and errors -------------------------------------------------------------------
+
 
 def test_token_from_the_environment_or_a_file_is_sent_and_never_printed(kfp_api, capsys, monkeypatch, tmp_path):
     kfp_api.required_token = "s3cr3t-token-value"
@@ -374,6 +484,7 @@ def test_unreachable_host_fails_fast_and_says_how_to_connect(capsys):
 
 # ---- the backends users have: versions, multi-user, images --------------------------------------
 
+
 @pytest.mark.parametrize("tag", ["2.2.0", "2.4.0", "2.4.1", "2.5.0", "2.14.0", "2.17.0", "unknown"])
 def test_the_default_yaml_is_accepted_by_every_supported_backend(capsys, tag):
     with FakeKubeflowPipelines(tag_name=tag) as server:
@@ -387,7 +498,8 @@ def test_a_yaml_that_needs_a_newer_backend_is_refused_before_any_upload(capsys, 
     spec, *rest = yaml.safe_load_all(COMPILED_BYTES)
     spec["components"]["comp-condition-1"]["dag"]["tasks"]["check-drift"]["retryPolicy"] = {"maxRetryCount": 2}
     spec["root"]["dag"]["tasks"]["validate-data"]["inputs"]["parameters"]["notify_webhook_url"] = {
-        "runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+        "runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}
+    }
     newer = tmp_path / "newer.yaml"
     newer.write_text(yaml.safe_dump_all([spec, *rest]))
     with FakeKubeflowPipelines(tag_name="2.4.1") as server:
@@ -426,7 +538,7 @@ def test_multi_user_upload_version_submit_schedule_and_list_stay_in_the_namespac
         assert "private pipeline in namespace 'team-ml'" in capsys.readouterr().out
 
         assert cli(server, "submit", "--version", "v2", *ns, *CLUSTER_STATE) == 0
-        run, = server.calls("POST", "/apis/v2beta1/runs")
+        (run,) = server.calls("POST", "/apis/v2beta1/runs")
         assert run.body["pipeline_version_reference"]["pipeline_id"] == pipeline["pipeline_id"]
         assert server.experiments[run.body["experiment_id"]]["namespace"] == "team-ml"
         assert cli(server, "schedule", "create", "--cron", "0 0 2 * * *", "--version", "v1", *ns, *CLUSTER_STATE) == 0
@@ -453,14 +565,27 @@ def test_a_private_pipeline_is_invisible_to_kfp_get_pipeline_id_as_on_the_real_b
         assert client.list_pipelines(namespace="team-ml").pipelines[0].display_name == "gated-training"
 
 
-@pytest.mark.parametrize(("body", "code", "printed", "message"), [
-    (b"<html>proxy login</html>", 0, "KFP backend unknown", None),  # cannot tell: proceeds, says so
-    (b'{"tag_name": null, "multi_user": false}', 0, "KFP backend unknown", None),
-    (b'["2.17.0"]', 0, "KFP backend unknown", None),
-    (b'{"tag_name": "2.17.0\\u001b[2J\\u001b]0;pwned\\u0007", "multi_user": false}', 0, "KFP backend 2.17.02J0pwned", None),
-    (b'{"tag_name": "2.1.0", "multi_user": false}', 1, None, "runs KFP 2.1.0, older than the 2.2 this pipeline needs"),
-    (b'{"tag_name": "1.8.5", "multi_user": false}', 1, None, "runs KFP 1.8.5, older than the 2.2"),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "printed", "message"),
+    [
+        (b"<html>proxy login</html>", 0, "KFP backend unknown", None),  # cannot tell: proceeds, says so
+        (b'{"tag_name": null, "multi_user": false}', 0, "KFP backend unknown", None),
+        (b'["2.17.0"]', 0, "KFP backend unknown", None),
+        (
+            b'{"tag_name": "2.17.0\\u001b[2J\\u001b]0;pwned\\u0007", "multi_user": false}',
+            0,
+            "KFP backend 2.17.02J0pwned",
+            None,
+        ),
+        (
+            b'{"tag_name": "2.1.0", "multi_user": false}',
+            1,
+            None,
+            "runs KFP 2.1.0, older than the 2.2 this pipeline needs",
+        ),
+        (b'{"tag_name": "1.8.5", "multi_user": false}', 1, None, "runs KFP 1.8.5, older than the 2.2"),
+    ],
+)
 def test_hostile_or_broken_healthz_replies(capsys, body, code, printed, message):
     """The healthz reply is input like any other: never printed raw, never trusted beyond a version."""
     with FakeKubeflowPipelines() as server:

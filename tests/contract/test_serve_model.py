@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from gated_training.config import ServingSettings
-from gated_training.serving import manifests as kserve
 from gated_training.errors import GatedTrainingError
 from gated_training.registry.store import ModelRegistry, smoke_files
+from gated_training.serving import manifests as kserve
 from gated_training.serving.layout import serving_files, serving_record
 from gated_training.steps.serve_model import serve_model
 from tests.gcs_server import fake_gcs
@@ -43,8 +43,10 @@ def registry(gcs, request):
 def deploy(registry: ModelRegistry, tmp_path, constant: int, image: str = IMAGE) -> str:
     """What deploy-model leaves: a promoted version with the serving layout, and its record."""
     rows = pd.DataFrame({"x": [0.0, 1.0]})
-    files = {**serving_files(model_bytes(tmp_path, constant), registry.model_name),
-             **smoke_files(rows, [constant, constant], [[1.0 - constant, float(constant)]] * 2)}
+    files = {
+        **serving_files(model_bytes(tmp_path, constant), registry.model_name),
+        **smoke_files(rows, [constant, constant], [[1.0 - constant, float(constant)]] * 2),
+    }
     version, sha = registry.publish(files, {"serving": serving_record(image)})
     champion = registry.champion()
     registry.promote(version, sha, champion.token if champion else None, reason="gates passed")
@@ -52,23 +54,36 @@ def deploy(registry: ModelRegistry, tmp_path, constant: int, image: str = IMAGE)
     return version
 
 
-SETTING_NAMES = {"namespace": "serving_namespace", "mode": "serving_mode", "canary_traffic_percent": "canary_traffic_percent",
-                 "ready_timeout_seconds": "serving_ready_timeout_seconds", "service_account": "serving_service_account"}
+SETTING_NAMES = {
+    "namespace": "serving_namespace",
+    "mode": "serving_mode",
+    "canary_traffic_percent": "canary_traffic_percent",
+    "ready_timeout_seconds": "serving_ready_timeout_seconds",
+    "service_account": "serving_service_account",
+}
 
 
 def settings(**options) -> tuple[ServingSettings, dict]:
     """The serving settings among ``options`` (by their short names), and the rest."""
     named = {SETTING_NAMES[k]: v for k, v in options.items() if k in SETTING_NAMES}
     return ServingSettings(**{"serving_namespace": NAMESPACE, **named}), {
-        k: v for k, v in options.items() if k not in SETTING_NAMES}
+        k: v for k, v in options.items() if k not in SETTING_NAMES
+    }
 
 
 def serve(registry, tmp_path, api, version, **options):
     options.setdefault("ready_timeout_seconds", 5)
     chosen, rest = settings(**options)
-    return serve_model(deployment_path=str(tmp_path / f"deployment-{version}.json"), registry_uri=REGISTRY,
-                       model_name=registry.model_name, settings=chosen, kube_api_url=api.url,
-                       serving_out=str(tmp_path / "serving.json"), poll_seconds=0.01, **rest)
+    return serve_model(
+        deployment_path=str(tmp_path / f"deployment-{version}.json"),
+        registry_uri=REGISTRY,
+        model_name=registry.model_name,
+        settings=chosen,
+        kube_api_url=api.url,
+        serving_out=str(tmp_path / "serving.json"),
+        poll_seconds=0.01,
+        **rest,
+    )
 
 
 def serving_then_deployed(registry, tmp_path, api, mode: str = "Knative") -> tuple[str, str]:
@@ -87,15 +102,27 @@ def test_the_first_version_creates_the_runtime_and_the_service_and_waits_for_rea
     name = registry.model_name
     with KubeApiServer() as api:
         outcome = serve(registry, tmp_path, api, version, registry_key_secret=("registry-key", "key"))
-    assert calls(api) == [("GET", f"{RUNTIME}/gated-training"), ("POST", RUNTIME),
-                          ("GET", f"{ISVC}/{name}"), ("POST", ISVC), ("GET", f"{ISVC}/{name}"), ("GET", f"{ISVC}/{name}")]
+    assert calls(api) == [
+        ("GET", f"{RUNTIME}/gated-training"),
+        ("POST", RUNTIME),
+        ("GET", f"{ISVC}/{name}"),
+        ("POST", ISVC),
+        ("GET", f"{ISVC}/{name}"),
+        ("GET", f"{ISVC}/{name}"),
+    ]
     posts = [r for r in api.requests if r["method"] == "POST"]
     assert all(r["query"] == STRICT for r in posts)
     manifest, sha = registry.read_manifest(version)
-    assert posts[0]["body"] == kserve.serving_runtime(namespace=NAMESPACE, image=IMAGE,
-                                                      registry_key_secret=("registry-key", "key"))
-    release = kserve.Release(model_name=name, version=version, manifest_sha256=sha, registry_uri=REGISTRY,
-                             storage_uri=f"{REGISTRY}/{name}/versions/{version}/serve")
+    assert posts[0]["body"] == kserve.serving_runtime(
+        namespace=NAMESPACE, image=IMAGE, registry_key_secret=("registry-key", "key")
+    )
+    release = kserve.Release(
+        model_name=name,
+        version=version,
+        manifest_sha256=sha,
+        registry_uri=REGISTRY,
+        storage_uri=f"{REGISTRY}/{name}/versions/{version}/serve",
+    )
     assert posts[1]["body"] == kserve.inference_service(namespace=NAMESPACE, release=release, mode="Knative")
     assert outcome.served and outcome.action == "created" and outcome.mode == "Knative" and outcome.runtime == "created"
     assert outcome.url == f"http://{name}.{NAMESPACE}.example.com"
@@ -111,9 +138,14 @@ def test_a_new_champion_is_a_knative_canary_at_the_percent_asked(registry, tmp_p
         stored = api.objects[("inferenceservices", NAMESPACE, registry.model_name)]
     assert patch["content_type"] == "application/merge-patch+json" and patch["query"] == STRICT
     assert patch["body"]["spec"]["predictor"]["canaryTrafficPercent"] == 25
-    assert {e["name"]: e["value"] for e in patch["body"]["spec"]["predictor"]["model"]["env"]}["GATED_TRAINING_VERSION"] == second
-    assert calls(api)[:3] == [("GET", f"{RUNTIME}/gated-training"), ("GET", f"{ISVC}/{registry.model_name}"),
-                              ("PATCH", f"{ISVC}/{registry.model_name}")]  # the runtime is unchanged: no write
+    assert {e["name"]: e["value"] for e in patch["body"]["spec"]["predictor"]["model"]["env"]}[
+        "GATED_TRAINING_VERSION"
+    ] == second
+    assert calls(api)[:3] == [
+        ("GET", f"{RUNTIME}/gated-training"),
+        ("GET", f"{ISVC}/{registry.model_name}"),
+        ("PATCH", f"{ISVC}/{registry.model_name}"),
+    ]  # the runtime is unchanged: no write
     assert outcome.served and outcome.action == "canary" and outcome.canary_percent == 25
     assert outcome.stable_version == first and outcome.runtime == "unchanged"
     assert stored["metadata"]["generation"] == 2 and stored["status"]["observedGeneration"] == 2
@@ -128,8 +160,10 @@ def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_the_champion_goes
         outcome = serve(registry, tmp_path, api, second, ready_timeout_seconds=1)
         patches = [r["body"] for r in api.requests if r["method"] == "PATCH"]
     assert patches[0]["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    assert patches[-1] == {"metadata": {"annotations": {kserve.CANARY_PERCENT: "0"}},
-                           "spec": {"predictor": {"canaryTrafficPercent": 0}}}
+    assert patches[-1] == {
+        "metadata": {"annotations": {kserve.CANARY_PERCENT: "0"}},
+        "spec": {"predictor": {"canaryTrafficPercent": 0}},
+    }
     assert not outcome.served and outcome.action == "canary_aborted" and outcome.canary_percent == 0
     assert "RevisionFailed" in outcome.why or "not ready" in outcome.why
     assert outcome.champion_restored_to == first
@@ -152,8 +186,11 @@ def test_standard_mode_canaries_on_kserve_0_16_are_refused_not_dropped(registry,
     would never serve while the run said canary; with it, the request fails, and the champion goes back."""
     with KubeApiServer(kserve_version="v0.16.0") as api:
         first, second = serving_then_deployed(registry, tmp_path, api, mode="Standard")
-        with pytest.raises(kserve.ServingError, match=r'HTTP 400 Bad Request: strict decoding error: unknown field '
-                                                      r'"spec.canary".*need KServe >= 0.20.*restored to ' + first):
+        with pytest.raises(
+            kserve.ServingError,
+            match=r"HTTP 400 Bad Request: strict decoding error: unknown field "
+            r'"spec.canary".*need KServe >= 0.20.*restored to ' + first,
+        ):
             serve(registry, tmp_path, api, second, mode="Standard")
     assert registry.champion().version == first
 
@@ -162,8 +199,11 @@ def test_without_rbac_the_message_says_which_permissions_and_the_champion_goes_b
     with KubeApiServer() as api:
         first, second = serving_then_deployed(registry, tmp_path, api)
         api.forbidden.add("patch")
-        with pytest.raises(kserve.ServingError, match=r"HTTP 403 .*cannot patch resource \"inferenceservices\".*"
-                                                      r"kubeflow-edit role grants them.*restored to " + first):
+        with pytest.raises(
+            kserve.ServingError,
+            match=r"HTTP 403 .*cannot patch resource \"inferenceservices\".*"
+            r"kubeflow-edit role grants them.*restored to " + first,
+        ):
             serve(registry, tmp_path, api, second)
     assert registry.champion().version == first
 
@@ -195,15 +235,25 @@ def test_a_version_the_pointer_no_longer_names_or_without_a_serving_image_is_not
         assert api.requests == []  # nothing reached Kubernetes
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"namespace": "Team_A"}, "parameter serving_namespace='Team_A'"), ({"namespace": ""}, "needs the namespace"),
-    ({"canary_traffic_percent": 0}, "parameter canary_traffic_percent=0"),
-    ({"mode": "Serverful"}, "parameter serving_mode='Serverful'"),
-    ({"ready_timeout_seconds": 0}, "parameter serving_ready_timeout_seconds=0"),
-    ({"service_account": "A B"}, "parameter serving_service_account='A B'")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"namespace": "Team_A"}, "parameter serving_namespace='Team_A'"),
+        ({"namespace": ""}, "needs the namespace"),
+        ({"canary_traffic_percent": 0}, "parameter canary_traffic_percent=0"),
+        ({"mode": "Serverful"}, "parameter serving_mode='Serverful'"),
+        ({"ready_timeout_seconds": 0}, "parameter serving_ready_timeout_seconds=0"),
+        ({"service_account": "A B"}, "parameter serving_service_account='A B'"),
+    ],
+)
 def test_bad_serving_parameters_are_refused_before_anything_is_read(tmp_path, bad, message):
-    options = {"deployment_path": str(tmp_path / "none.json"), "registry_uri": REGISTRY, "model_name": "m",
-               "serving_out": str(tmp_path / "s.json"), "kube_api_url": "http://127.0.0.1:9"}
+    options = {
+        "deployment_path": str(tmp_path / "none.json"),
+        "registry_uri": REGISTRY,
+        "model_name": "m",
+        "serving_out": str(tmp_path / "s.json"),
+        "kube_api_url": "http://127.0.0.1:9",
+    }
     with pytest.raises(GatedTrainingError, match=message):
         chosen, rest = settings(**bad)
         serve_model(**options, **rest, settings=chosen)
@@ -303,7 +353,9 @@ def test_a_server_error_with_an_html_body_is_named_and_the_champion_goes_back(re
             return original(method, path, query, content_type, body)
 
         api.answer = broken
-        with pytest.raises(kserve.ServingError, match=r"patch inferenceservices/.* HTTP 500 .*Bad Gateway.*restored to " + first):
+        with pytest.raises(
+            kserve.ServingError, match=r"patch inferenceservices/.* HTTP 500 .*Bad Gateway.*restored to " + first
+        ):
             serve(registry, tmp_path, api, second)
     assert registry.champion().version == first
 
@@ -317,7 +369,10 @@ def test_an_unreachable_api_server_is_named_and_the_champion_goes_back(registry,
         serve(registry, tmp_path, api, first)
     second = deploy(registry, tmp_path, 1)
     closed = type("Closed", (), {"url": f"http://127.0.0.1:{free_port()}"})()
-    with pytest.raises(kserve.ServingError, match=r"get servingruntimes/gated-training in team-a: the Kubernetes API "
-                                                  r"is unreachable: .*restored to " + first):
+    with pytest.raises(
+        kserve.ServingError,
+        match=r"get servingruntimes/gated-training in team-a: the Kubernetes API "
+        r"is unreachable: .*restored to " + first,
+    ):
         serve(registry, tmp_path, closed, second)
     assert registry.champion().version == first

@@ -65,9 +65,22 @@ class LocalSetup:
 
     def run(self, *args: str, data: Path | str = SAMPLE_DATA, name: str = "run") -> RunResult:
         workdir = self.root / name
-        argv = ["run", "--data", str(data), "--target", "risk", "--workdir", str(workdir),
-                "--registry", str(self.registry), "--tracking-uri", self.tracking_uri, *TEST_THRESHOLDS, *RERUN_SAME_DATA,
-                *args]
+        argv = [
+            "run",
+            "--data",
+            str(data),
+            "--target",
+            "risk",
+            "--workdir",
+            str(workdir),
+            "--registry",
+            str(self.registry),
+            "--tracking-uri",
+            self.tracking_uri,
+            *TEST_THRESHOLDS,
+            *RERUN_SAME_DATA,
+            *args,
+        ]
         exit_code = main(argv)
         return RunResult(exit_code, json.loads((workdir / "summary.json").read_text()))
 

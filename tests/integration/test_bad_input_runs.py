@@ -57,14 +57,26 @@ def test_invalid_threshold_inside_the_pipeline_fails_closed(setup, champion, tmp
     from gated_training.cli.common import resolve_parameters
     from gated_training.kubeflow.spec import component_inputs
 
-    parameters = resolve_parameters(component_inputs(COMPILED_PIPELINE), [{
-        "data_uri": str(SAMPLE_DATA), "registry_uri": str(setup.registry), "mlflow_tracking_uri": setup.tracking_uri,
-        "min_accuracy": -0.5, "n_estimators": 1, "max_depth": 1, "force_retrain": True,
-    }])
+    parameters = resolve_parameters(
+        component_inputs(COMPILED_PIPELINE),
+        [
+            {
+                "data_uri": str(SAMPLE_DATA),
+                "registry_uri": str(setup.registry),
+                "mlflow_tracking_uri": setup.tracking_uri,
+                "min_accuracy": -0.5,
+                "n_estimators": 1,
+                "max_depth": 1,
+                "force_retrain": True,
+            }
+        ],
+    )
     result = run_compiled_pipeline(COMPILED_PIPELINE, parameters, tmp_path / "work")
     assert result.tasks_ran == ["check-drift", "engineer-features", "train-model", "validate-data"]
     assert result.summary["outcome"] == "failed"
-    assert result.summary["reasons"] == ["evaluate-model failed: ConfigError: parameter min_accuracy=-0.5: must be within [0, 1]"]
+    assert result.summary["reasons"] == [
+        "evaluate-model failed: ConfigError: parameter min_accuracy=-0.5: must be within [0, 1]"
+    ]
     # The training run it made is marked failed in MLflow (a step after training raised).
     import mlflow
 

@@ -12,8 +12,8 @@ import mlflow
 import pytest
 
 from gated_training.cli import main
-from gated_training.validation.suite import draft_suite
 from gated_training.data.synthetic import TARGET, generate
+from gated_training.validation.suite import draft_suite
 from tests.integration.conftest import (
     DATA_BLOCKED_TASKS,
     DEPLOYED_TASKS,
@@ -36,9 +36,13 @@ def batches(tmp_path_factory):
     folder = tmp_path_factory.mktemp("batches")
     clean = generate(ROWS, seed=11)
     document = draft_suite(clean, TARGET, "synthetic")
-    for expectation in document["expectations"]:  # these runs test the drift gate: let drifted values past the data gate
-        if expectation["type"] in ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set") \
-                and expectation["kwargs"].get("column") != TARGET:
+    for expectation in document[
+        "expectations"
+    ]:  # these runs test the drift gate: let drifted values past the data gate
+        if (
+            expectation["type"] in ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set")
+            and expectation["kwargs"].get("column") != TARGET
+        ):
             expectation["severity"] = "warning"
     suite = json.dumps(document)
     paths = {}
@@ -73,8 +77,17 @@ def versions(setup):
 
 
 def test_a_fresh_batch_from_the_same_distribution_passes_the_drift_gate(drift_setup, batches):
-    result = run(drift_setup, batches, "fresh", *NOT_FORCED, "--set", "drift_action=block", "--set",
-                 "max_regression=1", name="fresh")
+    result = run(
+        drift_setup,
+        batches,
+        "fresh",
+        *NOT_FORCED,
+        "--set",
+        "drift_action=block",
+        "--set",
+        "max_regression=1",
+        name="fresh",
+    )
     assert result.tasks == DEPLOYED_TASKS, result.summary["reasons"]
     drift = result.summary["drift"]
     assert (drift["decision"], drift["drifted"], drift["drifted_features"]) == ("train", False, [])
@@ -83,15 +96,24 @@ def test_a_fresh_batch_from_the_same_distribution_passes_the_drift_gate(drift_se
 
 def test_heavy_drift_under_block_stops_before_training_and_notifies(drift_setup, batches, receiver):
     before = versions(drift_setup)
-    result = run(drift_setup, batches, "drifted", "--set", "drift_action=block",
-                 "--set", f"notify_webhook_url={receiver.hook_url}", name="drift-block")
+    result = run(
+        drift_setup,
+        batches,
+        "drifted",
+        "--set",
+        "drift_action=block",
+        "--set",
+        f"notify_webhook_url={receiver.hook_url}",
+        name="drift-block",
+    )
     assert result.exit_code == 0 and result.tasks == DRIFT_STOPPED_TASKS  # deploy, train: never ran
     summary = result.summary
     assert (summary["outcome"], summary["blocked_by"], summary["mlflow_run_id"]) == ("blocked", "drift", None)
     assert set(summary["drift"]["drifted_features"]) == DRIFTED
     assert summary["reasons"][0].startswith("3 of 6 features drifted (50% >= max_drifted_share 30%)")
     assert {c["name"] for c in summary["checks"] if c["gate"] == "drift" and not c["passed"]} == {
-        f"drift[{f}]" for f in DRIFTED}
+        f"drift[{f}]" for f in DRIFTED
+    }
     assert versions(drift_setup) == before
     assert summary["notification"] == "sent" and len(receiver.posts) == 1
     text = receiver.posts[0]["json"]["text"]
@@ -102,15 +124,30 @@ def test_heavy_drift_under_block_stops_before_training_and_notifies(drift_setup,
 
 
 def test_warn_trains_and_deploys_with_the_drift_recorded(drift_setup, batches, receiver, capsys):
-    result = run(drift_setup, batches, "drifted", "--set", "drift_action=warn", "--set", "max_prediction_psi=0",
-                 "--set", f"notify_webhook_url={receiver.hook_url}", name="drift-warn")
+    result = run(
+        drift_setup,
+        batches,
+        "drifted",
+        "--set",
+        "drift_action=warn",
+        "--set",
+        "max_prediction_psi=0",
+        "--set",
+        f"notify_webhook_url={receiver.hook_url}",
+        name="drift-warn",
+    )
     assert result.tasks == DEPLOYED_TASKS, result.summary["reasons"]
     summary = result.summary
-    assert summary["outcome"] == "deployed" and summary["warnings"][0].startswith("drift (warn): 3 of 6 features drifted")
+    assert summary["outcome"] == "deployed" and summary["warnings"][0].startswith(
+        "drift (warn): 3 of 6 features drifted"
+    )
     assert summary["notification"] == "not sent: outcome deployed" and receiver.posts == []
     run_data = mlflow.MlflowClient(tracking_uri=drift_setup.tracking_uri).get_run(summary["mlflow_run_id"]).data
     assert run_data.metrics["drift_drifted_share"] == pytest.approx(0.5)
-    assert run_data.metrics["drift_psi.income"] > 0.2 and run_data.metrics["drift_max_psi"] >= run_data.metrics["drift_psi.income"]
+    assert (
+        run_data.metrics["drift_psi.income"] > 0.2
+        and run_data.metrics["drift_max_psi"] >= run_data.metrics["drift_psi.income"]
+    )
     assert run_data.tags["drift_action"] == "warn" and run_data.tags["drift_drifted"] == "true"
 
     # The registry keeps the trace of a deploy over a drift warning: manifest, gate_decision.json, history.
@@ -139,15 +176,24 @@ def test_retrain_only_trains_and_evaluates_but_never_deploys(drift_setup, batche
 def test_the_champions_own_data_is_skipped_as_no_new_data(drift_setup, batches, receiver):
     champion = drift_setup.champion_version()
     before = versions(drift_setup)
-    result = run(drift_setup, batches, "drifted", *NOT_FORCED, "--set", f"notify_webhook_url={receiver.hook_url}",
-                 name="no-new-data")
+    result = run(
+        drift_setup,
+        batches,
+        "drifted",
+        *NOT_FORCED,
+        "--set",
+        f"notify_webhook_url={receiver.hook_url}",
+        name="no-new-data",
+    )
     assert result.exit_code == 0 and result.tasks == DRIFT_STOPPED_TASKS
     summary = result.summary
     assert (summary["outcome"], summary["skip_reason"], summary["blocked_by"]) == ("skipped", "no_new_data", None)
     assert f"champion {champion} was trained on" in summary["reasons"][0]
     assert summary["champion"] == {"version": champion, "metrics": None}  # a skipped run names its champion
     assert versions(drift_setup) == before
-    assert receiver.posts[0]["json"]["text"].startswith(f"*gated-training run {summary['kfp_run_id']}: skipped (no_new_data)*")
+    assert receiver.posts[0]["json"]["text"].startswith(
+        f"*gated-training run {summary['kfp_run_id']}: skipped (no_new_data)*"
+    )
 
 
 def test_blocked_and_failed_runs_notify_from_their_own_steps(drift_setup, batches, receiver, tmp_path):
@@ -167,7 +213,18 @@ def test_blocked_and_failed_runs_notify_from_their_own_steps(drift_setup, batche
     # A step further down fails (MLflow unreachable): exactly one more post, from train-model.
     from tests.mlflow_server import free_port
 
-    down = run(drift_setup, batches, "clean", *hook, "--set", "drift_action=warn", "--set", "force_retrain=true",
-               "--set", f"mlflow_tracking_uri=http://127.0.0.1:{free_port()}", name="train-failed")
+    down = run(
+        drift_setup,
+        batches,
+        "clean",
+        *hook,
+        "--set",
+        "drift_action=warn",
+        "--set",
+        "force_retrain=true",
+        "--set",
+        f"mlflow_tracking_uri=http://127.0.0.1:{free_port()}",
+        name="train-failed",
+    )
     assert down.exit_code == 1 and down.tasks == ["check-drift", "engineer-features", "validate-data"]
     assert len(receiver.posts) == 3 and "train-model failed: TrackingError" in receiver.posts[2]["json"]["text"]

@@ -34,8 +34,15 @@ def model_bytes(tmp_path, constant: int) -> bytes:
 
 
 def test_validation_reads_data_and_the_suite_beside_it_from_gcs(gcs, tmp_path):
-    outcome = validate_data(data_uri=f"gs://{BUCKET}/incoming/german_credit.csv", suite_uri="", target="risk", min_quality_score=0.8,
-                               dataset_out=str(tmp_path / "d.parquet"), report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "h.html"))
+    outcome = validate_data(
+        data_uri=f"gs://{BUCKET}/incoming/german_credit.csv",
+        suite_uri="",
+        target="risk",
+        min_quality_score=0.8,
+        dataset_out=str(tmp_path / "d.parquet"),
+        report_out=str(tmp_path / "r.json"),
+        data_docs_out=str(tmp_path / "h.html"),
+    )
     assert outcome.passed and outcome.suite_uri == f"gs://{BUCKET}/incoming/german_credit.expectations.json"
 
 
@@ -74,8 +81,22 @@ def test_pipeline_runs_on_gcs_data_and_registry(gcs, tmp_path):
     from gated_training.cli import main
 
     registry = f"gs://{BUCKET}/pipeline-registry"
-    code = main(["run", "--data", f"gs://{BUCKET}/incoming/german_credit.csv", "--target", "risk",
-                 "--registry", registry, "--workdir", str(tmp_path), "--set", "n_estimators=10", *TEST_THRESHOLDS])
+    code = main(
+        [
+            "run",
+            "--data",
+            f"gs://{BUCKET}/incoming/german_credit.csv",
+            "--target",
+            "risk",
+            "--registry",
+            registry,
+            "--workdir",
+            str(tmp_path),
+            "--set",
+            "n_estimators=10",
+            *TEST_THRESHOLDS,
+        ]
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert code == 0 and summary["tasks_ran"] == DEPLOYED_TASKS and summary["outcome"] == "deployed"
     assert summary["deployed"]["uri"].startswith(f"{registry}/tabular-classifier/versions/")

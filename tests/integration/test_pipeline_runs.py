@@ -55,20 +55,39 @@ def test_first_run_deploys(setup, first):
     assert run.data.tags["data_sha256"] == summary["data_sha256"]
     assert run.data.tags["kfp_run_id"] == summary["kfp_run_id"]
     assert mlflow_champion(setup).tags["registry_version"] == setup.champion_version()
-    manifest = json.loads((setup.registry / MODEL_NAME / "versions" / setup.champion_version() / "manifest.json").read_text())
+    manifest = json.loads(
+        (setup.registry / MODEL_NAME / "versions" / setup.champion_version() / "manifest.json").read_text()
+    )
     assert manifest["data_sha256"] == summary["data_sha256"] and manifest["kfp_run_id"] == summary["kfp_run_id"]
     assert manifest["mlflow_run_id"] == summary["mlflow_run_id"]
-    assert manifest["pipeline"]["version"] == f"local:{summary['parameters']['pipeline_version'].removeprefix('local:')}"
+    assert (
+        manifest["pipeline"]["version"] == f"local:{summary['parameters']['pipeline_version'].removeprefix('local:')}"
+    )
     assert manifest["pipeline"]["version"].endswith("training_pipeline.yaml")
-    assert set(manifest["files"]) == {"serve/model.joblib", "serve/model-settings.json", "feature_metadata.json", "training_report.json", "gate_decision.json",
-                                      "smoke_rows.parquet", "smoke_predictions.json", "smoke_probabilities.json", "reference_profile.json"}
+    assert set(manifest["files"]) == {
+        "serve/model.joblib",
+        "serve/model-settings.json",
+        "feature_metadata.json",
+        "training_report.json",
+        "gate_decision.json",
+        "smoke_rows.parquet",
+        "smoke_predictions.json",
+        "smoke_probabilities.json",
+        "reference_profile.json",
+    }
 
 
 def test_a_local_run_points_at_its_reports_with_extensions_a_browser_opens(setup, first, capsys):
     reports = first.summary["reports"]
-    assert list(reports) == ["validate-data/data_docs", "validate-data/summary", "check-drift/drift_html",
-                             "check-drift/summary", "evaluate-model/gate_report", "evaluate-model/summary",
-                             "deploy-model/summary"]
+    assert list(reports) == [
+        "validate-data/data_docs",
+        "validate-data/summary",
+        "check-drift/drift_html",
+        "check-drift/summary",
+        "evaluate-model/gate_report",
+        "evaluate-model/summary",
+        "deploy-model/summary",
+    ]
     for name, path in reports.items():
         assert path.endswith(".html" if name.endswith(("data_docs", "drift_html")) else ".md"), name
         assert Path(path).is_file() and Path(path).stat().st_size > 0, name
@@ -125,5 +144,6 @@ def test_blocked_by_data_never_trains(setup, worse, tmp_path):
     assert any("expect_column_to_exist" in r and "'duration'" in r for r in summary["reasons"])
     failed = [c for c in summary["checks"] if not c["passed"]]
     assert {"expect_column_to_exist[duration]", "expect_column_values_to_be_in_type_list[duration]"} <= {
-        c["name"] for c in failed}
+        c["name"] for c in failed
+    }
     assert setup.champion_version() == champion

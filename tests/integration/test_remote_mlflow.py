@@ -19,8 +19,20 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(tmp_path, monkeypatch)
     with mlflow_server(tmp_path) as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         workdir = tmp_path / "work"
-        code = main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(workdir),
-                     "--set", "n_estimators=10", *TEST_THRESHOLDS])
+        code = main(
+            [
+                "run",
+                "--data",
+                str(SAMPLE_DATA),
+                "--target",
+                "risk",
+                "--workdir",
+                str(workdir),
+                "--set",
+                "n_estimators=10",
+                *TEST_THRESHOLDS,
+            ]
+        )
         summary = json.loads((workdir / "summary.json").read_text())
         assert code == 0 and summary["tasks_ran"] == DEPLOYED_TASKS and summary["outcome"] == "deployed"
         assert summary["parameters"]["mlflow_tracking_uri"] == url
@@ -55,13 +67,31 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(tmp_path, monkeypatch)
         assert [spec.name for spec in info.signature.outputs.inputs] == ["label", "probability.0", "probability.1"]
 
         # A blocked run says so too, with the gate that blocked it.
-        code = main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(tmp_path / "blocked"),
-                     "--set", "n_estimators=10", *TEST_THRESHOLDS, "--set", "min_accuracy=0.99",
-                     "--set", "force_retrain=true"])
+        code = main(
+            [
+                "run",
+                "--data",
+                str(SAMPLE_DATA),
+                "--target",
+                "risk",
+                "--workdir",
+                str(tmp_path / "blocked"),
+                "--set",
+                "n_estimators=10",
+                *TEST_THRESHOLDS,
+                "--set",
+                "min_accuracy=0.99",
+                "--set",
+                "force_retrain=true",
+            ]
+        )
         blocked = json.loads((tmp_path / "blocked" / "summary.json").read_text())
         assert code == 0 and blocked["outcome"] == "blocked" and blocked["tasks_ran"] == MODEL_BLOCKED_TASKS
         blocked_tags = client.get_run(blocked["mlflow_run_id"]).data.tags
-        assert (blocked_tags["gated_training.outcome"], blocked_tags["gated_training.blocked_by"]) == ("blocked", "model")
+        assert (blocked_tags["gated_training.outcome"], blocked_tags["gated_training.blocked_by"]) == (
+            "blocked",
+            "model",
+        )
         assert blocked_tags["gate.min_accuracy.verdict"] == "fail"
 
 
@@ -84,17 +114,40 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         workdir = tmp_path / "work"
         registry_path = tmp_path / "registry"
-        assert main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(workdir),
-                     "--registry", str(registry_path), "--set", "n_estimators=10", *TEST_THRESHOLDS]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--data",
+                    str(SAMPLE_DATA),
+                    "--target",
+                    "risk",
+                    "--workdir",
+                    str(workdir),
+                    "--registry",
+                    str(registry_path),
+                    "--set",
+                    "n_estimators=10",
+                    *TEST_THRESHOLDS,
+                ]
+            )
+            == 0
+        )
         assert json.loads((workdir / "summary.json").read_text())["tasks_ran"] == DEPLOYED_TASKS
         with global_uris(url):
-            model_dir = mlflow.artifacts.download_artifacts("models:/tabular-classifier@champion",
-                                                            dst_path=str(tmp_path / "m"))
+            model_dir = mlflow.artifacts.download_artifacts(
+                "models:/tabular-classifier@champion", dst_path=str(tmp_path / "m")
+            )
         for example in ("input_example.json", "serving_input_example.json"):
-            text = (tmp_path / "m" / example).read_text() if (tmp_path / "m" / example).exists() else \
-                next((p.read_text() for p in (tmp_path / "m").rglob(example)), None)
+            text = (
+                (tmp_path / "m" / example).read_text()
+                if (tmp_path / "m" / example).exists()
+                else next((p.read_text() for p in (tmp_path / "m").rglob(example)), None)
+            )
             assert text is not None, example
-            json.loads(text, parse_constant=lambda constant: pytest.fail(f"{example} holds a bare {constant}"))
+            json.loads(
+                text, parse_constant=lambda constant, example=example: pytest.fail(f"{example} holds a bare {constant}")
+            )
 
         port = free_port()
         log = open(tmp_path / "serve.log", "w")
@@ -102,9 +155,26 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
         import os
 
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_dir, "--env-manager",
-                                   "local", "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                  env=env)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                model_dir,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -121,8 +191,9 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
 
             def served(frame: pd.DataFrame) -> pd.DataFrame:
                 body = json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}).encode()
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+                )
                 with urllib.request.urlopen(request, timeout=30) as response:
                     return pd.DataFrame(json.loads(response.read())["predictions"])
 
@@ -131,7 +202,9 @@ def test_the_mlflow_champion_served_by_mlflow_answers_as_the_registry_champion(t
             model, _ = registry.load_verified(champion.version)
             for frame in (rows, rows.head(1), rows.iloc[[1]]):
                 answer = served(frame)
-                assert list(answer["label"]) == [getattr(label, "item", lambda: label)() for label in model.predict(frame)]
+                assert list(answer["label"]) == [
+                    getattr(label, "item", lambda label=label: label)() for label in model.predict(frame)
+                ]
                 columns = [f"probability.{c}" for c in model.classes_]
                 assert answer[columns].to_numpy() == pytest.approx(model.predict_proba(frame), abs=1e-9)
         finally:

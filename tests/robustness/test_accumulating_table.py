@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training.data.tables import row_hashes
 from gated_training.data.split import SplitRule, held_out_by
+from gated_training.data.tables import row_hashes
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
 from tests.integration.conftest import DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, WEAK_MODEL, LocalSetup
 
@@ -67,8 +67,9 @@ def test_the_champions_comparison_rows_are_disjoint_from_its_training_rows(runs)
     setup, results = runs
     assert results["n"].tasks == DEPLOYED_TASKS
     champion_train = pd.read_parquet(run_artifact(setup.root / "n", "engineer-features", "train_data"))
-    rule = SplitRule.from_json(json.loads(run_artifact(setup.root / "n", "engineer-features",
-                                                       "feature_metadata").read_text())["split"])
+    rule = SplitRule.from_json(
+        json.loads(run_artifact(setup.root / "n", "engineer-features", "feature_metadata").read_text())["split"]
+    )
     test = pd.read_parquet(run_artifact(setup.root / "resample", "engineer-features", "test_data"))
     held_out = held_out_by(test.drop(columns=["risk"]), rule)
     comparison = test[held_out]
@@ -91,7 +92,10 @@ def test_a_clean_retrain_on_the_grown_table_and_on_a_resample_is_not_blocked(run
 def test_a_worse_model_on_the_same_table_is_still_blocked(runs):
     setup, results = runs
     summary = results["worse"].summary
-    assert (summary["outcome"], summary["blocked_by"], results["worse"].tasks) == ("blocked", "model",
-                                                                                   MODEL_BLOCKED_TASKS)
+    assert (summary["outcome"], summary["blocked_by"], results["worse"].tasks) == (
+        "blocked",
+        "model",
+        MODEL_BLOCKED_TASKS,
+    )
     assert "not_worse_than_champion (accuracy)" in {c["name"] for c in summary["checks"] if not c["passed"]}
     assert setup.champion_version() == results["n+1"].summary["deployed"]["version"]

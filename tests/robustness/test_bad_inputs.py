@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import (DATA_BLOCKED_TASKS, DRIFT_STOPPED_TASKS, FAILED_AT_VALIDATION_TASKS,
-                                        with_champion)
+from tests.integration.conftest import (
+    DATA_BLOCKED_TASKS,
+    DRIFT_STOPPED_TASKS,
+    FAILED_AT_VALIDATION_TASKS,
+    with_champion,
+)
 from tests.registry_helpers import registry_bytes
 
 CORPUS = REPO_ROOT / "tests" / "bad_inputs"
@@ -33,12 +37,15 @@ CASES = [  # data, suite (None: the sample's), outcome, text the reasons must co
     (SAMPLE_DATA, "unknown_expectation.expectations.json", "failed", "expect_column_values_to_be_magical"),
     ("wide", None, "blocked", "expect_table_row_count_to_be_between"),
     ("overflow.csv", None, "blocked", "builtin:no_overflowing_values on column 'credit_amount'"),
-    (SAMPLE_DATA, "excluded_everything.expectations.json", "failed",
-     "meta.excluded_features excludes every feature of the batch"),
+    (
+        SAMPLE_DATA,
+        "excluded_everything.expectations.json",
+        "failed",
+        "meta.excluded_features excludes every feature of the batch",
+    ),
     # The README's "your own data" path in a workdir that holds another champion: the user's own suite
     # passes, the schema contract blocks (it once crashed formatting an infinite PSI: failed, exit 1).
-    ("missing_feature.csv", "missing_feature.expectations.json", "blocked",
-     "schema: feature(s) age of champion"),
+    ("missing_feature.csv", "missing_feature.expectations.json", "blocked", "schema: feature(s) age of champion"),
 ]
 # Where a run stops when it is not the data gate (blocked) or validation itself (failed).
 TASKS = {"missing_feature.csv": DRIFT_STOPPED_TASKS}
@@ -58,8 +65,9 @@ def wide_file(directory):
     return path
 
 
-@pytest.mark.parametrize(("data", "suite", "outcome", "message"), CASES,
-                         ids=[str(c[1] or c[0]).split("/")[-1] for c in CASES])
+@pytest.mark.parametrize(
+    ("data", "suite", "outcome", "message"), CASES, ids=[str(c[1] or c[0]).split("/")[-1] for c in CASES]
+)
 def test_bad_input_ends_blocked_or_failed_and_changes_nothing(corpus_setup, tmp_path, data, suite, outcome, message):
     before = registry_bytes(corpus_setup.registry)
     assert before  # the champion is there to be kept

@@ -4,8 +4,7 @@ exactly one wins, every time, and the pointer always names a complete, loadable 
 import json
 import time
 
-from gated_training.registry.store import smoke_test
-from gated_training.registry.store import ModelRegistry
+from gated_training.registry.store import ModelRegistry, smoke_test
 from tests.robustness.conftest import deploy_arguments, gate_for, start_round, start_worker
 
 ROUNDS = 20
@@ -17,8 +16,11 @@ def test_concurrent_promotions_never_lose_an_update(candidates, registry_uri, tm
     # A first champion, so every round races against an existing pointer generation.
     from gated_training.steps.deploy_model import deploy_model
 
-    assert deploy_model(**deploy_arguments(first, gate_for(first, registry_uri, tmp_path / "g0.json"), registry_uri,
-                                           tmp_path / "d0.json", "seed")).promoted
+    assert deploy_model(
+        **deploy_arguments(
+            first, gate_for(first, registry_uri, tmp_path / "g0.json"), registry_uri, tmp_path / "d0.json", "seed"
+        )
+    ).promoted
     workers = [start_worker(tmp_path, "a", ROUNDS), start_worker(tmp_path, "b", ROUNDS)]
     winners = {"a": 0, "b": 0}
     started = time.monotonic()
@@ -27,8 +29,13 @@ def test_concurrent_promotions_never_lose_an_update(candidates, registry_uri, tm
             before = registry.champion()
             history_length = len(before.pointer["history"])
             arguments = {
-                name: deploy_arguments(candidate, gate_for(candidate, registry_uri, tmp_path / f"g{round_number}{name}.json"),
-                                       registry_uri, tmp_path / f"d{round_number}{name}.json", f"run-{round_number}-{name}")
+                name: deploy_arguments(
+                    candidate,
+                    gate_for(candidate, registry_uri, tmp_path / f"g{round_number}{name}.json"),
+                    registry_uri,
+                    tmp_path / f"d{round_number}{name}.json",
+                    f"run-{round_number}-{name}",
+                )
                 for name, candidate in (("a", a), ("b", b))
             }
             start_round(tmp_path, round_number, arguments)
@@ -63,5 +70,7 @@ def test_concurrent_promotions_never_lose_an_update(candidates, registry_uri, tm
             worker.process.wait()
     elapsed = time.monotonic() - started
     with capsys.disabled():
-        print(f"\n  {ROUNDS} races on {'gcs' if '://' in registry_uri else 'local'}: winners {winners}, {elapsed:.1f} s")
+        print(
+            f"\n  {ROUNDS} races on {'gcs' if '://' in registry_uri else 'local'}: winners {winners}, {elapsed:.1f} s"
+        )
     assert len(registry.versions()) == 1 + 2 * ROUNDS

@@ -37,17 +37,29 @@ def champion_setup(tmp_path_factory) -> LocalSetup:
     return with_champion(tmp_path_factory.mktemp("evidence"))
 
 
-def gate(tmp_path: Path, frame: pd.DataFrame, target: str, thresholds: GateThresholds = GateThresholds(),
-         registry: Path | None = None):
+def gate(
+    tmp_path: Path,
+    frame: pd.DataFrame,
+    target: str,
+    thresholds: GateThresholds = GateThresholds(),
+    registry: Path | None = None,
+):
     """engineer-features, train-model and evaluate-model on ``frame``, as the pipeline runs them."""
     candidate = train_candidate(tmp_path / "candidate", frame, target=target)
     registry = registry or tmp_path / "registry"
     before = registry_bytes(registry)
-    decision = evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
-                              training_report_path=candidate.path("training.json"), target=target,
-                              thresholds=thresholds, registry_uri=str(registry), model_name="m",
-                              decision_out=candidate.path("gate.json"), report_out=candidate.path("gate.md"),
-                              feature_metadata_path=candidate.path("meta.json"))
+    decision = evaluate_model(
+        model_path=candidate.path("model.joblib"),
+        test_path=candidate.path("test.parquet"),
+        training_report_path=candidate.path("training.json"),
+        target=target,
+        thresholds=thresholds,
+        registry_uri=str(registry),
+        model_name="m",
+        decision_out=candidate.path("gate.json"),
+        report_out=candidate.path("gate.md"),
+        feature_metadata_path=candidate.path("meta.json"),
+    )
     assert registry_bytes(registry) == before
     return decision, Path(candidate.path("gate.md")).read_text()
 
@@ -63,7 +75,9 @@ def test_a_majority_class_model_on_95_5_labels_is_blocked_naming_the_baseline(tm
     decision, report = gate(tmp_path, useless.reset_index(drop=True), "risk")
     accuracy = next(c for c in decision.checks if c.name == "min_accuracy")
     assert accuracy.passed  # above 0.85: accuracy alone would have deployed it
-    assert decision.decision == "block" and {"beats_prior_predictor", "min_balanced_accuracy"} <= failed_checks(decision)
+    assert decision.decision == "block" and {"beats_prior_predictor", "min_balanced_accuracy"} <= failed_checks(
+        decision
+    )
     assert any("no better than answering the most common class" in r for r in decision.reasons)
     assert "prior predictor (always `1`)" in report
 
@@ -75,8 +89,12 @@ def test_a_real_model_on_an_imbalanced_table_with_signal_deploys(tmp_path):
     table.columns = [c.replace(" ", "_") for c in table.columns]
     imbalanced = pd.concat([table[table["target"] == 1], table[table["target"] == 0].sample(31, random_state=0)])
     assert imbalanced["target"].mean() == pytest.approx(0.92, abs=0.01)
-    decision, report = gate(tmp_path, imbalanced.sample(frac=1, random_state=0).reset_index(drop=True), "target",
-                            GateThresholds(min_accuracy=0.9))
+    decision, report = gate(
+        tmp_path,
+        imbalanced.sample(frac=1, random_state=0).reset_index(drop=True),
+        "target",
+        GateThresholds(min_accuracy=0.9),
+    )
     assert decision.decision == "deploy", decision.reasons
     baseline = next(c for c in decision.checks if c.name == "beats_prior_predictor")
     assert baseline.evidence["interval"][0] > 0 and decision.baseline["metrics"]["balanced_accuracy"] == 0.5
@@ -88,16 +106,21 @@ def test_a_label_split_across_two_columns_is_blocked_on_a_first_run(tmp_path):
     leaking = frame.assign(k1=k1, k2=k1 ^ frame["risk"].to_numpy())
     decision, _ = gate(tmp_path, leaking, "risk", GateThresholds(min_accuracy=0.6))
     assert failed_checks(decision) == {"max_pair_feature_score"}
-    assert any("the label is carried by a pair of columns (k1 × k2 score 1.0000 together" in r
-               for r in decision.reasons), decision.reasons
+    assert any(
+        "the label is carried by a pair of columns (k1 × k2 score 1.0000 together" in r for r in decision.reasons
+    ), decision.reasons
 
 
 def test_a_tiny_table_is_blocked_saying_how_many_rows_a_decision_needs(tmp_path):
-    decision, _ = gate(tmp_path, credit().sample(60, random_state=3).reset_index(drop=True), "risk",
-                       GateThresholds(min_accuracy=0.5))
+    decision, _ = gate(
+        tmp_path, credit().sample(60, random_state=3).reset_index(drop=True), "risk", GateThresholds(min_accuracy=0.5)
+    )
     assert "min_test_rows" in failed_checks(decision)
-    assert any("a decision needs at least 30 test rows and 5 of each class: with test_size 0.2, about 150 rows in "
-               "the batch" in r for r in decision.reasons), decision.reasons
+    assert any(
+        "a decision needs at least 30 test rows and 5 of each class: with test_size 0.2, about 150 rows in "
+        "the batch" in r
+        for r in decision.reasons
+    ), decision.reasons
 
 
 def test_one_row_better_on_200_real_rows_is_not_significant_under_either_rule(tmp_path):
@@ -125,12 +148,27 @@ def test_one_row_better_on_200_real_rows_is_not_significant_under_either_rule(tm
 
     for rule, passes in (("no_significant_regression", True), ("non_inferiority", False)):
         thresholds = GateThresholds(min_accuracy=0.5, comparison_rule=rule)
-        view = ChampionView(version="v", rows=np.arange(len(y)), y=y, candidate=answers(predicted),
-                            champion=answers(champion), note="same rows")
-        context = GateContext(thresholds=thresholds, labels=[0, 1], y=y, candidate=answers(predicted),
-                              baseline=answers(np.ones(len(y), dtype=int)), features=test.drop(columns=["risk"]),
-                              training={"overfit_gap": 0.0}, metadata={}, champion=view, champion_version="v",
-                              trained=[0, 1])
+        view = ChampionView(
+            version="v",
+            rows=np.arange(len(y)),
+            y=y,
+            candidate=answers(predicted),
+            champion=answers(champion),
+            note="same rows",
+        )
+        context = GateContext(
+            thresholds=thresholds,
+            labels=[0, 1],
+            y=y,
+            candidate=answers(predicted),
+            baseline=answers(np.ones(len(y), dtype=int)),
+            features=test.drop(columns=["risk"]),
+            training={"overfit_gap": 0.0},
+            metadata={},
+            champion=view,
+            champion_version="v",
+            trained=[0, 1],
+        )
         check = next(c for c in run_checks(context) if c.name == "not_worse_than_champion (accuracy)")
         assert check.value == pytest.approx(1 / len(y)) and check.evidence["verdict"] == "no significant difference"
         assert (check.evidence["wins"], check.evidence["losses"]) == (8, 7) and check.passed is passes, check.detail
@@ -153,8 +191,9 @@ def test_a_relabelled_subgroup_is_blocked_naming_the_segment(champion_setup, tmp
     result = champion_setup.run("--suite", str(SAMPLE_SUITE), data=data, name="relabelled")
     summary = result.summary
     assert (summary["outcome"], summary["blocked_by"], result.tasks) == ("blocked", "label_shift", DRIFT_STOPPED_TASKS)
-    assert summary["reasons"][0].startswith("label shift in segment housing=own, sex=female: the share of risk=0 went "
-                                            "from"), summary["reasons"]
+    assert summary["reasons"][0].startswith(
+        "label shift in segment housing=own, sex=female: the share of risk=0 went from"
+    ), summary["reasons"]
     assert "to 100.0% (batch, n=196)" in summary["reasons"][0]
     assert registry_bytes(champion_setup.registry) == before
 
@@ -178,17 +217,21 @@ def test_a_plainly_different_table_is_blocked_naming_the_fix(champion_setup, tmp
     assert registry_bytes(champion_setup.registry) == before
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("https://hooks.example.com/T0/B0/x\r\nX-Injected: 1", "holds a control character or a space"),
-    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata server"),
-    ("http://2852039166/latest", "169.254.169.254 is a cloud metadata server"),
-    ("http://0xa9fea9fe/latest", "169.254.169.254 is a cloud metadata server"),
-    ("http://[::ffff:169.254.169.254]/", "cloud metadata server (inside ::ffff:a9fe:a9fe)"),
-    ("http://metadata.google.internal/computeMetadata/v1/", "metadata.google.internal is a cloud metadata server"),
-    ("http://localhost:15000/quitquitquit", "localhost resolves to 127.0.0.1 is a loopback address"),
-])
-def test_a_webhook_that_would_reach_a_metadata_or_local_address_is_refused_before_running(champion_setup, monkeypatch,
-                                                                                      url, message):
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://hooks.example.com/T0/B0/x\r\nX-Injected: 1", "holds a control character or a space"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata server"),
+        ("http://2852039166/latest", "169.254.169.254 is a cloud metadata server"),
+        ("http://0xa9fea9fe/latest", "169.254.169.254 is a cloud metadata server"),
+        ("http://[::ffff:169.254.169.254]/", "cloud metadata server (inside ::ffff:a9fe:a9fe)"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "metadata.google.internal is a cloud metadata server"),
+        ("http://localhost:15000/quitquitquit", "localhost resolves to 127.0.0.1 is a loopback address"),
+    ],
+)
+def test_a_webhook_that_would_reach_a_metadata_or_local_address_is_refused_before_running(
+    champion_setup, monkeypatch, url, message
+):
     monkeypatch.delenv("GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS")
     before = registry_bytes(champion_setup.registry)
     result = champion_setup.run("--set", f"notify_webhook_url={url}", name="webhook")
@@ -238,8 +281,10 @@ def test_a_planted_version_is_never_signed_and_a_replayed_pointer_stops_every_re
 
     (planted / "serve" / "model.joblib").write_bytes(pickle.dumps(Payload()))
     assert main(["sign-legacy", *common]) == 1
-    assert "20991231T235959000000Z-0badc0de  refused: the registry already holds 2 signed version(s)" in \
-        capsys.readouterr().out
+    assert (
+        "20991231T235959000000Z-0badc0de  refused: the registry already holds 2 signed version(s)"
+        in capsys.readouterr().out
+    )
     assert main(["promote", planted.name, "--reason", "newest", *common]) == 1
     assert "the version is unsigned" in capsys.readouterr().err and not marker.exists()
 
@@ -253,6 +298,7 @@ def test_a_planted_version_is_never_signed_and_a_replayed_pointer_stops_every_re
     assert "the pointer was replaced by an older state (a replay)" in capsys.readouterr().err
     result = setup.run(name="after-replay")
     assert result.summary["outcome"] == "failed" and result.summary["reasons"][0].startswith(
-        "check-drift failed: RegistryError"), result.summary["reasons"]
+        "check-drift failed: RegistryError"
+    ), result.summary["reasons"]
     assert "a replay" in result.summary["reasons"][0]
     assert registry_bytes(setup.registry) == before and not marker.exists()

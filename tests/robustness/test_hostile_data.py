@@ -19,8 +19,14 @@ import pandas as pd
 import pytest
 
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import (DATA_BLOCKED_TASKS, DRIFT_STOPPED_TASKS, FAILED_AT_VALIDATION_TASKS,
-                                        MODEL_BLOCKED_TASKS, LocalSetup, with_champion)
+from tests.integration.conftest import (
+    DATA_BLOCKED_TASKS,
+    DRIFT_STOPPED_TASKS,
+    FAILED_AT_VALIDATION_TASKS,
+    MODEL_BLOCKED_TASKS,
+    LocalSetup,
+    with_champion,
+)
 from tests.registry_helpers import registry_bytes
 
 pytestmark = pytest.mark.integration
@@ -39,8 +45,10 @@ def lax_suite(tmp_path_factory) -> Path:
     is what meets corrupted features."""
     document = json.loads(SAMPLE_SUITE.read_text())
     for expectation in document["expectations"]:
-        if expectation["type"] in ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set") \
-                and expectation["kwargs"].get("column") != "risk":
+        if (
+            expectation["type"] in ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set")
+            and expectation["kwargs"].get("column") != "risk"
+        ):
             expectation["severity"] = "warning"
     path = tmp_path_factory.mktemp("lax") / "lax.expectations.json"
     path.write_text(json.dumps(document))
@@ -69,8 +77,9 @@ def marker_payloads(marker: Path) -> dict[str, dict]:
 def hostile_suite(directory: Path, case: str, marker: Path) -> Path:
     document = json.loads(SAMPLE_SUITE.read_text())
     kwargs = {"column": "age", "min_value": 0, "max_value": 200, **marker_payloads(marker)[case]}
-    document["expectations"].append({"type": "expect_column_values_to_be_between", "kwargs": kwargs,
-                                     "severity": "critical"})
+    document["expectations"].append(
+        {"type": "expect_column_values_to_be_between", "kwargs": kwargs, "severity": "critical"}
+    )
     path = directory / f"{case}.expectations.json"
     path.write_text(json.dumps(document))
     return path
@@ -119,7 +128,8 @@ def data_case(name: str, directory: Path) -> Path:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(frame, preserve_index=False).append_column(
-            "address", pa.array([{"city": "x"}] * len(frame)))
+            "address", pa.array([{"city": "x"}] * len(frame))
+        )
         path = directory / f"{name}.parquet"
         pq.write_table(table, path)
         return path
@@ -131,28 +141,45 @@ def data_case(name: str, directory: Path) -> Path:
 
 # name, extra arguments, outcome, blocked_by / skip reason, tasks, text a reason must contain
 CASES = [
-    ("label_copy_column", (), "blocked", "schema", DRIFT_STOPPED_TASKS,
-     "schema: new column(s) outcome_flag that champion"),
+    (
+        "label_copy_column",
+        (),
+        "blocked",
+        "schema",
+        DRIFT_STOPPED_TASKS,
+        "schema: new column(s) outcome_flag that champion",
+    ),
     ("noise_column", (), "blocked", "schema", DRIFT_STOPPED_TASKS, "schema: new column(s) noise that champion"),
     ("amount_times_100", (), "blocked", "drift", DRIFT_STOPPED_TASKS, "severe drift on feature credit_amount"),
-    ("unseen_purposes_60pct", (), "blocked", "drift", DRIFT_STOPPED_TASKS,
-     "severe drift on feature purpose: PSI"),
+    ("unseen_purposes_60pct", (), "blocked", "drift", DRIFT_STOPPED_TASKS, "severe drift on feature purpose: PSI"),
     ("two_features_41pct", (), "blocked", "drift", DRIFT_STOPPED_TASKS, "severe drift on feature duration"),
     ("bom", NOT_FORCED, "skipped", "no_new_data", DRIFT_STOPPED_TASKS, "no_new_data"),
     ("parquet", NOT_FORCED, "skipped", "no_new_data", DRIFT_STOPPED_TASKS, "no_new_data"),
     ("gzip", NOT_FORCED, "skipped", "no_new_data", DRIFT_STOPPED_TASKS, "no_new_data"),
-    ("fifo", (), "failed", None, FAILED_AT_VALIDATION_TASKS,
-     "is not a regular file (a FIFO, device or socket)"),
-    ("nested_parquet", (), "failed", None, FAILED_AT_VALIDATION_TASKS,
-     "nested Parquet columns cannot be features: address (struct<city: string>)"),
-    ("mixed_label_spellings", (), "blocked", "data", DATA_BLOCKED_TASKS,
-     "expect_column_values_to_be_in_set on column 'risk'"),
+    ("fifo", (), "failed", None, FAILED_AT_VALIDATION_TASKS, "is not a regular file (a FIFO, device or socket)"),
+    (
+        "nested_parquet",
+        (),
+        "failed",
+        None,
+        FAILED_AT_VALIDATION_TASKS,
+        "nested Parquet columns cannot be features: address (struct<city: string>)",
+    ),
+    (
+        "mixed_label_spellings",
+        (),
+        "blocked",
+        "data",
+        DATA_BLOCKED_TASKS,
+        "expect_column_values_to_be_in_set on column 'risk'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "args", "outcome", "why", "tasks", "message"), CASES, ids=[c[0] for c in CASES])
-def test_hostile_batches_end_as_they_should_and_change_nothing(champion_setup, lax_suite, tmp_path, name, args, outcome,
-                                                              why, tasks, message):
+def test_hostile_batches_end_as_they_should_and_change_nothing(
+    champion_setup, lax_suite, tmp_path, name, args, outcome, why, tasks, message
+):
     before = registry_bytes(champion_setup.registry)
     data = data_case(name, tmp_path)
     started = time.monotonic()
@@ -204,8 +231,11 @@ def test_a_suite_beside_the_data_is_pinned_by_digest(champion_setup, tmp_path):
     before = registry_bytes(champion_setup.registry)
     pinned = sha256_hex(SAMPLE_SUITE.read_bytes())
     result = champion_setup.run("--set", f"suite_sha256={pinned}", data=data, name="pinned")
-    assert (result.summary["outcome"], result.summary["blocked_by"], result.tasks) == ("blocked", "data",
-                                                                                      DATA_BLOCKED_TASKS)
+    assert (result.summary["outcome"], result.summary["blocked_by"], result.tasks) == (
+        "blocked",
+        "data",
+        DATA_BLOCKED_TASKS,
+    )
     assert result.summary["reasons"][0].startswith("critical rule builtin:suite_pinned failed: observed suite SHA-256")
     assert registry_bytes(champion_setup.registry) == before
 
@@ -214,8 +244,11 @@ def test_a_label_copy_on_a_first_run_is_blocked_as_leakage(tmp_path):
     """No champion, so no schema contract: the leakage check is what stops it."""
     setup = LocalSetup(tmp_path / "fresh")
     result = setup.run("--suite", str(SAMPLE_SUITE), data=data_case("label_copy_column", tmp_path), name="leak")
-    assert (result.summary["outcome"], result.summary["blocked_by"], result.tasks) == ("blocked", "model",
-                                                                                      MODEL_BLOCKED_TASKS)
+    assert (result.summary["outcome"], result.summary["blocked_by"], result.tasks) == (
+        "blocked",
+        "model",
+        MODEL_BLOCKED_TASKS,
+    )
     failed = [c["name"] for c in result.summary["checks"] if not c["passed"]]
     assert failed == ["max_single_feature_score"]
     assert any("feature(s) outcome_flag predict the label alone" in r for r in result.summary["reasons"])
@@ -224,13 +257,22 @@ def test_a_label_copy_on_a_first_run_is_blocked_as_leakage(tmp_path):
 
 def test_new_columns_ignore_drops_them_and_says_so(champion_setup, tmp_path):
     data = data_case("noise_column", tmp_path)
-    result = champion_setup.run("--suite", str(SAMPLE_SUITE), "--set", "new_columns=ignore", "--set",
-                                "max_regression=1", data=data, name="ignore-new")
+    result = champion_setup.run(
+        "--suite",
+        str(SAMPLE_SUITE),
+        "--set",
+        "new_columns=ignore",
+        "--set",
+        "max_regression=1",
+        data=data,
+        name="ignore-new",
+    )
     assert result.summary["outcome"] == "deployed", result.summary["reasons"]
     assert any("noise dropped (new_columns=ignore)" in w for w in result.summary["warnings"])
     version = champion_setup.champion_version()
-    manifest = json.loads((champion_setup.registry / "tabular-classifier" / "versions" / version /
-                           "manifest.json").read_text())
+    manifest = json.loads(
+        (champion_setup.registry / "tabular-classifier" / "versions" / version / "manifest.json").read_text()
+    )
     assert "noise" not in manifest["features"] and len(manifest["features"]) == 9
 
 
@@ -268,29 +310,38 @@ def test_a_tampered_champion_fails_the_run_closed_before_anything_is_unpickled(t
         (folder / "manifest.sig").unlink()
     before = registry_bytes(setup.registry)
     result = setup.run(name="after-tampering")
-    expected = {"rewritten": "the signature does not match the manifest", "unsigned": "the version is unsigned",
-                "linked": "is a symbolic link; the registry follows no links"}[attack]
+    expected = {
+        "rewritten": "the signature does not match the manifest",
+        "unsigned": "the version is unsigned",
+        "linked": "is a symbolic link; the registry follows no links",
+    }[attack]
     assert result.summary["outcome"] == "failed" and expected in result.summary["reasons"][0], result.summary["reasons"]
     assert result.summary["reasons"][0].startswith("check-drift failed: RegistryError")
     assert not marker.exists()
     assert registry_bytes(setup.registry) == before
 
 
-@pytest.mark.parametrize(("assignment", "message"), [
-    ("suite_sha256=not-a-digest", "parameter suite_sha256='not-a-digest': must be empty or a SHA-256"),
-    ("max_input_mb=0", "parameter max_input_mb=0.0: must be a number > 0"),
-    ("new_columns=keep", "parameter new_columns='keep': must be one of block, ignore"),
-    ("drift_severe_out_of_range=2", "parameter drift_severe_out_of_range=2.0: must be within [0, 1]"),
-    ("max_categories=1", "parameter max_categories=1: must be 0 (no cap) or at least 2"),
-    ("max_single_feature_score=1.5", "parameter max_single_feature_score=1.5: must be within [0, 1]"),
-    ("serving_namespace=Team_A", "parameter serving_namespace='Team_A': a Kubernetes name (DNS-1123 label) or empty"),
-    ("serving_namespace=a/../../b", "parameter serving_namespace='a/../../b': a Kubernetes name"),
-    ("serving_mode=Serverful", "parameter serving_mode='Serverful': must be one of Knative, Standard"),
-    ("canary_traffic_percent=0", "parameter canary_traffic_percent=0: must be between 1 and 100"),
-    ("canary_traffic_percent=101", "parameter canary_traffic_percent=101: must be between 1 and 100"),
-    ("serving_ready_timeout_seconds=0", "parameter serving_ready_timeout_seconds=0: must be between 1 and 86400"),
-    ("serving_service_account=-sa", "parameter serving_service_account='-sa': a Kubernetes name"),
-])
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("suite_sha256=not-a-digest", "parameter suite_sha256='not-a-digest': must be empty or a SHA-256"),
+        ("max_input_mb=0", "parameter max_input_mb=0.0: must be a number > 0"),
+        ("new_columns=keep", "parameter new_columns='keep': must be one of block, ignore"),
+        ("drift_severe_out_of_range=2", "parameter drift_severe_out_of_range=2.0: must be within [0, 1]"),
+        ("max_categories=1", "parameter max_categories=1: must be 0 (no cap) or at least 2"),
+        ("max_single_feature_score=1.5", "parameter max_single_feature_score=1.5: must be within [0, 1]"),
+        (
+            "serving_namespace=Team_A",
+            "parameter serving_namespace='Team_A': a Kubernetes name (DNS-1123 label) or empty",
+        ),
+        ("serving_namespace=a/../../b", "parameter serving_namespace='a/../../b': a Kubernetes name"),
+        ("serving_mode=Serverful", "parameter serving_mode='Serverful': must be one of Knative, Standard"),
+        ("canary_traffic_percent=0", "parameter canary_traffic_percent=0: must be between 1 and 100"),
+        ("canary_traffic_percent=101", "parameter canary_traffic_percent=101: must be between 1 and 100"),
+        ("serving_ready_timeout_seconds=0", "parameter serving_ready_timeout_seconds=0: must be between 1 and 86400"),
+        ("serving_service_account=-sa", "parameter serving_service_account='-sa': a Kubernetes name"),
+    ],
+)
 def test_bad_new_parameters_are_refused_before_running(champion_setup, assignment, message):
     before = registry_bytes(champion_setup.registry)
     result = champion_setup.run("--set", assignment, name=f"param-{assignment.split('=')[0]}")
@@ -303,8 +354,9 @@ def test_a_split_key_that_is_not_a_column_fails_at_the_split_naming_it(champion_
     before = registry_bytes(champion_setup.registry)
     result = champion_setup.run("--set", "split_key=customer", name="split-key")
     assert result.summary["outcome"] == "failed"
-    assert result.summary["reasons"][0].startswith("engineer-features failed: DataError: parameter "
-                                                   "split_key='customer': no such column")
+    assert result.summary["reasons"][0].startswith(
+        "engineer-features failed: DataError: parameter split_key='customer': no such column"
+    )
     assert registry_bytes(champion_setup.registry) == before
 
 
@@ -318,8 +370,9 @@ def test_a_registry_path_that_is_a_file_is_refused_before_any_step(tmp_path):
     assert registry.read_text() == "not a folder"
 
 
-def test_a_run_form_left_at_local_defaults_on_a_cluster_deploys_nothing_into_the_pod(champion_setup, tmp_path,
-                                                                                    monkeypatch):
+def test_a_run_form_left_at_local_defaults_on_a_cluster_deploys_nothing_into_the_pod(
+    champion_setup, tmp_path, monkeypatch
+):
     """A run started from the Kubeflow UI bypasses the CLI's checks: the steps themselves see they
     run on a KFP backend (KFP_POD_NAME, set in every executor pod) and refuse a registry on the
     container's own file system, which would vanish with the pod while the run went green."""
@@ -333,17 +386,29 @@ def test_a_run_form_left_at_local_defaults_on_a_cluster_deploys_nothing_into_the
         pytest.skip("this machine's temporary folder is a mounted volume, which the refusal rightly accepts")
     monkeypatch.setenv("KFP_POD_NAME", "gated-training-x7k2p-system-container-impl-2958812716")
     before = registry_bytes(champion_setup.registry)
-    parameters = resolve_parameters(component_inputs(COMPILED_PIPELINE), [{
-        "data_uri": str(SAMPLE_DATA), "registry_uri": str(champion_setup.registry),
-        "mlflow_tracking_uri": champion_setup.tracking_uri, "force_retrain": True}])
+    parameters = resolve_parameters(
+        component_inputs(COMPILED_PIPELINE),
+        [
+            {
+                "data_uri": str(SAMPLE_DATA),
+                "registry_uri": str(champion_setup.registry),
+                "mlflow_tracking_uri": champion_setup.tracking_uri,
+                "force_retrain": True,
+            }
+        ],
+    )
     result = run_compiled_pipeline(COMPILED_PIPELINE, parameters, tmp_path / "work")
     assert result.tasks_ran == ["validate-data"] and result.summary["outcome"] == "failed"
     reason = result.summary["reasons"][0]
-    assert reason.startswith(f"check-drift failed: ConfigError: parameter registry_uri='{champion_setup.registry}' "
-                             "is inside this pod's own file system and would vanish with the pod"), reason
+    assert reason.startswith(
+        f"check-drift failed: ConfigError: parameter registry_uri='{champion_setup.registry}' "
+        "is inside this pod's own file system and would vanish with the pod"
+    ), reason
     assert registry_bytes(champion_setup.registry) == before
 
     monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")  # the compile option ALLOW_POD_LOCAL_STATE=1
-    allowed = run_compiled_pipeline(COMPILED_PIPELINE, {**parameters, "n_estimators": 1, "max_depth": 1},
-                                    tmp_path / "allowed")
+    small_model = resolve_parameters(
+        component_inputs(COMPILED_PIPELINE), [parameters, {"training.n_estimators": 1, "training.max_depth": 1}]
+    )
+    allowed = run_compiled_pipeline(COMPILED_PIPELINE, small_model, tmp_path / "allowed")
     assert allowed.summary["outcome"] in ("deployed", "blocked"), allowed.summary["reasons"]

@@ -118,19 +118,23 @@ def hostile_runs(tmp_path_factory):
 
 def test_hostile_values_flow_through_every_path(hostile_runs):
     _, runs, posts = hostile_runs
-    assert runs["deploy"].summary["outcome"] == "deployed" and runs["deploy"].tasks == DEPLOYED_TASKS, \
-        runs["deploy"].summary["reasons"]
+    assert runs["deploy"].summary["outcome"] == "deployed" and runs["deploy"].tasks == DEPLOYED_TASKS, runs[
+        "deploy"
+    ].summary["reasons"]
     assert runs["model-blocked"].tasks == MODEL_BLOCKED_TASKS
     assert runs["data-blocked"].tasks == DATA_BLOCKED_TASKS
     assert any("<script>alert('cell')</script>" in reason for reason in runs["data-blocked"].summary["reasons"])
     assert len(posts) == 2  # the two blocked runs
 
 
-@pytest.mark.parametrize(("kind", "check", "counts"), [
-    ("html", assert_html_carries_no_markup_from_the_data, {"data_docs": 3, "drift_html": 2}),
-    # Every gate writes a summary (the stopping gate the outcome, the others "continued"): 4 + 3 + 1.
-    ("markdown", assert_markdown_carries_no_markup_from_the_data, {"gate_report": 2, "summary": 8}),
-])
+@pytest.mark.parametrize(
+    ("kind", "check", "counts"),
+    [
+        ("html", assert_html_carries_no_markup_from_the_data, {"data_docs": 3, "drift_html": 2}),
+        # Every gate writes a summary (the stopping gate the outcome, the others "continued"): 4 + 3 + 1.
+        ("markdown", assert_markdown_carries_no_markup_from_the_data, {"gate_report": 2, "summary": 8}),
+    ],
+)
 def test_no_artifact_carries_markup_from_the_data(hostile_runs, kind, check, counts):
     root, _, _ = hostile_runs
     found = artifacts(root)

@@ -5,24 +5,36 @@ lost between training and deploy leaves the deploy standing with the mirror pend
 import json
 
 import mlflow
-import pytest
 
 from gated_training.cli import main
-from gated_training.steps.deploy_model import deploy_model
 from gated_training.registry.store import ModelRegistry
-from tests.conftest import SAMPLE_DATA
+from gated_training.steps.deploy_model import deploy_model
+from tests.builders import train_candidate
+from tests.conftest import SAMPLE_DATA, synthetic_frame
 from tests.integration.conftest import TEST_THRESHOLDS
 from tests.mlflow_server import free_port, mlflow_server
 from tests.robustness.conftest import deploy_arguments, gate_for
-from tests.builders import train_candidate
-from tests.conftest import synthetic_frame
 
 
 def test_training_with_mlflow_down_fails_naming_the_uri_and_deploys_nothing(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
     workdir = tmp_path / "work"
-    code = main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(workdir),
-                 "--registry", str(tmp_path / "registry"), "--tracking-uri", dead, *TEST_THRESHOLDS])
+    code = main(
+        [
+            "run",
+            "--data",
+            str(SAMPLE_DATA),
+            "--target",
+            "risk",
+            "--workdir",
+            str(workdir),
+            "--registry",
+            str(tmp_path / "registry"),
+            "--tracking-uri",
+            dead,
+            *TEST_THRESHOLDS,
+        ]
+    )
     summary = json.loads((workdir / "summary.json").read_text())
     assert code == 1 and summary["outcome"] == "failed"
     # train-model failed (no outputs) and posted its own failure (no webhook configured here).
@@ -49,7 +61,8 @@ def test_mlflow_lost_before_deploy_leaves_the_mirror_pending_until_resynced(tmp_
         assert main(["sync-mlflow", "--registry", registry_uri, "--model-name", "m", "--tracking-uri", restarted]) == 0
         assert "synced: MLflow m version 1 is the champion" in capsys.readouterr().out
         aliased = mlflow.MlflowClient(tracking_uri=restarted, registry_uri=restarted).get_model_version_by_alias(
-            "m", "champion")
+            "m", "champion"
+        )
         assert aliased.tags["registry_version"] == outcome.version
         assert main(["sync-mlflow", "--registry", registry_uri, "--model-name", "m", "--tracking-uri", restarted]) == 0
         assert "already in sync" in capsys.readouterr().out

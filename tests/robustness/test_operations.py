@@ -1,18 +1,23 @@
 """history, rollback and promote through the CLI, on a local folder and on gs://."""
 
-import pytest
-
 from gated_training.cli import main
-from gated_training.steps.deploy_model import deploy_model
 from gated_training.registry.store import ModelRegistry
+from gated_training.steps.deploy_model import deploy_model
 from tests.robustness.conftest import deploy_arguments, gate_for
 
 
 def test_history_rollback_and_promote_on_both_backends(candidates, registry_uri, tmp_path, capsys):
     versions = []
     for index, candidate in enumerate(candidates[:2]):
-        outcome = deploy_model(**deploy_arguments(candidate, gate_for(candidate, registry_uri, tmp_path / f"g{index}.json"),
-                                                  registry_uri, tmp_path / f"d{index}.json", f"run-{index}"))
+        outcome = deploy_model(
+            **deploy_arguments(
+                candidate,
+                gate_for(candidate, registry_uri, tmp_path / f"g{index}.json"),
+                registry_uri,
+                tmp_path / f"d{index}.json",
+                f"run-{index}",
+            )
+        )
         assert outcome.promoted
         versions.append(outcome.version)
     first, second = versions
@@ -29,6 +34,8 @@ def test_history_rollback_and_promote_on_both_backends(candidates, registry_uri,
 
     pointer = ModelRegistry(registry_uri, "m").champion().pointer
     assert [(e["version"], e["action"], e["reason"]) for e in pointer["history"]][-2:] == [
-        (first, "rollback", "incident 12"), (second, "manual_promote", "fixed upstream")]
+        (first, "rollback", "incident 12"),
+        (second, "manual_promote", "fixed upstream"),
+    ]
     assert main(["rollback", *common, "--to", "../../escape", "--reason", "r"]) == 1
     assert "is not a model version name" in capsys.readouterr().err

@@ -10,22 +10,50 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def step(wall: float) -> dict:
-    return {"wall_seconds": wall, "cpu_seconds": wall, "peak_rss_mib": 300.0, "bytes_read": 2**20, "bytes_written": 2**21}
+    return {
+        "wall_seconds": wall,
+        "cpu_seconds": wall,
+        "peak_rss_mib": 300.0,
+        "bytes_read": 2**20,
+        "bytes_written": 2**21,
+    }
 
 
 def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
     steps = {name: step(2.0) for name in STEP_ORDER}
-    baseline = {"wall_seconds": 8.0, "peak_rss_mib": 400.0, "stages": {name: {"wall_seconds": 1.0} for name in [*STEP_ORDER, "imports"]}}
+    baseline = {
+        "wall_seconds": 8.0,
+        "peak_rss_mib": 400.0,
+        "stages": {name: {"wall_seconds": 1.0} for name in [*STEP_ORDER, "imports"]},
+    }
     results = {
         "machine": {"cpus": 2, "cpu_model": "test cpu", "memory_gib": 24.0, "python": "3.11", "platform": "linux"},
-        "settings": {"estimator": "hist_gradient_boosting"}, "bench_seconds": 100.0, "reference_max_rows": 100000,
-        "startup": {"imports_seconds": {"pandas": 0.9}, "steps": steps, "recurring_outcome": "deployed",
-                    "first_run_steps": {**steps, "train-model": step(7.5)}},
+        "settings": {"estimator": "hist_gradient_boosting"},
+        "bench_seconds": 100.0,
+        "reference_max_rows": 100000,
+        "startup": {
+            "imports_seconds": {"pandas": 0.9},
+            "steps": steps,
+            "recurring_outcome": "deployed",
+            "first_run_steps": {**steps, "train-model": step(7.5)},
+        },
         "sizes": [
-            {"rows": 10000, "columns": 30, "frame_mib": 2.0, "repeat": 2, "pipeline": {"wall_seconds": 12.0, "accuracy": 0.8, "steps": steps},
-             "baseline": baseline, "reference": {"wall_seconds": 24.0, "accuracy": 0.79}},
-            {"rows": 1000000, "columns": 30, "frame_mib": 200.0, "pipeline": {"wall_seconds": 80.0, "accuracy": 0.8, "steps": steps},
-             "baseline": {**baseline, "wall_seconds": 64.0}},
+            {
+                "rows": 10000,
+                "columns": 30,
+                "frame_mib": 2.0,
+                "repeat": 2,
+                "pipeline": {"wall_seconds": 12.0, "accuracy": 0.8, "steps": steps},
+                "baseline": baseline,
+                "reference": {"wall_seconds": 24.0, "accuracy": 0.79},
+            },
+            {
+                "rows": 1000000,
+                "columns": 30,
+                "frame_mib": 200.0,
+                "pipeline": {"wall_seconds": 80.0, "accuracy": 0.8, "steps": steps},
+                "baseline": {**baseline, "wall_seconds": 64.0},
+            },
         ],
     }
     (tmp_path / "benchmarks-findings.md").write_text("## Findings\n\nhand-written\n")

@@ -5,30 +5,41 @@ import pytest
 
 from gated_training.cli import main
 from gated_training.cli.common import parse_assignments, resolve_parameters
-from gated_training.kubeflow import coerce_parameter
 from gated_training.cli.run_commands import absolutise_local_paths
 from gated_training.errors import ConfigError
+from gated_training.kubeflow import coerce_parameter
 from gated_training.kubeflow.spec import component_inputs
 from tests.conftest import COMPILED_PIPELINE, SAMPLE_DATA
 
-DECLARED = {"gate": ("Dict", {"min_accuracy": 0.85, "max_regression": 0.01}), "training": ("Dict", {"n_estimators": 100.0}),
-            "features": ("Dict", {"interaction_features": False}), "max_input_mb": ("Float", 2048.0),
-            "data_uri": ("String", "d.csv")}
+DECLARED = {
+    "gate": ("Dict", {"min_accuracy": 0.85, "max_regression": 0.01}),
+    "training": ("Dict", {"n_estimators": 100.0}),
+    "features": ("Dict", {"interaction_features": False}),
+    "max_input_mb": ("Float", 2048.0),
+    "data_uri": ("String", "d.csv"),
+}
 
 
 def test_parameters_are_typed_as_the_yaml_declares_and_settings_land_in_their_group():
     assert resolve_parameters(DECLARED, []) == {
-        "gate": {"min_accuracy": 0.85, "max_regression": 0.01}, "training": {"n_estimators": 100.0},
-        "features": {"interaction_features": False}, "max_input_mb": 2048.0, "data_uri": "d.csv"}
+        "gate": {"min_accuracy": 0.85, "max_regression": 0.01},
+        "training": {"n_estimators": 100.0},
+        "features": {"interaction_features": False},
+        "max_input_mb": 2048.0,
+        "data_uri": "d.csv",
+    }
     # flat (as before the groups), dotted, or inside the group; text from --set is typed by the setting
-    resolved = resolve_parameters(DECLARED, [{"n_estimators": "30"}, {"features.interaction_features": "true",
-                                                                      "gate": {"min_accuracy": "0.7"}}])
+    resolved = resolve_parameters(
+        DECLARED, [{"n_estimators": "30"}, {"features.interaction_features": "true", "gate": {"min_accuracy": "0.7"}}]
+    )
     assert resolved["training"]["n_estimators"] == 30 and resolved["features"]["interaction_features"] is True
     assert resolved["gate"] == {"min_accuracy": 0.7, "max_regression": 0.01}  # the group's other settings stay
 
 
 def test_later_layers_win():
-    assert resolve_parameters(DECLARED, [{"min_accuracy": 0.6}, {"gate.min_accuracy": 0.9}])["gate"]["min_accuracy"] == 0.9
+    assert (
+        resolve_parameters(DECLARED, [{"min_accuracy": 0.6}, {"gate.min_accuracy": 0.9}])["gate"]["min_accuracy"] == 0.9
+    )
 
 
 def test_a_group_given_as_json_text_and_bad_group_values_are_named():
@@ -68,10 +79,20 @@ def test_set_syntax():
 
 def test_local_paths_become_absolute_and_remote_ones_stay(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = absolutise_local_paths({"data_uri": "data/x.csv", "suite_uri": "", "registry_uri": "gs://b/reg",
-                                     "mlflow_tracking_uri": "sqlite:///db/mlflow.db"})
-    assert result == {"data_uri": str(tmp_path / "data/x.csv"), "suite_uri": "", "registry_uri": "gs://b/reg",
-                      "mlflow_tracking_uri": f"sqlite:///{tmp_path}/db/mlflow.db"}
+    result = absolutise_local_paths(
+        {
+            "data_uri": "data/x.csv",
+            "suite_uri": "",
+            "registry_uri": "gs://b/reg",
+            "mlflow_tracking_uri": "sqlite:///db/mlflow.db",
+        }
+    )
+    assert result == {
+        "data_uri": str(tmp_path / "data/x.csv"),
+        "suite_uri": "",
+        "registry_uri": "gs://b/reg",
+        "mlflow_tracking_uri": f"sqlite:///{tmp_path}/db/mlflow.db",
+    }
 
 
 def test_the_compiled_yaml_declares_what_the_cli_offers():
@@ -81,8 +102,9 @@ def test_the_compiled_yaml_declares_what_the_cli_offers():
 
 
 def test_config_errors_exit_2_and_still_write_a_summary(tmp_path, capsys):
-    code = main(["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(tmp_path),
-                 "--set", "cv_folds=1"])
+    code = main(
+        ["run", "--data", str(SAMPLE_DATA), "--target", "risk", "--workdir", str(tmp_path), "--set", "cv_folds=1"]
+    )
     assert code == 2
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["outcome"] == "failed" and "cv_folds=1" in summary["reasons"][0]
@@ -90,8 +112,19 @@ def test_config_errors_exit_2_and_still_write_a_summary(tmp_path, capsys):
 
 
 def test_missing_compiled_pipeline_says_how_to_make_it(tmp_path, capsys):
-    code = main(["run", "--data", "x.csv", "--target", "y", "--workdir", str(tmp_path),
-                 "--pipeline", str(tmp_path / "none.yaml")])
+    code = main(
+        [
+            "run",
+            "--data",
+            "x.csv",
+            "--target",
+            "y",
+            "--workdir",
+            str(tmp_path),
+            "--pipeline",
+            str(tmp_path / "none.yaml"),
+        ]
+    )
     assert code == 2 and "run `make compile` first" in capsys.readouterr().err
 
 
@@ -115,8 +148,8 @@ def test_suite_init_drafts_beside_the_data_and_refuses_to_overwrite(tmp_path, ca
 
 
 def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
-    from gated_training.data.tables import load_table
     from gated_training.data.synthetic import generate
+    from gated_training.data.tables import load_table
     from tests.unit.test_drift_gate import heavy_drift, install
 
     clean, drifted, champion_data = tmp_path / "clean.csv", tmp_path / "drifted.csv", tmp_path / "champion.csv"
@@ -139,8 +172,23 @@ def test_check_drift_exits_3_when_retraining_is_advised(tmp_path, capsys):
     assert written["retraining_advised"] is True and written["drifted"] is True
     assert "Drift gate: BLOCKED" in report.read_text()
     # Looser thresholds: the same batch no longer advises retraining.
-    assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "0.9",
-                 "--severe-psi", "0", "--severe-out-of-range", "0"]) == 0
+    assert (
+        main(
+            [
+                "check-drift",
+                "--data",
+                str(drifted),
+                *common,
+                "--max-drifted-share",
+                "0.9",
+                "--severe-psi",
+                "0",
+                "--severe-out-of-range",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert main(["check-drift", "--data", str(drifted), *common, "--max-drifted-share", "2"]) == 2
 
 
@@ -158,7 +206,9 @@ def test_every_subcommand_documents_each_option_its_exit_codes_and_an_example(ca
         for action in child._actions:
             if not isinstance(action, argparse._HelpAction):
                 assert action.help and action.help != argparse.SUPPRESS or action.dest == "poll_seconds", (
-                    path, action.dest)
+                    path,
+                    action.dest,
+                )
         page = child.format_help()
         assert "exit codes: 0 " in page and "example" in page and "gated-training " in page.split("example")[-1], path
         assert "``" not in page and child.description, path
@@ -181,10 +231,18 @@ def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on():
 
     ci_markers = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
     env = {k: v for k, v in os.environ.items() if k not in ci_markers}
-    probe = ("import gated_training, os; from mlflow.telemetry.utils import is_telemetry_disabled; "
-             "print(is_telemetry_disabled(), os.environ['GX_ANALYTICS_ENABLED'])")
-    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                          check=True).stdout.split() == ["True", "false"]
-    chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
-                            capture_output=True, text=True, check=True).stdout.split()
+    probe = (
+        "import gated_training, os; from mlflow.telemetry.utils import is_telemetry_disabled; "
+        "print(is_telemetry_disabled(), os.environ['GX_ANALYTICS_ENABLED'])"
+    )
+    assert subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.split() == ["True", "false"]
+    chosen = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert chosen[0] == "False"  # a user who turns it on gets it

@@ -18,10 +18,23 @@ NETWORK_STEPS = {step.id for step in step_table.STEPS if step.uses_gcs or step.u
 
 def test_the_step_table_holds_the_designed_steps():
     """The one literal list of step ids: the table is the source, this pins it."""
-    assert STEPS == ["validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model",
-                     "deploy-model", "serve-model"]
-    assert NETWORK_STEPS == {"validate-data", "check-drift", "train-model", "evaluate-model", "deploy-model",
-                             "serve-model"}
+    assert STEPS == [
+        "validate-data",
+        "check-drift",
+        "engineer-features",
+        "train-model",
+        "evaluate-model",
+        "deploy-model",
+        "serve-model",
+    ]
+    assert NETWORK_STEPS == {
+        "validate-data",
+        "check-drift",
+        "train-model",
+        "evaluate-model",
+        "deploy-model",
+        "serve-model",
+    }
     assert step_table.GATE_STEPS == ("validate-data", "check-drift", "evaluate-model", "deploy-model", "serve-model")
     assert step_table.tasks_ending_at("check-drift") == ["check-drift", "validate-data"]
     assert step_table.tasks_ending_at(None) == []
@@ -32,8 +45,9 @@ def test_every_component_is_named_after_its_step_and_types_no_step_id():
     derives the id from it and configure_step from the task's component name, so no component types a step id."""
     import ast
 
-    components = {path.stem: path for path in (REPO_ROOT / "components").glob("*.py")
-                  if path.stem not in ("__init__", "image")}
+    components = {
+        path.stem: path for path in (REPO_ROOT / "components").glob("*.py") if path.stem not in ("__init__", "image")
+    }
     assert set(components) == {step_table.component_name(step) for step in STEPS}
     step_ids = set(STEPS)
     for name, path in components.items():
@@ -42,7 +56,11 @@ def test_every_component_is_named_after_its_step_and_types_no_step_id():
         assert functions == [name], (path, functions)
         typed = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in step_ids}
         assert not typed, f"{path.name} types step id(s) {typed}"
-        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "recorded_step"]
+        calls = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "recorded_step"
+        ]
         assert len(calls) == 1 and not calls[0].args and "step" not in {k.arg for k in calls[0].keywords}, path
     pipeline = (REPO_ROOT / "pipelines" / "training_pipeline.py").read_text()
     assert not [step for step in step_ids if f'"{step}"' in pipeline], "the pipeline types a step id"
@@ -55,19 +73,36 @@ def test_components_call_the_library_by_keyword():
 
     for path in (REPO_ROOT / "components").glob("*.py"):
         tree = ast.parse(path.read_text())
-        library = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                   and (node.module or "").startswith("gated_training") for alias in node.names}
+        library = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gated_training")
+            for alias in node.names
+        }
         assert library or path.stem in ("__init__", "image"), path
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in library:
                 arguments = len(node.args) + len(node.keywords)
                 assert not node.args or arguments == 1, (
-                    f"{path.name}:{node.lineno}: {node.func.id}() is called with positional arguments")
+                    f"{path.name}:{node.lineno}: {node.func.id}() is called with positional arguments"
+                )
 
 
-COMPILE_OPTIONS = ("IMAGE", "GCS_KEY_SECRET", "GCS_KEY_SECRET_KEY", "MLFLOW_TOKEN_SECRET", "MLFLOW_TOKEN_SECRET_KEY",
-                   "MLFLOW_BASIC_AUTH_SECRET", "WEBHOOK_SECRET", "WEBHOOK_SECRET_KEY", "RESOURCES_FILE",
-                   "REGISTRY_KEY_SECRET", "REGISTRY_KEY_SECRET_KEY", "ALLOW_POD_LOCAL_STATE", "PARAMS")
+COMPILE_OPTIONS = (
+    "IMAGE",
+    "GCS_KEY_SECRET",
+    "GCS_KEY_SECRET_KEY",
+    "MLFLOW_TOKEN_SECRET",
+    "MLFLOW_TOKEN_SECRET_KEY",
+    "MLFLOW_BASIC_AUTH_SECRET",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_SECRET_KEY",
+    "RESOURCES_FILE",
+    "REGISTRY_KEY_SECRET",
+    "REGISTRY_KEY_SECRET_KEY",
+    "ALLOW_POD_LOCAL_STATE",
+    "PARAMS",
+)
 
 
 def compile_to(path, image: str | None = None, extra_env: dict[str, str] | None = None) -> bytes:
@@ -75,8 +110,9 @@ def compile_to(path, image: str | None = None, extra_env: dict[str, str] | None 
     if image:
         env["IMAGE"] = image
     env.update(extra_env or {})
-    subprocess.run([sys.executable, "-m", "pipelines.compile", str(path)], cwd=REPO_ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pipelines.compile", str(path)], cwd=REPO_ROOT, env=env, check=True, capture_output=True
+    )
     return path.read_bytes()
 
 
@@ -144,7 +180,8 @@ def test_the_run_form_offers_every_setting_with_the_configs_defaults(spec_docume
 def test_gates_branch_on_primitive_outputs(spec_document):
     tasks = spec_document["root"]["dag"]["tasks"]
     conditions = {
-        name: task["triggerPolicy"]["condition"] for name, task in _all_tasks(spec_document)
+        name: task["triggerPolicy"]["condition"]
+        for name, task in _all_tasks(spec_document)
         if "condition" in task.get("triggerPolicy", {})
     }
     assert any("validate-data-Output" in c and "'passed'" in c for c in conditions.values())
@@ -161,8 +198,11 @@ def test_gates_branch_on_primitive_outputs(spec_document):
 
 def test_no_step_is_ever_served_from_cache(spec_document):
     # A nightly run with unchanged parameters must validate today's data against today's champion.
-    caching = {name: task.get("cachingOptions", {}).get("enableCache", False) for name, task in _all_tasks(spec_document)
-               if "componentRef" in task and name in STEPS}
+    caching = {
+        name: task.get("cachingOptions", {}).get("enableCache", False)
+        for name, task in _all_tasks(spec_document)
+        if "componentRef" in task and name in STEPS
+    }
     assert set(caching) == set(STEPS)
     for step in STEPS:
         assert caching[step] is False, step
@@ -183,10 +223,17 @@ def test_every_step_has_a_display_name_resources_and_no_task_retries(spec_docume
     for step in STEPS:
         resources = executors[f"exec-{step}"]["container"]["resources"]
         expected = DEFAULT_RESOURCES[step]
-        assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == (expected.cpu_request, expected.cpu_limit)
+        assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == (
+            expected.cpu_request,
+            expected.cpu_limit,
+        )
         assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == (
-            expected.memory_request, expected.memory_limit)
-        assert resources["memoryRequest"] <= resources["memoryLimit"] and resources["cpuRequest"] <= resources["cpuLimit"]
+            expected.memory_request,
+            expected.memory_limit,
+        )
+        assert (
+            resources["memoryRequest"] <= resources["memoryLimit"] and resources["cpuRequest"] <= resources["cpuLimit"]
+        )
 
     # Task retries are ignored before backend 2.5 (and inside branches before 2.14), and a retried step
     # would post its failure once per attempt: network retries happen inside the steps instead.
@@ -198,8 +245,13 @@ def test_default_yaml_mounts_no_secrets(spec_document):
 
 
 CREDENTIAL_PATTERNS = [
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----", r'"private_key"', r"ya29\.[0-9A-Za-z_-]+", r"AKIA[0-9A-Z]{16}",
-    r"gh[pousr]_[0-9A-Za-z]{20,}", r"eyJ[0-9A-Za-z_-]{10,}\.eyJ[0-9A-Za-z_-]{10,}", r"Bearer [0-9A-Za-z._-]{8,}",
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    r'"private_key"',
+    r"ya29\.[0-9A-Za-z_-]+",
+    r"AKIA[0-9A-Z]{16}",
+    r"gh[pousr]_[0-9A-Za-z]{20,}",
+    r"eyJ[0-9A-Za-z_-]{10,}\.eyJ[0-9A-Za-z_-]{10,}",
+    r"Bearer [0-9A-Za-z._-]{8,}",
 ]
 
 
@@ -220,13 +272,27 @@ def test_secrets_are_referenced_by_name_and_their_values_never_compiled_in(tmp_p
     key_file = tmp_path / "sa.json"
     private_key = "-----BEGIN PRIVATE KEY-----\\nMIIEvFAKEFAKEFAKE\\n-----END PRIVATE KEY-----\\n"
     key_file.write_text('{"type": "service_account", "private_key": "%s", "client_email": "x@p.iam"}' % private_key)
-    credentials = {"GOOGLE_APPLICATION_CREDENTIALS": str(key_file), "MLFLOW_TRACKING_TOKEN": "mlflow-tok-9f8e7d6c",
-                   "MLFLOW_TRACKING_PASSWORD": "hunter2-pass-7781", "KF_PIPELINES_TOKEN": "kfp-tok-1a2b3c4d"}
-    text = compile_to(tmp_path / "p.yaml", extra_env={
-        **credentials, "GCS_KEY_SECRET": "gcs-sa-key", "MLFLOW_TOKEN_SECRET": "mlflow-token",
-        "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic-auth", "WEBHOOK_SECRET": "slack-webhook"}).decode()
-    _assert_no_credentials(text, [v for k, v in credentials.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"]
-                           + ["MIIEvFAKEFAKEFAKE", str(key_file)])
+    credentials = {
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key_file),
+        "MLFLOW_TRACKING_TOKEN": "mlflow-tok-9f8e7d6c",
+        "MLFLOW_TRACKING_PASSWORD": "hunter2-pass-7781",
+        "KF_PIPELINES_TOKEN": "kfp-tok-1a2b3c4d",
+    }
+    text = compile_to(
+        tmp_path / "p.yaml",
+        extra_env={
+            **credentials,
+            "GCS_KEY_SECRET": "gcs-sa-key",
+            "MLFLOW_TOKEN_SECRET": "mlflow-token",
+            "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic-auth",
+            "WEBHOOK_SECRET": "slack-webhook",
+        },
+    ).decode()
+    _assert_no_credentials(
+        text,
+        [v for k, v in credentials.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"]
+        + ["MIIEvFAKEFAKEFAKE", str(key_file)],
+    )
 
     pipeline_spec, platform = yaml.safe_load_all(text)
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -234,11 +300,22 @@ def test_secrets_are_referenced_by_name_and_their_values_never_compiled_in(tmp_p
     mounted = {step.removeprefix("exec-") for step, config in executors.items() if "secretAsVolume" in config}
     assert mounted == set(STEPS)
     assert executors["exec-deploy-model"]["secretAsVolume"][0]["secretName"] == "gcs-sa-key"
-    token_env = {step.removeprefix("exec-"): [(e["secretName"], k["envVar"]) for e in config.get("secretAsEnv", [])
-                                              for k in e["keyToEnv"]] for step, config in executors.items()}
-    assert token_env["train-model"] == token_env["deploy-model"] == [
-        ("mlflow-token", "MLFLOW_TRACKING_TOKEN"), ("mlflow-basic-auth", "MLFLOW_TRACKING_USERNAME"),
-        ("mlflow-basic-auth", "MLFLOW_TRACKING_PASSWORD"), ("slack-webhook", "GATED_TRAINING_WEBHOOK_URL")]
+    token_env = {
+        step.removeprefix("exec-"): [
+            (e["secretName"], k["envVar"]) for e in config.get("secretAsEnv", []) for k in e["keyToEnv"]
+        ]
+        for step, config in executors.items()
+    }
+    assert (
+        token_env["train-model"]
+        == token_env["deploy-model"]
+        == [
+            ("mlflow-token", "MLFLOW_TRACKING_TOKEN"),
+            ("mlflow-basic-auth", "MLFLOW_TRACKING_USERNAME"),
+            ("mlflow-basic-auth", "MLFLOW_TRACKING_PASSWORD"),
+            ("slack-webhook", "GATED_TRAINING_WEBHOOK_URL"),
+        ]
+    )
     assert token_env["validate-data"] == [("slack-webhook", "GATED_TRAINING_WEBHOOK_URL")]
     webhook = {step for step, pairs in token_env.items() if ("slack-webhook", "GATED_TRAINING_WEBHOOK_URL") in pairs}
     assert webhook == set(STEPS)  # each step posts its own failure
@@ -251,7 +328,11 @@ def test_resources_file_overrides_and_bad_options_fail_clearly(tmp_path):
     resources.write_text("train-model:\n  memory_limit: 16Gi\n  cpu_limit: '8'\n")
     document = yaml.safe_load(compile_to(tmp_path / "p.yaml", extra_env={"RESOURCES_FILE": str(resources)}))
     train = document["deploymentSpec"]["executors"]["exec-train-model"]["container"]["resources"]
-    assert (train["resourceMemoryLimit"], train["resourceCpuLimit"], train["resourceMemoryRequest"]) == ("16Gi", "8", "2Gi")
+    assert (train["resourceMemoryLimit"], train["resourceCpuLimit"], train["resourceMemoryRequest"]) == (
+        "16Gi",
+        "8",
+        "2Gi",
+    )
 
     resources.write_text("train-model:\n  memory_request: 32Gi\n")
     failed = compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
@@ -259,14 +340,23 @@ def test_resources_file_overrides_and_bad_options_fail_clearly(tmp_path):
     resources.write_text("trian-model:\n  memory_limit: 1Gi\n")
     assert "unknown step 'trian-model'" in compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
     resources.write_text("train-model:\n  memory_limit: lots\n")
-    assert "memory_limit='lots' is not a memory quantity" in compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
-    assert "GCS_KEY_SECRET='My_Key' is not a Kubernetes secret name" in compile_failure(tmp_path, {"GCS_KEY_SECRET": "My_Key"})
+    assert "memory_limit='lots' is not a memory quantity" in compile_failure(
+        tmp_path, {"RESOURCES_FILE": str(resources)}
+    )
+    assert "GCS_KEY_SECRET='My_Key' is not a Kubernetes secret name" in compile_failure(
+        tmp_path, {"GCS_KEY_SECRET": "My_Key"}
+    )
 
 
 def compile_failure(tmp_path, extra_env: dict[str, str]) -> str:
     env = {**{k: v for k, v in os.environ.items() if k not in COMPILE_OPTIONS}, **extra_env}
-    result = subprocess.run([sys.executable, "-m", "pipelines.compile", str(tmp_path / "bad.yaml")], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.compile", str(tmp_path / "bad.yaml")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr
@@ -280,8 +370,10 @@ def _all_tasks(document):
 def test_library_steps_do_not_import_kfp():
     code = (
         "import sys\n"
-        "import gated_training.steps.validate_data, gated_training.steps.engineer_features, gated_training.steps.train_model, "
-        "gated_training.steps.evaluate_model, gated_training.steps.deploy_model, gated_training.reports.summary, gated_training.cli\n"
+        "import gated_training.steps.validate_data, gated_training.steps.engineer_features, "
+        "gated_training.steps.train_model, "
+        "gated_training.steps.evaluate_model, gated_training.steps.deploy_model, gated_training.reports.summary, "
+        "gated_training.cli\n"
         "assert not [m for m in sys.modules if m == 'kfp' or m.startswith('kfp.')], 'kfp imported'\n"
         "heavy = [m for m in ('great_expectations', 'mlflow', 'google.cloud.storage') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -308,9 +400,11 @@ def test_cluster_parameters_are_baked_into_the_run_form(tmp_path):
     """`make compile PARAMS=cluster.params.yaml`: a run started from the UI is right by default. A setting given
     flat (as before the groups) lands in its group, whose other settings keep their defaults."""
     params = tmp_path / "cluster.params.yaml"
-    params.write_text("data_uri: gs://acme/credit/latest.parquet\nregistry_uri: gs://acme/registry\n"
-                      "mlflow_tracking_uri: https://mlflow.acme.internal\nmin_accuracy: 0.9\n"
-                      "training: {n_estimators: 300}\ngate.max_regression: 0.02\n")
+    params.write_text(
+        "data_uri: gs://acme/credit/latest.parquet\nregistry_uri: gs://acme/registry\n"
+        "mlflow_tracking_uri: https://mlflow.acme.internal\nmin_accuracy: 0.9\n"
+        "training: {n_estimators: 300}\ngate.max_regression: 0.02\n"
+    )
     document = yaml.safe_load(compile_to(tmp_path / "p.yaml", extra_env={"PARAMS": str(params)}))
     parameters = document["root"]["inputDefinitions"]["parameters"]
     assert parameters["data_uri"]["defaultValue"] == "gs://acme/credit/latest.parquet"
@@ -322,17 +416,24 @@ def test_cluster_parameters_are_baked_into_the_run_form(tmp_path):
     assert parameters["training"]["defaultValue"]["max_depth"] == 10  # not given: the config's default
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nno_such: 1\n", "unknown parameter 'no_such'"),
-    ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nmin_accuracy: 2\n", "min_accuracy"),
-    ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\ngate: {min_acuracy: 0.9}\n",
-     "parameter gate.min_acuracy: unknown setting; gate's settings are: min_accuracy"),
-    ("registry_uri: /models/registry\nmlflow_tracking_uri: https://m\n",
-     "registry_uri='/models/registry' is a path inside the pod"),
-    ("registry_uri: gs://a/r\n", "mlflow_tracking_uri='' would track into the pod"),
-    ("- data_uri\n", "PARAMS="),
-    ("registry_uri: [unclosed\n", "PARAMS="),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nno_such: 1\n", "unknown parameter 'no_such'"),
+        ("registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\nmin_accuracy: 2\n", "min_accuracy"),
+        (
+            "registry_uri: gs://a/r\nmlflow_tracking_uri: https://m\ngate: {min_acuracy: 0.9}\n",
+            "parameter gate.min_acuracy: unknown setting; gate's settings are: min_accuracy",
+        ),
+        (
+            "registry_uri: /models/registry\nmlflow_tracking_uri: https://m\n",
+            "registry_uri='/models/registry' is a path inside the pod",
+        ),
+        ("registry_uri: gs://a/r\n", "mlflow_tracking_uri='' would track into the pod"),
+        ("- data_uri\n", "PARAMS="),
+        ("registry_uri: [unclosed\n", "PARAMS="),
+    ],
+)
 def test_bad_cluster_parameters_fail_the_compile_clearly(tmp_path, content, message):
     params = tmp_path / "cluster.params.yaml"
     params.write_text(content)
@@ -346,9 +447,13 @@ def test_allow_pod_local_state_reaches_every_step_only_when_asked(tmp_path, spec
     document = yaml.safe_load(compile_to(tmp_path / "p.yaml", extra_env={"ALLOW_POD_LOCAL_STATE": "1"}))
     for name, executor in document["deploymentSpec"]["executors"].items():
         assert {"name": "GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "value": "1"} in executor["container"]["env"], name
-    assert "ALLOW_POD_LOCAL_STATE='maybe': expected 1 or 0" in compile_failure(tmp_path, {"ALLOW_POD_LOCAL_STATE": "maybe"})
+    assert "ALLOW_POD_LOCAL_STATE='maybe': expected 1 or 0" in compile_failure(
+        tmp_path, {"ALLOW_POD_LOCAL_STATE": "maybe"}
+    )
 
 
 @pytest.mark.parametrize("name", ["My_Key", "a..b", "-key", "key-", "x" * 254, "sp ace"])
 def test_secret_names_are_checked_as_kubernetes_names(tmp_path, name):
-    assert f"GCS_KEY_SECRET={name!r} is not a Kubernetes secret name" in compile_failure(tmp_path, {"GCS_KEY_SECRET": name})
+    assert f"GCS_KEY_SECRET={name!r} is not a Kubernetes secret name" in compile_failure(
+        tmp_path, {"GCS_KEY_SECRET": name}
+    )

@@ -3,16 +3,24 @@ import math
 import pytest
 
 from gated_training.config import FeatureSettings, GateThresholds, ModelSettings, SplitSettings
-from gated_training.kubeflow import validate as validate_run_parameters
 from gated_training.errors import ConfigError
+from gated_training.kubeflow import validate as validate_run_parameters
 
 
 def test_defaults_follow_the_reference_design():
     assert GateThresholds().min_accuracy == 0.85
     model = ModelSettings()
-    assert (model.estimator, model.n_estimators, model.max_depth, model.min_samples_split, model.random_state,
-            model.cv_folds) == ("random_forest", 100, 10, 5, 42, 5)
-    assert FeatureSettings() == FeatureSettings(categorical_encoding="onehot", interaction_features=False, polynomial_degree=1, select_k_best=0)  # expansions and selection off
+    assert (
+        model.estimator,
+        model.n_estimators,
+        model.max_depth,
+        model.min_samples_split,
+        model.random_state,
+        model.cv_folds,
+    ) == ("random_forest", 100, 10, 5, 42, 5)
+    assert FeatureSettings() == FeatureSettings(
+        categorical_encoding="onehot", interaction_features=False, polynomial_degree=1, select_k_best=0
+    )  # expansions and selection off
 
 
 @pytest.mark.parametrize("name", ["min_accuracy", "min_f1", "min_roc_auc", "max_overfit_gap", "max_regression"])
@@ -23,7 +31,9 @@ def test_thresholds_outside_unit_interval_fail_closed(name, value):
 
 
 def test_choices_are_checked():
-    with pytest.raises(ConfigError, match="comparison_metric='precision': must be one of accuracy, balanced_accuracy, f1, roc_auc"):
+    with pytest.raises(
+        ConfigError, match="comparison_metric='precision': must be one of accuracy, balanced_accuracy, f1, roc_auc"
+    ):
         GateThresholds(comparison_metric="precision")
     with pytest.raises(ConfigError, match="first_run_policy"):
         GateThresholds(first_run_policy="yolo")
@@ -60,8 +70,13 @@ def test_split_and_feature_settings_are_checked():
 
 
 def test_validate_run_parameters_checks_every_section():
-    valid = {"data_uri": "d.csv", "target_column": "y", "gate": {"min_accuracy": 0.5}, "training": {"cv_folds": 3},
-             "min_quality_score": 0.8}
+    valid = {
+        "data_uri": "d.csv",
+        "target_column": "y",
+        "gate": {"min_accuracy": 0.5},
+        "training": {"cv_folds": 3},
+        "min_quality_score": 0.8,
+    }
     checked = validate_run_parameters(valid)
     assert checked["gate"]["min_accuracy"] == 0.5 and checked["training"]["cv_folds"] == 3
     assert checked["gate"]["max_regression"] == GateThresholds.max_regression  # the rest of a group: its defaults
@@ -76,7 +91,11 @@ def test_validate_run_parameters_checks_every_section():
 
 
 def test_validate_run_parameters_checks_the_drift_section_and_the_webhook():
-    valid = {"data_uri": "d.csv", "target_column": "y", "drift": {"drift_action": "warn", "drift_critical_features": "a, b"}}
+    valid = {
+        "data_uri": "d.csv",
+        "target_column": "y",
+        "drift": {"drift_action": "warn", "drift_critical_features": "a, b"},
+    }
     assert validate_run_parameters(valid)["drift"]["drift_action"] == "warn"
     with pytest.raises(ConfigError, match="parameter drift_action='stop': must be one of block, warn, retrain_only"):
         validate_run_parameters({**valid, "drift": {"drift_action": "stop"}})

@@ -2,8 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training.data.tables import (content_sha256, detached_head, load_table, normalise_string_columns, parse_table,
-                                 sha256_hex)
+from gated_training.data.tables import (
+    content_sha256,
+    detached_head,
+    load_table,
+    normalise_string_columns,
+    parse_table,
+    sha256_hex,
+)
 from gated_training.errors import DataError
 from tests.conftest import SAMPLE_DATA
 
@@ -73,8 +79,10 @@ def _text_buffer_bytes(frame: pd.DataFrame) -> int:
 
 
 def test_detached_head_equals_head_without_holding_the_other_rows():
-    frame = pd.DataFrame({"colour": pd.array([f"colour-{i}" for i in range(50_000)], dtype="str"),
-                          "n": range(50_000)}, index=range(7, 50_007))
+    frame = pd.DataFrame(
+        {"colour": pd.array([f"colour-{i}" for i in range(50_000)], dtype="str"), "n": range(50_000)},
+        index=range(7, 50_007),
+    )
     head = detached_head(frame, 5)
     pd.testing.assert_frame_equal(head, frame.head(5))
     assert _text_buffer_bytes(frame.head(5).copy()) > 500_000  # the premise: a copied head keeps every row
@@ -115,8 +123,11 @@ def test_inputs_must_be_regular_files_within_the_size_limit(tmp_path):
     assert time.monotonic() - started < 5  # refused, not read: a FIFO with no writer would block forever
     with pytest.raises(DataError, match=r"/dev/zero: is not a regular file"):
         load_table("/dev/zero")
-    with pytest.raises(DataError, match=r"german_credit\.csv: 45,648 bytes is more than the limit of 10,486 bytes "
-                                        r"\(max_input_mb=0\.01\)"):
+    with pytest.raises(
+        DataError,
+        match=r"german_credit\.csv: 45,648 bytes is more than the limit of 10,486 bytes "
+        r"\(max_input_mb=0\.01\)",
+    ):
         load_table(str(SAMPLE_DATA), max_input_mb=0.01)
 
 
@@ -141,8 +152,11 @@ def test_nested_parquet_columns_are_named(tmp_path):
 
     table = pa.table({"risk": [0, 1], "address": [{"city": "a"}, {"city": "b"}], "tags": [[1], [2, 3]]})
     pq.write_table(table, tmp_path / "nested.parquet")
-    with pytest.raises(DataError, match=r"nested\.parquet: nested Parquet columns cannot be features: "
-                                        r"address \(struct<city: string>\), tags \(list<element: int64>\)"):
+    with pytest.raises(
+        DataError,
+        match=r"nested\.parquet: nested Parquet columns cannot be features: "
+        r"address \(struct<city: string>\), tags \(list<element: int64>\)",
+    ):
         load_table(str(tmp_path / "nested.parquet"))
 
 

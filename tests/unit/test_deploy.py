@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 
 from gated_training.config import GateThresholds
-from gated_training.steps.deploy_model import deploy_model
 from gated_training.errors import RegistryError
-from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.registry.store import ModelRegistry
-from tests.conftest import synthetic_frame
+from gated_training.steps.deploy_model import deploy_model
+from gated_training.steps.evaluate_model import evaluate_model
 from tests.builders import train_candidate
+from tests.conftest import synthetic_frame
 
 
 @pytest.fixture
@@ -19,15 +19,35 @@ def candidate(tmp_path):
 
 
 def gate(candidate, registry_uri, thresholds=GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5)):
-    evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"), training_report_path=candidate.path("training.json"),
-                       target="label", thresholds=thresholds, registry_uri=registry_uri, model_name="m", decision_out=candidate.path("gate.json"), report_out=candidate.path("gate.md"))
+    evaluate_model(
+        model_path=candidate.path("model.joblib"),
+        test_path=candidate.path("test.parquet"),
+        training_report_path=candidate.path("training.json"),
+        target="label",
+        thresholds=thresholds,
+        registry_uri=registry_uri,
+        model_name="m",
+        decision_out=candidate.path("gate.json"),
+        report_out=candidate.path("gate.md"),
+    )
     return candidate.path("gate.json")
 
 
 def deploy(candidate, registry_uri, gate_path):
-    return deploy_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"), feature_metadata_path=candidate.path("meta.json"),
-                        training_report_path=candidate.path("training.json"), gate_decision_path=gate_path, target="label", registry_uri=registry_uri, model_name="m", data_sha256="d" * 64, kfp_run_id="run-7",
-                        deployment_out=candidate.path("deployment.json"), train_path=candidate.path("train.parquet"))
+    return deploy_model(
+        model_path=candidate.path("model.joblib"),
+        test_path=candidate.path("test.parquet"),
+        feature_metadata_path=candidate.path("meta.json"),
+        training_report_path=candidate.path("training.json"),
+        gate_decision_path=gate_path,
+        target="label",
+        registry_uri=registry_uri,
+        model_name="m",
+        data_sha256="d" * 64,
+        kfp_run_id="run-7",
+        deployment_out=candidate.path("deployment.json"),
+        train_path=candidate.path("train.parquet"),
+    )
 
 
 def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
@@ -40,8 +60,17 @@ def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
     _, manifest = registry.load_verified(champion.version, champion.manifest_sha256)
     assert manifest["data_sha256"] == "d" * 64 and manifest["kfp_run_id"] == "run-7"
     assert manifest["mlflow_run_id"] == candidate.training.mlflow_run_id and manifest["gate"]["decision"] == "deploy"
-    assert set(manifest["files"]) == {"serve/model.joblib", "serve/model-settings.json", "feature_metadata.json", "training_report.json", "gate_decision.json",
-                                      "smoke_rows.parquet", "smoke_predictions.json", "smoke_probabilities.json", "reference_profile.json"}
+    assert set(manifest["files"]) == {
+        "serve/model.joblib",
+        "serve/model-settings.json",
+        "feature_metadata.json",
+        "training_report.json",
+        "gate_decision.json",
+        "smoke_rows.parquet",
+        "smoke_predictions.json",
+        "smoke_probabilities.json",
+        "reference_profile.json",
+    }
     assert manifest["serving"]["folder"] == "serve" and manifest["serving"]["content_type"] == "pd"
     assert manifest["serving"]["verified_with"]["scikit-learn"] == __import__("sklearn").__version__
     _, contents = registry.verified_files(champion.version, champion.manifest_sha256)
@@ -52,7 +81,7 @@ def test_deploy_publishes_verifies_promotes_and_mirrors(candidate, tmp_path):
     assert manifest["pipeline"]["package_version"] and "image" in manifest["pipeline"]
     assert manifest["mlflow"]["model_uri"] == candidate.training.mlflow_model_uri
     assert manifest["gate"]["checks"] and manifest["gate"]["champion"] is None and manifest["created_by"]
-    event, = champion.pointer["history"]
+    (event,) = champion.pointer["history"]
     assert (event["version"], event["action"], event["kfp_run_id"]) == (outcome.version, "promote", "run-7")
     client = mlflow.MlflowClient(tracking_uri=candidate.tracking_uri, registry_uri=candidate.tracking_uri)
     aliased = client.get_model_version_by_alias("m", "champion")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gated_training.config import DriftPolicy
-from gated_training.drift.compare import compare, prediction_psi, profile_frame, psi
 from gated_training.data.synthetic import DRIFTED_FEATURES, DRIFTS, TARGET, generate
+from gated_training.drift.compare import compare, prediction_psi, profile_frame, psi
 
 ROWS = 5000
 
@@ -25,8 +25,14 @@ def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift():
 
 def test_profile_is_compact_and_leaves_the_target_out(reference_profile):
     features = reference_profile["features"]
-    assert TARGET not in features and set(features) == {"income", "tenure_months", "support_calls", "region",
-                                                       "channel", "is_premium"}
+    assert TARGET not in features and set(features) == {
+        "income",
+        "tenure_months",
+        "support_calls",
+        "region",
+        "channel",
+        "is_premium",
+    }
     income = features["income"]
     assert income["kind"] == "numeric" and len(income["sample"]) == 1000 and len(income["counts"]) == 10
     assert sum(income["counts"]) == ROWS and income["null_fraction"] == 0
@@ -52,7 +58,10 @@ def test_unseen_categories_are_named_and_counted(reference_profile):
 
 def test_dataset_verdict_by_share_or_critical_feature(reference_profile):
     batch = generate(ROWS, seed=2, drift="mean_shift")
-    lenient = {"drift_severe_psi": 0.0, "drift_severe_out_of_range": 0.0}  # a one-sigma shift is severe (PSI 2.3) by default
+    lenient = {
+        "drift_severe_psi": 0.0,
+        "drift_severe_out_of_range": 0.0,
+    }  # a one-sigma shift is severe (PSI 2.3) by default
     assert not compare(reference_profile, batch, DriftPolicy(**lenient)).drifted  # 1 of 6 features < 30 %
     critical = compare(reference_profile, batch, DriftPolicy(drift_critical_features="income", **lenient))
     assert critical.drifted and critical.reasons[0].startswith("critical feature income drifted")
@@ -71,7 +80,9 @@ def test_out_of_range_share_is_measured_per_feature(reference_profile):
     assert shares["tenure_months"] == pytest.approx(0.25, abs=0.01) and shares["region"] == pytest.approx(0.1, abs=0.01)
     assert shares["income"] < 0.01
     assert {r.split(":")[0] for r in report.reasons if r.startswith("severe")} == {
-        "severe drift on feature tenure_months", "severe drift on feature region"}
+        "severe drift on feature tenure_months",
+        "severe drift on feature region",
+    }
 
 
 def test_a_missing_feature_counts_as_drifted(reference_profile):
@@ -101,8 +112,10 @@ def test_false_positive_rate_on_fresh_samples_of_the_same_distribution(reference
         dataset_flags += report.drifted
     rate = feature_flags / checks
     with capsys.disabled():
-        print(f"\n  drift false positives at the defaults: {feature_flags}/{checks} feature checks ({rate:.2%}), "
-              f"{dataset_flags}/{FALSE_POSITIVE_SEEDS} batches, {ROWS} rows each")
+        print(
+            f"\n  drift false positives at the defaults: {feature_flags}/{checks} feature checks ({rate:.2%}), "
+            f"{dataset_flags}/{FALSE_POSITIVE_SEEDS} batches, {ROWS} rows each"
+        )
     assert dataset_flags == 0 and rate <= 0.01
 
 
@@ -111,7 +124,9 @@ def test_wide_generator_has_the_requested_mixed_schema_and_is_deterministic():
 
     frame = generate_wide(2000, columns=30, seed=3)
     assert frame.shape == (2000, 30) and frame.equals(generate_wide(2000, columns=30, seed=3))
-    kinds = frame.drop(columns=[TARGET]).dtypes.map(lambda d: "bool" if d == bool else "number" if d.kind in "if" else "text")
+    kinds = frame.drop(columns=[TARGET]).dtypes.map(
+        lambda d: "bool" if d.kind == "b" else "number" if d.kind in "if" else "text"
+    )
     assert set(kinds) == {"bool", "number", "text"}
     assert frame.isna().any().sum() >= 3  # missing values in numeric and categorical columns
     assert (frame["cat_2"] == "rare").mean() < 0.02  # a rare level
@@ -134,8 +149,16 @@ def test_the_report_shows_mass_beyond_the_reference_range_instead_of_a_taller_ou
     assert sum(distribution["batch_in_range"]) + distribution["above"] + distribution["below"] == pytest.approx(1.0)
     assert sum(distribution["batch"]) == pytest.approx(1.0)
     assert distribution["batch"][-1] > distribution["batch_in_range"][-1] + 0.3
-    outcome = {"decision": "block", "drifted": True, "drift_action": "block", "champion": "v1", "data_sha256": "ab",
-               "reasons": [], "notes": [], "report": report.to_json()}
+    outcome = {
+        "decision": "block",
+        "drifted": True,
+        "drift_action": "block",
+        "champion": "v1",
+        "data_sha256": "ab",
+        "reasons": [],
+        "notes": [],
+        "report": report.to_json(),
+    }
     page = render_drift_html(outcome)
     assert f"<td>{income.out_of_range_share:.1%}</td>" in page and "outside the reference (range or categories)" in page
     assert _plot(report.to_json()["features"][[f.feature for f in report.features].index("tenure_months")])

@@ -6,13 +6,13 @@ import re
 import pytest
 
 from gated_training.config import DriftPolicy
+from gated_training.data.synthetic import TARGET, generate
 from gated_training.data.tables import json_safe
 from gated_training.drift.compare import profile_frame
 from gated_training.drift.gate import BLOCK, DRIFT, NO_NEW_DATA, SKIP, TRAIN, check_batch
 from gated_training.drift.report import render_drift_html
 from gated_training.errors import ConfigError, RegistryError
 from gated_training.registry.store import FEATURE_METADATA_FILE, MODEL_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
-from gated_training.data.synthetic import TARGET, generate
 
 ROWS = 3000
 CHAMPION_SHA = "c" * 64
@@ -27,8 +27,12 @@ def install(tmp_path, frame=None, data_sha256=CHAMPION_SHA) -> tuple[str, str]:
     registry = ModelRegistry(str(tmp_path / "registry"), "m")
     files = {MODEL_FILE: b"model bytes"}
     if frame is not None:
-        files[REFERENCE_PROFILE_FILE] = json.dumps(json_safe(profile_frame(frame, TARGET, predictions=frame[TARGET]))).encode()
-        files[FEATURE_METADATA_FILE] = json.dumps({"inputs": [{"name": c} for c in frame.columns if c != TARGET]}).encode()
+        files[REFERENCE_PROFILE_FILE] = json.dumps(
+            json_safe(profile_frame(frame, TARGET, predictions=frame[TARGET]))
+        ).encode()
+        files[FEATURE_METADATA_FILE] = json.dumps(
+            {"inputs": [{"name": c} for c in frame.columns if c != TARGET]}
+        ).encode()
     version, sha = registry.publish(files, {"data_sha256": data_sha256})
     registry.promote(version, sha, None, "test")
     return str(tmp_path / "registry"), version
@@ -75,13 +79,19 @@ def heavy_drift(rows: int, seed: int):
     return frame
 
 
-@pytest.mark.parametrize(("action", "decision", "reason", "deploy_allowed"), [
-    ("block", BLOCK, DRIFT, True), ("warn", TRAIN, None, True), ("retrain_only", TRAIN, None, False)])
+@pytest.mark.parametrize(
+    ("action", "decision", "reason", "deploy_allowed"),
+    [("block", BLOCK, DRIFT, True), ("warn", TRAIN, None, True), ("retrain_only", TRAIN, None, False)],
+)
 def test_drift_action_decides_what_a_drifted_batch_does(tmp_path, clean, action, decision, reason, deploy_allowed):
     registry_uri, _ = install(tmp_path, clean)
     outcome = decide(registry_uri, heavy_drift(ROWS, 3), DriftPolicy(drift_action=action))
     assert (outcome.decision, outcome.reason, outcome.deploy_allowed, outcome.drifted) == (
-        decision, reason, deploy_allowed, True)
+        decision,
+        reason,
+        deploy_allowed,
+        True,
+    )
     flagged = {f["feature"] for f in outcome.report["features"] if f["drifted"]}
     assert flagged == {"income", "tenure_months", "region"}
     assert re.match(r"3 of 6 features drifted \(50% >= max_drifted_share 30%\)", outcome.reasons[0])
@@ -104,8 +114,9 @@ def test_a_champion_without_a_profile_trains_unchecked(tmp_path, clean):
     registry_uri, version = install(tmp_path, None)
     outcome = decide(registry_uri, clean)
     assert (outcome.decision, outcome.report) == (TRAIN, None)
-    assert outcome.notes == [f"champion {version} has no reference profile (deployed before drift checks existed): "
-                             "drift not checked"]
+    assert outcome.notes == [
+        f"champion {version} has no reference profile (deployed before drift checks existed): drift not checked"
+    ]
 
 
 def test_an_altered_profile_fails_closed(tmp_path, clean):
@@ -122,12 +133,15 @@ def test_one_severely_drifted_feature_drifts_the_batch_whatever_the_share(tmp_pa
     assert outcome.decision == BLOCK and outcome.reason == "drift"
     assert [r for r in outcome.reasons if r.startswith("severe drift")] == [
         "severe drift on feature channel: PSI 1.52 >= drift_severe_psi 1; 19.5% of values outside the reference "
-        "categories >= drift_severe_out_of_range 10.0%"]
+        "categories >= drift_severe_out_of_range 10.0%"
+    ]
     scaled = clean.assign(income=clean["income"] * 100)  # a unit change upstream: cents for euros
     outcome = decide(registry_uri, scaled)
     assert outcome.decision == BLOCK
-    assert "severe drift on feature income: PSI 8.28 >= drift_severe_psi 1; 100.0% of values outside the reference " \
-           "range >= drift_severe_out_of_range 10.0%" in outcome.reasons
+    assert (
+        "severe drift on feature income: PSI 8.28 >= drift_severe_psi 1; 100.0% of values outside the reference "
+        "range >= drift_severe_out_of_range 10.0%" in outcome.reasons
+    )
     normal = decide(registry_uri, generate(ROWS, seed=2))
     assert (normal.decision, normal.drifted) == (TRAIN, False)
 
@@ -137,22 +151,30 @@ def test_the_schema_contract_blocks_new_and_missing_columns(tmp_path, clean):
     with_new = generate(ROWS, seed=2).assign(loyalty=1.0)
     outcome = decide(registry_uri, with_new)
     assert (outcome.decision, outcome.reason) == (BLOCK, "schema")
-    assert outcome.reasons[0].startswith(f"schema: new column(s) loyalty that champion {version} was not trained on "
-                                         "(new_columns=block)")
+    assert outcome.reasons[0].startswith(
+        f"schema: new column(s) loyalty that champion {version} was not trained on (new_columns=block)"
+    )
     ignored = decide(registry_uri, with_new, DriftPolicy(new_columns="ignore"))
     assert (ignored.decision, ignored.ignored_columns) == (TRAIN, ["loyalty"])
-    assert ignored.warnings == [f"schema: new column(s) loyalty dropped (new_columns=ignore); champion {version}'s "
-                                "features are used"]
+    assert ignored.warnings == [
+        f"schema: new column(s) loyalty dropped (new_columns=ignore); champion {version}'s features are used"
+    ]
     missing = decide(registry_uri, generate(ROWS, seed=2).drop(columns=["region"]), DriftPolicy(new_columns="ignore"))
     assert (missing.decision, missing.reason) == (BLOCK, "schema")
     assert missing.reasons[0].startswith(f"schema: feature(s) region of champion {version} are missing from the batch")
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("drift_action", "ignore", "must be one of block, warn, retrain_only"),
-    ("drift_psi_threshold", 0, "must be > 0"), ("drift_psi_threshold", -1.0, "finite number >= 0"),
-    ("drift_max_drifted_share", 1.5, "within [0, 1]"), ("drift_max_drifted_share", 0.0, "must be > 0"),
-    ("force_retrain", "yes", "true or false")])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("drift_action", "ignore", "must be one of block, warn, retrain_only"),
+        ("drift_psi_threshold", 0, "must be > 0"),
+        ("drift_psi_threshold", -1.0, "finite number >= 0"),
+        ("drift_max_drifted_share", 1.5, "within [0, 1]"),
+        ("drift_max_drifted_share", 0.0, "must be > 0"),
+        ("force_retrain", "yes", "true or false"),
+    ],
+)
 def test_policy_is_validated_once(field, value, message):
     with pytest.raises(ConfigError, match=re.escape(f"parameter {field}=") + ".*" + re.escape(message)):
         DriftPolicy(**{field: value})

@@ -24,11 +24,19 @@ def candidate(tmp_path_factory):
 
 def evaluate(candidate, tmp_path, thresholds, registry_uri=None, drift_report_path=""):
     registry_uri = registry_uri or str(tmp_path / "registry")
-    decision = evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
-                              training_report_path=candidate.path("training.json"), target="label",
-                              thresholds=thresholds, registry_uri=registry_uri, model_name="m",
-                              decision_out=str(tmp_path / "decision.json"), report_out=str(tmp_path / "report.md"),
-                              drift_report_path=drift_report_path, feature_metadata_path=candidate.path("meta.json"))
+    decision = evaluate_model(
+        model_path=candidate.path("model.joblib"),
+        test_path=candidate.path("test.parquet"),
+        training_report_path=candidate.path("training.json"),
+        target="label",
+        thresholds=thresholds,
+        registry_uri=registry_uri,
+        model_name="m",
+        decision_out=str(tmp_path / "decision.json"),
+        report_out=str(tmp_path / "report.md"),
+        drift_report_path=drift_report_path,
+        feature_metadata_path=candidate.path("meta.json"),
+    )
     return decision, json.loads((tmp_path / "decision.json").read_text()), (tmp_path / "report.md").read_text()
 
 
@@ -44,8 +52,13 @@ def test_first_run_deploys_when_thresholds_pass_and_every_check_states_its_evide
     assert decision.decision == DEPLOY and written["decision"] == "deploy" and written["champion"] is None
     assert "No champion yet." in report and "# Model gate: **DEPLOY**" in report
     names = [c["name"] for c in written["checks"]]
-    assert names[:5] == ["min_test_rows", "min_test_rows_per_class", "min_accuracy", "min_balanced_accuracy",
-                         "beats_prior_predictor"]
+    assert names[:5] == [
+        "min_test_rows",
+        "min_test_rows_per_class",
+        "min_accuracy",
+        "min_balanced_accuracy",
+        "beats_prior_predictor",
+    ]
     assert "not_worse_than_champion (accuracy)" in names and "max_pair_feature_score" in names
     accuracy = next(c for c in written["checks"] if c["name"] == "min_accuracy")
     rows = written["candidate"]["test_rows"]
@@ -64,8 +77,14 @@ def test_first_run_policy_block(candidate, tmp_path):
 
 
 def test_each_absolute_threshold_can_block(candidate, tmp_path):
-    strict = GateThresholds(min_accuracy=0.99, min_f1=0.99, min_roc_auc=0.999, max_overfit_gap=0.0,
-                            min_balanced_accuracy=0.99, min_class_recall=0.99)
+    strict = GateThresholds(
+        min_accuracy=0.99,
+        min_f1=0.99,
+        min_roc_auc=0.999,
+        max_overfit_gap=0.0,
+        min_balanced_accuracy=0.99,
+        min_class_recall=0.99,
+    )
     decision, _, report = evaluate(candidate, tmp_path, strict)
     failed = {c.name for c in decision.checks if not c.passed}
     assert failed >= {"min_accuracy", "min_f1", "min_roc_auc", "min_balanced_accuracy", "min_class_recall"}
@@ -79,8 +98,9 @@ def test_the_lower_bound_rule_blocks_what_the_point_rule_passes(candidate, tmp_p
     low, _ = accuracy.evidence["interval"]
     between = round((low + accuracy.value) / 2, 4)  # above the interval's lower bound, below the estimate
     passes, _, _ = evaluate(candidate, tmp_path, GateThresholds(**{**LENIENT, "min_accuracy": between}))
-    strict, _, _ = evaluate(candidate, tmp_path, GateThresholds(**{**LENIENT, "min_accuracy": between},
-                                                                threshold_rule="lower_bound"))
+    strict, _, _ = evaluate(
+        candidate, tmp_path, GateThresholds(**{**LENIENT, "min_accuracy": between}, threshold_rule="lower_bound")
+    )
     assert next(c for c in passes.checks if c.name == "min_accuracy").passed
     check = next(c for c in strict.checks if c.name == "min_accuracy")
     assert not check.passed and "interval's lower bound must reach" in check.detail
@@ -107,8 +127,11 @@ def test_a_much_worse_candidate_is_blocked_as_significantly_worse(candidate, tmp
     better = train_candidate(tmp_path / "strong", frame)
     weak = train_candidate(tmp_path / "weak", frame, settings=ModelSettings(n_estimators=1, max_depth=1, cv_folds=3))
     install_champion(tmp_path, better.path("model.joblib"))
-    decision, _, _ = evaluate(weak, tmp_path, GateThresholds(min_accuracy=0.0, max_overfit_gap=1.0,
-                                                             min_balanced_accuracy=0.0, beat_prior_predictor=False))
+    decision, _, _ = evaluate(
+        weak,
+        tmp_path,
+        GateThresholds(min_accuracy=0.0, max_overfit_gap=1.0, min_balanced_accuracy=0.0, beat_prior_predictor=False),
+    )
     check = next(c for c in decision.checks if c.name.startswith("not_worse_than_champion"))
     assert not check.passed and check.evidence["verdict"] == "significantly worse"
     assert "exact McNemar" in check.detail and decision.decision == BLOCK
@@ -148,8 +171,9 @@ def test_slices_name_a_column_the_rows_lack_and_report_every_slice(candidate, tm
     decision, _, _ = evaluate(candidate, tmp_path, GateThresholds(**LENIENT, slice_by="nowhere"))
     check = next(c for c in decision.checks if c.name == "slices")
     assert not check.passed and "slice_by names column(s) nowhere that the test rows lack" in check.detail
-    decision, written, report = evaluate(candidate, tmp_path, GateThresholds(**LENIENT, slice_by="colour",
-                                                                             min_slice_rows=10))
+    decision, written, report = evaluate(
+        candidate, tmp_path, GateThresholds(**LENIENT, slice_by="colour", min_slice_rows=10)
+    )
     check = next(c for c in written["checks"] if c["name"] == "slices_not_worse_than_champion")
     assert check["passed"] and {s["column"] for s in check["evidence"]["slices"]} == {"colour"}
     assert "## Slices" in report

@@ -15,9 +15,16 @@ def run_step(tmp_path, frame, settings=FeatureSettings(), split=SplitSettings(),
     dataset = tmp_path / "data.parquet"
     frame.to_parquet(dataset, index=False)
     outs = {name: str(tmp_path / name) for name in ("train.parquet", "test.parquet", "pre.joblib", "meta.json")}
-    outcome = engineer_features(dataset_path=str(dataset), target=target, feature_settings=settings, split_settings=split,
-                                train_out=outs["train.parquet"], test_out=outs["test.parquet"],
-                                preprocessor_out=outs["pre.joblib"], metadata_out=outs["meta.json"])
+    outcome = engineer_features(
+        dataset_path=str(dataset),
+        target=target,
+        feature_settings=settings,
+        split_settings=split,
+        train_out=outs["train.parquet"],
+        test_out=outs["test.parquet"],
+        preprocessor_out=outs["pre.joblib"],
+        metadata_out=outs["meta.json"],
+    )
     return outcome, outs
 
 
@@ -67,7 +74,6 @@ def test_a_key_column_splits_by_key_and_every_class_needs_training_rows():
         split_dataset(keyed, "label", SplitSettings(test_size=0.5, split_key="key"))
 
 
-
 def test_preprocessor_is_fitted_on_the_training_split_only(tmp_path):
     frame = synthetic_frame(400)
     outcome, outs = run_step(tmp_path, frame)
@@ -89,8 +95,12 @@ def test_metadata_describes_inputs_outputs_and_categories(tmp_path):
     assert metadata["categories"]["colour"] == ["blue", "green", "red"]
     assert "categorical__colour_red" in metadata["engineered_features"]
     assert metadata["classes"] == [0, 1] and sum(metadata["rows"].values()) == 300
-    assert metadata["split"] == {"method": "content-hash-v1", "test_size": 0.2, "key": "",
-                                 "columns": ["colour", "flag", "x1", "x2"]}
+    assert metadata["split"] == {
+        "method": "content-hash-v1",
+        "test_size": 0.2,
+        "key": "",
+        "columns": ["colour", "flag", "x1", "x2"],
+    }
     assert set(metadata["single_feature_scores"]) == {"x1", "x2", "colour", "flag"}
     assert all(0 <= score <= 1 for score in metadata["single_feature_scores"].values())
 

@@ -10,21 +10,29 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 
 from gated_training.config import GateThresholds
-from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model
+from gated_training.data.split import SplitRule, in_test_split
 from gated_training.gate.leakage import balanced_accuracy, single_feature_scores
 from gated_training.registry.store import FEATURE_METADATA_FILE, MODEL_FILE, ModelRegistry
-from gated_training.data.split import SplitRule, in_test_split
-from tests.conftest import synthetic_frame
+from gated_training.steps.evaluate_model import BLOCK, DEPLOY, evaluate_model
 from tests.builders import train_candidate
+from tests.conftest import synthetic_frame
 
 LENIENT = dict(min_accuracy=0.5, max_overfit_gap=0.5)
 
 
 def evaluate(candidate, tmp_path, thresholds):
-    decision = evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
-                                  training_report_path=candidate.path("training.json"), target="label", thresholds=thresholds, registry_uri=str(tmp_path / "registry"), model_name="m",
-                                  decision_out=str(tmp_path / "decision.json"), report_out=str(tmp_path / "report.md"),
-                                  feature_metadata_path=candidate.path("meta.json"))
+    decision = evaluate_model(
+        model_path=candidate.path("model.joblib"),
+        test_path=candidate.path("test.parquet"),
+        training_report_path=candidate.path("training.json"),
+        target="label",
+        thresholds=thresholds,
+        registry_uri=str(tmp_path / "registry"),
+        model_name="m",
+        decision_out=str(tmp_path / "decision.json"),
+        report_out=str(tmp_path / "report.md"),
+        feature_metadata_path=candidate.path("meta.json"),
+    )
     return decision, json.loads((tmp_path / "decision.json").read_text())
 
 
@@ -33,8 +41,13 @@ def install_champion(tmp_path, outputs, split=None) -> str:
     metadata = json.loads(Path(outputs.path("meta.json")).read_text())
     if split is not None:
         metadata["split"] = split
-    version, sha = registry.publish({MODEL_FILE: Path(outputs.path("model.joblib")).read_bytes(),
-                                     FEATURE_METADATA_FILE: json.dumps(metadata).encode()}, {})
+    version, sha = registry.publish(
+        {
+            MODEL_FILE: Path(outputs.path("model.joblib")).read_bytes(),
+            FEATURE_METADATA_FILE: json.dumps(metadata).encode(),
+        },
+        {},
+    )
     registry.promote(version, sha, None, "test")
     return version
 
@@ -67,8 +80,14 @@ def test_single_feature_scores_break_ties_by_label_order_and_score_multiclass_la
     assert single_feature_scores(train, test, "label") == {"key": 1.0}
     assert single_feature_scores(train.replace({"a": "c"}), test.replace({"a": "c"}), "label") == {"key": 0.5}
     labels = np.random.default_rng(0).choice(["no", "maybe", "yes"], 600)
-    frame = pd.DataFrame({"copy": labels, "code": pd.Series(labels).map({"no": 0, "maybe": 1, "yes": 2}).astype(float),
-                          "noise": np.random.default_rng(1).normal(size=600), "label": labels})
+    frame = pd.DataFrame(
+        {
+            "copy": labels,
+            "code": pd.Series(labels).map({"no": 0, "maybe": 1, "yes": 2}).astype(float),
+            "noise": np.random.default_rng(1).normal(size=600),
+            "label": labels,
+        }
+    )
     scores = single_feature_scores(frame.iloc[:300], frame.iloc[300:], "label")
     assert scores["copy"] == scores["code"] == 1.0
     assert 0.2 < scores["noise"] < 0.5  # three classes: a useless feature scores about 1/3
@@ -110,8 +129,10 @@ def test_the_champion_is_compared_only_on_rows_its_own_split_held_out(tmp_path):
     held_out = in_test_split(test, SplitRule.from_json(narrower))
     comparison = written["champion"]["comparison"]
     assert comparison["rows"] == int(held_out.sum()) < comparison["test_rows"] == len(test)
-    assert comparison["note"] == f"compared on the {int(held_out.sum())} of {len(test)} test rows the champion's " \
-                                 "split rule also held out"
+    assert (
+        comparison["note"] == f"compared on the {int(held_out.sum())} of {len(test)} test rows the champion's "
+        "split rule also held out"
+    )
     legacy = tmp_path / "legacy"
     install_champion(legacy, candidate, split={})  # deployed before stable splits: every row, said so
     _, written = evaluate(candidate, legacy, GateThresholds(**LENIENT))

@@ -6,11 +6,11 @@ import pytest
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from gated_training.gate import importance
+from gated_training.config import FeatureSettings, ModelSettings
 from gated_training.data import synthetic
+from gated_training.gate import importance
 from gated_training.steps import engineer_features as features
 from gated_training.steps import train_model as training
-from gated_training.config import FeatureSettings, ModelSettings
 
 
 def fitted_model(frame: pd.DataFrame, settings: FeatureSettings, estimator: str = "hist_gradient_boosting") -> Pipeline:
@@ -37,8 +37,9 @@ def test_the_fast_path_gives_exactly_sklearns_importances(table, encoding):
     labels = table[synthetic.TARGET].loc[sample.index]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = permutation_importance(model, sample, labels, n_repeats=importance.N_REPEATS, random_state=42,
-                                          scoring="accuracy").importances_mean
+        expected = permutation_importance(
+            model, sample, labels, n_repeats=importance.N_REPEATS, random_state=42, scoring="accuracy"
+        ).importances_mean
         assert importance.input_column_blocks(model.named_steps["preprocess"], list(sample.columns)) is not None
         actual = importance.permutation_importances(model, sample, labels, 42)
     np.testing.assert_array_equal(actual, expected)
@@ -46,8 +47,14 @@ def test_the_fast_path_gives_exactly_sklearns_importances(table, encoding):
 
 
 def test_blocks_follow_the_one_hot_width_of_each_categorical_column():
-    frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0], "colour": ["red", "blue", "red", "green"],
-                          "flag": [True, False, True, True], synthetic.TARGET: [0, 1, 0, 1]})
+    frame = pd.DataFrame(
+        {
+            "x": [1.0, 2.0, np.nan, 4.0],
+            "colour": ["red", "blue", "red", "green"],
+            "flag": [True, False, True, True],
+            synthetic.TARGET: [0, 1, 0, 1],
+        }
+    )
     x = frame.drop(columns=synthetic.TARGET)
     roles = features.infer_column_roles(x)
     preprocessor = features.build_preprocessor(roles, FeatureSettings()).fit(x)
@@ -58,10 +65,18 @@ def test_blocks_follow_the_one_hot_width_of_each_categorical_column():
     assert capped_roles.capped == ["colour"]
     pooled = features.build_preprocessor(capped_roles, FeatureSettings(max_categories=2)).fit(x)
     assert [block.tolist() for block in importance.input_column_blocks(pooled, ["x", "colour", "flag"])] == [
-        [0], [3], [1, 2]]  # output order: numeric, uncapped (flag), capped (colour)
-    capped = features.build_preprocessor(capped_roles, FeatureSettings(max_categories=2, min_category_frequency=0)).fit(x)
+        [0],
+        [3],
+        [1, 2],
+    ]  # output order: numeric, uncapped (flag), capped (colour)
+    capped = features.build_preprocessor(capped_roles, FeatureSettings(max_categories=2, min_category_frequency=0)).fit(
+        x
+    )
     assert [block.tolist() for block in importance.input_column_blocks(capped, ["x", "colour", "flag"])] == [
-        [0], [3, 4], [1, 2]]  # red, then blue and green pooled
+        [0],
+        [3, 4],
+        [1, 2],
+    ]  # red, then blue and green pooled
 
 
 @pytest.mark.parametrize("settings", [FeatureSettings(interaction_features=True), FeatureSettings(select_k_best=5)])
@@ -72,6 +87,7 @@ def test_expanded_or_selected_features_fall_back_to_permuting_raw_rows(table, se
     assert importance.input_column_blocks(model.named_steps["preprocess"], list(sample.columns)) is None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = permutation_importance(model, sample, labels, n_repeats=importance.N_REPEATS, random_state=7,
-                                          scoring="accuracy").importances_mean
+        expected = permutation_importance(
+            model, sample, labels, n_repeats=importance.N_REPEATS, random_state=7, scoring="accuracy"
+        ).importances_mean
         np.testing.assert_array_equal(importance.permutation_importances(model, sample, labels, 7), expected)

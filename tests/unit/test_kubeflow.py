@@ -5,8 +5,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from gated_training.kubeflow.client import (Connection, KubeflowError, checkout_revision, read_package, run_result,
-                                     version_name)
+from gated_training.kubeflow.client import (
+    Connection,
+    KubeflowError,
+    checkout_revision,
+    read_package,
+    run_result,
+    version_name,
+)
 from pipelines.cluster import DEFAULT_RESOURCES, validated
 from tests.conftest import COMPILED_PIPELINE
 
@@ -52,8 +58,9 @@ def test_package_reads_name_and_typed_parameters():
     assert package.parameters["data_uri"][0] == "String" and package.parameters["max_input_mb"] == ("Float", 2048.0)
 
 
-@pytest.mark.parametrize(("content", "message"), [(None, "run `make compile` first"),
-                                                  ("just: text\n", "is not a compiled KFP pipeline")])
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "run `make compile` first"), ("just: text\n", "is not a compiled KFP pipeline")]
+)
 def test_package_errors_name_the_file(tmp_path, content, message):
     path = tmp_path / "p.yaml"
     if content is not None:
@@ -66,22 +73,48 @@ def task(name, state):
     return SimpleNamespace(display_name=name, task_id=name, state=state)
 
 
-@pytest.mark.parametrize(("state", "tasks", "outcome"), [
-    # Argo node names, as a real backend's task_details carry them.
-    ("SUCCEEDED", [task("root-driver", "SUCCEEDED"), task("validate-data-driver", "SUCCEEDED"),
-                   task("validate-data", "SUCCEEDED"), task("executor", "SUCCEEDED"),
-                   task("condition-1-driver", "SUCCEEDED"), task("condition-1", "SKIPPED")], "blocked by the data gate"),
-    ("SUCCEEDED", [task("validate-data", "SUCCEEDED"), task("check-drift", "SUCCEEDED"),
-                   task("train-model", "SUCCEEDED"), task("evaluate-model", "SUCCEEDED"),
-                   task("condition-3", "SKIPPED")], "blocked by the model gate"),
-    ("FAILED", [task("validate-data", "SUCCEEDED"), task("deploy-model", "FAILED"), task("executor", "FAILED")],
-     "failed at deploy-model"),
-    # kfp.local-style display names read the same.
-    ("SUCCEEDED", [task("Validate data (GX)", "SUCCEEDED"), task("Deploy to registry", "SUCCEEDED")],
-     "deployed (or blocked: the champion changed during the run)"),
-    ("CANCELED", [], "canceled"),
-    ("RUNNING", [], "running"),
-])
+@pytest.mark.parametrize(
+    ("state", "tasks", "outcome"),
+    [
+        # Argo node names, as a real backend's task_details carry them.
+        (
+            "SUCCEEDED",
+            [
+                task("root-driver", "SUCCEEDED"),
+                task("validate-data-driver", "SUCCEEDED"),
+                task("validate-data", "SUCCEEDED"),
+                task("executor", "SUCCEEDED"),
+                task("condition-1-driver", "SUCCEEDED"),
+                task("condition-1", "SKIPPED"),
+            ],
+            "blocked by the data gate",
+        ),
+        (
+            "SUCCEEDED",
+            [
+                task("validate-data", "SUCCEEDED"),
+                task("check-drift", "SUCCEEDED"),
+                task("train-model", "SUCCEEDED"),
+                task("evaluate-model", "SUCCEEDED"),
+                task("condition-3", "SKIPPED"),
+            ],
+            "blocked by the model gate",
+        ),
+        (
+            "FAILED",
+            [task("validate-data", "SUCCEEDED"), task("deploy-model", "FAILED"), task("executor", "FAILED")],
+            "failed at deploy-model",
+        ),
+        # kfp.local-style display names read the same.
+        (
+            "SUCCEEDED",
+            [task("Validate data (GX)", "SUCCEEDED"), task("Deploy to registry", "SUCCEEDED")],
+            "deployed (or blocked: the champion changed during the run)",
+        ),
+        ("CANCELED", [], "canceled"),
+        ("RUNNING", [], "running"),
+    ],
+)
 def test_outcome_is_read_from_the_branch_that_ran(state, tasks, outcome):
     run = SimpleNamespace(run_id="r", state=state, run_details=SimpleNamespace(task_details=tasks), error=None)
     assert run_result(run).outcome == outcome
@@ -90,8 +123,10 @@ def test_outcome_is_read_from_the_branch_that_ran(state, tasks, outcome):
 def test_run_urls_prefer_the_ui_host(monkeypatch):
     monkeypatch.delenv("KF_PIPELINES_UI_ENDPOINT", raising=False)
     monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
-    assert Connection(host="http://kfp:8888", ui_host="https://ui.example.com/").run_url("r1") == \
-        "https://ui.example.com/#/runs/details/r1"
+    assert (
+        Connection(host="http://kfp:8888", ui_host="https://ui.example.com/").run_url("r1")
+        == "https://ui.example.com/#/runs/details/r1"
+    )
     assert Connection(host="kfp.example.com").run_url("r1") == "http://kfp.example.com/#/runs/details/r1"
     assert Connection().run_url("r1") == "/pipeline/#/runs/details/r1"  # in-cluster: relative to the UI
 

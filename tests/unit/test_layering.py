@@ -60,8 +60,12 @@ def library() -> list[Import]:
 
 
 def outside() -> list[Import]:
-    return [i for folder in ("components", "pipelines") for path in (REPO_ROOT / folder).glob("*.py")
-            for i in imports(path, f"{folder}/{path.name}")]
+    return [
+        i
+        for folder in ("components", "pipelines")
+        for path in (REPO_ROOT / folder).glob("*.py")
+        for i in imports(path, f"{folder}/{path.name}")
+    ]
 
 
 def target_package(module: str) -> str | None:
@@ -92,8 +96,11 @@ def test_every_import_goes_down_the_layers():
 
 
 def test_other_packages_are_imported_through_their_face():
-    faces = {name: set(importlib.import_module(f"gated_training.{name}").__all__) for name in layers()
-             if name not in ("core", "steps", "cli")}
+    faces = {
+        name: set(importlib.import_module(f"gated_training.{name}").__all__)
+        for name in layers()
+        if name not in ("core", "steps", "cli")
+    }
     violations = []
     for item in [*library(), *outside()]:
         target = target_package(item.module)
@@ -105,8 +112,10 @@ def test_other_packages_are_imported_through_their_face():
         else:
             unknown = [name for name in item.names if name not in faces[target]]
             if unknown or not item.names:
-                violations.append(f"{item.source}:{item.line} takes {unknown or item.module} from gated_training.{target}, "
-                                  "which its face does not list")
+                violations.append(
+                    f"{item.source}:{item.line} takes {unknown or item.module} from gated_training.{target}, "
+                    "which its face does not list"
+                )
     assert not violations, "\n".join(violations)
 
 
@@ -129,7 +138,9 @@ def test_heavy_libraries_are_never_imported_at_a_modules_top_level():
     for item in library():
         heavy = next((name for name in HEAVY if item.module == name or item.module.startswith(f"{name}.")), None)
         if heavy and item.top_level:
-            assert heavy in HEAVY_AT_TOP_ALLOWED.get(item.source, ()), f"{item.source}:{item.line} imports {item.module}"
+            assert heavy in HEAVY_AT_TOP_ALLOWED.get(item.source, ()), (
+                f"{item.source}:{item.line} imports {item.module}"
+            )
 
 
 def test_no_import_circles():
@@ -155,7 +166,7 @@ def test_no_import_circles():
         stack.append(node)
         for nxt in sorted(edges[node]):
             if seen.get(nxt) == 1:
-                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(nxt) :] + [nxt]))
             if nxt not in seen:
                 visit(nxt)
         stack.pop()

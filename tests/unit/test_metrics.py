@@ -43,8 +43,13 @@ def test_majority_baseline_scores():
     scores = score_model(fitted(DummyClassifier(strategy="most_frequent"), x, y), x, y)
     assert scores.accuracy == pytest.approx(0.7)
     assert scores.roc_auc == pytest.approx(0.5)
-    assert scores.headline() == {"accuracy": scores.accuracy, "balanced_accuracy": 0.5, "f1": scores.f1,
-                                 "roc_auc": scores.roc_auc, "brier": pytest.approx(0.6)}  # one-hot on 1: 2 for each of 3 rows
+    assert scores.headline() == {
+        "accuracy": scores.accuracy,
+        "balanced_accuracy": 0.5,
+        "f1": scores.f1,
+        "roc_auc": scores.roc_auc,
+        "brier": pytest.approx(0.6),
+    }  # one-hot on 1: 2 for each of 3 rows
 
 
 class CountingTransform(StandardScaler):

@@ -4,15 +4,20 @@ import logging
 
 import pytest
 
-from gated_training.reports import notify
 from gated_training.errors import ConfigError
+from gated_training.reports import notify
 from gated_training.reports.notify import check_webhook_url, notify_failed_step, notify_outcome
 from tests.mlflow_server import free_port
 from tests.webhook_receiver import WebhookReceiver
 
-BLOCKED = {"outcome": "blocked", "blocked_by": "drift", "skip_reason": None, "kfp_run_id": "run-42",
-           "reasons": ["3 of 6 features drifted (50% >= max_drifted_share 30%): income, tenure_months, region"],
-           "champion": {"version": "20260101T000000000000Z-abcdef01", "metrics": {}}}
+BLOCKED = {
+    "outcome": "blocked",
+    "blocked_by": "drift",
+    "skip_reason": None,
+    "kfp_run_id": "run-42",
+    "reasons": ["3 of 6 features drifted (50% >= max_drifted_share 30%): income, tenure_months, region"],
+    "champion": {"version": "20260101T000000000000Z-abcdef01", "metrics": {}},
+}
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +28,11 @@ def fast_backoff(monkeypatch):
 
 def test_a_blocked_run_posts_slack_json_with_reasons_and_links():
     with WebhookReceiver() as receiver:
-        status = notify_outcome(receiver.hook_url, BLOCKED, {"drift report": "gs://b/run/drift_html",
-                                                            "MLflow run": "https://mlflow.example/#/runs/1"})
+        status = notify_outcome(
+            receiver.hook_url,
+            BLOCKED,
+            {"drift report": "gs://b/run/drift_html", "MLflow run": "https://mlflow.example/#/runs/1"},
+        )
     assert status == "sent" and len(receiver.posts) == 1
     post = receiver.posts[0]
     assert post["path"] == "/services/T000/B000/secret-token" and post["content_type"] == "application/json"
@@ -44,14 +52,17 @@ def test_skipped_and_failed_runs_notify_and_deployed_runs_do_not():
     texts = [post["json"]["text"] for post in receiver.posts]
     assert len(texts) == 2
     assert texts[0].startswith("*gated-training run run-42: skipped (no_new_data)*")
-    assert texts[1].startswith("*gated-training run run-7: FAILED*") and "train-model failed: TrackingError: MLflow down" in texts[1]
+    assert (
+        texts[1].startswith("*gated-training run run-7: FAILED*")
+        and "train-model failed: TrackingError: MLflow down" in texts[1]
+    )
 
 
 def test_a_failing_step_posts_its_failure_once_and_the_error_still_ends_it(tmp_path, monkeypatch):
     """No exit handler (it needs KFP 2.14 and reads MLMD states): recorded_step posts the failure
     itself, naming the run from the artifact URI's layout, then re-raises the step's own error."""
-    from gated_training.kubeflow import records as step_records
     from gated_training.errors import DataError
+    from gated_training.kubeflow import records as step_records
 
     monkeypatch.setenv(step_records.RECORD_DIR_ENV, str(tmp_path))
     uri = "gs://bucket/root/gated-training/8f14e45f-ceea-467f-a0e6-4c2b8e1f0a11/check-drift/1234/run_summary"
@@ -74,7 +85,7 @@ def test_a_webhook_that_is_down_never_masks_the_steps_own_error(tmp_path, monkey
     monkeypatch.setenv(step_records.RECORD_DIR_ENV, str(tmp_path))
     with pytest.raises(ZeroDivisionError):
         with step_records.recorded_step("train-model", notify_webhook_url=f"http://127.0.0.1:{free_port()}/hook"):
-            1 / 0
+            _ = 1 / 0
     assert step_records.read_records(tmp_path, "notification")["train-model"]["notification"].startswith("failed:")
 
 
@@ -136,8 +147,13 @@ def test_a_redirect_is_never_followed_nor_recorded_as_sent(code):
 
 
 def test_text_from_the_data_cannot_add_slack_links_or_mentions():
-    hostile = {**BLOCKED, "reasons": ["critical rule x on column '<!channel>' failed: observed ['<http://evil|APPROVE DEPLOY>', "
-                                      "'a & b']"], "kfp_run_id": "<!here>"}
+    hostile = {
+        **BLOCKED,
+        "reasons": [
+            "critical rule x on column '<!channel>' failed: observed ['<http://evil|APPROVE DEPLOY>', 'a & b']"
+        ],
+        "kfp_run_id": "<!here>",
+    }
     with WebhookReceiver() as receiver:
         assert notify_outcome(receiver.hook_url, hostile, {"summary": "https://kfp.example/run|<x>"}) == "sent"
     text = receiver.posts[0]["json"]["text"]
@@ -149,33 +165,43 @@ def test_text_from_the_data_cannot_add_slack_links_or_mentions():
     assert re.findall(r"<[^>]*>", text) == []  # no Slack control sequence survives
 
 
-@pytest.mark.parametrize("url", [
-    "https://hooks.example.com/a\r\nX-Evil: 1", "https://hooks.example.com/a\nb", "https://hooks.example.com/a\tb",
-    "https://hooks.example.com/a b", "https://hooks.example.com/\x00", "https://hooks.example.com/\u2028",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/a\r\nX-Evil: 1",
+        "https://hooks.example.com/a\nb",
+        "https://hooks.example.com/a\tb",
+        "https://hooks.example.com/a b",
+        "https://hooks.example.com/\x00",
+        "https://hooks.example.com/\u2028",
+    ],
+)
 def test_control_characters_are_refused_with_the_parameters(url):
     with pytest.raises(ConfigError, match="notify_webhook_url: holds a control character or a space"):
         check_webhook_url(url)
 
 
-@pytest.mark.parametrize(("host", "problem"), [
-    ("169.254.169.254", "169.254.169.254 is a cloud metadata server"),
-    ("2852039166", "169.254.169.254 is a cloud metadata server"),  # decimal
-    ("0xa9fea9fe", "169.254.169.254 is a cloud metadata server"),  # hexadecimal
-    ("0251.0376.0251.0376", "169.254.169.254 is a cloud metadata server"),  # octal
-    ("169.254.43518", "169.254.169.254 is a cloud metadata server"),  # the two-part form
-    ("[::ffff:169.254.169.254]", "169.254.169.254 is a cloud metadata server (inside ::ffff:a9fe:a9fe)"),
-    ("[fd00:ec2::254]", "fd00:ec2::254 is a cloud metadata server"),
-    ("100.100.100.200", "100.100.100.200 is a cloud metadata server"),
-    ("metadata.google.internal", "metadata.google.internal is a cloud metadata server"),
-    ("169.254.10.1", "169.254.10.1 is a link-local address"),
-    ("[fe80::1]", "fe80::1 is a link-local address"),
-    ("127.0.0.1", "127.0.0.1 is a loopback address"),
-    ("127.1", "127.0.0.1 is a loopback address"),
-    ("[::1]", "::1 is a loopback address"),
-    ("0.0.0.0", "0.0.0.0 is an unspecified address"),
-    ("localhost", "localhost resolves to 127.0.0.1 is a loopback address"),  # a name that resolves there
-])
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("169.254.169.254", "169.254.169.254 is a cloud metadata server"),
+        ("2852039166", "169.254.169.254 is a cloud metadata server"),  # decimal
+        ("0xa9fea9fe", "169.254.169.254 is a cloud metadata server"),  # hexadecimal
+        ("0251.0376.0251.0376", "169.254.169.254 is a cloud metadata server"),  # octal
+        ("169.254.43518", "169.254.169.254 is a cloud metadata server"),  # the two-part form
+        ("[::ffff:169.254.169.254]", "169.254.169.254 is a cloud metadata server (inside ::ffff:a9fe:a9fe)"),
+        ("[fd00:ec2::254]", "fd00:ec2::254 is a cloud metadata server"),
+        ("100.100.100.200", "100.100.100.200 is a cloud metadata server"),
+        ("metadata.google.internal", "metadata.google.internal is a cloud metadata server"),
+        ("169.254.10.1", "169.254.10.1 is a link-local address"),
+        ("[fe80::1]", "fe80::1 is a link-local address"),
+        ("127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("127.1", "127.0.0.1 is a loopback address"),
+        ("[::1]", "::1 is a loopback address"),
+        ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+        ("localhost", "localhost resolves to 127.0.0.1 is a loopback address"),  # a name that resolves there
+    ],
+)
 def test_local_and_metadata_addresses_are_refused_in_every_spelling(monkeypatch, host, problem):
     monkeypatch.delenv(notify.ALLOWED_HOSTS_ENV)
     with pytest.raises(ConfigError, match=problem.replace("(", r"\(").replace(")", r"\)")):
@@ -184,8 +210,12 @@ def test_local_and_metadata_addresses_are_refused_in_every_spelling(monkeypatch,
 
 def test_private_addresses_are_allowed_by_default_and_an_allowlist_is_exclusive(monkeypatch):
     monkeypatch.delenv(notify.ALLOWED_HOSTS_ENV)
-    for url in ("http://10.0.4.7:9093/hook", "http://alert-relay.monitoring.svc.cluster.local/hook",
-                "https://192.168.1.20/x", "https://hooks.slack.com/services/T/B/x"):
+    for url in (
+        "http://10.0.4.7:9093/hook",
+        "http://alert-relay.monitoring.svc.cluster.local/hook",
+        "https://192.168.1.20/x",
+        "https://hooks.slack.com/services/T/B/x",
+    ):
         assert check_webhook_url(url) == url
     monkeypatch.setenv(notify.ALLOWED_HOSTS_ENV, "hooks.slack.com, 127.0.0.1")
     assert check_webhook_url("http://127.0.0.1:9/x")  # named explicitly: allowed, even loopback

@@ -13,8 +13,9 @@ def registry(tmp_path):
 
 
 def test_publish_then_load_verified(tmp_path, registry):
-    version, manifest_sha = registry.publish({MODEL_FILE: model_bytes(tmp_path), "notes.json": b"{}"},
-                                            {"metrics": {"accuracy": 0.9}, "data_sha256": "abc"})
+    version, manifest_sha = registry.publish(
+        {MODEL_FILE: model_bytes(tmp_path), "notes.json": b"{}"}, {"metrics": {"accuracy": 0.9}, "data_sha256": "abc"}
+    )
     model, manifest = registry.load_verified(version, manifest_sha)
     assert model.predict([[5]]).tolist() == [1]
     assert set(manifest["files"]) == {MODEL_FILE, "notes.json"}

@@ -9,15 +9,15 @@ import pytest
 
 from gated_training.cli import main
 from gated_training.config import GateThresholds
+from gated_training.errors import ConfigError, RegistryError
 from gated_training.kubeflow import validate as validate_run_parameters
+from gated_training.registry.operations import cleanup, history, move_champion, rollback, sync_mlflow
+from gated_training.registry.store import ModelRegistry, check_version
 from gated_training.serving.layout import SERVED_MODEL_FILE
 from gated_training.steps.deploy_model import deploy_model
-from gated_training.errors import ConfigError, RegistryError
 from gated_training.steps.evaluate_model import evaluate_model
-from gated_training.registry.store import ModelRegistry, check_version
-from gated_training.registry.operations import cleanup, history, move_champion, rollback, sync_mlflow
-from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
+from tests.conftest import synthetic_frame
 from tests.registry_helpers import registry_bytes, resign
 
 LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)
@@ -33,12 +33,30 @@ def three_deploys(tmp_path_factory):
     for seed in (1, 2, 3):
         candidate = train_candidate(root / f"c{seed}", synthetic_frame(300, seed=seed), tracking_uri=tracking_uri)
         tracking_uri = candidate.tracking_uri
-        evaluate_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
-                           training_report_path=candidate.path("training.json"), target="label", thresholds=LOOSE, registry_uri=registry_uri, model_name="m",
-                           decision_out=candidate.path("gate.json"), report_out=candidate.path("gate.md"))
-        outcome = deploy_model(model_path=candidate.path("model.joblib"), test_path=candidate.path("test.parquet"),
-                               feature_metadata_path=candidate.path("meta.json"), training_report_path=candidate.path("training.json"), gate_decision_path=candidate.path("gate.json"),
-                               target="label", registry_uri=registry_uri, model_name="m", data_sha256=f"{seed}" * 64, kfp_run_id=f"run-{seed}", deployment_out=candidate.path("dep.json"))
+        evaluate_model(
+            model_path=candidate.path("model.joblib"),
+            test_path=candidate.path("test.parquet"),
+            training_report_path=candidate.path("training.json"),
+            target="label",
+            thresholds=LOOSE,
+            registry_uri=registry_uri,
+            model_name="m",
+            decision_out=candidate.path("gate.json"),
+            report_out=candidate.path("gate.md"),
+        )
+        outcome = deploy_model(
+            model_path=candidate.path("model.joblib"),
+            test_path=candidate.path("test.parquet"),
+            feature_metadata_path=candidate.path("meta.json"),
+            training_report_path=candidate.path("training.json"),
+            gate_decision_path=candidate.path("gate.json"),
+            target="label",
+            registry_uri=registry_uri,
+            model_name="m",
+            data_sha256=f"{seed}" * 64,
+            kfp_run_id=f"run-{seed}",
+            deployment_out=candidate.path("dep.json"),
+        )
         assert outcome.promoted
         versions.append(outcome.version)
     return registry_uri, versions, tracking_uri
@@ -97,12 +115,15 @@ def test_version_names_that_are_paths_are_refused(registry, target):
         check_version(target)
 
 
-@pytest.mark.parametrize(("uri", "message"), [
-    ("/srv/registry/../../etc", "'..' path segments are not allowed"),
-    ("gs://bucket/models/../../other", "'..' path segments are not allowed"),
-    ("s3://bucket/registry", "only a local folder or gs://bucket/prefix"),
-    ("gs:///registry", "names no bucket"),
-])
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("/srv/registry/../../etc", "'..' path segments are not allowed"),
+        ("gs://bucket/models/../../other", "'..' path segments are not allowed"),
+        ("s3://bucket/registry", "only a local folder or gs://bucket/prefix"),
+        ("gs:///registry", "names no bucket"),
+    ],
+)
 def test_registry_uris_that_escape_are_refused(uri, message):
     with pytest.raises(RegistryError, match=message.replace("(", r"\(").replace(".", r"\.")):
         ModelRegistry(uri, "m")
@@ -122,7 +143,9 @@ def test_a_tampered_version_is_refused_by_rollback_and_the_champion_stays(regist
     registry, (v1, v2, v3), _ = registry
     model_file = Path(registry.version_uri(v2, SERVED_MODEL_FILE))
     model_file.write_bytes(Path(registry.version_uri(v1, SERVED_MODEL_FILE)).read_bytes())  # a valid, different pickle
-    with pytest.raises(RegistryError, match=f"model version {v2}: serve/model.joblib has SHA-256 .* the file was altered"):
+    with pytest.raises(
+        RegistryError, match=f"model version {v2}: serve/model.joblib has SHA-256 .* the file was altered"
+    ):
         rollback(registry, None, "r")
     assert registry.champion().version == v3
 
@@ -159,7 +182,9 @@ def test_sync_mlflow_repairs_a_lagging_alias_and_is_idempotent(registry):
     assert sync_mlflow(registry, tracking_uri).startswith("synced:")
     import mlflow
 
-    aliased = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias("m", "champion")
+    aliased = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(
+        "m", "champion"
+    )
     assert aliased.tags["registry_version"] == v1
     assert sync_mlflow(registry, tracking_uri).startswith("already in sync")
 
@@ -171,7 +196,10 @@ def test_cleanup_finds_incomplete_versions_and_deletes_only_old_ones(registry):
     Path(registry.version_uri(crashed, SERVED_MODEL_FILE)).write_bytes(b"half")  # a deploy's first file
     fresh = "29990101T000000000000Z-0badc0de"  # "created" in the future: a deploy in progress
     Path(registry.version_uri(fresh)).mkdir(parents=True)
-    assert cleanup(registry, delete=False, older_than=timedelta(hours=1)) == [(crashed, "incomplete"), (fresh, "incomplete")]
+    assert cleanup(registry, delete=False, older_than=timedelta(hours=1)) == [
+        (crashed, "incomplete"),
+        (fresh, "incomplete"),
+    ]
     results = dict(cleanup(registry, delete=True, older_than=timedelta(hours=1)))
     assert results[crashed] == "deleted (1 files)" and "kept" in results[fresh]
     assert not os.path.exists(registry.version_uri(crashed))
@@ -215,8 +243,8 @@ def test_cli_history_fails_on_a_broken_pointer_and_operations_never_print_traceb
     assert main(["history", *common]) == 1
     assert "champion.json (champion pointer): the signature does not match its content" in capsys.readouterr().err
     # Re-signed consistently, as only a key holder could: the pointer names a version that does not exist.
-    from gated_training.registry.store import pointer_body
     from gated_training.registry.signing import current_signer
+    from gated_training.registry.store import pointer_body
 
     edited = {**document, "version": "20200101T000000000000Z-00000000"}
     edited["history"] = [*document["history"][:-1], {**document["history"][-1], "version": edited["version"]}]
@@ -225,10 +253,16 @@ def test_cli_history_fails_on_a_broken_pointer_and_operations_never_print_traceb
     pointer.write_text(json.dumps(edited))
     assert main(["history", *common]) == 1
     err = capsys.readouterr().err
-    assert "the champion pointer names 20200101T000000000000Z-00000000, which is not a complete, verified version" in err
+    assert (
+        "the champion pointer names 20200101T000000000000Z-00000000, which is not a complete, verified version" in err
+    )
     pointer.write_text("{not json")
-    for command in (["history"], ["rollback", "--reason", "r"], ["promote", v1, "--reason", "r"],
-                    ["cleanup", "--delete"]):
+    for command in (
+        ["history"],
+        ["rollback", "--reason", "r"],
+        ["promote", v1, "--reason", "r"],
+        ["cleanup", "--delete"],
+    ):
         code = main([*command, *common])
         err = capsys.readouterr().err
         assert "Traceback" not in err
@@ -250,7 +284,9 @@ def test_smoke_probabilities_are_replayed_one_row_at_a_time_as_a_server_decodes_
     manifest = json.loads(manifest_file.read_text())
     import hashlib
 
-    manifest["files"]["smoke_probabilities.json"]["sha256"] = hashlib.sha256(probabilities_file.read_bytes()).hexdigest()
+    manifest["files"]["smoke_probabilities.json"]["sha256"] = hashlib.sha256(
+        probabilities_file.read_bytes()
+    ).hexdigest()
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     resign(manifest_file)
     with pytest.raises(RegistryError, match="smoke row 3 sent alone, as a server decodes it"):
@@ -276,7 +312,9 @@ def test_a_json_null_in_a_text_column_is_answered_as_at_gate_time():
     assert preprocessor.steps[0][0] == "missing"
     rows = x[x["saving_accounts"].isna() | x["checking_account"].isna()].head(20)
     for steps in (preprocessor.steps, preprocessor.steps[1:]):
-        model = Pipeline([("preprocess", Pipeline(steps)), ("model", RandomForestClassifier(n_estimators=30, random_state=0))])
+        model = Pipeline(
+            [("preprocess", Pipeline(steps)), ("model", RandomForestClassifier(n_estimators=30, random_state=0))]
+        )
         model.fit(x, y)
         gated = model.predict_proba(rows)
         served = [model.predict_proba(row)[0] for row in served_rows(rows)]
@@ -287,7 +325,7 @@ def test_a_json_null_in_a_text_column_is_answered_as_at_gate_time():
             assert differing > 0  # the skew the missing step removes
 
 
-@pytest.mark.parametrize("content", ["not json", "[]", '[[0.5, 0.5]]', '{"0": [0.5, 0.5]}', '[["a", "b"]]'])
+@pytest.mark.parametrize("content", ["not json", "[]", "[[0.5, 0.5]]", '{"0": [0.5, 0.5]}', '[["a", "b"]]'])
 def test_malformed_smoke_probabilities_are_refused_naming_the_file(registry, content):
     """A registry file is input too: even re-signed by a key holder, a malformed record fails closed."""
     registry, (v1, v2, v3), _ = registry
@@ -297,7 +335,9 @@ def test_malformed_smoke_probabilities_are_refused_naming_the_file(registry, con
     manifest = json.loads(manifest_file.read_text())
     import hashlib
 
-    manifest["files"]["smoke_probabilities.json"]["sha256"] = hashlib.sha256(probabilities_file.read_bytes()).hexdigest()
+    manifest["files"]["smoke_probabilities.json"]["sha256"] = hashlib.sha256(
+        probabilities_file.read_bytes()
+    ).hexdigest()
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     resign(manifest_file)
     before = registry_bytes(Path(registry.uri))

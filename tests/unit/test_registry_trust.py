@@ -10,11 +10,10 @@ from pathlib import Path
 import joblib
 import pytest
 
-from gated_training.registry.store import smoke_files, smoke_test
 from gated_training.errors import RegistryError
-from gated_training.registry.store import MANIFEST, MODEL_FILE, ModelRegistry
 from gated_training.registry.operations import cleanup, history, move_champion, rollback
 from gated_training.registry.signing import KEY_ENV, SIGNATURE_FILE, UNSIGNED_ENV
+from gated_training.registry.store import MANIFEST, MODEL_FILE, ModelRegistry, smoke_files, smoke_test
 from tests.registry_helpers import model_bytes, resign
 
 
@@ -130,8 +129,11 @@ def test_a_signed_pickle_that_is_not_a_model_is_a_clear_error(tmp_path, registry
     manifest["files"][MODEL_FILE]["sha256"] = hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
     (folder / MANIFEST).write_text(json.dumps(manifest))
     resign(folder / MANIFEST)
-    with pytest.raises(RegistryError, match=rf"model version {v1} model.joblib: holds a builtins.dict, not a fitted "
-                                            r"classifier"):
+    with pytest.raises(
+        RegistryError,
+        match=rf"model version {v1} model.joblib: holds a builtins.dict, not a fitted "
+        r"classifier",
+    ):
         registry.load_verified(v1)
 
 
@@ -287,8 +289,11 @@ def test_a_replayed_pointer_is_refused_by_every_reader(tmp_path, registry, capsy
     rollback(registry, None, "bad predictions")
     assert registry.champion().version == v1 and registry.champion().stable_version is None
     Path(registry.pointer_uri).write_bytes(older)
-    with pytest.raises(RegistryError, match="generation 2 .* records generation 3: the pointer was replaced by an older "
-                                            r"state \(a replay\)"):
+    with pytest.raises(
+        RegistryError,
+        match="generation 2 .* records generation 3: the pointer was replaced by an older "
+        r"state \(a replay\)",
+    ):
         registry.champion()
     assert main(["history", "--registry", registry.uri, "--model-name", "m"]) == 1
     assert "a replay" in capsys.readouterr().err
@@ -305,8 +310,11 @@ def test_after_a_rollback_the_rolled_back_version_may_not_serve(tmp_path, regist
     assert registry.champion().stable_version == v1  # while v2 is a canary, v1 may serve as its stable side
     rollback(registry, None, "errors up")
     _, sha = registry.read_manifest(v2)
-    with pytest.raises(RegistryError, match=r"neither the champion nor the stable side of its canary \(it was rolled "
-                                            r"back\)"):
+    with pytest.raises(
+        RegistryError,
+        match=r"neither the champion nor the stable side of its canary \(it was rolled "
+        r"back\)",
+    ):
         load_served_model(folder=str(tmp_path), registry=registry, version=v2, manifest_sha256=sha)
 
 
@@ -326,8 +334,8 @@ def test_an_edited_pointer_is_refused_naming_the_file(registry, edit):
 
 
 def test_a_pointer_signed_with_the_key_that_contradicts_its_history_is_refused(registry):
-    from gated_training.registry.store import pointer_body
     from gated_training.registry.signing import current_signer
+    from gated_training.registry.store import pointer_body
 
     registry, (v1, v2) = registry
     pointer = json.loads(Path(registry.pointer_uri).read_text())

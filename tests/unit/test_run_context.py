@@ -12,20 +12,29 @@ from gated_training.run_context import check_outlives_pod, is_pod_local, mount_p
 RUN = "8f14e45f-ceea-467f-a0e6-4c2b8e1f0a11"
 
 
-@pytest.mark.parametrize(("uri", "task", "expected"), [
-    # backend 2.2-2.4: <root>/<pipeline>/<run id>/<task>/<output>
-    (f"gs://bucket/kfp/gated-training/{RUN}/validate-data/run_summary", "validate-data", RUN),
-    # backend 2.5+: <root>/<pipeline>/<run id>/<task>/<salt>/<output>
-    (f"gs://bucket/kfp/gated-training/{RUN}/deploy-model/5e1a2b/run_summary", "deploy-model", RUN),
-    # a pipeline root that itself contains the task's name
-    (f"minio://mlpipeline/v2/artifacts/check-drift/gated-training/{RUN}/check-drift/ab12/run_summary",
-     "check-drift", RUN),
-    # kfp.local: <root>/<pipeline>-<timestamp>/<task>/<output>
-    ("/w/kfp-runs/gated-training-2026-11-23-17-44-09-352000/train-model/training_report", "train-model",
-     "gated-training-2026-11-23-17-44-09-352000"),
-    ("", "train-model", ""),
-    ("/tmp/out/training_report", "train-model", ""),
-])
+@pytest.mark.parametrize(
+    ("uri", "task", "expected"),
+    [
+        # backend 2.2-2.4: <root>/<pipeline>/<run id>/<task>/<output>
+        (f"gs://bucket/kfp/gated-training/{RUN}/validate-data/run_summary", "validate-data", RUN),
+        # backend 2.5+: <root>/<pipeline>/<run id>/<task>/<salt>/<output>
+        (f"gs://bucket/kfp/gated-training/{RUN}/deploy-model/5e1a2b/run_summary", "deploy-model", RUN),
+        # a pipeline root that itself contains the task's name
+        (
+            f"minio://mlpipeline/v2/artifacts/check-drift/gated-training/{RUN}/check-drift/ab12/run_summary",
+            "check-drift",
+            RUN,
+        ),
+        # kfp.local: <root>/<pipeline>-<timestamp>/<task>/<output>
+        (
+            "/w/kfp-runs/gated-training-2026-11-23-17-44-09-352000/train-model/training_report",
+            "train-model",
+            "gated-training-2026-11-23-17-44-09-352000",
+        ),
+        ("", "train-model", ""),
+        ("/tmp/out/training_report", "train-model", ""),
+    ],
+)
 def test_the_run_id_is_the_folder_above_the_tasks_own(uri, task, expected):
     assert run_id_from_uri(uri, task) == expected
 
@@ -56,8 +65,11 @@ def on_a_cluster(monkeypatch, tmp_path):
 
 
 def test_on_a_cluster_a_registry_or_mlflow_inside_the_pod_is_refused(on_a_cluster):
-    with pytest.raises(ConfigError, match=r"registry_uri='.gated-training/registry' is inside this pod's own file "
-                                          r"system and would vanish with the pod.*ALLOW_POD_LOCAL_STATE"):
+    with pytest.raises(
+        ConfigError,
+        match=r"registry_uri='.gated-training/registry' is inside this pod's own file "
+        r"system and would vanish with the pod.*ALLOW_POD_LOCAL_STATE",
+    ):
         check_outlives_pod(registry_uri=".gated-training/registry")
     with pytest.raises(ConfigError, match=r"MLflow tracking URI 'sqlite:///.gated-training/mlflow.db'"):
         check_outlives_pod(mlflow_tracking_uri="sqlite:///.gated-training/mlflow.db")

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training.drift import segments
 from gated_training.config import DriftPolicy
+from gated_training.drift import segments
 from tests.conftest import SAMPLE_DATA
 
 
@@ -52,8 +52,13 @@ def test_fresh_samples_of_the_same_table_show_no_label_shift(credit):
     for seed in range(20):
         order = np.random.default_rng(seed).permutation(len(credit))
         reference, batch = credit.iloc[order[:500]], credit.iloc[order[500:]]
-        shifts = segments.label_shift(segments.label_profile(reference, "risk"), batch, "risk", policy.drift_alpha,
-                                      policy.label_shift_min_difference)
+        shifts = segments.label_shift(
+            segments.label_profile(reference, "risk"),
+            batch,
+            "risk",
+            policy.drift_alpha,
+            policy.label_shift_min_difference,
+        )
         flagged += any(s.shifted for s in shifts)
     assert flagged == 0
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gated_training.serving import layout as serving
 from gated_training.errors import RegistryError
 from gated_training.registry.store import MANIFEST, ModelRegistry
-from gated_training.serving.layout import MODEL_SETTINGS_FILE, SERVED_MODEL_FILE, serving_files, service_name
+from gated_training.serving import layout as serving
+from gated_training.serving.layout import MODEL_SETTINGS_FILE, SERVED_MODEL_FILE, service_name, serving_files
 from gated_training.serving.pod import load_served_model
 from tests.registry_helpers import model_bytes, resign
 
@@ -31,8 +31,9 @@ class Marker:
 @pytest.fixture
 def published(tmp_path):
     registry = ModelRegistry(str(tmp_path / "registry"), "Credit_Model.v2")
-    first, first_sha = registry.publish({**serving_files(model_bytes(tmp_path, 0), registry.model_name),
-                                         "reference_profile.json": b"{}"}, {})
+    first, first_sha = registry.publish(
+        {**serving_files(model_bytes(tmp_path, 0), registry.model_name), "reference_profile.json": b"{}"}, {}
+    )
     registry.promote(first, first_sha, None, reason="test")
     return registry, first, first_sha
 
@@ -49,17 +50,24 @@ def test_a_version_keeps_what_a_server_needs_in_its_serve_folder_and_nothing_els
     served = sorted(p.name for p in Path(registry.version_uri(version, "serve")).iterdir())
     assert served == ["model-settings.json", "model.joblib"]  # no reference_profile.json, no smoke rows
     settings = json.loads(Path(registry.version_uri(version, MODEL_SETTINGS_FILE)).read_text())
-    assert settings == {"name": "credit-model-v2", "implementation": "gated_training.serving.runtime.VerifiedModel",
-                        "parameters": {"uri": "./model.joblib", "content_type": "pd",
-                                       "extra": {"registry_model_name": "Credit_Model.v2"}}}
+    assert settings == {
+        "name": "credit-model-v2",
+        "implementation": "gated_training.serving.runtime.VerifiedModel",
+        "parameters": {
+            "uri": "./model.joblib",
+            "content_type": "pd",
+            "extra": {"registry_model_name": "Credit_Model.v2"},
+        },
+    }
     model, _ = registry.load_verified(version)  # the registry loads the serve/ model like any other
     assert model.predict([[0]])[0] == 0
 
 
 def test_the_pod_loads_the_champion_after_every_check(published, tmp_path):
     registry, version, sha = published
-    model, manifest, settings = load_served_model(folder=str(mount(registry, version, tmp_path / "mnt")),
-                                                  registry=registry, version=version, manifest_sha256=sha)
+    model, manifest, settings = load_served_model(
+        folder=str(mount(registry, version, tmp_path / "mnt")), registry=registry, version=version, manifest_sha256=sha
+    )
     assert manifest["version"] == version and settings["parameters"]["content_type"] == "pd"
 
 
@@ -97,8 +105,11 @@ def test_a_moved_pointer_is_refused_before_unpickling(published, tmp_path):
         registry.promote(version, sha, token, reason="test")
         token = registry.champion().token
     folder = mount(registry, first, tmp_path / "mnt")
-    with pytest.raises(RegistryError, match=rf"the champion is {registry.champion().version} .* this pod was handed "
-                                            rf"{first} .* which is neither the champion nor the stable side of its canary"):
+    with pytest.raises(
+        RegistryError,
+        match=rf"the champion is {registry.champion().version} .* this pod was handed "
+        rf"{first} .* which is neither the champion nor the stable side of its canary",
+    ):
         load_served_model(folder=str(folder), registry=registry, version=first, manifest_sha256=first_sha)
 
 
@@ -107,8 +118,12 @@ def test_the_stable_side_of_a_canary_still_loads(published, tmp_path):
     registry, first, first_sha = published
     second, second_sha = registry.publish(serving_files(model_bytes(tmp_path, 1), registry.model_name), {})
     registry.promote(second, second_sha, registry.champion().token, reason="test")
-    load_served_model(folder=str(mount(registry, first, tmp_path / "mnt")), registry=registry, version=first,
-                      manifest_sha256=first_sha)
+    load_served_model(
+        folder=str(mount(registry, first, tmp_path / "mnt")),
+        registry=registry,
+        version=first,
+        manifest_sha256=first_sha,
+    )
     with pytest.raises(RegistryError, match="is not the .* this pod was handed"):
         load_served_model(folder=str(tmp_path / "mnt"), registry=registry, version=first, manifest_sha256="0" * 64)
 
@@ -126,14 +141,25 @@ def test_a_version_from_before_the_serving_layout_is_not_servable(tmp_path):
     version, sha = registry.publish({"model.joblib": model_bytes(tmp_path)}, {})
     registry.promote(version, sha, None, reason="test")
     (tmp_path / "mnt").mkdir()
-    with pytest.raises(RegistryError, match=rf"{version} has no serve/model.joblib, serve/model-settings.json: it was "
-                                            "published before the serving layout"):
+    with pytest.raises(
+        RegistryError,
+        match=rf"{version} has no serve/model.joblib, serve/model-settings.json: it was "
+        "published before the serving layout",
+    ):
         load_served_model(folder=str(tmp_path / "mnt"), registry=registry, version=version, manifest_sha256=sha)
 
 
-@pytest.mark.parametrize("model_name, expected", [
-    ("credit", "credit"), ("Credit_Model.v2", "credit-model-v2"), ("1model", "m-1model"), ("a" * 128, "a" * 45),
-    ("x-", "x"), ("a..b__c", "a-b-c")])
+@pytest.mark.parametrize(
+    "model_name, expected",
+    [
+        ("credit", "credit"),
+        ("Credit_Model.v2", "credit-model-v2"),
+        ("1model", "m-1model"),
+        ("a" * 128, "a" * 45),
+        ("x-", "x"),
+        ("a..b__c", "a-b-c"),
+    ],
+)
 def test_service_names_are_dns_labels_whatever_the_registry_allows(model_name, expected):
     assert service_name(model_name) == expected
     assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", expected) and len(expected) <= 45
@@ -141,10 +167,15 @@ def test_service_names_are_dns_labels_whatever_the_registry_allows(model_name, e
 
 def test_the_serving_constraints_pin_the_ml_libraries_as_the_component_image_does():
     def pins(path: Path) -> dict[str, str]:
-        lines = [line.split("==") for line in path.read_text().splitlines() if "==" in line and not line.startswith("#")]
+        lines = [
+            line.split("==") for line in path.read_text().splitlines() if "==" in line and not line.startswith("#")
+        ]
         return {name.lower().replace("_", "-"): version for name, version in lines}
 
-    component, serving_pins = pins(REPO / "requirements/constraints.txt"), pins(REPO / "requirements/serving-constraints.txt")
+    component, serving_pins = (
+        pins(REPO / "requirements/constraints.txt"),
+        pins(REPO / "requirements/serving-constraints.txt"),
+    )
     for name in (*serving.SERVING_LIBRARIES, "threadpoolctl", "pyarrow", "google-cloud-storage"):
         assert serving_pins[name] == component[name], name
     assert serving_pins["mlserver"] == "1.7.1" and serving_pins["uvloop"] == "0.21.0"

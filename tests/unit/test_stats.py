@@ -25,13 +25,15 @@ def test_confusion_metrics_are_sklearns(classes):
     assert stats.confusion_metric("accuracy", y, a, classes) == pytest.approx(accuracy_score(y, a))
     assert stats.confusion_metric("balanced_accuracy", y, a, classes) == pytest.approx(balanced_accuracy_score(y, a))
     assert stats.confusion_metric("f1", y, a, classes) == pytest.approx(
-        f1_score(y, a, average="macro", labels=labels, zero_division=0))
+        f1_score(y, a, average="macro", labels=labels, zero_division=0)
+    )
 
 
 def test_f1_counts_a_label_never_seen_as_zero_as_sklearn_does_with_labels():
     y, a = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])
-    assert stats.confusion_metric("f1", y, a, 3) == pytest.approx(f1_score(y, a, average="macro", labels=[0, 1, 2],
-                                                                           zero_division=0))
+    assert stats.confusion_metric("f1", y, a, 3) == pytest.approx(
+        f1_score(y, a, average="macro", labels=[0, 1, 2], zero_division=0)
+    )
 
 
 def test_wilson_interval_known_values():
@@ -66,8 +68,9 @@ def test_one_row_better_on_200_rows_is_not_significant():
     assert comparison.difference == pytest.approx(0.005)
     assert comparison.p_value == pytest.approx(1.0) and comparison.low < 0 < comparison.high
     assert not comparison.improved and not comparison.significantly_worse
-    assert comparison.minimum_detectable == pytest.approx(2.8016 * math.sqrt(15 / 200 - (1 / 200) ** 2) / math.sqrt(200),
-                                                          rel=1e-3)
+    assert comparison.minimum_detectable == pytest.approx(
+        2.8016 * math.sqrt(15 / 200 - (1 / 200) ** 2) / math.sqrt(200), rel=1e-3
+    )
 
 
 def test_the_paired_bootstrap_is_seeded_and_agrees_with_a_row_bootstrap():

@@ -4,8 +4,14 @@ import time
 
 import pytest
 
-from gated_training.kubeflow.records import (DEADLINE_ENV, StepDeadlineError, StepMemoryError, deadline_for, read_records,
-                                         recorded_step)
+from gated_training.kubeflow.records import (
+    DEADLINE_ENV,
+    StepDeadlineError,
+    StepMemoryError,
+    deadline_for,
+    read_records,
+    recorded_step,
+)
 
 
 def test_a_step_past_its_deadline_fails_and_says_which(monkeypatch, tmp_path):

@@ -25,7 +25,10 @@ class FakeClient:
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (gcs_errors.NotFound("The specified bucket does not exist."), r"gs://nobucket/d\.csv: no such object or bucket"),
+        (
+            gcs_errors.NotFound("The specified bucket does not exist."),
+            r"gs://nobucket/d\.csv: no such object or bucket",
+        ),
         (auth_errors.DefaultCredentialsError("none"), r"gs://nobucket/d\.csv: no Google Cloud credentials found"),
         (gcs_errors.Forbidden("denied"), r"gs://nobucket/d\.csv: cannot read from GCS: 403 denied"),
     ],

@@ -23,7 +23,9 @@ def test_suite_lives_beside_the_data():
 def test_data_without_a_suite_gets_a_clear_error(tmp_path):
     data = tmp_path / "orders.csv"
     data.write_text("a,label\n1,0\n")
-    with pytest.raises(SuiteError, match=r"no expectation suite for .*orders\.csv: expected .*orders\.expectations\.json.*suite init"):
+    with pytest.raises(
+        SuiteError, match=r"no expectation suite for .*orders\.csv: expected .*orders\.expectations\.json.*suite init"
+    ):
         resolve_suite_uri(str(data), "")
 
 
@@ -31,8 +33,12 @@ def test_sample_suite_covers_the_required_rules():
     document = read_suite_document(str(SAMPLE_SUITE))
     kinds = {e["type"] for e in document["expectations"]}
     assert {
-        "expect_table_row_count_to_be_between", "expect_column_to_exist", "expect_column_values_to_be_in_type_list",
-        "expect_column_values_to_not_be_null", "expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
+        "expect_table_row_count_to_be_between",
+        "expect_column_to_exist",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
     } <= kinds
     row_count = next(e for e in document["expectations"] if e["type"] == "expect_table_row_count_to_be_between")
     assert row_count["kwargs"] == {"min_value": 1000, "max_value": 1000000}
@@ -47,8 +53,10 @@ def test_sample_suite_covers_the_required_rules():
         ("[]", "expected a JSON object with an 'expectations' list"),
         ('{"expectations": []}', "the suite has no expectations"),
         ('{"expectations": [{"kwargs": {}}]}', r"expectations\[0\]: each expectation needs a 'type'"),
-        ('{"expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "severity": "fatal"}]}',
-         r"expectations\[0\] \(expect_column_to_exist\): severity 'fatal' is not one of"),
+        (
+            '{"expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "severity": "fatal"}]}',
+            r"expectations\[0\] \(expect_column_to_exist\): severity 'fatal' is not one of",
+        ),
     ],
 )
 def test_malformed_suites_name_file_and_place(tmp_path, content, message):
@@ -60,22 +68,32 @@ def test_malformed_suites_name_file_and_place(tmp_path, content, message):
 
 
 def test_gx_rejections_name_the_expectation(tmp_path):
-    document = {"expectations": [
-        {"type": "expect_column_to_exist", "kwargs": {"column": "a"}},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"min_value": 0}},
-    ]}
+    document = {
+        "expectations": [
+            {"type": "expect_column_to_exist", "kwargs": {"column": "a"}},
+            {"type": "expect_column_values_to_be_between", "kwargs": {"min_value": 0}},
+        ]
+    }
     path = write_suite(document, tmp_path / "s.json")
-    with pytest.raises(SuiteError, match=r"expectations\[1\] \(expect_column_values_to_be_between\) is invalid: .*column"):
+    with pytest.raises(
+        SuiteError, match=r"expectations\[1\] \(expect_column_values_to_be_between\) is invalid: .*column"
+    ):
         build_gx_suite(read_suite_document(path), path)
     document["expectations"][1] = {"type": "expect_column_values_to_be_between", "kwargs": {"colum": "a"}}
     path = write_suite(document, tmp_path / "s1.json")
-    with pytest.raises(SuiteError, match=r"expectations\[1\] \(expect_column_values_to_be_between\): argument\(s\) "
-                                         r"colum are not taken by expect_column_values_to_be_between"):
+    with pytest.raises(
+        SuiteError,
+        match=r"expectations\[1\] \(expect_column_values_to_be_between\): argument\(s\) "
+        r"colum are not taken by expect_column_values_to_be_between",
+    ):
         read_suite_document(path)
     document["expectations"][1] = {"type": "expect_nonsense", "kwargs": {}}
     path = write_suite(document, tmp_path / "s2.json")
-    with pytest.raises(SuiteError, match=r"expectations\[1\] \(expect_nonsense\): expectation type 'expect_nonsense' "
-                                         r"is not supported here"):
+    with pytest.raises(
+        SuiteError,
+        match=r"expectations\[1\] \(expect_nonsense\): expectation type 'expect_nonsense' "
+        r"is not supported here",
+    ):
         read_suite_document(path)
 
 
@@ -91,7 +109,11 @@ def test_draft_suite_from_reference_data(sample_frame):
     assert by_rule_and_column[("expect_column_values_to_be_in_set", "risk")]["kwargs"]["value_set"] == [0, 1]
     assert by_rule_and_column[("expect_column_values_to_be_in_set", "risk")]["severity"] == "critical"
     assert by_rule_and_column[("expect_column_values_to_not_be_null", "saving_accounts")]["severity"] == "warning"
-    assert by_rule_and_column[("expect_column_values_to_be_in_set", "housing")]["kwargs"]["value_set"] == ["free", "own", "rent"]
+    assert by_rule_and_column[("expect_column_values_to_be_in_set", "housing")]["kwargs"]["value_set"] == [
+        "free",
+        "own",
+        "rent",
+    ]
     age_range = by_rule_and_column[("expect_column_values_to_be_between", "age")]["kwargs"]
     assert age_range["min_value"] < 19 and age_range["max_value"] > 75
     row_count = by_rule_and_column[("expect_table_row_count_to_be_between", None)]["kwargs"]
@@ -102,17 +124,21 @@ def test_draft_suite_makes_the_schema_ranges_and_sets_critical_with_tolerance(sa
     document = draft_suite(sample_frame, "risk", "german")
     rules = {(e["type"], e["kwargs"].get("column")): e for e in document["expectations"]}
     columns = rules[("expect_table_columns_to_match_set", None)]
-    assert columns["severity"] == "critical" and columns["kwargs"] == {"column_set": list(sample_frame.columns),
-                                                                     "exact_match": True}
+    assert columns["severity"] == "critical" and columns["kwargs"] == {
+        "column_set": list(sample_frame.columns),
+        "exact_match": True,
+    }
     for key in (("expect_column_values_to_be_between", "age"), ("expect_column_values_to_be_in_set", "housing")):
         assert rules[key]["severity"] == "critical" and rules[key]["kwargs"]["mostly"] == 0.95
     assert "excluded_features" not in document["meta"]
 
 
 def test_draft_suite_keeps_id_like_columns_out_of_the_features(sample_frame):
-    frame = sample_frame.assign(application_id=[f"A-{i:05d}" for i in range(len(sample_frame))],
-                                customer_no=range(100_000, 100_000 + len(sample_frame)),
-                                notes=[f"free text {i}" for i in range(len(sample_frame))])
+    frame = sample_frame.assign(
+        application_id=[f"A-{i:05d}" for i in range(len(sample_frame))],
+        customer_no=range(100_000, 100_000 + len(sample_frame)),
+        notes=[f"free text {i}" for i in range(len(sample_frame))],
+    )
     document = draft_suite(frame, "risk", "german")
     assert document["meta"]["excluded_features"] == ["application_id", "customer_no", "notes"]
     assert not any(e["kwargs"].get("column") in document["meta"]["excluded_features"] for e in document["expectations"])
@@ -135,13 +161,21 @@ def test_a_drafted_suite_blocks_gross_corruption_and_passes_a_fresh_sample(tmp_p
     def verdict(frame):
         data = tmp_path / "batch.csv"
         frame.to_csv(data, index=False)
-        return validate_data(data_uri=str(data), suite_uri=str(suite), target="risk", min_quality_score=0.8, dataset_out=str(tmp_path / "d.parquet"),
-                                report_out=str(tmp_path / "r.json"), data_docs_out=str(tmp_path / "d.html"))
+        return validate_data(
+            data_uri=str(data),
+            suite_uri=str(suite),
+            target="risk",
+            min_quality_score=0.8,
+            dataset_out=str(tmp_path / "d.parquet"),
+            report_out=str(tmp_path / "r.json"),
+            data_docs_out=str(tmp_path / "d.html"),
+        )
 
     assert verdict(sample_frame.sample(frac=0.9, random_state=4)).passed
     scaled = sample_frame.assign(credit_amount=sample_frame["credit_amount"] * 100)  # cents, not euros
     outcome = verdict(scaled)
-    assert not outcome.passed and any("expect_column_values_to_be_between on column 'credit_amount'" in r
-                                      for r in outcome.blocking_reasons)
+    assert not outcome.passed and any(
+        "expect_column_values_to_be_between on column 'credit_amount'" in r for r in outcome.blocking_reasons
+    )
     extra = sample_frame.assign(label_copy=sample_frame["risk"])
     assert any("expect_table_columns_to_match_set" in r for r in verdict(extra).blocking_reasons)

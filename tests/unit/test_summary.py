@@ -2,13 +2,28 @@ from gated_training.reports.summary import build_summary, summary_markdown
 from tests.markdown_render import tables, tag_names, visible_text
 
 VALIDATION_OK = {
-    "passed": True, "blocking_reasons": [], "quality_score": 1.0, "min_quality_score": 0.8, "data_sha256": "ab",
-    "checks": [{"rule": "expect_column_to_exist", "column": "a", "severity": "critical", "passed": True,
-                "observed": None, "expected": {"column": "a"}}],
+    "passed": True,
+    "blocking_reasons": [],
+    "quality_score": 1.0,
+    "min_quality_score": 0.8,
+    "data_sha256": "ab",
+    "checks": [
+        {
+            "rule": "expect_column_to_exist",
+            "column": "a",
+            "severity": "critical",
+            "passed": True,
+            "observed": None,
+            "expected": {"column": "a"},
+        }
+    ],
 }
 GATE = {
-    "decision": "block", "reasons": ["min_accuracy: 0.7000 >= 0.8500 → FAIL"],
-    "checks": [{"name": "min_accuracy", "value": 0.7, "threshold": 0.85, "comparison": ">=", "passed": False, "detail": ""}],
+    "decision": "block",
+    "reasons": ["min_accuracy: 0.7000 >= 0.8500 → FAIL"],
+    "checks": [
+        {"name": "min_accuracy", "value": 0.7, "threshold": 0.85, "comparison": ">=", "passed": False, "detail": ""}
+    ],
     "candidate": {"metrics": {"accuracy": 0.7}, "mlflow_run_id": "r1"},
     "champion": {"version": "v1", "metrics": {"accuracy": 0.8}, "pointer_token": "t"},
 }
@@ -29,7 +44,11 @@ def test_blocked_by_model_lists_checks_with_values_and_thresholds():
     assert (summary["outcome"], summary["blocked_by"]) == ("blocked", "model")
     model_check = summary["checks"][-1]
     assert (model_check["name"], model_check["value"], model_check["threshold"], model_check["passed"]) == (
-        "min_accuracy", 0.7, 0.85, False)
+        "min_accuracy",
+        0.7,
+        0.85,
+        False,
+    )
     assert summary["champion"] == {"version": "v1", "metrics": {"accuracy": 0.8}}
     assert summary["mlflow_run_id"] == "r1"
     markdown = summary_markdown(summary)
@@ -41,36 +60,73 @@ def test_blocked_by_model_lists_checks_with_values_and_thresholds():
 
 def test_deployed_and_champion_changed():
     gate = {**GATE, "decision": "deploy", "reasons": []}
-    deployment = {"promoted": True, "version": "v2", "version_uri": "/r/m/versions/v2", "blocked_reason": None,
-                  "mlflow_model_version": "3", "mlflow_mirror": "synced"}
+    deployment = {
+        "promoted": True,
+        "version": "v2",
+        "version_uri": "/r/m/versions/v2",
+        "blocked_reason": None,
+        "mlflow_model_version": "3",
+        "mlflow_mirror": "synced",
+    }
     summary = build_summary(validation=VALIDATION_OK, gate=gate, deployment=deployment)
     assert summary["outcome"] == "deployed" and summary["deployed"]["version"] == "v2" and summary["blocked_by"] is None
-    lost = build_summary(validation=VALIDATION_OK, gate=gate,
-                         deployment={**deployment, "promoted": False, "blocked_reason": "champion_changed: moved"})
+    lost = build_summary(
+        validation=VALIDATION_OK,
+        gate=gate,
+        deployment={**deployment, "promoted": False, "blocked_reason": "champion_changed: moved"},
+    )
     assert (lost["outcome"], lost["blocked_by"], lost["deployed"]) == ("blocked", "champion_changed", None)
     assert lost["reasons"] == ["champion_changed: moved"]
 
 
 def test_failed_names_the_step_and_cause():
     summary = build_summary(validation=None, error="DataError: x.csv: no such file", failed_step="validate-data")
-    assert summary["outcome"] == "failed" and summary["reasons"] == ["validate-data failed: DataError: x.csv: no such file"]
+    assert summary["outcome"] == "failed" and summary["reasons"] == [
+        "validate-data failed: DataError: x.csv: no such file"
+    ]
     assert "# Failed" in summary_markdown(summary)
 
 
 DRIFT_REPORT = {
-    "drifted_share": 0.5, "max_psi": 1.7, "thresholds": {"drift_psi_threshold": 0.2},
+    "drifted_share": 0.5,
+    "max_psi": 1.7,
+    "thresholds": {"drift_psi_threshold": 0.2},
     "features": [
-        {"feature": "income", "psi": 1.7, "drifted": True, "test": "ks", "statistic": 0.5, "p_value": 0.0, "effect": 0.5},
-        {"feature": "region", "psi": 0.01, "drifted": False, "test": "chi2", "statistic": 3.0, "p_value": 0.4,
-         "effect": 0.02},
+        {
+            "feature": "income",
+            "psi": 1.7,
+            "drifted": True,
+            "test": "ks",
+            "statistic": 0.5,
+            "p_value": 0.0,
+            "effect": 0.5,
+        },
+        {
+            "feature": "region",
+            "psi": 0.01,
+            "drifted": False,
+            "test": "chi2",
+            "statistic": 3.0,
+            "p_value": 0.4,
+            "effect": 0.02,
+        },
     ],
 }
 
 
 def drift_record(decision="train", reason=None, action="block", drifted=False, deploy_allowed=True, report=None):
-    return {"decision": decision, "reason": reason, "drift_action": action, "drifted": drifted,
-            "deploy_allowed": deploy_allowed, "reasons": ["1 of 2 features drifted"] if drifted else [],
-            "notes": [], "champion": "v1", "data_sha256": "ab", "report": report}
+    return {
+        "decision": decision,
+        "reason": reason,
+        "drift_action": action,
+        "drifted": drifted,
+        "deploy_allowed": deploy_allowed,
+        "reasons": ["1 of 2 features drifted"] if drifted else [],
+        "notes": [],
+        "champion": "v1",
+        "data_sha256": "ab",
+        "report": report,
+    }
 
 
 def test_skipped_for_no_new_data():
@@ -84,7 +140,11 @@ def test_skipped_for_no_new_data():
 def test_blocked_by_drift_lists_each_feature_as_a_check():
     drift = drift_record("block", "drift", drifted=True, report=DRIFT_REPORT)
     summary = build_summary(validation=VALIDATION_OK, drift=drift)
-    assert (summary["outcome"], summary["blocked_by"], summary["reasons"]) == ("blocked", "drift", ["1 of 2 features drifted"])
+    assert (summary["outcome"], summary["blocked_by"], summary["reasons"]) == (
+        "blocked",
+        "drift",
+        ["1 of 2 features drifted"],
+    )
     checks = {c["name"]: c for c in summary["checks"] if c["gate"] == "drift"}
     assert checks["drift[income]"]["passed"] is False and checks["drift[income]"]["value"] == 1.7
     assert checks["drift[region]"]["passed"] is True and checks["drift[income]"]["severity"] == "critical"
@@ -96,18 +156,31 @@ def test_blocked_by_drift_lists_each_feature_as_a_check():
 
 def test_warn_reports_drift_as_warnings_and_does_not_block():
     drift = drift_record(action="warn", drifted=True, report=DRIFT_REPORT)
-    deployment = {"promoted": True, "version": "v2", "version_uri": "u", "mlflow_model_version": "2",
-                  "mlflow_mirror": "synced", "blocked_reason": None}
-    summary = build_summary(validation=VALIDATION_OK, drift=drift, gate={**GATE, "decision": "deploy", "reasons": []},
-                            deployment=deployment)
+    deployment = {
+        "promoted": True,
+        "version": "v2",
+        "version_uri": "u",
+        "mlflow_model_version": "2",
+        "mlflow_mirror": "synced",
+        "blocked_reason": None,
+    }
+    summary = build_summary(
+        validation=VALIDATION_OK, drift=drift, gate={**GATE, "decision": "deploy", "reasons": []}, deployment=deployment
+    )
     assert summary["outcome"] == "deployed" and summary["warnings"] == ["drift (warn): 1 of 2 features drifted"]
     assert {c["severity"] for c in summary["checks"] if c["gate"] == "drift"} == {"warning"}
     assert "## Warnings" in summary_markdown(summary)
 
 
 def test_a_retrain_only_hold_is_blocked_by_drift_but_a_failed_threshold_is_the_model_gate():
-    hold = {"name": "drift_action", "value": None, "threshold": None, "comparison": "==", "passed": False,
-            "detail": "retrain_only"}
+    hold = {
+        "name": "drift_action",
+        "value": None,
+        "threshold": None,
+        "comparison": "==",
+        "passed": False,
+        "detail": "retrain_only",
+    }
     drift = drift_record(action="retrain_only", drifted=True, deploy_allowed=False, report=DRIFT_REPORT)
     held = build_summary(validation=VALIDATION_OK, drift=drift, gate={**GATE, "checks": [hold], "reasons": ["held"]})
     assert (held["outcome"], held["blocked_by"]) == ("blocked", "drift")
@@ -121,14 +194,41 @@ def test_the_kfp_ui_renders_names_in_code_checks_as_tables_and_no_none():
     no "None" or Python repr anywhere."""
     from tests.kfp_markdown import kfp_elements
 
-    validation = {**VALIDATION_OK, "checks": [
-        {"rule": "expect_column_values_to_be_between", "column": "credit_amount", "severity": "critical",
-         "passed": False, "observed": {"unexpected_percent": 3.3333333, "unexpected_count": 5},
-         "expected": {"min_value": 0, "max_value": 20000}},
-        {"rule": "expect_column_values_to_not_be_null", "column": "age", "severity": "warning", "passed": True,
-         "observed": None, "expected": None}]}
-    gate = {**GATE, "checks": [*GATE["checks"], {"name": "min_roc_auc", "value": 0.712345678, "threshold": 0.7,
-                                                 "comparison": ">=", "passed": True, "detail": ""}]}
+    validation = {
+        **VALIDATION_OK,
+        "checks": [
+            {
+                "rule": "expect_column_values_to_be_between",
+                "column": "credit_amount",
+                "severity": "critical",
+                "passed": False,
+                "observed": {"unexpected_percent": 3.3333333, "unexpected_count": 5},
+                "expected": {"min_value": 0, "max_value": 20000},
+            },
+            {
+                "rule": "expect_column_values_to_not_be_null",
+                "column": "age",
+                "severity": "warning",
+                "passed": True,
+                "observed": None,
+                "expected": None,
+            },
+        ],
+    }
+    gate = {
+        **GATE,
+        "checks": [
+            *GATE["checks"],
+            {
+                "name": "min_roc_auc",
+                "value": 0.712345678,
+                "threshold": 0.7,
+                "comparison": ">=",
+                "passed": True,
+                "detail": "",
+            },
+        ],
+    }
     summary = build_summary(validation=validation, gate=gate, kfp_run_id="8f14e45f")
     markdown = summary_markdown(summary)
     ui = kfp_elements(markdown)
@@ -140,33 +240,58 @@ def test_the_kfp_ui_renders_names_in_code_checks_as_tables_and_no_none():
     assert checks[0] == ["gate", "check", "severity", "value", "threshold", "verdict"]
     rows = {row[1]: row for row in checks[1:]}
     assert rows["expect_column_values_to_be_between[credit_amount]"] == [
-        "data", "expect_column_values_to_be_between[credit_amount]", "critical",
-        "unexpected_percent 3.333, unexpected_count 5", "min_value 0, max_value 20000", "FAIL"]
+        "data",
+        "expect_column_values_to_be_between[credit_amount]",
+        "critical",
+        "unexpected_percent 3.333, unexpected_count 5",
+        "min_value 0, max_value 20000",
+        "FAIL",
+    ]
     assert rows["min_accuracy"][3:] == ["0.7", ">= 0.85", "FAIL"]
     html = __import__("tests.kfp_markdown", fromlist=["render_as_kfp_ui"]).render_as_kfp_ui(markdown)
-    assert "<code>min_accuracy</code>" in html and "<code>expect_column_values_to_be_between[credit_amount]</code>" in html
+    assert (
+        "<code>min_accuracy</code>" in html and "<code>expect_column_values_to_be_between[credit_amount]</code>" in html
+    )
     assert "min_roc_auc" not in rows  # a blocked run's summary lists what failed; the gate report lists every check
 
 
 def _serving(served: bool, restored: str | None = None) -> dict:
-    return {"served": served, "namespace": "team-a", "service": "credit", "mode": "Knative", "version": "v2",
-            "stable_version": "v1", "canary_percent": 10 if served else 0, "action": "canary" if served else "canary_aborted",
-            "runtime": "unchanged", "why": "ready" if served else "Ready is False: RevisionFailed",
-            "champion_restored_to": restored, "url": None}
+    return {
+        "served": served,
+        "namespace": "team-a",
+        "service": "credit",
+        "mode": "Knative",
+        "version": "v2",
+        "stable_version": "v1",
+        "canary_percent": 10 if served else 0,
+        "action": "canary" if served else "canary_aborted",
+        "runtime": "unchanged",
+        "why": "ready" if served else "Ready is False: RevisionFailed",
+        "champion_restored_to": restored,
+        "url": None,
+    }
 
 
 def test_a_serving_run_says_what_serves_and_a_failed_canary_is_blocked_with_the_champion_back():
     from gated_training.reports.summary import build_summary, summary_markdown
 
     validation = VALIDATION_OK
-    deployment = {"promoted": True, "version": "v2", "version_uri": "gs://r/v2", "mlflow_model_version": None,
-                  "mlflow_mirror": "synced", "blocked_reason": None}
+    deployment = {
+        "promoted": True,
+        "version": "v2",
+        "version_uri": "gs://r/v2",
+        "mlflow_model_version": None,
+        "mlflow_mirror": "synced",
+        "blocked_reason": None,
+    }
     served = build_summary(validation=validation, deployment=deployment, serving=_serving(True))
     assert served["outcome"] == "deployed" and served["deployed"]["version"] == "v2"
     assert "version `v2` ready, serving a canary with 10 % of the traffic (stable `v1`)" in summary_markdown(served)
     failed = build_summary(validation=validation, deployment=deployment, serving=_serving(False, restored="v1"))
     assert failed["outcome"] == "blocked" and failed["blocked_by"] == "serving" and failed["deployed"] is None
-    assert failed["reasons"] == ["InferenceService team-a/credit (Knative): version v2 did not become Ready (Ready is False: "
-                                 "RevisionFailed); canary aborted, champion restored to v1"]
+    assert failed["reasons"] == [
+        "InferenceService team-a/credit (Knative): version v2 did not become Ready (Ready is False: "
+        "RevisionFailed); canary aborted, champion restored to v1"
+    ]
     text = summary_markdown(failed)
     assert text.startswith("# Blocked by the serving gate") and "not ready" in text and "New champion" not in text

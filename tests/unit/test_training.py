@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 
 from gated_training.config import ModelSettings
-from gated_training.data.split import rule_for, in_test_split
+from gated_training.data.split import in_test_split, rule_for
 from gated_training.errors import DataError, TrackingError
 from gated_training.steps.train_model import cross_validation_rows
 from gated_training.tracking.runs import global_uris
-from tests.conftest import synthetic_frame
 from tests.builders import train_candidate
+from tests.conftest import synthetic_frame
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,15 @@ def test_mlflow_run_has_params_metrics_tags_importances_and_model(forest):
     run = client.get_run(forest.training.mlflow_run_id)
     assert run.data.params["n_estimators"] == "30" and run.data.params["estimator"] == "random_forest"
     assert run.data.params["features.categorical_encoding"] == "onehot"
-    assert {"cv_accuracy_mean", "cv_accuracy_std", "train_accuracy", "test_accuracy", "test_f1", "test_roc_auc",
-            "overfit_gap"} <= set(run.data.metrics)
+    assert {
+        "cv_accuracy_mean",
+        "cv_accuracy_std",
+        "train_accuracy",
+        "test_accuracy",
+        "test_f1",
+        "test_roc_auc",
+        "overfit_gap",
+    } <= set(run.data.metrics)
     assert not any(name.startswith("importance") for name in run.data.metrics)  # one artifact, not a metric each
     assert run.data.tags["data_sha256"] == "f" * 64 and run.data.tags["kfp_run_id"] == "kfp-run-1"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -54,8 +61,9 @@ def test_mlflow_run_has_params_metrics_tags_importances_and_model(forest):
     assert set(inputs) == {column["name"] for column in metadata["inputs"]}
     assert all(spec.required for spec in inputs.values())
     for column in metadata["inputs"]:
-        assert inputs[column["name"]].type.name == ("double" if column["role"] == "numeric" else
-                                                   "boolean" if column["dtype"] == "bool" else "string"), column
+        assert inputs[column["name"]].type.name == (
+            "double" if column["role"] == "numeric" else "boolean" if column["dtype"] == "bool" else "string"
+        ), column
     raw = pd.read_parquet(forest.path("test.parquet")).drop(columns="label")
     fitted = joblib.load(forest.path("model.joblib"))
     answer = loaded.predict(raw.head(5))
@@ -75,8 +83,11 @@ def test_importances_are_ranked(forest):
 
 
 def test_hist_gradient_boosting_multiclass_string_labels(tmp_path):
-    outputs = train_candidate(tmp_path, synthetic_frame(600, seed=4, classes=("low", "mid", "high")),
-                              settings=ModelSettings(estimator="hist_gradient_boosting", n_estimators=40, cv_folds=3))
+    outputs = train_candidate(
+        tmp_path,
+        synthetic_frame(600, seed=4, classes=("low", "mid", "high")),
+        settings=ModelSettings(estimator="hist_gradient_boosting", n_estimators=40, cv_folds=3),
+    )
     model = joblib.load(outputs.path("model.joblib"))
     assert sorted(model.classes_) == ["high", "low", "mid"]
     assert outputs.training.test["accuracy"] > 0.6 and outputs.training.test["roc_auc"] is not None
@@ -89,7 +100,9 @@ def test_above_cv_max_rows_cross_validation_uses_a_stratified_sample_and_records
     settings = ModelSettings(n_estimators=30, cv_folds=3, cv_max_rows=150)
     sampled = train_candidate(tmp_path, synthetic_frame(500, seed=3), settings=settings)
     train_rows = len(pd.read_parquet(forest.path("train.parquet")))
-    assert sampled.training.cv_rows == 150 and forest.training.cv_rows == train_rows  # the forest's whole training split
+    assert (
+        sampled.training.cv_rows == 150 and forest.training.cv_rows == train_rows
+    )  # the forest's whole training split
     assert sampled.training.cv_accuracy_mean != forest.training.cv_accuracy_mean
     # The final model is the same: it is fitted on the whole split either way. The forest's
     # threads add up tree probabilities in any order, so ROC AUC may differ in the last bit.
@@ -110,9 +123,12 @@ def test_too_few_rows_of_a_class_for_the_folds_names_the_parameters(tmp_path):
     frame["label"] = 0
     ones = [frame.index[in_test][0], *frame.index[~in_test][:2]]
     frame.loc[ones, "label"] = 1  # three rows of class 1: two in the training split, one in the test split
-    with pytest.raises(DataError, match=rf"cv_folds=3 needs at least that many training rows per class; "
-                                        rf"the smallest class among the {int((~in_test).sum())} cross-validation rows "
-                                        rf"has 2"):
+    with pytest.raises(
+        DataError,
+        match=rf"cv_folds=3 needs at least that many training rows per class; "
+        rf"the smallest class among the {int((~in_test).sum())} cross-validation rows "
+        rf"has 2",
+    ):
         train_candidate(tmp_path, frame)
 
 
@@ -138,8 +154,11 @@ def test_tracking_uri_falls_back_to_the_environment_then_sqlite(monkeypatch, tmp
 def test_drift_metrics_for_mlflow_skip_infinite_psi_and_sanitise_names():
     from gated_training.steps.train_model import drift_metrics
 
-    report = {"drifted_share": 0.5, "max_psi": float("inf"), "features": [
-        {"feature": "credit amount (€)", "psi": 0.31}, {"feature": "gone", "psi": float("inf")}]}
+    report = {
+        "drifted_share": 0.5,
+        "max_psi": float("inf"),
+        "features": [{"feature": "credit amount (€)", "psi": 0.31}, {"feature": "gone", "psi": float("inf")}],
+    }
     assert drift_metrics({"report": report}) == {"drift_drifted_share": 0.5, "drift_psi.credit_amount____": 0.31}
     assert drift_metrics({"report": None}) == {} and drift_metrics(None) == {}
 
@@ -160,8 +179,9 @@ def test_training_and_the_mirror_leave_mlflow_uris_as_they_found_them(tmp_path, 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", preset)
     monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
     trained = train_candidate(tmp_path, synthetic_frame(150), settings=ModelSettings(n_estimators=5, cv_folds=2))
-    version, state = mirror_to_mlflow(trained.tracking_uri, "m", trained.training.mlflow_model_uri,
-                                      trained.training.mlflow_run_id, "v-1")
+    version, state = mirror_to_mlflow(
+        trained.tracking_uri, "m", trained.training.mlflow_model_uri, trained.training.mlflow_run_id, "v-1"
+    )
     assert (version, state) == ("1", "synced")
     assert os.environ.get("MLFLOW_TRACKING_URI") == preset and "MLFLOW_REGISTRY_URI" not in os.environ
     assert tracking_utils._tracking_uri is None  # mlflow's own default again, not our run's store

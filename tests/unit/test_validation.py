@@ -14,8 +14,15 @@ from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE, write_csv, write_suite
 def run_validation(tmp_path: Path, data: str, suite: str = "", target: str = "risk", min_quality: float = 0.8):
     outputs = [str(tmp_path / name) for name in ("dataset.parquet", "report.json", "docs.html")]
     dataset, report, docs = outputs
-    return validate_data(data_uri=data, suite_uri=suite, target=target, min_quality_score=min_quality,
-                         dataset_out=dataset, report_out=report, data_docs_out=docs), outputs
+    return validate_data(
+        data_uri=data,
+        suite_uri=suite,
+        target=target,
+        min_quality_score=min_quality,
+        dataset_out=dataset,
+        report_out=report,
+        data_docs_out=docs,
+    ), outputs
 
 
 def rules_failed(outcome) -> set[tuple[str, str | None]]:
@@ -48,12 +55,17 @@ def test_critical_failure_blocks_and_names_column_and_rule(tmp_path, sample_fram
     outcome, (_, report, docs) = run_validation(tmp_path, data, write_suite(suite, tmp_path / "suite.json"))
     assert not outcome.passed
     assert ("expect_column_values_to_be_between", "age") in rules_failed(outcome)
-    assert any("age" in reason and "expect_column_values_to_be_between" in reason for reason in outcome.blocking_reasons)
+    assert any(
+        "age" in reason and "expect_column_values_to_be_between" in reason for reason in outcome.blocking_reasons
+    )
     # housing's set is a warning: reported, not blocking
     assert any("housing" in warning for warning in outcome.warnings)
     assert not any("housing" in reason for reason in outcome.blocking_reasons)
-    age = next(c for c in json.loads(Path(report).read_text())["checks"]
-               if c["column"] == "age" and c["rule"] == "expect_column_values_to_be_between")
+    age = next(
+        c
+        for c in json.loads(Path(report).read_text())["checks"]
+        if c["column"] == "age" and c["rule"] == "expect_column_values_to_be_between"
+    )
     assert age["observed"]["unexpected_count"] == 10 and -5 in age["observed"]["sample_unexpected"]
     assert "Data gate: BLOCKED" in Path(docs).read_text()
 
@@ -66,7 +78,9 @@ def test_warnings_only_do_not_block(tmp_path, sample_frame):
 
 def test_quality_score_below_minimum_blocks(tmp_path, sample_frame):
     sample_frame.loc[:4, "housing"] = "castle"
-    outcome, _ = run_validation(tmp_path, write_csv(sample_frame, tmp_path / "b.csv"), str(SAMPLE_SUITE), min_quality=1.0)
+    outcome, _ = run_validation(
+        tmp_path, write_csv(sample_frame, tmp_path / "b.csv"), str(SAMPLE_SUITE), min_quality=1.0
+    )
     assert not outcome.passed
     assert any("quality score" in reason and "below the minimum 1.000" in reason for reason in outcome.blocking_reasons)
 
@@ -84,8 +98,11 @@ def test_row_count_outside_range_blocks(tmp_path, sample_frame):
         (lambda f: f.assign(risk=1), "builtin:target_has_two_classes", "risk"),
         (lambda f: f.assign(risk=f["risk"].astype(float).where(f.index > 3)), "builtin:target_not_null", "risk"),
         (lambda f: f.assign(purpose=np.nan), "builtin:no_all_null_columns", "purpose"),
-        (lambda f: f.assign(credit_amount=f["credit_amount"].astype(float).where(f.index > 0, np.inf)),
-         "builtin:no_infinite_values", "credit_amount"),
+        (
+            lambda f: f.assign(credit_amount=f["credit_amount"].astype(float).where(f.index > 0, np.inf)),
+            "builtin:no_infinite_values",
+            "credit_amount",
+        ),
         (lambda f: f.assign(age=f["age"].astype(str) + " years"), "expect_column_values_to_be_in_type_list", "age"),
     ],
     ids=["missing-target", "single-class", "null-target", "all-null-column", "infinity", "wrong-type"],

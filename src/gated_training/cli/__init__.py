@@ -24,8 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     from gated_training.cli.help_text import add_pages
 
     # The module docstring without its reStructuredText backticks.
-    parser = argparse.ArgumentParser(prog="gated-training", description=__doc__.replace("``", "").strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gated-training",
+        description=__doc__.replace("``", "").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_commands(commands)
     add_registry_commands(commands)
@@ -48,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:  # never a raw traceback for an operator
         if os.environ.get("GATED_TRAINING_DEBUG"):
             raise
-        print(f"error: {args.command}: {type(exc).__name__}: {exc} (GATED_TRAINING_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"error: {args.command}: {type(exc).__name__}: {exc} (GATED_TRAINING_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

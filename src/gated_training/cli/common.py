@@ -37,9 +37,7 @@ def load_params_file(path: str) -> dict[str, Any]:
 def registry_from(args: argparse.Namespace) -> "ModelRegistry":
     """The registry the command names: checked as given (no '..'), then made absolute; the local
     signing key is used when no key or unsigned mode is configured."""
-    from gated_training.registry import check_registry_parameters
-    from gated_training.registry import ModelRegistry
-    from gated_training.registry import ensure_local_key
+    from gated_training.registry import ModelRegistry, check_registry_parameters, ensure_local_key
 
     check_registry_parameters(args.registry, args.model_name)
     uri = args.registry
@@ -52,10 +50,17 @@ def registry_from(args: argparse.Namespace) -> "ModelRegistry":
 
 
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", default=str(DEFAULT_WORKDIR / "registry"),
-                        help="registry root: a folder or gs://bucket/prefix (default: .gated-training/registry)")
-    parser.add_argument("--model-name", dest="model_name", default="tabular-classifier",
-                        help="the model's folder in the registry (the pipeline's model_name; default tabular-classifier)")
+    parser.add_argument(
+        "--registry",
+        default=str(DEFAULT_WORKDIR / "registry"),
+        help="registry root: a folder or gs://bucket/prefix (default: .gated-training/registry)",
+    )
+    parser.add_argument(
+        "--model-name",
+        dest="model_name",
+        default="tabular-classifier",
+        help="the model's folder in the registry (the pipeline's model_name; default tabular-classifier)",
+    )
 
 
 def resolve_parameters(declared: dict[str, tuple[str, Any]], layers: Sequence[dict[str, Any]]) -> dict[str, Any]:

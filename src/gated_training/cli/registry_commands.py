@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gated_training.data import storage
 from gated_training.cli.common import EXIT_FAILED, EXIT_OK, add_registry_arguments, registry_from
 from gated_training.errors import ConfigError
+
 
 def command_history(args: argparse.Namespace) -> int:
     from gated_training.registry import history
@@ -27,8 +26,10 @@ def command_history(args: argparse.Namespace) -> int:
         if row.drift:
             print(f"      drift: {row.drift}")
         for event in row.promotions:
-            print(f"      {event['action']} {event['at']} by {event['by']}: {event['reason']}"
-                  + (f" (from {event['previous_version']})" if event.get("previous_version") else ""))
+            print(
+                f"      {event['action']} {event['at']} by {event['by']}: {event['reason']}"
+                + (f" (from {event['previous_version']})" if event.get("previous_version") else "")
+            )
     champion = next((row.version for row in rows if row.champion), None)
     print(f"champion: {champion or 'none'}  (* marks it)")
     for problem in problems:
@@ -44,8 +45,10 @@ def command_move_champion(args: argparse.Namespace) -> int:
         pointer = rollback(registry, args.to, args.reason)
     else:
         pointer = move_champion(registry, args.version, args.reason, "manual_promote")
-    print(f"champion: {pointer['version']} (was {pointer['previous_version'] or 'none'}); "
-          f"{pointer['action']} by {pointer['promoted_by']} at {pointer['promoted_at']}: {pointer['reason']}")
+    print(
+        f"champion: {pointer['version']} (was {pointer['previous_version'] or 'none'}); "
+        f"{pointer['action']} by {pointer['promoted_by']} at {pointer['promoted_at']}: {pointer['reason']}"
+    )
     print("MLflow's champion alias is not moved by this command: run `gated-training sync-mlflow` to mirror it")
     from gated_training.cli.serving_commands import follow_after_move
 
@@ -80,8 +83,10 @@ def command_sign_legacy(args: argparse.Namespace) -> int:
     registry = registry_from(args)
     if args.pointer:
         if not args.pointer_sha256:
-            raise ConfigError("--pointer needs --pointer-sha256: the SHA-256 of champion.json you checked "
-                              f"(sha256sum {registry.pointer_uri})")
+            raise ConfigError(
+                "--pointer needs --pointer-sha256: the SHA-256 of champion.json you checked "
+                f"(sha256sum {registry.pointer_uri})"
+            )
         from gated_training.config import check_sha256_parameter
 
         pointer = registry.sign_legacy_pointer(check_sha256_parameter("pointer_sha256", args.pointer_sha256))
@@ -119,22 +124,36 @@ def add_registry_commands(commands: Any) -> None:
     add_serving_follow(promote)
     promote.set_defaults(handler=command_move_champion)
     sync = commands.add_parser("sync-mlflow", help="point MLflow's champion alias at the registry's champion")
-    sync.add_argument("--tracking-uri", dest="tracking_uri",
-                      help="default: $MLFLOW_TRACKING_URI, else sqlite:///.gated-training/mlflow.db")
+    sync.add_argument(
+        "--tracking-uri",
+        dest="tracking_uri",
+        help="default: $MLFLOW_TRACKING_URI, else sqlite:///.gated-training/mlflow.db",
+    )
     add_registry_arguments(sync)
     sync.set_defaults(handler=command_sync_mlflow)
     cleanup = commands.add_parser("cleanup", help="find (and --delete) versions a crashed deploy left incomplete")
     cleanup.add_argument("--delete", action="store_true", help="delete them (default: only list)")
-    cleanup.add_argument("--older-than-minutes", dest="older_than_minutes", type=float, default=60.0,
-                         help="never delete a version younger than this: its deploy may be running (default 60)")
+    cleanup.add_argument(
+        "--older-than-minutes",
+        dest="older_than_minutes",
+        type=float,
+        default=60.0,
+        help="never delete a version younger than this: its deploy may be running (default 60)",
+    )
     add_registry_arguments(cleanup)
     cleanup.set_defaults(handler=command_cleanup)
-    sign = commands.add_parser("sign-legacy", help="sign the versions published before registry signing existed "
-                               "(once, when upgrading: only versions the registry's records name, never in a registry "
-                               "that already holds signed versions unless named with their manifest's SHA-256)")
+    sign = commands.add_parser(
+        "sign-legacy",
+        help="sign the versions published before registry signing existed "
+        "(once, when upgrading: only versions the registry's records name, never in a registry "
+        "that already holds signed versions unless named with their manifest's SHA-256)",
+    )
     sign.add_argument("--version", help="one version (default: every version the champion pointer's history names)")
-    sign.add_argument("--manifest-sha256", dest="manifest_sha256",
-                      help="the SHA-256 of that version's manifest.json, as you checked it")
+    sign.add_argument(
+        "--manifest-sha256",
+        dest="manifest_sha256",
+        help="the SHA-256 of that version's manifest.json, as you checked it",
+    )
     sign.add_argument("--pointer", action="store_true", help="sign the champion pointer written before pointer signing")
     sign.add_argument("--pointer-sha256", dest="pointer_sha256", help="the SHA-256 of champion.json, as you checked it")
     add_registry_arguments(sign)

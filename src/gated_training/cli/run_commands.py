@@ -10,10 +10,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gated_training.cli.common import (
+    DEFAULT_PIPELINE,
+    DEFAULT_WORKDIR,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RETRAIN_ADVISED,
+    EXIT_USAGE,
+    add_registry_arguments,
+    load_params_file,
+    parse_assignments,
+    registry_from,
+    resolve_parameters,
+)
 from gated_training.data import storage
-from gated_training.cli.common import (DEFAULT_PIPELINE, DEFAULT_WORKDIR, EXIT_FAILED, EXIT_OK, EXIT_RETRAIN_ADVISED,
-                                       EXIT_USAGE, load_params_file, parse_assignments, resolve_parameters)
-from gated_training.cli.common import add_registry_arguments, registry_from
 from gated_training.errors import ConfigError, GatedTrainingError
 from gated_training.reports import drift_line
 
@@ -29,7 +39,7 @@ def absolutise_local_paths(parameters: dict[str, Any]) -> dict[str, Any]:
             result[name] = str(Path(value).resolve())
     tracking = result.get("mlflow_tracking_uri") or ""
     if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
-        result["mlflow_tracking_uri"] = "sqlite:///" + str(Path(tracking[len("sqlite:///"):]).resolve())
+        result["mlflow_tracking_uri"] = "sqlite:///" + str(Path(tracking[len("sqlite:///") :]).resolve())
     return result
 
 
@@ -65,8 +75,10 @@ def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
             print(f"    {name}: {path}")
     usage = summary.get("step_usage") or {}
     if usage:
-        print("  step usage (wall s / peak RSS MiB): " + ", ".join(
-            f"{step} {u['wall_seconds']:.1f}/{u['peak_rss_mib']:.0f}" for step, u in usage.items()))
+        print(
+            "  step usage (wall s / peak RSS MiB): "
+            + ", ".join(f"{step} {u['wall_seconds']:.1f}/{u['peak_rss_mib']:.0f}" for step, u in usage.items())
+        )
     print(f"  summary: {summary_path}")
 
 
@@ -78,10 +90,9 @@ def write_summary_file(workdir: Path, summary: dict[str, Any]) -> Path:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from gated_training.kubeflow import component_inputs, run_compiled_pipeline
     from gated_training.kubeflow import validate as validate_run_parameters
     from gated_training.registry import check_registry_parameters
-    from gated_training.kubeflow import run_compiled_pipeline
-    from gated_training.kubeflow import component_inputs
     from gated_training.reports import build_summary
 
     workdir = Path(args.workdir)
@@ -93,22 +104,29 @@ def command_run(args: argparse.Namespace) -> int:
             raise ConfigError(missing_pipeline_message(pipeline_yaml))
         declared = component_inputs(pipeline_yaml)
         named = {
-            "data_uri": args.data, "target_column": args.target, "suite_uri": args.suite,
-            "min_accuracy": args.min_accuracy, "registry_uri": args.registry, "mlflow_tracking_uri": args.tracking_uri,
+            "data_uri": args.data,
+            "target_column": args.target,
+            "suite_uri": args.suite,
+            "min_accuracy": args.min_accuracy,
+            "registry_uri": args.registry,
+            "mlflow_tracking_uri": args.tracking_uri,
         }
         defaults_for_workdir = {
             "pipeline_version": f"local:{pipeline_yaml}",
             "registry_uri": str(workdir / "registry"),
             "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}",
         }
-        layers = [defaults_for_workdir, *(load_params_file(p) for p in args.params),
-                  {k: v for k, v in named.items() if v is not None}, parse_assignments(args.set)]
+        layers = [
+            defaults_for_workdir,
+            *(load_params_file(p) for p in args.params),
+            {k: v for k, v in named.items() if v is not None},
+            parse_assignments(args.set),
+        ]
         resolved = resolve_parameters(declared, layers)
         check_registry_parameters(str(resolved["registry_uri"]), str(resolved["model_name"]))  # '..' before resolving
         parameters = absolutise_local_paths(resolved)
         validate_run_parameters(parameters)
-        from gated_training.registry import ModelRegistry
-        from gated_training.registry import current_signer, ensure_local_key
+        from gated_training.registry import ModelRegistry, current_signer, ensure_local_key
 
         ModelRegistry(parameters["registry_uri"], parameters["model_name"]).preflight()
         key_file = ensure_local_key()
@@ -124,8 +142,9 @@ def command_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     print(f"Running {pipeline_yaml} locally on {parameters['data_uri']} (target {parameters['target_column']!r})")
-    result = run_compiled_pipeline(pipeline_yaml, parameters, workdir,
-                                   progress=lambda line: print(f"  {line}", flush=True), verbose=args.verbose)
+    result = run_compiled_pipeline(
+        pipeline_yaml, parameters, workdir, progress=lambda line: print(f"  {line}", flush=True), verbose=args.verbose
+    )
     summary = result.summary
     summary["parameters"] = parameters
     summary_path = write_summary_file(workdir, summary)
@@ -158,9 +177,14 @@ def command_check_drift(args: argparse.Namespace) -> int:
     from gated_training.data import load_table
     from gated_training.drift import check_batch
 
-    policy = DriftPolicy(drift_psi_threshold=args.psi_threshold, drift_max_drifted_share=args.max_drifted_share,
-                         drift_critical_features=args.critical_features, drift_severe_psi=args.severe_psi,
-                         drift_severe_out_of_range=args.severe_out_of_range, new_columns=args.new_columns)
+    policy = DriftPolicy(
+        drift_psi_threshold=args.psi_threshold,
+        drift_max_drifted_share=args.max_drifted_share,
+        drift_critical_features=args.critical_features,
+        drift_severe_psi=args.severe_psi,
+        drift_severe_out_of_range=args.severe_out_of_range,
+        new_columns=args.new_columns,
+    )
     registry = registry_from(args)
     table = load_table(args.data)
     outcome = check_batch(lambda: table.frame, table.sha256, args.target, registry.uri, registry.model_name, policy)
@@ -180,8 +204,10 @@ def command_check_drift(args: argparse.Namespace) -> int:
         drifted = [f["feature"] for f in report["features"] if f["drifted"]]
         from gated_training.reports import number_or_dash, percent
 
-        print(f"  {percent(report['drifted_share'])} of {len(report['features'])} features drifted, max PSI "
-              f"{number_or_dash(report['max_psi'])}" + (f": {', '.join(drifted)}" if drifted else ""))
+        print(
+            f"  {percent(report['drifted_share'])} of {len(report['features'])} features drifted, max PSI "
+            f"{number_or_dash(report['max_psi'])}" + (f": {', '.join(drifted)}" if drifted else "")
+        )
     return EXIT_RETRAIN_ADVISED if outcome.retraining_advised else EXIT_OK
 
 
@@ -190,11 +216,18 @@ def add_run_commands(commands: Any) -> None:
     run.add_argument("--data", help="CSV or Parquet: a path or gs://bucket/key")
     run.add_argument("--target", help="the label column")
     run.add_argument("--suite", help="GX suite JSON (default: <data name>.expectations.json beside the data)")
-    run.add_argument("--min-accuracy", type=float, dest="min_accuracy",
-                     help="model gate: minimum test accuracy in [0, 1] (the same as --set min_accuracy=…; default 0.85)")
+    run.add_argument(
+        "--min-accuracy",
+        type=float,
+        dest="min_accuracy",
+        help="model gate: minimum test accuracy in [0, 1] (the same as --set min_accuracy=…; default 0.85)",
+    )
     run.add_argument("--registry", help="model registry: a folder or gs://bucket/prefix (default: WORKDIR/registry)")
-    run.add_argument("--tracking-uri", dest="tracking_uri",
-                     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///WORKDIR/mlflow.db)")
+    run.add_argument(
+        "--tracking-uri",
+        dest="tracking_uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///WORKDIR/mlflow.db)",
+    )
     run.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="where summary.json, logs and outputs go")
     run.add_argument("--params", action="append", default=[], metavar="FILE", help="YAML/JSON file of parameters")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any pipeline parameter")
@@ -205,30 +238,65 @@ def add_run_commands(commands: Any) -> None:
     suite = commands.add_parser("suite", help="expectation suite tools")
     suite_commands = suite.add_subparsers(dest="suite_command", required=True)
     init = suite_commands.add_parser("init", help="draft a suite from a reference dataset")
-    init.add_argument("--data", required=True, help="a reference batch, CSV or Parquet (path or gs://): the draft's "
-                      "ranges, sets and null rates come from it")
+    init.add_argument(
+        "--data",
+        required=True,
+        help="a reference batch, CSV or Parquet (path or gs://): the draft's ranges, sets and null rates come from it",
+    )
     init.add_argument("--target", required=True, help="the label column (its classes become a critical value set)")
     init.add_argument("--output", help="default: <data name>.expectations.json beside the data")
     init.add_argument("--force", action="store_true", help="overwrite an existing suite")
     init.set_defaults(handler=command_suite_init)
 
-    drift = commands.add_parser("check-drift", help="compare a batch with the champion's reference profile; "
-                                "exit 3 when retraining is advised (drift, or no champion), 0 otherwise")
+    drift = commands.add_parser(
+        "check-drift",
+        help="compare a batch with the champion's reference profile; "
+        "exit 3 when retraining is advised (drift, or no champion), 0 otherwise",
+    )
     drift.add_argument("--data", required=True, help="CSV or Parquet: a path or gs://bucket/key")
     drift.add_argument("--target", required=True, help="the label column (left out of the comparison)")
-    drift.add_argument("--psi-threshold", dest="psi_threshold", type=float, default=0.2,
-                       help="a feature drifts above this PSI (default 0.2)")
-    drift.add_argument("--max-drifted-share", dest="max_drifted_share", type=float, default=0.3,
-                       help="the batch drifts when this share of features drifted (default 0.3)")
-    drift.add_argument("--critical-features", dest="critical_features", default="",
-                       help="comma-separated columns; any of them drifting drifts the batch")
-    drift.add_argument("--severe-psi", dest="severe_psi", type=float, default=1.0,
-                       help="one feature with at least this PSI drifts the batch whatever the share (default 1; 0: off)")
-    drift.add_argument("--severe-out-of-range", dest="severe_out_of_range", type=float, default=0.1,
-                       help="one feature with this share of values outside the champion's range or categories "
-                            "drifts the batch (default 0.1; 0: off)")
-    drift.add_argument("--new-columns", dest="new_columns", choices=("block", "ignore"), default="block",
-                       help="columns the champion was not trained on: block (default) or ignore")
+    drift.add_argument(
+        "--psi-threshold",
+        dest="psi_threshold",
+        type=float,
+        default=0.2,
+        help="a feature drifts above this PSI (default 0.2)",
+    )
+    drift.add_argument(
+        "--max-drifted-share",
+        dest="max_drifted_share",
+        type=float,
+        default=0.3,
+        help="the batch drifts when this share of features drifted (default 0.3)",
+    )
+    drift.add_argument(
+        "--critical-features",
+        dest="critical_features",
+        default="",
+        help="comma-separated columns; any of them drifting drifts the batch",
+    )
+    drift.add_argument(
+        "--severe-psi",
+        dest="severe_psi",
+        type=float,
+        default=1.0,
+        help="one feature with at least this PSI drifts the batch whatever the share (default 1; 0: off)",
+    )
+    drift.add_argument(
+        "--severe-out-of-range",
+        dest="severe_out_of_range",
+        type=float,
+        default=0.1,
+        help="one feature with this share of values outside the champion's range or categories "
+        "drifts the batch (default 0.1; 0: off)",
+    )
+    drift.add_argument(
+        "--new-columns",
+        dest="new_columns",
+        choices=("block", "ignore"),
+        default="block",
+        help="columns the champion was not trained on: block (default) or ignore",
+    )
     drift.add_argument("--json", help="write the full result here (path or gs://)")
     drift.add_argument("--report", help="write the HTML drift report here (path or gs://)")
     add_registry_arguments(drift)

@@ -7,8 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from gated_training.cli.common import EXIT_FAILED, EXIT_OK
-from gated_training.cli.common import add_registry_arguments, registry_from
+from gated_training.cli.common import EXIT_FAILED, EXIT_OK, add_registry_arguments, registry_from
 
 
 def kserve_client(args: argparse.Namespace) -> Any:
@@ -18,13 +17,25 @@ def kserve_client(args: argparse.Namespace) -> Any:
 
 
 def add_kube_arguments(parser: argparse.ArgumentParser, namespace_flag: str, required: bool) -> None:
-    parser.add_argument(namespace_flag, dest="serving_namespace", required=required,
-                        help="the namespace of the InferenceService (the pipeline's serving_namespace)")
-    parser.add_argument("--kube-api", dest="kube_api", default="",
-                        help="the Kubernetes API server (e.g. http://127.0.0.1:8001 from `kubectl proxy`); "
-                             "default: in-cluster credentials, else your kubeconfig")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds to wait for the InferenceService to become Ready (default 600)")
+    parser.add_argument(
+        namespace_flag,
+        dest="serving_namespace",
+        required=required,
+        help="the namespace of the InferenceService (the pipeline's serving_namespace)",
+    )
+    parser.add_argument(
+        "--kube-api",
+        dest="kube_api",
+        default="",
+        help="the Kubernetes API server (e.g. http://127.0.0.1:8001 from `kubectl proxy`); "
+        "default: in-cluster credentials, else your kubeconfig",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the InferenceService to become Ready (default 600)",
+    )
 
 
 def command_serving(args: argparse.Namespace) -> int:
@@ -38,10 +49,12 @@ def command_serving(args: argparse.Namespace) -> int:
         service = result.service
         print(f"champion: {result.champion or 'none'}")
         if service.exists:
-            print(f"InferenceService {service.namespace}/{service.name} ({service.mode} mode): newest version "
-                  f"{service.version}, stable {service.stable_version}, canary {service.canary_percent} %, "
-                  f"{'Ready' if service.ready else 'not Ready: ' + service.why}"
-                  + (f", {service.url}" if service.url else ""))
+            print(
+                f"InferenceService {service.namespace}/{service.name} ({service.mode} mode): newest version "
+                f"{service.version}, stable {service.stable_version}, canary {service.canary_percent} %, "
+                f"{'Ready' if service.ready else 'not Ready: ' + service.why}"
+                + (f", {service.url}" if service.url else "")
+            )
         else:
             print("InferenceService: none")
         if result.note:
@@ -65,19 +78,33 @@ def follow_after_move(args: argparse.Namespace) -> int:
 
     if not getattr(args, "serving_namespace", None):
         return EXIT_OK
-    print(rollout.follow(registry=registry_from(args), client=kserve_client(args), namespace=args.serving_namespace,
-                         timeout=args.timeout, moved=True))
+    print(
+        rollout.follow(
+            registry=registry_from(args),
+            client=kserve_client(args),
+            namespace=args.serving_namespace,
+            timeout=args.timeout,
+            moved=True,
+        )
+    )
     return EXIT_OK
 
 
 def add_serving_commands(commands: Any) -> None:
-    group = commands.add_parser("serving", help="the champion's InferenceService: status, canary promote/rollback, sync")
+    group = commands.add_parser(
+        "serving", help="the champion's InferenceService: status, canary promote/rollback, sync"
+    )
     actions = group.add_subparsers(dest="serving_command", required=True)
-    for name, summary in (("status", "the champion and what the InferenceService serves; exit 1 when they disagree"),
-                          ("promote", "the canary (the registry champion) gets all the traffic"),
-                          ("rollback", "back to the version before: the canary loses its traffic (or the previous "
-                                       "champion serves all of it), and the registry champion moves back with it"),
-                          ("sync", "make the InferenceService serve the registry champion with all traffic (repair)")):
+    for name, summary in (
+        ("status", "the champion and what the InferenceService serves; exit 1 when they disagree"),
+        ("promote", "the canary (the registry champion) gets all the traffic"),
+        (
+            "rollback",
+            "back to the version before: the canary loses its traffic (or the previous "
+            "champion serves all of it), and the registry champion moves back with it",
+        ),
+        ("sync", "make the InferenceService serve the registry champion with all traffic (repair)"),
+    ):
         parser = actions.add_parser(name, help=summary)
         add_kube_arguments(parser, "--namespace", required=True)
         add_registry_arguments(parser)

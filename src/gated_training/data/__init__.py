@@ -5,7 +5,36 @@ stable split, storage, and the synthetic tables of the tests and the bench."""
 
 from gated_training.data import storage, synthetic
 from gated_training.data.split import SplitRule, held_out_by, in_test_split, rule_for
-from gated_training.data.tables import (LoadedTable, detached_head, is_numeric_feature, json_safe, label_key,
-    load_table, normalise_labels, read_parquet, sha256_hex, split_features_target, write_parquet)
+from gated_training.data.tables import (
+    LoadedTable,
+    detached_head,
+    is_numeric_feature,
+    json_safe,
+    label_key,
+    load_table,
+    normalise_labels,
+    read_parquet,
+    sha256_hex,
+    split_features_target,
+    write_parquet,
+)
 
-__all__ = ["LoadedTable", "SplitRule", "detached_head", "held_out_by", "in_test_split", "is_numeric_feature", "json_safe", "label_key", "load_table", "normalise_labels", "read_parquet", "rule_for", "sha256_hex", "split_features_target", "storage", "synthetic", "write_parquet"]
+__all__ = [
+    "LoadedTable",
+    "SplitRule",
+    "detached_head",
+    "held_out_by",
+    "in_test_split",
+    "is_numeric_feature",
+    "json_safe",
+    "label_key",
+    "load_table",
+    "normalise_labels",
+    "read_parquet",
+    "rule_for",
+    "sha256_hex",
+    "split_features_target",
+    "storage",
+    "synthetic",
+    "write_parquet",
+]

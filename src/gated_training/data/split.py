@@ -43,8 +43,12 @@ class SplitRule:
         if not isinstance(document, dict) or document.get("method") != METHOD:
             return None
         try:
-            return cls(method=METHOD, test_size=float(document["test_size"]), key=str(document.get("key") or ""),
-                       columns=[str(c) for c in document["columns"]])
+            return cls(
+                method=METHOD,
+                test_size=float(document["test_size"]),
+                key=str(document.get("key") or ""),
+                columns=[str(c) for c in document["columns"]],
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -52,7 +56,9 @@ class SplitRule:
 def rule_for(frame: pd.DataFrame, target: str, test_size: float, key: str = "") -> SplitRule:
     if key:
         if key not in frame.columns:
-            raise DataError(f"parameter split_key={key!r}: no such column (columns: {', '.join(map(str, frame.columns))[:500]})")
+            raise DataError(
+                f"parameter split_key={key!r}: no such column (columns: {', '.join(map(str, frame.columns))[:500]})"
+            )
         if key == target:
             raise DataError(f"parameter split_key={key!r} is the target column; name a key column, or leave it empty")
         columns = [key]

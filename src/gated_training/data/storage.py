@@ -76,12 +76,16 @@ def _gcs_failure(uri: str, action: str, exc: Exception) -> str:
 
 
 def _credentials_message(uri: str) -> str:
-    return f"{uri}: no Google Cloud credentials found; set GOOGLE_APPLICATION_CREDENTIALS, or run with Workload Identity"
+    return (
+        f"{uri}: no Google Cloud credentials found; set GOOGLE_APPLICATION_CREDENTIALS, or run with Workload Identity"
+    )
 
 
 def _size_message(uri: str, size: int, max_bytes: int) -> str:
-    return (f"{uri}: {size:,} bytes is more than the limit of {max_bytes:,} bytes "
-            f"(max_input_mb={max_bytes / 2**20:.4g}); raise the limit or split the batch")
+    return (
+        f"{uri}: {size:,} bytes is more than the limit of {max_bytes:,} bytes "
+        f"(max_input_mb={max_bytes / 2**20:.4g}); raise the limit or split the batch"
+    )
 
 
 def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
@@ -103,8 +107,9 @@ def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
     if stat.S_ISDIR(status.st_mode):
         raise DataError(f"{uri}: is a directory, expected a file")
     if not stat.S_ISREG(status.st_mode):
-        raise DataError(f"{uri}: is not a regular file (a FIFO, device or socket); inputs must be regular files "
-                        "or gs:// objects")
+        raise DataError(
+            f"{uri}: is not a regular file (a FIFO, device or socket); inputs must be regular files or gs:// objects"
+        )
     if max_bytes is not None and status.st_size > max_bytes:
         raise DataError(_size_message(uri, status.st_size, max_bytes))
     try:
@@ -117,8 +122,9 @@ def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
     return data
 
 
-def read_gcs_with_generation(uri: str, missing_ok: bool,
-                             max_bytes: int | None = None) -> tuple[bytes | None, int | None]:
+def read_gcs_with_generation(
+    uri: str, missing_ok: bool, max_bytes: int | None = None
+) -> tuple[bytes | None, int | None]:
     """Content and generation of a GCS object, read in one request so the two belong together.
 
     With ``max_bytes``, the object's size is read first and a larger object is refused undownloaded.
@@ -156,8 +162,13 @@ def write_gcs_if_generation(uri: str, data: bytes, generation: int, content_type
     from google.auth import exceptions as auth_errors
 
     try:
-        gcs_blob(uri).upload_from_string(data, content_type=content_type, if_generation_match=generation,
-                                         retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS)
+        gcs_blob(uri).upload_from_string(
+            data,
+            content_type=content_type,
+            if_generation_match=generation,
+            retry=gcs_retry(),
+            timeout=REQUEST_TIMEOUT_SECONDS,
+        )
         return True
     except gcs_errors.PreconditionFailed:
         current, _ = read_gcs_with_generation(uri, missing_ok=True)
@@ -256,8 +267,9 @@ def _gcs_listing(uri: str) -> tuple[Any, str]:
     """One level of a GCS prefix (delimiter "/"), and the prefix its names are relative to."""
     bucket_name, prefix = split_gcs_uri(uri)
     prefix = prefix.rstrip("/") + "/"
-    iterator = gcs_client().list_blobs(bucket_name, prefix=prefix, delimiter="/", retry=gcs_retry(),
-                                       timeout=REQUEST_TIMEOUT_SECONDS)
+    iterator = gcs_client().list_blobs(
+        bucket_name, prefix=prefix, delimiter="/", retry=gcs_retry(), timeout=REQUEST_TIMEOUT_SECONDS
+    )
     return iterator, prefix
 
 
@@ -278,6 +290,6 @@ def list_files(uri: str) -> list[str]:
     """Names of the files directly inside a folder/prefix, sorted."""
     if is_gcs(uri):
         blobs, prefix = _gcs_listing(uri)
-        return sorted(blob.name[len(prefix):] for blob in blobs)
+        return sorted(blob.name[len(prefix) :] for blob in blobs)
     path = Path(uri)
     return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []

@@ -34,8 +34,9 @@ CHANNELS = ["web", "store", "phone", "partner", "kiosk"]  # "kiosk" is rare
 CHANNEL_MIX = [0.45, 0.3, 0.15, 0.08, 0.02]
 
 
-def generate(rows: int, seed: int = 0, drift: str | None = None, signal: float = 1.5,
-             extra_numeric: int = 0) -> pd.DataFrame:
+def generate(
+    rows: int, seed: int = 0, drift: str | None = None, signal: float = 1.5, extra_numeric: int = 0
+) -> pd.DataFrame:
     """A table of ``rows`` rows; ``extra_numeric`` adds noise columns to reach a wider schema."""
     if drift is not None and drift not in DRIFTS:
         raise ValueError(f"unknown drift {drift!r}; choose from {', '.join(DRIFTS)}")
@@ -55,15 +56,28 @@ def generate(rows: int, seed: int = 0, drift: str | None = None, signal: float =
     is_premium = rng.random(rows) < 0.3
     support_calls = rng.poisson(2.0, size=rows).astype(float)
 
-    score = (signal * (tenure < 24) - 0.8 * is_premium + 0.3 * (support_calls - 2)
-             - 0.5 * (np.log(income) - 10.5) + 0.4 * (region == "south") + rng.normal(0, 1, size=rows))
+    score = (
+        signal * (tenure < 24)
+        - 0.8 * is_premium
+        + 0.3 * (support_calls - 2)
+        - 0.5 * (np.log(income) - 10.5)
+        + 0.4 * (region == "south")
+        + rng.normal(0, 1, size=rows)
+    )
     cutoff = np.quantile(score, 0.5 if drift == "label_shift" else 0.7)
     churned = (score > cutoff).astype(int)
 
-    frame = pd.DataFrame({
-        "income": income.round(2), "tenure_months": tenure.round(1), "support_calls": support_calls,
-        "region": region.astype(object), "channel": channel, "is_premium": is_premium, TARGET: churned,
-    })
+    frame = pd.DataFrame(
+        {
+            "income": income.round(2),
+            "tenure_months": tenure.round(1),
+            "support_calls": support_calls,
+            "region": region.astype(object),
+            "channel": channel,
+            "is_premium": is_premium,
+            TARGET: churned,
+        }
+    )
     for index in range(extra_numeric):
         frame[f"noise_{index}"] = rng.normal(size=rows).round(4)
     # Missing values the preprocessor must impute: a few in a numeric and a categorical column.
@@ -90,8 +104,9 @@ def generate_wide(rows: int, columns: int = 30, seed: int = 0, signal: float = 1
                 values[rng.random(rows) < 0.05] = np.nan
             added[f"num_{index}"] = values
         elif kind == 2:
-            added[f"cat_{index}"] = rng.choice(["a", "b", "c", "d", "rare"], size=rows,
-                                               p=[0.4, 0.3, 0.2, 0.095, 0.005]).astype(object)
+            added[f"cat_{index}"] = rng.choice(
+                ["a", "b", "c", "d", "rare"], size=rows, p=[0.4, 0.3, 0.2, 0.095, 0.005]
+            ).astype(object)
         else:
             added[f"flag_{index}"] = rng.random(rows) < 0.5
     return pd.concat([base, pd.DataFrame(added)], axis=1)

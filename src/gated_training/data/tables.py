@@ -8,12 +8,13 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from gated_training.data import storage
 from gated_training.config import DEFAULT_MAX_INPUT_MB, max_input_bytes
+from gated_training.data import storage
 from gated_training.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -51,8 +52,9 @@ def table_format(uri: str) -> tuple[str, str | None]:
     suffixes = [suffix.lower() for suffix in path.suffixes]
     compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
     if suffixes and suffixes[-1] in UNSUPPORTED_COMPRESSIONS:
-        raise DataError(f"{uri}: {suffixes[-1]} archives are not read; use a plain, .gz, .bz2 or .xz CSV or a "
-                        "Parquet file")
+        raise DataError(
+            f"{uri}: {suffixes[-1]} archives are not read; use a plain, .gz, .bz2 or .xz CSV or a Parquet file"
+        )
     body = suffixes[:-1] if compression else suffixes
     return ("parquet" if body and body[-1] in PARQUET_SUFFIXES else "csv"), compression
 
@@ -63,15 +65,17 @@ def decompress(uri: str, raw: bytes, compression: str, max_bytes: int | None) ->
     import gzip
     import lzma
 
-    opener = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}[compression]
+    openers: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}
+    opener = openers[compression]
     try:
         with opener(io.BytesIO(raw), "rb") as stream:
             data = stream.read(-1 if max_bytes is None else max_bytes + 1)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise DataError(f"{uri}: not a readable {compression} file: {exc}") from exc
     if max_bytes is not None and len(data) > max_bytes:
-        raise DataError(f"{uri}: decompresses to more than the limit of {max_bytes:,} bytes "
-                        f"(max_input_mb={max_bytes / 2**20:.4g})")
+        raise DataError(
+            f"{uri}: decompresses to more than the limit of {max_bytes:,} bytes (max_input_mb={max_bytes / 2**20:.4g})"
+        )
     return data
 
 
@@ -85,8 +89,10 @@ def _read_parquet_bytes(uri: str, raw: bytes) -> pd.DataFrame:
         raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
     nested = [f"{field.name} ({field.type})" for field in table.schema if pa.types.is_nested(field.type)]
     if nested:
-        raise DataError(f"{uri}: nested Parquet columns cannot be features: {', '.join(nested)}; flatten them "
-                        "into one column per value")
+        raise DataError(
+            f"{uri}: nested Parquet columns cannot be features: {', '.join(nested)}; flatten them "
+            "into one column per value"
+        )
     return table.to_pandas()
 
 
@@ -188,8 +194,9 @@ def load_table(uri: str, max_input_mb: float = DEFAULT_MAX_INPUT_MB) -> LoadedTa
     limit = max_input_bytes(max_input_mb)
     raw = storage.read_bytes(uri, max_bytes=limit)
     frame = parse_table(uri, raw, max_bytes=limit)
-    return LoadedTable(frame=frame, uri=uri, sha256=content_sha256(frame), file_sha256=sha256_hex(raw),
-                       size_bytes=len(raw))
+    return LoadedTable(
+        frame=frame, uri=uri, sha256=content_sha256(frame), file_sha256=sha256_hex(raw), size_bytes=len(raw)
+    )
 
 
 def normalise_labels(labels: pd.Series) -> pd.Series:
@@ -205,7 +212,7 @@ def normalise_labels(labels: pd.Series) -> pd.Series:
 def label_key(value: object) -> str:
     """A label as a JSON key: ``1``, ``1.0`` and ``np.int64(1)`` are all ``"1"``."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # type: ignore[union-attr]
+        value = value.item()
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     return str(value)
@@ -230,7 +237,7 @@ def split_features_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFram
     return frame.drop(columns=[target]), frame[target]
 
 
-def json_safe(value: object) -> object:
+def json_safe(value: object) -> Any:
     """Turn numpy/pandas scalars into plain values and non-finite floats into ``None``: a record holds
     numbers or nothing, never the text ``"inf"`` (which a later format call would choke on) and never a
     bare ``NaN``/``Infinity`` (not JSON; KFP's launcher refuses them too)."""

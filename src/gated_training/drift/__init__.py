@@ -8,4 +8,12 @@ from gated_training.drift.compare import prediction_counts, prediction_psi, prof
 from gated_training.drift.gate import DriftGateOutcome, check_batch
 from gated_training.drift.report import render_drift_html
 
-__all__ = ["DriftGateOutcome", "check_batch", "prediction_counts", "prediction_psi", "profile_frame", "render_drift_html", "segments"]
+__all__ = [
+    "DriftGateOutcome",
+    "check_batch",
+    "prediction_counts",
+    "prediction_psi",
+    "profile_frame",
+    "render_drift_html",
+    "segments",
+]

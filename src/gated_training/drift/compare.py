@@ -77,7 +77,7 @@ class DriftReport:
     missing_features: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[return-value]
+        return json_safe(asdict(self))
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -106,11 +106,20 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
             if len(values) == 0:
                 continue
             edges = np.unique(np.quantile(values, np.linspace(0, 1, BINS + 1)))
-            counts = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] if len(edges) > 1 else np.array([len(values)])
+            counts = (
+                np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0]
+                if len(edges) > 1
+                else np.array([len(values)])
+            )
             sample = rng.choice(values, size=min(SAMPLE_SIZE, len(values)), replace=False)
             features[str(column)] = {
-                "kind": "numeric", "edges": edges.tolist(), "counts": counts.tolist(), "mean": float(values.mean()),
-                "std": float(values.std()), "null_fraction": null_fraction, "sample": np.sort(sample).tolist(),
+                "kind": "numeric",
+                "edges": edges.tolist(),
+                "counts": counts.tolist(),
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "null_fraction": null_fraction,
+                "sample": np.sort(sample).tolist(),
                 "rows": int(len(values)),
             }
         else:
@@ -119,8 +128,12 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
             frequencies = {str(k): int(v) for k, v in kept.items()}
             if len(counts) > MAX_CATEGORIES:
                 frequencies[OTHER] = int(counts.iloc[MAX_CATEGORIES:].sum())
-            features[str(column)] = {"kind": "categorical", "counts": frequencies, "null_fraction": null_fraction,
-                                     "rows": int(len(series))}
+            features[str(column)] = {
+                "kind": "categorical",
+                "counts": frequencies,
+                "null_fraction": null_fraction,
+                "rows": int(len(series)),
+            }
     profile: dict[str, Any] = {"format": PROFILE_FORMAT, "rows": int(len(frame)), "features": features}
     if target in frame.columns:
         from gated_training.drift.segments import label_profile
@@ -139,9 +152,18 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     edges = np.asarray(reference["edges"])
     expected = np.asarray(reference["counts"], dtype=float) / max(sum(reference["counts"]), 1)
     if len(values) == 0:  # every value missing or not a number: nothing to compare, so it drifted
-        return FeatureDrift(feature=name, kind="numeric", test="ks", statistic=None, p_value=None, effect=None, psi=None,
-                            drifted=True, top_shifts=[{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}],
-                            out_of_range_share=1.0)
+        return FeatureDrift(
+            feature=name,
+            kind="numeric",
+            test="ks",
+            statistic=None,
+            p_value=None,
+            effect=None,
+            psi=None,
+            drifted=True,
+            top_shifts=[{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}],
+            out_of_range_share=1.0,
+        )
     if len(edges) > 1:
         # Values beyond the reference range fall into the outermost bins.
         actual = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / len(values)
@@ -150,7 +172,9 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     result = stats.ks_2samp(np.asarray(reference["sample"]), values)
     drift_psi = psi(expected, actual)
     effect = float(result.statistic)
-    drifted = drift_psi > thresholds.drift_psi_threshold or (result.pvalue < thresholds.drift_alpha and effect >= thresholds.drift_min_ks_statistic)
+    drifted = drift_psi > thresholds.drift_psi_threshold or (
+        result.pvalue < thresholds.drift_alpha and effect >= thresholds.drift_min_ks_statistic
+    )
     labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}]" for i in range(len(edges) - 1)] or ["all"]
     order = np.argsort(-np.abs(actual - expected))[:TOP_SHIFTS]
     shifts = [{"bin": labels[i], "reference_share": float(expected[i]), "batch_share": float(actual[i])} for i in order]
@@ -163,12 +187,24 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
         distribution["below"] = float(np.mean(values < edges[0]))
         distribution["above"] = float(np.mean(values > edges[-1]))
     outside = float(np.mean((values < edges[0]) | (values > edges[-1])))
-    return FeatureDrift(feature=name, kind="numeric", test="ks", statistic=effect, p_value=float(result.pvalue), effect=effect, psi=drift_psi, drifted=bool(drifted), top_shifts=shifts,
-                        distribution=distribution, out_of_range_share=outside)
+    return FeatureDrift(
+        feature=name,
+        kind="numeric",
+        test="ks",
+        statistic=effect,
+        p_value=float(result.pvalue),
+        effect=effect,
+        psi=drift_psi,
+        drifted=bool(drifted),
+        top_shifts=shifts,
+        distribution=distribution,
+        out_of_range_share=outside,
+    )
 
 
-def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
-                       thresholds: DriftPolicy) -> FeatureDrift:
+def _categorical_drift(
+    name: str, reference: dict[str, Any], series: pd.Series, thresholds: DriftPolicy
+) -> FeatureDrift:
     from scipy import stats
 
     reference_counts: dict[str, int] = reference["counts"]
@@ -190,17 +226,32 @@ def _categorical_drift(name: str, reference: dict[str, Any], series: pd.Series,
         cramers_v = math.sqrt(statistic / (total * (len(observed) - 1)))
     else:
         statistic, p_value, cramers_v = 0.0, 1.0, 0.0
-    drifted = drift_psi > thresholds.drift_psi_threshold or (p_value < thresholds.drift_alpha and cramers_v >= thresholds.drift_min_cramers_v)
+    drifted = drift_psi > thresholds.drift_psi_threshold or (
+        p_value < thresholds.drift_alpha and cramers_v >= thresholds.drift_min_cramers_v
+    )
     labels = known + [UNSEEN]
     order = np.argsort(-np.abs(actual_share - expected_share))[:TOP_SHIFTS]
-    shifts = [{"category": labels[i], "reference_share": float(expected_share[i]), "batch_share": float(actual_share[i])}
-              for i in order]
+    shifts = [
+        {"category": labels[i], "reference_share": float(expected_share[i]), "batch_share": float(actual_share[i])}
+        for i in order
+    ]
     if unseen:
         new_levels = sorted(c for c in batch.index if c not in reference_counts)[:10]
         shifts.append({"category": UNSEEN, "unseen_levels": new_levels, "batch_share": float(unseen / total)})
     distribution = {"labels": labels, "reference": expected_share.tolist(), "batch": actual_share.tolist()}
-    return FeatureDrift(feature=name, kind="categorical", test="chi2", statistic=statistic, p_value=p_value, effect=cramers_v, psi=drift_psi, drifted=bool(drifted), top_shifts=shifts,
-                        distribution=distribution, out_of_range_share=float(unseen / total) if total else 0.0)
+    return FeatureDrift(
+        feature=name,
+        kind="categorical",
+        test="chi2",
+        statistic=statistic,
+        p_value=p_value,
+        effect=cramers_v,
+        psi=drift_psi,
+        drifted=bool(drifted),
+        top_shifts=shifts,
+        distribution=distribution,
+        out_of_range_share=float(unseen / total) if total else 0.0,
+    )
 
 
 def severity(result: FeatureDrift, thresholds: DriftPolicy) -> list[str]:
@@ -213,9 +264,11 @@ def severity(result: FeatureDrift, thresholds: DriftPolicy) -> list[str]:
     if thresholds.drift_severe_psi and result.psi >= thresholds.drift_severe_psi:
         severe.append(f"PSI {result.psi:.3g} >= drift_severe_psi {thresholds.drift_severe_psi:g}")
     if thresholds.drift_severe_out_of_range and result.out_of_range_share >= thresholds.drift_severe_out_of_range:
-        severe.append(f"{result.out_of_range_share:.1%} of values outside the reference "
-                      f"{'range' if result.kind == 'numeric' else 'categories'} >= drift_severe_out_of_range "
-                      f"{thresholds.drift_severe_out_of_range:.1%}")
+        severe.append(
+            f"{result.out_of_range_share:.1%} of values outside the reference "
+            f"{'range' if result.kind == 'numeric' else 'categories'} >= drift_severe_out_of_range "
+            f"{thresholds.drift_severe_out_of_range:.1%}"
+        )
     return severe
 
 
@@ -227,8 +280,18 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolic
     reasons: list[str] = []
     for name, reference in profile["features"].items():
         if name not in frame.columns:
-            result = FeatureDrift(feature=name, kind=reference["kind"], test="missing", statistic=None, p_value=None,
-                                  effect=None, psi=None, drifted=True, top_shifts=[], out_of_range_share=1.0)
+            result = FeatureDrift(
+                feature=name,
+                kind=reference["kind"],
+                test="missing",
+                statistic=None,
+                p_value=None,
+                effect=None,
+                psi=None,
+                drifted=True,
+                top_shifts=[],
+                out_of_range_share=1.0,
+            )
         elif reference["kind"] == "numeric":
             result = _numeric_drift(name, reference, frame[name], thresholds)
         else:
@@ -238,19 +301,32 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolic
             reasons.append(f"severe drift on feature {name}: {'; '.join(severe)}")
             result = replace(result, drifted=True)
         elif result.drifted and name in thresholds.critical_features:
-            reasons.append(f"critical feature {name} drifted (PSI {result.psi:.3f}, "
-                           f"{result.test} p={result.p_value:.2g}, effect {result.effect:.3f})")
+            reasons.append(
+                f"critical feature {name} drifted (PSI {result.psi:.3f}, "
+                f"{result.test} p={result.p_value:.2g}, effect {result.effect:.3f})"
+            )
         results.append(result)
     drifted = [r for r in results if r.drifted]
     share = len(drifted) / len(results) if results else 0.0
     max_psi = max((r.psi for r in results if r.psi is not None), default=0.0)
     if results and share >= thresholds.drift_max_drifted_share:
-        reasons.insert(0, f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
-                          f"max_drifted_share {thresholds.drift_max_drifted_share:.0%}): "
-                          f"{', '.join(r.feature for r in drifted)}")
-    return DriftReport(drifted=bool(reasons), reasons=reasons, drifted_share=share, max_psi=max_psi, features=results, thresholds=asdict(thresholds),
-                       rows_reference=int(profile.get("rows", 0)), rows_batch=int(len(frame)),
-                       missing_features=[r.feature for r in results if r.test == "missing"])
+        reasons.insert(
+            0,
+            f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
+            f"max_drifted_share {thresholds.drift_max_drifted_share:.0%}): "
+            f"{', '.join(r.feature for r in drifted)}",
+        )
+    return DriftReport(
+        drifted=bool(reasons),
+        reasons=reasons,
+        drifted_share=share,
+        max_psi=max_psi,
+        features=results,
+        thresholds=asdict(thresholds),
+        rows_reference=int(profile.get("rows", 0)),
+        rows_batch=int(len(frame)),
+        missing_features=[r.feature for r in results if r.test == "missing"],
+    )
 
 
 def prediction_counts(predictions: Any) -> dict[str, int]:

@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
 from gated_training.config import DriftPolicy
-from gated_training.data import json_safe, read_parquet
+from gated_training.data import json_safe
 from gated_training.decisions import DriftGate
 from gated_training.drift.compare import compare
 from gated_training.errors import ConfigError, RegistryError
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 
 TRAIN, SKIP, BLOCK = DriftGate.TRAIN, DriftGate.SKIP, DriftGate.BLOCK
-NO_NEW_DATA, DRIFT, SCHEMA, LABEL_SHIFT = DriftGate.NO_NEW_DATA, DriftGate.DRIFT, DriftGate.SCHEMA, DriftGate.LABEL_SHIFT
+NO_NEW_DATA, DRIFT, SCHEMA, LABEL_SHIFT = (
+    DriftGate.NO_NEW_DATA,
+    DriftGate.DRIFT,
+    DriftGate.SCHEMA,
+    DriftGate.LABEL_SHIFT,
+)
 LISTED_SEGMENTS = 20  # segments kept in the record: every shifted one, then the closest calls
 
 
@@ -54,7 +58,7 @@ class DriftGateOutcome:
     label_shift: list[dict[str, Any]] = field(default_factory=list)  # segments.LabelShift records, shifted first
 
     def to_json(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[return-value]
+        return json_safe(asdict(self))
 
     @property
     def retraining_advised(self) -> bool:
@@ -70,8 +74,9 @@ def champion_features(raw_feature_metadata: bytes | None) -> list[str] | None:
     return [str(column["name"]) for column in json.loads(raw_feature_metadata).get("inputs", [])]
 
 
-def schema_contract(columns: list[str], target: str, contract: list[str], policy: DriftPolicy,
-                    champion_version: str) -> tuple[list[str], list[str], list[str]]:
+def schema_contract(
+    columns: list[str], target: str, contract: list[str], policy: DriftPolicy, champion_version: str
+) -> tuple[list[str], list[str], list[str]]:
     """(blocking reasons, warnings, columns to drop) for a batch's columns against the champion's features."""
     present = [column for column in columns if column != target]
     missing = [feature for feature in contract if feature not in present]
@@ -79,68 +84,120 @@ def schema_contract(columns: list[str], target: str, contract: list[str], policy
     reasons, warnings = [], []
     shared = len(contract) - len(missing)
     if contract and shared * 2 < len(contract) and missing:
-        reasons.append(f"schema: the batch looks like another table than champion {champion_version}'s: only {shared} "
-                       f"of its {len(contract)} features are columns of the batch. A different model needs its own "
-                       "registry: pass another --registry (registry_uri) or model_name")
+        reasons.append(
+            f"schema: the batch looks like another table than champion {champion_version}'s: only {shared} "
+            f"of its {len(contract)} features are columns of the batch. A different model needs its own "
+            "registry: pass another --registry (registry_uri) or model_name"
+        )
     if missing:
-        reasons.append(f"schema: feature(s) {', '.join(missing)} of champion {champion_version} are missing from "
-                       "the batch; a model without them cannot serve the callers that send them")
+        reasons.append(
+            f"schema: feature(s) {', '.join(missing)} of champion {champion_version} are missing from "
+            "the batch; a model without them cannot serve the callers that send them"
+        )
     if new and policy.new_columns == "block":
-        reasons.append(f"schema: new column(s) {', '.join(new)} that champion {champion_version} was not trained on "
-                       "(new_columns=block). A new column is never used silently: review it, then set "
-                       "new_columns=ignore to drop it, or train a first model on the new schema deliberately")
+        reasons.append(
+            f"schema: new column(s) {', '.join(new)} that champion {champion_version} was not trained on "
+            "(new_columns=block). A new column is never used silently: review it, then set "
+            "new_columns=ignore to drop it, or train a first model on the new schema deliberately"
+        )
     elif new:
-        warnings.append(f"schema: new column(s) {', '.join(new)} dropped (new_columns=ignore); champion "
-                        f"{champion_version}'s features are used")
+        warnings.append(
+            f"schema: new column(s) {', '.join(new)} dropped (new_columns=ignore); champion "
+            f"{champion_version}'s features are used"
+        )
     return reasons, warnings, (new if policy.new_columns == "ignore" else [])
 
 
-def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target: str, registry_uri: str,
-                model_name: str, policy: DriftPolicy) -> DriftGateOutcome:
+def check_batch(
+    load_batch: Callable[[], pd.DataFrame],
+    data_sha256: str,
+    target: str,
+    registry_uri: str,
+    model_name: str,
+    policy: DriftPolicy,
+) -> DriftGateOutcome:
     """Decide train / skip / block for the batch against the current champion.
 
     The batch is loaded only when there is a profile to compare it with: a first run, a champion
     without a profile and the no-new-data skip never read it.
     """
     registry = ModelRegistry(registry_uri, model_name)
-    base = {"drift_action": policy.drift_action, "data_sha256": data_sha256, "policy": asdict(policy)}
+    base: dict[str, Any] = {"drift_action": policy.drift_action, "data_sha256": data_sha256, "policy": asdict(policy)}
     champion = registry.champion()
     if champion is None:
-        return DriftGateOutcome(decision=TRAIN, reason=None, drifted=False, deploy_allowed=True, reasons=[], champion=None,
-                                notes=["no champion yet: nothing to compare the batch with"], **base)
+        return DriftGateOutcome(
+            decision=TRAIN,
+            reason=None,
+            drifted=False,
+            deploy_allowed=True,
+            reasons=[],
+            champion=None,
+            notes=["no champion yet: nothing to compare the batch with"],
+            **base,
+        )
     try:
-        manifest, raw = registry.read_verified_files(champion.version, (REFERENCE_PROFILE_FILE, FEATURE_METADATA_FILE),
-                                                     champion.manifest_sha256)
+        manifest, raw = registry.read_verified_files(
+            champion.version, (REFERENCE_PROFILE_FILE, FEATURE_METADATA_FILE), champion.manifest_sha256
+        )
         raw_profile = raw[REFERENCE_PROFILE_FILE]
     except RegistryError as exc:
-        raise RegistryError(f"the champion's reference profile could not be read, so the drift gate fails closed: {exc}") from exc
+        raise RegistryError(
+            f"the champion's reference profile could not be read, so the drift gate fails closed: {exc}"
+        ) from exc
     if manifest.get("data_sha256") == data_sha256 and not policy.force_retrain:
         return DriftGateOutcome(
-            decision=SKIP, reason=NO_NEW_DATA, drifted=False, deploy_allowed=False, champion=champion.version, notes=[],
-            reasons=[f"no_new_data: the batch (SHA-256 {data_sha256}) is the data champion {champion.version} was "
-                     "trained on; set force_retrain=true to train anyway"], **base)
+            decision=SKIP,
+            reason=NO_NEW_DATA,
+            drifted=False,
+            deploy_allowed=False,
+            champion=champion.version,
+            notes=[],
+            reasons=[
+                f"no_new_data: the batch (SHA-256 {data_sha256}) is the data champion {champion.version} was "
+                "trained on; set force_retrain=true to train anyway"
+            ],
+            **base,
+        )
     if raw_profile is None:
-        return DriftGateOutcome(decision=TRAIN, reason=None, drifted=False, deploy_allowed=True, reasons=[], champion=champion.version,
-                                notes=[f"champion {champion.version} has no reference profile (deployed before drift "
-                                       "checks existed): drift not checked"], **base)
+        return DriftGateOutcome(
+            decision=TRAIN,
+            reason=None,
+            drifted=False,
+            deploy_allowed=True,
+            reasons=[],
+            champion=champion.version,
+            notes=[
+                f"champion {champion.version} has no reference profile (deployed before drift "
+                "checks existed): drift not checked"
+            ],
+            **base,
+        )
     profile = json.loads(raw_profile)
     critical_unknown = [f for f in policy.critical_features if f not in profile["features"]]
     if critical_unknown:
-        raise ConfigError(f"parameter drift_critical_features: {', '.join(critical_unknown)} not among the "
-                          f"profiled features of champion {champion.version}: {', '.join(profile['features'])}")
+        raise ConfigError(
+            f"parameter drift_critical_features: {', '.join(critical_unknown)} not among the "
+            f"profiled features of champion {champion.version}: {', '.join(profile['features'])}"
+        )
     frame = load_batch()
     contract = champion_features(raw[FEATURE_METADATA_FILE])
-    schema_reasons, warnings, ignored = (schema_contract([str(c) for c in frame.columns], target, contract, policy,
-                                                         champion.version) if contract is not None else ([], [], []))
+    schema_reasons, warnings, ignored = (
+        schema_contract([str(c) for c in frame.columns], target, contract, policy, champion.version)
+        if contract is not None
+        else ([], [], [])
+    )
     report = compare(profile, frame.drop(columns=ignored), policy)
     notes = [] if contract is not None else [f"champion {champion.version} records no feature list: schema not checked"]
-    shifts, shift_notes = label_shifts(profile, frame, target, policy, champion.version,
-                                       {f.feature for f in report.features if f.drifted})
+    shifts, shift_notes = label_shifts(
+        profile, frame, target, policy, champion.version, {f.feature for f in report.features if f.drifted}
+    )
     notes += shift_notes
     shifted = [shift for shift in shifts if shift.shifted]
     shift_reasons = [shift.sentence(target) for shift in shifted[:5]]
     if len(shifted) > 5:
-        shift_reasons.append(f"... and {len(shifted) - 5} more segment(s) with a label shift (the drift record lists them)")
+        shift_reasons.append(
+            f"... and {len(shifted) - 5} more segment(s) with a label shift (the drift record lists them)"
+        )
     reasons = schema_reasons + list(report.reasons)
     if policy.label_shift_action == "block":
         reasons += shift_reasons
@@ -155,28 +212,49 @@ def check_batch(load_batch: Callable[[], pd.DataFrame], data_sha256: str, target
     else:
         decision, reason = TRAIN, None
         if report.drifted and policy.drift_action == "retrain_only":
-            notes.append("drift_action=retrain_only: a candidate is trained and evaluated on this batch, "
-                         "but it is not deployed")
-    return DriftGateOutcome(decision=decision, reason=reason, drifted=report.drifted,
-                            deploy_allowed=not (report.drifted and policy.drift_action == "retrain_only"),
-                            reasons=reasons, notes=notes, champion=champion.version, report=report.to_json(),
-                            ignored_columns=ignored, warnings=warnings,
-                            label_shift=[shift.to_json() for shift in shifts[:max(LISTED_SEGMENTS, len(shifted))]],
-                            **base)
+            notes.append(
+                "drift_action=retrain_only: a candidate is trained and evaluated on this batch, but it is not deployed"
+            )
+    return DriftGateOutcome(
+        decision=decision,
+        reason=reason,
+        drifted=report.drifted,
+        deploy_allowed=not (report.drifted and policy.drift_action == "retrain_only"),
+        reasons=reasons,
+        notes=notes,
+        champion=champion.version,
+        report=report.to_json(),
+        ignored_columns=ignored,
+        warnings=warnings,
+        label_shift=[shift.to_json() for shift in shifts[: max(LISTED_SEGMENTS, len(shifted))]],
+        **base,
+    )
 
 
-def label_shifts(profile: dict[str, Any], frame: pd.DataFrame, target: str, policy: DriftPolicy,
-                 champion_version: str, drifted: set[str]) -> tuple[list[Any], list[str]]:
+def label_shifts(
+    profile: dict[str, Any],
+    frame: pd.DataFrame,
+    target: str,
+    policy: DriftPolicy,
+    champion_version: str,
+    drifted: set[str],
+) -> tuple[list[Any], list[str]]:
     """The batch's label shares per segment against the champion's training rows (segments.label_shift)."""
     from gated_training.drift.segments import label_shift
 
     if "labels" not in profile:
-        return [], [f"champion {champion_version}'s profile holds no label counts (deployed before label-shift "
-                    "checks): label shift not checked"]
+        return [], [
+            f"champion {champion_version}'s profile holds no label counts (deployed before label-shift "
+            "checks): label shift not checked"
+        ]
     if target not in frame.columns:
         return [], [f"the batch has no {target!r} column: label shift not checked"]
-    shifts = label_shift(profile["labels"], frame, target, policy.drift_alpha, policy.label_shift_min_difference,
-                         drifted)
-    notes = ([f"label shift not tested in segments of the drifted feature(s) {', '.join(sorted(drifted))}"]
-             if drifted else [])
+    shifts = label_shift(
+        profile["labels"], frame, target, policy.drift_alpha, policy.label_shift_min_difference, drifted
+    )
+    notes = (
+        [f"label shift not tested in segments of the drifted feature(s) {', '.join(sorted(drifted))}"]
+        if drifted
+        else []
+    )
     return shifts, notes

@@ -42,19 +42,35 @@ def _plot(feature: dict[str, Any]) -> str:
             below, above = float(distribution.get("below", 0.0)), float(distribution.get("above", 0.0))
             for share, left in ((below, edges[0] - width), (above, edges[-1])):
                 if share > 0:
-                    axis.bar(left, share / width, width=width, align="edge", color=BATCH_COLOUR, alpha=0.9,
-                             hatch="//", edgecolor="black", linewidth=0.5)
+                    axis.bar(
+                        left,
+                        share / width,
+                        width=width,
+                        align="edge",
+                        color=BATCH_COLOUR,
+                        alpha=0.9,
+                        hatch="//",
+                        edgecolor="black",
+                        linewidth=0.5,
+                    )
             if below > 0 or above > 0:
                 axis.axvspan(edges[0], edges[-1], color="grey", alpha=0.06, lw=0)
-                axis.text(0.01, 0.97, f"outside the reference range: {below:.1%} below, {above:.1%} above",
-                          transform=axis.transAxes, fontsize=7, va="top")
+                axis.text(
+                    0.01,
+                    0.97,
+                    f"outside the reference range: {below:.1%} below, {above:.1%} above",
+                    transform=axis.transAxes,
+                    fontsize=7,
+                    va="top",
+                )
             axis.set_ylabel("density")
         else:
             positions = np.arange(len(distribution["labels"]))
             axis.bar(positions - 0.2, reference, width=0.4, color=REFERENCE_COLOUR, label="reference")
             axis.bar(positions + 0.2, batch, width=0.4, color=BATCH_COLOUR, label="batch")
-            axis.set_xticks(positions, [str(label)[:14] for label in distribution["labels"]], rotation=30,
-                            ha="right", fontsize=7)
+            axis.set_xticks(
+                positions, [str(label)[:14] for label in distribution["labels"]], rotation=30, ha="right", fontsize=7
+            )
             axis.set_ylabel("share")
         axis.set_title(f"{feature['feature']} — PSI {_number(feature['psi'])}", fontsize=9)
         axis.legend(fontsize=7)
@@ -87,8 +103,11 @@ def _shifts(feature: dict[str, Any]) -> str:
 def render_drift_html(outcome: dict[str, Any]) -> str:
     """The page for a drift gate outcome (``drift_gate.DriftGateOutcome.to_json()``)."""
     e = html.escape
-    verdict = {"train": "DRIFTED — training goes on" if outcome["drifted"] else "no drift", "skip": "SKIPPED",
-               "block": "BLOCKED"}[outcome["decision"]]
+    verdict = {
+        "train": "DRIFTED — training goes on" if outcome["drifted"] else "no drift",
+        "skip": "SKIPPED",
+        "block": "BLOCKED",
+    }[outcome["decision"]]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title><style>"
         "body{font-family:sans-serif;margin:1.5em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
@@ -107,9 +126,12 @@ def render_drift_html(outcome: dict[str, Any]) -> str:
         parts.append(
             f"<p>{report['rows_batch']} batch rows against a reference of {report['rows_reference']} rows. "
             f"{report['drifted_share']:.0%} of features drifted (dataset threshold "
-            f"{thresholds['drift_max_drifted_share']:.0%}); max PSI {_number(report['max_psi'])}. A feature drifts when "
-            f"PSI &gt; {thresholds['drift_psi_threshold']}, or when p &lt; {thresholds['drift_alpha']} and the effect size "
-            f"(KS statistic or Cramér's V) reaches {thresholds['drift_min_ks_statistic']} / {thresholds['drift_min_cramers_v']}. "
+            f"{thresholds['drift_max_drifted_share']:.0%}); max PSI {_number(report['max_psi'])}. A feature drifts "
+            f"when "
+            f"PSI &gt; {thresholds['drift_psi_threshold']}, or when p &lt; {thresholds['drift_alpha']} and the effect "
+            f"size "
+            f"(KS statistic or Cramér's V) reaches {thresholds['drift_min_ks_statistic']} / "
+            f"{thresholds['drift_min_cramers_v']}. "
             "KS runs against the reference's stored sample of 1,000 values; PSI on the reference's decile bins.</p>"
         )
         features = sorted(report["features"], key=lambda f: (not f["drifted"], -_finite(f["psi"])))
@@ -121,12 +143,17 @@ def render_drift_html(outcome: dict[str, Any]) -> str:
             f"<td>{e(_shifts(f))}</td></tr>"
             for f in features
         )
-        parts.append("<table><tr><th>feature</th><th>kind</th><th>test</th><th>statistic</th><th>p-value</th>"
-                     f"<th>effect</th><th>PSI</th><th>outside the reference (range or categories)</th><th>verdict</th>"
-                     f"<th>top shifts</th></tr>{rows}</table>")
+        parts.append(
+            "<table><tr><th>feature</th><th>kind</th><th>test</th><th>statistic</th><th>p-value</th>"
+            f"<th>effect</th><th>PSI</th><th>outside the reference (range or categories)</th><th>verdict</th>"
+            f"<th>top shifts</th></tr>{rows}</table>"
+        )
         plotted = [f for f in features if f.get("distribution")][:MAX_PLOTTED_FEATURES]
-        parts.append("<h2>Distributions (reference vs batch)</h2><div class='grid'>" + "".join(
-            f"<img alt='{e(f['feature'])}' src='data:image/png;base64,{_plot(f)}'>" for f in plotted) + "</div>")
+        parts.append(
+            "<h2>Distributions (reference vs batch)</h2><div class='grid'>"
+            + "".join(f"<img alt='{e(f['feature'])}' src='data:image/png;base64,{_plot(f)}'>" for f in plotted)
+            + "</div>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -100,8 +101,10 @@ def level_codes(series: pd.Series, definition: dict[str, Any]) -> np.ndarray:
     if definition["kind"] == "levels":
         lookup = {name: index for index, name in enumerate(definition["levels"])}
         raw, uniques = pd.factorize(series)  # missing values get -1, which picks the last entry below
-        mapped = np.array([lookup.get(str(value), other) for value in uniques.tolist()]
-                          + [lookup.get(MISSING, missing)], dtype=np.int64)
+        mapped = np.array(
+            [lookup.get(str(value), other) for value in uniques.tolist()] + [lookup.get(MISSING, missing)],
+            dtype=np.int64,
+        )
         return mapped[raw]
     numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
     absent = ~np.isfinite(numbers)
@@ -110,8 +113,9 @@ def level_codes(series: pd.Series, definition: dict[str, Any]) -> np.ndarray:
         position = np.clip(np.searchsorted(known_values, np.where(absent, np.inf, numbers)), 0, len(known_values) - 1)
         codes = np.where(known_values[position] == numbers, position, other)
     else:
-        codes = np.searchsorted(np.asarray(definition["edges"], dtype=float), np.where(absent, 0.0, numbers),
-                                side="right")
+        codes = np.searchsorted(
+            np.asarray(definition["edges"], dtype=float), np.where(absent, 0.0, numbers), side="right"
+        )
     return np.where(absent, missing, codes).astype(np.int64)
 
 
@@ -146,18 +150,24 @@ class Cut:
 
 def cuts(frame: pd.DataFrame, definitions: dict[str, Any]) -> list[Cut]:
     """Every single-feature and pair cut of ``frame`` that the definitions name and the frame has."""
-    coded = {name: (level_codes(frame[name], definition), level_names(definition))
-             for name, definition in definitions["features"].items() if name in frame.columns}
+    coded = {
+        name: (level_codes(frame[name], definition), level_names(definition))
+        for name, definition in definitions["features"].items()
+        if name in frame.columns
+    }
     found = [Cut(features=(name,), names=(names,), codes=codes) for name, (codes, names) in coded.items()]
     for first, second in definitions.get("pairs", []):
         if first in coded and second in coded:
             (codes_a, names_a), (codes_b, names_b) = coded[first], coded[second]
-            found.append(Cut(features=(first, second), names=(names_a, names_b), codes=codes_a * len(names_b) + codes_b))
+            found.append(
+                Cut(features=(first, second), names=(names_a, names_b), codes=codes_a * len(names_b) + codes_b)
+            )
     return found
 
 
-def tallies(frame: pd.DataFrame, definitions: dict[str, Any], values: dict[str, np.ndarray]
-            ) -> list[tuple[dict[str, str], int, dict[str, float]]]:
+def tallies(
+    frame: pd.DataFrame, definitions: dict[str, Any], values: dict[str, np.ndarray]
+) -> list[tuple[dict[str, str], int, dict[str, float]]]:
     """Per occupied segment: its levels, its rows, and the sum of each array in ``values`` over its rows
     (``np.bincount`` with weights: one pass per cut)."""
     found = []
@@ -169,24 +179,31 @@ def tallies(frame: pd.DataFrame, definitions: dict[str, Any], values: dict[str, 
     return found
 
 
-def label_tallies(frame: pd.DataFrame, definitions: dict[str, Any], labels: np.ndarray, classes: list[str]
-                  ) -> list[tuple[dict[str, str], dict[str, int]]]:
+def label_tallies(
+    frame: pd.DataFrame, definitions: dict[str, Any], labels: np.ndarray, classes: list[str]
+) -> list[tuple[dict[str, str], dict[str, int]]]:
     """Per occupied segment: its levels and its label counts (one ``bincount`` per cut)."""
     index = {label: code for code, label in enumerate(classes)}
     label_codes = np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
     found = []
     for cut in cuts(frame, definitions):
-        counts = np.bincount(cut.codes * len(classes) + label_codes,
-                             minlength=cut.cells * len(classes)).reshape(cut.cells, len(classes))
+        counts = np.bincount(cut.codes * len(classes) + label_codes, minlength=cut.cells * len(classes)).reshape(
+            cut.cells, len(classes)
+        )
         for cell in np.flatnonzero(counts.sum(axis=1)):
-            found.append((cut.segment(int(cell)), {classes[k]: int(counts[cell, k]) for k in np.flatnonzero(counts[cell])}))
+            found.append(
+                (cut.segment(int(cell)), {classes[k]: int(counts[cell, k]) for k in np.flatnonzero(counts[cell])})
+            )
     return found
 
 
 def cells(frame: pd.DataFrame, definitions: dict[str, Any]) -> list[tuple[dict[str, str], np.ndarray]]:
     """Every occupied segment of ``frame`` as (its levels by feature, a boolean row mask), singles then pairs."""
-    return [(cut.segment(int(cell)), cut.codes == cell) for cut in cuts(frame, definitions)
-            for cell in np.flatnonzero(np.bincount(cut.codes, minlength=cut.cells))]
+    return [
+        (cut.segment(int(cell)), cut.codes == cell)
+        for cut in cuts(frame, definitions)
+        for cell in np.flatnonzero(np.bincount(cut.codes, minlength=cut.cells))
+    ]
 
 
 def describe(segment: dict[str, str]) -> str:
@@ -209,9 +226,11 @@ def label_profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
     labels = _label_keys(frame, target)
     classes = sorted(set(labels.tolist()))
     overall = pd.Series(labels).value_counts().sort_index()
-    stored = [{"segment": segment, "counts": counts}
-              for segment, counts in label_tallies(frame, definitions, labels, classes)
-              if sum(counts.values()) >= MIN_CELL_ROWS]
+    stored = [
+        {"segment": segment, "counts": counts}
+        for segment, counts in label_tallies(frame, definitions, labels, classes)
+        if sum(counts.values()) >= MIN_CELL_ROWS
+    ]
     return {"classes": {str(k): int(v) for k, v in overall.items()}, "definitions": definitions, "cells": stored}
 
 
@@ -229,10 +248,12 @@ class LabelShift:
     shifted: bool
 
     def sentence(self, target: str) -> str:
-        return (f"label shift in {'the whole batch' if self.segment == 'all rows' else 'segment ' + self.segment}: "
-                f"the share of {target}={self.label} went from {self.reference_share:.1%} (champion's training rows, "
-                f"n={self.reference_rows}) to {self.batch_share:.1%} (batch, n={self.batch_rows}); {self.test} "
-                f"p={self.p_value:.2g}, Holm-adjusted over the segments tested p={self.adjusted_p_value:.2g}")
+        return (
+            f"label shift in {'the whole batch' if self.segment == 'all rows' else 'segment ' + self.segment}: "
+            f"the share of {target}={self.label} went from {self.reference_share:.1%} (champion's training rows, "
+            f"n={self.reference_rows}) to {self.batch_share:.1%} (batch, n={self.batch_rows}); {self.test} "
+            f"p={self.p_value:.2g}, Holm-adjusted over the segments tested p={self.adjusted_p_value:.2g}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,13 +274,21 @@ def _test(reference: dict[str, int], batch: dict[str, int]) -> tuple[float, str]
 
 def _largest_move(reference: dict[str, int], batch: dict[str, int]) -> tuple[str, float, float]:
     total_r, total_b = max(sum(reference.values()), 1), max(sum(batch.values()), 1)
-    moves = [(label, reference.get(label, 0) / total_r, batch.get(label, 0) / total_b)
-             for label in sorted(set(reference) | set(batch))]
+    moves = [
+        (label, reference.get(label, 0) / total_r, batch.get(label, 0) / total_b)
+        for label in sorted(set(reference) | set(batch))
+    ]
     return max(moves, key=lambda move: abs(move[2] - move[1]))
 
 
-def label_shift(profile: dict[str, Any], frame: pd.DataFrame, target: str, alpha: float,
-                min_difference: float, drifted_features: set[str] = frozenset()) -> list[LabelShift]:
+def label_shift(
+    profile: dict[str, Any],
+    frame: pd.DataFrame,
+    target: str,
+    alpha: float,
+    min_difference: float,
+    drifted_features: Collection[str] = frozenset(),
+) -> list[LabelShift]:
     """Every segment tested for a label shift, most shifted first (``shifted`` marks the findings).
 
     Segments cut by a feature that drifted are left out: their rows are other rows than the
@@ -267,10 +296,13 @@ def label_shift(profile: dict[str, Any], frame: pd.DataFrame, target: str, alpha
     batch_labels = _label_keys(frame, target)
     reference_cells = {key(cell["segment"]): cell for cell in profile.get("cells", [])}
     candidates: list[tuple[str, dict[str, int], dict[str, int]]] = [
-        ("all rows", profile["classes"], _counts(batch_labels))]
+        ("all rows", profile["classes"], _counts(batch_labels))
+    ]
     definitions = profile["definitions"]
-    definitions = {"features": {name: d for name, d in definitions["features"].items() if name not in drifted_features},
-                   "pairs": [pair for pair in definitions.get("pairs", []) if not set(pair) & set(drifted_features)]}
+    definitions = {
+        "features": {name: d for name, d in definitions["features"].items() if name not in drifted_features},
+        "pairs": [pair for pair in definitions.get("pairs", []) if not set(pair) & set(drifted_features)],
+    }
     classes = sorted(set(batch_labels.tolist()))
     for segment, batch in label_tallies(frame, definitions, batch_labels, classes):
         reference = reference_cells.get(key(segment))
@@ -282,11 +314,20 @@ def label_shift(profile: dict[str, Any], frame: pd.DataFrame, target: str, alpha
     results = []
     for (name, reference, batch, p_value, test), p_adjusted in zip(tested, adjusted):
         label, before, after = _largest_move(reference, batch)
-        results.append(LabelShift(
-            segment=name, label=label, reference_share=before, batch_share=after,
-            reference_rows=int(sum(reference.values())), batch_rows=int(sum(batch.values())), test=test,
-            p_value=p_value, adjusted_p_value=p_adjusted,
-            shifted=p_adjusted < alpha and abs(after - before) >= min_difference))
+        results.append(
+            LabelShift(
+                segment=name,
+                label=label,
+                reference_share=before,
+                batch_share=after,
+                reference_rows=int(sum(reference.values())),
+                batch_rows=int(sum(batch.values())),
+                test=test,
+                p_value=p_value,
+                adjusted_p_value=p_adjusted,
+                shifted=p_adjusted < alpha and abs(after - before) >= min_difference,
+            )
+        )
     return sorted(results, key=lambda r: (not r.shifted, -abs(r.batch_share - r.reference_share), r.segment))
 
 

@@ -62,15 +62,20 @@ def _output_widths(transformer: Any) -> list[tuple[str, int]] | None:
     if len(steps) > 2 or not (imputer is None or isinstance(imputer, SimpleImputer)):
         return None
     # An imputer drops all-missing columns; a bare encoder keeps every input.
-    kept = [str(name) for name in (imputer or encoder).feature_names_in_] if imputer is None else \
-        [str(name) for name in imputer.get_feature_names_out()]
+    if imputer is None:
+        assert encoder is not None  # a group is an imputer, an encoder, or both
+        kept = [str(name) for name in encoder.feature_names_in_]
+    else:
+        kept = [str(name) for name in imputer.get_feature_names_out()]
     if encoder is None or isinstance(encoder, OrdinalEncoder):
         return [(name, 1) for name in kept]
     if isinstance(encoder, OneHotEncoder) and encoder.drop is None:
         # One output column per frequent category, plus one for the pooled infrequent ones.
         infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(encoder.categories_)
-        return [(name, len(categories) if pooled is None else len(categories) - len(pooled) + 1)
-                for name, categories, pooled in zip(kept, encoder.categories_, infrequent)]
+        return [
+            (name, len(categories) if pooled is None else len(categories) - len(pooled) + 1)
+            for name, categories, pooled in zip(kept, encoder.categories_, infrequent)
+        ]
     return None
 
 
@@ -94,7 +99,7 @@ class _RowPermutedModel(ClassifierMixin, BaseEstimator):
             rows = row_indices[:, column]
             if block.size and not np.array_equal(rows, identity):
                 assembled[:, block] = self.transformed[np.ix_(rows, block)]
-        return self.estimator.predict(assembled)
+        return np.asarray(self.estimator.predict(assembled))
 
 
 def permutation_importances(model: Pipeline, sample: pd.DataFrame, labels: pd.Series, random_state: int) -> np.ndarray:
@@ -103,10 +108,17 @@ def permutation_importances(model: Pipeline, sample: pd.DataFrame, labels: pd.Se
     blocks = input_column_blocks(preprocessor, [str(c) for c in sample.columns])
     transformed = preprocessor.transform(sample) if blocks is not None else None
     if blocks is None or not isinstance(transformed, np.ndarray) or transformed.shape[1] != sum(b.size for b in blocks):
-        result = permutation_importance(model, sample, labels, n_repeats=N_REPEATS,
-                                        random_state=random_state, scoring="accuracy")
-        return result.importances_mean
+        result = permutation_importance(
+            model, sample, labels, n_repeats=N_REPEATS, random_state=random_state, scoring="accuracy"
+        )
+        return np.asarray(result.importances_mean, dtype=np.float64)
     row_indices = np.tile(np.arange(len(sample)), (sample.shape[1], 1)).T
-    result = permutation_importance(_RowPermutedModel(estimator, transformed, blocks), row_indices, labels.to_numpy(),
-                                    n_repeats=N_REPEATS, random_state=random_state, scoring="accuracy")
-    return result.importances_mean
+    result = permutation_importance(
+        _RowPermutedModel(estimator, transformed, blocks),
+        row_indices,
+        labels.to_numpy(),
+        n_repeats=N_REPEATS,
+        random_state=random_state,
+        scoring="accuracy",
+    )
+    return np.asarray(result.importances_mean, dtype=np.float64)

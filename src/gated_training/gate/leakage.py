@@ -71,7 +71,7 @@ def single_feature_scores(train: pd.DataFrame, test: pd.DataFrame, target: str) 
     train, test = _sample(train, SAMPLE_ROWS), _sample(test, SAMPLE_ROWS)
     keys = [label_key(v) for v in train[target]] + [label_key(v) for v in test[target]]
     codes, _ = pd.factorize(np.array(keys, dtype=object), sort=True)
-    y_train, y_test = codes[:len(train)].astype(np.int64), codes[len(train):].astype(np.int64)
+    y_train, y_test = codes[: len(train)].astype(np.int64), codes[len(train) :].astype(np.int64)
     if len(np.unique(y_train)) < 2 or len(np.unique(y_test)) < 2:
         return {}
     scores: dict[str, float] = {}
@@ -87,7 +87,10 @@ def leakage_summary(scores: dict[str, Any], classes: int) -> str:
     best = next(iter(scores.items()), None)
     if best is None:
         return "no single-feature scores"
-    return f"best single feature {best[0]}: balanced accuracy {best[1]:.4f} (a useless feature scores {1 / max(classes, 1):.2f})"
+    return (
+        f"best single feature {best[0]}: balanced accuracy {best[1]:.4f} (a useless feature scores "
+        f"{1 / max(classes, 1):.2f})"
+    )
 
 
 # -- pairs -----------------------------------------------------------------------------------------
@@ -103,7 +106,11 @@ def _bins(train: pd.Series, test: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if is_numeric_feature(train):
         numbers = pd.to_numeric(train, errors="coerce").to_numpy(dtype=float)
         finite = numbers[np.isfinite(numbers)]
-        edges = np.unique(np.quantile(finite, np.linspace(0, 1, PAIR_NUMERIC_BINS + 1)[1:-1])) if len(finite) else np.array([])
+        edges = (
+            np.unique(np.quantile(finite, np.linspace(0, 1, PAIR_NUMERIC_BINS + 1)[1:-1]))
+            if len(finite)
+            else np.array([])
+        )
 
         def cut(values: pd.Series) -> np.ndarray:
             x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
@@ -115,13 +122,18 @@ def _bins(train: pd.Series, test: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
     def code(values: pd.Series) -> np.ndarray:
         text = values.astype(object).where(values.notna(), "\x00missing").map(str)
-        return text.map(top).fillna(1).to_numpy(dtype=np.int64)
+        return np.asarray(text.map(top).fillna(1).to_numpy(dtype=np.int64))
 
     return code(train), code(test)
 
 
-def _pair_score(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], y_train: np.ndarray,
-                y_test: np.ndarray, classes: int) -> tuple[float, float]:
+def _pair_score(
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    classes: int,
+) -> tuple[float, float]:
     """Balanced test accuracy of two models over both columns' bins: a lookup table (each cell with enough
     training rows predicts its most common label, the others the overall majority), which can learn any
     combination, and an additive one (naive Bayes over the two columns' own label rates, balanced priors),
@@ -139,7 +151,7 @@ def _pair_score(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
     def log_likelihood(bins: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         table = np.ones((int(max(bins[0].max(initial=0), bins[1].max(initial=0))) + 1, classes))  # Laplace
         np.add.at(table, (bins[0], y_train), 1)
-        return np.log(table / table.sum(axis=0, keepdims=True))[bins[1]]
+        return np.asarray(np.log(table / table.sum(axis=0, keepdims=True))[bins[1]], dtype=np.float64)
 
     additive = balanced_accuracy(y_test, np.argmax(log_likelihood(a) + log_likelihood(b), axis=1))
     return joint, additive
@@ -160,8 +172,9 @@ def input_columns_by_importance(importances: list[dict[str, Any]], columns: list
     return ranked
 
 
-def pair_feature_scores(train: pd.DataFrame, test: pd.DataFrame, target: str, candidates: list[str],
-                        single_scores: dict[str, float]) -> tuple[list[dict[str, Any]], int]:
+def pair_feature_scores(
+    train: pd.DataFrame, test: pd.DataFrame, target: str, candidates: list[str], single_scores: dict[str, float]
+) -> tuple[list[dict[str, Any]], int]:
     """Balanced test accuracy of a two-column lookup model for every pair among ``candidates`` (at most
     ``PAIR_FEATURES``), best first, with the better single-column score of each pair, the additive model's
     score, and the gain of the combination over the additive model (``gain``). A label split across two
@@ -173,7 +186,7 @@ def pair_feature_scores(train: pd.DataFrame, test: pd.DataFrame, target: str, ca
     train, test = _sample(train, SAMPLE_ROWS), _sample(test, SAMPLE_ROWS)
     keys = [label_key(v) for v in train[target]] + [label_key(v) for v in test[target]]
     codes, uniques = pd.factorize(np.array(keys, dtype=object), sort=True)
-    y_train, y_test = codes[:len(train)].astype(np.int64), codes[len(train):].astype(np.int64)
+    y_train, y_test = codes[: len(train)].astype(np.int64), codes[len(train) :].astype(np.int64)
     if len(np.unique(y_train)) < 2 or len(np.unique(y_test)) < 2:
         return [], len(test)
     chosen = [c for c in candidates if c in train.columns and c != target][:PAIR_FEATURES]
@@ -182,6 +195,13 @@ def pair_feature_scores(train: pd.DataFrame, test: pd.DataFrame, target: str, ca
     for first, second in itertools.combinations(chosen, 2):
         joint, additive = _pair_score(binned[first], binned[second], y_train, y_test, len(uniques))
         best_single = max(single_scores.get(first, 0.0), single_scores.get(second, 0.0))
-        pairs.append({"features": [first, second], "score": round(joint, 6), "best_single": best_single,
-                      "additive": round(additive, 6), "gain": round(joint - max(additive, best_single), 6)})
+        pairs.append(
+            {
+                "features": [first, second],
+                "score": round(joint, 6),
+                "best_single": best_single,
+                "additive": round(additive, 6),
+                "gain": round(joint - max(additive, best_single), 6),
+            }
+        )
     return sorted(pairs, key=lambda p: (-p["score"], p["features"])), len(test)

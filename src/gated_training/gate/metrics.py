@@ -94,8 +94,9 @@ def predict_labels_and_proba(model: Any, features: pd.DataFrame) -> tuple[np.nda
     return model.predict(features), model.predict_proba(features) if hasattr(model, "predict_proba") else None
 
 
-def score_predictions(labels: pd.Series, predicted: np.ndarray, proba: np.ndarray | None,
-                      classes: np.ndarray) -> Scores:
+def score_predictions(
+    labels: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: np.ndarray
+) -> Scores:
     """Scores of given predictions (``proba`` columns in ``classes`` order) against ``labels``."""
     from gated_training.stats import brier_per_row, confusion_metric
 
@@ -103,8 +104,11 @@ def score_predictions(labels: pd.Series, predicted: np.ndarray, proba: np.ndarra
     all_labels = label_order(classes, pd.unique(labels))
     y_codes, p_codes = label_codes(labels, all_labels), label_codes(predicted, all_labels)
     aligned = aligned_proba(proba, classes.tolist(), all_labels)
-    roc = (_downsample_roc(labels, proba, classes[1])
-           if proba is not None and len(classes) == 2 and labels.nunique() == 2 else None)
+    roc = (
+        _downsample_roc(labels, proba, classes[1])
+        if proba is not None and len(classes) == 2 and labels.nunique() == 2
+        else None
+    )
     return Scores(
         accuracy=float(accuracy_score(labels, predicted)),
         f1=float(f1_score(labels, predicted, average="macro", labels=all_labels, zero_division=0)),
@@ -124,7 +128,9 @@ def score_model(model: Any, features: pd.DataFrame, labels: pd.Series) -> Scores
     return score_predictions(labels, predicted, proba, np.asarray(model.classes_))
 
 
-def prior_predictions(train_counts: dict[str, int], classes: Sequence[Any], rows: int) -> tuple[np.ndarray, np.ndarray]:
+def prior_predictions(
+    train_counts: dict[str, int], classes: Sequence[Any] | np.ndarray, rows: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The prior predictor: the training split's most common class for every row, and the training
     class shares as its probabilities (columns in ``classes`` order). Ties go to the first label in order."""
     counts = np.array([float(train_counts.get(label_key(c), 0)) for c in classes])

@@ -58,8 +58,13 @@ class Connection:
         return self.host or os.environ.get("KF_PIPELINES_ENDPOINT") or "the in-cluster or kube-context endpoint"
 
     def run_url(self, run_id: str) -> str:
-        base = self.ui_host or os.environ.get("KF_PIPELINES_UI_ENDPOINT") or self.host or os.environ.get(
-            "KF_PIPELINES_ENDPOINT") or ""
+        base = (
+            self.ui_host
+            or os.environ.get("KF_PIPELINES_UI_ENDPOINT")
+            or self.host
+            or os.environ.get("KF_PIPELINES_ENDPOINT")
+            or ""
+        )
         base = base.rstrip("/") if base.startswith("http") else (f"http://{base}" if base else "/pipeline")
         return f"{base}/#/runs/details/{run_id}"
 
@@ -94,23 +99,28 @@ def describe_error(exc: BaseException, action: str, connection: Connection) -> K
         if exc.status == 401:
             return KubeflowError(
                 f"{action}: {where} rejected our credentials (401 Unauthorized){suffix}. Provide a token with "
-                "KF_PIPELINES_TOKEN or --token-file, or --sa-token-path for a projected service-account token")
+                "KF_PIPELINES_TOKEN or --token-file, or --sa-token-path for a projected service-account token"
+            )
         if exc.status == 403:
             namespace = connection.namespace or "the default namespace"
             return KubeflowError(
                 f"{action}: permission denied (403 Forbidden) in {namespace} on {where}{suffix}. "
-                "Use --namespace for your profile namespace, or ask for access to it")
+                "Use --namespace for your profile namespace, or ask for access to it"
+            )
         if exc.status == 404:
             return KubeflowError(f"{action}: not found (404) on {where}{suffix}")
         if exc.status == 409:
             return KubeflowError(f"{action}: already exists (409 Conflict) on {where}{suffix}")
         if exc.status == 0 or exc.status is None:  # kfp_server_api maps SSL errors to status 0
-            return KubeflowError(f"{action}: TLS error talking to {where}: {exc.reason}. Use --ca-cert for a private CA")
+            return KubeflowError(
+                f"{action}: TLS error talking to {where}: {exc.reason}. Use --ca-cert for a private CA"
+            )
         return KubeflowError(f"{action}: {where} answered {exc.status} {exc.reason or ''}{suffix}".rstrip())
     reason = getattr(exc, "reason", None) or exc
     return KubeflowError(
         f"{action}: cannot reach Kubeflow Pipelines at {where} ({reason}). Check --host or KF_PIPELINES_ENDPOINT "
-        "(e.g. `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80` then --host http://localhost:8080)")
+        "(e.g. `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80` then --host http://localhost:8080)"
+    )
 
 
 @contextlib.contextmanager
@@ -160,7 +170,8 @@ def check_backend_version(backend: Backend, needed: tuple[tuple[int, ...], list[
         why = "; ".join(reasons) or "the support floor"
         raise KubeflowError(
             f"{connection.target} runs KFP {backend.tag_name}, older than the {version_text(floor)} this pipeline "
-            f"needs ({why}). Upgrade Kubeflow Pipelines, or compile without those features (`make compile`)")
+            f"needs ({why}). Upgrade Kubeflow Pipelines, or compile without those features (`make compile`)"
+        )
 
 
 def connect(connection: Connection, needs: tuple[tuple[int, ...], list[str]] | None = None) -> Any:
@@ -185,15 +196,21 @@ def connect(connection: Connection, needs: tuple[tuple[int, ...], list[str]] | N
         credentials = set_volume_credentials.ServiceAccountTokenVolumeCredentials(path=connection.sa_token_path)
     with api_call("connecting", connection):
         client = _Client(
-            host=connection.host, namespace=connection.namespace or "kubeflow", existing_token=connection.token,
-            credentials=credentials, kube_context=connection.kube_context, ssl_ca_cert=connection.ca_cert,
+            host=connection.host,
+            namespace=connection.namespace or "kubeflow",
+            existing_token=connection.token,
+            credentials=credentials,
+            kube_context=connection.kube_context,
+            ssl_ca_cert=connection.ca_cert,
             ui_host=connection.ui_host,
         )
         if connection.namespace:
             client._context_setting["namespace"] = connection.namespace  # also when it is literally "kubeflow"
         backend = client.get_kfp_healthz()
     if backend.multi_user and not client.get_user_namespace():
-        raise KubeflowError(f"{connection.target} is a multi-user Kubeflow: pass --namespace with your profile namespace")
+        raise KubeflowError(
+            f"{connection.target} is a multi-user Kubeflow: pass --namespace with your profile namespace"
+        )
     if needs is not None:
         check_backend_version(backend, needs, connection)
     client.backend = backend
@@ -225,6 +242,7 @@ def read_token(token_file: str | None) -> str | None:
 
 # ---- what is uploaded ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, kw_only=True)
 class PipelinePackage:
     path: Path
@@ -249,9 +267,14 @@ def read_package(path: Path) -> PipelinePackage:
     # The same typed parameters `gated-training run` reads, so local and cluster runs coerce alike.
     from gated_training.kubeflow.spec import backend_floor, component_inputs
 
-    return PipelinePackage(path=path, name=name, sha256=hashlib.sha256(content).hexdigest(),
-                           parameters=component_inputs(path), needs=backend_floor(documents),
-                           images=_images(documents[0]))
+    return PipelinePackage(
+        path=path,
+        name=name,
+        sha256=hashlib.sha256(content).hexdigest(),
+        parameters=component_inputs(path),
+        needs=backend_floor(documents),
+        images=_images(documents[0]),
+    )
 
 
 def _images(spec: dict[str, Any]) -> list[str]:
@@ -265,7 +288,8 @@ def check_pullable(package: PipelinePackage) -> None:
     if local:
         raise KubeflowError(
             f"{package.path} runs the image {local[0]}, which no cluster can pull: push the image (`make image PUSH=1 "
-            "IMAGE=<registry>/kfp-gated-training:<tag>`) and compile for it (`make compile IMAGE=…`) first")
+            "IMAGE=<registry>/kfp-gated-training:<tag>`) and compile for it (`make compile IMAGE=…`) first"
+        )
 
 
 def checkout_revision(directory: Path) -> tuple[str, bool]:
@@ -275,10 +299,25 @@ def checkout_revision(directory: Path) -> tuple[str, bool]:
     it, and the spec hash in the version name already tells those specs apart.
     """
     try:
-        commit = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no", "--",
-                                 ":(top)", ":(top,exclude)compiled/"], capture_output=True, text=True, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(directory),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":(top)",
+                ":(top,exclude)compiled/",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "nogit", False
     return commit, bool(status.strip())
@@ -298,6 +337,7 @@ def default_version_name(package: PipelinePackage) -> str:
 
 # ---- pipelines and versions ---------------------------------------------------------------------
 
+
 def _equals(key: str, value: str) -> str:
     return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
 
@@ -309,8 +349,9 @@ def find_pipeline_id(client: Any, name: str, connection: Connection) -> str | No
     found, token = [], ""
     while True:
         with api_call(f"looking up pipeline {name!r}{where}", connection):
-            response = client.list_pipelines(page_token=token, page_size=100, filter=_equals("display_name", name),
-                                             namespace=namespace)
+            response = client.list_pipelines(
+                page_token=token, page_size=100, filter=_equals("display_name", name), namespace=namespace
+            )
         found += [p for p in (response.pipelines or []) if p.display_name == name]
         token = response.next_page_token or ""
         if not token:
@@ -336,8 +377,14 @@ class UploadResult:
     created_version: bool
 
 
-def upload(client: Any, connection: Connection, package: PipelinePackage, version: str,
-           pipeline_name: str | None = None, description: str = "") -> UploadResult:
+def upload(
+    client: Any,
+    connection: Connection,
+    package: PipelinePackage,
+    version: str,
+    pipeline_name: str | None = None,
+    description: str = "",
+) -> UploadResult:
     """Create the pipeline if needed, then the named version; an existing name is left as it is."""
     name = pipeline_name or package.name
     pipeline_id = find_pipeline_id(client, name, connection)
@@ -345,15 +392,32 @@ def upload(client: Any, connection: Connection, package: PipelinePackage, versio
     if pipeline_id is None:
         # KFP names a new pipeline's first version after the pipeline; the named version follows.
         with api_call(f"uploading pipeline {name!r}", connection):
-            pipeline_id = client.upload_pipeline(str(package.path), pipeline_name=name, description=description or None,
-                                                 namespace=pipeline_namespace(client, connection)).pipeline_id
+            pipeline_id = client.upload_pipeline(
+                str(package.path),
+                pipeline_name=name,
+                description=description or None,
+                namespace=pipeline_namespace(client, connection),
+            ).pipeline_id
     existing = find_version_id(client, pipeline_id, version, connection)
     if existing:
-        return UploadResult(pipeline_id=pipeline_id, version_id=existing, version_name=version, created_pipeline=created_pipeline, created_version=False)
+        return UploadResult(
+            pipeline_id=pipeline_id,
+            version_id=existing,
+            version_name=version,
+            created_pipeline=created_pipeline,
+            created_version=False,
+        )
     with api_call(f"uploading version {version!r} of pipeline {name!r}", connection):
-        uploaded = client.upload_pipeline_version(str(package.path), pipeline_version_name=version,
-                                                  pipeline_id=pipeline_id, description=description or None)
-    return UploadResult(pipeline_id=pipeline_id, version_id=uploaded.pipeline_version_id, version_name=version, created_pipeline=created_pipeline, created_version=True)
+        uploaded = client.upload_pipeline_version(
+            str(package.path), pipeline_version_name=version, pipeline_id=pipeline_id, description=description or None
+        )
+    return UploadResult(
+        pipeline_id=pipeline_id,
+        version_id=uploaded.pipeline_version_id,
+        version_name=version,
+        created_pipeline=created_pipeline,
+        created_version=True,
+    )
 
 
 def resolve_version(client: Any, connection: Connection, pipeline_name: str, version: str) -> tuple[str, str]:
@@ -363,12 +427,16 @@ def resolve_version(client: Any, connection: Connection, pipeline_name: str, ver
         namespace = pipeline_namespace(client, connection)
         space = f"namespace {namespace!r}" if namespace else "the shared pipelines"
         other = "--shared" if namespace else "--namespace without --shared"
-        raise KubeflowError(f"pipeline {pipeline_name!r} not found in {space} on {connection.target}: run `make upload` "
-                            f"first (or pass {other} if it was uploaded there)")
+        raise KubeflowError(
+            f"pipeline {pipeline_name!r} not found in {space} on {connection.target}: run `make upload` "
+            f"first (or pass {other} if it was uploaded there)"
+        )
     version_id = find_version_id(client, pipeline_id, version, connection)
     if version_id is None:
-        raise KubeflowError(f"pipeline {pipeline_name!r} has no version {version!r} on {connection.target}: "
-                            "run `make upload` from this checkout, or pass --version with an uploaded version")
+        raise KubeflowError(
+            f"pipeline {pipeline_name!r} has no version {version!r} on {connection.target}: "
+            "run `make upload` from this checkout, or pass --version with an uploaded version"
+        )
     return pipeline_id, version_id
 
 
@@ -378,6 +446,7 @@ def ensure_experiment(client: Any, connection: Connection, name: str) -> str:
 
 
 # ---- runs ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunRequest:
@@ -393,12 +462,20 @@ class RunRequest:
 def submit(client: Any, connection: Connection, request: RunRequest) -> str:
     """Create the run; returns its id. Caching stays as compiled (off for every step)."""
     experiment_id = ensure_experiment(client, connection, request.experiment)
-    source = {"pipeline_package_path": str(request.package.path)} if request.package else {
-        "pipeline_id": request.version[0], "version_id": request.version[1]}  # type: ignore[index]
+    if request.package:
+        source = {"pipeline_package_path": str(request.package.path)}
+    else:
+        assert request.version is not None  # a RunRequest names a package or a version
+        source = {"pipeline_id": request.version[0], "version_id": request.version[1]}
     with api_call(f"creating run {request.run_name!r}", connection):
-        run = client.run_pipeline(experiment_id=experiment_id, job_name=request.run_name, params=request.parameters,
-                                  pipeline_root=request.pipeline_root, service_account=request.service_account,
-                                  **source)
+        run = client.run_pipeline(
+            experiment_id=experiment_id,
+            job_name=request.run_name,
+            params=request.parameters,
+            pipeline_root=request.pipeline_root,
+            service_account=request.service_account,
+            **source,
+        )
     return run.run_id
 
 
@@ -431,12 +508,23 @@ def run_result(run: Any) -> RunResult:
     else:
         outcome = state.lower()
     error = getattr(getattr(run, "error", None), "message", None) or ""
-    return RunResult(run_id=run.run_id, state=state, outcome=outcome,
-                     tasks=[(step, steps[step]) for step in MAIN_LINE if step in steps], error=error)
+    return RunResult(
+        run_id=run.run_id,
+        state=state,
+        outcome=outcome,
+        tasks=[(step, steps[step]) for step in MAIN_LINE if step in steps],
+        error=error,
+    )
 
 
-def wait_for_run(client: Any, connection: Connection, run_id: str, timeout_seconds: float, poll_seconds: float,
-                 on_state: Callable[[str], None] = lambda state: None) -> RunResult:
+def wait_for_run(
+    client: Any,
+    connection: Connection,
+    run_id: str,
+    timeout_seconds: float,
+    poll_seconds: float,
+    on_state: Callable[[str], None] = lambda state: None,
+) -> RunResult:
     """Poll until the run ends (CANCELED included, which kfp's own wait misses) or the timeout passes."""
     deadline = time.monotonic() + timeout_seconds
     last_state = None
@@ -449,12 +537,15 @@ def wait_for_run(client: Any, connection: Connection, run_id: str, timeout_secon
         if run.state in TERMINAL_RUN_STATES:
             return run_result(run)
         if time.monotonic() >= deadline:
-            raise KubeflowError(f"run {run_id} is still {run.state} after {timeout_seconds:.0f} s; it keeps running: "
-                                f"follow it at {connection.run_url(run_id)}")
+            raise KubeflowError(
+                f"run {run_id} is still {run.state} after {timeout_seconds:.0f} s; it keeps running: "
+                f"follow it at {connection.run_url(run_id)}"
+            )
         time.sleep(poll_seconds)
 
 
 # ---- recurring runs -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScheduleRequest:
@@ -475,7 +566,8 @@ class ScheduleRequest:
 
 def find_schedules(client: Any, connection: Connection, name_or_id: str | None = None) -> list[Any]:
     """Recurring runs in the namespace, all pages; optionally only those with this id or display name."""
-    schedules, token = [], ""
+    schedules: list[Any] = []
+    token = ""
     while True:
         with api_call("listing recurring runs", connection):
             response = client.list_recurring_runs(page_token=token, page_size=100, namespace=connection.namespace)
@@ -493,16 +585,26 @@ def create_schedule(client: Any, connection: Connection, request: ScheduleReques
         raise KubeflowError(f"--max-concurrency {request.max_concurrency}: must be at least 1")
     duplicates = find_schedules(client, connection, request.name)
     if duplicates:
-        raise KubeflowError(f"a recurring run named {request.name!r} already exists "
-                            f"(id {duplicates[0].recurring_run_id}): delete it first or choose another --name")
+        raise KubeflowError(
+            f"a recurring run named {request.name!r} already exists "
+            f"(id {duplicates[0].recurring_run_id}): delete it first or choose another --name"
+        )
     experiment_id = ensure_experiment(client, connection, request.experiment)
     with api_call(f"creating recurring run {request.name!r}", connection):
         return client.create_recurring_run(
-            experiment_id=experiment_id, job_name=request.name, description=request.description or None,
-            cron_expression=request.cron, interval_second=request.interval_seconds,
-            max_concurrency=request.max_concurrency, no_catchup=not request.catchup, params=request.parameters,
-            pipeline_id=request.pipeline_id, version_id=request.version_id, enabled=request.enabled,
-            pipeline_root=request.pipeline_root, service_account=request.service_account,
+            experiment_id=experiment_id,
+            job_name=request.name,
+            description=request.description or None,
+            cron_expression=request.cron,
+            interval_second=request.interval_seconds,
+            max_concurrency=request.max_concurrency,
+            no_catchup=not request.catchup,
+            params=request.parameters,
+            pipeline_id=request.pipeline_id,
+            version_id=request.version_id,
+            enabled=request.enabled,
+            pipeline_root=request.pipeline_root,
+            service_account=request.service_account,
         )
 
 
@@ -519,8 +621,11 @@ def one_schedule(client: Any, connection: Connection, name_or_id: str) -> Any:
 def change_schedule(client: Any, connection: Connection, name_or_id: str, action: str) -> Any:
     """``enable``, ``disable`` or ``delete`` one recurring run, found by id or display name."""
     schedule = one_schedule(client, connection, name_or_id)
-    method = {"enable": client.enable_recurring_run, "disable": client.disable_recurring_run,
-              "delete": client.delete_recurring_run}[action]
+    method = {
+        "enable": client.enable_recurring_run,
+        "disable": client.disable_recurring_run,
+        "delete": client.delete_recurring_run,
+    }[action]
     with api_call(f"{action} recurring run {schedule.display_name!r}", connection):
         method(schedule.recurring_run_id)
     return schedule

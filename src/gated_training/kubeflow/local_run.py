@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from gated_training.kubeflow.records import RECORD_DIR_ENV, read_records
 from gated_training.decisions import Outcome
-from gated_training.step_table import GATE_STEPS
+from gated_training.kubeflow.records import RECORD_DIR_ENV, read_records
 from gated_training.reports import build_summary
+from gated_training.step_table import GATE_STEPS
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PROGRESS = re.compile(r"(Executing task|Task '.+' finished with status|Pipeline '.+' finished with status)")
 FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,5 +166,7 @@ def _failed_summary(error: str | None, record_dir: Path, run_dir: Path | None, l
     summary = build_summary(validation=validation, drift=drift, error=message, failed_step=step)
     # The failing step posted the failure itself (step_records.recorded_step) and recorded what happened.
     notification = read_records(record_dir, "notification").get(step or "")
-    summary["notification"] = notification["notification"] if notification else "not recorded: no step recorded a failure"
+    summary["notification"] = (
+        notification["notification"] if notification else "not recorded: no step recorded a failure"
+    )
     return summary

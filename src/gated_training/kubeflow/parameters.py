@@ -15,8 +15,16 @@ import json
 from dataclasses import asdict, fields
 from typing import Any, Sequence
 
-from gated_training.config import (GROUPS, RunSettings, check_sha256_parameter, field_kind, from_group, group_of,
-                                   max_input_bytes, require_fraction)
+from gated_training.config import (
+    GROUPS,
+    RunSettings,
+    check_sha256_parameter,
+    field_kind,
+    from_group,
+    group_of,
+    max_input_bytes,
+    require_fraction,
+)
 from gated_training.errors import ConfigError
 
 RUN_PARAMETERS = tuple(f.name for f in fields(RunSettings))
@@ -100,11 +108,13 @@ def resolve_parameters(declared: dict[str, tuple[str, Any]], layers: Sequence[di
                 _set(parameters, group, name, value)
             elif key in declared:
                 parameters[key] = coerce_parameter(key, declared[key][0], value)
-            elif (group := group_of(key)) is not None and group in declared:
-                _set(parameters, group, key, value)
+            elif (owner := group_of(key)) is not None and owner in declared:
+                _set(parameters, owner, key, value)
             else:
-                raise ConfigError(f"unknown parameter {key!r}; the pipeline's parameters are: {', '.join(sorted(declared))} "
-                                  "(and every setting of a group by its name)")
+                raise ConfigError(
+                    f"unknown parameter {key!r}; the pipeline's parameters are: {', '.join(sorted(declared))} "
+                    "(and every setting of a group by its name)"
+                )
     return parameters
 
 
@@ -132,8 +142,9 @@ def validate(parameters: dict[str, Any]) -> dict[str, Any]:
     require_fraction("min_quality_score", parameters.get("min_quality_score", run.min_quality_score))
     max_input_bytes(parameters.get("max_input_mb", run.max_input_mb))
     check_sha256_parameter("suite_sha256", str(parameters.get("suite_sha256") or ""))
-    check_registry_parameters(str(parameters.get("registry_uri", run.registry_uri)),
-                              str(parameters.get("model_name", run.model_name)))
+    check_registry_parameters(
+        str(parameters.get("registry_uri", run.registry_uri)), str(parameters.get("model_name", run.model_name))
+    )
     check_webhook_url(str(parameters.get("notify_webhook_url") or ""))
     return {group: asdict(from_group(cls, parameters.get(group) or {}, group)) for group, cls in GROUPS.items()}
 
@@ -149,7 +160,14 @@ def markdown_tables() -> str:
     lines = ["### Run-level (flat in the run form)", "", "| parameter | default | |", "|---|---|---|"]
     lines += [row(f.name, f.default, f.metadata["doc"]) for f in fields(Run)]
     for group, cls in GROUPS.items():
-        lines += ["", f"### `{group}`", "", (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "), "",
-                  "| setting | default | |", "|---|---|---|"]
+        lines += [
+            "",
+            f"### `{group}`",
+            "",
+            (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "),
+            "",
+            "| setting | default | |",
+            "|---|---|---|",
+        ]
         lines += [row(f.name, f.default, f.metadata["doc"]) for f in fields(cls)]
     return "\n".join(lines) + "\n"

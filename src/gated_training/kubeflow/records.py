@@ -110,8 +110,10 @@ class recorded_step:
 
         self.id = step or sys._getframe(1).f_code.co_name.replace("_", "-")
         if self.id not in STEP:
-            raise GatedTrainingError(f"recorded_step: {self.id!r} is not a step of the step table (a component is "
-                                     "named after its step: validate_data for validate-data)")
+            raise GatedTrainingError(
+                f"recorded_step: {self.id!r} is not a step of the step table (a component is "
+                "named after its step: validate_data for validate-data)"
+            )
         self.notify_webhook_url = notify_webhook_url
         self.artifact_uri = artifact_uri
         self.run_id = run_id_from_uri(artifact_uri, self.id) if artifact_uri else ""
@@ -125,12 +127,14 @@ class recorded_step:
         self._deadline.__enter__()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
         try:
             self._deadline.__exit__(None, None, None)
             if isinstance(exc, MemoryError):
-                message = (f"step {self.id} ran out of memory ({exc or 'MemoryError'}); raise its memory limit or "
-                           "reduce the batch")
+                message = (
+                    f"step {self.id} ran out of memory ({exc or 'MemoryError'}); raise its memory limit or "
+                    "reduce the batch"
+                )
                 _record_failure(self.id, "MemoryError", message, self.notify_webhook_url, self.artifact_uri)
                 raise StepMemoryError(message) from exc
             if isinstance(exc, Exception):
@@ -138,9 +142,12 @@ class recorded_step:
         finally:
             usage = resource_usage(self._started)
             write_record(self.id, "usage", {"step": self.id, **usage})
-            print(f"[gated-training] {self.id}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
-                  f"peak RSS {usage['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
-        return False
+            print(
+                f"[gated-training] {self.id}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
+                f"peak RSS {usage['peak_rss_mib']:.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _record_failure(step: str, error_type: str, message: str, webhook_url: str, artifact_uri: str) -> None:

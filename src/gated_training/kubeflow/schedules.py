@@ -78,11 +78,13 @@ def validate_cron(expression: str) -> str:
     if len(fields) == 5:
         raise ConfigError(
             f"cron {expression!r} has 5 fields; KFP's cron has 6, with seconds first "
-            f"(second minute hour day-of-month month day-of-week). Did you mean '0 {' '.join(fields)}'?")
+            f"(second minute hour day-of-month month day-of-week). Did you mean '0 {' '.join(fields)}'?"
+        )
     if len(fields) != 6:
         raise ConfigError(
             f"cron {expression!r} has {len(fields)} fields; KFP's cron has 6: "
-            "second minute hour day-of-month month day-of-week, e.g. '0 0 2 * * *' for 02:00 daily")
+            "second minute hour day-of-month month day-of-week, e.g. '0 0 2 * * *' for 02:00 daily"
+        )
     for field, text in zip(FIELDS, fields):
         _check_field(field, text, expression)
     return " ".join(fields)

@@ -22,20 +22,35 @@ def component_inputs(pipeline_yaml: Path) -> dict[str, tuple[str, Any]]:
 # its floor is SUPPORT_FLOOR; `connect()` refuses a backend older than what a YAML needs.
 SUPPORT_FLOOR: tuple[int, ...] = (2, 2)
 FEATURE_FLOOR: dict[str, tuple[tuple[int, ...], str]] = {
-    "task_final_status": ((2, 14), "dsl.PipelineTaskFinalStatus in an exit handler (refused before 2.14: "
-                                   "\"task final status not supported yet\")"),
+    "task_final_status": (
+        (2, 14),
+        'dsl.PipelineTaskFinalStatus in an exit handler (refused before 2.14: "task final status not supported yet")',
+    ),
     "retry_in_root": ((2, 5), "task retry policies (ignored before 2.5)"),
     "retry_in_sub_dag": ((2, 14), "task retry policies inside condition branches (ignored before 2.14)"),
-    "pipeline_job_placeholder": ((2, 5), "{{$.pipeline_job_*}} and {{$.pipeline_task_*}} placeholders (passed "
-                                         "through as literal text before 2.5)"),
+    "pipeline_job_placeholder": (
+        (2, 5),
+        "{{$.pipeline_job_*}} and {{$.pipeline_task_*}} placeholders (passed through as literal text before 2.5)",
+    ),
     "time_placeholder": ((2, 17), "{{$.pipeline_job_create_time_utc}} / schedule_time placeholders"),
-    "secret_name_parameter": ((2, 4, 1), "secretNameParameter or optional in the Kubernetes platform spec (drivers "
-                                         "up to 2.4.0 parse it strictly and fail)"),
-    "unknown_platform_field": ((2, 4, 1), "Kubernetes platform features beyond secrets as env/volume (drivers up "
-                                          "to 2.4.0 parse strictly and lack most of them)"),
+    "secret_name_parameter": (
+        (2, 4, 1),
+        "secretNameParameter or optional in the Kubernetes platform spec (drivers "
+        "up to 2.4.0 parse it strictly and fail)",
+    ),
+    "unknown_platform_field": (
+        (2, 4, 1),
+        "Kubernetes platform features beyond secrets as env/volume (drivers up "
+        "to 2.4.0 parse strictly and lack most of them)",
+    ),
 }
-PLACEHOLDERS = ("{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_job_uuid}}",
-                "{{$.pipeline_task_name}}", "{{$.pipeline_task_uuid}}")
+PLACEHOLDERS = (
+    "{{$.pipeline_job_name}}",
+    "{{$.pipeline_job_resource_name}}",
+    "{{$.pipeline_job_uuid}}",
+    "{{$.pipeline_task_name}}",
+    "{{$.pipeline_task_uuid}}",
+)
 TIME_PLACEHOLDERS = ("{{$.pipeline_job_create_time_utc}}", "{{$.pipeline_job_schedule_time_utc}}")
 
 
@@ -103,5 +118,7 @@ def missing_pipeline_message(path: Path) -> str:
     in_checkout = (Path.cwd() / "Makefile").is_file() and (Path.cwd() / "pipelines" / "training_pipeline.py").is_file()
     if in_checkout:
         return f"compiled pipeline {resolved} not found: run `make compile` first"
-    return (f"compiled pipeline {resolved} not found: run this from the kfp-gated-training checkout (where "
-            "`make compile` writes compiled/training_pipeline.yaml), or pass --pipeline PATH to a compiled YAML")
+    return (
+        f"compiled pipeline {resolved} not found: run this from the kfp-gated-training checkout (where "
+        "`make compile` writes compiled/training_pipeline.yaml), or pass --pipeline PATH to a compiled YAML"
+    )

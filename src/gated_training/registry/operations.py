@@ -42,25 +42,54 @@ def history(registry: ModelRegistry) -> tuple[list[VersionRow], list[str]]:
     events = (champion.pointer.get("history") or []) if champion else []
     for version in reversed(registry.versions()):
         if not registry.is_complete(version):
-            rows.append(VersionRow(version=version, complete=False, champion=False, created_at="", metrics={}, gate="incomplete (no manifest)", data_sha256="", promotions=[]))
+            rows.append(
+                VersionRow(
+                    version=version,
+                    complete=False,
+                    champion=False,
+                    created_at="",
+                    metrics={},
+                    gate="incomplete (no manifest)",
+                    data_sha256="",
+                    promotions=[],
+                )
+            )
             continue
         try:
             manifest, _ = registry.read_manifest(version)
         except RegistryError as exc:
-            rows.append(VersionRow(version=version, complete=False, champion=bool(champion and champion.version == version), created_at="", metrics={},
-                                   gate="REFUSED", data_sha256="", promotions=[]))
+            rows.append(
+                VersionRow(
+                    version=version,
+                    complete=False,
+                    champion=bool(champion and champion.version == version),
+                    created_at="",
+                    metrics={},
+                    gate="REFUSED",
+                    data_sha256="",
+                    promotions=[],
+                )
+            )
             problems.append(str(exc))
             continue
-        rows.append(VersionRow(
-            version=version, complete=True, champion=bool(champion and champion.version == version),
-            created_at=manifest.get("created_at", ""), metrics=manifest.get("metrics") or {},
-            gate=(manifest.get("gate") or {}).get("decision", ""), data_sha256=manifest.get("data_sha256", ""),
-            promotions=[e for e in events if e.get("version") == version],
-            drift=drift_summary(manifest.get("drift")),
-        ))
+        rows.append(
+            VersionRow(
+                version=version,
+                complete=True,
+                champion=bool(champion and champion.version == version),
+                created_at=manifest.get("created_at", ""),
+                metrics=manifest.get("metrics") or {},
+                gate=(manifest.get("gate") or {}).get("decision", ""),
+                data_sha256=manifest.get("data_sha256", ""),
+                promotions=[e for e in events if e.get("version") == version],
+                drift=drift_summary(manifest.get("drift")),
+            )
+        )
     if champion is not None and not any(row.version == champion.version and row.complete for row in rows):
-        problems.append(f"{registry.pointer_uri}: the champion pointer names {champion.version}, which is not a complete, "
-                        "verified version of this registry; roll back with `gated-training rollback --to VERSION`")
+        problems.append(
+            f"{registry.pointer_uri}: the champion pointer names {champion.version}, which is not a complete, "
+            "verified version of this registry; roll back with `gated-training rollback --to VERSION`"
+        )
     return rows, problems
 
 
@@ -98,7 +127,7 @@ def previous_champion(registry: ModelRegistry) -> str:
     previous = current.pointer.get("previous_version")
     if not previous:
         raise RegistryError(f"champion {current.version} has no previous version to roll back to; use --to VERSION")
-    return previous
+    return str(previous)
 
 
 def rollback(registry: ModelRegistry, to: str | None, reason: str) -> dict[str, Any]:
@@ -108,8 +137,8 @@ def rollback(registry: ModelRegistry, to: str | None, reason: str) -> dict[str, 
 
 def sync_mlflow(registry: ModelRegistry, tracking_uri: str) -> str:
     """Make MLflow's ``champion`` alias name the registry's champion; a no-op when it already does."""
-    from gated_training.tracking import runs as tracking
     from gated_training.tracking import mirror_to_mlflow
+    from gated_training.tracking import runs as tracking
 
     champion = registry.champion()
     if champion is None:
@@ -130,8 +159,9 @@ def sync_mlflow(registry: ModelRegistry, tracking_uri: str) -> str:
             aliased = None
     if aliased is not None and (aliased.tags or {}).get("registry_version") == champion.version:
         return f"already in sync: MLflow {registry.model_name} version {aliased.version} is the champion"
-    version, status = mirror_to_mlflow(tracking_uri, registry.model_name, mlflow_info["model_uri"],
-                                       mlflow_info.get("run_id", ""), champion.version)
+    version, status = mirror_to_mlflow(
+        tracking_uri, registry.model_name, mlflow_info["model_uri"], mlflow_info.get("run_id", ""), champion.version
+    )
     if version is None:
         raise TrackingError(status.removeprefix("pending: "))
     return f"synced: MLflow {registry.model_name} version {version} is the champion ({champion.version})"
@@ -149,7 +179,8 @@ def _promoted_versions(registry: ModelRegistry) -> set[str]:
     pointer = registry.read_pointer_unverified()
     if pointer is None:
         return set()
-    history = pointer.get("history") if isinstance(pointer.get("history"), list) else []
+    recorded = pointer.get("history")
+    history: list[Any] = recorded if isinstance(recorded, list) else []
     named = {pointer.get("version")} | {e.get("version") for e in history if isinstance(e, dict)}
     return {v for v in named if isinstance(v, str)}
 
@@ -179,24 +210,43 @@ def sign_legacy(registry: ModelRegistry, version: str | None = None, manifest_sh
             return [LegacySigning(version=version, outcome=registry.sign_unsigned(version))]
         proven = not signed and version in _promoted_versions(registry) and not _future(version)
         if not manifest_sha256 and not proven:
-            why = (f"the registry already holds {len(signed)} signed version(s)" if signed else
-                   "the registry's records (the champion pointer and its history) never name it")
-            return [LegacySigning(version=version, outcome=f"refused: {why}; check the version, then sign it with "
-                                  "--manifest-sha256 <its manifest's SHA-256>")]
+            why = (
+                f"the registry already holds {len(signed)} signed version(s)"
+                if signed
+                else "the registry's records (the champion pointer and its history) never name it"
+            )
+            return [
+                LegacySigning(
+                    version=version,
+                    outcome=f"refused: {why}; check the version, then sign it with "
+                    "--manifest-sha256 <its manifest's SHA-256>",
+                )
+            ]
         return [LegacySigning(version=version, outcome=registry.sign_unsigned(version, manifest_sha256))]
     if signed:
         unsigned = [v for v in complete if v not in signed]
-        return [LegacySigning(version=v, outcome=f"refused: the registry already holds {len(signed)} signed "
-                              "version(s), so an unsigned one was not written by the pipeline before signing; "
-                              "if you know it, sign it alone with --version and --manifest-sha256") for v in unsigned]
+        return [
+            LegacySigning(
+                version=v,
+                outcome=f"refused: the registry already holds {len(signed)} signed "
+                "version(s), so an unsigned one was not written by the pipeline before signing; "
+                "if you know it, sign it alone with --version and --manifest-sha256",
+            )
+            for v in unsigned
+        ]
     promoted = _promoted_versions(registry)
     results = []
     for candidate in complete:
         if _future(candidate):
             results.append(LegacySigning(version=candidate, outcome="refused: dated in the future"))
         elif candidate not in promoted:
-            results.append(LegacySigning(version=candidate, outcome="refused: the champion pointer and its history "
-                                         "never name it; sign it alone with --version and --manifest-sha256"))
+            results.append(
+                LegacySigning(
+                    version=candidate,
+                    outcome="refused: the champion pointer and its history "
+                    "never name it; sign it alone with --version and --manifest-sha256",
+                )
+            )
         else:
             try:
                 results.append(LegacySigning(version=candidate, outcome=registry.sign_unsigned(candidate)))

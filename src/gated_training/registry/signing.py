@@ -58,23 +58,29 @@ class Signer:
         if self.key is None:
             return None
         mac = hmac.new(self.key, manifest_bytes, hashlib.sha256).hexdigest()
-        return json.dumps({"format": 1, "algorithm": ALGORITHM, "key_id": self.key_id, "hmac": mac},
-                          sort_keys=True).encode()
+        return json.dumps(
+            {"format": 1, "algorithm": ALGORITHM, "key_id": self.key_id, "hmac": mac}, sort_keys=True
+        ).encode()
 
     def sign_payload(self, payload: bytes) -> dict[str, str] | None:
         """An inline signature (the champion pointer carries its own), or None in unsigned mode."""
         if self.key is None:
             return None
-        return {"algorithm": ALGORITHM, "key_id": self.key_id,
-                "hmac": hmac.new(self.key, b"gated-training pointer:" + payload, hashlib.sha256).hexdigest()}
+        return {
+            "algorithm": ALGORITHM,
+            "key_id": self.key_id,
+            "hmac": hmac.new(self.key, b"gated-training pointer:" + payload, hashlib.sha256).hexdigest(),
+        }
 
     def verify_payload(self, where: str, payload: bytes, signature: object) -> None:
         """Raise unless ``signature`` (an inline one) is this key's over ``payload`` (no-op when unsigned)."""
         if self.key is None:
             return
         if not isinstance(signature, dict):
-            raise RegistryError(f"{where}: not signed; only a pointer written with the registry key is trusted "
-                                "(a pointer from before pointer signing: `gated-training sign-legacy --pointer`)")
+            raise RegistryError(
+                f"{where}: not signed; only a pointer written with the registry key is trusted "
+                "(a pointer from before pointer signing: `gated-training sign-legacy --pointer`)"
+            )
         if signature.get("algorithm") != ALGORITHM or not isinstance(signature.get("hmac"), str):
             raise RegistryError(f"{where}: unreadable signature; refusing it")
         expected = hmac.new(self.key, b"gated-training pointer:" + payload, hashlib.sha256).hexdigest()
@@ -82,8 +88,10 @@ class Signer:
             return
         key_id = str(signature.get("key_id") or "")
         if key_id and key_id != self.key_id:
-            raise RegistryError(f"{where}: signed with another key (key id {key_id}, this run's key is {self.key_id}); "
-                                "refusing it. Use the registry's key")
+            raise RegistryError(
+                f"{where}: signed with another key (key id {key_id}, this run's key is {self.key_id}); "
+                "refusing it. Use the registry's key"
+            )
         raise RegistryError(f"{where}: the signature does not match its content: it was altered or forged; refusing it")
 
     def verify(self, where: str, manifest_bytes: bytes, signature: bytes | None) -> None:
@@ -91,9 +99,11 @@ class Signer:
         if self.key is None:
             return
         if signature is None:
-            raise RegistryError(f"{where}: the version is unsigned (no {SIGNATURE_FILE}); only versions the "
-                                "pipeline signed are loaded. Refusing it before unpickling anything (a version from "
-                                "before signing existed: `gated-training sign-legacy`)")
+            raise RegistryError(
+                f"{where}: the version is unsigned (no {SIGNATURE_FILE}); only versions the "
+                "pipeline signed are loaded. Refusing it before unpickling anything (a version from "
+                "before signing existed: `gated-training sign-legacy`)"
+            )
         try:
             document = json.loads(signature[:MAX_SIGNATURE_BYTES])
             mac, key_id = str(document["hmac"]), str(document.get("key_id", ""))
@@ -105,10 +115,14 @@ class Signer:
         if hmac.compare_digest(mac, expected):
             return
         if key_id and key_id != self.key_id:
-            raise RegistryError(f"{where}: signed with another key (key id {key_id}, this run's key is "
-                                f"{self.key_id}); refusing the version. Use the registry's key")
-        raise RegistryError(f"{where}: the signature does not match the manifest: the version was altered or "
-                            "forged after it was published; refusing it before unpickling anything")
+            raise RegistryError(
+                f"{where}: signed with another key (key id {key_id}, this run's key is "
+                f"{self.key_id}); refusing the version. Use the registry's key"
+            )
+        raise RegistryError(
+            f"{where}: the signature does not match the manifest: the version was altered or "
+            "forged after it was published; refusing it before unpickling anything"
+        )
 
 
 def _read_key_file(path: str) -> bytes:
@@ -120,9 +134,11 @@ def _read_key_file(path: str) -> bytes:
     except OSError as exc:
         raise RegistryError(f"{KEY_FILE_ENV}={path}: cannot read the registry key: {exc.strerror}") from exc
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise RegistryError(f"{KEY_FILE_ENV}={path}: the registry key file is open to other users (mode "
-                            f"{stat.S_IMODE(mode):04o}); whoever reads it can sign a pickle the pipeline will load. "
-                            f"`chmod 600 {path}` (a Kubernetes secret volume: defaultMode 0400)")
+        raise RegistryError(
+            f"{KEY_FILE_ENV}={path}: the registry key file is open to other users (mode "
+            f"{stat.S_IMODE(mode):04o}); whoever reads it can sign a pickle the pipeline will load. "
+            f"`chmod 600 {path}` (a Kubernetes secret volume: defaultMode 0400)"
+        )
     return _checked(text, f"{KEY_FILE_ENV}={path}")
 
 
@@ -136,11 +152,17 @@ def key_weakness(text: str) -> str | None:
         return f"the registry key has {len(text)} characters; use at least {MIN_KEY_CHARS}"
     counts = Counter(text)
     bits_per_char = abs(sum(n / len(text) * math.log2(n / len(text)) for n in counts.values()))
-    if len(counts) < MIN_DISTINCT_CHARS or bits_per_char < MIN_BITS_PER_CHAR or bits_per_char * len(text) < MIN_KEY_BITS:
-        return (f"the registry key is too predictable ({len(counts)} distinct characters, {bits_per_char:.1f} bits per "
-                f"character, about {bits_per_char * len(text):.0f} bits in all; a key needs at least "
-                f"{MIN_DISTINCT_CHARS} distinct characters, {MIN_BITS_PER_CHAR:g} bits per character and "
-                f"{MIN_KEY_BITS:g} bits)")
+    if (
+        len(counts) < MIN_DISTINCT_CHARS
+        or bits_per_char < MIN_BITS_PER_CHAR
+        or bits_per_char * len(text) < MIN_KEY_BITS
+    ):
+        return (
+            f"the registry key is too predictable ({len(counts)} distinct characters, {bits_per_char:.1f} bits per "
+            f"character, about {bits_per_char * len(text):.0f} bits in all; a key needs at least "
+            f"{MIN_DISTINCT_CHARS} distinct characters, {MIN_BITS_PER_CHAR:g} bits per character and "
+            f"{MIN_KEY_BITS:g} bits)"
+        )
     for period in range(1, len(text) // 2 + 1):
         if len(text) % period == 0 and text == text[:period] * (len(text) // period):
             return f"the registry key is one {period}-character block repeated"
@@ -191,7 +213,8 @@ def ensure_local_key() -> str | None:
                 with os.fdopen(descriptor, "w") as handle:
                     handle.write(secrets.token_hex(32) + "\n")
     except OSError as exc:
-        raise RegistryError(f"cannot create the local registry key {path}: {exc.strerror}; set {KEY_ENV} or "
-                            f"{KEY_FILE_ENV}") from exc
+        raise RegistryError(
+            f"cannot create the local registry key {path}: {exc.strerror}; set {KEY_ENV} or {KEY_FILE_ENV}"
+        ) from exc
     os.environ[KEY_FILE_ENV] = str(path)
     return str(path)

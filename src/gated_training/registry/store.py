@@ -2,7 +2,8 @@
 
 Layout under ``<registry_uri>/<model_name>/`` (a local folder or ``gs://bucket/prefix``)::
 
-    versions/<version>/serve/model.joblib, serve/model-settings.json   what a server needs (registry/layout.py, serving/layout.py);
+    versions/<version>/serve/model.joblib, serve/model-settings.json   what a server needs
+                                       (registry/layout.py, serving/layout.py);
                                        older versions hold model.joblib at the top
     versions/<version>/feature_metadata.json, ...   files, written create-only
     versions/<version>/manifest.json   SHA-256 of every file; written last, so a version
@@ -47,12 +48,11 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from gated_training.data import storage
-from gated_training.data import json_safe, sha256_hex
-from gated_training.run_context import check_outlives_pod
-from gated_training.registry.layout import MODEL_FILE, SERVE_FOLDER, SERVED_MODEL_FILE, model_file
+from gated_training.data import json_safe, sha256_hex, storage
 from gated_training.errors import DataError, RegistryError
+from gated_training.registry.layout import MODEL_FILE, SERVE_FOLDER, SERVED_MODEL_FILE, model_file
 from gated_training.registry.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, current_signer
+from gated_training.run_context import check_outlives_pod
 
 MANIFEST = "manifest.json"
 POINTER = "champion.json"
@@ -85,7 +85,7 @@ def check_registry_uri(uri: str) -> str:
         raise RegistryError("the model registry URI is empty")
     if "://" in uri and not storage.is_gcs(uri):
         raise RegistryError(f"registry URI {uri!r}: only a local folder or gs://bucket/prefix is supported")
-    body = uri[len(storage.GCS_SCHEME):] if storage.is_gcs(uri) else uri
+    body = uri[len(storage.GCS_SCHEME) :] if storage.is_gcs(uri) else uri
     if ".." in re.split(r"[/\\]", body):
         raise RegistryError(f"registry URI {uri!r}: '..' path segments are not allowed")
     if storage.is_gcs(uri):
@@ -106,8 +106,10 @@ def check_registry_parameters(registry_uri: str, model_name: str) -> None:
     """Registry URIs with '..' or a foreign scheme, and model names that are paths, never reach storage."""
     from gated_training.errors import ConfigError
 
-    for name, check, value in (("registry_uri", check_registry_uri, registry_uri),
-                               ("model_name", check_model_name, model_name)):
+    for name, check, value in (
+        ("registry_uri", check_registry_uri, registry_uri),
+        ("model_name", check_model_name, model_name),
+    ):
         try:
             check(value)
         except RegistryError as exc:
@@ -175,8 +177,10 @@ def new_version_id(model_bytes: bytes) -> str:
 def fitted_model(obj: Any, where: str) -> Any:
     """``obj`` if it is a fitted classifier (``predict`` and ``classes_``), else a clear error naming ``where``."""
     if not (hasattr(obj, "predict") and hasattr(obj, "classes_")):
-        raise RegistryError(f"{where}: holds a {type(obj).__module__}.{type(obj).__name__}, not a fitted classifier "
-                            "(it has no predict and classes_); refusing to use it")
+        raise RegistryError(
+            f"{where}: holds a {type(obj).__module__}.{type(obj).__name__}, not a fitted classifier "
+            "(it has no predict and classes_); refusing to use it"
+        )
     return obj
 
 
@@ -201,8 +205,10 @@ class ModelRegistry:
         for part in relative.parts:
             current = current / part
             if current.is_symlink():
-                raise RegistryError(f"{current}: is a symbolic link; the registry follows no links (versions must be "
-                                    "real folders inside it). Refusing it")
+                raise RegistryError(
+                    f"{current}: is a symbolic link; the registry follows no links (versions must be "
+                    "real folders inside it). Refusing it"
+                )
         return uri
 
     def preflight(self) -> None:
@@ -244,7 +250,10 @@ class ModelRegistry:
         if self.is_complete(version):
             raise RegistryError(f"model version {version} is complete; only incomplete versions are deleted")
         names = storage.list_files(self._no_links(self.version_uri(version)))
-        names += [f"{SERVE_FOLDER}/{name}" for name in storage.list_files(self._no_links(self.version_uri(version, SERVE_FOLDER)))]
+        names += [
+            f"{SERVE_FOLDER}/{name}"
+            for name in storage.list_files(self._no_links(self.version_uri(version, SERVE_FOLDER)))
+        ]
         for name in names:
             storage.delete(self._no_links(self.version_uri(version, name)))
         if not storage.is_gcs(self.root):  # GCS has no folders to remove
@@ -260,8 +269,9 @@ class ModelRegistry:
         except DataError as exc:
             raise RegistryError(f"model version {version} has no manifest (incomplete or missing): {exc}") from exc
         try:
-            signature = storage.read_bytes(self._no_links(self.version_uri(version, SIGNATURE_FILE)),
-                                           max_bytes=MAX_SIGNATURE_BYTES)
+            signature = storage.read_bytes(
+                self._no_links(self.version_uri(version, SIGNATURE_FILE)), max_bytes=MAX_SIGNATURE_BYTES
+            )
         except DataError:
             signature = None
         current_signer().verify(f"model version {version}", raw, signature)
@@ -272,19 +282,22 @@ class ModelRegistry:
         except ValueError as exc:
             raise RegistryError(f"model version {version}: unreadable manifest: {exc}") from exc
         if manifest.get("version") != version or manifest.get("model_name") != self.model_name:
-            raise RegistryError(f"model version {version}: the manifest describes {manifest.get('model_name')} "
-                                f"{manifest.get('version')}; it was copied or replaced, refusing it")
+            raise RegistryError(
+                f"model version {version}: the manifest describes {manifest.get('model_name')} "
+                f"{manifest.get('version')}; it was copied or replaced, refusing it"
+            )
         return manifest, sha256_hex(raw)
 
     def champion(self) -> Champion | None:
         """The verified champion pointer, or None when there is none. Raises RegistryError naming the file
         when its signature fails, it contradicts its history, or the pointer log holds a newer state."""
         raw, token = self._read_pointer()
-        if raw is None:
+        if raw is None or token is None:  # the token exists exactly when the pointer does
             return None
         pointer = self.verify_pointer(raw)
-        return Champion(version=pointer["version"], manifest_sha256=pointer["manifest_sha256"], pointer=pointer,
-                        token=token)
+        return Champion(
+            version=pointer["version"], manifest_sha256=pointer["manifest_sha256"], pointer=pointer, token=token
+        )
 
     def _parse_pointer(self, raw: bytes, where: str) -> dict[str, Any]:
         try:
@@ -306,9 +319,11 @@ class ModelRegistry:
         signer = current_signer()
         if pointer.get("format") != POINTER_FORMAT:
             if signer.key is not None:
-                raise RegistryError(f"{where}: the champion pointer is not signed (written before pointer signing); "
-                                    "refusing it. Check that it names the version you expect, then sign it once with "
-                                    "`gated-training sign-legacy --pointer --pointer-sha256 <its SHA-256>`")
+                raise RegistryError(
+                    f"{where}: the champion pointer is not signed (written before pointer signing); "
+                    "refusing it. Check that it names the version you expect, then sign it once with "
+                    "`gated-training sign-legacy --pointer --pointer-sha256 <its SHA-256>`"
+                )
             return pointer  # unsigned mode reads an old pointer as it is
         signer.verify_payload(f"{where} (champion pointer)", pointer_body(pointer), pointer.get("signature"))
         history = pointer.get("history") or []
@@ -317,15 +332,21 @@ class ModelRegistry:
         problems = []
         if not isinstance(generation, int) or generation < 1:
             problems.append(f"generation {generation!r} is not a positive whole number")
-        elif last.get("generation") != generation or last.get("version") != pointer["version"] \
-                or last.get("manifest_sha256", pointer["manifest_sha256"]) != pointer["manifest_sha256"]:
-            problems.append(f"its history ends with {last.get('action')} of {last.get('version')} (generation "
-                            f"{last.get('generation')}), not with generation {generation} naming {pointer['version']}")
+        elif (
+            last.get("generation") != generation
+            or last.get("version") != pointer["version"]
+            or last.get("manifest_sha256", pointer["manifest_sha256"]) != pointer["manifest_sha256"]
+        ):
+            problems.append(
+                f"its history ends with {last.get('action')} of {last.get('version')} (generation "
+                f"{last.get('generation')}), not with generation {generation} naming {pointer['version']}"
+            )
         elif generation > 1 and not pointer.get("previous_pointer_sha256"):
             problems.append("it names no previous state")
         if problems:
-            raise RegistryError(f"{where}: the champion pointer contradicts its history ({'; '.join(problems)}); "
-                                "refusing it")
+            raise RegistryError(
+                f"{where}: the champion pointer contradicts its history ({'; '.join(problems)}); refusing it"
+            )
         if check_log:
             self._check_against_log(pointer, where)
         return pointer
@@ -344,13 +365,16 @@ class ModelRegistry:
                 f"{where}: the champion pointer is generation {generation} ({pointer['version']}), but "
                 f"{POINTER_LOG}/{log_name(newest)} records generation {newest}: the pointer was replaced by an "
                 "older state (a replay); refusing it. Restore the newest state from the log, or move the champion "
-                "with `gated-training rollback --to VERSION` once the pointer is restored")
+                "with `gated-training rollback --to VERSION` once the pointer is restored"
+            )
         if generation - 1 in generations and pointer.get("previous_pointer_sha256"):
             previous = self._read_log(generation - 1)
             if sha256_hex(pointer_body(previous)) != pointer["previous_pointer_sha256"]:
-                raise RegistryError(f"{where}: generation {generation} does not follow "
-                                    f"{POINTER_LOG}/{log_name(generation - 1)} (its previous_pointer_sha256 differs); "
-                                    "refusing it")
+                raise RegistryError(
+                    f"{where}: generation {generation} does not follow "
+                    f"{POINTER_LOG}/{log_name(generation - 1)} (its previous_pointer_sha256 differs); "
+                    "refusing it"
+                )
 
     def _read_log(self, generation: int) -> dict[str, Any]:
         uri = self._no_links(storage.join_uri(self.root, POINTER_LOG, log_name(generation)))
@@ -371,7 +395,9 @@ class ModelRegistry:
                     return
             except DataError:
                 pass
-            raise RegistryError(f"{uri}: a different pointer state is already recorded for generation {generation}")
+            raise RegistryError(
+                f"{uri}: a different pointer state is already recorded for generation {generation}"
+            ) from None
 
     def _manifest_matching(self, version: str, expected_manifest_sha256: str | None) -> dict[str, Any]:
         manifest, manifest_sha = self.read_manifest(version)
@@ -408,8 +434,10 @@ class ModelRegistry:
         """
         signer = current_signer()
         if signer.key is None:
-            raise RegistryError("signing needs a key: unset GATED_TRAINING_REGISTRY_UNSIGNED and set "
-                                "GATED_TRAINING_REGISTRY_KEY (or _KEY_FILE)")
+            raise RegistryError(
+                "signing needs a key: unset GATED_TRAINING_REGISTRY_UNSIGNED and set "
+                "GATED_TRAINING_REGISTRY_KEY (or _KEY_FILE)"
+            )
         manifest_uri = self._no_links(self.version_uri(version, MANIFEST))
         signature_uri = self._no_links(self.version_uri(version, SIGNATURE_FILE))
         if storage.exists(signature_uri):
@@ -420,8 +448,10 @@ class ModelRegistry:
         except DataError as exc:
             raise RegistryError(f"model version {version} has no manifest (incomplete): {exc}") from exc
         if expected_manifest_sha256 and sha256_hex(raw) != expected_manifest_sha256:
-            raise RegistryError(f"model version {version}: its manifest's SHA-256 is {sha256_hex(raw)}, not the "
-                                f"{expected_manifest_sha256} you checked; not signing it")
+            raise RegistryError(
+                f"model version {version}: its manifest's SHA-256 is {sha256_hex(raw)}, not the "
+                f"{expected_manifest_sha256} you checked; not signing it"
+            )
         try:
             manifest = json.loads(raw)
             files = manifest["files"]
@@ -430,8 +460,10 @@ class ModelRegistry:
         except (ValueError, KeyError, TypeError) as exc:
             raise RegistryError(f"model version {version}: unreadable manifest ({exc}); not signing it") from exc
         if manifest.get("version") != version or manifest.get("model_name") != self.model_name:
-            raise RegistryError(f"model version {version}: the manifest describes {manifest.get('model_name')} "
-                                f"{manifest.get('version')}; not signing it")
+            raise RegistryError(
+                f"model version {version}: the manifest describes {manifest.get('model_name')} "
+                f"{manifest.get('version')}; not signing it"
+            )
         for name, entry in files.items():
             self._read_checked(version, name, entry["sha256"])
         signature = signer.sign(raw)
@@ -456,52 +488,74 @@ class ModelRegistry:
                 self.verify_pointer(raw)
                 raise RegistryError(f"{self.pointer_uri}: already signed (generation {pointer.get('generation')})")
             if sha256_hex(raw) != expected_pointer_sha256:
-                raise RegistryError(f"{self.pointer_uri}: its SHA-256 is {sha256_hex(raw)}, not the "
-                                    f"{expected_pointer_sha256} you checked; not signing it")
+                raise RegistryError(
+                    f"{self.pointer_uri}: its SHA-256 is {sha256_hex(raw)}, not the "
+                    f"{expected_pointer_sha256} you checked; not signing it"
+                )
             _, manifest_sha = self.read_manifest(pointer["version"])  # the version must be signed already
             if manifest_sha != pointer["manifest_sha256"]:
-                raise RegistryError(f"{self.pointer_uri}: names {pointer['version']} with manifest SHA-256 "
-                                    f"{pointer['manifest_sha256']}, the version's manifest is {manifest_sha}; not signing")
+                raise RegistryError(
+                    f"{self.pointer_uri}: names {pointer['version']} with manifest SHA-256 "
+                    f"{pointer['manifest_sha256']}, the version's manifest is {manifest_sha}; not signing"
+                )
             generation = max(self.pointer_log(), default=0) + 1
-            event = {"version": pointer["version"], "action": "sign_legacy_pointer", "at": utc_now(), "by": actor(),
-                     "reason": "signed the pointer written before pointer signing", "generation": generation,
-                     "manifest_sha256": manifest_sha, "previous_version": pointer.get("previous_version"),
-                     "kfp_run_id": ""}
-            history = [e for e in (pointer.get("history") or []) if isinstance(e, dict)][-(HISTORY_LIMIT - 1):]
+            event = {
+                "version": pointer["version"],
+                "action": "sign_legacy_pointer",
+                "at": utc_now(),
+                "by": actor(),
+                "reason": "signed the pointer written before pointer signing",
+                "generation": generation,
+                "manifest_sha256": manifest_sha,
+                "previous_version": pointer.get("previous_version"),
+                "kfp_run_id": "",
+            }
+            history = [e for e in (pointer.get("history") or []) if isinstance(e, dict)][-(HISTORY_LIMIT - 1) :]
             # The chain continues from the newest logged state if there is a log; the legacy bytes' digest is
             # kept in the event either way.
             event["legacy_pointer_sha256"] = sha256_hex(raw)
-            previous = (sha256_hex(pointer_body(self._read_log(generation - 1))) if generation > 1
-                        else sha256_hex(raw))
-            signed = self._pointer_document(pointer["version"], manifest_sha, generation, previous, None,
-                                            history + [event], event)
+            previous = sha256_hex(pointer_body(self._read_log(generation - 1))) if generation > 1 else sha256_hex(raw)
+            signed = self._pointer_document(
+                pointer["version"], manifest_sha, generation, previous, None, history + [event], event
+            )
             self._write_pointer(signed, token)
             self._append_log(generation, signed)
-            return json.loads(signed)
+            written: dict[str, Any] = json.loads(signed)
+            return written
 
-    def verified_files(self, version: str, expected_manifest_sha256: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    def verified_files(
+        self, version: str, expected_manifest_sha256: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The manifest and every file of a version, each checked against its SHA-256."""
         manifest = self._manifest_matching(version, expected_manifest_sha256)
-        contents = {name: self._read_checked(version, name, entry["sha256"]) for name, entry in manifest["files"].items()}
+        contents = {
+            name: self._read_checked(version, name, entry["sha256"]) for name, entry in manifest["files"].items()
+        }
         return manifest, contents
 
-    def read_verified_files(self, version: str, names: tuple[str, ...], expected_manifest_sha256: str | None = None
-                            ) -> tuple[dict[str, Any], dict[str, bytes | None]]:
+    def read_verified_files(
+        self, version: str, names: tuple[str, ...], expected_manifest_sha256: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, bytes | None]]:
         """The manifest (signature verified once) and the named files of a version, each checked
         against its SHA-256; None for a file the version does not have."""
         manifest = self._manifest_matching(version, expected_manifest_sha256)
         entries = {name: manifest["files"].get(name) for name in names}
-        return manifest, {name: self._read_checked(version, name, entry["sha256"]) if entry else None
-                          for name, entry in entries.items()}
+        return manifest, {
+            name: self._read_checked(version, name, entry["sha256"]) if entry else None
+            for name, entry in entries.items()
+        }
 
-    def load_verified_model(self, version: str, expected_manifest_sha256: str | None = None
-                            ) -> tuple[Any, dict[str, Any], dict[str, bytes]]:
+    def load_verified_model(
+        self, version: str, expected_manifest_sha256: str | None = None
+    ) -> tuple[Any, dict[str, Any], dict[str, bytes]]:
         """Verify the signature, the manifest and every file's SHA-256, then unpickle the model and
         check it is a fitted classifier. Returns (model, manifest, every file's verified bytes)."""
         manifest, contents = self.verified_files(version, expected_manifest_sha256)
         name = model_file(manifest)
         if name not in contents:
-            raise RegistryError(f"model version {version}: its manifest lists no {MODEL_FILE} (nor {SERVED_MODEL_FILE})")
+            raise RegistryError(
+                f"model version {version}: its manifest lists no {MODEL_FILE} (nor {SERVED_MODEL_FILE})"
+            )
         model = fitted_model(joblib.load(io.BytesIO(contents[name])), f"model version {version} {name}")
         return model, manifest, contents
 
@@ -543,8 +597,15 @@ class ModelRegistry:
         fault_point("after_manifest")
         return version, sha256_hex(manifest_bytes)
 
-    def promote(self, version: str, manifest_sha256: str, expected_token: str | None, reason: str,
-                action: str = "promote", kfp_run_id: str = "") -> dict[str, Any]:
+    def promote(
+        self,
+        version: str,
+        manifest_sha256: str,
+        expected_token: str | None,
+        reason: str,
+        action: str = "promote",
+        kfp_run_id: str = "",
+    ) -> dict[str, Any]:
         """Point the champion at ``version`` if the pointer is still at ``expected_token``.
 
         ``expected_token`` is the token of the champion this run gated against (None when
@@ -564,22 +625,44 @@ class ModelRegistry:
             generation = int((previous or {}).get("generation") or 0) + 1
             if raw is not None and previous is not None and previous.get("format") == POINTER_FORMAT:
                 self._append_log(generation - 1, raw)  # a crash after the last swap may have left it unlogged
-            event = {"version": version, "action": action, "at": utc_now(), "by": actor(), "reason": reason,
-                     "previous_version": previous["version"] if previous else None, "kfp_run_id": kfp_run_id,
-                     "generation": generation, "manifest_sha256": manifest_sha256}
-            history = ((previous or {}).get("history") or [])[-(HISTORY_LIMIT - 1):] + [event]
+            event = {
+                "version": version,
+                "action": action,
+                "at": utc_now(),
+                "by": actor(),
+                "reason": reason,
+                "previous_version": previous["version"] if previous else None,
+                "kfp_run_id": kfp_run_id,
+                "generation": generation,
+                "manifest_sha256": manifest_sha256,
+            }
+            history = ((previous or {}).get("history") or [])[-(HISTORY_LIMIT - 1) :] + [event]
             stable = previous["version"] if previous and action in FORWARD_ACTIONS else None
-            document = self._pointer_document(version, manifest_sha256, generation,
-                                              sha256_hex(pointer_body(previous)) if previous else None, stable,
-                                              history, event)
+            document = self._pointer_document(
+                version,
+                manifest_sha256,
+                generation,
+                sha256_hex(pointer_body(previous)) if previous else None,
+                stable,
+                history,
+                event,
+            )
             fault_point("before_pointer_swap")
             self._write_pointer(document, token)
             self._append_log(generation, document)
-            return json.loads(document)
+            written: dict[str, Any] = json.loads(document)
+            return written
 
     @staticmethod
-    def _pointer_document(version: str, manifest_sha256: str, generation: int, previous_sha256: str | None,
-                          stable_version: str | None, history: list[dict[str, Any]], event: dict[str, Any]) -> bytes:
+    def _pointer_document(
+        version: str,
+        manifest_sha256: str,
+        generation: int,
+        previous_sha256: str | None,
+        stable_version: str | None,
+        history: list[dict[str, Any]],
+        event: dict[str, Any],
+    ) -> bytes:
         pointer: dict[str, Any] = {
             "format": POINTER_FORMAT,
             "version": version,
@@ -660,7 +743,10 @@ def smoke_files(rows: pd.DataFrame, predictions: Any, probabilities: Any = None)
     was gated."""
     buffer = io.BytesIO()
     rows.to_parquet(buffer, index=False)
-    files = {SMOKE_ROWS_FILE: buffer.getvalue(), SMOKE_PREDICTIONS_FILE: json.dumps(json_safe(list(predictions))).encode()}
+    files = {
+        SMOKE_ROWS_FILE: buffer.getvalue(),
+        SMOKE_PREDICTIONS_FILE: json.dumps(json_safe(list(predictions))).encode(),
+    }
     if probabilities is not None:
         files[SMOKE_PROBABILITIES_FILE] = json.dumps(json_safe([list(row) for row in probabilities])).encode()
     return files
@@ -691,13 +777,22 @@ def _smoke_probabilities(version: str, raw: bytes, rows: int, classes: int) -> l
         recorded = json.loads(raw)
     except ValueError as exc:
         raise RegistryError(f"model version {version}: {SMOKE_PROBABILITIES_FILE} is not JSON ({exc})") from exc
-    well_formed = isinstance(recorded, list) and len(recorded) == rows and all(
-        isinstance(row, list) and len(row) == classes
-        and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in row) for row in recorded)
+    well_formed = (
+        isinstance(recorded, list)
+        and len(recorded) == rows
+        and all(
+            isinstance(row, list)
+            and len(row) == classes
+            and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in row)
+            for row in recorded
+        )
+    )
     if not well_formed:
-        raise RegistryError(f"model version {version}: {SMOKE_PROBABILITIES_FILE} does not hold {classes} probabilities "
-                            f"for each of the {rows} smoke rows; the version cannot be proven to answer as gated")
-    return recorded
+        raise RegistryError(
+            f"model version {version}: {SMOKE_PROBABILITIES_FILE} does not hold {classes} probabilities "
+            f"for each of the {rows} smoke rows; the version cannot be proven to answer as gated"
+        )
+    return [[float(p) for p in row] for row in recorded]
 
 
 def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | None) -> Any:
@@ -710,8 +805,10 @@ def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | Non
     expected = json.loads(contents[SMOKE_PREDICTIONS_FILE])
     actual = json_safe(list(model.predict(rows)))
     if actual != expected:
-        raise RegistryError(f"model version {version}: smoke test failed, the stored model predicts {actual[:5]}… "
-                            f"where it predicted {expected[:5]}… when it was gated")
+        raise RegistryError(
+            f"model version {version}: smoke test failed, the stored model predicts {actual[:5]}… "
+            f"where it predicted {expected[:5]}… when it was gated"
+        )
     if SMOKE_PROBABILITIES_FILE in contents:
         # One row per request, decoded as a serving stack decodes it: labels and probabilities must
         # be what was recorded at gate time.
@@ -727,5 +824,6 @@ def smoke_test(registry: ModelRegistry, version: str, manifest_sha256: str | Non
                 raise RegistryError(
                     f"model version {version}: smoke row {index} sent alone, as a server decodes it, is answered "
                     f"{label} with probabilities {[round(p, 6) for p in probabilities]}, where the gate recorded "
-                    f"{expected[index]} with {[round(p, 6) for p in recorded[index]]}")
+                    f"{expected[index]} with {[round(p, 6) for p in recorded[index]]}"
+                )
     return model

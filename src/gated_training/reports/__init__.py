@@ -5,8 +5,33 @@ of text from the data, and webhook notifications."""
 
 from gated_training.reports.escaping import markdown_text, slack_text
 from gated_training.reports.markdown import code, number, number_or_dash, percent, table, value, verdict
-from gated_training.reports.notify import (ALLOWED_HOSTS_ENV, WEBHOOK_ENV, check_webhook_url, notify_failed_step,
-    notify_outcome)
+from gated_training.reports.notify import (
+    ALLOWED_HOSTS_ENV,
+    WEBHOOK_ENV,
+    check_webhook_url,
+    notify_failed_step,
+    notify_outcome,
+)
 from gated_training.reports.summary import RunRecords, build_summary, drift_line, record_and_notify, record_gate
 
-__all__ = ["ALLOWED_HOSTS_ENV", "RunRecords", "WEBHOOK_ENV", "build_summary", "check_webhook_url", "code", "drift_line", "markdown_text", "notify_failed_step", "notify_outcome", "number", "number_or_dash", "percent", "record_and_notify", "record_gate", "slack_text", "table", "value", "verdict"]
+__all__ = [
+    "ALLOWED_HOSTS_ENV",
+    "RunRecords",
+    "WEBHOOK_ENV",
+    "build_summary",
+    "check_webhook_url",
+    "code",
+    "drift_line",
+    "markdown_text",
+    "notify_failed_step",
+    "notify_outcome",
+    "number",
+    "number_or_dash",
+    "percent",
+    "record_and_notify",
+    "record_gate",
+    "slack_text",
+    "table",
+    "value",
+    "verdict",
+]

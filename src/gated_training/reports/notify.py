@@ -46,10 +46,17 @@ from gated_training.reports.escaping import slack_text
 WEBHOOK_ENV = "GATED_TRAINING_WEBHOOK_URL"
 ALLOWED_HOSTS_ENV = "GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
-METADATA_HOSTS = ("metadata.google.internal", "metadata", "metadata.azure.internal", "instance-data",
-                  "instance-data.ec2.internal")
-METADATA_ADDRESSES = tuple(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192"))
+METADATA_HOSTS = (
+    "metadata.google.internal",
+    "metadata",
+    "metadata.azure.internal",
+    "instance-data",
+    "instance-data.ec2.internal",
+)
+METADATA_ADDRESSES = tuple(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+)
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10.0  # per socket operation
 TOTAL_DEADLINE_SECONDS = 30.0  # for every attempt together
@@ -75,9 +82,13 @@ def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
                 return f"{problem} (inside {address})"
     if address in METADATA_ADDRESSES:
         return f"{address} is a cloud metadata server"
-    for test, what in ((address.is_loopback, "loopback"), (address.is_link_local, "link-local"),
-                       (address.is_unspecified, "unspecified"), (address.is_multicast, "multicast"),
-                       (address.is_reserved, "reserved")):
+    for test, what in (
+        (address.is_loopback, "loopback"),
+        (address.is_link_local, "link-local"),
+        (address.is_unspecified, "unspecified"),
+        (address.is_multicast, "multicast"),
+        (address.is_reserved, "reserved"),
+    ):
         if test:
             return f"{address} is {'an' if what[0] in 'aeiou' else 'a'} {what} address"
     if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address("255.255.255.255"):
@@ -104,8 +115,7 @@ def host_problem(host: str, resolve: bool) -> str | None:
     name = host.lower().rstrip(".")
     allowlist = allowed_hosts()
     if allowlist:
-        return None if name in allowlist else (f"host {host} is not in {ALLOWED_HOSTS_ENV} "
-                                               f"({', '.join(allowlist)})")
+        return None if name in allowlist else (f"host {host} is not in {ALLOWED_HOSTS_ENV} ({', '.join(allowlist)})")
     if name in METADATA_HOSTS:
         return f"{host} is a cloud metadata server"
     literal = literal_address(name)
@@ -140,27 +150,34 @@ def check_webhook_url(url: str) -> str:
     cannot resolve (a cluster-internal one) is checked again at send time."""
     url = url or ""
     if CONTROL_CHARACTERS.search(url.strip(" ")):
-        raise ConfigError("parameter notify_webhook_url: holds a control character or a space (a raw CR/LF would "
-                          "split the request); paste the URL again without them")
+        raise ConfigError(
+            "parameter notify_webhook_url: holds a control character or a space (a raw CR/LF would "
+            "split the request); paste the URL again without them"
+        )
     url = url.strip(" ")
     if url:
         parts = urlsplit(url)
         try:
-            parts.port
+            _ = parts.port  # urlsplit checks the port only when it is read
         except ValueError as exc:
             raise ConfigError(f"parameter notify_webhook_url: {redacted(url)!r}: {exc}") from exc
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"parameter notify_webhook_url: {redacted(url)!r} is not an http(s) URL with a host")
         problem = host_problem(parts.hostname, resolve=True)
         if problem:
-            raise ConfigError(f"parameter notify_webhook_url: {problem}; a step never posts there. Name the host in "
-                              f"{ALLOWED_HOSTS_ENV} (compile option WEBHOOK_ALLOWED_HOSTS) to allow it deliberately")
+            raise ConfigError(
+                f"parameter notify_webhook_url: {problem}; a step never posts there. Name the host in "
+                f"{ALLOWED_HOSTS_ENV} (compile option WEBHOOK_ALLOWED_HOSTS) to allow it deliberately"
+            )
     return url
 
 
 def redacted(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…" if parts.scheme else "…"
+    if not parts.scheme:
+        return "…"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}/…"
 
 
 def resolve_webhook_url(parameter: str) -> str:
@@ -172,14 +189,20 @@ def outcome_message(summary: dict[str, Any], links: dict[str, str]) -> dict[str,
     (``&``, ``<``, ``>``), so a reason quoting the data cannot add links or mentions."""
     esc = slack_text
     outcome = summary["outcome"]
-    headline = {"blocked": f"blocked by the {summary.get('blocked_by')} gate",
-                "skipped": f"skipped ({summary.get('skip_reason')})", "failed": "FAILED"}.get(outcome, outcome)
+    headline = {
+        "blocked": f"blocked by the {summary.get('blocked_by')} gate",
+        "skipped": f"skipped ({summary.get('skip_reason')})",
+        "failed": "FAILED",
+    }.get(outcome, outcome)
     lines = [f"*gated-training run {esc(summary.get('kfp_run_id') or '(no run id)')}: {esc(headline)}*"]
     lines += [f"• {esc(_shorten(reason))}" for reason in summary.get("reasons", [])[:10]]
     if summary.get("champion"):
         lines.append(f"Champion: `{esc(summary['champion']['version'])}`")
-    lines += [f"<{esc(uri)}|{esc(name)}>" if uri.startswith(("http://", "https://")) else f"{esc(name)}: {esc(uri)}"
-              for name, uri in links.items() if uri and not any(c in uri for c in "|<> \n")]
+    lines += [
+        f"<{esc(uri)}|{esc(name)}>" if uri.startswith(("http://", "https://")) else f"{esc(name)}: {esc(uri)}"
+        for name, uri in links.items()
+        if uri and not any(c in uri for c in "|<> \n")
+    ]
     return {"text": "\n".join(lines)}
 
 
@@ -190,7 +213,7 @@ def _shorten(text: str, limit: int = 500) -> str:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A webhook that redirects is misconfigured or hijacked: never follow it, never call it sent."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib's hook
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         raise urllib.error.HTTPError(req.full_url, code, f"redirect to another URL not followed ({msg})", headers, fp)
 
 
@@ -225,11 +248,11 @@ def _pinned_handlers(address: str) -> list[urllib.request.BaseHandler]:
             self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
     class HTTPHandler(urllib.request.HTTPHandler):
-        def http_open(self, req):  # noqa: D102 - urllib's hook
+        def http_open(self, req):
             return self.do_open(PinnedHTTP, req)
 
     class HTTPSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req):  # noqa: D102 - urllib's hook
+        def https_open(self, req):
             return self.do_open(PinnedHTTPS, req)
 
     return [HTTPHandler(), HTTPSHandler()]
@@ -272,7 +295,9 @@ def _post_within(url: str, body: bytes, deadline: float, total: float) -> None:
         raise outcome["error"]
 
 
-def post_json(url: str, payload: dict[str, Any], attempts: int = ATTEMPTS, deadline_seconds: float | None = None) -> str:
+def post_json(
+    url: str, payload: dict[str, Any], attempts: int = ATTEMPTS, deadline_seconds: float | None = None
+) -> str:
     """POST ``payload``; retry connection errors and 5xx/429, all within ``deadline_seconds``
     (default ``TOTAL_DEADLINE_SECONDS``) in total. Redirects are not followed. Returns "sent" or
     "failed: <why>", never raises."""
@@ -334,6 +359,6 @@ def notify_failed_step(webhook_url: str, step: str, message: str, kfp_run_id: st
     try:
         summary = {"outcome": "failed", "reasons": [f"{step} failed: {message}"], "kfp_run_id": kfp_run_id}
         return notify_outcome(webhook_url, summary)
-    except Exception as exc:  # noqa: BLE001 - a notification must never mask the step's own error
+    except Exception as exc:
         log.warning("failure notification not sent: %s", exc)
         return f"failed: {type(exc).__name__}"

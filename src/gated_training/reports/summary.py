@@ -29,11 +29,16 @@ def data_checks(validation: dict[str, Any]) -> list[dict[str, Any]]:
             "passed": check["passed"],
         }
         for check in validation["checks"]
-    ] + [{
-        "gate": "data", "name": "min_quality_score", "severity": "critical",
-        "value": validation["quality_score"], "threshold": validation["min_quality_score"],
-        "passed": validation["quality_score"] >= validation["min_quality_score"],
-    }]
+    ] + [
+        {
+            "gate": "data",
+            "name": "min_quality_score",
+            "severity": "critical",
+            "value": validation["quality_score"],
+            "threshold": validation["min_quality_score"],
+            "passed": validation["quality_score"] >= validation["min_quality_score"],
+        }
+    ]
 
 
 def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,10 +49,19 @@ def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
 
     severity = "critical" if drift["drift_action"] != "warn" else "warning"
     return [
-        {"gate": "drift", "name": f"drift[{f['feature']}]", "severity": severity, "value": f["psi"],
-         "threshold": report["thresholds"]["drift_psi_threshold"], "passed": not f["drifted"],
-         "detail": ("missing from the batch" if f["test"] == "missing" else
-                    f"{f['test']} statistic {num(f['statistic'])}, p={num(f['p_value'])}, effect {num(f['effect'])}")}
+        {
+            "gate": "drift",
+            "name": f"drift[{f['feature']}]",
+            "severity": severity,
+            "value": f["psi"],
+            "threshold": report["thresholds"]["drift_psi_threshold"],
+            "passed": not f["drifted"],
+            "detail": (
+                "missing from the batch"
+                if f["test"] == "missing"
+                else f"{f['test']} statistic {num(f['statistic'])}, p={num(f['p_value'])}, effect {num(f['effect'])}"
+            ),
+        }
         for f in report["features"]
     ]
 
@@ -55,9 +69,14 @@ def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
 def drift_digest(drift: dict[str, Any]) -> dict[str, Any]:
     report = drift.get("report") or {}
     return {
-        "decision": drift["decision"], "drift_action": drift["drift_action"], "drifted": drift["drifted"],
-        "deploy_allowed": drift["deploy_allowed"], "champion": drift["champion"], "notes": drift["notes"],
-        "drifted_share": report.get("drifted_share"), "max_psi": report.get("max_psi"),
+        "decision": drift["decision"],
+        "drift_action": drift["drift_action"],
+        "drifted": drift["drifted"],
+        "deploy_allowed": drift["deploy_allowed"],
+        "champion": drift["champion"],
+        "notes": drift["notes"],
+        "drifted_share": report.get("drifted_share"),
+        "max_psi": report.get("max_psi"),
         "drifted_features": [f["feature"] for f in report.get("features", []) if f["drifted"]],
         "missing_features": list(report.get("missing_features") or []),
         "label_shift": [shift for shift in (drift.get("label_shift") or []) if shift.get("shifted")][:5],
@@ -72,9 +91,10 @@ def drift_line(digest: dict[str, Any]) -> str | None:
         return None
     drifted = f" ({', '.join(digest['drifted_features'])})" if digest["drifted_features"] else ""
     missing = digest.get("missing_features") or []
-    line = (f"Drift vs champion {digest['champion']}: {percent(digest['drifted_share'])} of features drifted, "
-            f"max PSI {number_or_dash(digest['max_psi'])}" + (" over the features present" if missing else "")
-            + drifted)
+    line = (
+        f"Drift vs champion {digest['champion']}: {percent(digest['drifted_share'])} of features drifted, "
+        f"max PSI {number_or_dash(digest['max_psi'])}" + (" over the features present" if missing else "") + drifted
+    )
     if missing:
         line += f"; missing from the batch: {', '.join(missing)}"
     return line
@@ -82,8 +102,16 @@ def drift_line(digest: dict[str, Any]) -> str | None:
 
 def model_checks(gate: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        {"gate": "model", "name": c["name"], "severity": c.get("severity", "critical"), "value": c["value"],
-         "threshold": c["threshold"], "comparison": c["comparison"], "passed": c["passed"], "detail": c["detail"]}
+        {
+            "gate": "model",
+            "name": c["name"],
+            "severity": c.get("severity", "critical"),
+            "value": c["value"],
+            "threshold": c["threshold"],
+            "comparison": c["comparison"],
+            "passed": c["passed"],
+            "detail": c["detail"],
+        }
         for c in gate["checks"]
     ]
 
@@ -133,9 +161,11 @@ def build_summary(
         # The version could not serve: no traffic reached it, and the champion went back.
         outcome, blocked_by = BLOCKED, "serving"
         restored = serving.get("champion_restored_to")
-        reasons = [f"InferenceService {serving['namespace']}/{serving['service']} ({serving['mode']}): version "
-                   f"{serving['version']} did not become Ready ({serving['why']}); {serving['action'].replace('_', ' ')}, "
-                   + (f"champion restored to {restored}" if restored else "no earlier champion to restore")]
+        reasons = [
+            f"InferenceService {serving['namespace']}/{serving['service']} ({serving['mode']}): version "
+            f"{serving['version']} did not become Ready ({serving['why']}); {serving['action'].replace('_', ' ')}, "
+            + (f"champion restored to {restored}" if restored else "no earlier champion to restore")
+        ]
     elif deployment is not None:
         outcome = DEPLOYED
     else:
@@ -148,16 +178,20 @@ def build_summary(
         champion = {"version": drift["champion"], "metrics": None}
     deployed = None
     if deployment is not None and deployment["promoted"] and not (serving or {}).get("champion_restored_to"):
-        deployed = {"version": deployment["version"], "uri": deployment["version_uri"],
-                    "mlflow_model_version": deployment["mlflow_model_version"],
-                    "mlflow_mirror": deployment["mlflow_mirror"]}
+        deployed = {
+            "version": deployment["version"],
+            "uri": deployment["version_uri"],
+            "mlflow_model_version": deployment["mlflow_model_version"],
+            "mlflow_mirror": deployment["mlflow_mirror"],
+        }
     return {
         "outcome": outcome,
         "blocked_by": blocked_by,
         "skip_reason": skip_reason,
         "reasons": reasons,
         "warnings": warnings,
-        "checks": (data_checks(validation) if validation else []) + (drift_checks(drift) if drift else [])
+        "checks": (data_checks(validation) if validation else [])
+        + (drift_checks(drift) if drift else [])
         + (model_checks(gate) if gate else []),
         "drift": drift_digest(drift) if drift else None,
         "candidate_metrics": (gate or {}).get("candidate", {}).get("metrics"),
@@ -186,8 +220,12 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     from gated_training.step_table import STEP
 
     md = markdown_text
-    title = {DEPLOYED: "Deployed", BLOCKED: f"Blocked by the {md(summary['blocked_by'])} gate",
-             SKIPPED: f"Skipped: {md(summary.get('skip_reason'))}", FAILED: "Failed"}
+    title = {
+        DEPLOYED: "Deployed",
+        BLOCKED: f"Blocked by the {md(summary['blocked_by'])} gate",
+        SKIPPED: f"Skipped: {md(summary.get('skip_reason'))}",
+        FAILED: "Failed",
+    }
     if summary["outcome"] == CONTINUED:
         gate, following = STEP[summary["passed_gate"]], STEP[summary["continues_at"]]
         title[CONTINUED] = f"Passed: {md(gate.display_name)}. The run continues with {md(following.display_name)}"
@@ -205,21 +243,33 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += [f"- Drift: {md(note)}" for note in drift["notes"]] + [""]
     if summary["deployed"]:
         deployed = summary["deployed"]
-        lines += [f"New champion {code(deployed['version'], in_table=False)} at {md(deployed['uri'])} "
-                  f"(MLflow mirror: {md(deployed['mlflow_mirror'])})", ""]
+        lines += [
+            f"New champion {code(deployed['version'], in_table=False)} at {md(deployed['uri'])} "
+            f"(MLflow mirror: {md(deployed['mlflow_mirror'])})",
+            "",
+        ]
     serving = summary.get("serving")
     if serving:
-        share = (f"a canary with {serving['canary_percent']} % of the traffic (stable {code(serving['stable_version'], in_table=False)})"
-                 if serving["canary_percent"] and serving.get("stable_version") else "all of the traffic")
+        share = (
+            f"a canary with {serving['canary_percent']} % of the traffic (stable "
+            f"{code(serving['stable_version'], in_table=False)})"
+            if serving["canary_percent"] and serving.get("stable_version")
+            else "all of the traffic"
+        )
         state = f"ready, serving {share}" if serving["served"] else f"not ready ({md(serving['why'])}), no traffic"
-        lines += [f"Serving: InferenceService {code(serving['namespace'] + '/' + serving['service'], in_table=False)} "
-                  f"({md(serving['mode'])} mode), version {code(serving['version'], in_table=False)} {state}", ""]
+        lines += [
+            f"Serving: InferenceService {code(serving['namespace'] + '/' + serving['service'], in_table=False)} "
+            f"({md(serving['mode'])} mode), version {code(serving['version'], in_table=False)} {state}",
+            "",
+        ]
     candidate, champion = summary["candidate_metrics"], summary["champion"]
     if candidate:
         champion_metrics = (champion or {}).get("metrics") or {}
         headers = ["metric", "candidate"] + ([f"champion {code(champion['version'])}"] if champion else [])
-        rows = [[code(name), number(score)] + ([value(champion_metrics.get(name))] if champion else [])
-                for name, score in candidate.items()]
+        rows = [
+            [code(name), number(score)] + ([value(champion_metrics.get(name))] if champion else [])
+            for name, score in candidate.items()
+        ]
         lines += ["## Metrics on the test split", ""] + table(headers, rows)
     elif champion:
         lines += [f"Champion {code(champion['version'], in_table=False)}", ""]
@@ -228,9 +278,17 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     shown = failed if summary["outcome"] in (BLOCKED, FAILED) and failed else checks
     if shown:
         heading = "Checks that failed" if shown is failed else "Checks"
-        rows = [[md(c["gate"]), code(c["name"]), md(c["severity"]), value(c["value"]),
-                 (f"{md(c['comparison'])} " if c.get("comparison") else "") + value(c["threshold"]), verdict(c["passed"])]
-                for c in shown]
+        rows = [
+            [
+                md(c["gate"]),
+                code(c["name"]),
+                md(c["severity"]),
+                value(c["value"]),
+                (f"{md(c['comparison'])} " if c.get("comparison") else "") + value(c["threshold"]),
+                verdict(c["passed"]),
+            ]
+            for c in shown
+        ]
         lines += [f"## {heading}", ""] + table(["gate", "check", "severity", "value", "threshold", "verdict"], rows)
     if summary.get("data_sha256"):
         lines += [f"Data SHA-256 {code(summary['data_sha256'], in_table=False)}", ""]
@@ -258,8 +316,13 @@ class RunRecords:
         def read(path: str | None) -> dict[str, Any] | None:
             return json.loads(Path(path).read_text()) if path else None
 
-        return {"validation": read(self.validation_report), "drift": read(self.drift_report),
-                "gate": read(self.gate_decision), "deployment": read(self.deployment), "serving": read(self.serving)}
+        return {
+            "validation": read(self.validation_report),
+            "drift": read(self.drift_report),
+            "gate": read(self.gate_decision),
+            "deployment": read(self.deployment),
+            "serving": read(self.serving),
+        }
 
 
 class StepIdentity(Protocol):
@@ -269,18 +332,39 @@ class StepIdentity(Protocol):
     run_id: str
 
 
-def record_gate(step: StepIdentity, *, stopped: bool, records: RunRecords, summary_json_out: str, markdown_out: str,
-                webhook_url: str = "", links: dict[str, str] | None = None) -> dict[str, Any]:
+def record_gate(
+    step: StepIdentity,
+    *,
+    stopped: bool,
+    records: RunRecords,
+    summary_json_out: str,
+    markdown_out: str,
+    webhook_url: str = "",
+    links: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """What a gate step leaves in its ``run_summary`` and Markdown outputs: the run's summary when the run stops
     at it (blocked and skipped runs notify), else a ``continued`` summary of what it passed."""
-    return record_and_notify(records=records, kfp_run_id=step.run_id, summary_json_out=summary_json_out,
-                             markdown_out=markdown_out, webhook_url=webhook_url, links=links,
-                             continuing_after=None if stopped else step.id)
+    return record_and_notify(
+        records=records,
+        kfp_run_id=step.run_id,
+        summary_json_out=summary_json_out,
+        markdown_out=markdown_out,
+        webhook_url=webhook_url,
+        links=links,
+        continuing_after=None if stopped else step.id,
+    )
 
 
-def record_and_notify(*, records: RunRecords, kfp_run_id: str, summary_json_out: str, markdown_out: str,
-                      webhook_url: str = "", links: dict[str, str] | None = None,
-                      continuing_after: str | None = None) -> dict[str, Any]:
+def record_and_notify(
+    *,
+    records: RunRecords,
+    kfp_run_id: str,
+    summary_json_out: str,
+    markdown_out: str,
+    webhook_url: str = "",
+    links: dict[str, str] | None = None,
+    continuing_after: str | None = None,
+) -> dict[str, Any]:
     """Build and write the summary from the JSON records of the steps that ran, then post it to the
     webhook when the outcome calls for it (blocked, skipped, failed).
 
@@ -298,7 +382,16 @@ def record_and_notify(*, records: RunRecords, kfp_run_id: str, summary_json_out:
     """
     from gated_training.reports.notify import notify_outcome
 
-    summary = build_summary(**records.load(), kfp_run_id=kfp_run_id, continuing_after=continuing_after)
+    loaded = records.load()
+    summary = build_summary(
+        validation=loaded["validation"],
+        drift=loaded["drift"],
+        gate=loaded["gate"],
+        deployment=loaded["deployment"],
+        serving=loaded["serving"],
+        kfp_run_id=kfp_run_id,
+        continuing_after=continuing_after,
+    )
     summary["notification"] = notify_outcome(webhook_url, summary, links)
     write_summary(summary, summary_json_out, markdown_out)
     return summary

@@ -6,7 +6,16 @@ pod's checks before it unpickles (``pod``), and the one rollout (``rollout``). T
 
 from gated_training.serving import layout, rollout
 from gated_training.serving.client import KServeClient
-from gated_training.serving.layout import serving_files, serving_record, service_name
+from gated_training.serving.layout import service_name, serving_files, serving_record
 from gated_training.serving.manifests import MODE_NAMES, mode_of
 
-__all__ = ["KServeClient", "MODE_NAMES", "layout", "mode_of", "rollout", "service_name", "serving_files", "serving_record"]
+__all__ = [
+    "KServeClient",
+    "MODE_NAMES",
+    "layout",
+    "mode_of",
+    "rollout",
+    "service_name",
+    "serving_files",
+    "serving_record",
+]

@@ -9,8 +9,14 @@ import time
 from typing import Any, Callable
 
 from gated_training.errors import ServingError
-from gated_training.serving.manifests import (GROUP, ISVC_PLURAL, ISVC_VERSION, RUNTIME_API_VERSION, RUNTIME_PLURAL,
-                                              ready_state)
+from gated_training.serving.manifests import (
+    GROUP,
+    ISVC_PLURAL,
+    ISVC_VERSION,
+    RUNTIME_API_VERSION,
+    RUNTIME_PLURAL,
+    ready_state,
+)
 
 
 class KServeClient:
@@ -46,10 +52,15 @@ class KServeClient:
             except (TypeError, ValueError, AttributeError):
                 pass
             if 'unknown field "spec.canary"' in message or 'unknown field "spec.predictor.name"' in message:
-                message += " (Standard-mode canaries need KServe >= 0.20: upgrade, use Knative mode, or canary_traffic_percent=100)"
+                message += (
+                    " (Standard-mode canaries need KServe >= 0.20: upgrade, use Knative mode, or "
+                    "canary_traffic_percent=100)"
+                )
             if exc.status == 403:
-                message += (" (the service account needs get, create and patch on inferenceservices and servingruntimes "
-                            "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)")
+                message += (
+                    " (the service account needs get, create and patch on inferenceservices and servingruntimes "
+                    "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)"
+                )
             raise ServingError(f"{what}: HTTP {exc.status} {exc.reason}: {message}") from exc
         except (OSError, TransportError) as exc:  # refused, reset, DNS, TLS: urllib3's errors are not OSErrors
             raise ServingError(f"{what}: the Kubernetes API is unreachable: {exc}") from exc
@@ -73,14 +84,30 @@ class KServeClient:
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         plural = ISVC_PLURAL if obj["kind"] == "InferenceService" else RUNTIME_PLURAL
         version = obj["apiVersion"].split("/")[1]
-        return self._call(f"create {plural}/{obj['metadata']['name']} in {obj['metadata']['namespace']}",
-                          self.api.create_namespaced_custom_object, GROUP, version, obj["metadata"]["namespace"], plural, obj,
-                          field_validation="Strict")
+        return self._call(
+            f"create {plural}/{obj['metadata']['name']} in {obj['metadata']['namespace']}",
+            self.api.create_namespaced_custom_object,
+            GROUP,
+            version,
+            obj["metadata"]["namespace"],
+            plural,
+            obj,
+            field_validation="Strict",
+        )
 
     def patch(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         version = ISVC_VERSION if plural == ISVC_PLURAL else RUNTIME_API_VERSION
-        return self._call(f"patch {plural}/{name} in {namespace}", self.api.patch_namespaced_custom_object,
-                          GROUP, version, namespace, plural, name, patch, field_validation="Strict")
+        return self._call(
+            f"patch {plural}/{name} in {namespace}",
+            self.api.patch_namespaced_custom_object,
+            GROUP,
+            version,
+            namespace,
+            plural,
+            name,
+            patch,
+            field_validation="Strict",
+        )
 
     def apply_runtime(self, runtime: dict[str, Any]) -> str:
         """Create the ServingRuntime, or patch it to this spec; returns what was done."""
@@ -94,9 +121,15 @@ class KServeClient:
         self.patch(RUNTIME_PLURAL, meta["namespace"], meta["name"], {"spec": runtime["spec"]})
         return "updated"
 
-    def wait_ready(self, namespace: str, name: str, timeout: float, poll: float = 5.0,
-                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
-                   ) -> tuple[bool, str]:
+    def wait_ready(
+        self,
+        namespace: str,
+        name: str,
+        timeout: float,
+        poll: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> tuple[bool, str]:
         """Poll until the newest generation (and its canary) is Ready, or ``timeout`` seconds pass."""
         deadline = clock() + timeout
         why = "not observed"

@@ -21,18 +21,15 @@ and the serve-model step call it.
 
 from __future__ import annotations
 
-import io
 import json
 import platform
 import re
-from importlib.metadata import PackageNotFoundError, version as package_version
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Any
 
-from gated_training.data import storage
-from gated_training.data import sha256_hex
 from gated_training.errors import RegistryError
-from gated_training.registry import MODEL_SETTINGS_FILE, SERVE_FOLDER, SERVED_FILES, SERVED_MODEL_FILE, model_file
+from gated_training.registry import MODEL_SETTINGS_FILE, SERVE_FOLDER, SERVED_FILES, SERVED_MODEL_FILE
 
 RUNTIME_CLASS = "gated_training.serving.runtime.VerifiedModel"
 # What the serving pod is told, through the InferenceService's environment.
@@ -91,14 +88,22 @@ def model_settings(model_name: str) -> dict[str, Any]:
 def serving_files(model_bytes: bytes, model_name: str) -> dict[str, bytes]:
     """The files of the ``serve/`` folder."""
     settings = model_settings(model_name)
-    return {SERVED_MODEL_FILE: model_bytes,
-            MODEL_SETTINGS_FILE: (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode()}
+    return {
+        SERVED_MODEL_FILE: model_bytes,
+        MODEL_SETTINGS_FILE: (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode(),
+    }
 
 
 def serving_record(serving_image: str) -> dict[str, Any]:
     """The manifest's ``serving`` entry: what serves the version, and with which libraries it was verified."""
-    return {"folder": SERVE_FOLDER, "files": list(SERVED_FILES), "protocol": "v2", "content_type": "pd",
-            "image": serving_image, "verified_with": libraries()}
+    return {
+        "folder": SERVE_FOLDER,
+        "files": list(SERVED_FILES),
+        "protocol": "v2",
+        "content_type": "pd",
+        "image": serving_image,
+        "verified_with": libraries(),
+    }
 
 
 def storage_uri(registry: Any, version: str) -> str:
@@ -110,5 +115,7 @@ def check_servable(manifest: dict[str, Any], version: str) -> None:
     """A version serves only if it was published with the serving layout."""
     missing = [name for name in SERVED_FILES if name not in manifest.get("files", {})]
     if missing:
-        raise RegistryError(f"model version {version} has no {', '.join(missing)}: it was published before the "
-                            "serving layout (issue 18); deploy a new version to serve it")
+        raise RegistryError(
+            f"model version {version} has no {', '.join(missing)}: it was published before the "
+            "serving layout (issue 18); deploy a new version to serve it"
+        )

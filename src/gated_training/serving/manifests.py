@@ -22,13 +22,11 @@ model, the version in its newest spec, the stable version and the canary's perce
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from gated_training.serving import layout as serving
 from gated_training.errors import ServingError
+from gated_training.serving import layout as serving
 
 GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
@@ -40,8 +38,12 @@ MODEL_FORMAT = "gated-training-sklearn"
 MODE_ANNOTATION = f"{GROUP}/deploymentMode"
 # Knative mode is KServe's "Serverless", Standard its "RawDeployment": the legacy names are the
 # ones KServe 0.15 knows, and 0.16+ still reads them.
-MODES = {"Knative": "Serverless", "Serverless": "Serverless", "Standard": "RawDeployment",
-         "RawDeployment": "RawDeployment"}
+MODES = {
+    "Knative": "Serverless",
+    "Serverless": "Serverless",
+    "Standard": "RawDeployment",
+    "RawDeployment": "RawDeployment",
+}
 MODE_NAMES = {"Serverless": "Knative", "RawDeployment": "Standard"}
 ANNOTATION_PREFIX = "gated-training"
 REGISTRY_MODEL = f"{ANNOTATION_PREFIX}/registry-model"
@@ -67,7 +69,7 @@ def check_percent(percent: int) -> int:
     return percent
 
 
-def runtime_environment() -> list[dict[str, str]]:
+def runtime_environment() -> list[dict[str, Any]]:
     """MLServer's settings, from the environment only: it starts on an empty folder baked into the
     image and never reads the model folder before our runtime has verified it (serving.py)."""
     return [
@@ -85,16 +87,25 @@ def runtime_environment() -> list[dict[str, str]]:
     ]
 
 
-def model_environment(*, registry_uri: str, model_name: str, version: str, manifest_sha256: str) -> list[dict[str, str]]:
+def model_environment(
+    *, registry_uri: str, model_name: str, version: str, manifest_sha256: str
+) -> list[dict[str, str]]:
     """What the pod checks the model against (serving.load_served_model)."""
-    return [{"name": serving.ENV_REGISTRY_URI, "value": registry_uri},
-            {"name": serving.ENV_MODEL_NAME, "value": model_name},
-            {"name": serving.ENV_VERSION, "value": version},
-            {"name": serving.ENV_MANIFEST_SHA256, "value": manifest_sha256}]
+    return [
+        {"name": serving.ENV_REGISTRY_URI, "value": registry_uri},
+        {"name": serving.ENV_MODEL_NAME, "value": model_name},
+        {"name": serving.ENV_VERSION, "value": version},
+        {"name": serving.ENV_MANIFEST_SHA256, "value": manifest_sha256},
+    ]
 
 
-def serving_runtime(*, namespace: str, image: str, registry_key_secret: tuple[str, str] | None = None,
-                    gcs_key_secret: tuple[str, str] | None = None) -> dict[str, Any]:
+def serving_runtime(
+    *,
+    namespace: str,
+    image: str,
+    registry_key_secret: tuple[str, str] | None = None,
+    gcs_key_secret: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """The namespaced ServingRuntime for the serving image (V2 over HTTP and gRPC, Prometheus metrics).
 
     ``registry_key_secret`` (name, key) holds the registry's signing key, which the pod needs to
@@ -105,11 +116,19 @@ def serving_runtime(*, namespace: str, image: str, registry_key_secret: tuple[st
     env = runtime_environment()
     volumes, mounts = [], []
     if registry_key_secret:
-        env.append({"name": "GATED_TRAINING_REGISTRY_KEY",
-                    "valueFrom": {"secretKeyRef": {"name": registry_key_secret[0], "key": registry_key_secret[1]}}})
+        env.append(
+            {
+                "name": "GATED_TRAINING_REGISTRY_KEY",
+                "valueFrom": {"secretKeyRef": {"name": registry_key_secret[0], "key": registry_key_secret[1]}},
+            }
+        )
     if gcs_key_secret:
-        volumes.append({"name": "gcs-key", "secret": {"secretName": gcs_key_secret[0],
-                                                        "items": [{"key": gcs_key_secret[1], "path": "key.json"}]}})
+        volumes.append(
+            {
+                "name": "gcs-key",
+                "secret": {"secretName": gcs_key_secret[0], "items": [{"key": gcs_key_secret[1], "path": "key.json"}]},
+            }
+        )
         mounts.append({"name": "gcs-key", "mountPath": "/var/secrets/gcs", "readOnly": True})
         env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/secrets/gcs/key.json"})
     container: dict[str, Any] = {
@@ -119,10 +138,17 @@ def serving_runtime(*, namespace: str, image: str, registry_key_secret: tuple[st
         "env": env,
         "ports": [{"containerPort": HTTP_PORT, "name": "http1", "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT}, "periodSeconds": 5},
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": HTTP_PORT}, "periodSeconds": 10,
-                          "initialDelaySeconds": 30},
-        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT},
+            "periodSeconds": 10,
+            "initialDelaySeconds": 30,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
     }
     if mounts:
@@ -135,23 +161,32 @@ def serving_runtime(*, namespace: str, image: str, registry_key_secret: tuple[st
     }
     if volumes:
         spec["volumes"] = volumes
-    return {"apiVersion": f"{GROUP}/{RUNTIME_API_VERSION}", "kind": "ServingRuntime",
-            "metadata": {"name": RUNTIME_NAME, "namespace": namespace,
-                         "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"}},
-            "spec": spec}
+    return {
+        "apiVersion": f"{GROUP}/{RUNTIME_API_VERSION}",
+        "kind": "ServingRuntime",
+        "metadata": {
+            "name": RUNTIME_NAME,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"},
+        },
+        "spec": spec,
+    }
 
 
 def storage_uri(registry_uri: str, version_serve_uri: str) -> str:
     """The version's ``serve/`` folder, as KServe's storage initializer reads it: only a GCS registry."""
     if not version_serve_uri.startswith("gs://"):
-        raise ServingError(f"registry {registry_uri}: KServe's storage initializer cannot read a local folder; "
-                           "serving needs a gs:// registry (docs/kubeflow.md)")
+        raise ServingError(
+            f"registry {registry_uri}: KServe's storage initializer cannot read a local folder; "
+            "serving needs a gs:// registry (docs/kubeflow.md)"
+        )
     return version_serve_uri
 
 
 @dataclass(frozen=True, kw_only=True)
 class Release:
     """One registry version as an InferenceService predictor serves it."""
+
     model_name: str
     version: str
     manifest_sha256: str
@@ -166,8 +201,12 @@ class Release:
                 "runtime": RUNTIME_NAME,
                 "protocolVersion": "v2",
                 "storageUri": self.storage_uri,
-                "env": model_environment(registry_uri=self.registry_uri, model_name=self.model_name,
-                                         version=self.version, manifest_sha256=self.manifest_sha256),
+                "env": model_environment(
+                    registry_uri=self.registry_uri,
+                    model_name=self.model_name,
+                    version=self.version,
+                    manifest_sha256=self.manifest_sha256,
+                ),
             },
         }
         if name:
@@ -191,8 +230,13 @@ def inference_service(*, namespace: str, release: Release, mode: str, service_ac
             "name": serving.service_name(release.model_name),
             "namespace": namespace,
             "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"},
-            "annotations": {MODE_ANNOTATION: mode_of(mode), REGISTRY_MODEL: release.model_name,
-                            SPEC_VERSION: release.version, STABLE_VERSION: release.version, CANARY_PERCENT: "0"},
+            "annotations": {
+                MODE_ANNOTATION: mode_of(mode),
+                REGISTRY_MODEL: release.model_name,
+                SPEC_VERSION: release.version,
+                STABLE_VERSION: release.version,
+                CANARY_PERCENT: "0",
+            },
         },
         # No predictor name: the field is new in KServe 0.20; a Standard-mode canary brings its own.
         "spec": {"predictor": release.predictor(service_account=service_account)},
@@ -205,16 +249,30 @@ def canary_patch(current: dict[str, Any], release: Release, percent: int, servic
     annotations = current["metadata"].get("annotations") or {}
     stable = annotations.get(SPEC_VERSION, "")
     mode = annotations.get(MODE_ANNOTATION, "Serverless")
-    meta = {"annotations": {SPEC_VERSION: release.version, STABLE_VERSION: stable if percent < 100 else release.version,
-                            CANARY_PERCENT: str(percent if percent < 100 else 0)}}
+    meta = {
+        "annotations": {
+            SPEC_VERSION: release.version,
+            STABLE_VERSION: stable if percent < 100 else release.version,
+            CANARY_PERCENT: str(percent if percent < 100 else 0),
+        }
+    }
     if mode == "RawDeployment":
         name = canary_name(release.version)
         if percent == 100:  # a direct rollout: no canary, no predictor name (every KServe version)
             predictor = release.predictor(service_account=service_account)
             predictor["name"] = None
             return {"metadata": meta, "spec": {"predictor": predictor, "canary": None}}
-        return {"metadata": meta, "spec": {"canary": [{"predictor": release.predictor(service_account=service_account, name=name),
-                                                       "trafficPercent": percent}]}}
+        return {
+            "metadata": meta,
+            "spec": {
+                "canary": [
+                    {
+                        "predictor": release.predictor(service_account=service_account, name=name),
+                        "trafficPercent": percent,
+                    }
+                ]
+            },
+        }
     predictor = release.predictor(service_account=service_account)
     predictor["canaryTrafficPercent"] = percent if percent < 100 else None
     return {"metadata": meta, "spec": {"predictor": predictor}}
@@ -254,10 +312,17 @@ def ready_state(obj: dict[str, Any]) -> tuple[bool, str]:
     status = obj.get("status") or {}
     generation = obj["metadata"].get("generation")
     if status.get("observedGeneration") != generation:
-        return False, f"the controller has not observed generation {generation} yet (observed {status.get('observedGeneration')})"
+        return (
+            False,
+            f"the controller has not observed generation {generation} yet (observed "
+            f"{status.get('observedGeneration')})",
+        )
     ready = condition(obj, "Ready")
     if ready.get("status") != "True":
-        return False, f"Ready is {ready.get('status', 'Unknown')}: {ready.get('reason', '')} {ready.get('message', '')}".strip()
+        return (
+            False,
+            f"Ready is {ready.get('status', 'Unknown')}: {ready.get('reason', '')} {ready.get('message', '')}".strip(),
+        )
     annotations = obj["metadata"].get("annotations") or {}
     if annotations.get(MODE_ANNOTATION) == "RawDeployment":
         for canary in obj["spec"].get("canary") or []:
@@ -269,9 +334,13 @@ def ready_state(obj: dict[str, Any]) -> tuple[bool, str]:
                 return False, f"canary {name} is not ready"
     else:
         predictor = (status.get("components") or {}).get("predictor") or {}
-        if predictor.get("latestCreatedRevision") and predictor.get("latestReadyRevision") != predictor.get("latestCreatedRevision"):
-            return False, (f"revision {predictor.get('latestCreatedRevision')} is not ready "
-                           f"(latest ready: {predictor.get('latestReadyRevision')})")
+        if predictor.get("latestCreatedRevision") and predictor.get("latestReadyRevision") != predictor.get(
+            "latestCreatedRevision"
+        ):
+            return False, (
+                f"revision {predictor.get('latestCreatedRevision')} is not ready "
+                f"(latest ready: {predictor.get('latestReadyRevision')})"
+            )
     return True, "ready"
 
 
@@ -315,9 +384,16 @@ def describe(obj: dict[str, Any] | None) -> ServiceState:
         return ServiceState(exists=False)
     annotations = obj["metadata"].get("annotations") or {}
     ready, why = ready_state(obj)
-    return ServiceState(exists=True, name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"),
-                        mode=MODE_NAMES.get(annotations.get(MODE_ANNOTATION, ""), annotations.get(MODE_ANNOTATION, "")),
-                        registry_model=annotations.get(REGISTRY_MODEL), version=annotations.get(SPEC_VERSION),
-                        stable_version=annotations.get(STABLE_VERSION),
-                        canary_percent=_percent(annotations.get(CANARY_PERCENT)), ready=ready, why=why,
-                        url=(obj.get("status") or {}).get("url"))
+    return ServiceState(
+        exists=True,
+        name=obj["metadata"]["name"],
+        namespace=obj["metadata"].get("namespace"),
+        mode=MODE_NAMES.get(annotations.get(MODE_ANNOTATION, ""), annotations.get(MODE_ANNOTATION, "")),
+        registry_model=annotations.get(REGISTRY_MODEL),
+        version=annotations.get(SPEC_VERSION),
+        stable_version=annotations.get(STABLE_VERSION),
+        canary_percent=_percent(annotations.get(CANARY_PERCENT)),
+        ready=ready,
+        why=why,
+        url=(obj.get("status") or {}).get("url"),
+    )

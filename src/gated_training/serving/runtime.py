@@ -29,11 +29,11 @@ from mlserver.types import InferenceRequest, InferenceResponse, RequestOutput
 from mlserver.utils import get_model_uri
 from mlserver_sklearn import SKLearnModel
 
-from gated_training.serving import layout as serving
-from gated_training.serving.pod import load_served_model
 from gated_training.data import json_safe
 from gated_training.errors import GatedTrainingError
 from gated_training.registry import ModelRegistry
+from gated_training.serving import layout as serving
+from gated_training.serving.pod import load_served_model
 
 MAX_V1_INSTANCES = 10_000
 # Below this many rows a request is scored on one thread: starting a forest's worker threads costs
@@ -48,8 +48,10 @@ def _scoring(rows: int) -> Any:
 def _required_env(name: str) -> str:
     value = os.environ.get(name, "")
     if not value:
-        raise GatedTrainingError(f"the serving pod has no {name}; the InferenceService made by serve-model sets it "
-                                 "(gated_training.serving.manifests). Refusing to load an unverified model")
+        raise GatedTrainingError(
+            f"the serving pod has no {name}; the InferenceService made by serve-model sets it "
+            "(gated_training.serving.manifests). Refusing to load an unverified model"
+        )
     return value
 
 
@@ -61,21 +63,31 @@ class VerifiedModel(SKLearnModel):
         registry = ModelRegistry(_required_env(serving.ENV_REGISTRY_URI), _required_env(serving.ENV_MODEL_NAME))
         extra = (self.settings.parameters.extra or {}) if self.settings.parameters else {}
         if extra.get("registry_model_name") not in (None, registry.model_name):
-            raise GatedTrainingError(f"model-settings.json names registry model {extra.get('registry_model_name')!r}, "
-                                     f"the pod was told {registry.model_name!r}; refusing to load")
+            raise GatedTrainingError(
+                f"model-settings.json names registry model {extra.get('registry_model_name')!r}, "
+                f"the pod was told {registry.model_name!r}; refusing to load"
+            )
         self._model, manifest, settings = load_served_model(
-            folder=str(Path(model_path).parent), registry=registry, version=_required_env(serving.ENV_VERSION),
-            manifest_sha256=_required_env(serving.ENV_MANIFEST_SHA256))
+            folder=str(Path(model_path).parent),
+            registry=registry,
+            version=_required_env(serving.ENV_VERSION),
+            manifest_sha256=_required_env(serving.ENV_MANIFEST_SHA256),
+        )
         if settings.get("name") != self.name:
-            raise GatedTrainingError(f"version {manifest['version']} is served as {settings.get('name')!r}, this pod "
-                                     f"as {self.name!r}; refusing to load")
+            raise GatedTrainingError(
+                f"version {manifest['version']} is served as {settings.get('name')!r}, this pod "
+                f"as {self.name!r}; refusing to load"
+            )
         # The version's own (verified) settings decide how requests decode: columnar pandas frames.
         if self.settings.parameters is None:
             self.settings.parameters = ModelParameters()
         self.settings.parameters.content_type = settings["parameters"].get("content_type", "pd")
         self.registry_version = manifest["version"]
-        print(f"gated-training: serving {registry.model_name} version {manifest['version']} as {self.name}, verified "
-              f"(pointer, signed manifest, SHA-256 of every served file) with {serving.libraries()}", flush=True)
+        print(
+            f"gated-training: serving {registry.model_name} version {manifest['version']} as {self.name}, verified "
+            f"(pointer, signed manifest, SHA-256 of every served file) with {serving.libraries()}",
+            flush=True,
+        )
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -98,10 +110,18 @@ class VerifiedModel(SKLearnModel):
         except ValueError:
             return JSONResponse({"error": "the request body is not JSON"}, 400)
         instances = body.get("instances") if isinstance(body, dict) else None
-        if not (isinstance(instances, list) and 0 < len(instances) <= MAX_V1_INSTANCES
-                and all(isinstance(row, dict) for row in instances)):
-            return JSONResponse({"error": f'expected {{"instances": [{{column: value, ...}}, ...]}} with 1 to '
-                                          f"{MAX_V1_INSTANCES} objects, one per row"}, 400)
+        if not (
+            isinstance(instances, list)
+            and 0 < len(instances) <= MAX_V1_INSTANCES
+            and all(isinstance(row, dict) for row in instances)
+        ):
+            return JSONResponse(
+                {
+                    "error": f'expected {{"instances": [{{column: value, ...}}, ...]}} with 1 to '
+                    f"{MAX_V1_INSTANCES} objects, one per row"
+                },
+                400,
+            )
         frame = pd.DataFrame.from_records(instances)
         try:
             with _scoring(len(frame)):
@@ -109,5 +129,6 @@ class VerifiedModel(SKLearnModel):
                 probabilities = self._model.predict_proba(frame)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"cannot score these instances: {exc}"}, 400)
-        return JSONResponse({"predictions": json_safe(list(labels)),
-                             "probabilities": json_safe([list(row) for row in probabilities])})
+        return JSONResponse(
+            {"predictions": json_safe(list(labels)), "probabilities": json_safe([list(row) for row in probabilities])}
+        )

@@ -11,8 +11,17 @@ from gated_training.data import read_parquet
 from gated_training.drift import DriftGateOutcome, check_batch
 
 
-def check_drift(*, dataset_path: str, validation_report_path: str, target: str, registry_uri: str, model_name: str,
-                   policy: DriftPolicy, report_out: str, html_out: str) -> DriftGateOutcome:
+def check_drift(
+    *,
+    dataset_path: str,
+    validation_report_path: str,
+    target: str,
+    registry_uri: str,
+    model_name: str,
+    policy: DriftPolicy,
+    report_out: str,
+    html_out: str,
+) -> DriftGateOutcome:
     """The pipeline step: decide (:func:`check_batch`), then write the JSON record and the HTML report.
 
     Args:

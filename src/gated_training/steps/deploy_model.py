@@ -19,7 +19,15 @@ from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError
-from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ChampionChangedError, ModelRegistry, fitted_model, smoke_files, smoke_test
+from gated_training.registry import (
+    FEATURE_METADATA_FILE,
+    REFERENCE_PROFILE_FILE,
+    ChampionChangedError,
+    ModelRegistry,
+    fitted_model,
+    smoke_files,
+    smoke_test,
+)
 from gated_training.serving import serving_files, serving_record
 from gated_training.tracking import mirror_to_mlflow, tag_outcome, without_credentials
 
@@ -37,22 +45,28 @@ class DeploymentOutcome:
     mlflow_mirror: str  # "synced" or "pending: <why>"
 
     def to_json(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[return-value]
+        return json_safe(asdict(self))
 
 
 def version_description(version: str, manifest_sha256: str, gate: dict[str, Any]) -> str:
     """The MLflow model version's description: which registry version it is and the gate it passed."""
-    lines = [f"gated-training registry version {version} (manifest SHA-256 {manifest_sha256}).",
-             f"Model gate: {gate['decision']}."]
+    lines = [
+        f"gated-training registry version {version} (manifest SHA-256 {manifest_sha256}).",
+        f"Model gate: {gate['decision']}.",
+    ]
     from gated_training.reports import number_or_dash
 
     for check in gate["checks"]:
-        threshold = "" if check.get("threshold") is None else f" {check['comparison']} {number_or_dash(check['threshold'])}"
+        threshold = (
+            "" if check.get("threshold") is None else f" {check['comparison']} {number_or_dash(check['threshold'])}"
+        )
         state = "pass" if check["passed"] else ("warning" if check.get("severity") == "warning" else "FAIL")
         lines.append(f"- {check['name']}: {number_or_dash(check.get('value'))}{threshold}: {state}")
     drift = gate.get("drift") or {}
     if drift.get("drifted"):
-        lines.append(f"Deployed over drift ({drift.get('drift_action')}): {', '.join(drift.get('drifted_features') or [])}.")
+        lines.append(
+            f"Deployed over drift ({drift.get('drift_action')}): {', '.join(drift.get('drifted_features') or [])}."
+        )
     champion = gate.get("champion") or {}
     lines.append(f"Compared against champion {champion['version']}." if champion.get("version") else "First champion.")
     return "\n".join(lines)
@@ -108,8 +122,11 @@ def deploy_model(
         FEATURE_METADATA_FILE: Path(feature_metadata_path).read_bytes(),
         "training_report.json": Path(training_report_path).read_bytes(),
         "gate_decision.json": Path(gate_decision_path).read_bytes(),
-        **smoke_files(x_test.head(SMOKE_TEST_ROWS), predictions[:SMOKE_TEST_ROWS],
-                      candidate.predict_proba(x_test.head(SMOKE_TEST_ROWS))),
+        **smoke_files(
+            x_test.head(SMOKE_TEST_ROWS),
+            predictions[:SMOKE_TEST_ROWS],
+            candidate.predict_proba(x_test.head(SMOKE_TEST_ROWS)),
+        ),
     }
     if train_path:
         # The drift checks of later runs compare against this, never against the old data itself.
@@ -117,45 +134,83 @@ def deploy_model(
         files[REFERENCE_PROFILE_FILE] = json.dumps(json_safe(profile)).encode()
     feature_metadata = json.loads(files[FEATURE_METADATA_FILE])
     validation = json.loads(Path(validation_report_path).read_text()) if validation_report_path else {}
-    version, manifest_sha = registry.publish(files, {
-        "features": [column["name"] for column in feature_metadata.get("inputs", [])],
-        "split": feature_metadata.get("split"),
-        "suite": {"uri": validation.get("suite_uri"), "sha256": validation.get("suite_sha256")},
-        "metrics": gate["candidate"]["metrics"],
-        # How well the served probabilities were calibrated on the test split at gate time (Brier, ECE):
-        # monitoring's estimated performance is trusted only when they were.
-        "calibration": gate["candidate"].get("calibration"),
-        "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "checks": gate["checks"],
-                 "champion": (gate.get("champion") or {}).get("version"), "thresholds": gate["thresholds"]},
-        # The drift gate's verdict travels with the version: a deploy over a drift warning is on record.
-        "drift": gate.get("drift"),
-        "data_sha256": data_sha256,
-        "mlflow": {"run_id": training["mlflow_run_id"], "model_uri": training["mlflow_model_uri"],
-                   "tracking_uri": without_credentials(training["tracking_uri"])},
-        "mlflow_run_id": training["mlflow_run_id"],
-        "kfp_run_id": kfp_run_id,
-        # The image that serves it was built from the same pins as this one (component_images/).
-        "serving": serving_record(os.environ.get("GATED_TRAINING_SERVING_IMAGE", "")),
-        "pipeline": {"version": pipeline_version, "package_version": __version__, "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
-                     "image_revision": os.environ.get("GATED_TRAINING_REVISION", "")},
-    })
+    version, manifest_sha = registry.publish(
+        files,
+        {
+            "features": [column["name"] for column in feature_metadata.get("inputs", [])],
+            "split": feature_metadata.get("split"),
+            "suite": {"uri": validation.get("suite_uri"), "sha256": validation.get("suite_sha256")},
+            "metrics": gate["candidate"]["metrics"],
+            # How well the served probabilities were calibrated on the test split at gate time (Brier, ECE):
+            # monitoring's estimated performance is trusted only when they were.
+            "calibration": gate["candidate"].get("calibration"),
+            "gate": {
+                "decision": gate["decision"],
+                "reasons": gate["reasons"],
+                "checks": gate["checks"],
+                "champion": (gate.get("champion") or {}).get("version"),
+                "thresholds": gate["thresholds"],
+            },
+            # The drift gate's verdict travels with the version: a deploy over a drift warning is on record.
+            "drift": gate.get("drift"),
+            "data_sha256": data_sha256,
+            "mlflow": {
+                "run_id": training["mlflow_run_id"],
+                "model_uri": training["mlflow_model_uri"],
+                "tracking_uri": without_credentials(training["tracking_uri"]),
+            },
+            "mlflow_run_id": training["mlflow_run_id"],
+            "kfp_run_id": kfp_run_id,
+            # The image that serves it was built from the same pins as this one (component_images/).
+            "serving": serving_record(os.environ.get("GATED_TRAINING_SERVING_IMAGE", "")),
+            "pipeline": {
+                "version": pipeline_version,
+                "package_version": __version__,
+                "image": os.environ.get("GATED_TRAINING_IMAGE", ""),
+                "image_revision": os.environ.get("GATED_TRAINING_REVISION", ""),
+            },
+        },
+    )
     smoke_test(registry, version, manifest_sha)  # the stored rows must predict as the candidate did
 
     champion = gate.get("champion") or {}
     try:
-        pointer = registry.promote(version, manifest_sha, champion.get("pointer_token"),
-                                   reason=f"gates passed in KFP run {kfp_run_id}", kfp_run_id=kfp_run_id)
+        pointer = registry.promote(
+            version,
+            manifest_sha,
+            champion.get("pointer_token"),
+            reason=f"gates passed in KFP run {kfp_run_id}",
+            kfp_run_id=kfp_run_id,
+        )
     except ChampionChangedError as exc:
-        print(f"MLflow outcome tag: {tag_outcome(training['tracking_uri'], training['mlflow_run_id'], 'blocked', 'champion_changed')}")
-        outcome = DeploymentOutcome(promoted=False, version=version, version_uri=registry.version_uri(version), blocked_reason=f"champion_changed: {exc}",
-                                    previous_champion=champion.get("version"), mlflow_model_version=None, mlflow_mirror="not attempted")
+        tagged = tag_outcome(training["tracking_uri"], training["mlflow_run_id"], "blocked", "champion_changed")
+        print(f"MLflow outcome tag: {tagged}")
+        outcome = DeploymentOutcome(
+            promoted=False,
+            version=version,
+            version_uri=registry.version_uri(version),
+            blocked_reason=f"champion_changed: {exc}",
+            previous_champion=champion.get("version"),
+            mlflow_model_version=None,
+            mlflow_mirror="not attempted",
+        )
     else:
         mlflow_version, mirror = mirror_to_mlflow(
-            training["tracking_uri"], model_name,
-            training["mlflow_model_uri"], training["mlflow_run_id"], version,
+            training["tracking_uri"],
+            model_name,
+            training["mlflow_model_uri"],
+            training["mlflow_run_id"],
+            version,
             description=version_description(version, manifest_sha, gate),
         )
-        outcome = DeploymentOutcome(promoted=True, version=version, version_uri=registry.version_uri(version), blocked_reason=None,
-                                    previous_champion=pointer["previous_version"], mlflow_model_version=mlflow_version, mlflow_mirror=mirror)
+        outcome = DeploymentOutcome(
+            promoted=True,
+            version=version,
+            version_uri=registry.version_uri(version),
+            blocked_reason=None,
+            previous_champion=pointer["previous_version"],
+            mlflow_model_version=mlflow_version,
+            mlflow_mirror=mirror,
+        )
     Path(deployment_out).write_text(json.dumps(outcome.to_json(), indent=2))
     return outcome

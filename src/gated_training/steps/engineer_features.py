@@ -1,4 +1,5 @@
-"""engineer-features: split the batch (stable hash split), then fit the preprocessing pipeline on the training split only.
+"""engineer-features: split the batch (stable hash split), then fit the preprocessing pipeline on the training
+split only.
 
 The reference design fitted imputation, encoding and SelectKBest on all rows before the
 split, which leaks test rows into training. Here the split comes first, and the fitted
@@ -21,13 +22,21 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, PolynomialFeatures
 
-from gated_training.missing_values import as_nan
 from gated_training.config import FeatureSettings, SplitSettings
-from gated_training.data import is_numeric_feature, json_safe, label_key, read_parquet, split_features_target, write_parquet
+from gated_training.data import (
+    SplitRule,
+    in_test_split,
+    is_numeric_feature,
+    json_safe,
+    label_key,
+    read_parquet,
+    rule_for,
+    split_features_target,
+    write_parquet,
+)
 from gated_training.errors import ConfigError, DataError
 from gated_training.gate import single_feature_scores
-from gated_training.data import SplitRule, rule_for, in_test_split
-
+from gated_training.missing_values import as_nan
 
 MAX_LISTED_CATEGORIES = 200  # feature_metadata.json lists a capped column's levels only this far
 
@@ -78,12 +87,20 @@ def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipelin
     not one per row. Other categorical columns encode every level (the cap's bookkeeping costs
     seconds per fit at a million rows, so it is paid only where it bounds memory).
     """
+
     def encoder(capped: bool) -> Any:
-        caps = ({"max_categories": settings.max_categories or None,
-                 "min_frequency": settings.min_category_frequency or None} if capped else {})
+        caps = (
+            {
+                "max_categories": settings.max_categories or None,
+                "min_frequency": settings.min_category_frequency or None,
+            }
+            if capped
+            else {}
+        )
         if settings.categorical_encoding == "onehot":
-            return OneHotEncoder(handle_unknown="infrequent_if_exist" if capped else "ignore", sparse_output=False,
-                                 **caps)
+            return OneHotEncoder(
+                handle_unknown="infrequent_if_exist" if capped else "ignore", sparse_output=False, **caps
+            )
         return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, **caps)
 
     def categorical(capped: bool) -> Pipeline:
@@ -98,23 +115,29 @@ def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipelin
     columns = ColumnTransformer([group for group in groups if group[2]], verbose_feature_names_out=True)
     # First: None (how servers decode a JSON null in a text column) becomes NaN, the one missing
     # value the imputers know, so a served row is answered as at gate time (missing_values.as_nan).
-    steps: list[tuple[str, Any]] = [("missing", FunctionTransformer(as_nan, feature_names_out="one-to-one")),
-                                    ("columns", columns)]
+    steps: list[tuple[str, Any]] = [
+        ("missing", FunctionTransformer(as_nan, feature_names_out="one-to-one")),
+        ("columns", columns),
+    ]
     if settings.interaction_features or settings.polynomial_degree > 1:
-        steps.append((
-            "expand",
-            PolynomialFeatures(
-                degree=max(2, settings.polynomial_degree),
-                interaction_only=settings.polynomial_degree == 1,
-                include_bias=False,
-            ),
-        ))
+        steps.append(
+            (
+                "expand",
+                PolynomialFeatures(
+                    degree=max(2, settings.polynomial_degree),
+                    interaction_only=settings.polynomial_degree == 1,
+                    include_bias=False,
+                ),
+            )
+        )
     if settings.select_k_best:
         steps.append(("select", SelectKBest(f_classif, k=settings.select_k_best)))
     return Pipeline(steps)
 
 
-def split_dataset(frame: pd.DataFrame, target: str, split: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame, SplitRule]:
+def split_dataset(
+    frame: pd.DataFrame, target: str, split: SplitSettings
+) -> tuple[pd.DataFrame, pd.DataFrame, SplitRule]:
     """The stable split (``gated_training.data.split``): a row's side follows from a hash of its features
     (or of ``split_key``). Every class needs rows on both sides."""
     counts = frame[target].value_counts()
@@ -146,12 +169,24 @@ def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: 
         if names:
             fitted = columns.named_transformers_[group]
             encoder = fitted.named_steps["encode"] if isinstance(fitted, Pipeline) else fitted
-            categories.update({col: json_safe(list(cats)[:MAX_LISTED_CATEGORIES])
-                               for col, cats in zip(names, encoder.categories_)})
-    medians = dict(zip(roles.numeric, json_safe(list(columns.named_transformers_["numeric"].statistics_)))) if roles.numeric else {}
+            categories.update(
+                {col: json_safe(list(cats)[:MAX_LISTED_CATEGORIES]) for col, cats in zip(names, encoder.categories_)}
+            )
+    medians = (
+        dict(zip(roles.numeric, json_safe(list(columns.named_transformers_["numeric"].statistics_))))
+        if roles.numeric
+        else {}
+    )
     return {
-        "inputs": [{"name": c, "dtype": str(features[c].dtype), "role": "numeric" if c in roles.numeric else "categorical",
-                    **({"capped": True} if c in roles.capped else {})} for c in features.columns],
+        "inputs": [
+            {
+                "name": c,
+                "dtype": str(features[c].dtype),
+                "role": "numeric" if c in roles.numeric else "categorical",
+                **({"capped": True} if c in roles.capped else {}),
+            }
+            for c in features.columns
+        ],
         "engineered_features": [str(n) for n in preprocessor.get_feature_names_out()],
         "categories": categories,
         "numeric_medians": medians,
@@ -215,22 +250,29 @@ def engineer_features(
                 f"parameter select_k_best={feature_settings.select_k_best}: only {available} engineered features exist"
             )
     metadata = describe_preprocessor(preprocessor, roles, x_train)
-    metadata.update({
-        "target": target,
-        "classes": classes,
-        "class_counts": {"train": json_safe(y_train.value_counts().to_dict()),
-                         "test": json_safe(test[target].value_counts().to_dict())},
-        "rows": {"train": len(train), "test": len(test)},
-        "settings": {"features": asdict(feature_settings), "split": asdict(split_settings)},
-        "split": rule.to_json(),
-        "dropped_columns": dropped,
-        "single_feature_scores": single_feature_scores(train, test, target),
-    })
+    metadata.update(
+        {
+            "target": target,
+            "classes": classes,
+            "class_counts": {
+                "train": json_safe(y_train.value_counts().to_dict()),
+                "test": json_safe(test[target].value_counts().to_dict()),
+            },
+            "rows": {"train": len(train), "test": len(test)},
+            "settings": {"features": asdict(feature_settings), "split": asdict(split_settings)},
+            "split": rule.to_json(),
+            "dropped_columns": dropped,
+            "single_feature_scores": single_feature_scores(train, test, target),
+        }
+    )
     write_parquet(train, train_out)
     write_parquet(test, test_out)
     joblib.dump(preprocessor, preprocessor_out)
     Path(metadata_out).write_text(json.dumps(metadata, indent=2))
     return FeatureOutcome(
-        train_rows=len(train), test_rows=len(test), input_features=x_train.shape[1],
-        engineered_features=len(metadata["engineered_features"]), classes=classes,
+        train_rows=len(train),
+        test_rows=len(test),
+        input_features=x_train.shape[1],
+        engineered_features=len(metadata["engineered_features"]),
+        classes=classes,
     )

@@ -17,17 +17,27 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from gated_training.tracking import runs as tracking
 from gated_training.config import GateThresholds
-from gated_training.data import json_safe, label_key, read_parquet, split_features_target
+from gated_training.data import SplitRule, held_out_by, json_safe, label_key, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import prediction_counts
 from gated_training.errors import RegistryError
-from gated_training.reports import markdown_text
-from gated_training.gate import Answers, ChampionView, Check, GateContext, decide, run_checks
-from gated_training.gate import label_codes, label_order, predict_labels_and_proba, prior_predictions, score_predictions
+from gated_training.gate import (
+    Answers,
+    ChampionView,
+    Check,
+    GateContext,
+    decide,
+    label_codes,
+    label_order,
+    predict_labels_and_proba,
+    prior_predictions,
+    run_checks,
+    score_predictions,
+)
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
-from gated_training.data import SplitRule, held_out_by
+from gated_training.reports import markdown_text
+from gated_training.tracking import runs as tracking
 
 DEPLOY, BLOCK = ModelGate.DEPLOY, ModelGate.BLOCK
 
@@ -47,21 +57,24 @@ class GateDecision:
     baseline: dict[str, Any] | None = None  # the prior predictor on the same test rows
 
     def to_json(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[return-value]
+        return json_safe(asdict(self))
 
 
 def _answers(y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any]) -> Answers:
     scores = score_predictions(y, predicted, proba, np.asarray(classes))
     from gated_training.gate import aligned_proba
 
-    return Answers(codes=label_codes(predicted, labels), proba=aligned_proba(proba, list(classes), labels),
-                   scores=scores)
+    return Answers(
+        codes=label_codes(predicted, labels), proba=aligned_proba(proba, list(classes), labels), scores=scores
+    )
 
 
-def _subset(y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any],
-            rows: np.ndarray) -> Answers:
-    return _answers(y.iloc[rows].reset_index(drop=True), predicted[rows], None if proba is None else proba[rows],
-                    classes, labels)
+def _subset(
+    y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any], rows: np.ndarray
+) -> Answers:
+    return _answers(
+        y.iloc[rows].reset_index(drop=True), predicted[rows], None if proba is None else proba[rows], classes, labels
+    )
 
 
 def comparison_rows(x_test: pd.DataFrame, champion_split: Any) -> tuple[np.ndarray, str]:
@@ -69,10 +82,13 @@ def comparison_rows(x_test: pd.DataFrame, champion_split: Any) -> tuple[np.ndarr
     and a note for the record. A champion without a recorded rule is compared on every test row."""
     held_out = held_out_by(x_test, SplitRule.from_json(champion_split))
     if held_out is None:
-        return np.arange(len(x_test)), ("the champion records no split rule it can be checked against (deployed "
-                                        "before stable splits): compared on every test row")
-    return np.flatnonzero(held_out), (f"compared on the {int(held_out.sum())} of {len(x_test)} test rows the "
-                                      "champion's split rule also held out")
+        return np.arange(len(x_test)), (
+            "the champion records no split rule it can be checked against (deployed "
+            "before stable splits): compared on every test row"
+        )
+    return np.flatnonzero(held_out), (
+        f"compared on the {int(held_out.sum())} of {len(x_test)} test rows the champion's split rule also held out"
+    )
 
 
 def prediction_drift(ctx: GateContext) -> dict[str, Any] | None:
@@ -93,7 +109,8 @@ def prediction_drift(ctx: GateContext) -> dict[str, Any] | None:
         "agreement": float(np.mean(view.candidate.codes == view.champion.codes)) if len(view.y) else 1.0,
         # The champion on this split against the champion on its own test split at deploy time.
         "champion_vs_its_reference_psi": prediction_psi(view.reference_predictions, champion)
-        if view.reference_predictions else None,
+        if view.reference_predictions
+        else None,
     }
 
 
@@ -101,14 +118,24 @@ def _too_few(ctx_thresholds: GateThresholds, y_codes: np.ndarray, classes: int, 
     counts = np.bincount(y_codes, minlength=classes)
     smallest = int(counts[trained].min()) if trained and len(y_codes) else 0
     if len(y_codes) < ctx_thresholds.min_test_rows or smallest < ctx_thresholds.min_test_rows_per_class:
-        return (f"{len(y_codes)} rows, {smallest} of the rarest class; a comparison needs at least "
-                f"{ctx_thresholds.min_test_rows} rows and {ctx_thresholds.min_test_rows_per_class} of each class")
+        return (
+            f"{len(y_codes)} rows, {smallest} of the rarest class; a comparison needs at least "
+            f"{ctx_thresholds.min_test_rows} rows and {ctx_thresholds.min_test_rows_per_class} of each class"
+        )
     return None
 
 
-def build_context(*, model: Any, x_test: pd.DataFrame, y_test: pd.Series, thresholds: GateThresholds,
-                  training: dict[str, Any], metadata: dict[str, Any], drift: dict[str, Any] | None,
-                  registry: ModelRegistry) -> GateContext:
+def build_context(
+    *,
+    model: Any,
+    x_test: pd.DataFrame,
+    y_test: pd.Series,
+    thresholds: GateThresholds,
+    training: dict[str, Any],
+    metadata: dict[str, Any],
+    drift: dict[str, Any] | None,
+    registry: ModelRegistry,
+) -> GateContext:
     """Every model's answers on the same rows: the candidate and the prior predictor on the test split,
     and the champion (loaded verified) with the candidate on the rows the champion never trained on."""
     predicted, proba = predict_labels_and_proba(model, x_test)
@@ -118,40 +145,68 @@ def build_context(*, model: Any, x_test: pd.DataFrame, y_test: pd.Series, thresh
     champion_model = champion_contents = None
     if current is not None:
         try:
-            champion_model, _, champion_contents = registry.load_verified_model(current.version, current.manifest_sha256)
+            champion_model, _, champion_contents = registry.load_verified_model(
+                current.version, current.manifest_sha256
+            )
         except RegistryError as exc:
-            raise RegistryError(f"the champion could not be loaded for comparison, so the gate fails closed: {exc}") from exc
-    labels = label_order(classes, pd.unique(y_test), list(champion_model.classes_) if champion_model is not None else [])
+            raise RegistryError(
+                f"the champion could not be loaded for comparison, so the gate fails closed: {exc}"
+            ) from exc
+    labels = label_order(
+        classes, pd.unique(y_test), list(champion_model.classes_) if champion_model is not None else []
+    )
     y_codes = label_codes(y_test, labels)
     candidate = _answers(y_test, predicted, proba, classes, labels)
-    base_predicted, base_proba = prior_predictions(train_counts or prediction_counts(y_test), np.asarray(classes),
-                                                   len(y_test))
+    base_predicted, base_proba = prior_predictions(
+        train_counts or prediction_counts(y_test), np.asarray(classes), len(y_test)
+    )
     baseline = _answers(y_test, base_predicted, base_proba, classes, labels)
     trained = sorted(set(label_codes(classes, labels).tolist()))
-    context = dict(thresholds=thresholds, labels=labels, y=y_codes, candidate=candidate, baseline=baseline,
-                   features=x_test, training=training, metadata=metadata, drift=drift, train_class_counts=train_counts,
-                   trained=trained)
-    if current is None:
+    context = dict(
+        thresholds=thresholds,
+        labels=labels,
+        y=y_codes,
+        candidate=candidate,
+        baseline=baseline,
+        features=x_test,
+        training=training,
+        metadata=metadata,
+        drift=drift,
+        train_class_counts=train_counts,
+        trained=trained,
+    )
+    if current is None or champion_model is None:  # the model is loaded exactly when there is a champion
         return GateContext(**context)
     contents = champion_contents or {}
     profile = json.loads(contents[REFERENCE_PROFILE_FILE]) if REFERENCE_PROFILE_FILE in contents else {}
-    champion_split = (json.loads(contents[FEATURE_METADATA_FILE]).get("split")
-                      if FEATURE_METADATA_FILE in contents else None)
+    champion_split = (
+        json.loads(contents[FEATURE_METADATA_FILE]).get("split") if FEATURE_METADATA_FILE in contents else None
+    )
     rows, note = comparison_rows(x_test, champion_split)
     too_few = _too_few(thresholds, y_codes[rows], len(labels), trained)
     if too_few:
-        return GateContext(**context, champion_version=current.version, champion_problem=(
-            f"only {len(rows)} test rows (of {len(x_test)}) were held out by champion {current.version}'s split as "
-            f"well ({too_few}): too few to compare the two models fairly; provide more rows"))
+        return GateContext(
+            **context,
+            champion_version=current.version,
+            champion_problem=(
+                f"only {len(rows)} test rows (of {len(x_test)}) were held out by champion {current.version}'s split as "
+                f"well ({too_few}): too few to compare the two models fairly; provide more rows"
+            ),
+        )
     try:
         champion_predicted, champion_proba = predict_labels_and_proba(champion_model, x_test.iloc[rows])
     except Exception as exc:  # e.g. the schema changed since the champion was trained
-        return GateContext(**context, champion_version=current.version,
-                           champion_problem=f"champion {current.version} could not be scored on this test split: "
-                           f"{str(exc)[:500]}")
+        return GateContext(
+            **context,
+            champion_version=current.version,
+            champion_problem=f"champion {current.version} could not be scored on this test split: {str(exc)[:500]}",
+        )
     y_rows = y_test.iloc[rows].reset_index(drop=True)
     view = ChampionView(
-        version=current.version, rows=rows, y=y_codes[rows], note=note,
+        version=current.version,
+        rows=rows,
+        y=y_codes[rows],
+        note=note,
         candidate=_subset(y_test, predicted, proba, classes, labels, rows),
         champion=_answers(y_rows, champion_predicted, champion_proba, list(champion_model.classes_), labels),
         reference_predictions=profile.get("predictions"),
@@ -200,8 +255,16 @@ def evaluate_model(
     drift = json.loads(Path(drift_report_path).read_text()) if drift_report_path else None
     model = fitted_model(joblib.load(model_path), model_path)
     registry = ModelRegistry(registry_uri, model_name)
-    context = build_context(model=model, x_test=x_test, y_test=y_test, thresholds=thresholds, training=training,
-                            metadata=metadata, drift=drift, registry=registry)
+    context = build_context(
+        model=model,
+        x_test=x_test,
+        y_test=y_test,
+        thresholds=thresholds,
+        training=training,
+        metadata=metadata,
+        drift=drift,
+        registry=registry,
+    )
     checks = run_checks(context)
     verdict = decide(checks)
     decision = GateDecision(
@@ -213,8 +276,11 @@ def evaluate_model(
         baseline=baseline_record(context),
         champion=champion_record(context, registry),
         thresholds=asdict(thresholds),
-        scores={"labels": context.candidate.scores.labels, "confusion_matrix": context.candidate.scores.confusion_matrix,
-                "roc_curve": context.candidate.scores.roc_curve},
+        scores={
+            "labels": context.candidate.scores.labels,
+            "confusion_matrix": context.candidate.scores.confusion_matrix,
+            "roc_curve": context.candidate.scores.roc_curve,
+        },
         prediction_drift=prediction_drift(context),
         drift=drift_record(drift) if drift is not None else None,
     )
@@ -222,8 +288,12 @@ def evaluate_model(
     Path(report_out).write_text(gate_report_markdown(decision.to_json()))
     # The whole gate on the MLflow run (thresholds, every check's value and verdict, a blocked
     # run's outcome, the reports). A courtesy: MLflow being down never changes the decision.
-    status = tracking.log_gate(training["tracking_uri"], training["mlflow_run_id"], decision.to_json(), {
-        "gate_report.md": report_out, "gate_decision.json": decision_out, "drift_report.html": drift_html_path})
+    status = tracking.log_gate(
+        training["tracking_uri"],
+        training["mlflow_run_id"],
+        decision.to_json(),
+        {"gate_report.md": report_out, "gate_decision.json": decision_out, "drift_report.html": drift_html_path},
+    )
     print(f"MLflow gate record: {status}")
     return decision
 
@@ -234,27 +304,42 @@ def candidate_record(context: GateContext, training: dict[str, Any]) -> dict[str
     candidate = context.candidate
     calibration = None
     if candidate.proba is not None and len(context.y):
-        calibration = {"brier": candidate.scores.brier, "expected_calibration_error":
-                       expected_calibration_error(context.y, candidate.proba), "rows": int(len(context.y))}
-    return {"metrics": candidate.scores.headline(), "cv_accuracy_mean": training["cv_accuracy_mean"],
-            "cv_accuracy_std": training["cv_accuracy_std"], "overfit_gap": training["overfit_gap"],
-            "train_accuracy": training["train"]["accuracy"], "mlflow_run_id": training["mlflow_run_id"],
-            "test_rows": int(len(context.y)), "calibration": calibration}
+        calibration = {
+            "brier": candidate.scores.brier,
+            "expected_calibration_error": expected_calibration_error(context.y, candidate.proba),
+            "rows": int(len(context.y)),
+        }
+    return {
+        "metrics": candidate.scores.headline(),
+        "cv_accuracy_mean": training["cv_accuracy_mean"],
+        "cv_accuracy_std": training["cv_accuracy_std"],
+        "overfit_gap": training["overfit_gap"],
+        "train_accuracy": training["train"]["accuracy"],
+        "mlflow_run_id": training["mlflow_run_id"],
+        "test_rows": int(len(context.y)),
+        "calibration": calibration,
+    }
 
 
 def baseline_record(context: GateContext) -> dict[str, Any]:
     majority = context.labels[int(context.baseline.codes[0])] if len(context.baseline.codes) else None
-    return {"predictor": "prior", "predicts": majority, "metrics": context.baseline.scores.headline(),
-            "description": "always the training split's most common class, with the training class shares as "
-                           "probabilities"}
+    return {
+        "predictor": "prior",
+        "predicts": majority,
+        "metrics": context.baseline.scores.headline(),
+        "description": "always the training split's most common class, with the training class shares as probabilities",
+    }
 
 
 def champion_record(context: GateContext, registry: ModelRegistry) -> dict[str, Any] | None:
     if context.champion_version is None:
         return None
     current = registry.champion()
-    record: dict[str, Any] = {"version": context.champion_version, "pointer_token": current.token if current else None,
-                              "metrics": None}
+    record: dict[str, Any] = {
+        "version": context.champion_version,
+        "pointer_token": current.token if current else None,
+        "metrics": None,
+    }
     view = context.champion
     if view is not None:
         record["metrics"] = view.champion.scores.headline()
@@ -271,11 +356,15 @@ def drift_record(drift: dict[str, Any]) -> dict[str, Any]:
     this trace in gate_decision.json, the manifest and `history`)."""
     report = drift.get("report") or {}
     return {
-        "decision": drift.get("decision"), "drift_action": drift.get("drift_action"),
-        "drifted": bool(drift.get("drifted")), "deploy_allowed": drift.get("deploy_allowed", True),
+        "decision": drift.get("decision"),
+        "drift_action": drift.get("drift_action"),
+        "drifted": bool(drift.get("drifted")),
+        "deploy_allowed": drift.get("deploy_allowed", True),
         "champion": drift.get("champion"),
-        "reasons": list(drift.get("reasons") or []), "warnings": list(drift.get("warnings") or []),
-        "drifted_share": report.get("drifted_share"), "max_psi": report.get("max_psi"),
+        "reasons": list(drift.get("reasons") or []),
+        "warnings": list(drift.get("warnings") or []),
+        "drifted_share": report.get("drifted_share"),
+        "max_psi": report.get("max_psi"),
         "drifted_features": [f["feature"] for f in report.get("features", []) if f["drifted"]],
     }
 
@@ -307,16 +396,30 @@ def gate_report_markdown(decision: dict[str, Any]) -> str:
         lines += ["## Blocked because", ""] + [f"- {md(reason)}" for reason in decision["reasons"]] + [""]
     if decision.get("warnings"):
         lines += ["## Warnings (not blocking)", ""] + [f"- {md(w)}" for w in decision["warnings"]] + [""]
-    rows = [[code(check["name"]), value(check["value"]),
-             "—" if check["threshold"] is None else f"{md(check['comparison'])} {number(check['threshold'])}",
-             verdict(check["passed"]) if check.get("severity", "critical") == "critical" or check["passed"] else "warning",
-             _evidence_text(check), md(check["detail"]) if check["detail"] else "—"] for check in decision["checks"]]
+    rows = [
+        [
+            code(check["name"]),
+            value(check["value"]),
+            "—" if check["threshold"] is None else f"{md(check['comparison'])} {number(check['threshold'])}",
+            verdict(check["passed"])
+            if check.get("severity", "critical") == "critical" or check["passed"]
+            else "warning",
+            _evidence_text(check),
+            md(check["detail"]) if check["detail"] else "—",
+        ]
+        for check in decision["checks"]
+    ]
     lines += ["## Checks", ""] + table(["check", "value", "threshold", "verdict", "evidence", "detail"], rows)
     drift = decision.get("drift")
     if drift and (drift["drifted"] or drift["warnings"]):
-        lines += ["## Drift", "", f"- the batch drifted under {code(drift['drift_action'], in_table=False)}; features: "
-                  + (", ".join(code(f, in_table=False) for f in drift["drifted_features"]) or "—")
-                  if drift["drifted"] else f"- the batch did not drift (action {code(drift['drift_action'], in_table=False)})"]
+        lines += [
+            "## Drift",
+            "",
+            f"- the batch drifted under {code(drift['drift_action'], in_table=False)}; features: "
+            + (", ".join(code(f, in_table=False) for f in drift["drifted_features"]) or "—")
+            if drift["drifted"]
+            else f"- the batch did not drift (action {code(drift['drift_action'], in_table=False)})",
+        ]
         lines += [f"- {md(text)}" for text in [*drift["reasons"], *drift["warnings"]]] + [""]
     champion = decision.get("champion")
     baseline = decision.get("baseline") or {}
@@ -324,9 +427,13 @@ def gate_report_markdown(decision: dict[str, Any]) -> str:
     baseline_metrics = baseline.get("metrics") or {}
     champion_metrics = (champion or {}).get("metrics") or {}
     headers = ["metric", "candidate", f"prior predictor (always {code(baseline.get('predicts'))})"] + (
-        [f"champion {code(champion['version'])}"] if champion else [])
-    metric_rows = [[code(name), number(score), value(baseline_metrics.get(name))]
-                   + ([value(champion_metrics.get(name))] if champion else []) for name, score in candidate.items()]
+        [f"champion {code(champion['version'])}"] if champion else []
+    )
+    metric_rows = [
+        [code(name), number(score), value(baseline_metrics.get(name))]
+        + ([value(champion_metrics.get(name))] if champion else [])
+        for name, score in candidate.items()
+    ]
     lines += [f"## Metrics on the test split ({decision['candidate'].get('test_rows', '—')} rows)", ""]
     lines += table(headers, metric_rows)
     if not champion:
@@ -335,38 +442,67 @@ def gate_report_markdown(decision: dict[str, Any]) -> str:
         lines += [md(champion["comparison"]["note"]), ""]
         if champion.get("candidate_metrics") and champion["comparison"]["rows"] != champion["comparison"]["test_rows"]:
             lines += ["Champion column and the comparison: the rows the champion never trained on.", ""]
-    compared = next((c for c in decision["checks"] if c["name"].startswith("not_worse_than_champion")
-                     and c.get("evidence")), None)
+    compared = next(
+        (c for c in decision["checks"] if c["name"].startswith("not_worse_than_champion") and c.get("evidence")), None
+    )
     if compared:
         evidence = compared["evidence"]
-        lines += ["## Candidate against the champion (paired, same rows)", "",
-                  f"- rows: {evidence['rows']}; difference {number(evidence['estimate'])}, "
-                  f"{number(100 * evidence['level'])}% interval [{number(evidence['interval'][0])}, "
-                  f"{number(evidence['interval'][1])}] ({md(evidence['method'])})",
-                  f"- test: {md(evidence['test'])}, p {number(evidence['p_value'])}"]
+        lines += [
+            "## Candidate against the champion (paired, same rows)",
+            "",
+            f"- rows: {evidence['rows']}; difference {number(evidence['estimate'])}, "
+            f"{number(100 * evidence['level'])}% interval [{number(evidence['interval'][0])}, "
+            f"{number(evidence['interval'][1])}] ({md(evidence['method'])})",
+            f"- test: {md(evidence['test'])}, p {number(evidence['p_value'])}",
+        ]
         if evidence.get("wins") is not None:
-            lines.append(f"- rows only the candidate gets right: {evidence['wins']}; only the champion: {evidence['losses']}")
+            lines.append(
+                f"- rows only the candidate gets right: {evidence['wins']}; only the champion: {evidence['losses']}"
+            )
         if evidence.get("minimum_detectable") is not None:
-            lines.append(f"- smallest difference these rows detect (80% power): {number(evidence['minimum_detectable'])}")
+            lines.append(
+                f"- smallest difference these rows detect (80% power): {number(evidence['minimum_detectable'])}"
+            )
         lines += [f"- rule: {code(evidence['rule'], in_table=False)}; verdict: **{md(evidence['verdict'])}**", ""]
-    sliced = next((c for c in decision["checks"] if c["name"] in ("slices_not_worse_than_champion", "min_slice_score")
-                   and c.get("evidence")), None)
+    sliced = next(
+        (
+            c
+            for c in decision["checks"]
+            if c["name"] in ("slices_not_worse_than_champion", "min_slice_score") and c.get("evidence")
+        ),
+        None,
+    )
     if sliced:
         slices = sliced["evidence"]["slices"]
-        slice_rows = [[code(f"{s['column']}={s['level']}"), str(s["rows"]), value(s["candidate"]), value(s["champion"]),
-                       value(s["difference"]), value(s["adjusted_p_value"]),
-                       "**worse**" if s["worse"] else ("below floor" if not s["floor_passed"] else "ok")] for s in slices]
-        lines += ["## Slices", ""] + table(["slice", "rows", "candidate", "champion", "difference", "Holm p", "verdict"],
-                                           slice_rows)
+        slice_rows = [
+            [
+                code(f"{s['column']}={s['level']}"),
+                str(s["rows"]),
+                value(s["candidate"]),
+                value(s["champion"]),
+                value(s["difference"]),
+                value(s["adjusted_p_value"]),
+                "**worse**" if s["worse"] else ("below floor" if not s["floor_passed"] else "ok"),
+            ]
+            for s in slices
+        ]
+        lines += ["## Slices", ""] + table(
+            ["slice", "rows", "candidate", "champion", "difference", "Holm p", "verdict"], slice_rows
+        )
     predictions = decision.get("prediction_drift")
     if predictions:
-        lines += ["## Predictions against the champion", "",
-                  f"- PSI between the candidate's and the champion's predictions: {number(predictions['psi'])}",
-                  f"- agreement: {number(100 * predictions['agreement'])}%",
-                  f"- candidate: {value(predictions['candidate_distribution'])}",
-                  f"- champion: {value(predictions['champion_distribution'])}"]
+        lines += [
+            "## Predictions against the champion",
+            "",
+            f"- PSI between the candidate's and the champion's predictions: {number(predictions['psi'])}",
+            f"- agreement: {number(100 * predictions['agreement'])}%",
+            f"- candidate: {value(predictions['candidate_distribution'])}",
+            f"- champion: {value(predictions['champion_distribution'])}",
+        ]
         if predictions["champion_vs_its_reference_psi"] is not None:
-            lines.append(f"- champion against its own test split at deploy time: PSI "
-                         f"{number(predictions['champion_vs_its_reference_psi'])}")
+            lines.append(
+                f"- champion against its own test split at deploy time: PSI "
+                f"{number(predictions['champion_vs_its_reference_psi'])}"
+            )
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

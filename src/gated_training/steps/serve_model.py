@@ -19,9 +19,7 @@ from gated_training.config import ServingSettings
 from gated_training.data import json_safe
 from gated_training.errors import ConfigError, GatedTrainingError, RegistryError, ServingError
 from gated_training.registry import ModelRegistry
-from gated_training.serving import layout, rollout
-from gated_training.serving import KServeClient
-from gated_training.serving import MODE_NAMES, mode_of
+from gated_training.serving import MODE_NAMES, KServeClient, layout, mode_of, rollout
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +38,7 @@ class ServingOutcome:
     url: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[return-value]
+        return json_safe(asdict(self))
 
 
 def secret_reference(text: str) -> tuple[str, str] | None:
@@ -89,31 +87,56 @@ def serve_model(
     version = deployment["version"]
     champion = registry.champion()
     if champion is None or champion.version != version:
-        raise RegistryError(f"the champion is now {champion.version if champion else None}, not {version} which this run "
-                            "deployed: another run moved it; not serving a version the registry no longer names")
+        raise RegistryError(
+            f"the champion is now {champion.version if champion else None}, not {version} which this run "
+            "deployed: another run moved it; not serving a version the registry no longer names"
+        )
     manifest, manifest_sha = registry.read_manifest(version)
     if manifest_sha != champion.manifest_sha256:
-        raise RegistryError(f"model version {version}: manifest SHA-256 {manifest_sha} is not the pointer's "
-                            f"{champion.manifest_sha256}; refusing to serve")
+        raise RegistryError(
+            f"model version {version}: manifest SHA-256 {manifest_sha} is not the pointer's "
+            f"{champion.manifest_sha256}; refusing to serve"
+        )
     layout.check_servable(manifest, version)
     image = (manifest.get("serving") or {}).get("image") or ""
     if not image:
-        raise RegistryError(f"model version {version} records no serving image: build both images (`make image "
-                            "serving-image`; the component image names the serving image) and deploy again")
+        raise RegistryError(
+            f"model version {version} records no serving image: build both images (`make image "
+            "serving-image`; the component image names the serving image) and deploy again"
+        )
     release = rollout.release_for(registry=registry, version=version)
     try:
         client = KServeClient(kube_api_url)
-        done = rollout.roll_out(client=client, registry=registry, release=release, settings=settings, image=image,
-                                registry_key_secret=registry_key_secret, gcs_key_secret=gcs_key_secret,
-                                poll_seconds=poll_seconds)
+        done = rollout.roll_out(
+            client=client,
+            registry=registry,
+            release=release,
+            settings=settings,
+            image=image,
+            registry_key_secret=registry_key_secret,
+            gcs_key_secret=gcs_key_secret,
+            poll_seconds=poll_seconds,
+        )
     except ServingError as exc:
         restored = rollout.restore_champion(registry=registry, version=version, why=str(exc))
-        raise ServingError(f"{exc}. The registry champion was {'restored to ' + restored if restored else 'left at ' + version} "
-                           "so that it names what serves; see `gated-training serving status`") from exc
+        raise ServingError(
+            f"{exc}. The registry champion was {'restored to ' + restored if restored else 'left at ' + version} "
+            "so that it names what serves; see `gated-training serving status`"
+        ) from exc
     restored = None if done.ready else rollout.restore_champion(registry=registry, version=version, why=done.why)
-    outcome = ServingOutcome(served=done.ready, namespace=settings.serving_namespace,
-                             service=layout.service_name(model_name), mode=MODE_NAMES[mode_annotation], version=version,
-                             stable_version=done.stable_version, canary_percent=done.canary_percent, action=done.action,
-                             runtime=done.runtime, why=done.why, champion_restored_to=restored, url=done.url)
+    outcome = ServingOutcome(
+        served=done.ready,
+        namespace=settings.serving_namespace,
+        service=layout.service_name(model_name),
+        mode=MODE_NAMES[mode_annotation],
+        version=version,
+        stable_version=done.stable_version,
+        canary_percent=done.canary_percent,
+        action=done.action,
+        runtime=done.runtime,
+        why=done.why,
+        champion_restored_to=restored,
+        url=done.url,
+    )
     Path(serving_out).write_text(json.dumps(outcome.to_json(), indent=2))
     return outcome

@@ -21,11 +21,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
-from gated_training.tracking import runs as tracking
 from gated_training.config import ModelSettings
 from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
 from gated_training.errors import DataError
 from gated_training.gate import Scores, score_model
+from gated_training.tracking import runs as tracking
 
 PERMUTATION_SAMPLE_ROWS = 2000
 INPUT_EXAMPLE_ROWS = 5
@@ -47,18 +47,23 @@ class TrainingOutcome:
     pair_scored_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[return-value]
+        return json_safe(asdict(self))
 
 
 def build_estimator(settings: ModelSettings) -> Any:
     max_depth = settings.max_depth or None
     if settings.estimator == "random_forest":
         return RandomForestClassifier(
-            n_estimators=settings.n_estimators, max_depth=max_depth,
-            min_samples_split=settings.min_samples_split, random_state=settings.random_state, n_jobs=-1,
+            n_estimators=settings.n_estimators,
+            max_depth=max_depth,
+            min_samples_split=settings.min_samples_split,
+            random_state=settings.random_state,
+            n_jobs=-1,
         )
     return HistGradientBoostingClassifier(
-        max_iter=settings.n_estimators, max_depth=max_depth, learning_rate=settings.learning_rate,
+        max_iter=settings.n_estimators,
+        max_depth=max_depth,
+        learning_rate=settings.learning_rate,
         random_state=settings.random_state,
     )
 
@@ -68,13 +73,15 @@ def cross_validation_rows(x: pd.DataFrame, y: pd.Series, settings: ModelSettings
     on a sample estimate the accuracy and its spread as well, at a fraction of K fits on it all."""
     if not settings.cv_max_rows or len(x) <= settings.cv_max_rows:
         return x, y
-    sample_x, _, sample_y, _ = train_test_split(x, y, train_size=settings.cv_max_rows, stratify=y,
-                                                random_state=settings.random_state)
+    sample_x, _, sample_y, _ = train_test_split(
+        x, y, train_size=settings.cv_max_rows, stratify=y, random_state=settings.random_state
+    )
     return sample_x, sample_y
 
 
-def cross_validate_accuracy(preprocessor: Pipeline, estimator: Any, x: pd.DataFrame, y: pd.Series,
-                            settings: ModelSettings) -> np.ndarray:
+def cross_validate_accuracy(
+    preprocessor: Pipeline, estimator: Any, x: pd.DataFrame, y: pd.Series, settings: ModelSettings
+) -> np.ndarray:
     """K-fold CV on the given rows; the preprocessor is refitted inside every fold."""
     smallest_class = int(y.value_counts().min())
     if smallest_class < settings.cv_folds:
@@ -88,7 +95,9 @@ def cross_validate_accuracy(preprocessor: Pipeline, estimator: Any, x: pd.DataFr
     return cross_val_score(unfitted, x, y, cv=folds, scoring="accuracy")
 
 
-def feature_importances(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series, random_state: int) -> list[dict[str, Any]]:
+def feature_importances(
+    model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series, random_state: int
+) -> list[dict[str, Any]]:
     """Impurity importances per engineered feature for forests; permutation importance per input otherwise."""
     estimator = model.named_steps["model"]
     if hasattr(estimator, "feature_importances_"):
@@ -135,13 +144,14 @@ def signature_from_metadata(feature_metadata: dict[str, Any], classes: list[Any]
             return "double"
         return "boolean" if column.get("dtype") == "bool" else "string"
 
-    inputs = Schema([ColSpec(input_type(column), column["name"], required=True)
-                     for column in feature_metadata["inputs"]])
-    label_type = "long" if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes) else "string"
-    outputs = Schema([ColSpec(label_type, "label")]
-                     + [ColSpec("double", f"probability.{c}") for c in classes])
+    inputs = Schema(
+        [ColSpec(input_type(column), column["name"], required=True) for column in feature_metadata["inputs"]]
+    )
+    label_type = (
+        "long" if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes) else "string"
+    )
+    outputs = Schema([ColSpec(label_type, "label"), *(ColSpec("double", f"probability.{c}") for c in classes)])
     return ModelSignature(inputs=inputs, outputs=outputs)
-
 
 
 def run_name(estimator: str, data_sha256: str) -> str:
@@ -157,10 +167,15 @@ def run_tags(*, data_sha256: str, kfp_run_id: str, target: str, pipeline_version
 
     from gated_training import __version__
 
-    tags = {"data_sha256": data_sha256, "kfp_run_id": kfp_run_id, "target": target,
-            "gated_training.package_version": __version__, "gated_training.pipeline_version": pipeline_version,
-            "gated_training.image": os.environ.get("GATED_TRAINING_IMAGE", ""),
-            "mlflow.source.git.commit": os.environ.get("GATED_TRAINING_REVISION", "")}
+    tags = {
+        "data_sha256": data_sha256,
+        "kfp_run_id": kfp_run_id,
+        "target": target,
+        "gated_training.package_version": __version__,
+        "gated_training.pipeline_version": pipeline_version,
+        "gated_training.image": os.environ.get("GATED_TRAINING_IMAGE", ""),
+        "mlflow.source.git.commit": os.environ.get("GATED_TRAINING_REVISION", ""),
+    }
     return {key: value for key, value in tags.items() if value}
 
 
@@ -171,12 +186,19 @@ def training_dataset(x_train: pd.DataFrame, y_train: pd.Series, *, data_uri: str
 
     import mlflow.data
 
-    sample = detached_head(x_train, 100).assign(**{target: detached_head(y_train.to_frame(), 100)[y_train.name].to_numpy()})
+    sample = detached_head(x_train, 100).assign(
+        **{target: detached_head(y_train.to_frame(), 100)[y_train.name].to_numpy()}
+    )
     with warnings.catch_warnings():  # "integer columns cannot hold missing values": a dataset record, not a signature
         warnings.simplefilter("ignore", UserWarning)
         # MLflow allows a 36-character digest; the full SHA-256 is the data_sha256 tag.
-        return mlflow.data.from_pandas(sample, source=data_uri or None, targets=target,
-                                       name=f"batch-{(data_sha256 or 'unknown')[:8]}", digest=(data_sha256[:32] or None))
+        return mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            sample,
+            source=data_uri or None,
+            targets=target,
+            name=f"batch-{(data_sha256 or 'unknown')[:8]}",
+            digest=(data_sha256[:32] or None),
+        )
 
 
 def serving_example(x_train: pd.DataFrame, rows: int) -> pd.DataFrame:
@@ -186,27 +208,40 @@ def serving_example(x_train: pd.DataFrame, rows: int) -> pd.DataFrame:
     complete = head.dropna()
     example = detached_head(complete if len(complete) else head, rows)
     if example.isna().any().any():
-        example = example.apply(lambda column: column.fillna(0) if pd.api.types.is_numeric_dtype(column) else
-                                column.fillna("missing"))
+        example = example.apply(
+            lambda column: column.fillna(0) if pd.api.types.is_numeric_dtype(column) else column.fillna("missing")
+        )
     # Numbers as the signature types them (double): MLflow refuses an int64 example for a double column.
-    numeric = [c for c in example.columns if pd.api.types.is_numeric_dtype(example[c])
-               and not pd.api.types.is_bool_dtype(example[c])]
+    numeric = [
+        c
+        for c in example.columns
+        if pd.api.types.is_numeric_dtype(example[c]) and not pd.api.types.is_bool_dtype(example[c])
+    ]
     return example.astype({c: "float64" for c in numeric})
 
 
 def _log_to_mlflow(
-    *, tracking_uri: str, experiment_id: str, model: Pipeline, settings: ModelSettings,
-    feature_metadata: dict[str, Any], metrics: dict[str, float], importances: list[dict[str, Any]],
-    tags: dict[str, str], example: pd.DataFrame, cv_rows: int, drift: dict[str, Any] | None = None,
-    run_name: str = "", dataset: Any = None,
+    *,
+    tracking_uri: str,
+    experiment_id: str,
+    model: Pipeline,
+    settings: ModelSettings,
+    feature_metadata: dict[str, Any],
+    metrics: dict[str, float],
+    importances: list[dict[str, Any]],
+    tags: dict[str, str],
+    example: pd.DataFrame,
+    cv_rows: int,
+    drift: dict[str, Any] | None = None,
+    run_name: str = "",
+    dataset: Any = None,
 ) -> tuple[str, str]:
+    import shutil
     import tempfile
 
     import mlflow
     import sklearn
     import skops.io
-
-    import shutil
 
     from gated_training import missing_values
     from gated_training.tracking import mlflow_model
@@ -215,18 +250,29 @@ def _log_to_mlflow(
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or None) as run:
             if dataset is not None:
                 mlflow.log_input(dataset, context="training")
-            mlflow.log_params({**asdict(settings), **{f"features.{k}": v for k, v in feature_metadata["settings"]["features"].items()},
-                               **{f"split.{k}": v for k, v in feature_metadata["settings"]["split"].items()},
-                               "train_rows": feature_metadata["rows"]["train"], "test_rows": feature_metadata["rows"]["test"],
-                               "cv_rows": cv_rows})
+            mlflow.log_params(
+                {
+                    **asdict(settings),
+                    **{f"features.{k}": v for k, v in feature_metadata["settings"]["features"].items()},
+                    **{f"split.{k}": v for k, v in feature_metadata["settings"]["split"].items()},
+                    "train_rows": feature_metadata["rows"]["train"],
+                    "test_rows": feature_metadata["rows"]["test"],
+                    "cv_rows": cv_rows,
+                }
+            )
             mlflow.log_metrics(metrics)
             mlflow.set_tags(tags)
             mlflow.log_dict({"feature_importances": importances}, "feature_importances.json")
             mlflow.log_dict(feature_metadata, "feature_metadata.json")
             if drift is not None:
                 mlflow.log_metrics(drift_metrics(drift))
-                mlflow.set_tags({"drift_decision": drift["decision"], "drift_action": drift["drift_action"],
-                                 "drift_drifted": str(drift["drifted"]).lower()})
+                mlflow.set_tags(
+                    {
+                        "drift_decision": drift["decision"],
+                        "drift_action": drift["drift_action"],
+                        "drift_drifted": str(drift["drifted"]).lower(),
+                    }
+                )
                 mlflow.log_dict(drift, "drift_report.json")
             # The MLflow champion: a models-from-code pyfunc (mlflow_model.py, our code) around the
             # pipeline saved with skops; skops refuses types it does not know, and these come from
@@ -242,13 +288,19 @@ def _log_to_mlflow(
                 (shipped / "__init__.py").write_text('"""The parts of gated-training a logged model needs."""\n')
                 shutil.copyfile(missing_values.__file__, shipped / "missing_values.py")
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=mlflow_model.__file__, code_paths=[str(shipped)],
+                    name="model",
+                    python_model=mlflow_model.__file__,
+                    code_paths=[str(shipped)],
                     artifacts={"model": str(skops_path), "trusted_types": str(trusted_path)},
                     signature=signature_from_metadata(feature_metadata, list(model.classes_)),
                     input_example=example,
-                    pip_requirements=[f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
-                                      f"pandas=={pd.__version__}", f"numpy=={np.__version__}",
-                                      f"skops=={skops.__version__}"],
+                    pip_requirements=[
+                        f"mlflow=={mlflow.__version__}",
+                        f"scikit-learn=={sklearn.__version__}",
+                        f"pandas=={pd.__version__}",
+                        f"numpy=={np.__version__}",
+                        f"skops=={skops.__version__}",
+                    ],
                 )
             return run.info.run_id, info.model_uri
 
@@ -325,29 +377,49 @@ def train_model(
     overfit_gap = train_scores.accuracy - test_scores.accuracy
     importances = feature_importances(model, x_test, y_test, settings.random_state)
     pairs, pair_scored_rows = pair_feature_scores(
-        pair_train, x_test.assign(**{target: y_test.to_numpy()}), target,
+        pair_train,
+        x_test.assign(**{target: y_test.to_numpy()}),
+        target,
         input_columns_by_importance(importances, [str(c) for c in x_test.columns]),
-        feature_metadata.get("single_feature_scores") or {})
+        feature_metadata.get("single_feature_scores") or {},
+    )
     del pair_train
     metrics = {
-        "cv_accuracy_mean": float(cv_scores.mean()), "cv_accuracy_std": float(cv_scores.std()),
-        **_metrics_for_mlflow("train", train_scores), **_metrics_for_mlflow("test", test_scores),
+        "cv_accuracy_mean": float(cv_scores.mean()),
+        "cv_accuracy_std": float(cv_scores.std()),
+        **_metrics_for_mlflow("train", train_scores),
+        **_metrics_for_mlflow("test", test_scores),
         "overfit_gap": overfit_gap,
     }
     run_id, model_uri = _log_to_mlflow(
-        tracking_uri=resolved_uri, experiment_id=experiment_id, model=model, settings=settings,
-        feature_metadata=feature_metadata, metrics=metrics, importances=importances,
+        tracking_uri=resolved_uri,
+        experiment_id=experiment_id,
+        model=model,
+        settings=settings,
+        feature_metadata=feature_metadata,
+        metrics=metrics,
+        importances=importances,
         tags=run_tags(data_sha256=data_sha256, kfp_run_id=kfp_run_id, target=target, pipeline_version=pipeline_version),
-        example=example, cv_rows=cv_rows, drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
-        run_name=run_name(settings.estimator, data_sha256), dataset=dataset,
+        example=example,
+        cv_rows=cv_rows,
+        drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
+        run_name=run_name(settings.estimator, data_sha256),
+        dataset=dataset,
     )
     joblib.dump(model, model_out)
     Path(importances_out).write_text(json.dumps(importances, indent=2))
     outcome = TrainingOutcome(
-        mlflow_run_id=run_id, mlflow_model_uri=model_uri, tracking_uri=resolved_uri,
-        cv_accuracy_mean=metrics["cv_accuracy_mean"], cv_accuracy_std=metrics["cv_accuracy_std"], cv_rows=cv_rows,
-        train=train_scores.headline(), test=test_scores.headline(), overfit_gap=overfit_gap,
-        pair_feature_scores=pairs, pair_scored_rows=pair_scored_rows,
+        mlflow_run_id=run_id,
+        mlflow_model_uri=model_uri,
+        tracking_uri=resolved_uri,
+        cv_accuracy_mean=metrics["cv_accuracy_mean"],
+        cv_accuracy_std=metrics["cv_accuracy_std"],
+        cv_rows=cv_rows,
+        train=train_scores.headline(),
+        test=test_scores.headline(),
+        overfit_gap=overfit_gap,
+        pair_feature_scores=pairs,
+        pair_scored_rows=pair_scored_rows,
     )
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
     return outcome

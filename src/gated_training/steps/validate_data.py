@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gated_training.data import json_safe, load_table, normalise_labels, write_parquet
 from gated_training.config import DEFAULT_MAX_INPUT_MB, check_sha256_parameter
+from gated_training.data import json_safe, load_table, normalise_labels, write_parquet
 from gated_training.errors import SuiteError
 from gated_training.validation import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
 
@@ -61,35 +61,79 @@ class ValidationOutcome:
     excluded_columns: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[return-value]
+        return json_safe(asdict(self))
 
 
 def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
     """Checks no suite can switch off, because training cannot proceed without them."""
-    checks = [CheckResult(rule="builtin:target_present", column=target, severity="critical", passed=target in frame.columns,
-                          observed="present" if target in frame.columns else f"missing; columns are {list(frame.columns)}")]
+    checks = [
+        CheckResult(
+            rule="builtin:target_present",
+            column=target,
+            severity="critical",
+            passed=target in frame.columns,
+            observed="present" if target in frame.columns else f"missing; columns are {list(frame.columns)}",
+        )
+    ]
     if target in frame.columns:
         null_targets = int(frame[target].isna().sum())
-        checks.append(CheckResult(rule="builtin:target_not_null", column=target, severity="critical", passed=null_targets == 0,
-                                  observed=f"{null_targets} null value(s)"))
+        checks.append(
+            CheckResult(
+                rule="builtin:target_not_null",
+                column=target,
+                severity="critical",
+                passed=null_targets == 0,
+                observed=f"{null_targets} null value(s)",
+            )
+        )
         classes = frame[target].dropna().unique()
-        checks.append(CheckResult(rule="builtin:target_has_two_classes", column=target, severity="critical", passed=len(classes) >= 2,
-                                  observed=f"{len(classes)} class(es): {[json_safe(c) for c in classes[:MAX_LISTED_VALUES]]}",
-                                  expected={"min_classes": 2}))
+        checks.append(
+            CheckResult(
+                rule="builtin:target_has_two_classes",
+                column=target,
+                severity="critical",
+                passed=len(classes) >= 2,
+                observed=f"{len(classes)} class(es): {[json_safe(c) for c in classes[:MAX_LISTED_VALUES]]}",
+                expected={"min_classes": 2},
+            )
+        )
     all_null = [str(c) for c in frame.columns if frame[c].isna().all()]
-    checks.append(CheckResult(rule="builtin:no_all_null_columns", column=", ".join(all_null) or None, severity="critical",
-                              passed=not all_null, observed=f"all-null columns: {all_null}" if all_null else "none"))
+    checks.append(
+        CheckResult(
+            rule="builtin:no_all_null_columns",
+            column=", ".join(all_null) or None,
+            severity="critical",
+            passed=not all_null,
+            observed=f"all-null columns: {all_null}" if all_null else "none",
+        )
+    )
     # One value in every row of a feature is a broken feed (an upstream default), never a signal.
-    constant = [str(c) for c in frame.columns if c != target and str(c) not in all_null and len(frame) > 1
-                and frame[c].nunique(dropna=False) == 1]
-    checks.append(CheckResult(rule="builtin:no_constant_columns", column=", ".join(constant) or None, severity="critical",
-                              passed=not constant, observed=f"columns with one value in every row: {constant}" if constant else "none"))
+    constant = [
+        str(c)
+        for c in frame.columns
+        if c != target and str(c) not in all_null and len(frame) > 1 and frame[c].nunique(dropna=False) == 1
+    ]
+    checks.append(
+        CheckResult(
+            rule="builtin:no_constant_columns",
+            column=", ".join(constant) or None,
+            severity="critical",
+            passed=not constant,
+            observed=f"columns with one value in every row: {constant}" if constant else "none",
+        )
+    )
     numeric = frame.select_dtypes(include="number")
-    infinite = {str(c): int(np.isinf(numeric[c].to_numpy(dtype=float, na_value=np.nan)).sum())
-                for c in numeric.columns}
+    infinite = {str(c): int(np.isinf(numeric[c].to_numpy(dtype=float, na_value=np.nan)).sum()) for c in numeric.columns}
     infinite = {c: n for c, n in infinite.items() if n}
-    checks.append(CheckResult(rule="builtin:no_infinite_values", column=", ".join(infinite) or None, severity="critical",
-                              passed=not infinite, observed=f"infinite values per column: {infinite}" if infinite else "none"))
+    checks.append(
+        CheckResult(
+            rule="builtin:no_infinite_values",
+            column=", ".join(infinite) or None,
+            severity="critical",
+            passed=not infinite,
+            observed=f"infinite values per column: {infinite}" if infinite else "none",
+        )
+    )
     # The trees compute in float32: a finite float64 beyond its range (1e308) would fail training with
     # scikit-learn's message about float32, naming no column. Named here instead, with the largest value.
     overflowing = {}
@@ -97,11 +141,23 @@ def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
         values = numeric[column].to_numpy(dtype=float, na_value=np.nan)
         beyond = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
         if beyond.any():
-            overflowing[str(column)] = f"{int(beyond.sum())} value(s), largest {float(np.abs(values[beyond]).max()):.4g}"
-    checks.append(CheckResult(rule="builtin:no_overflowing_values", column=", ".join(overflowing) or None,
-                              severity="critical", passed=not overflowing,
-                              observed=(f"values beyond ±{FLOAT32_MAX:.4g}, the largest magnitude the model computes with "
-                                        f"(float32), per column: {overflowing}") if overflowing else "none"))
+            overflowing[str(column)] = (
+                f"{int(beyond.sum())} value(s), largest {float(np.abs(values[beyond]).max()):.4g}"
+            )
+    checks.append(
+        CheckResult(
+            rule="builtin:no_overflowing_values",
+            column=", ".join(overflowing) or None,
+            severity="critical",
+            passed=not overflowing,
+            observed=(
+                f"values beyond ±{FLOAT32_MAX:.4g}, the largest magnitude the model computes with "
+                f"(float32), per column: {overflowing}"
+            )
+            if overflowing
+            else "none",
+        )
+    )
     return checks
 
 
@@ -141,11 +197,16 @@ def run_suite(frame: pd.DataFrame, suite_document: dict[str, Any], suite_uri: st
         config = result["expectation_config"]
         kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
         column = kwargs.get("column")
-        checks.append(CheckResult(
-            rule=config["type"], column=column, severity=str(config.get("severity") or "critical"),
-            passed=bool(result["success"]) and (column is None or column in frame.columns),
-            observed=_observed(result, column, frame), expected=json_safe(kwargs),
-        ))
+        checks.append(
+            CheckResult(
+                rule=config["type"],
+                column=column,
+                severity=str(config.get("severity") or "critical"),
+                passed=bool(result["success"]) and (column is None or column in frame.columns),
+                observed=_observed(result, column, frame),
+                expected=json_safe(kwargs),
+            )
+        )
     return gx_result, checks
 
 
@@ -180,22 +241,28 @@ def render_data_gate_html(outcome: "ValidationOutcome") -> str:
     rows = []
     for check in sorted(outcome.checks, key=lambda c: (c.passed, c.severity != "critical")):
         state = "pass" if check.passed else ("FAIL" if check.severity == "critical" else "warn")
-        rows.append(f"<tr><td class=\"{state}\">{state}</td><td>{_cell(check.severity)}</td><td><code>{_cell(check.rule)}"
-                    f"</code></td><td>{_cell(check.column or '')}</td><td>{_cell(check.observed)}</td>"
-                    f"<td>{_cell(check.expected or '')}</td></tr>")
-    excluded = (f"<p>Columns excluded from the features by the suite: {_cell(', '.join(outcome.excluded_columns))}</p>"
-                if outcome.excluded_columns else "")
+        rows.append(
+            f'<tr><td class="{state}">{state}</td><td>{_cell(check.severity)}</td><td><code>{_cell(check.rule)}'
+            f"</code></td><td>{_cell(check.column or '')}</td><td>{_cell(check.observed)}</td>"
+            f"<td>{_cell(check.expected or '')}</td></tr>"
+        )
+    excluded = (
+        f"<p>Columns excluded from the features by the suite: {_cell(', '.join(outcome.excluded_columns))}</p>"
+        if outcome.excluded_columns
+        else ""
+    )
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data gate: " + verdict + "</title>"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Data gate: ' + verdict + "</title>"
         f"<style>{PAGE_STYLE}</style></head><body>"
-        f"<h1 class=\"{verdict.lower()}\">Data gate: {verdict}</h1>"
+        f'<h1 class="{verdict.lower()}">Data gate: {verdict}</h1>'
         f"<p>Quality score {outcome.quality_score:.3f} (minimum {outcome.min_quality_score:.3f}); "
         f"{outcome.row_count} rows, {outcome.column_count} columns.</p>"
         f"<p>Data <code>{_cell(outcome.data_uri)}</code>, content SHA-256 <code>{_cell(outcome.data_sha256)}</code>; "
         f"suite <code>{_cell(outcome.suite_uri)}</code>, SHA-256 <code>{_cell(outcome.suite_sha256)}</code></p>"
         f"<h2>Blocking reasons</h2><ul>{reasons}</ul>"
-        + (f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else "") + excluded +
-        "<h2>Checks</h2><table><tr><th>verdict</th><th>severity</th><th>rule</th><th>column</th><th>observed</th>"
+        + (f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else "")
+        + excluded
+        + "<h2>Checks</h2><table><tr><th>verdict</th><th>severity</th><th>rule</th><th>column</th><th>observed</th>"
         f"<th>expected</th></tr>{''.join(rows)}</table></body></html>\n"
     )
 
@@ -210,15 +277,22 @@ def excluded_columns(suite_document: dict[str, Any], suite_uri: str, frame: pd.D
         raise SuiteError(f"{suite_uri}: meta.excluded_features lists the target column {target!r}")
     features = [str(column) for column in frame.columns if column != target]
     if features and set(features) <= set(listed):
-        raise SuiteError(f"{suite_uri}: meta.excluded_features excludes every feature of the batch "
-                         f"({', '.join(features)[:300]}), so nothing is left to train on; list only IDs and free text")
+        raise SuiteError(
+            f"{suite_uri}: meta.excluded_features excludes every feature of the batch "
+            f"({', '.join(features)[:300]}), so nothing is left to train on; list only IDs and free text"
+        )
     return [name for name in listed if name in frame.columns]
 
 
 def suite_pin_check(actual: str, pinned: str) -> CheckResult:
-    return CheckResult(rule="builtin:suite_pinned", column=None, severity="critical", passed=actual == pinned,
-                       observed=f"suite SHA-256 {actual}" + ("" if actual == pinned else f", pinned {pinned}"),
-                       expected={"suite_sha256": pinned})
+    return CheckResult(
+        rule="builtin:suite_pinned",
+        column=None,
+        severity="critical",
+        passed=actual == pinned,
+        observed=f"suite SHA-256 {actual}" + ("" if actual == pinned else f", pinned {pinned}"),
+        expected={"suite_sha256": pinned},
+    )
 
 
 def validate_data(

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
-from gated_training.run_context import check_outlives_pod
 from gated_training.errors import TrackingError
+from gated_training.run_context import check_outlives_pod
 
 DEFAULT_TRACKING_URI = "sqlite:///.gated-training/mlflow.db"
 SQLITE_PREFIX = "sqlite:///"
@@ -20,8 +20,11 @@ CHAMPION_ALIAS = "champion"  # the MLflow alias that mirrors the registry's cham
 # Every network wait has a budget. MLflow's own defaults (120 s per request, 7 retries with
 # exponential backoff) can hold a step about 20 minutes on a dead server; these bound a request
 # to about 5 minutes (5 x 60 s plus 30 s of backoff). Set the variables to override.
-HTTP_BUDGET_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
-                        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2"}
+HTTP_BUDGET_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+}
 for _name, _value in HTTP_BUDGET_DEFAULTS.items():
     os.environ.setdefault(_name, _value)
 
@@ -31,7 +34,7 @@ def resolve_tracking_uri(parameter: str) -> str:
     uri = (parameter or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI).strip()
     check_outlives_pod(mlflow_tracking_uri=uri)  # on a cluster: not inside the pod (run_context)
     if uri.startswith(SQLITE_PREFIX):
-        Path(uri[len(SQLITE_PREFIX):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len(SQLITE_PREFIX) :]).parent.mkdir(parents=True, exist_ok=True)
     return uri
 
 
@@ -39,7 +42,7 @@ def _local_artifact_root(tracking_uri: str) -> str | None:
     """Keep a SQLite store's artifacts beside its database instead of ./mlruns in the cwd."""
     if not tracking_uri.startswith(SQLITE_PREFIX):
         return None
-    database = Path(tracking_uri[len(SQLITE_PREFIX):]).resolve()
+    database = Path(tracking_uri[len(SQLITE_PREFIX) :]).resolve()
     return (database.parent / "mlflow-artifacts").as_uri()
 
 
@@ -80,8 +83,9 @@ def global_uris(tracking_uri: str) -> Iterator[None]:
         mlflow.set_registry_uri(tracking_uri)
         yield
     finally:
-        mlflow.set_tracking_uri(saved_globals[0])
-        mlflow.set_registry_uri(saved_globals[1])
+        # None is what MLflow's globals hold before anything was set; it puts the default back.
+        mlflow.set_tracking_uri(saved_globals[0])  # type: ignore[arg-type]
+        mlflow.set_registry_uri(saved_globals[1])  # type: ignore[arg-type]
         for name, value in saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -109,12 +113,14 @@ def without_credentials(uri: str) -> str:
     """A tracking URI fit for a manifest: ``https://user:pass@host`` loses ``user:pass@``."""
     parts = urlsplit(uri)
     if parts.username or parts.password:
-        return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+        host = parts.hostname or ""
+        return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
     return uri
 
 
-def mirror_to_mlflow(tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str,
-                     description: str = "") -> tuple[str | None, str]:
+def mirror_to_mlflow(
+    tracking_uri: str, model_name: str, model_uri: str, run_id: str, version: str, description: str = ""
+) -> tuple[str | None, str]:
     """Register the model in MLflow and point its ``champion`` alias at it. Never raises."""
     try:
         # models:/m-<id> sources resolve through the global tracking URI, not the client's.
@@ -161,12 +167,16 @@ def log_gate(tracking_uri: str, run_id: str, decision: dict[str, Any], files: di
                 if isinstance(check.get("value"), (int, float)) and math.isfinite(check["value"]):
                     mlflow_client.log_metric(run_id, key, float(check["value"]))
                 blocking = check.get("severity", "critical") == "critical"
-                mlflow_client.set_tag(run_id, f"{key}.verdict",
-                                      "pass" if check["passed"] else ("fail" if blocking else "warning"))
+                mlflow_client.set_tag(
+                    run_id, f"{key}.verdict", "pass" if check["passed"] else ("fail" if blocking else "warning")
+                )
             mlflow_client.set_tag(run_id, "gate.decision", decision["decision"])
             if decision["decision"] != "deploy":
-                failed = {check["name"] for check in decision["checks"]
-                          if not check["passed"] and check.get("severity", "critical") == "critical"}
+                failed = {
+                    check["name"]
+                    for check in decision["checks"]
+                    if not check["passed"] and check.get("severity", "critical") == "critical"
+                }
                 mlflow_client.set_tag(run_id, OUTCOME_TAG, "blocked")
                 mlflow_client.set_tag(run_id, BLOCKED_BY_TAG, "drift" if failed == {"drift_action"} else "model")
             for name, path in files.items():
@@ -207,6 +217,6 @@ def outcome_failed_on_error(training_report_path: str) -> Iterator[None]:
 
             training = json.loads(Path(training_report_path).read_text())
             print(f"MLflow outcome tag: {tag_outcome(training['tracking_uri'], training['mlflow_run_id'], 'failed')}")
-        except Exception:  # noqa: BLE001 - the step's own error is the one to report
+        except Exception:
             pass
         raise

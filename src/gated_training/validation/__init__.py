@@ -4,7 +4,21 @@ ephemeral GX context it runs in."""
 # The package's face: other packages import these names from here, never from its modules (tests/unit/test_layering.py).
 
 from gated_training.validation.gx import ephemeral_context
-from gated_training.validation.suite import (build_gx_suite, default_suite_uri, draft_suite, read_suite_document,
-    resolve_suite_uri, suite_sha256)
+from gated_training.validation.suite import (
+    build_gx_suite,
+    default_suite_uri,
+    draft_suite,
+    read_suite_document,
+    resolve_suite_uri,
+    suite_sha256,
+)
 
-__all__ = ["build_gx_suite", "default_suite_uri", "draft_suite", "ephemeral_context", "read_suite_document", "resolve_suite_uri", "suite_sha256"]
+__all__ = [
+    "build_gx_suite",
+    "default_suite_uri",
+    "draft_suite",
+    "ephemeral_context",
+    "read_suite_document",
+    "resolve_suite_uri",
+    "suite_sha256",
+]

@@ -72,10 +72,11 @@ ALLOWED_EXPECTATIONS: dict[str, frozenset[str]] = {
     # several columns
     "expect_column_pair_values_to_be_equal": frozenset({"column_A", "column_B", "ignore_row_if", "mostly"})
     | CONDITION_ARGUMENTS,
-    "expect_column_pair_values_a_to_be_greater_than_b": frozenset({"column_A", "column_B", "or_equal",
-                                                                   "ignore_row_if", "mostly"}) | CONDITION_ARGUMENTS,
-    "expect_compound_columns_to_be_unique": frozenset({"column_list", "ignore_row_if", "mostly"})
+    "expect_column_pair_values_a_to_be_greater_than_b": frozenset(
+        {"column_A", "column_B", "or_equal", "ignore_row_if", "mostly"}
+    )
     | CONDITION_ARGUMENTS,
+    "expect_compound_columns_to_be_unique": frozenset({"column_list", "ignore_row_if", "mostly"}) | CONDITION_ARGUMENTS,
     "expect_select_column_values_to_be_unique_within_record": frozenset({"column_list", "ignore_row_if", "mostly"})
     | CONDITION_ARGUMENTS,
 }
@@ -97,8 +98,10 @@ def _plain_data(value: Any, where: str, path: str, depth: int = 0) -> None:
         raise SuiteError(f"{where}: argument {path} is nested too deeply")
     if isinstance(value, dict):
         if any(str(key).startswith("$") for key in value):
-            raise SuiteError(f"{where}: argument {path} is a {{\"$PARAMETER\": ...}} reference; suites here hold "
-                             "literal values only (nothing in a suite is evaluated)")
+            raise SuiteError(
+                f'{where}: argument {path} is a {{"$PARAMETER": ...}} reference; suites here hold '
+                "literal values only (nothing in a suite is evaluated)"
+            )
         for key, item in value.items():
             _plain_data(item, where, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
@@ -112,8 +115,10 @@ def _plain_data(value: Any, where: str, path: str, depth: int = 0) -> None:
 
 def _check_column_name(name: Any, where: str) -> None:
     if not isinstance(name, str) or not name or len(name) > 256 or UNSAFE_NAME.search(name):
-        raise SuiteError(f"{where}: row_condition names column {name!r}; a column in a condition must be a "
-                         "non-empty name without backticks, '@' or control characters")
+        raise SuiteError(
+            f"{where}: row_condition names column {name!r}; a column in a condition must be a "
+            "non-empty name without backticks, '@' or control characters"
+        )
 
 
 def _check_parameter(value: Any, where: str) -> None:
@@ -135,9 +140,11 @@ def _check_condition_document(condition: Any, where: str, depth: int = 0) -> Non
         raise SuiteError(f"{where}: row_condition parts must be objects, not {type(condition).__name__}")
     kind = condition.get("type")
     if kind == "pass_through":
-        raise SuiteError(f"{where}: row_condition of type 'pass_through' is refused: GX hands its text to "
-                         "DataFrame.query(), which can run code. Use a structured condition (comparison, nullity, "
-                         "and, or) or condition_parser 'great_expectations' with col(\"name\") syntax")
+        raise SuiteError(
+            f"{where}: row_condition of type 'pass_through' is refused: GX hands its text to "
+            "DataFrame.query(), which can run code. Use a structured condition (comparison, nullity, "
+            "and, or) or condition_parser 'great_expectations' with col(\"name\") syntax"
+        )
     if kind not in CONDITION_TYPES:
         raise SuiteError(f"{where}: row_condition type {kind!r} is not one of {', '.join(CONDITION_TYPES)}")
     if kind in ("and", "or"):
@@ -158,20 +165,24 @@ def _check_row_condition(kwargs: dict[str, Any], where: str) -> None:
     parser = kwargs.get("condition_parser")
     if condition is None or condition == "":
         if parser not in (None, "", *SAFE_PARSERS):
-            raise SuiteError(f"{where}: condition_parser {parser!r} is refused (only 'great_expectations' parses "
-                             "without evaluating)")
+            raise SuiteError(
+                f"{where}: condition_parser {parser!r} is refused (only 'great_expectations' parses without evaluating)"
+            )
         return
     if isinstance(condition, str):
         if parser not in SAFE_PARSERS:
-            raise SuiteError(f"{where}: a string row_condition with condition_parser {parser!r} is refused: GX hands "
-                             "it to DataFrame.query(), which can run code. Use condition_parser 'great_expectations' "
-                             "(col(\"name\") > 1) or a structured condition")
+            raise SuiteError(
+                f"{where}: a string row_condition with condition_parser {parser!r} is refused: GX hands "
+                "it to DataFrame.query(), which can run code. Use condition_parser 'great_expectations' "
+                '(col("name") > 1) or a structured condition'
+            )
         if UNSAFE_NAME.search(condition):
             raise SuiteError(f"{where}: row_condition contains a backtick, '@' or a control character")
         return
     if parser not in (None, "", *SAFE_PARSERS):
-        raise SuiteError(f"{where}: condition_parser {parser!r} is refused (only 'great_expectations' parses "
-                         "without evaluating)")
+        raise SuiteError(
+            f"{where}: condition_parser {parser!r} is refused (only 'great_expectations' parses without evaluating)"
+        )
     _check_condition_document(condition, where)
 
 
@@ -181,13 +192,16 @@ def check_expectation_document(spec: dict[str, Any], index: int, suite_uri: str)
     where = _where(suite_uri, index, kind)
     allowed = ALLOWED_EXPECTATIONS.get(kind)
     if allowed is None:
-        raise SuiteError(f"{where}: expectation type {kind!r} is not supported here (supported: "
-                         f"{', '.join(sorted(ALLOWED_EXPECTATIONS))})")
+        raise SuiteError(
+            f"{where}: expectation type {kind!r} is not supported here (supported: "
+            f"{', '.join(sorted(ALLOWED_EXPECTATIONS))})"
+        )
     kwargs = spec.get("kwargs", {})
     unknown = sorted(set(kwargs) - allowed - COMMON_ARGUMENTS)
     if unknown:
-        raise SuiteError(f"{where}: argument(s) {', '.join(unknown)} are not taken by {kind} "
-                         f"(it takes {', '.join(sorted(allowed))})")
+        raise SuiteError(
+            f"{where}: argument(s) {', '.join(unknown)} are not taken by {kind} (it takes {', '.join(sorted(allowed))})"
+        )
     for name, value in kwargs.items():
         if name == "row_condition" and isinstance(value, dict):
             continue  # checked structurally below
@@ -201,8 +215,12 @@ def check_expectation_document(spec: dict[str, Any], index: int, suite_uri: str)
 
 def check_built_condition(expectation: Any, index: int, suite_uri: str) -> None:
     """The same rule on the condition object GX built, whatever form the document used."""
-    from great_expectations.expectations.row_conditions import (AndCondition, ComparisonCondition,
-                                                                 NullityCondition, OrCondition)
+    from great_expectations.expectations.row_conditions import (
+        AndCondition,
+        ComparisonCondition,
+        NullityCondition,
+        OrCondition,
+    )
 
     where = _where(suite_uri, index, expectation.expectation_type)
 
@@ -218,8 +236,10 @@ def check_built_condition(expectation: Any, index: int, suite_uri: str) -> None:
         elif isinstance(condition, NullityCondition):
             _check_column_name(condition.column.name, where)
         else:
-            raise SuiteError(f"{where}: row_condition {type(condition).__name__} is refused: only comparison, "
-                             "nullity, and, or conditions are evaluated without code")
+            raise SuiteError(
+                f"{where}: row_condition {type(condition).__name__} is refused: only comparison, "
+                "nullity, and, or conditions are evaluated without code"
+            )
 
     condition = getattr(expectation, "row_condition", None)
     if condition is None or condition == "":

@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from gated_training.data import storage
-from gated_training.data import is_numeric_feature, json_safe, sha256_hex
+from gated_training.data import is_numeric_feature, json_safe, sha256_hex, storage
 from gated_training.errors import DataError, SuiteError
 from gated_training.validation.policy import check_built_condition, check_expectation_document
 
@@ -24,11 +23,33 @@ SEVERITIES = ("critical", "warning", "info")
 
 # dtype names as GX reports them for pandas columns.
 NUMERIC_TYPES = [
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
-    "float16", "float32", "float64", "Float32", "Float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "float16",
+    "float32",
+    "float64",
+    "Float32",
+    "Float64",
 ]
-STRING_TYPES = ["str", "object", "category"]  # text loads as object, checked per value: see data.normalise_string_columns
+STRING_TYPES = [
+    "str",
+    "object",
+    "category",
+]  # text loads as object, checked per value: see data.normalise_string_columns
 BOOLEAN_TYPES = ["bool", "boolean"]
 
 
@@ -77,9 +98,7 @@ def read_suite_document(suite_uri: str, raw: bytes | None = None) -> dict[str, A
     except UnicodeDecodeError as exc:
         raise SuiteError(f"{suite_uri}: not valid UTF-8 at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
-        raise SuiteError(
-            f"{suite_uri}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
+        raise SuiteError(f"{suite_uri}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("expectations"), list):
         raise SuiteError(f"{suite_uri}: expected a JSON object with an 'expectations' list")
     if not document["expectations"]:
@@ -92,9 +111,7 @@ def read_suite_document(suite_uri: str, raw: bytes | None = None) -> dict[str, A
             raise SuiteError(f"{where} ({expectation['type']}): 'kwargs' must be an object")
         severity = expectation.get("severity", "critical")
         if severity not in SEVERITIES:
-            raise SuiteError(
-                f"{where} ({expectation['type']}): severity {severity!r} is not one of {SEVERITIES}"
-            )
+            raise SuiteError(f"{where} ({expectation['type']}): severity {severity!r} is not one of {SEVERITIES}")
         check_expectation_document(expectation, index, suite_uri)
     return document
 
@@ -118,9 +135,7 @@ def build_gx_suite(document: dict[str, Any], suite_uri: str):  # -> gx.Expectati
             expectation = configuration.to_domain_obj()
         except Exception as exc:  # GX raises pydantic and its own errors here
             detail = " ".join(str(exc).split())
-            raise SuiteError(
-                f"{suite_uri}: expectations[{index}] ({spec['type']}) is invalid: {detail[:500]}"
-            ) from exc
+            raise SuiteError(f"{suite_uri}: expectations[{index}] ({spec['type']}) is invalid: {detail[:500]}") from exc
         check_built_condition(expectation, index, suite_uri)
         expectations.append(expectation)
     return gx.ExpectationSuite(name=document.get("name") or "suite", expectations=expectations)
@@ -156,7 +171,8 @@ def id_like(series: pd.Series) -> bool:
 
 
 def _label_spelling(value: Any) -> tuple[bool, str]:
-    """(is it a number, its canonical spelling): ``1``, ``1.0``, ``"1"`` → (True, "1"); ``"Yes"`` → (False, "yes")."""
+    """(is it a number, its canonical spelling): ``1``, ``1.0``, ``"1"`` → (True, "1");
+    ``"Yes"`` → (False, "yes")."""
     text = str(value).strip().lower()
     try:
         number = float(text)
@@ -173,8 +189,10 @@ def check_label_spellings(labels: pd.Series, target: str) -> list[Any]:
     numbers = {is_number for is_number, _ in spellings}
     if len({key for _, key in spellings}) < len(classes) or len(numbers) > 1:
         shown = ", ".join(repr(v) for v in classes[:12]) + (" …" if len(classes) > 12 else "")
-        raise DataError(f"target column {target!r} mixes label spellings ({shown}): one class spelled two ways "
-                        "would train as two. Normalise the labels (all 0/1, or all no/yes) and draft again")
+        raise DataError(
+            f"target column {target!r} mixes label spellings ({shown}): one class spelled two ways "
+            "would train as two. Normalise the labels (all 0/1, or all no/yes) and draft again"
+        )
     return sorted(classes, key=str)
 
 
@@ -194,11 +212,17 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
     excluded = [str(column) for column in frame.columns if column != target and id_like(frame[column])]
     expectations = [
         _expectation(
-            "expect_table_row_count_to_be_between", "critical",
-            min_value=max(1, rows // 2), max_value=rows * 100,
+            "expect_table_row_count_to_be_between",
+            "critical",
+            min_value=max(1, rows // 2),
+            max_value=rows * 100,
         ),
-        _expectation("expect_table_columns_to_match_set", "critical",
-                     column_set=[str(c) for c in frame.columns], exact_match=True),
+        _expectation(
+            "expect_table_columns_to_match_set",
+            "critical",
+            column_set=[str(c) for c in frame.columns],
+            exact_match=True,
+        ),
     ]
     for column in frame.columns:
         series = frame[column]
@@ -207,23 +231,28 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
         expectations.append(_expectation("expect_column_to_exist", "critical", column=column))
         expectations.append(
             _expectation(
-                "expect_column_values_to_be_in_type_list", "critical",
-                column=column, type_list=_type_family(series),
+                "expect_column_values_to_be_in_type_list",
+                "critical",
+                column=column,
+                type_list=_type_family(series),
             )
         )
         if column == target:
             expectations.append(_expectation("expect_column_values_to_not_be_null", "critical", column=column))
             expectations.append(
-                _expectation("expect_column_values_to_be_in_set", "critical", column=column,
-                             value_set=json_safe(classes))
+                _expectation(
+                    "expect_column_values_to_be_in_set", "critical", column=column, value_set=json_safe(classes)
+                )
             )
             continue
         null_fraction = float(series.isna().mean())
         allowed_nulls = min(1.0, round(null_fraction * 1.5 + 0.05, 2))
         expectations.append(
             _expectation(
-                "expect_column_values_to_not_be_null", "warning" if null_fraction else "critical",
-                column=column, mostly=round(1.0 - allowed_nulls, 2) if null_fraction else 1.0,
+                "expect_column_values_to_not_be_null",
+                "warning" if null_fraction else "critical",
+                column=column,
+                mostly=round(1.0 - allowed_nulls, 2) if null_fraction else 1.0,
             )
         )
         if is_numeric_feature(series):
@@ -234,16 +263,25 @@ def draft_suite(frame: pd.DataFrame, target: str, name: str) -> dict[str, Any]:
                 floor = max(0.0, low - margin) if low >= 0 else low - margin
                 expectations.append(
                     _expectation(
-                        "expect_column_values_to_be_between", "critical", mostly=DRAFT_MOSTLY,
-                        column=column, min_value=round(floor, 6), max_value=round(high + margin, 6),
+                        "expect_column_values_to_be_between",
+                        "critical",
+                        mostly=DRAFT_MOSTLY,
+                        column=column,
+                        min_value=round(floor, 6),
+                        max_value=round(high + margin, 6),
                     )
                 )
         elif not pd.api.types.is_bool_dtype(series):
             values = sorted(map(str, series.dropna().unique().tolist()))
             if len(values) <= 50:  # a closed vocabulary; free text gets no set
                 expectations.append(
-                    _expectation("expect_column_values_to_be_in_set", "critical", mostly=DRAFT_MOSTLY,
-                                 column=column, value_set=values)
+                    _expectation(
+                        "expect_column_values_to_be_in_set",
+                        "critical",
+                        mostly=DRAFT_MOSTLY,
+                        column=column,
+                        value_set=values,
+                    )
                 )
     meta: dict[str, Any] = {"drafted_from_rows": rows, "target": target}
     if excluded:

@@ -22,8 +22,10 @@ from typing import Any
 import yaml
 
 TAGS = ("v0.15.2", "v0.16.0", "v0.20.0")
-CRDS = {"InferenceService": ("serving.kserve.io_inferenceservices.yaml", "v1beta1"),
-        "ServingRuntime": ("serving.kserve.io_servingruntimes.yaml", "v1alpha1")}
+CRDS = {
+    "InferenceService": ("serving.kserve.io_inferenceservices.yaml", "v1beta1"),
+    "ServingRuntime": ("serving.kserve.io_servingruntimes.yaml", "v1alpha1"),
+}
 HERE = Path(__file__).parent
 
 
@@ -55,10 +57,16 @@ def without_descriptions(schema: Any) -> Any:
 
 def prune(schema: dict[str, Any], path: tuple[str, ...], keep: set[tuple[str, ...]]) -> dict[str, Any]:
     if path not in keep:
-        return {key: schema[key] for key in ("type", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")
-                if key in schema}
-    pruned = {key: value for key, value in schema.items() if key not in ("properties", "items", "additionalProperties",
-                                                                        "description")}
+        return {
+            key: schema[key]
+            for key in ("type", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")
+            if key in schema
+        }
+    pruned = {
+        key: value
+        for key, value in schema.items()
+        if key not in ("properties", "items", "additionalProperties", "description")
+    }
     if "properties" in schema:
         pruned["properties"] = {name: prune(sub, (*path, name), keep) for name, sub in schema["properties"].items()}
     if isinstance(schema.get("additionalProperties"), dict):  # a map: its values' schema, whole
@@ -79,14 +87,28 @@ def main(kserve_git: str) -> None:
     documents = rendered()
     for tag in TAGS:
         for kind, (filename, version) in CRDS.items():
-            raw = subprocess.run(["git", "--git-dir", kserve_git, "show", f"{tag}:config/crd/full/{filename}"],
-                                 check=True, capture_output=True, text=True).stdout
+            raw = subprocess.run(
+                ["git", "--git-dir", kserve_git, "show", f"{tag}:config/crd/full/{filename}"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             crd = yaml.safe_load(raw)
             schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
             small = prune(schema, (), used_paths(documents[kind]))
             out = HERE / f"{tag}.{kind}.json"
-            out.write_text(json.dumps({"source": f"github.com/kserve/kserve {tag} config/crd/full/{filename}",
-                                       "version": version, "schema": small}, sort_keys=True, indent=1) + "\n")
+            out.write_text(
+                json.dumps(
+                    {
+                        "source": f"github.com/kserve/kserve {tag} config/crd/full/{filename}",
+                        "version": version,
+                        "schema": small,
+                    },
+                    sort_keys=True,
+                    indent=1,
+                )
+                + "\n"
+            )
             print(f"{out.name}: {len(raw) // 1024} KiB -> {out.stat().st_size // 1024} KiB")
 
 
