@@ -5,7 +5,11 @@ kfp.local in kfp 2.17 can skip branches silently, so every test asserts which ta
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +95,51 @@ def with_champion(root: Path) -> LocalSetup:
     first = setup.run(name="champion")
     assert first.summary["outcome"] == "deployed" and first.tasks == DEPLOYED_TASKS, first.summary["reasons"]
     return setup
+
+
+def copy_setup(template: LocalSetup, root: Path) -> LocalSetup:
+    """A private copy of a built setup, as if its runs had happened in ``root``: the registry byte for
+    byte, the run folders, and the MLflow store with its artifact locations moved along (every text
+    column naming the old folder). The signed manifests keep the tracking URI they were trained with,
+    as a registry copied to another bucket does."""
+    shutil.copytree(template.root, root, symlinks=True)
+    database = root / "mlflow.db"
+    if database.exists():
+        old, new = str(template.root), str(root)
+        with sqlite3.connect(database) as connection:
+            tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                for column in connection.execute(f"PRAGMA table_info({table})").fetchall():
+                    if column[2].upper().startswith(("VARCHAR", "TEXT")):
+                        connection.execute(
+                            f"UPDATE {table} SET {column[1]} = replace({column[1]}, ?, ?) WHERE instr({column[1]}, ?)",
+                            (old, new, old),
+                        )
+        connection.close()
+    return LocalSetup(root)
+
+
+@pytest.fixture(scope="session")
+def sample_champion(tmp_path_factory) -> LocalSetup:
+    """The sample's first run, made once per test session and shared by every pytest-xdist worker (the
+    first to ask builds it under a lock). Never run anything in it: take a :func:`copy_setup`."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    template = shared / "sample-champion"
+    with open(shared / "sample-champion.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (template / "built").exists():
+            shutil.rmtree(template, ignore_errors=True)  # a build a killed worker left half done
+            template.mkdir()
+            with_champion(template)
+            (template / "built").touch()
+    return LocalSetup(template)
+
+
+@pytest.fixture
+def champion_copy(sample_champion, tmp_path) -> LocalSetup:
+    """A registry and MLflow store holding the sample's champion, for this test alone."""
+    return copy_setup(sample_champion, tmp_path / "setup")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from gated_training.registry.store import (
 )
 from gated_training.serving import layout as serving
 from gated_training.serving.layout import serving_files
-from tests.integration.conftest import with_champion
+from tests.integration.conftest import copy_setup
 from tests.mlserver_process import MLServer, mounted_copy
 from tests.serving_requests import v1_request, v2_answer, v2_request
 
@@ -32,8 +32,8 @@ TOLERANCE = PROBABILITY_TOLERANCE  # what deploy's own smoke replay allows
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory):
-    setup = with_champion(tmp_path_factory.mktemp("serving"))
+def champion(sample_champion, tmp_path_factory):
+    setup = copy_setup(sample_champion, tmp_path_factory.mktemp("serving") / "setup")
     registry = ModelRegistry(str(setup.registry), MODEL)
     return setup, registry, registry.champion()
 

@@ -21,6 +21,7 @@ from gated_training.steps.evaluate_model import evaluate_model
 from tests.builders import StepOutputs, train_candidate
 from tests.conftest import REPO_ROOT, synthetic_frame
 from tests.gcs_server import fake_gcs
+from tests.integration.conftest import champion_copy, sample_champion  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 LOOSE = GateThresholds(min_accuracy=0.5, max_overfit_gap=0.5, max_regression=1.0)

@@ -12,7 +12,7 @@ from tests.integration.conftest import (
     DATA_BLOCKED_TASKS,
     DRIFT_STOPPED_TASKS,
     FAILED_AT_VALIDATION_TASKS,
-    with_champion,
+    copy_setup,
 )
 from tests.registry_helpers import registry_bytes
 
@@ -52,8 +52,8 @@ TASKS = {"missing_feature.csv": DRIFT_STOPPED_TASKS}
 
 
 @pytest.fixture(scope="module")
-def corpus_setup(tmp_path_factory):
-    return with_champion(tmp_path_factory.mktemp("corpus"))
+def corpus_setup(sample_champion, tmp_path_factory):
+    return copy_setup(sample_champion, tmp_path_factory.mktemp("corpus") / "setup")
 
 
 def wide_file(directory):

@@ -22,7 +22,7 @@ from gated_training.config import GateThresholds
 from gated_training.steps.evaluate_model import evaluate_model
 from tests.builders import train_candidate
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
-from tests.integration.conftest import DRIFT_STOPPED_TASKS, LocalSetup, with_champion
+from tests.integration.conftest import DRIFT_STOPPED_TASKS, LocalSetup, copy_setup
 from tests.registry_helpers import registry_bytes
 
 pytestmark = pytest.mark.integration
@@ -33,8 +33,8 @@ def credit() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def champion_setup(tmp_path_factory) -> LocalSetup:
-    return with_champion(tmp_path_factory.mktemp("evidence"))
+def champion_setup(sample_champion, tmp_path_factory) -> LocalSetup:
+    return copy_setup(sample_champion, tmp_path_factory.mktemp("evidence") / "setup")
 
 
 def gate(
@@ -257,15 +257,14 @@ def test_a_weak_key_or_a_key_file_open_to_others_is_refused_before_any_step(cham
     assert registry_bytes(champion_setup.registry) == before
 
 
-def test_a_planted_version_is_never_signed_and_a_replayed_pointer_stops_every_reader(tmp_path, capsys):
+def test_a_planted_version_is_never_signed_and_a_replayed_pointer_stops_every_reader(champion_copy, tmp_path, capsys):
     """On a registry the pipeline made: an unsigned version planted with a pickle that would run code is
     refused by sign-legacy and promote (the marker never appears); a genuine older pointer copied back
     over champion.json after a rollback is refused by history and by the next run's drift gate."""
     import pickle
     import shutil
 
-    setup = LocalSetup(tmp_path / "home")
-    assert setup.run(name="first").summary["outcome"] == "deployed"
+    setup = champion_copy
     first = setup.champion_version()
     assert setup.run("--set", "random_state=3", name="second").summary["outcome"] == "deployed"
     common = ["--registry", str(setup.registry)]

@@ -25,7 +25,7 @@ from tests.integration.conftest import (
     FAILED_AT_VALIDATION_TASKS,
     MODEL_BLOCKED_TASKS,
     LocalSetup,
-    with_champion,
+    copy_setup,
 )
 from tests.registry_helpers import registry_bytes
 
@@ -35,8 +35,8 @@ MAX_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
-def champion_setup(tmp_path_factory):
-    return with_champion(tmp_path_factory.mktemp("hostile"))
+def champion_setup(sample_champion, tmp_path_factory):
+    return copy_setup(sample_champion, tmp_path_factory.mktemp("hostile") / "setup")
 
 
 @pytest.fixture(scope="module")
@@ -285,14 +285,13 @@ class Payload:
 
 
 @pytest.mark.parametrize("attack", ["rewritten", "unsigned", "linked"])
-def test_a_tampered_champion_fails_the_run_closed_before_anything_is_unpickled(tmp_path, attack):
+def test_a_tampered_champion_fails_the_run_closed_before_anything_is_unpickled(champion_copy, tmp_path, attack):
     """Anyone who can write the bucket rewrites the champion's model and manifest consistently; the
     next run reads it (drift gate, model gate) and must refuse it, not unpickle it."""
     import hashlib
     import shutil
 
-    setup = LocalSetup(tmp_path / "registry-home")
-    assert setup.run(name="champion").summary["outcome"] == "deployed"
+    setup = champion_copy
     folder = setup.registry / "tabular-classifier" / "versions" / setup.champion_version()
     marker = tmp_path / "pwned"
     if attack == "linked":  # the version folder replaced by a link to a copy outside the registry
