@@ -40,6 +40,7 @@ from kfp.dsl import PipelineTask
 
 from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
+from gated_training.kubernetes_names import is_dns1123_subdomain
 from gated_training.registry import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.reports import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
@@ -49,8 +50,6 @@ GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
 # serve-model hands these secret references (name:key) to the ServingRuntime it applies.
 SERVING_SECRET_ENVS = ("GATED_TRAINING_SERVING_REGISTRY_KEY_SECRET", "GATED_TRAINING_SERVING_GCS_KEY_SECRET")
 # Kubernetes object names (secrets): a DNS-1123 subdomain, dot-separated labels, at most 253 characters.
-DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-DNS_SUBDOMAIN = re.compile(rf"^(?=.{{1,253}}$){DNS_LABEL}(\.{DNS_LABEL})*$")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$")  # a DNS name, IPv4 or IPv6 address
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
@@ -117,7 +116,7 @@ class ClusterSettings:
     def from_env(cls, env: Mapping[str, str]) -> "ClusterSettings":
         def secret_name(variable: str) -> str | None:
             value = env.get(variable, "").strip()
-            if value and not DNS_SUBDOMAIN.match(value):
+            if value and not is_dns1123_subdomain(value):
                 raise ClusterConfigError(
                     f"{variable}={value!r} is not a Kubernetes secret name (a DNS-1123 subdomain: lowercase letters, "
                     f"digits, '-', dot-separated labels that start and end with a letter or digit, at most 253 "

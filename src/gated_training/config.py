@@ -444,12 +444,11 @@ class ServingSettings:
     )
 
     def __post_init__(self) -> None:
-        import re
+        from gated_training.kubernetes_names import is_dns1123_label
 
-        dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
         for name in ("serving_namespace", "serving_service_account"):
             value = getattr(self, name)
-            if not isinstance(value, str) or (value and (not dns_label.match(value) or len(value) > 63)):
+            if not isinstance(value, str) or (value and not is_dns1123_label(value)):
                 raise ConfigError(f"parameter {name}={value!r}: a Kubernetes name (DNS-1123 label) or empty")
         require_choice("serving_mode", self.serving_mode, SERVING_MODES)
         object.__setattr__(

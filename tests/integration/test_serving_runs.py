@@ -1,7 +1,7 @@
 """The compiled pipeline with a serving namespace, through kfp.local: deploy-model hands over to
 serve-model, which talks to a loopback Kubernetes API (tests/kube_api_server.py) and reads a
 gs:// registry on fake-gcs-server. What a cluster adds (pods, Knative revisions, the storage
-initializer) only a cluster can prove: see README "Serve it"."""
+initializer) only a cluster can prove: see docs/serving.md."""
 
 from __future__ import annotations
 

@@ -49,6 +49,8 @@ def test_every_component_is_named_after_its_step_and_types_no_step_id():
         path.stem: path for path in (REPO_ROOT / "components").glob("*.py") if path.stem not in ("__init__", "image")
     }
     assert set(components) == {step_table.component_name(step) for step in STEPS}
+    library_steps = {path.stem for path in (REPO_ROOT / "src" / "gated_training" / "steps").glob("*.py")}
+    assert library_steps - {"__init__"} == set(components), "one library step per component, named alike"
     step_ids = set(STEPS)
     for name, path in components.items():
         tree = ast.parse(path.read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 RUN_EXITS = "0 deployed, blocked or skipped (a blocked run deployed nothing, on purpose); 1 failed; 2 bad options"
 REGISTRY_EXITS = "0 done; 1 the registry refused it (unsigned, tampered, unknown version…); 2 bad options"
@@ -154,7 +155,9 @@ def synopsis(width: int = 110) -> str:
         subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
         if not subcommands:
             parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=width)
-            lines.append(parser.format_usage().removeprefix("usage: ").rstrip())
+            # argparse aligns wrapped lines under the command after "usage: "; without the prefix, so are they.
+            usage = parser.format_usage().removeprefix("usage: ").rstrip()
+            lines.append(re.sub(r"\n {%d}" % len("usage: "), "\n", usage))
             return
         for child in dict.fromkeys(subcommands[0].choices.values()):
             visit(child)

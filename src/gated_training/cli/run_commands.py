@@ -132,7 +132,10 @@ def command_run(args: argparse.Namespace) -> int:
         key_file = ensure_local_key()
         current_signer()  # a weak key or a key file open to others stops the run here, not at the first registry step
         if key_file:
-            print(f"registry versions are signed with the local key {key_file}")
+            shown = Path(key_file)
+            if shown.is_relative_to(Path.home()):
+                shown = Path("~") / shown.relative_to(Path.home())
+            print(f"registry versions are signed with the local key {shown}")
     except GatedTrainingError as exc:
         summary = build_summary(validation=None, error=str(exc), failed_step="configuration")
         summary["tasks_ran"] = []

@@ -29,6 +29,7 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 from gated_training.errors import RegistryError
+from gated_training.kubernetes_names import is_dns1035_label
 from gated_training.registry import MODEL_SETTINGS_FILE, SERVE_FOLDER, SERVED_FILES, SERVED_MODEL_FILE
 
 RUNTIME_CLASS = "gated_training.serving.runtime.VerifiedModel"
@@ -41,7 +42,6 @@ ENV_MANIFEST_SHA256 = "GATED_TRAINING_MANIFEST_SHA256"
 SERVING_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib")
 # InferenceService names: a DNS-1035 label (KServe's own check), short enough for the
 # "<name>-predictor-<revision>" names KServe and Knative derive from it.
-SERVICE_NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_SERVICE_NAME = 45
 MAX_SETTINGS_BYTES = 64 * 2**10
 
@@ -58,7 +58,7 @@ def service_name(model_name: str) -> str:
     if not name[:1].isalpha():
         name = f"m-{name}"
     name = name[:MAX_SERVICE_NAME].rstrip("-")
-    if not SERVICE_NAME_PATTERN.match(name):  # unreachable for registry names; a guard for everything else
+    if not is_dns1035_label(name):  # unreachable for registry names; a guard for everything else
         raise RegistryError(f"model name {model_name!r} maps to {name!r}, not a DNS-1035 label")
     return name
 
