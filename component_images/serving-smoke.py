@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 from serving_requests import v2_answer, v2_request  # tests/serving_requests.py, copied beside this script
 
-from gated_training.registry.store.store import PROBABILITY_TOLERANCE
-from gated_training.serving.layout.kserve import model_environment, runtime_environment
-from gated_training.serving.layout.layout import service_name
+from gated_training.registry import PROBABILITY_TOLERANCE
+from gated_training.serving import service_name
+from gated_training.serving.manifests import model_environment, runtime_environment
 
 root = Path(sys.argv[1])
 registry = root / "registry"

@@ -15,6 +15,7 @@ from gated_training.registry.operations import cleanup, history, move_champion, 
 from gated_training.registry.signing import KEY_ENV, current_signer, ensure_local_key
 from gated_training.registry.store import (
     FEATURE_METADATA_FILE,
+    PROBABILITY_TOLERANCE,
     REFERENCE_PROFILE_FILE,
     ChampionChangedError,
     ModelRegistry,
@@ -31,6 +32,7 @@ __all__ = [
     "MODEL_FILE",
     "MODEL_SETTINGS_FILE",
     "ModelRegistry",
+    "PROBABILITY_TOLERANCE",
     "REFERENCE_PROFILE_FILE",
     "SERVED_FILES",
     "SERVED_MODEL_FILE",
