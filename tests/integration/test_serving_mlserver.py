@@ -88,6 +88,10 @@ def test_every_smoke_row_alone_with_its_nulls_answers_as_gated_in_v2_and_v1(cham
         assert server.wait_ready(), server.log
         assert disagreements(server, rows, labels, probabilities) == {"v2": [], "v1": []}
         assert f"serving {MODEL} version {pointer.version}" in server.log
+        # Every answer names the registry version that gave it: the prediction log files calls by it.
+        v2 = server.post(f"/v2/models/{server.name}/infer", v2_request(rows.iloc[[0]]))[1]
+        v1 = server.post(f"/v1/models/{server.name}:predict", v1_request(rows.iloc[[0]]))[1]
+        assert v2["model_version"] == v1["model_version"] == pointer.version
         status, metrics = server.get("/metrics", port=server.metrics)
         assert status == 200 and f'model_infer_request_success_total{{model="{server.name}"' in metrics
         assert server.get("/v2/health/ready")[0] == 200 and server.get("/v2/health/live")[0] == 200

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from gated_training.cli.common import EXIT_FAILED, EXIT_USAGE
 from gated_training.cli.kubeflow_commands import add_kubeflow_commands
+from gated_training.cli.monitoring_commands import add_monitoring_commands
 from gated_training.cli.registry_commands import add_registry_commands
 from gated_training.cli.run_commands import add_run_commands
 from gated_training.cli.serving_commands import add_serving_commands
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(commands)
     add_kubeflow_commands(commands)
     add_serving_commands(commands)
+    add_monitoring_commands(commands)
     add_pages(parser)
     return parser
 

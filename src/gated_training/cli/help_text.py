@@ -57,6 +57,14 @@ PAGES: dict[str, tuple[str, list[str]]] = {
             "--registry gs://acme/registry"
         ],
     ),
+    "sink": (
+        "0 stopped after writing everything it held; 1 stopped with events it could not write (the log says "
+        "how many); 2 bad options",
+        [
+            "gated-training sink --log-uri .gated-training/prediction-log",
+            "gated-training sink --log-uri gs://acme/prediction-log --host 0.0.0.0 --port 8080",
+        ],
+    ),
     "serving status": (
         "0 the InferenceService serves the champion (or its canary); 1 out of step (the repair is "
         "printed) or unreachable; 2 bad options",

@@ -9,7 +9,8 @@ unpickled; a pod that fails it never becomes ready, and its log says why.
 Requests: V2 (``/v2/models/<name>/infer``) with columnar inputs, decoded as a pandas frame
 (``content_type: pd``); without requested outputs the answer has both ``predict`` (labels) and
 ``predict_proba``. V1 (``/v1/models/<name>:predict``) takes ``{"instances": [{column: value}, …]}``
-and answers ``{"predictions": [...], "probabilities": [[...]]}``. A JSON null is a missing value in
+and answers ``{"predictions": [...], "probabilities": [[...]], "model_version": "<version>"}``; V2
+answers carry the registry version as ``model_version`` too. A JSON null is a missing value in
 either protocol: the fitted pipeline's first step reads ``None`` as ``NaN`` (``missing_values``).
 """
 
@@ -93,7 +94,11 @@ class VerifiedModel(SKLearnModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         rows = max((item.shape[0] if item.shape else 1) for item in payload.inputs) if payload.inputs else 0
         with _scoring(rows):
-            return await super().predict(payload)
+            response = await super().predict(payload)
+        # The registry version that answered, in every answer: the prediction log files calls by it, and
+        # champion and canary (two versions behind one name) are told apart by it.
+        response.model_version = self.registry_version
+        return response
 
     def _check_request(self, payload: InferenceRequest) -> InferenceRequest:
         if not payload.outputs:  # the label and the class probabilities, in the order of classes_
@@ -130,5 +135,9 @@ class VerifiedModel(SKLearnModel):
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"cannot score these instances: {exc}"}, 400)
         return JSONResponse(
-            {"predictions": json_safe(list(labels)), "probabilities": json_safe([list(row) for row in probabilities])}
+            {
+                "predictions": json_safe(list(labels)),
+                "probabilities": json_safe([list(row) for row in probabilities]),
+                "model_version": self.registry_version,
+            }
         )
