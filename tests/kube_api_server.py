@@ -1,7 +1,8 @@
 """A loopback stand-in for the Kubernetes API server, for KServe's two custom resources.
 
 It speaks the API server's dialect as the kubernetes client meets it: paths
-``/apis/serving.kserve.io/{v1beta1|v1alpha1}/namespaces/{ns}/{inferenceservices|servingruntimes}[/{name}]``,
+``/apis/serving.kserve.io/{v1beta1|v1alpha1}/namespaces/{ns}/{inferenceservices|servingruntimes}[/{name}]``
+(and ``/apis/apps/v1/…/deployments``, ``/api/v1/…/services`` for the prediction-log sink),
 ``Status`` error bodies (404 NotFound, 409 AlreadyExists, 400 BadRequest for strict decoding,
 422 Invalid for schema violations, 403 Forbidden, 415 for a patch type it does not take), RFC 7386
 merge patches, ``metadata.generation`` that moves only with the spec, ``resourceVersion``, and
@@ -30,10 +31,17 @@ from tests.kube_schema import merge_patch, schema_for, violations
 from tests.loopback import LoopbackServer
 
 PATH = re.compile(
-    r"^/apis/serving\.kserve\.io/(?P<version>v1beta1|v1alpha1)/namespaces/(?P<ns>[^/]+)/"
-    r"(?P<plural>inferenceservices|servingruntimes)(?:/(?P<name>[^/]+))?$"
+    r"^/(?:apis/(?P<group>[^/]+)/(?P<version>[^/]+)|api/(?P<core>v1))/namespaces/(?P<ns>[^/]+)/"
+    r"(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?$"
 )
-KINDS = {"inferenceservices": ("InferenceService", "v1beta1"), "servingruntimes": ("ServingRuntime", "v1alpha1")}
+# plural: (kind, API group, version). KServe's two custom resources, and the prediction-log sink's Deployment
+# and Service (validated against Kubernetes' own schemas, tests/kube_core_schema.py).
+KINDS = {
+    "inferenceservices": ("InferenceService", "serving.kserve.io", "v1beta1"),
+    "servingruntimes": ("ServingRuntime", "serving.kserve.io", "v1alpha1"),
+    "deployments": ("Deployment", "apps", "v1"),
+    "services": ("Service", "", "v1"),
+}
 
 
 def status_body(code: int, reason: str, message: str, name: str = "", plural: str = "") -> dict[str, Any]:
@@ -47,7 +55,7 @@ def status_body(code: int, reason: str, message: str, name: str = "", plural: st
         "code": code,
     }
     if name:
-        body["details"] = {"name": name, "group": "serving.kserve.io", "kind": plural}
+        body["details"] = {"name": name, "group": KINDS.get(plural, ("", "serving.kserve.io"))[1], "kind": plural}
     return body
 
 
@@ -124,13 +132,19 @@ class KubeApiServer(LoopbackServer):
         self, method: str, path: str, query: dict[str, list[str]], content_type: str, body: Any
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         match = PATH.match(path)
-        if not match or KINDS[match["plural"]][1] != match["version"]:
+        known = KINDS.get(match["plural"]) if match else None
+        if (
+            not match
+            or known is None
+            or (known[1], known[2]) != (match["group"] or "", match["version"] or match["core"])
+        ):
             return 404, status_body(404, "NotFound", "the server could not find the requested resource"), {}
         plural, namespace, name = match["plural"], match["ns"], match["name"]
-        kind = KINDS[plural][0]
+        kind, group = known[0], known[1]
+        resource = f"{plural}.{group}" if group else plural
         verb = {"GET": "get", "POST": "create", "PATCH": "patch"}[method]
         if verb in self.forbidden:
-            target = f'{plural}.serving.kserve.io "{name}"' if name else f"{plural}.serving.kserve.io"
+            target = f'{resource} "{name}"' if name else resource
             return (
                 403,
                 status_body(
@@ -138,7 +152,7 @@ class KubeApiServer(LoopbackServer):
                     "Forbidden",
                     (
                         f'{target} is forbidden: User "system:serviceaccount:{namespace}:default-editor" cannot {verb} '
-                        f'resource "{plural}" in API group "serving.kserve.io" in the namespace "{namespace}"'
+                        f'resource "{plural}" in API group "{group}" in the namespace "{namespace}"'
                     ),
                     name,
                     plural,
@@ -151,7 +165,7 @@ class KubeApiServer(LoopbackServer):
             if obj is None:
                 return (
                     404,
-                    status_body(404, "NotFound", f'{plural}.serving.kserve.io "{name}" not found', name, plural),
+                    status_body(404, "NotFound", f'{resource} "{name}" not found', name, plural),
                     {},
                 )
             if plural == "inferenceservices":
@@ -162,9 +176,7 @@ class KubeApiServer(LoopbackServer):
             if (plural, namespace, name) in self.objects:
                 return (
                     409,
-                    status_body(
-                        409, "AlreadyExists", f'{plural}.serving.kserve.io "{name}" already exists', name, plural
-                    ),
+                    status_body(409, "AlreadyExists", f'{resource} "{name}" already exists', name, plural),
                     {},
                 )
             return self._store(kind, plural, namespace, name, body, strict, created=True)
@@ -181,13 +193,18 @@ class KubeApiServer(LoopbackServer):
             )
         current = self.objects.get((plural, namespace, name))
         if current is None:
-            return 404, status_body(404, "NotFound", f'{plural}.serving.kserve.io "{name}" not found', name, plural), {}
+            return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, plural), {}
         return self._store(kind, plural, namespace, name, merge_patch(current, body), strict, created=False)
 
     def _store(
         self, kind: str, plural: str, namespace: str, name: str, obj: dict[str, Any], strict: bool, created: bool
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        schema = schema_for(self.kserve_version, kind)
+        if kind in ("Deployment", "Service"):
+            from tests.kube_core_schema import schema_for_kind
+
+            schema = schema_for_kind(kind)
+        else:
+            schema = schema_for(self.kserve_version, kind)
         found = violations({key: value for key, value in obj.items() if key != "status"}, schema)
         unknown = [v for v in found if v.startswith("unknown field")]
         invalid = [v for v in found if not v.startswith("unknown field")]
@@ -195,7 +212,12 @@ class KubeApiServer(LoopbackServer):
             return (
                 422,
                 status_body(
-                    422, "Invalid", f'{kind}.serving.kserve.io "{name}" is invalid: ' + ", ".join(invalid), name, plural
+                    422,
+                    "Invalid",
+                    f'{kind}{"." + KINDS[plural][1] if KINDS[plural][1] else ""} "{name}" is invalid: '
+                    + ", ".join(invalid),
+                    name,
+                    plural,
                 ),
                 {},
             )

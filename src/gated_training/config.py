@@ -440,7 +440,18 @@ class ServingSettings:
         600, "how long the new generation has to become Ready before its canary is aborted and the champion restored"
     )
     serving_service_account: str = setting(
-        "", "the serving pods' service account (reads the gs:// registry). Empty: the namespace default"
+        "",
+        "the serving pods' service account (reads the gs:// registry; the prediction-log sink writes with it). "
+        "Empty: the namespace default",
+    )
+    prediction_log_uri: str = setting(
+        "",
+        "gs:// prefix for the prediction log: serve-model turns KServe's payload logger on and runs the sink that "
+        "writes every call there (monitoring reads it). Empty: no prediction log",
+    )
+    prediction_log_headers: str = setting(
+        "",
+        "comma-separated request headers kept with each logged call (KServe's metadataHeaders), e.g. X-Request-Id",
     )
 
     def __post_init__(self) -> None:
@@ -451,6 +462,19 @@ class ServingSettings:
             if not isinstance(value, str) or (value and not is_dns1123_label(value)):
                 raise ConfigError(f"parameter {name}={value!r}: a Kubernetes name (DNS-1123 label) or empty")
         require_choice("serving_mode", self.serving_mode, SERVING_MODES)
+        if not isinstance(self.prediction_log_uri, str) or (
+            self.prediction_log_uri and not self.prediction_log_uri.startswith("gs://")
+        ):
+            raise ConfigError(
+                f"parameter prediction_log_uri={self.prediction_log_uri!r}: a gs://bucket/prefix the sink can write "
+                "from the cluster, or empty"
+            )
+        if not isinstance(self.prediction_log_headers, str) or any(
+            not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", name) for name in self.metadata_headers
+        ):
+            raise ConfigError(
+                f"parameter prediction_log_headers={self.prediction_log_headers!r}: comma-separated HTTP header names"
+            )
         object.__setattr__(
             self, "canary_traffic_percent", require_int("canary_traffic_percent", self.canary_traffic_percent, 1, 100)
         )
@@ -459,6 +483,15 @@ class ServingSettings:
             "serving_ready_timeout_seconds",
             require_int("serving_ready_timeout_seconds", self.serving_ready_timeout_seconds, 1, 86_400),
         )
+
+    @property
+    def metadata_headers(self) -> tuple[str, ...]:
+        """The header names as KServe's agent compares them: Go's canonical spelling (``x-request-id`` →
+        ``X-Request-Id``); the agent matches names exactly, so another spelling would never match."""
+        from gated_training.kubernetes_names import go_header_name
+
+        names = str(self.prediction_log_headers) if isinstance(self.prediction_log_headers, str) else ""
+        return tuple(go_header_name(name.strip()) for name in names.split(",") if name.strip())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,7 @@
-"""Kubernetes object names, checked once for every caller (the serving settings, the InferenceService
-name, the compile-time secret names): the API server's own rules (``k8s.io/apimachinery``'s
-``IsDNS1123Label``, ``IsDNS1035Label``, ``IsDNS1123Subdomain``)."""
+"""Names as Kubernetes and its Go components check and spell them, once for every caller: object names
+(the serving settings, the InferenceService name, the compile-time secret names) by the API server's own
+rules (``k8s.io/apimachinery``'s ``IsDNS1123Label``, ``IsDNS1035Label``, ``IsDNS1123Subdomain``), and HTTP
+header names as Go canonicalizes them (what KServe's agent compares ``metadataHeaders`` with)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ def is_dns1035_label(value: object) -> bool:
 def is_dns1123_subdomain(value: object) -> bool:
     """A Secret or ConfigMap: dot-separated DNS-1123 labels, at most 253 characters."""
     return isinstance(value, str) and len(value) <= MAX_SUBDOMAIN and _SUBDOMAIN.fullmatch(value) is not None
+
+
+def go_header_name(name: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey``: ``x-request-id`` → ``X-Request-Id``. KServe's agent keeps a
+    request header as metadata only when this spelling is listed in ``metadataHeaders``, exactly. A name with a
+    character Go does not canonicalize stays as it is."""
+    if not name or any(not (c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~")) for c in name):
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))

@@ -104,3 +104,42 @@ def test_the_status_reader_waits_for_the_new_generation_and_live_canaries_only()
         },
     }
     assert kserve.describe(edited).canary_percent == 0
+
+
+@pytest.mark.parametrize("version", KSERVE_VERSIONS)
+def test_the_payload_logger_validates_on_every_supported_kserve(version):
+    """``spec.predictor.logger`` (url, mode, metadataHeaders) is in every supported KServe's CRD."""
+    schema = schema_for(version, "InferenceService")
+    for obj in services("Knative", logged=True):
+        assert obj["spec"]["predictor"]["logger"] == {
+            "url": "http://credit-model-v2-prediction-log.team-a.svc.cluster.local/",
+            "mode": "all",
+            "metadataHeaders": ["X-Request-Id"],
+        }
+        assert violations(obj, schema) == []
+    created, canary, promoted, *_ = services("Standard", logged=True)
+    assert violations(created, schema) == []
+    if version >= STANDARD_CANARY_SINCE:
+        assert canary["spec"]["canary"][0]["predictor"]["logger"]["mode"] == "all"
+        assert violations(canary, schema) == [] and violations(promoted, schema) == []
+
+
+def test_the_sinks_deployment_and_service_validate_against_kubernetes_schemas():
+    """Checked field by field against the schemas of the kubernetes client's models (tests/kube_core_schema.py)."""
+    from tests.conformance.kserve.manifests import sinks
+    from tests.kube_core_schema import schema_for_kind
+
+    objects = sinks()
+    assert [obj["kind"] for obj in objects] == ["Deployment", "Service"] * 2
+    for obj in objects:
+        assert violations(obj, schema_for_kind(obj["kind"])) == [], obj
+    deployment = objects[0]
+    pod = deployment["spec"]["template"]["spec"]
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert pod["terminationGracePeriodSeconds"] > kserve.SINK_SHUTDOWN_SECONDS  # the SIGTERM flush fits
+    assert pod["containers"][0]["securityContext"]["runAsNonRoot"] is True
+    bad = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    assert violations(bad, schema_for_kind("Deployment")) == ['unknown field "spec.replica"']

@@ -60,6 +60,8 @@ SETTING_NAMES = {
     "canary_traffic_percent": "canary_traffic_percent",
     "ready_timeout_seconds": "serving_ready_timeout_seconds",
     "service_account": "serving_service_account",
+    "prediction_log_uri": "prediction_log_uri",
+    "prediction_log_headers": "prediction_log_headers",
 }
 
 
@@ -376,3 +378,61 @@ def test_an_unreachable_api_server_is_named_and_the_champion_goes_back(registry,
     ):
         serve(registry, tmp_path, closed, second)
     assert registry.champion().version == first
+
+
+def test_the_prediction_log_applies_the_sink_before_the_logger_sends_to_it(registry, tmp_path):
+    """With prediction_log_uri the sink's Deployment and Service are applied (strict, merge-patched when they
+    drift, left alone when they match), then the predictor is created with KServe's payload logger pointing at
+    it, the header names in Go's spelling, in the new version's canary too."""
+    version = deploy(registry, tmp_path, 0)
+    name = registry.model_name
+    sink = f"{name}-prediction-log"
+    deployments = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+    services = f"/api/v1/namespaces/{NAMESPACE}/services"
+    logging = {"prediction_log_uri": "gs://logs/predictions", "prediction_log_headers": "x-request-id, x-tenant"}
+    with KubeApiServer() as api:
+        outcome = serve(registry, tmp_path, api, version, **logging)
+        assert calls(api)[:6] == [
+            ("GET", f"{RUNTIME}/gated-training"),
+            ("POST", RUNTIME),
+            ("GET", f"{deployments}/{sink}"),
+            ("POST", deployments),
+            ("GET", f"{services}/{sink}"),
+            ("POST", services),
+        ]
+        assert outcome.prediction_log == {
+            "deployment": "created",
+            "service": "created",
+            "uri": "gs://logs/predictions",
+            "sink": sink,
+        }
+        deployment = api.objects[("deployments", NAMESPACE, sink)]
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[:4] == ["python", "-m", "gated_training.cli", "sink"] and "gs://logs/predictions" in args
+        logger = api.objects[("inferenceservices", NAMESPACE, name)]["spec"]["predictor"]["logger"]
+        assert logger == {
+            "url": f"http://{sink}.{NAMESPACE}.svc.cluster.local/",
+            "mode": "all",
+            "metadataHeaders": ["X-Request-Id", "X-Tenant"],
+        }
+        # The next version: the sink is left alone, and the canary's predictor logs too.
+        second = deploy(registry, tmp_path, 1)
+        api.requests.clear()
+        outcome = serve(registry, tmp_path, api, second, **logging)
+        assert outcome.prediction_log["deployment"] == outcome.prediction_log["service"] == "unchanged"
+        assert not [r for r in api.requests if r["method"] != "GET" and "/deployments" in r["path"]]
+        assert api.objects[("inferenceservices", NAMESPACE, name)]["spec"]["predictor"]["logger"] == logger
+        # A sink someone edited is put back by a strict merge patch.
+        api.objects[("deployments", NAMESPACE, sink)]["spec"]["replicas"] = 3
+        api.requests.clear()
+        third = deploy(registry, tmp_path, 0)
+        assert serve(registry, tmp_path, api, third, **logging).prediction_log["deployment"] == "updated"
+        (patch,) = [r for r in api.requests if r["method"] == "PATCH" and "/deployments" in r["path"]]
+        assert patch["query"] == STRICT and patch["body"]["spec"]["replicas"] == 1
+
+
+def test_a_prediction_log_outside_a_bucket_is_refused_before_anything_is_sent():
+    with pytest.raises(GatedTrainingError, match="prediction_log_uri='/tmp/log': a gs://bucket/prefix"):
+        ServingSettings(serving_namespace=NAMESPACE, prediction_log_uri="/tmp/log")
+    with pytest.raises(GatedTrainingError, match="prediction_log_headers=.*comma-separated HTTP header names"):
+        ServingSettings(serving_namespace=NAMESPACE, prediction_log_headers="X-Request-Id, bad header")

@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import unquote
 
+from gated_training.kubernetes_names import go_header_name as go_header_name  # the agent's spelling, re-exported
+
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 EVENT_TYPES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
@@ -168,14 +170,6 @@ def answered_version(body: bytes) -> str:
     if isinstance(version, str) and re.fullmatch(r"[0-9A-Za-z._-]{1,128}", version):
         return version
     return UNKNOWN_VERSION
-
-
-def go_header_name(name: str) -> str:
-    """Go's ``textproto.CanonicalMIMEHeaderKey``: the spelling KServe's agent compares ``metadataHeaders``
-    with (``x-request-id`` → ``X-Request-Id``). A name with a character Go does not canonicalize stays as it is."""
-    if not name or any(not (c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~")) for c in name):
-        return name
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 def event_headers(

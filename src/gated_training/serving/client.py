@@ -37,7 +37,8 @@ class KServeClient:
                     config.load_kube_config(client_configuration=configuration)  # a workstation
                 except (config.ConfigException, OSError) as exc:
                     raise ServingError(f"no Kubernetes credentials: not in a pod and no kubeconfig ({exc})") from exc
-        self.api = client.CustomObjectsApi(client.ApiClient(configuration))
+        self.api_client = client.ApiClient(configuration)
+        self.api = client.CustomObjectsApi(self.api_client)
 
     def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -56,7 +57,12 @@ class KServeClient:
                     " (Standard-mode canaries need KServe >= 0.20: upgrade, use Knative mode, or "
                     "canary_traffic_percent=100)"
                 )
-            if exc.status == 403:
+            if exc.status == 403 and what.split(" ")[1].split("/")[0] in ("deployment", "service"):
+                message += (
+                    " (the prediction log's sink needs get, create and patch on deployments in apps and on "
+                    "services; Kubeflow's kubeflow-edit role grants them)"
+                )
+            elif exc.status == 403:
                 message += (
                     " (the service account needs get, create and patch on inferenceservices and servingruntimes "
                     "in serving.kserve.io; Kubeflow's kubeflow-edit role grants them)"
@@ -121,6 +127,53 @@ class KServeClient:
         self.patch(RUNTIME_PLURAL, meta["namespace"], meta["name"], {"spec": runtime["spec"]})
         return "updated"
 
+    # -- plain Kubernetes objects (the prediction-log sink's Deployment and Service) ------------------
+
+    CORE_PATHS = {
+        "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments",
+        "Service": "/api/v1/namespaces/{namespace}/services",
+    }
+
+    def _raw(self, what: str, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        def call() -> Any:
+            try:
+                return self.api_client.call_api(
+                    path,
+                    method,
+                    query_params=[("fieldValidation", "Strict")] if method in ("POST", "PATCH") else [],
+                    header_params={
+                        "Accept": "application/json",
+                        "Content-Type": "application/merge-patch+json" if method == "PATCH" else "application/json",
+                    },
+                    body=body,
+                    response_type="object",
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                )
+            except ApiException as exc:
+                if missing_ok and exc.status == 404:
+                    return None
+                raise
+
+        return self._call(what, call)
+
+    def apply_object(self, obj: dict[str, Any]) -> str:
+        """Create a Deployment or Service, or merge-patch its labels and spec to this one; returns what was done."""
+        kind, meta = obj["kind"], obj["metadata"]
+        collection = self.CORE_PATHS[kind].format(namespace=meta["namespace"])
+        where = f"{kind.lower()}/{meta['name']} in {meta['namespace']}"
+        current = self._raw(f"get {where}", "GET", f"{collection}/{meta['name']}", missing_ok=True)
+        if current is None:
+            self._raw(f"create {where}", "POST", collection, obj)
+            return "created"
+        wanted = {"metadata": {"labels": meta.get("labels", {})}, "spec": obj["spec"]}
+        if _contains(current, wanted):
+            return "unchanged"
+        self._raw(f"patch {where}", "PATCH", f"{collection}/{meta['name']}", wanted)
+        return "updated"
+
     def wait_ready(
         self,
         namespace: str,
@@ -143,3 +196,12 @@ class KServeClient:
             if clock() >= deadline:
                 return False, why
             sleep(poll)
+
+
+def _contains(current: Any, wanted: Any) -> bool:
+    """Whether ``current`` already holds every field of ``wanted`` (the server adds defaults of its own)."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(_contains(current.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(current, list) and len(current) == len(wanted) and all(map(_contains, current, wanted))
+    return current == wanted

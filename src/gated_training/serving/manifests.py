@@ -185,13 +185,15 @@ def storage_uri(registry_uri: str, version_serve_uri: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Release:
-    """One registry version as an InferenceService predictor serves it."""
+    """One registry version as an InferenceService predictor serves it (and, when the prediction log is on,
+    KServe's payload logger on its predictor: ``logger_spec``)."""
 
     model_name: str
     version: str
     manifest_sha256: str
     registry_uri: str
     storage_uri: str
+    logger: dict[str, Any] | None = None
 
     def predictor(self, *, service_account: str = "", name: str = "") -> dict[str, Any]:
         predictor: dict[str, Any] = {
@@ -213,6 +215,8 @@ class Release:
             predictor["name"] = name
         if service_account:
             predictor["serviceAccountName"] = service_account
+        if self.logger:
+            predictor["logger"] = dict(self.logger)
         return predictor
 
 
@@ -397,3 +401,127 @@ def describe(obj: dict[str, Any] | None) -> ServiceState:
         why=why,
         url=(obj.get("status") or {}).get("url"),
     )
+
+
+# -- the prediction log: KServe's payload logger and the sink it sends to ------------------------------
+
+SINK_PORT = 8080
+SINK_SHUTDOWN_SECONDS = 25  # the sink's SIGTERM flush; the pod's grace period is longer
+SINK_BUFFERED_EVENTS = 50_000
+
+
+def sink_name(model_name: str) -> str:
+    """The sink's Deployment and Service: ``<InferenceService>-prediction-log`` (at most 60 characters)."""
+    return f"{serving.service_name(model_name)}-prediction-log"
+
+
+def sink_url(model_name: str, namespace: str) -> str:
+    return f"http://{sink_name(model_name)}.{namespace}.svc.cluster.local/"
+
+
+def logger_spec(*, model_name: str, namespace: str, headers: tuple[str, ...]) -> dict[str, Any]:
+    """``spec.predictor.logger``: every request and response to the sink, with the named headers as metadata."""
+    spec: dict[str, Any] = {"url": sink_url(model_name, namespace), "mode": "all"}
+    if headers:
+        spec["metadataHeaders"] = list(headers)
+    return spec
+
+
+def prediction_log_sink(
+    *,
+    namespace: str,
+    model_name: str,
+    log_uri: str,
+    image: str,
+    service_account: str = "",
+    gcs_key_secret: tuple[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The sink's Deployment and Service (plain Kubernetes objects: the same in Knative and Standard mode).
+
+    One replica: a request and its response then meet in one sink and are paired there; during a rolling
+    update (or with more replicas) a pair split across two sinks is kept aside by both and paired by the
+    monitoring run. The serving image runs it as a non-root user with a read-only root file system; the
+    predictor's service account (``serving_service_account``) writes the prefix."""
+    if not image:
+        raise ServingError("the prediction-log sink needs the serving image (make serving-image PUSH=1)")
+    name = sink_name(model_name)
+    labels = {
+        "app.kubernetes.io/name": "prediction-log-sink",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/part-of": "kfp-gated-training",
+    }
+    selector = {"app.kubernetes.io/instance": name}
+    env: list[dict[str, Any]] = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if gcs_key_secret:
+        volumes.append(
+            {
+                "name": "gcs-key",
+                "secret": {"secretName": gcs_key_secret[0], "items": [{"key": gcs_key_secret[1], "path": "key.json"}]},
+            }
+        )
+        mounts.append({"name": "gcs-key", "mountPath": "/var/secrets/gcs", "readOnly": True})
+        env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/secrets/gcs/key.json"})
+    container: dict[str, Any] = {
+        "name": "sink",
+        "image": image,
+        "args": [
+            "python",
+            "-m",
+            "gated_training.cli",
+            "sink",
+            "--log-uri",
+            log_uri,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(SINK_PORT),
+            "--max-buffered-events",
+            str(SINK_BUFFERED_EVENTS),
+            "--shutdown-seconds",
+            str(SINK_SHUTDOWN_SECONDS),
+        ],
+        "env": env,
+        "ports": [{"containerPort": SINK_PORT, "name": "http", "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": SINK_PORT}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": SINK_PORT}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": SINK_SHUTDOWN_SECONDS + 10,
+    }
+    if service_account:
+        pod["serviceAccountName"] = service_account
+    if volumes:
+        pod["volumes"] = volumes
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": 80, "targetPort": SINK_PORT, "protocol": "TCP"}],
+        },
+    }
+    return [deployment, service]

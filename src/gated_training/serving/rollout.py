@@ -12,7 +12,7 @@ behind and the command that repairs it. Every function is keyword-only and retur
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from gated_training.config import ServingSettings
@@ -32,9 +32,12 @@ from gated_training.serving.manifests import (
     canary_patch,
     describe,
     inference_service,
+    logger_spec,
     mode_of,
+    prediction_log_sink,
     promote_patch,
     serving_runtime,
+    sink_name,
     storage_uri,
 )
 
@@ -50,6 +53,8 @@ class Rollout:
     ready: bool
     why: str  # "ready", or what the status said when the wait ended
     url: str | None
+    # The prediction log, when on: its prefix, the sink's name, and what was done to its Deployment and Service.
+    prediction_log: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,13 +121,30 @@ def roll_out(
     poll_seconds: float = 5.0,
     registry: ModelRegistry,
 ) -> Rollout:
-    """Apply the runtime, create or canary the service, wait; abort a canary that is not Ready."""
+    """Apply the runtime (and the prediction log's sink, before any traffic is logged to it), create or canary
+    the service, wait; abort a canary that is not Ready."""
     namespace, mode, percent = settings.serving_namespace, settings.serving_mode, settings.canary_traffic_percent
     runtime = client.apply_runtime(
         serving_runtime(
             namespace=namespace, image=image, registry_key_secret=registry_key_secret, gcs_key_secret=gcs_key_secret
         )
     )
+    prediction_log: dict[str, str] = {}
+    if settings.prediction_log_uri:
+        for obj in prediction_log_sink(
+            namespace=namespace,
+            model_name=release.model_name,
+            log_uri=settings.prediction_log_uri,
+            image=image,
+            service_account=settings.serving_service_account,
+            gcs_key_secret=gcs_key_secret,
+        ):
+            prediction_log[obj["kind"].lower()] = client.apply_object(obj)
+        prediction_log.update(uri=settings.prediction_log_uri, sink=sink_name(release.model_name))
+        release = replace(
+            release,
+            logger=logger_spec(model_name=release.model_name, namespace=namespace, headers=settings.metadata_headers),
+        )
     name = layout.service_name(release.model_name)
     current = owned_service(client=client, registry=registry, namespace=namespace)
     stable: str | None = None
@@ -165,6 +187,7 @@ def roll_out(
         ready=ready,
         why=why,
         url=url,
+        prediction_log=prediction_log,
     )
 
 

@@ -11,7 +11,7 @@ shares.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class ServingOutcome:
     why: str  # "ready", or what the status said when the wait ended
     champion_restored_to: str | None  # set when a failed canary put the previous champion back
     url: str | None
+    prediction_log: dict[str, str] = field(default_factory=dict)  # uri, sink, deployment/service: what was done
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))
@@ -137,6 +138,7 @@ def serve_model(
         why=done.why,
         champion_restored_to=restored,
         url=done.url,
+        prediction_log=done.prediction_log,
     )
     Path(serving_out).write_text(json.dumps(outcome.to_json(), indent=2))
     return outcome
