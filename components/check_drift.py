@@ -13,6 +13,7 @@ def check_drift(
     model_name: str,
     drift: dict,
     notify_webhook_url: str,
+    retrain_ticket: str,
     drift_report: Output[Artifact],
     drift_html: Output[HTML],
     drift_metrics: Output[Metrics],
@@ -31,7 +32,9 @@ def check_drift(
     from gated_training.reports import RunRecords, record_gate
     from gated_training.steps.check_drift import check_drift
 
-    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step:
+    with recorded_step(
+        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+    ) as step:
         outcome = check_drift(
             dataset_path=dataset.path,
             validation_report_path=validation_report.path,

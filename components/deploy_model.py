@@ -20,6 +20,7 @@ def deploy_model(
     pipeline_version: str,
     serving: dict,
     notify_webhook_url: str,
+    retrain_ticket: str,
     deployment: Output[Artifact],
     run_summary: Output[Artifact],
     summary: Output[Markdown],
@@ -35,7 +36,9 @@ def deploy_model(
     from gated_training.tracking import outcome_failed_on_error
 
     with (
-        recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step,
+        recorded_step(
+            notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+        ) as step,
         outcome_failed_on_error(training_report_path=training_report.path),
     ):
         settings = from_group(cls=ServingSettings, values=serving, group="serving")

@@ -12,6 +12,7 @@ def engineer_features(
     features: dict,
     split: dict,
     notify_webhook_url: str,
+    retrain_ticket: str,
     train_data: Output[Dataset],
     test_data: Output[Dataset],
     preprocessor: Output[Model],
@@ -22,7 +23,9 @@ def engineer_features(
     from gated_training.kubeflow import recorded_step
     from gated_training.steps.engineer_features import engineer_features
 
-    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=feature_metadata.uri):
+    with recorded_step(
+        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=feature_metadata.uri
+    ):
         outcome = engineer_features(
             dataset_path=dataset.path,
             target=target_column,

@@ -18,6 +18,7 @@ def evaluate_model(
     registry_uri: str,
     model_name: str,
     notify_webhook_url: str,
+    retrain_ticket: str,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     gate_report: Output[Markdown],
@@ -37,7 +38,9 @@ def evaluate_model(
     from gated_training.tracking import outcome_failed_on_error
 
     with (
-        recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step,
+        recorded_step(
+            notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+        ) as step,
         outcome_failed_on_error(training_report_path=training_report.path),
     ):
         decision = evaluate_model(

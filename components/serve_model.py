@@ -14,6 +14,7 @@ def serve_model(
     model_name: str,
     serving: dict,
     notify_webhook_url: str,
+    retrain_ticket: str,
     serving_record: Output[Artifact],
     run_summary: Output[Artifact],
     summary: Output[Markdown],
@@ -27,7 +28,9 @@ def serve_model(
     from gated_training.reports import RunRecords, record_and_notify
     from gated_training.steps.serve_model import secret_reference, serve_model
 
-    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step:
+    with recorded_step(
+        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+    ) as step:
         outcome = serve_model(
             deployment_path=deployment.path,
             registry_uri=registry_uri,
@@ -50,6 +53,7 @@ def serve_model(
             summary_json_out=run_summary.path,
             markdown_out=summary.path,
             webhook_url=notify_webhook_url,
+            retrain_ticket=step.retrain_ticket,
         )
     serving_record.metadata.update(
         {

@@ -17,6 +17,7 @@ def train_model(
     mlflow_experiment: str,
     pipeline_version: str,
     notify_webhook_url: str,
+    retrain_ticket: str,
     model: Output[Model],
     training_report: Output[Artifact],
     feature_importances: Output[Artifact],
@@ -27,7 +28,9 @@ def train_model(
     from gated_training.kubeflow import recorded_step
     from gated_training.steps.train_model import train_model
 
-    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=training_report.uri) as step:
+    with recorded_step(
+        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=training_report.uri
+    ) as step:
         outcome = train_model(
             train_path=train_data.path,
             test_path=test_data.path,

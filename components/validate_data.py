@@ -13,6 +13,7 @@ def validate_data(
     suite_sha256: str,
     max_input_mb: float,
     notify_webhook_url: str,
+    retrain_ticket: str,
     dataset: Output[Dataset],
     validation_report: Output[Artifact],
     data_docs: Output[HTML],
@@ -27,7 +28,9 @@ def validate_data(
     from gated_training.reports import RunRecords, check_webhook_url, record_gate
     from gated_training.steps.validate_data import validate_data
 
-    with recorded_step(notify_webhook_url=notify_webhook_url, artifact_uri=run_summary.uri) as step:
+    with recorded_step(
+        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+    ) as step:
         # The first step checks the webhook with the other run parameters: a run form's bad URL (a raw CR/LF,
         # a metadata address) fails the run here, naming the parameter, not a later notification.
         check_webhook_url(notify_webhook_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from gated_training.config import GROUPS, RunSettings
+from gated_training.config import TRAINING_FORM, RunForm
 
 
 def _sentence(text: str) -> str:
@@ -13,11 +13,11 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
-def pipeline_docstring(summary: str) -> str:
+def pipeline_docstring(summary: str, form: RunForm = TRAINING_FORM) -> str:
     """The pipeline function's docstring: ``summary``, then one ``Args:`` line per run-form parameter."""
     lines = [summary, "", "Args:"]
-    lines += [f"    {f.name}: {_sentence(f.metadata['doc'])}" for f in fields(RunSettings)]
-    for group, cls in GROUPS.items():
+    lines += [f"    {f.name}: {_sentence(f.metadata['doc'])}" for f in fields(form.run)]
+    for group, cls in form.group_classes().items():
         title = (cls.__doc__ or group).strip().split("\n\n")[0].replace("\n", " ")
         keys = ", ".join(f.name for f in fields(cls))
         lines.append(

@@ -53,6 +53,7 @@ def training_pipeline(
     mlflow_experiment: str = RUN.mlflow_experiment,
     pipeline_version: str = RUN.pipeline_version,
     notify_webhook_url: str = RUN.notify_webhook_url,
+    retrain_ticket: str = RUN.retrain_ticket,
     gate: dict = group_defaults(GateThresholds),
     drift: dict = group_defaults(DriftPolicy),
     features: dict = group_defaults(FeatureSettings),
@@ -68,6 +69,7 @@ def training_pipeline(
         suite_sha256=suite_sha256,
         max_input_mb=max_input_mb,
         notify_webhook_url=notify_webhook_url,
+        retrain_ticket=retrain_ticket,
     )
     configure_step(validation, CLUSTER)
 
@@ -80,6 +82,7 @@ def training_pipeline(
             model_name=model_name,
             drift=drift,
             notify_webhook_url=notify_webhook_url,
+            retrain_ticket=retrain_ticket,
         )
         configure_step(drift_gate, CLUSTER)
 
@@ -91,6 +94,7 @@ def training_pipeline(
                 features=features,
                 split=split,
                 notify_webhook_url=notify_webhook_url,
+                retrain_ticket=retrain_ticket,
             )
             configure_step(engineered, CLUSTER)
             trained = train_model(
@@ -105,6 +109,7 @@ def training_pipeline(
                 mlflow_experiment=mlflow_experiment,
                 pipeline_version=pipeline_version,
                 notify_webhook_url=notify_webhook_url,
+                retrain_ticket=retrain_ticket,
             )
             configure_step(trained, CLUSTER)
             evaluation = evaluate_model(
@@ -120,6 +125,7 @@ def training_pipeline(
                 registry_uri=registry_uri,
                 model_name=model_name,
                 notify_webhook_url=notify_webhook_url,
+                retrain_ticket=retrain_ticket,
             )
             configure_step(evaluation, CLUSTER)
 
@@ -139,6 +145,7 @@ def training_pipeline(
                     pipeline_version=pipeline_version,
                     serving=serving,
                     notify_webhook_url=notify_webhook_url,
+                    retrain_ticket=retrain_ticket,
                 )
                 configure_step(deployment, CLUSTER)
 
@@ -152,6 +159,7 @@ def training_pipeline(
                         model_name=model_name,
                         serving=serving,
                         notify_webhook_url=notify_webhook_url,
+                        retrain_ticket=retrain_ticket,
                     )
                     configure_step(served, CLUSTER)
 

@@ -538,6 +538,123 @@ class RunSettings:
         "Slack-compatible webhook posted when a run ends blocked, skipped or failed. "
         "Empty: GATED_TRAINING_WEBHOOK_URL (a secret), else none",
     )
+    retrain_ticket: str = setting(
+        "",
+        "set by the monitoring pipeline on the retrains it starts: where this run writes how it ended. Empty: none",
+    )
+
+
+MONITOR_ACTIONS = ("retrain", "alert")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringSettings:
+    """What a monitoring run reads from the prediction log and how it decides (docs/monitoring.md).
+
+    Each run reads the calls of one window (``window_hours`` before ``window_end``) per served version, checks
+    them against the version's own contract (its suite without the label's expectations, its features, its
+    reference profile, the predictions its gate recorded), joins the labels that arrived within
+    ``label_delay_hours`` of their call, and ends ``ok``, ``warn``, ``alert``, ``retrain``, ``no_traffic`` or
+    ``no_labels_yet``. A retrain runs the training pipeline, every gate included, on the window's labelled calls
+    (or ``retrain_data_uri``)."""
+
+    window_hours: int = setting(24, "the window a run reads: the calls logged in the last N hours before window_end")
+    performance_window_hours: int = setting(
+        168, "realized performance is measured on the labelled calls of the last N hours (labels come late)"
+    )
+    label_delay_hours: int = setting(
+        72, "a label counts when it arrives within N hours of its call; older calls without one lower label coverage"
+    )
+    label_key_header: str = setting(
+        "", "the request header whose value labels are keyed by (in prediction_log_headers). Empty: the call's Ce-Id"
+    )
+    min_rows: int = setting(100, "fewest calls of a version for the contract and drift verdicts (fewer: reported)")
+    min_labelled_rows: int = setting(100, "fewest labelled calls of a version for a realized-performance verdict")
+    min_label_coverage: float = setting(
+        0.5, "labelled share of the calls old enough to be labelled, below which the run warns"
+    )
+    max_accuracy_drop: float = setting(
+        0.05,
+        "accuracy below the gate's test accuracy by more than this, with the drop significant (95%), acts "
+        "(on_performance_drop); a larger drop within noise warns",
+    )
+    max_calibration_error: float = setting(
+        0.05,
+        "the accuracy estimated from served probabilities is trusted only when the gate measured an expected "
+        "calibration error at most this",
+    )
+    min_calibration_rows: int = setting(200, "... on at least this many test rows")
+    prediction_psi_threshold: float = setting(
+        0.2, "PSI of the predicted classes against the gate's own test predictions above which the run alerts"
+    )
+    on_drift: str = setting("retrain", "what drift of the champion's live inputs does: retrain or alert")
+    on_performance_drop: str = setting("retrain", "what a significant drop of realized accuracy does: retrain or alert")
+    retrain_cooldown_hours: int = setting(
+        72, "after a retrain that deployed nothing, no new retrain for N hours (the run alerts, naming it)"
+    )
+    retrain_timeout_hours: int = setting(
+        24, "a retrain still without an outcome after N hours is reported as lost and no longer holds the next"
+    )
+    retrain_data_uri: str = setting(
+        "", "the table a retrain trains on. Empty: the window's labelled calls, written under the prediction log"
+    )
+    max_window_rows: int = setting(2_000_000, "calls read per window at most; a larger window fails naming the limit")
+
+    def __post_init__(self) -> None:
+        for name, low, high in (
+            ("window_hours", 1, 24 * 90),
+            ("performance_window_hours", 1, 24 * 365),
+            ("label_delay_hours", 0, 24 * 365),
+            ("min_rows", 1, None),
+            ("min_labelled_rows", 1, None),
+            ("min_calibration_rows", 1, None),
+            ("retrain_cooldown_hours", 0, 24 * 365),
+            ("retrain_timeout_hours", 1, 24 * 30),
+            ("max_window_rows", 1, 100_000_000),
+        ):
+            object.__setattr__(self, name, require_int(name, getattr(self, name), low, high))
+        for name in ("min_label_coverage", "max_accuracy_drop", "max_calibration_error"):
+            object.__setattr__(self, name, require_fraction(name, getattr(self, name)))
+        object.__setattr__(
+            self,
+            "prediction_psi_threshold",
+            require_non_negative("prediction_psi_threshold", self.prediction_psi_threshold),
+        )
+        require_choice("on_drift", self.on_drift, MONITOR_ACTIONS)
+        require_choice("on_performance_drop", self.on_performance_drop, MONITOR_ACTIONS)
+        if not isinstance(self.label_key_header, str) or (
+            self.label_key_header and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", self.label_key_header)
+        ):
+            raise ConfigError(f"parameter label_key_header={self.label_key_header!r}: an HTTP header name, or empty")
+        if not isinstance(self.retrain_data_uri, str):
+            raise ConfigError(f"parameter retrain_data_uri={self.retrain_data_uri!r}: a path or gs:// URI, or empty")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringRunSettings:
+    """What a monitoring run reads and writes (flat in the monitoring pipeline's run form)."""
+
+    prediction_log_uri: str = setting(
+        ".gated-training/prediction-log", "the prediction log the sink writes: a folder or gs://bucket/prefix"
+    )
+    labels_uri: str = setting(
+        "",
+        "the label tables: a folder or gs:// prefix of CSV/Parquet files with request_id, label, event_time "
+        "(and row, for batch requests). Empty: no labels; realized performance is not measured",
+    )
+    window_end: str = setting(
+        "", "the end of the window, ISO 8601 UTC (2026-12-04T18:00:00Z). Empty: the time the run starts"
+    )
+    registry_uri: str = setting(DEFAULT_REGISTRY_URI, "model registry root: a folder or gs://bucket/prefix")
+    model_name: str = setting(DEFAULT_MODEL_NAME, "name of the model in the registry")
+    mlflow_tracking_uri: str = setting(
+        "",
+        "MLflow tracking URI for the window's metrics. Empty: MLFLOW_TRACKING_URI, else sqlite:///.gated-training/mlflow.db",
+    )
+    mlflow_experiment: str = setting("gated-training-monitoring", "MLflow experiment of the monitoring runs")
+    notify_webhook_url: str = setting(
+        "", "Slack-compatible webhook posted on alert and retrain. Empty: GATED_TRAINING_WEBHOOK_URL, else none"
+    )
 
 
 # The run form's groups: one JSON object per settings class, any subset of its keys (docs/parameters.md).
@@ -552,6 +669,7 @@ def _groups() -> dict[str, type]:
         "split": SplitSettings,
         "training": ModelSettings,
         "serving": ServingSettings,
+        "monitoring": MonitoringSettings,
     }
 
 
@@ -609,3 +727,22 @@ def read_yaml_mapping(path: str | Path, label: str) -> dict[str, Any]:
 
 
 GROUPS.update(_groups())
+
+
+@dataclass(frozen=True)
+class RunForm:
+    """A pipeline's run form: its run-level settings (flat) and the groups it takes (one JSON object each)."""
+
+    name: str
+    run: type
+    groups: tuple[str, ...]
+
+    def group_classes(self) -> dict[str, type]:
+        return {group: GROUPS[group] for group in self.groups}
+
+
+TRAINING_GROUPS = ("gate", "drift", "features", "split", "training", "serving")
+TRAINING_FORM = RunForm("training", RunSettings, TRAINING_GROUPS)
+# The monitoring pipeline's retrain is the training pipeline, nested: it takes the training groups too.
+MONITORING_FORM = RunForm("monitoring", MonitoringRunSettings, ("monitoring", *TRAINING_GROUPS))
+FORMS = {form.name: form for form in (TRAINING_FORM, MONITORING_FORM)}

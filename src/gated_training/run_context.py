@@ -19,6 +19,7 @@ placeholders that only newer backends resolve:
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -118,3 +119,19 @@ def check_cluster_parameters(parameters: dict[str, object], allow_pod_local_stat
             f"mlflow_tracking_uri={tracking!r} would track into the pod's own file system: "
             "set mlflow_tracking_uri=https://your-mlflow-server (or allow pod-local state)"
         )
+
+
+def parse_window_end(text: str) -> datetime:
+    """A monitoring window's end: ISO 8601 with ``Z`` or an offset (``2026-12-04T18:00:00Z``), as UTC; empty: now.
+    A time without a zone is refused: a window an hour off reads the wrong calls silently."""
+    from gated_training.errors import ConfigError
+
+    if not text.strip():
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"parameter window_end={text!r}: not an ISO 8601 time (2026-12-04T18:00:00Z)") from exc
+    if moment.tzinfo is None:
+        raise ConfigError(f"parameter window_end={text!r}: give the zone (Z for UTC, or +01:00)")
+    return moment.astimezone(timezone.utc)

@@ -170,11 +170,11 @@ def test_the_run_form_offers_every_setting_with_the_configs_defaults(spec_docume
 
     parameters = spec_document["root"]["inputDefinitions"]["parameters"]
     run_level = {f.name: f for f in fields(config.RunSettings)}
-    assert set(parameters) == set(run_level) | set(config.GROUPS)
+    assert set(parameters) == set(run_level) | set(config.TRAINING_FORM.groups)
     for name, field in run_level.items():
         assert parameters[name].get("defaultValue", "") == field.default, name
         assert parameters[name]["description"].lower().startswith(field.metadata["doc"][:40].lower()), name
-    for group, cls in config.GROUPS.items():
+    for group, cls in config.TRAINING_FORM.group_classes().items():
         assert parameters[group]["defaultValue"] == config.group_defaults(cls), group
         assert parameters[group]["parameterType"] == "STRUCT"
 

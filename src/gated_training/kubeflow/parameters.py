@@ -1,8 +1,9 @@
 """The run form: the pipeline's parameters and how a run's parameters are given and checked.
 
-The run form has the run-level parameters flat (``config.RunSettings``: data, suite, registry, MLflow,
-webhook) and one JSON object per settings class (``config.GROUPS``: ``gate``, ``drift``, ``features``,
-``split``, ``training``, ``serving``), whose keys are the settings' names. A run's parameters come from
+A pipeline's run form (``config.RunForm``: the training pipeline's, the monitoring pipeline's) has the
+run-level parameters flat (``config.RunSettings``: data, suite, registry, MLflow, webhook) and one JSON object
+per settings class it takes (``config.GROUPS``: ``gate``, ``drift``, ``features``, ``split``, ``training``,
+``serving``, ``monitoring``), whose keys are the settings' names. A run's parameters come from
 the compiled YAML's defaults, then params files, the CLI's options and ``--set``, in that order; a
 setting may be given flat (``min_accuracy: 0.9``, as before the groups), dotted (``gate.min_accuracy``)
 or inside its group (``gate: {min_accuracy: 0.9}``). Unknown names are errors, and everything is checked
@@ -16,7 +17,10 @@ from dataclasses import asdict, fields
 from typing import Any, Sequence
 
 from gated_training.config import (
+    FORMS,
     GROUPS,
+    TRAINING_FORM,
+    RunForm,
     RunSettings,
     check_sha256_parameter,
     field_kind,
@@ -129,36 +133,62 @@ def touched(layers: Sequence[dict[str, Any]], declared: dict[str, Any]) -> list[
     return names
 
 
-def validate(parameters: dict[str, Any]) -> dict[str, Any]:
+def form_of(declared: dict[str, Any]) -> RunForm:
+    """The run form a compiled YAML's parameters are (the monitoring pipeline's has ``prediction_log_uri``)."""
+    return FORMS["monitoring"] if "prediction_log_uri" in declared else TRAINING_FORM
+
+
+def validate(parameters: dict[str, Any], form: RunForm = TRAINING_FORM) -> dict[str, Any]:
     """Check a run's parameters as the steps will: required ones, ranges, the registry's names, the webhook, and
     every group strictly through its settings class. Returns each group's settings as plain dicts."""
     from gated_training.registry import check_registry_parameters
-    from gated_training.reports import check_webhook_url
+    from gated_training.reports import check_ticket, check_webhook_url
 
-    for required in ("data_uri", "target_column"):
-        if not str(parameters.get(required) or "").strip():
-            raise ConfigError(f"parameter {required} is required")
-    run = RunSettings()
+    required = ("data_uri", "target_column") if form is TRAINING_FORM else ("prediction_log_uri",)
+    for name in required:
+        if not str(parameters.get(name) or "").strip():
+            raise ConfigError(f"parameter {name} is required")
+    run = form.run()
     require_fraction("min_quality_score", parameters.get("min_quality_score", run.min_quality_score))
     max_input_bytes(parameters.get("max_input_mb", run.max_input_mb))
-    check_sha256_parameter("suite_sha256", str(parameters.get("suite_sha256") or ""))
+    if form is TRAINING_FORM:
+        check_sha256_parameter("suite_sha256", str(parameters.get("suite_sha256") or ""))
+        check_ticket(str(parameters.get("retrain_ticket") or ""))
+    else:
+        from gated_training.run_context import parse_window_end
+
+        parse_window_end(str(parameters.get("window_end") or ""))
     check_registry_parameters(
         str(parameters.get("registry_uri", run.registry_uri)), str(parameters.get("model_name", run.model_name))
     )
     check_webhook_url(str(parameters.get("notify_webhook_url") or ""))
-    return {group: asdict(from_group(cls, parameters.get(group) or {}, group)) for group, cls in GROUPS.items()}
+    return {
+        group: asdict(from_group(cls, parameters.get(group) or {}, group))
+        for group, cls in form.group_classes().items()
+    }
 
 
 def markdown_tables() -> str:
-    """docs/parameters.md's tables, written from the settings classes (``make docs``; a test compares them)."""
-    from gated_training.config import RunSettings as Run
+    """docs/parameters.md's tables, written from the settings classes (``make docs``; a test compares them): the
+    training pipeline's run-level parameters, the monitoring pipeline's, then every group once."""
+    from gated_training.config import MONITORING_FORM
 
     def row(name: str, default: Any, doc: str) -> str:
         shown = "empty" if default == "" else ("true" if default is True else "false" if default is False else default)
         return f"| `{name}` | `{shown}` | {doc} |" if shown != "empty" else f"| `{name}` | empty | {doc} |"
 
-    lines = ["### Run-level (flat in the run form)", "", "| parameter | default | |", "|---|---|---|"]
-    lines += [row(f.name, f.default, f.metadata["doc"]) for f in fields(Run)]
+    lines = ["### Run-level: the training pipeline", "", "| parameter | default | |", "|---|---|---|"]
+    lines += [row(f.name, f.default, f.metadata["doc"]) for f in fields(TRAINING_FORM.run)]
+    lines += [
+        "",
+        "### Run-level: the monitoring pipeline",
+        "",
+        f"Its groups: {', '.join(f'`{g}`' for g in MONITORING_FORM.groups)} (the training groups are its retrains').",
+        "",
+        "| parameter | default | |",
+        "|---|---|---|",
+    ]
+    lines += [row(f.name, f.default, f.metadata["doc"]) for f in fields(MONITORING_FORM.run)]
     for group, cls in GROUPS.items():
         lines += [
             "",

@@ -105,7 +105,10 @@ class recorded_step:
     their steps), never typed; ``step.run_id`` is the KFP run's id, read from ``artifact_uri`` (any output
     artifact's URI, ``run_context.run_id_from_uri``). Pass ``step=`` only outside a component (tests)."""
 
-    def __init__(self, step: str | None = None, *, notify_webhook_url: str = "", artifact_uri: str = "") -> None:
+    def __init__(
+        self, step: str | None = None, *, notify_webhook_url: str = "", artifact_uri: str = "", retrain_ticket: str = ""
+    ) -> None:
+        from gated_training.reports import check_ticket
         from gated_training.run_context import run_id_from_uri
 
         self.id = step or sys._getframe(1).f_code.co_name.replace("_", "-")
@@ -116,6 +119,7 @@ class recorded_step:
             )
         self.notify_webhook_url = notify_webhook_url
         self.artifact_uri = artifact_uri
+        self.retrain_ticket = check_ticket(retrain_ticket)
         self.run_id = run_id_from_uri(artifact_uri, self.id) if artifact_uri else ""
         self._started = 0.0
         self._deadline: Any = None
@@ -135,10 +139,10 @@ class recorded_step:
                     f"step {self.id} ran out of memory ({exc or 'MemoryError'}); raise its memory limit or "
                     "reduce the batch"
                 )
-                _record_failure(self.id, "MemoryError", message, self.notify_webhook_url, self.artifact_uri)
+                _record_failure(self, "MemoryError", message)
                 raise StepMemoryError(message) from exc
             if isinstance(exc, Exception):
-                _record_failure(self.id, type(exc).__name__, str(exc), self.notify_webhook_url, self.artifact_uri)
+                _record_failure(self, type(exc).__name__, str(exc))
         finally:
             usage = resource_usage(self._started)
             write_record(self.id, "usage", {"step": self.id, **usage})
@@ -150,13 +154,22 @@ class recorded_step:
             )
 
 
-def _record_failure(step: str, error_type: str, message: str, webhook_url: str, artifact_uri: str) -> None:
-    from gated_training.reports import notify_failed_step
-    from gated_training.run_context import run_id_from_uri
+def _record_failure(step: "recorded_step", error_type: str, message: str) -> None:
+    from gated_training.reports import close_ticket, notify_failed_step
 
-    write_record(step, "failure", {"step": step, "error_type": error_type, "message": message})
-    sent = notify_failed_step(webhook_url, step, f"{error_type}: {message}", run_id_from_uri(artifact_uri, step))
-    write_record(step, "notification", {"step": step, "notification": sent})
+    write_record(step.id, "failure", {"step": step.id, "error_type": error_type, "message": message})
+    sent = notify_failed_step(step.notify_webhook_url, step.id, f"{error_type}: {message}", step.run_id)
+    write_record(step.id, "notification", {"step": step.id, "notification": sent})
+    if step.retrain_ticket:
+        close_ticket(
+            step.retrain_ticket,
+            {
+                "outcome": "failed",
+                "failed_step": step.id,
+                "reasons": [f"{step.id} failed: {error_type}: {message}"],
+                "kfp_run_id": step.run_id,
+            },
+        )
 
 
 def _process_start_monotonic() -> float:

@@ -12,14 +12,26 @@ from gated_training.reports.notify import (
     notify_failed_step,
     notify_outcome,
 )
-from gated_training.reports.summary import RunRecords, build_summary, drift_line, record_and_notify, record_gate
+from gated_training.reports.summary import (
+    TICKET_OUTCOME_FILE,
+    RunRecords,
+    build_summary,
+    check_ticket,
+    close_ticket,
+    drift_line,
+    record_and_notify,
+    record_gate,
+)
 
 __all__ = [
     "ALLOWED_HOSTS_ENV",
     "RunRecords",
+    "TICKET_OUTCOME_FILE",
     "WEBHOOK_ENV",
     "build_summary",
+    "check_ticket",
     "check_webhook_url",
+    "close_ticket",
     "code",
     "drift_line",
     "markdown_text",

@@ -7,11 +7,15 @@ Terminal pipeline steps write it as an artifact (shown in the KFP UI); the CLI c
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from gated_training.data import json_safe
 from gated_training.decisions import DriftGate, ModelGate, Outcome
+from gated_training.errors import ConfigError
 from gated_training.reports.escaping import markdown_text
 
 DEPLOYED, BLOCKED, SKIPPED, FAILED = Outcome.DEPLOYED, Outcome.BLOCKED, Outcome.SKIPPED, Outcome.FAILED
@@ -330,6 +334,7 @@ class StepIdentity(Protocol):
 
     id: str
     run_id: str
+    retrain_ticket: str
 
 
 def record_gate(
@@ -352,6 +357,7 @@ def record_gate(
         webhook_url=webhook_url,
         links=links,
         continuing_after=None if stopped else step.id,
+        retrain_ticket=step.retrain_ticket,
     )
 
 
@@ -364,9 +370,11 @@ def record_and_notify(
     webhook_url: str = "",
     links: dict[str, str] | None = None,
     continuing_after: str | None = None,
+    retrain_ticket: str = "",
 ) -> dict[str, Any]:
     """Build and write the summary from the JSON records of the steps that ran, then post it to the
-    webhook when the outcome calls for it (blocked, skipped, failed).
+    webhook when the outcome calls for it (blocked, skipped, failed); a run the monitoring pipeline started
+    (``retrain_ticket``) also writes how it ended there.
 
     Args:
         records: the records of the steps that ran.
@@ -394,4 +402,37 @@ def record_and_notify(
     )
     summary["notification"] = notify_outcome(webhook_url, summary, links)
     write_summary(summary, summary_json_out, markdown_out)
+    if retrain_ticket and summary["outcome"] != "continued":
+        close_ticket(retrain_ticket, summary)
     return summary
+
+
+TICKET_OUTCOME_FILE = "outcome.json"
+_TICKET = re.compile(r".*/retrain/\d{8}T\d{6}Z-[0-9a-f]{8}")
+
+
+def check_ticket(ticket: str) -> str:
+    """A retrain ticket is a folder the monitoring pipeline made (``…/retrain/<time>-<id>``), or empty."""
+    if ticket and not _TICKET.fullmatch(ticket.rstrip("/")):
+        raise ConfigError(f"parameter retrain_ticket={ticket!r}: not a ticket of the monitoring pipeline")
+    return ticket.rstrip("/")
+
+
+def close_ticket(ticket: str, summary: dict[str, Any]) -> None:
+    """Write how the retrain ended beside its ticket (once: a second writer finds it there and leaves it)."""
+    from gated_training.data import storage
+    from gated_training.errors import RegistryError
+
+    document = {
+        key: summary.get(key)
+        for key in ("outcome", "blocked_by", "skip_reason", "reasons", "kfp_run_id", "deployed", "failed_step")
+    }
+    document["ended"] = datetime.now(timezone.utc).isoformat()
+    try:
+        storage.write_bytes(
+            storage.join_uri(check_ticket(ticket), TICKET_OUTCOME_FILE),
+            json.dumps(json_safe(document), indent=2).encode(),
+            create_only=True,
+        )
+    except RegistryError as exc:
+        print(f"retrain ticket {ticket}: outcome not written: {exc}", flush=True)
