@@ -12,6 +12,7 @@ IMAGE ?= localhost/kfp-gated-training:$(VERSION)
 # version's manifest records it, so serve-model deploys the image the version was verified with.
 SERVING_IMAGE ?= localhost/kfp-gated-training-serving:$(VERSION)
 PIPELINE_YAML := compiled/training_pipeline.yaml
+MONITORING_YAML := compiled/monitoring_pipeline.yaml
 SAMPLE_PARAMS := data/german_credit.params.yaml
 WORKDIR ?= .gated-training
 PYTEST_ARGS ?=
@@ -40,6 +41,8 @@ PUSH ?=
 # Kubeflow options: the endpoint comes from KF_PIPELINES_ENDPOINT (or KFP_ARGS="--host ..."),
 # a token from KF_PIPELINES_TOKEN; PARAMS is a YAML file of run parameters (gs:// registry, MLflow server).
 PARAMS ?= $(wildcard cluster.params.yaml)
+# The monitoring pipeline's run form defaults (prediction_log_uri, labels_uri, registry...), baked like PARAMS.
+MONITORING_PARAMS ?= $(wildcard cluster.monitoring.params.yaml)
 EXPERIMENT ?= gated-training
 # The run's Kubernetes service account: with serving_namespace set it needs get, create and patch on
 # KServe's inferenceservices and servingruntimes there (Kubeflow's kubeflow-edit grants them).
@@ -98,8 +101,9 @@ $(JS_DEPS): tests/js/package.json tests/js/package-lock.json
 docs: venv ## rewrite the generated parts of docs/parameters.md (the CLI synopsis, the run form's tables) from the code
 	$(BIN)/python -m pipelines.docs
 
-compile: venv ## write compiled/training_pipeline.yaml (IMAGE=..., secret names, PARAMS=cluster.params.yaml baked in as the run form's defaults; see docs/kubeflow.md)
+compile: venv ## write compiled/training_pipeline.yaml and compiled/monitoring_pipeline.yaml (IMAGE=..., secret names, PARAMS=cluster.params.yaml baked in as the run form's defaults; see docs/kubeflow.md)
 	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
+	$(COMPILE_ENV) MONITORING_PARAMS=$(MONITORING_PARAMS) $(BIN)/python -m pipelines.compile --monitoring $(MONITORING_YAML)
 
 # The local run compiles without cluster defaults (PARAMS is for the cluster's run form).
 run: PARAMS =

@@ -44,7 +44,7 @@ from gated_training.kubernetes_names import is_dns1123_subdomain
 from gated_training.registry import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.reports import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
-from gated_training.step_table import STEP, STEPS, StepResources
+from gated_training.step_table import STEP, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
 # serve-model hands these secret references (name:key) to the ServingRuntime it applies.
@@ -94,7 +94,7 @@ def _bytes(quantity: str) -> float:
 
 
 # Requests and limits per step come from the step table (gated_training.step_table); RESOURCES_FILE overrides them.
-DEFAULT_RESOURCES: dict[str, StepResources] = {step.id: step.resources for step in STEPS}
+DEFAULT_RESOURCES: dict[str, StepResources] = {step_id: step.resources for step_id, step in STEP.items()}
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,15 @@ class Outcome:
     FAILED = "failed"
     # Not an end: the summary a gate writes when its run goes on past it (every gate writes one).
     CONTINUED = "continued"
+
+
+class WindowOutcome:
+    """monitor-window's return value: how a monitoring window ended (docs/monitoring.md). Only ``retrain`` starts
+    the nested training run."""
+
+    OK = "ok"
+    WARN = "warn"
+    ALERT = "alert"
+    RETRAIN = "retrain"
+    NO_TRAFFIC = "no_traffic"
+    NO_LABELS_YET = "no_labels_yet"

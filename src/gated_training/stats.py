@@ -492,3 +492,18 @@ def expected_calibration_error(y_codes: np.ndarray, proba: np.ndarray, bins: int
         if member.any():
             total += member.sum() * abs(float(confidence[member].mean()) - float(correct[member].mean()))
     return total / max(len(y_codes), 1)
+
+
+def newcombe_difference(
+    successes_a: int, n_a: int, successes_b: int, n_b: int, alpha: float
+) -> tuple[float, float, float]:
+    """p_a − p_b for two independent proportions, with Newcombe's hybrid score interval (method 10: from the
+    two Wilson intervals; sound near 0 and 1 and for small samples, unlike the Wald interval)."""
+    p_a = successes_a / n_a if n_a else 0.0
+    p_b = successes_b / n_b if n_b else 0.0
+    low_a, high_a = wilson_interval(successes_a, n_a, alpha)
+    low_b, high_b = wilson_interval(successes_b, n_b, alpha)
+    difference = p_a - p_b
+    low = difference - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
+    high = difference + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
+    return difference, max(-1.0, low), min(1.0, high)

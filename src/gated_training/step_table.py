@@ -111,7 +111,18 @@ STEPS: tuple[Step, ...] = (
         stops_run=f"{Outcome.DEPLOYED} and serving (or {Outcome.BLOCKED}: the new version never became Ready)",
     ),
 )
-STEP: dict[str, Step] = {step.id: step for step in STEPS}
+# The monitoring pipeline's own step (its retrain is the training line above, nested).
+MONITORING_STEPS: tuple[Step, ...] = (
+    Step(
+        id="monitor-window",
+        display_name="Monitor the served model",
+        resources=_resources("1", "2", "1Gi", "4Gi"),
+        uses_gcs=True,
+        uses_mlflow=True,
+        uses_registry=True,
+    ),
+)
+STEP: dict[str, Step] = {step.id: step for step in (*STEPS, *MONITORING_STEPS)}
 # The training line, in the order it runs.
 MAIN_LINE: tuple[str, ...] = tuple(step.id for step in STEPS)
 # The gates: a run stops at one of them and that step writes the run summary.

@@ -48,10 +48,10 @@ def test_every_component_is_named_after_its_step_and_types_no_step_id():
     components = {
         path.stem: path for path in (REPO_ROOT / "components").glob("*.py") if path.stem not in ("__init__", "image")
     }
-    assert set(components) == {step_table.component_name(step) for step in STEPS}
+    assert set(components) == {step_table.component_name(step) for step in step_table.STEP}
     library_steps = {path.stem for path in (REPO_ROOT / "src" / "gated_training" / "steps").glob("*.py")}
     assert library_steps - {"__init__"} == set(components), "one library step per component, named alike"
-    step_ids = set(STEPS)
+    step_ids = set(step_table.STEP)
     for name, path in components.items():
         tree = ast.parse(path.read_text())
         functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]

@@ -2,7 +2,7 @@
 
 Exit codes: 0 deployed, blocked or skipped (a blocked run is a successful run that deployed
 nothing), 1 failed (or the backend refused a request), 2 bad usage or configuration;
-``check-drift`` exits 3 when retraining is advised.
+``check-drift`` exits 3 when retraining is advised, ``monitor`` on alert or retrain.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Sequence
 
 from gated_training.cli.common import EXIT_FAILED, EXIT_USAGE
 from gated_training.cli.kubeflow_commands import add_kubeflow_commands
+from gated_training.cli.loop import add_loop_command
 from gated_training.cli.monitoring_commands import add_monitoring_commands
 from gated_training.cli.registry_commands import add_registry_commands
 from gated_training.cli.run_commands import add_run_commands
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_kubeflow_commands(commands)
     add_serving_commands(commands)
     add_monitoring_commands(commands)
+    add_loop_command(commands)
     add_pages(parser)
     return parser
 

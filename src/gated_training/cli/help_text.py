@@ -65,6 +65,18 @@ PAGES: dict[str, tuple[str, list[str]]] = {
             "gated-training sink --log-uri gs://acme/prediction-log --host 0.0.0.0 --port 8080",
         ],
     ),
+    "monitor": (
+        "0 ok, warn, no_traffic or no_labels_yet; 1 the run failed; 2 bad options; 3 alert or retrain (the "
+        "nested training run's outcome is in summary.json's retrain_run)",
+        [
+            "gated-training monitor --log-uri .gated-training/prediction-log --labels .gated-training/labels",
+            "gated-training monitor --params cluster.monitoring.params.yaml --window-end 2026-12-04T18:00:00Z",
+        ],
+    ),
+    "loop": (
+        "0 the loop ran (the monitoring outcome and the retrain's are in loop-summary.json); 1 a stage failed",
+        ["make loop", "gated-training loop --workdir .gated-training/loop --calls 2000 --changed-outcomes 0.5"],
+    ),
     "serving status": (
         "0 the InferenceService serves the champion (or its canary); 1 out of step (the repair is "
         "printed) or unreachable; 2 bad options",

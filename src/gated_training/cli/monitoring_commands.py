@@ -1,11 +1,26 @@
-"""``gated-training sink``: the prediction-log sink (KServe's payload logger sends it its events)."""
+"""``gated-training sink``: the prediction-log sink (KServe's payload logger sends it its events);
+``gated-training monitor``: the compiled monitoring pipeline through kfp.local."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
-from gated_training.cli.common import EXIT_USAGE
+from gated_training.cli.common import (
+    DEFAULT_WORKDIR,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RETRAIN_ADVISED,
+    EXIT_USAGE,
+    load_params_file,
+    parse_assignments,
+    resolve_parameters,
+)
+
+DEFAULT_MONITORING_PIPELINE = Path("compiled/monitoring_pipeline.yaml")
 
 
 def add_monitoring_commands(commands: Any) -> None:
@@ -64,6 +79,31 @@ def add_monitoring_commands(commands: Any) -> None:
     )
     sink.set_defaults(handler=run_sink)
 
+    monitor = commands.add_parser(
+        "monitor",
+        help="run the compiled monitoring pipeline locally through kfp.local",
+        description=(
+            "One monitoring window through the compiled monitoring pipeline (kfp.local): the champion's logged calls "
+            "against its own contract, late labels joined, and on retrain the training pipeline nested, every gate "
+            "included. Exit 0: ok, warn, no_traffic or no_labels_yet; 3: alert or retrain; 1: the run failed."
+        ),
+    )
+    monitor.add_argument("--log-uri", help="the prediction log (default: WORKDIR/prediction-log)")
+    monitor.add_argument("--labels", help="the label tables' folder or gs:// prefix (default: none)")
+    monitor.add_argument("--window-end", help="the window's end, ISO 8601 with a zone (default: now)")
+    monitor.add_argument(
+        "--registry", help="model registry: a folder or gs://bucket/prefix (default: WORKDIR/registry)"
+    )
+    monitor.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///WORKDIR/mlflow.db)"
+    )
+    monitor.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="where summary.json, logs and outputs go")
+    monitor.add_argument("--params", action="append", default=[], metavar="FILE", help="YAML/JSON file of parameters")
+    monitor.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="any pipeline parameter")
+    monitor.add_argument("--pipeline", default=str(DEFAULT_MONITORING_PIPELINE), help="the compiled YAML to run")
+    monitor.add_argument("--verbose", action="store_true", help="stream every step's full log")
+    monitor.set_defaults(handler=run_monitor)
+
 
 def run_sink(args: argparse.Namespace) -> int:
     from gated_training.errors import GatedTrainingError
@@ -82,3 +122,74 @@ def run_sink(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return EXIT_USAGE
     return serve_sink(settings, args.host, args.port, shutdown_seconds=args.shutdown_seconds)
+
+
+MONITOR_PATH_PARAMETERS = ("prediction_log_uri", "labels_uri", "registry_uri")
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    from gated_training.cli.run_commands import absolutise_local_paths, write_summary_file
+    from gated_training.config import MONITORING_FORM
+    from gated_training.errors import ConfigError, GatedTrainingError
+    from gated_training.kubeflow import component_inputs, missing_pipeline_message, run_monitoring_pipeline
+    from gated_training.kubeflow import validate as validate_run_parameters
+    from gated_training.registry import check_registry_parameters, ensure_local_key
+
+    workdir = Path(args.workdir)
+    try:
+        pipeline_yaml = Path(args.pipeline)
+        if not pipeline_yaml.is_file():
+            raise ConfigError(missing_pipeline_message(pipeline_yaml))
+        declared = component_inputs(pipeline_yaml)
+        if "prediction_log_uri" not in declared:
+            raise ConfigError(f"{pipeline_yaml} is not the monitoring pipeline (it has no prediction_log_uri)")
+        named = {
+            "prediction_log_uri": args.log_uri,
+            "labels_uri": args.labels,
+            "window_end": args.window_end,
+            "registry_uri": args.registry,
+            "mlflow_tracking_uri": args.tracking_uri,
+        }
+        defaults_for_workdir = {
+            "prediction_log_uri": str(workdir / "prediction-log"),
+            "registry_uri": str(workdir / "registry"),
+            "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}",
+        }
+        layers = [
+            defaults_for_workdir,
+            *(load_params_file(p) for p in args.params),
+            {k: v for k, v in named.items() if v is not None},
+            parse_assignments(args.set),
+        ]
+        resolved = resolve_parameters(declared, layers)
+        check_registry_parameters(str(resolved["registry_uri"]), str(resolved["model_name"]))
+        parameters = absolutise_local_paths(resolved, MONITOR_PATH_PARAMETERS)
+        validate_run_parameters(parameters, MONITORING_FORM)
+        ensure_local_key()
+    except GatedTrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    print(f"Monitoring {parameters['model_name']} on {parameters['prediction_log_uri']} ({pipeline_yaml}, kfp.local)")
+    result = run_monitoring_pipeline(
+        pipeline_yaml, parameters, workdir, progress=lambda line: print(f"  {line}", flush=True), verbose=args.verbose
+    )
+    summary = {**result.summary, "parameters": parameters}
+    path = write_summary_file(workdir, summary)
+    print(f"\n=== monitoring: {str(summary['outcome']).upper()} ===")
+    for reason in summary.get("reasons") or []:
+        print(f"  - {reason}")
+    for warning in summary.get("warnings") or []:
+        print(f"  warning: {warning}")
+    retrain = summary.get("retrain_run")
+    if retrain:
+        blocked = f" by the {retrain['blocked_by']} gate" if retrain.get("blocked_by") else ""
+        print(f"  retrain run: {str(retrain['outcome']).upper()}{blocked}")
+        for reason in (retrain.get("reasons") or [])[:5]:
+            print(f"    - {reason}")
+    for name, report in (summary.get("reports") or {}).items():
+        print(f"  {name}: {report}")
+    print(f"  summary: {path}")
+    if summary["outcome"] == "failed":
+        return EXIT_FAILED
+    return EXIT_RETRAIN_ADVISED if summary["outcome"] in ("alert", "retrain") else EXIT_OK

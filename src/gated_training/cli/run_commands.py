@@ -30,10 +30,12 @@ from gated_training.reports import drift_line
 LOCAL_PATH_PARAMETERS = ("data_uri", "suite_uri", "registry_uri")
 
 
-def absolutise_local_paths(parameters: dict[str, Any]) -> dict[str, Any]:
+def absolutise_local_paths(
+    parameters: dict[str, Any], names: tuple[str, ...] = LOCAL_PATH_PARAMETERS
+) -> dict[str, Any]:
     """Local paths become absolute, so the summary and the registry manifest say where things are."""
     result = dict(parameters)
-    for name in LOCAL_PATH_PARAMETERS:
+    for name in names:
         value = result.get(name)
         if value and not storage.is_gcs(value) and "://" not in value:
             result[name] = str(Path(value).resolve())

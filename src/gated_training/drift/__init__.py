@@ -4,16 +4,19 @@ drift gate's decision (``gate``) and its HTML report."""
 # The package's face: other packages import these names from here, never from its modules (tests/unit/test_layering.py).
 
 from gated_training.drift import segments
-from gated_training.drift.compare import prediction_counts, prediction_psi, profile_frame
-from gated_training.drift.gate import DriftGateOutcome, check_batch
+from gated_training.drift.compare import compare, prediction_counts, prediction_psi, profile_frame
+from gated_training.drift.gate import DriftGateOutcome, champion_features, check_batch, schema_contract
 from gated_training.drift.report import render_drift_html
 
 __all__ = [
     "DriftGateOutcome",
+    "champion_features",
     "check_batch",
+    "compare",
     "prediction_counts",
     "prediction_psi",
     "profile_frame",
     "render_drift_html",
+    "schema_contract",
     "segments",
 ]

@@ -23,10 +23,11 @@ from gated_training.kubeflow.client import (
     upload,
     wait_for_run,
 )
-from gated_training.kubeflow.local_run import run_compiled_pipeline
+from gated_training.kubeflow.local_run import run_compiled_pipeline, run_monitoring_pipeline
 from gated_training.kubeflow.parameters import (
     RUN_PARAMETERS,
     coerce_parameter,
+    form_of,
     markdown_tables,
     resolve_parameters,
     touched,
@@ -37,6 +38,7 @@ from gated_training.kubeflow.schedules import parse_interval, validate_cron
 from gated_training.kubeflow.spec import component_inputs, missing_pipeline_message
 
 __all__ = [
+    "form_of",
     "Connection",
     "RUN_PARAMETERS",
     "coerce_parameter",
@@ -63,6 +65,7 @@ __all__ = [
     "recorded_step",
     "resolve_version",
     "run_compiled_pipeline",
+    "run_monitoring_pipeline",
     "submit",
     "upload",
     "validate_cron",

@@ -20,7 +20,7 @@ from typing import Any, Callable, TextIO
 from gated_training.decisions import Outcome
 from gated_training.kubeflow.records import RECORD_DIR_ENV, read_records
 from gated_training.reports import build_summary
-from gated_training.step_table import GATE_STEPS
+from gated_training.step_table import GATE_STEPS, MAIN_LINE
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PROGRESS = re.compile(r"(Executing task|Task '.+' finished with status|Pipeline '.+' finished with status)")
@@ -70,20 +70,30 @@ def _task_dirs(run_dir: Path | None) -> list[str]:
     return sorted(d.name for d in run_dir.iterdir() if d.is_dir() and (d / "executor_output.json").exists())
 
 
-def run_compiled_pipeline(
+@dataclass(frozen=True, kw_only=True)
+class _LocalRun:
+    run_dir: Path | None
+    error: str | None
+    record_dir: Path
+    log_path: Path
+
+
+def _run_locally(
     pipeline_yaml: Path,
     parameters: dict[str, Any],
     workdir: Path,
-    progress: Callable[[str], None] | None = None,
-    verbose: bool = False,
-) -> LocalRunResult:
+    progress: Callable[[str], None] | None,
+    verbose: bool,
+    log_name: str = "last-run.log",
+) -> _LocalRun:
+    """Run a compiled pipeline YAML through kfp.local; the run's folder, its error, its step records."""
     from kfp import components, local
 
     workdir.mkdir(parents=True, exist_ok=True)
     pipeline_root = (workdir / "kfp-runs").resolve()
     pipeline_root.mkdir(exist_ok=True)
     record_dir = workdir.resolve() / "step-records" / uuid.uuid4().hex
-    log_path = workdir / "last-run.log"
+    log_path = workdir / log_name
     before = {p.name for p in pipeline_root.iterdir()}
 
     pipeline = components.load_component_from_text(pipeline_yaml.read_text())
@@ -107,41 +117,111 @@ def run_compiled_pipeline(
                 os.environ[RECORD_DIR_ENV] = previous_env
 
     new_runs = sorted(p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir())
-    run_dir = new_runs[-1] if new_runs else None
-    tasks = _task_dirs(run_dir)
+    return _LocalRun(run_dir=new_runs[-1] if new_runs else None, error=error, record_dir=record_dir, log_path=log_path)
+
+
+def _training_summary(run: _LocalRun, tasks: list[str]) -> dict[str, Any] | None:
+    """The summary of the training line a run went through: written by the gate it stopped at (None when no
+    training task ran)."""
+    if run.run_dir is None or not any(task in GATE_STEPS for task in tasks):
+        return None
     summary = None
-    if run_dir is not None and error is None:
+    if run.error is None:
         # The gate the run stopped at wrote the run's summary; the gates it passed wrote "continued".
         for task in GATE_STEPS:
-            written = _load_json(run_dir / task / "run_summary")
+            written = _load_json(run.run_dir / task / "run_summary")
             if written is not None and written["outcome"] != Outcome.CONTINUED:
                 summary = written
+    return summary
+
+
+def run_compiled_pipeline(
+    pipeline_yaml: Path,
+    parameters: dict[str, Any],
+    workdir: Path,
+    progress: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> LocalRunResult:
+    run = _run_locally(pipeline_yaml, parameters, workdir, progress, verbose)
+    tasks = _task_dirs(run.run_dir)
+    summary = _training_summary(run, tasks) if run.error is None else None
     if summary is None:
-        summary = _failed_summary(error, record_dir, run_dir, log_path)
+        summary = _failed_summary(run.error, run.record_dir, run.run_dir, run.log_path)
     summary["tasks_ran"] = tasks
-    summary["reports"] = collect_reports(run_dir, workdir / "reports")
-    summary["step_usage"] = read_records(record_dir, "usage")
-    summary["log"] = str(log_path.resolve())
-    return LocalRunResult(summary=summary, tasks_ran=tasks, run_dir=run_dir, log_path=log_path)
+    summary["reports"] = collect_reports(run.run_dir, workdir / "reports")
+    summary["step_usage"] = read_records(run.record_dir, "usage")
+    summary["log"] = str(run.log_path.resolve())
+    return LocalRunResult(summary=summary, tasks_ran=tasks, run_dir=run.run_dir, log_path=run.log_path)
+
+
+MONITOR_TASK = "monitor-window"
+
+
+def run_monitoring_pipeline(
+    pipeline_yaml: Path,
+    parameters: dict[str, Any],
+    workdir: Path,
+    progress: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> LocalRunResult:
+    """The monitoring pipeline through kfp.local: the window's record as the summary, and under ``retrain`` the
+    summary of the nested training run (its gates, as ``gated-training run`` shows them)."""
+    run = _run_locally(pipeline_yaml, parameters, workdir, progress, verbose, "last-monitoring-run.log")
+    tasks = _task_dirs(run.run_dir)
+    record = _load_json(run.run_dir / MONITOR_TASK / "monitoring_report") if run.run_dir else None
+    if record is None:
+        failures = list(read_records(run.record_dir, "failure").values())
+        message = (
+            f"{failures[0]['step']}: {failures[0]['error_type']}: {failures[0]['message']}"
+            if failures
+            else (run.error or "the monitoring run produced no record") + f" (full log: {run.log_path})"
+        )
+        summary: dict[str, Any] = {
+            "outcome": Outcome.FAILED,
+            "reasons": [message],
+            "warnings": [],
+            "failed_step": MONITOR_TASK,
+        }
+    else:
+        summary = {key: record.get(key) for key in ("outcome", "reasons", "warnings", "champion", "window_start",
+                                                     "window_end", "retrain", "notification", "mlflow")}  # fmt: skip
+        summary["monitoring_report"] = str((run.run_dir / MONITOR_TASK / "monitoring_report").resolve())  # type: ignore[operator]
+        retrain = _training_summary(run, tasks)
+        if retrain is None and any(task in GATE_STEPS for task in tasks):
+            retrain = _failed_summary(run.error, run.record_dir, run.run_dir, run.log_path)
+        summary["retrain_run"] = retrain
+        if run.error and retrain is None:
+            summary["outcome"] = Outcome.FAILED
+            summary["reasons"] = [f"{run.error} (full log: {run.log_path})"]
+    summary["tasks_ran"] = tasks
+    summary["reports"] = collect_reports(run.run_dir, workdir / "reports", (MONITOR_TASK, *MAIN_LINE))
+    summary["step_usage"] = read_records(run.record_dir, "usage")
+    summary["log"] = str(run.log_path.resolve())
+    return LocalRunResult(summary=summary, tasks_ran=tasks, run_dir=run.run_dir, log_path=run.log_path)
 
 
 # The reports each step writes (extensionless under kfp.local), and the extension a browser needs.
-REPORTS = {"data_docs": ".html", "drift_html": ".html", "gate_report": ".md", "summary": ".md"}
+REPORTS = {
+    "data_docs": ".html",
+    "drift_html": ".html",
+    "gate_report": ".md",
+    "summary": ".md",
+    "report": ".md",
+    "report_html": ".html",
+}
 
 
-def collect_reports(run_dir: Path | None, reports_dir: Path) -> dict[str, str]:
+def collect_reports(run_dir: Path | None, reports_dir: Path, steps: tuple[str, ...] = MAIN_LINE) -> dict[str, str]:
     """Copy the run's reports to ``<workdir>/reports/<step>.<report><ext>`` (the last run's only)
     and return their paths by ``<step>/<report>``, in step order, for the console and summary.json."""
     import shutil
-
-    from gated_training.step_table import MAIN_LINE
 
     if reports_dir.is_dir():
         shutil.rmtree(reports_dir)
     found: dict[str, str] = {}
     if run_dir is None:
         return found
-    for step in MAIN_LINE:
+    for step in steps:
         for name, extension in REPORTS.items():
             source = run_dir / step / name
             if source.is_file():

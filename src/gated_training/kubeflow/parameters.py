@@ -149,9 +149,9 @@ def validate(parameters: dict[str, Any], form: RunForm = TRAINING_FORM) -> dict[
         if not str(parameters.get(name) or "").strip():
             raise ConfigError(f"parameter {name} is required")
     run = form.run()
-    require_fraction("min_quality_score", parameters.get("min_quality_score", run.min_quality_score))
-    max_input_bytes(parameters.get("max_input_mb", run.max_input_mb))
     if form is TRAINING_FORM:
+        require_fraction("min_quality_score", parameters.get("min_quality_score", run.min_quality_score))
+        max_input_bytes(parameters.get("max_input_mb", run.max_input_mb))
         check_sha256_parameter("suite_sha256", str(parameters.get("suite_sha256") or ""))
         check_ticket(str(parameters.get("retrain_ticket") or ""))
     else:

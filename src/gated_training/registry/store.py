@@ -62,6 +62,7 @@ SMOKE_PROBABILITIES_FILE = "smoke_probabilities.json"  # per row and class, from
 PROBABILITY_TOLERANCE = 1e-9
 FEATURE_METADATA_FILE = "feature_metadata.json"  # inputs (the schema contract), categories, split rule
 REFERENCE_PROFILE_FILE = "reference_profile.json"  # gated_training.drift.compare's profile of the training split
+SUITE_FILE = "suite.json"  # the data gate's suite as it passed the batch: monitoring checks live calls with it
 MANIFEST_FORMAT = 1
 POINTER_FORMAT = 2  # signed, with a generation and the previous state's digest
 POINTER_LOG = "pointer_log"

@@ -10,6 +10,7 @@ from gated_training.reports.notify import (
     WEBHOOK_ENV,
     check_webhook_url,
     notify_failed_step,
+    notify_lines,
     notify_outcome,
 )
 from gated_training.reports.summary import (
@@ -36,6 +37,7 @@ __all__ = [
     "drift_line",
     "markdown_text",
     "notify_failed_step",
+    "notify_lines",
     "notify_outcome",
     "number",
     "number_or_dash",

@@ -362,3 +362,23 @@ def notify_failed_step(webhook_url: str, step: str, message: str, kfp_run_id: st
     except Exception as exc:
         log.warning("failure notification not sent: %s", exc)
         return f"failed: {type(exc).__name__}"
+
+
+def notify_lines(webhook_url: str, headline: str, lines: list[str], links: dict[str, str] | None = None) -> str:
+    """Post a headline and its lines (each escaped, at most ten) in Slack's shape; returns what happened."""
+    try:
+        url = resolve_webhook_url(webhook_url)
+    except ConfigError as exc:
+        log.warning("%s; no notification sent", exc)
+        return f"failed: {exc}"
+    if not url:
+        return "not configured"
+    text = [f"*{slack_text(headline)}*"] + [f"• {slack_text(_shorten(line))}" for line in lines[:10]]
+    text += [
+        f"<{slack_text(uri)}|{slack_text(name)}>" if uri.startswith(("http://", "https://")) else f"{name}: {uri}"
+        for name, uri in (links or {}).items()
+        if uri and not any(c in uri for c in "|<> \n")
+    ]
+    status = post_json(url, {"text": "\n".join(text)})
+    print(f"webhook {redacted(url)}: {status}")
+    return status

@@ -4,7 +4,7 @@ pod's checks before it unpickles (``pod``), and the one rollout (``rollout``). T
 
 # The package's face: other packages import these names from here, never from its modules (tests/unit/test_layering.py).
 
-from gated_training.serving import layout, manifests, rollout
+from gated_training.serving import layout, local_server, manifests, rollout
 from gated_training.serving.client import KServeClient
 from gated_training.serving.layout import service_name, serving_files, serving_record
 from gated_training.serving.manifests import MODE_NAMES, mode_of
@@ -13,6 +13,7 @@ __all__ = [
     "KServeClient",
     "MODE_NAMES",
     "layout",
+    "local_server",
     "manifests",
     "mode_of",
     "rollout",

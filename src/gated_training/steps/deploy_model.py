@@ -22,6 +22,7 @@ from gated_training.errors import RegistryError
 from gated_training.registry import (
     FEATURE_METADATA_FILE,
     REFERENCE_PROFILE_FILE,
+    SUITE_FILE,
     ChampionChangedError,
     ModelRegistry,
     fitted_model,
@@ -30,6 +31,7 @@ from gated_training.registry import (
 )
 from gated_training.serving import serving_files, serving_record
 from gated_training.tracking import mirror_to_mlflow, tag_outcome, without_credentials
+from gated_training.validation import suite_sha256
 
 SMOKE_TEST_ROWS = 20
 
@@ -70,6 +72,18 @@ def version_description(version: str, manifest_sha256: str, gate: dict[str, Any]
     champion = gate.get("champion") or {}
     lines.append(f"Compared against champion {champion['version']}." if champion.get("version") else "First champion.")
     return "\n".join(lines)
+
+
+def passed_suite(validation: dict[str, Any]) -> bytes:
+    """The suite the data gate ran, read again and held to the digest the gate recorded: the version keeps it, so
+    monitoring checks live calls against the very expectations this model's data met."""
+    raw, digest = suite_sha256(str(validation["suite_uri"]))
+    if digest != validation.get("suite_sha256"):
+        raise RegistryError(
+            f"expectation suite {validation['suite_uri']} changed during the run (SHA-256 {digest}, the data gate "
+            f"ran {validation.get('suite_sha256')}); not deploying a version whose suite no one checked"
+        )
+    return raw
 
 
 def deploy_model(
@@ -134,6 +148,8 @@ def deploy_model(
         files[REFERENCE_PROFILE_FILE] = json.dumps(json_safe(profile)).encode()
     feature_metadata = json.loads(files[FEATURE_METADATA_FILE])
     validation = json.loads(Path(validation_report_path).read_text()) if validation_report_path else {}
+    if validation.get("suite_uri"):
+        files[SUITE_FILE] = passed_suite(validation)
     version, manifest_sha = registry.publish(
         files,
         {

@@ -6,6 +6,7 @@ run, outcome tags, the champion mirror, and the models-from-code pyfunc (``mlflo
 from gated_training.tracking import runs
 from gated_training.tracking.runs import (
     CHAMPION_ALIAS,
+    log_monitoring,
     mirror_to_mlflow,
     outcome_failed_on_error,
     resolve_tracking_uri,
@@ -16,6 +17,7 @@ from gated_training.tracking.runs import (
 # mlflow_model is listed but imported only where it is used: importing it imports MLflow (seconds).
 __all__ = [
     "CHAMPION_ALIAS",
+    "log_monitoring",
     "mirror_to_mlflow",
     "mlflow_model",
     "outcome_failed_on_error",

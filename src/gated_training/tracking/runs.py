@@ -220,3 +220,41 @@ def outcome_failed_on_error(training_report_path: str) -> Iterator[None]:
         except Exception:
             pass
         raise
+
+
+def log_monitoring(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    files: dict[str, str],
+) -> str:
+    """One MLflow run per served version and monitoring window, in the monitoring experiment: the window's numbers
+    as metrics, ``registry_version``, the role and the outcome as tags, the reports as artifacts (``files``: artifact
+    name → local path). Never raises: returns "synced" or "pending: <why>"."""
+    import math
+    import shutil
+    import tempfile
+
+    try:
+        experiment_id = ensure_experiment(tracking_uri, experiment)
+        with tracking_errors(tracking_uri, "recording the monitoring window"):
+            mlflow_client = client(tracking_uri)
+            run = mlflow_client.create_run(
+                experiment_id, run_name=run_name[:250], tags={_mlflow_key(k): str(v)[:5000] for k, v in tags.items()}
+            )
+            run_id = run.info.run_id
+            for name, value in metrics.items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    mlflow_client.log_metric(run_id, _mlflow_key(name), float(value))
+            for name, path in files.items():
+                if path and Path(path).is_file():
+                    with tempfile.TemporaryDirectory() as scratch:
+                        named = Path(scratch, name)
+                        shutil.copyfile(path, named)
+                        mlflow_client.log_artifact(run_id, str(named), artifact_path="monitoring")
+            mlflow_client.set_terminated(run_id, "FINISHED")
+            return "synced"
+    except TrackingError as exc:
+        return f"pending: {exc}"

@@ -1,0 +1,192 @@
+"""The monitoring step on the sample's champion: windows of logged calls (as the sink writes them) and late labels,
+each outcome with its reasons, the retrain ticket and batch, MLflow and the webhook, and the registry untouched.
+
+The loop test (test_monitoring_loop.py) runs the same through the real servers and the compiled YAML."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gated_training.config import DriftPolicy, MonitoringRunSettings, MonitoringSettings
+from gated_training.registry import SUITE_FILE, ModelRegistry, ensure_local_key
+from gated_training.steps.monitor_window import finish_window, monitor_window
+from tests.conftest import SAMPLE_DATA
+from tests.integration.conftest import LocalSetup
+from tests.prediction_traffic import log_calls, write_labels
+from tests.registry_helpers import registry_bytes
+from tests.webhook_receiver import WebhookReceiver
+
+MODEL = "tabular-classifier"
+END = datetime(2026, 12, 4, 18, tzinfo=timezone.utc)
+
+
+class Served:
+    def __init__(self, setup: LocalSetup, root: Path) -> None:
+        ensure_local_key()
+        self.setup, self.root = setup, root
+        self.registry = ModelRegistry(str(setup.registry), MODEL)
+        self.champion = self.registry.champion()
+        self.model, _ = self.registry.load_verified(self.champion.version)
+        data = pd.read_csv(SAMPLE_DATA)
+        self.truth = data.pop("risk")
+        self.data = data
+        self.log, self.labels = root / "log", root / "labels"
+        self.before = registry_bytes(setup.registry)
+
+    def traffic(self, n: int, *, seed: int = 0, hours_before_end: float = 20, version: str | None = None, **shift):
+        rows = self.data.sample(n, replace=True, random_state=seed)
+        truth = self.truth.loc[rows.index].reset_index(drop=True)
+        rows = rows.reset_index(drop=True)
+        for column, change in shift.items():
+            rows[column] = change(rows[column])
+        start = END - timedelta(hours=hours_before_end)
+        spacing = timedelta(hours=hours_before_end * 0.9) / max(n, 1)
+        ids = log_calls(self.log, MODEL, version or self.champion.version, rows, self.model, start, spacing=spacing)
+        return ids, truth
+
+    def label(self, ids: list[str], labels, known: datetime = END - timedelta(minutes=5), name: str = "l.csv") -> None:
+        write_labels(self.labels / name, [(i, v, known) for i, v in zip(ids, labels)])
+
+    def monitor(self, *, hook: str = "", labels: bool = True, **settings):
+        run = MonitoringRunSettings(
+            prediction_log_uri=str(self.log),
+            labels_uri=str(self.labels) if labels else "",
+            registry_uri=str(self.setup.registry),
+            model_name=MODEL,
+            mlflow_tracking_uri=self.setup.tracking_uri,
+            notify_webhook_url=hook,
+        )
+        out = self.root / f"out-{len(list(self.root.glob('out-*')))}"
+        out.mkdir()
+        paths = [str(out / name) for name in ("r.json", "r.md", "r.html")]
+        outcome, retrain = monitor_window(
+            run=run,
+            settings=MonitoringSettings(**{"label_delay_hours": 24, **settings}),
+            policy=DriftPolicy(),
+            end=END,
+            result_out=paths[0],
+            markdown_out=paths[1],
+            html_out=paths[2],
+            kfp_run_id="run-1",
+        )
+        metrics = finish_window(run, outcome, *paths, {})
+        return outcome, retrain, json.loads(Path(paths[0]).read_text()), metrics
+
+    def registry_unchanged(self) -> bool:
+        return registry_bytes(self.setup.registry) == self.before
+
+
+@pytest.fixture
+def served(champion_copy, tmp_path) -> Served:
+    return Served(champion_copy, tmp_path)
+
+
+def flipped(truth: pd.Series, share: float, seed: int = 1) -> np.ndarray:
+    labels = truth.to_numpy().copy()
+    change = np.random.default_rng(seed).random(len(labels)) < share
+    labels[change] = 1 - labels[change]
+    return labels
+
+
+def test_a_window_like_the_training_data_is_ok_and_each_version_is_logged_to_mlflow(served):
+    ids, truth = served.traffic(300)
+    served.label(ids, truth)
+    outcome, retrain, record, metrics = served.monitor()
+    assert outcome.outcome == "ok", record["findings"]
+    (view,) = record["versions"]
+    assert view["role"] == "champion" and view["calls"] == 300 and view["realized"]["rows"] == 300
+    assert view["contract"]["checks"] > 0 and not view["contract"]["failed_critical"]
+    assert retrain.ticket == "" and metrics["calls"] == 300 and 0.5 < metrics["realized_accuracy"] <= 1
+    assert record["mlflow"] == {served.champion.version: "synced"} and record["notification"] == "not needed"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(served.setup.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("gated-training-monitoring").experiment_id])
+    assert run.data.tags["registry_version"] == served.champion.version
+    assert run.data.tags["gated_training.monitoring_outcome"] == "ok" and run.data.metrics["calls"] == 300
+    assert served.registry_unchanged()
+
+
+def test_drift_and_an_accuracy_drop_open_one_retrain_and_the_next_window_is_held(served):
+    ids, truth = served.traffic(1100, age=lambda a: a + 15)
+    served.label(ids, flipped(truth, 0.4))
+    with WebhookReceiver() as receiver:
+        outcome, retrain, record, _ = served.monitor(hook=receiver.hook_url)
+        assert len(receiver.posts) == 1 and "RETRAIN" in receiver.posts[0]["json"]["text"]
+    assert outcome.outcome == "retrain", record["findings"]
+    assert any("drifted" in r and "age" in r for r in outcome.reasons)
+    assert any(r.startswith(f"version {served.champion.version}: realized accuracy") for r in outcome.reasons)
+    batch = pd.read_parquet(retrain.data_uri)
+    assert len(batch) == 1100 and retrain.target_column == "risk" and set(batch["risk"]) <= {0, 1}
+    champion_suite = Path(served.registry.version_uri(served.champion.version), SUITE_FILE).read_bytes()
+    assert Path(retrain.suite_uri).read_bytes() == champion_suite
+    ticket = json.loads(Path(retrain.ticket, "ticket.json").read_text())
+    assert ticket["champion"] == served.champion.version and ticket["monitoring_run"] == "run-1"
+    again, second, record, _ = served.monitor()
+    assert again.outcome == "alert" and second.ticket == ""
+    assert "no retrain: a retrain is pending since" in again.reasons[-1]
+    assert len(list((served.log / f"model={MODEL}" / "retrain").iterdir())) == 1
+    assert served.registry_unchanged()
+
+
+def test_a_retrain_without_enough_labelled_calls_is_reported_and_not_retried(served):
+    served.traffic(300, age=lambda a: a + 15)
+    outcome, retrain, record, _ = served.monitor(labels=False)
+    assert outcome.outcome == "alert" and retrain.ticket == ""
+    assert "no retrain: 0 labelled calls < min_labelled_rows 100" in outcome.reasons[-1]
+    again, _, _, _ = served.monitor(labels=False)
+    assert (
+        again.outcome == "alert" and "ended failed" in again.reasons[-1] and "not retried before" in again.reasons[-1]
+    )
+    assert served.registry_unchanged()
+
+
+def test_calls_that_break_the_contract_alert_and_never_retrain_on_them(served):
+    ids, truth = served.traffic(300, age=lambda a: -a, credit_amount=lambda c: c.where(c > 3000))
+    served.label(ids, flipped(truth, 0.5))
+    outcome, retrain, record, _ = served.monitor()
+    assert outcome.outcome == "alert" and retrain.ticket == ""
+    (view,) = record["versions"]
+    assert any("expect_column_values_to_be_between on column 'age'" in f for f in view["contract"]["failed_critical"])
+    assert any("no retrain: the calls broke the contract" in r for r in outcome.reasons)
+    assert served.registry_unchanged()
+
+
+def test_calls_answered_by_a_version_the_registry_does_not_know_alert_and_are_not_analysed(served):
+    served.traffic(150, version="20260101T000000000000Z-deadbeef")
+    outcome, _, record, _ = served.monitor(labels=False)
+    assert (
+        outcome.outcome == "alert" and "which registry" in outcome.reasons[0] and "does not hold" in outcome.reasons[0]
+    )
+    assert record["versions"][0]["role"] == "unknown"
+    assert served.registry_unchanged()
+
+
+def test_no_traffic_and_no_labels_yet_are_outcomes_not_failures(served):
+    outcome, *_ = served.monitor()
+    assert outcome.outcome == "no_traffic" and outcome.reasons == ["no call was logged in the window"]
+    served.traffic(150)
+    outcome, *_ = served.monitor()
+    assert outcome.outcome == "no_labels_yet"
+    assert served.registry_unchanged()
+
+
+def test_a_registry_without_a_champion_is_no_traffic_naming_it(served, tmp_path):
+    served.setup = LocalSetup(tmp_path / "empty")
+    outcome, *_ = served.monitor()
+    assert outcome.outcome == "no_traffic" and "has no champion" in outcome.reasons[0]
+
+
+def test_label_coverage_is_measured_on_calls_old_enough_to_be_labelled(served):
+    ids, truth = served.traffic(400, hours_before_end=60)
+    served.label(ids[:100], truth[:100])
+    outcome, _, record, _ = served.monitor(performance_window_hours=72, window_hours=72)
+    (view,) = record["versions"]
+    assert view["label_coverage"] is not None and view["label_coverage"] < 0.5
+    assert outcome.outcome == "warn" and any("have a label" in w for w in outcome.warnings)

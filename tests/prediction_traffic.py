@@ -1,0 +1,116 @@
+"""Served traffic written to a prediction log as KServe's agent would deliver it to our sink: V2 request and
+response bodies in the shape the serving runtime answers (``predict`` and ``predict_proba`` outputs, the answering
+``model_version``), binary-mode CloudEvent headers, through :class:`Sink` and flushed to Parquet. Labels are written
+as the CSV tables a data owner drops under ``labels_uri``.
+
+The loop test sends real HTTP through MLServer and the agent stand-in; this helper is for the many tests that need a
+window of calls without a server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gated_training.predictionlog import Sink, SinkSettings
+from gated_training.predictionlog.events import event_headers
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
+def v2_bodies(
+    frame: pd.DataFrame, predicted: list[Any], proba: np.ndarray, model: str, version: str
+) -> tuple[bytes, bytes]:
+    inputs = []
+    for name in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[name])
+        inputs.append(
+            {
+                "name": str(name),
+                "shape": [len(frame), 1],
+                "datatype": "FP64" if numeric else "BYTES",
+                "data": [_cell(v) for v in frame[name].tolist()],
+            }
+        )
+    response = {
+        "model_name": model,
+        "model_version": version,
+        "outputs": [
+            {"name": "predict", "shape": [len(frame), 1], "datatype": "BYTES", "data": [str(p) for p in predicted]},
+            {
+                "name": "predict_proba",
+                "shape": list(proba.shape),
+                "datatype": "FP64",
+                "data": [float(p) for p in proba.ravel()],
+            },
+        ],
+    }
+    return json.dumps({"inputs": inputs}).encode(), json.dumps(response).encode()
+
+
+def log_calls(
+    log_uri: str | Path,
+    service: str,
+    version: str,
+    frame: pd.DataFrame,
+    model: Any,
+    start: datetime,
+    *,
+    spacing: timedelta = timedelta(seconds=20),
+    endpoint: str = "default",
+    ids: list[str] | None = None,
+    metadata: list[dict[str, list[str]]] | None = None,
+) -> list[str]:
+    """One call per row of ``frame``, answered by ``model`` as ``version``; returns the call ids."""
+    sink = Sink(
+        SinkSettings(log_uri=str(log_uri), max_buffered_events=10**7, flush_events=10**7),
+        sink_id=f"traffic-{uuid.uuid4().hex[:8]}",
+    )
+    predicted = list(model.predict(frame))
+    proba = np.asarray(model.predict_proba(frame))
+    ids = ids or [uuid.uuid4().hex for _ in range(len(frame))]
+    for i in range(len(frame)):
+        moment = start + i * spacing
+        request, response = v2_bodies(frame.iloc[[i]], predicted[i : i + 1], proba[i : i + 1], service, version)
+        for kind, body in (("request", request), ("response", response)):
+            headers = event_headers(
+                event_id=ids[i],
+                kind=kind,
+                source=f"{service}-predictor-00001-deployment-7d9",
+                time=moment,
+                recorded_time=moment,
+                inference_service=service,
+                namespace="team-ml",
+                component="predictor",
+                endpoint=endpoint,
+                metadata=(metadata[i] if metadata else {}),
+                content_type="application/json",
+            )
+            status, text = sink.receive(headers, body)
+            assert status == 200, text
+    result = sink.flush(final=True)
+    assert not result.error, result.error
+    return ids
+
+
+def write_labels(path: Path, rows: list[tuple[str, Any, datetime]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "request_id": [r[0] for r in rows],
+            "label": [r[1] for r in rows],
+            "event_time": [r[2].isoformat().replace("+00:00", "Z") for r in rows],
+        }
+    ).to_csv(path, index=False)
+    return path
