@@ -62,7 +62,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv docs compile run test lint test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test lint test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -164,6 +164,26 @@ submit: cluster-image-check compile ## start a run on Kubeflow (PARAMS=file.yaml
 
 schedule: venv ## schedule the version `make upload` made (CRON="0 0 2 * * *", PARAMS=..., EXPERIMENT=...)
 	$(BIN)/gated-training schedule create --cron "$(CRON)" $(RUN_ARGS)
+
+upload-monitoring: cluster-image-check compile ## upload compiled/monitoring_pipeline.yaml as a new version of its own pipeline
+	$(BIN)/gated-training upload --pipeline $(MONITORING_YAML) $(KFP_ARGS)
+
+# The monitoring pipeline reads the last window_hours (24) before each run: a daily cron to match (set both to go hourly).
+MONITORING_CRON ?= 0 30 1 * * *
+schedule-monitoring: venv ## schedule the version `make upload-monitoring` made (MONITORING_CRON, MONITORING_PARAMS=...)
+	$(BIN)/gated-training schedule create --pipeline $(MONITORING_YAML) --cron "$(MONITORING_CRON)" \
+		$(if $(MONITORING_PARAMS),--params $(MONITORING_PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
+		--experiment "$(EXPERIMENT)-monitoring" $(KFP_ARGS)
+
+# A local monitoring window on the prediction log `gated-training sink` writes under WORKDIR (LABELS=folder of
+# label tables; MONITOR_ARGS="--window-end ... --set monitoring.window_hours=1").
+LABELS ?=
+MONITOR_ARGS ?=
+monitor: compile ## one monitoring window through the compiled monitoring pipeline, locally (kfp.local)
+	$(BIN)/gated-training monitor --workdir $(WORKDIR) $(if $(LABELS),--labels $(LABELS)) $(MONITOR_ARGS)
+
+loop: compile serving-venv ## the loop on loopback: serve (MLServer), log (logger + sink), drift, late labels, monitor, gated retrain
+	$(BIN)/gated-training loop --workdir $(WORKDIR)/loop
 
 clean: ## remove local run state (registry, MLflow database, outputs)
 	rm -rf $(WORKDIR) local_outputs

@@ -59,8 +59,7 @@ def v2_bodies(
     return json.dumps({"inputs": inputs}).encode(), json.dumps(response).encode()
 
 
-def log_calls(
-    log_uri: str | Path,
+def call_events(
     service: str,
     version: str,
     frame: pd.DataFrame,
@@ -71,15 +70,13 @@ def log_calls(
     endpoint: str = "default",
     ids: list[str] | None = None,
     metadata: list[dict[str, list[str]]] | None = None,
-) -> list[str]:
-    """One call per row of ``frame``, answered by ``model`` as ``version``; returns the call ids."""
-    sink = Sink(
-        SinkSettings(log_uri=str(log_uri), max_buffered_events=10**7, flush_events=10**7),
-        sink_id=f"traffic-{uuid.uuid4().hex[:8]}",
-    )
+) -> tuple[list[str], list[tuple[dict[str, str], bytes]]]:
+    """One call per row of ``frame``, answered by ``model`` as ``version``: the call ids, and each call's request and
+    response event (headers, body) as KServe's agent posts them."""
     predicted = list(model.predict(frame))
     proba = np.asarray(model.predict_proba(frame))
     ids = ids or [uuid.uuid4().hex for _ in range(len(frame))]
+    events = []
     for i in range(len(frame)):
         moment = start + i * spacing
         request, response = v2_bodies(frame.iloc[[i]], predicted[i : i + 1], proba[i : i + 1], service, version)
@@ -97,8 +94,28 @@ def log_calls(
                 metadata=(metadata[i] if metadata else {}),
                 content_type="application/json",
             )
-            status, text = sink.receive(headers, body)
-            assert status == 200, text
+            events.append((headers, body))
+    return ids, events
+
+
+def log_calls(
+    log_uri: str | Path,
+    service: str,
+    version: str,
+    frame: pd.DataFrame,
+    model: Any,
+    start: datetime,
+    **options: Any,
+) -> list[str]:
+    """The calls of :func:`call_events` through an in-process sink, flushed to the log; returns the call ids."""
+    sink = Sink(
+        SinkSettings(log_uri=str(log_uri), max_buffered_events=10**7, flush_events=10**7),
+        sink_id=f"traffic-{uuid.uuid4().hex[:8]}",
+    )
+    ids, events = call_events(service, version, frame, model, start, **options)
+    for headers, body in events:
+        status, text = sink.receive(headers, body)
+        assert status == 200, text
     result = sink.flush(final=True)
     assert not result.error, result.error
     return ids

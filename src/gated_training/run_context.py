@@ -114,6 +114,13 @@ def check_cluster_parameters(parameters: dict[str, object], allow_pod_local_stat
             f"registry_uri={registry!r} is a path inside the pod and is lost when the pod ends: "
             "set registry_uri=gs://bucket/prefix (or allow pod-local state for a mounted volume)"
         )
+    for name in ("prediction_log_uri", "labels_uri"):  # the monitoring pipeline's: read (and written) from a pod
+        value = str(parameters.get(name) or "")
+        if value and not value.startswith("gs://"):
+            raise ConfigError(
+                f"{name}={value!r} is a path inside the pod, where neither the sink's log nor the label tables are: "
+                f"set {name}=gs://bucket/prefix (or allow pod-local state for a mounted volume)"
+            )
     if urlsplit(tracking).scheme not in REMOTE_TRACKING_SCHEMES:
         raise ConfigError(
             f"mlflow_tracking_uri={tracking!r} would track into the pod's own file system: "

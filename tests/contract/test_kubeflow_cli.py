@@ -597,3 +597,47 @@ def test_hostile_or_broken_healthz_replies(capsys, body, code, printed, message)
         assert printed in captured.out
     if message:
         assert message in captured.err and "Upgrade Kubeflow Pipelines" in captured.err
+
+
+def test_the_monitoring_pipeline_is_uploaded_beside_the_training_one_and_scheduled_in_the_namespace(capsys, tmp_path):
+    """make upload-monitoring and make schedule-monitoring, on a multi-user backend: a pipeline of its own (named
+    in the YAML), a recurring run one window at a time with its gs:// log and labels, and the same validation
+    before any request (a pod-local prediction log is refused)."""
+    pushed = tmp_path / "monitoring.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "pipelines.compile", "--monitoring", str(pushed)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "IMAGE": PUSHED_IMAGE},
+    )
+    monitoring = ["--pipeline", str(pushed)]
+    ns = ["--namespace", "team-ml"]
+    where = [
+        "--set", "prediction_log_uri=gs://models/prediction-log", "--set", "labels_uri=gs://models/labels",
+        "--set", "monitoring.window_hours=24", *CLUSTER_STATE,
+    ]  # fmt: skip
+    with FakeKubeflowPipelines(multi_user=True) as server:
+        assert cli(server, "upload", "--version-name", "m1", *monitoring, *ns) == 0
+        assert cli(server, "upload", "--version-name", "t1", *ns) == 0
+        assert sorted(p["display_name"] for p in server.pipelines.values()) == [
+            "gated-training",
+            "gated-training-monitoring",
+        ]
+        assert (
+            cli(server, "schedule", "create", "--cron", "0 30 1 * * *", "--version", "m1", *monitoring, *ns, *where)
+            == 0
+        )
+        (created,) = server.calls("POST", "/apis/v2beta1/recurringruns")
+        body = created.body
+        assert body["display_name"] == "gated-training-monitoring-nightly" and body["max_concurrency"] == 1
+        assert body["runtime_config"]["parameters"]["prediction_log_uri"] == "gs://models/prediction-log"
+        assert body["runtime_config"]["parameters"]["monitoring"]["window_hours"] == 24
+        assert server.experiments[body["experiment_id"]]["namespace"] == "team-ml"
+        capsys.readouterr()
+        local = ["--set", "prediction_log_uri=/var/log/predictions", *CLUSTER_STATE]
+        assert cli(server, "submit", *monitoring, *ns, *local) == 2
+        assert "prediction_log_uri='/var/log/predictions' is a path inside the pod" in capsys.readouterr().err
+        assert cli(server, "submit", *monitoring, *ns, "--set", "data_uri=gs://x/y.csv", *CLUSTER_STATE) == 2
+        assert "data_uri" in capsys.readouterr().err
+        assert len(server.calls("POST", "/apis/v2beta1/runs")) == 0

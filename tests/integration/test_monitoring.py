@@ -190,3 +190,45 @@ def test_label_coverage_is_measured_on_calls_old_enough_to_be_labelled(served):
     (view,) = record["versions"]
     assert view["label_coverage"] is not None and view["label_coverage"] < 0.5
     assert outcome.outcome == "warn" and any("have a label" in w for w in outcome.warnings)
+
+
+def test_the_compiled_monitoring_yaml_runs_through_kfp_local_and_every_launcher_reads_its_outputs(served, capsys):
+    """`gated-training monitor` on the YAML users upload; the step's executor output parses under each backend's
+    strict protojson (no NaN: a window without labels has no realized accuracy, and no metric says NaN)."""
+    import re
+
+    from gated_training.cli import main
+    from tests.conformance.backends import RELEASES, parse_executor_output
+
+    served.traffic(200)
+    workdir = served.root / "monitor"
+    code = main(
+        ["monitor", "--log-uri", str(served.log), "--registry", str(served.setup.registry),
+         "--tracking-uri", served.setup.tracking_uri, "--workdir", str(workdir), "--window-end", END.isoformat()]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0 and "=== monitoring: OK ===" in printed, printed
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["outcome"] == "ok" and summary["tasks_ran"] == ["monitor-window"] and summary["retrain_run"] is None
+    assert Path(summary["reports"]["monitor-window/report"]).read_text().startswith("## Monitoring: OK")
+    (output,) = workdir.glob("kfp-runs/*/monitor-window/executor_output.json")
+    text = output.read_text()
+    assert "null" not in re.sub(r'"[^"]*"', '""', text) and "NaN" not in text
+    for release in RELEASES:
+        parse_executor_output(release, text)
+    assert served.registry_unchanged()
+
+
+def test_monitor_refuses_bad_parameters_before_anything_runs(served, capsys):
+    from gated_training.cli import main
+
+    for argv, message in (
+        (["--window-end", "2026-12-04T18:00:00"], "give the zone"),
+        (["--set", "monitoring.window_hours=0"], "window_hours"),
+        (["--set", "monitoring.on_drift=deploy"], "on_drift"),
+        (["--set", "monitoring.label_key_header=X Bad"], "label_key_header"),
+        (["--registry", "/tmp/../etc"], "registry"),
+    ):
+        assert main(["monitor", "--workdir", str(served.root / "w"), *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not (served.root / "w" / "kfp-runs").exists()

@@ -39,6 +39,7 @@ def cluster_parameters(args: argparse.Namespace, package: "PipelinePackage") -> 
 
     Only what was given is sent: the run form in the UI shows the compiled defaults for the rest.
     """
+    from gated_training.kubeflow import form_of
     from gated_training.kubeflow import validate as validate_run_parameters
     from gated_training.run_context import check_cluster_parameters
 
@@ -46,7 +47,7 @@ def cluster_parameters(args: argparse.Namespace, package: "PipelinePackage") -> 
     for layer in [*(load_params_file(p) for p in args.params), parse_assignments(args.set)]:
         given.update(layer)
     merged = resolve_parameters(package.parameters, [given])  # types every value, rejects unknown names
-    validate_run_parameters(merged)
+    validate_run_parameters(merged, form_of(package.parameters))
     check_cluster_parameters(merged, args.allow_pod_local_state)
     from gated_training.kubeflow import touched
 
