@@ -62,7 +62,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test lint test-unit test-integration test-robustness bench bench-gate profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test lint test-unit test-integration test-robustness bench bench-gate bench-monitoring profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -131,6 +131,11 @@ BENCH_ROWS ?= 10000,100000,1000000
 bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS × 30 columns → docs/benchmarks.md (~25 min here: two runs of each, the reference design once)
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
+	$(BIN)/python -m benchmarks.monitoring --calls $(MONITORING_BENCH_CALLS)
+
+MONITORING_BENCH_CALLS ?= 100000,1000000
+bench-monitoring: venv ## the sink's events/s on one core and a monitoring window of MONITORING_BENCH_CALLS calls → docs/benchmarks-monitoring.md (~10 min)
+	$(BIN)/python -m benchmarks.monitoring --calls $(MONITORING_BENCH_CALLS)
 
 GATE_BENCH_ROWS ?= 100000,1000000
 bench-gate: venv ## what the model gate's evidence checks add per step at GATE_BENCH_ROWS (~4 min here) → docs/benchmarks-gate.md

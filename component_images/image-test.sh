@@ -36,6 +36,8 @@ buildah inspect --type image --format '{{range $k, $v := .OCIv1.Config.Labels}}{
 container=$(buildah from --quiet "$IMAGE")
 trap 'buildah rm "$container" >/dev/null 2>&1 || true' EXIT
 buildah copy --quiet "$container" "$PIPELINE_YAML" /app/compiled/training_pipeline.yaml
+buildah copy --quiet "$container" compiled/monitoring_pipeline.yaml /app/compiled/monitoring_pipeline.yaml
+buildah copy --quiet "$container" component_images/monitor-smoke.py /app/monitor-smoke.py
 
 for tool in gcc cc pip; do  # multi-stage: nothing to build or install with in the final image
   if buildah run --isolation chroot "$container" -- sh -c "command -v $tool" >/dev/null 2>&1; then
@@ -74,7 +76,10 @@ run_in_image model-blocked blocked \
   --registry "$champion_registry" --set min_accuracy=0.99 --set force_retrain=true
 run_in_image skipped skipped check-drift,validate-data --registry "$champion_registry"
 run_in_image data-blocked blocked validate-data --set target_column=no_such_column
-echo "image test: all six training components ran in $IMAGE, and each gate stopped a run"
+echo "== monitoring: a logged, labelled window of the champion through the compiled monitoring pipeline"
+offline buildah run --isolation chroot --user 10001:0 "$container" -- \
+  python3 /app/monitor-smoke.py "$champion_registry" /tmp/image-test-monitoring
+echo "image test: all six training components and monitor-window ran in $IMAGE, and each gate stopped a run"
 
 # ---- the serving image: built from the same pins, it serves the version the deploy run made ----
 start=$(date +%s)
@@ -108,4 +113,4 @@ echo "== serving: MLServer in $SERVING_IMAGE (user 10001, no network but loopbac
 # client talk over 127.0.0.1; there is still no route out).
 unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh \
   buildah run --isolation chroot --user 10001:0 "$serving" -- python3 /srv/serving-smoke.py /srv/test
-echo "image test passed: all six components ran in $IMAGE, each gate stopped a run, and $SERVING_IMAGE served the deployed version"
+echo "image test passed: six training components and monitor-window ran in $IMAGE, each gate stopped a run, and $SERVING_IMAGE served the deployed version"

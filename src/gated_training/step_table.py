@@ -116,7 +116,9 @@ MONITORING_STEPS: tuple[Step, ...] = (
     Step(
         id="monitor-window",
         display_name="Monitor the served model",
-        resources=_resources("1", "2", "1Gi", "4Gi"),
+        # A window's calls are decoded in memory: about 260 MiB per 100k calls (docs/benchmarks-monitoring.md), so
+        # max_window_rows (2M) fits in 6 GiB; the limit leaves the rest as headroom.
+        resources=_resources("1", "2", "1Gi", "8Gi"),
         uses_gcs=True,
         uses_mlflow=True,
         uses_registry=True,
