@@ -232,3 +232,27 @@ def test_monitor_refuses_bad_parameters_before_anything_runs(served, capsys):
         assert main(["monitor", "--workdir", str(served.root / "w"), *argv]) == 2, argv
         assert message in capsys.readouterr().err, argv
     assert not (served.root / "w" / "kfp-runs").exists()
+
+
+def test_a_retrain_can_train_on_the_users_own_table_instead_of_the_logged_calls(served):
+    """retrain_data_uri names the training table: no batch is written, the nested run reads that table with the
+    suite beside it (the training pipeline's default), and the ticket still keeps retrains one at a time."""
+    served.traffic(300, age=lambda a: a + 15)
+    outcome, retrain, record, _ = served.monitor(labels=False, retrain_data_uri=str(SAMPLE_DATA))
+    assert outcome.outcome == "retrain" and retrain.data_uri == str(SAMPLE_DATA)
+    assert retrain.suite_uri == "" and retrain.target_column == "risk"
+    assert sorted(p.name for p in Path(retrain.ticket).iterdir()) == ["ticket.json"]
+    assert record["retrain"]["started"] and "retrain_data_uri" in record["retrain"]["text"]
+    again, second, _, _ = served.monitor(labels=False, retrain_data_uri=str(SAMPLE_DATA))
+    assert again.outcome == "alert" and second.ticket == "" and "pending" in again.reasons[-1]
+    assert served.registry_unchanged()
+
+
+def test_the_gates_metrics_are_measured_on_the_labelled_calls_beside_the_deployed_ones(served):
+    ids, truth = served.traffic(300)
+    served.label(ids, truth)
+    _, _, record, _ = served.monitor()
+    realized = record["versions"][0]["realized"]
+    assert set(realized["metrics"]) >= {"accuracy", "balanced_accuracy", "f1", "roc_auc", "brier"}
+    assert realized["metrics"]["accuracy"] == pytest.approx(realized["accuracy"])
+    assert realized["gate_metrics"]["accuracy"] == realized["gate_accuracy"]

@@ -1,5 +1,6 @@
 """The five journeys of the core issue, in order on one registry: each depends on the champion before it."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -74,7 +75,11 @@ def test_first_run_deploys(setup, first):
         "smoke_predictions.json",
         "smoke_probabilities.json",
         "reference_profile.json",
+        "suite.json",  # the suite the data gate ran, byte for byte: monitoring checks live calls against it
     }
+    suite = (setup.registry / MODEL_NAME / "versions" / setup.champion_version() / "suite.json").read_bytes()
+    assert hashlib.sha256(suite).hexdigest() == manifest["suite"]["sha256"]
+    assert suite == Path(manifest["suite"]["uri"]).read_bytes()
 
 
 def test_a_local_run_points_at_its_reports_with_extensions_a_browser_opens(setup, first, capsys):

@@ -308,6 +308,8 @@ def _check_performance(
             y_pred = _codes(rows.loc[item.labelled, "predicted"].tolist(), item.classes)
             result = realized(y_true, y_pred, len(item.classes), gate_accuracy, gate_rows, settings)
             view.realized = result.to_json()
+            view.realized["metrics"] = _gate_metrics(item, y_true, y_pred)
+            view.realized["gate_metrics"] = item.manifest.get("metrics") or {}
             if result.verdict == "drop":
                 act = "retrain" if role == "champion" and settings.on_performance_drop == "retrain" else "alert"
                 findings.append(
@@ -359,6 +361,20 @@ def _check_performance(
             )
         elif not estimate.trusted:
             view.notes.append(f"estimated accuracy not trusted: {estimate.why}")
+
+
+def _gate_metrics(item: _Version, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """The gate's headline metrics (accuracy, balanced accuracy, F1, ROC AUC, Brier) on the labelled calls, from
+    the answers as served, to set beside the ones the version was deployed with."""
+    from gated_training.gate import score_predictions
+
+    known = (y_true >= 0) & (y_pred >= 0)
+    if not known.any():
+        return {}
+    classes = np.asarray(item.classes)  # their own dtype: scikit-learn reads an object array of ints as "unknown"
+    proba = item.decoded.probabilities[np.asarray(item.labelled)[known]]
+    scores = score_predictions(pd.Series(classes[y_true[known]]), classes[y_pred[known]], proba, classes)
+    return scores.headline()
 
 
 def _paired(champion: _Version, other: _Version, registry: ModelRegistry) -> dict[str, Any] | None:
