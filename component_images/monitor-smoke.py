@@ -16,9 +16,10 @@ import pandas as pd
 
 from gated_training.predictionlog import Sink, SinkSettings
 from gated_training.predictionlog.events import event_headers
-from gated_training.registry import ModelRegistry
+from gated_training.registry import ModelRegistry, ensure_local_key
 
 registry_uri, workdir = sys.argv[1], Path(sys.argv[2])
+ensure_local_key()  # the local key the deploy run used, as the CLI finds it
 end = datetime(2026, 12, 4, 18, tzinfo=timezone.utc)
 registry = ModelRegistry(registry_uri, "tabular-classifier")
 champion = registry.champion()

@@ -256,3 +256,5 @@ def test_the_gates_metrics_are_measured_on_the_labelled_calls_beside_the_deploye
     assert set(realized["metrics"]) >= {"accuracy", "balanced_accuracy", "f1", "roc_auc", "brier"}
     assert realized["metrics"]["accuracy"] == pytest.approx(realized["accuracy"])
     assert realized["gate_metrics"]["accuracy"] == realized["gate_accuracy"]
+    report = (served.root / "out-0" / "r.md").read_text()
+    assert "**The gate's metrics on the labelled calls**" in report and "roc auc" in report and "(gate " in report

@@ -75,6 +75,19 @@ def render_markdown(result: dict[str, Any]) -> str:
                 rows,
             ),
         ]
+    measured = []
+    for item in result["versions"]:
+        realized = item.get("realized") or {}
+        if realized.get("metrics"):
+            gate = realized.get("gate_metrics") or {}
+            pairs = ", ".join(
+                f"{markdown_text(name.replace('_', ' '))} {number_or_dash(value)}"
+                + (f" (gate {number_or_dash(gate[name])})" if isinstance(gate.get(name), (int, float)) else "")
+                for name, value in realized["metrics"].items()
+            )
+            measured.append(f"- {code(item['version'], False)}, {number(realized['rows'])} labelled calls: {pairs}")
+    if measured:
+        lines += ["**The gate's metrics on the labelled calls**", "", *measured, ""]
     notes = [
         f"- {code(item['version'], False)}: {markdown_text(note)}"
         for item in result["versions"]
