@@ -33,6 +33,8 @@ REGISTRY_KEY_SECRET_KEY ?=
 RESOURCES_FILE ?=
 ALLOW_POD_LOCAL_STATE ?=
 WEBHOOK_ALLOWED_HOSTS ?=
+# A Prometheus Pushgateway every step pushes its run's result to (docs/observability.md).
+PUSHGATEWAY_URL ?=
 # Image build options (component_images/build-image.sh).
 BUILDER ?=
 BASE_IMAGE ?=
@@ -58,11 +60,11 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 	MLFLOW_BASIC_AUTH_SECRET=$(MLFLOW_BASIC_AUTH_SECRET) WEBHOOK_SECRET=$(WEBHOOK_SECRET) \
 	WEBHOOK_SECRET_KEY=$(WEBHOOK_SECRET_KEY) REGISTRY_KEY_SECRET=$(REGISTRY_KEY_SECRET) \
 	REGISTRY_KEY_SECRET_KEY=$(REGISTRY_KEY_SECRET_KEY) RESOURCES_FILE=$(RESOURCES_FILE) \
-	ALLOW_POD_LOCAL_STATE=$(ALLOW_POD_LOCAL_STATE) WEBHOOK_ALLOWED_HOSTS=$(WEBHOOK_ALLOWED_HOSTS) PARAMS=$(PARAMS)
+	ALLOW_POD_LOCAL_STATE=$(ALLOW_POD_LOCAL_STATE) WEBHOOK_ALLOWED_HOSTS=$(WEBHOOK_ALLOWED_HOSTS) PUSHGATEWAY_URL=$(PUSHGATEWAY_URL) PARAMS=$(PARAMS)
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test lint test-unit test-integration test-robustness bench bench-gate bench-monitoring profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -101,6 +103,14 @@ $(JS_DEPS): tests/js/package.json tests/js/package-lock.json
 docs: venv ## rewrite the generated parts of docs/parameters.md (the CLI synopsis, the run form's tables) from the code
 	$(BIN)/python -m pipelines.docs
 
+observability: venv ## rewrite the PrometheusRule from observability/prometheus/gated-training.rules.yml (its one source)
+	$(BIN)/python -m observability.generate
+
+# promtool (alert-rule tests) and the Pushgateway (push tests), from Debian: make test installs them when missing.
+PROMTOOL := /usr/bin/promtool
+$(PROMTOOL):
+	command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus prometheus-pushgateway; }
+
 compile: venv ## write compiled/training_pipeline.yaml and compiled/monitoring_pipeline.yaml (IMAGE=..., secret names, PARAMS=cluster.params.yaml baked in as the run form's defaults; see docs/kubeflow.md)
 	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
 	$(COMPILE_ENV) MONITORING_PARAMS=$(MONITORING_PARAMS) $(BIN)/python -m pipelines.compile --monitoring $(MONITORING_YAML)
@@ -110,15 +120,18 @@ run: PARAMS =
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 
-test: venv serving-venv $(JS_DEPS) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract
-	$(PYTEST) $(PYTEST_ARGS)
+test: venv serving-venv $(JS_DEPS) $(PROMTOOL) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down (CI runs them after make test)
+	$(PYTEST) -m slow $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint and format) and mypy (strict on the gate, the registry, stats, config and parameters): pyproject.toml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test-unit: venv $(JS_DEPS) ## unit tests only
+test-unit: venv $(JS_DEPS) $(PROMTOOL) ## unit tests only
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 test-integration: venv serving-venv $(JS_DEPS) ## the compiled pipeline through kfp.local

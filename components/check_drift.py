@@ -33,7 +33,10 @@ def check_drift(
     from gated_training.steps.check_drift import check_drift
 
     with recorded_step(
-        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+        notify_webhook_url=notify_webhook_url,
+        retrain_ticket=retrain_ticket,
+        model_name=model_name,
+        artifact_uri=run_summary.uri,
     ) as step:
         outcome = check_drift(
             dataset_path=dataset.path,

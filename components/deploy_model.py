@@ -37,7 +37,10 @@ def deploy_model(
 
     with (
         recorded_step(
-            notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+            notify_webhook_url=notify_webhook_url,
+            retrain_ticket=retrain_ticket,
+            model_name=model_name,
+            artifact_uri=run_summary.uri,
         ) as step,
         outcome_failed_on_error(training_report_path=training_report.path),
     ):

@@ -11,6 +11,7 @@ def engineer_features(
     target_column: str,
     features: dict,
     split: dict,
+    model_name: str,
     notify_webhook_url: str,
     retrain_ticket: str,
     train_data: Output[Dataset],
@@ -24,7 +25,10 @@ def engineer_features(
     from gated_training.steps.engineer_features import engineer_features
 
     with recorded_step(
-        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=feature_metadata.uri
+        notify_webhook_url=notify_webhook_url,
+        retrain_ticket=retrain_ticket,
+        model_name=model_name,
+        artifact_uri=feature_metadata.uri,
     ):
         outcome = engineer_features(
             dataset_path=dataset.path,

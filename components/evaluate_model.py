@@ -39,7 +39,10 @@ def evaluate_model(
 
     with (
         recorded_step(
-            notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+            notify_webhook_url=notify_webhook_url,
+            retrain_ticket=retrain_ticket,
+            model_name=model_name,
+            artifact_uri=run_summary.uri,
         ) as step,
         outcome_failed_on_error(training_report_path=training_report.path),
     ):

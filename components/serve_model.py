@@ -29,7 +29,10 @@ def serve_model(
     from gated_training.steps.serve_model import secret_reference, serve_model
 
     with recorded_step(
-        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+        notify_webhook_url=notify_webhook_url,
+        retrain_ticket=retrain_ticket,
+        model_name=model_name,
+        artifact_uri=run_summary.uri,
     ) as step:
         outcome = serve_model(
             deployment_path=deployment.path,

@@ -16,6 +16,7 @@ def train_model(
     mlflow_tracking_uri: str,
     mlflow_experiment: str,
     pipeline_version: str,
+    model_name: str,
     notify_webhook_url: str,
     retrain_ticket: str,
     model: Output[Model],
@@ -29,7 +30,10 @@ def train_model(
     from gated_training.steps.train_model import train_model
 
     with recorded_step(
-        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=training_report.uri
+        notify_webhook_url=notify_webhook_url,
+        retrain_ticket=retrain_ticket,
+        model_name=model_name,
+        artifact_uri=training_report.uri,
     ) as step:
         outcome = train_model(
             train_path=train_data.path,

@@ -12,6 +12,7 @@ def validate_data(
     min_quality_score: float,
     suite_sha256: str,
     max_input_mb: float,
+    model_name: str,
     notify_webhook_url: str,
     retrain_ticket: str,
     dataset: Output[Dataset],
@@ -29,7 +30,10 @@ def validate_data(
     from gated_training.steps.validate_data import validate_data
 
     with recorded_step(
-        notify_webhook_url=notify_webhook_url, retrain_ticket=retrain_ticket, artifact_uri=run_summary.uri
+        notify_webhook_url=notify_webhook_url,
+        retrain_ticket=retrain_ticket,
+        model_name=model_name,
+        artifact_uri=run_summary.uri,
     ) as step:
         # The first step checks the webhook with the other run parameters: a run form's bad URL (a raw CR/LF,
         # a metadata address) fails the run here, naming the parameter, not a later notification.

@@ -23,6 +23,8 @@ them through), validated once in :meth:`ClusterSettings.from_env`:
 - ``WEBHOOK_ALLOWED_HOSTS``: comma-separated hosts (names or addresses) the steps may post to;
   becomes ``GATED_TRAINING_WEBHOOK_ALLOWED_HOSTS`` in every step (``gated_training.reports.notify``). Unset:
   any host but loopback, link-local and metadata addresses.
+- ``PUSHGATEWAY_URL``: a Prometheus Pushgateway (``http://pushgateway.monitoring:9091``); becomes
+  ``GATED_TRAINING_PUSHGATEWAY_URL`` in every step, which pushes each run's result there (``reports.push``).
 - ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
 
 Only secret *names* are compiled in; their values never leave the cluster.
@@ -42,7 +44,7 @@ from gated_training.config import read_yaml_mapping
 from gated_training.errors import ConfigError
 from gated_training.kubernetes_names import is_dns1123_subdomain
 from gated_training.registry import KEY_ENV as REGISTRY_KEY_ENV
-from gated_training.reports import ALLOWED_HOSTS_ENV, WEBHOOK_ENV
+from gated_training.reports import ALLOWED_HOSTS_ENV, PUSHGATEWAY_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
 from gated_training.step_table import STEP, StepResources
 
@@ -110,6 +112,7 @@ class ClusterSettings:
     registry_key_secret_key: str = "key"
     allow_pod_local_state: bool = False
     webhook_allowed_hosts: str = ""
+    pushgateway_url: str = ""
     resources: Mapping[str, StepResources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
 
     @classmethod
@@ -145,6 +148,17 @@ class ClusterSettings:
                 raise ClusterConfigError(f"{variable}: {', '.join(map(repr, bad))} is not a host name or address")
             return ",".join(names)
 
+        def http_url(variable: str) -> str:
+            from urllib.parse import urlsplit
+
+            value = env.get(variable, "").strip().rstrip("/")
+            parts = urlsplit(value)
+            if value and (
+                parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value)
+            ):
+                raise ClusterConfigError(f"{variable}={value!r} is not an http(s) URL")
+            return value
+
         resources = dict(DEFAULT_RESOURCES)
         if env.get("RESOURCES_FILE"):
             resources.update(load_resources_file(Path(env["RESOURCES_FILE"])))
@@ -160,6 +174,7 @@ class ClusterSettings:
             registry_key_secret_key=secret_key("REGISTRY_KEY_SECRET_KEY", "key"),
             allow_pod_local_state=flag("ALLOW_POD_LOCAL_STATE"),
             webhook_allowed_hosts=hosts("WEBHOOK_ALLOWED_HOSTS"),
+            pushgateway_url=http_url("PUSHGATEWAY_URL"),
             resources=resources,
         )
 
@@ -238,6 +253,8 @@ def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTas
         task.set_env_variable(ALLOW_POD_LOCAL_ENV, "1")
     if settings.webhook_allowed_hosts:
         task.set_env_variable(ALLOWED_HOSTS_ENV, settings.webhook_allowed_hosts)
+    if settings.pushgateway_url:
+        task.set_env_variable(PUSHGATEWAY_ENV, settings.pushgateway_url)
     if step_id == "serve-model":  # the serving pods read the registry with the same secrets (names only)
         if settings.registry_key_secret:
             task.set_env_variable(

@@ -69,6 +69,7 @@ def training_pipeline(
         suite_sha256=suite_sha256,
         max_input_mb=max_input_mb,
         notify_webhook_url=notify_webhook_url,
+        model_name=model_name,
         retrain_ticket=retrain_ticket,
     )
     configure_step(validation, CLUSTER)
@@ -94,6 +95,7 @@ def training_pipeline(
                 features=features,
                 split=split,
                 notify_webhook_url=notify_webhook_url,
+                model_name=model_name,
                 retrain_ticket=retrain_ticket,
             )
             configure_step(engineered, CLUSTER)
@@ -109,6 +111,7 @@ def training_pipeline(
                 mlflow_experiment=mlflow_experiment,
                 pipeline_version=pipeline_version,
                 notify_webhook_url=notify_webhook_url,
+                model_name=model_name,
                 retrain_ticket=retrain_ticket,
             )
             configure_step(trained, CLUSTER)

@@ -182,3 +182,54 @@ def test_a_rolled_back_version_is_refused_by_a_real_server(champion, tmp_path):
     with server_for(tmp_path, registry, version, manifest_sha) as server:
         assert not server.wait_ready(timeout=40)
     assert "neither the champion nor the stable side of its canary (it was rolled back)" in server.log
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_the_runtime_exports_model_metrics_by_version_for_v2_and_v1_with_input_quality(champion, tmp_path):
+    """Predictions per class, the predicted probability, rows per request and input quality against the version's
+    reference profile, labelled by model and registry version, for V2 and V1 (MLServer's own model_infer_* series
+    say version="None" and never see V1); what a caller sends raises counts, never adds series."""
+    _, registry, pointer = champion
+    rows, labels, _ = recorded(registry, pointer.version)
+    hostile = rows.head(2).copy()
+    hostile["age"] = [500, None]  # outside the training range; missing
+    hostile["purpose"] = ["<script>alert(1)</script>", "car"]  # a category the training data never had
+    with server_for(tmp_path, registry, pointer.version, pointer.manifest_sha256) as server:
+        assert server.wait_ready(), server.log
+        for i in range(len(rows)):
+            assert server.post(f"/v2/models/{server.name}/infer", v2_request(rows.iloc[[i]]))[0] == 200
+        assert server.post(f"/v1/models/{server.name}:predict", v1_request(rows))[0] == 200
+        assert server.post(f"/v2/models/{server.name}/infer", v2_request(hostile))[0] == 200
+        assert server.post(f"/v1/models/{server.name}:predict", {"instances": "no"})[0] == 400
+        status, text = server.get("/metrics", port=server.metrics)
+    assert status == 200
+    samples = _samples(text)
+    base = (("model", server.name), ("version", pointer.version))
+
+    def value(name: str, **extra: str) -> float:
+        return samples.get((name, tuple(sorted((*base, *extra.items())))), 0.0)
+
+    n = len(rows)
+    assert value("gated_training_requests_total", protocol="v2", outcome="ok") == n + 1
+    assert value("gated_training_requests_total", protocol="v1", outcome="ok") == 1
+    assert value("gated_training_requests_total", protocol="v1", outcome="error") == 1
+    assert value("gated_training_input_rows_total") == 2 * n + 2
+    predicted = sum(value("gated_training_predictions_total", **{"class": str(c)}) for c in set(labels))
+    assert predicted == 2 * n + 2
+    assert value("gated_training_predicted_probability_count") == 2 * n + 2
+    assert value("gated_training_request_rows_bucket", le="1.0") == n
+    assert value("gated_training_input_out_of_range_total", feature="age") >= 1
+    assert value("gated_training_input_missing_total", feature="age") >= 1
+    assert value("gated_training_input_unseen_total", feature="purpose") >= 1
+    assert not any("script" in repr(key) for key in samples)  # a caller's value never becomes a label
+    assert value("gated_training_request_duration_seconds_count", protocol="v2") == n + 1
+    assert value("gated_training_request_duration_seconds_count", protocol="v1") == 1  # the refused one: no scoring

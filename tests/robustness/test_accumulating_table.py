@@ -15,7 +15,7 @@ from gated_training.data.tables import row_hashes
 from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
 from tests.integration.conftest import DEPLOYED_TASKS, MODEL_BLOCKED_TASKS, WEAK_MODEL, LocalSetup
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "tabular-classifier"
 
 

@@ -4,8 +4,12 @@ exactly one wins, every time, and the pointer always names a complete, loadable 
 import json
 import time
 
+import pytest
+
 from gated_training.registry.store import ModelRegistry, smoke_test
 from tests.robustness.conftest import deploy_arguments, gate_for, start_round, start_worker
+
+pytestmark = pytest.mark.slow
 
 ROUNDS = 20
 

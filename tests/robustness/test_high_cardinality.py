@@ -13,7 +13,7 @@ from gated_training.validation.suite import draft_suite
 from pipelines.cluster import DEFAULT_RESOURCES, _bytes
 from tests.integration.conftest import DEPLOYED_TASKS, LocalSetup
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROWS = 100_000
 
 

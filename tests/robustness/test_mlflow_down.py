@@ -5,6 +5,7 @@ lost between training and deploy leaves the deploy standing with the mirror pend
 import json
 
 import mlflow
+import pytest
 
 from gated_training.cli import main
 from gated_training.registry.store import ModelRegistry
@@ -14,6 +15,8 @@ from tests.conftest import SAMPLE_DATA, synthetic_frame
 from tests.integration.conftest import TEST_THRESHOLDS
 from tests.mlflow_server import free_port, mlflow_server
 from tests.robustness.conftest import deploy_arguments, gate_for
+
+pytestmark = pytest.mark.slow
 
 
 def test_training_with_mlflow_down_fails_naming_the_uri_and_deploys_nothing(tmp_path):

@@ -106,7 +106,13 @@ class recorded_step:
     artifact's URI, ``run_context.run_id_from_uri``). Pass ``step=`` only outside a component (tests)."""
 
     def __init__(
-        self, step: str | None = None, *, notify_webhook_url: str = "", artifact_uri: str = "", retrain_ticket: str = ""
+        self,
+        step: str | None = None,
+        *,
+        notify_webhook_url: str = "",
+        artifact_uri: str = "",
+        retrain_ticket: str = "",
+        model_name: str = "",
     ) -> None:
         from gated_training.reports import check_ticket
         from gated_training.run_context import run_id_from_uri
@@ -120,6 +126,7 @@ class recorded_step:
         self.notify_webhook_url = notify_webhook_url
         self.artifact_uri = artifact_uri
         self.retrain_ticket = check_ticket(retrain_ticket)
+        self.model_name = model_name  # the Pushgateway group a failure is pushed to (reports.push)
         self.run_id = run_id_from_uri(artifact_uri, self.id) if artifact_uri else ""
         self._started = 0.0
         self._deadline: Any = None
@@ -160,6 +167,11 @@ def _record_failure(step: "recorded_step", error_type: str, message: str) -> Non
     write_record(step.id, "failure", {"step": step.id, "error_type": error_type, "message": message})
     sent = notify_failed_step(step.notify_webhook_url, step.id, f"{error_type}: {message}", step.run_id)
     write_record(step.id, "notification", {"step": step.id, "notification": sent})
+    if step.model_name and step.id != "monitor-window":
+        from gated_training.reports import push_training
+
+        pushed = push_training(step.model_name, {"outcome": "failed", "failed_step": step.id})
+        print(f"[gated-training] {step.id}: Pushgateway: {pushed}", file=sys.stderr, flush=True)
     if step.retrain_ticket:
         close_ticket(
             step.retrain_ticket,

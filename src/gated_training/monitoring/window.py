@@ -58,6 +58,7 @@ class VersionWindow:
     labels: dict[str, int] = field(default_factory=dict)
     label_coverage: float | None = None  # labelled share of the calls old enough to be labelled
     decode_problems: dict[str, int] = field(default_factory=dict)
+    gate_min_accuracy: float | None = None  # the min_accuracy the version was gated with (the alert rules' bar)
     notes: list[str] = field(default_factory=list)
 
 

@@ -13,6 +13,7 @@ from gated_training.reports.notify import (
     notify_lines,
     notify_outcome,
 )
+from gated_training.reports.push import PUSHGATEWAY_ENV, push_monitoring, push_training
 from gated_training.reports.summary import (
     TICKET_OUTCOME_FILE,
     RunRecords,
@@ -25,6 +26,9 @@ from gated_training.reports.summary import (
 )
 
 __all__ = [
+    "PUSHGATEWAY_ENV",
+    "push_monitoring",
+    "push_training",
     "ALLOWED_HOSTS_ENV",
     "RunRecords",
     "TICKET_OUTCOME_FILE",

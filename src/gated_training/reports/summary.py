@@ -335,6 +335,7 @@ class StepIdentity(Protocol):
     id: str
     run_id: str
     retrain_ticket: str
+    model_name: str
 
 
 def record_gate(
@@ -358,6 +359,7 @@ def record_gate(
         links=links,
         continuing_after=None if stopped else step.id,
         retrain_ticket=step.retrain_ticket,
+        model_name=step.model_name,
     )
 
 
@@ -371,6 +373,7 @@ def record_and_notify(
     links: dict[str, str] | None = None,
     continuing_after: str | None = None,
     retrain_ticket: str = "",
+    model_name: str = "",
 ) -> dict[str, Any]:
     """Build and write the summary from the JSON records of the steps that ran, then post it to the
     webhook when the outcome calls for it (blocked, skipped, failed); a run the monitoring pipeline started
@@ -401,6 +404,10 @@ def record_and_notify(
         continuing_after=continuing_after,
     )
     summary["notification"] = notify_outcome(webhook_url, summary, links)
+    if model_name and summary["outcome"] != "continued":
+        from gated_training.reports.push import push_training
+
+        summary["pushgateway"] = push_training(model_name, summary)
     write_summary(summary, summary_json_out, markdown_out)
     if retrain_ticket and summary["outcome"] != "continued":
         close_ticket(retrain_ticket, summary)

@@ -51,6 +51,13 @@ SPEC_VERSION = f"{ANNOTATION_PREFIX}/version"
 STABLE_VERSION = f"{ANNOTATION_PREFIX}/stable-version"
 CANARY_PERCENT = f"{ANNOTATION_PREFIX}/canary-percent"
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 8080, 9000, 8082
+# KServe reads this on the InferenceService and puts Prometheus' scrape annotations on the predictor pods, for the
+# port and path the ServingRuntime names (prometheus.kserve.io/port, /path).
+SCRAPE_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
+# Serverless pods may expose one container port: KServe's queue-proxy extension (qpext) serves the model server's
+# metrics merged with its own on this port when metric aggregation is on.
+AGGREGATION_ANNOTATION = "serving.kserve.io/enable-metric-aggregation"
+AGGREGATED_METRICS_PORT = 9088
 SERVER_ROOT = "/opt/gated-training/mlserver-root"  # empty, baked into the serving image
 DEFAULT_CANARY_PERCENT = 10
 DEFAULT_READY_TIMEOUT_SECONDS = 600
@@ -236,6 +243,8 @@ def inference_service(*, namespace: str, release: Release, mode: str, service_ac
             "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"},
             "annotations": {
                 MODE_ANNOTATION: mode_of(mode),
+                SCRAPE_ANNOTATION: "true",
+                AGGREGATION_ANNOTATION: "true",
                 REGISTRY_MODEL: release.model_name,
                 SPEC_VERSION: release.version,
                 STABLE_VERSION: release.version,
@@ -258,6 +267,8 @@ def canary_patch(current: dict[str, Any], release: Release, percent: int, servic
             SPEC_VERSION: release.version,
             STABLE_VERSION: stable if percent < 100 else release.version,
             CANARY_PERCENT: str(percent if percent < 100 else 0),
+            SCRAPE_ANNOTATION: "true",  # services created before the metrics get them at their next rollout
+            AGGREGATION_ANNOTATION: "true",
         }
     }
     if mode == "RawDeployment":
@@ -525,3 +536,28 @@ def prediction_log_sink(
         },
     }
     return [deployment, service]
+
+
+POD_MONITOR_API = "monitoring.coreos.com/v1"
+
+
+def pod_monitor(*, namespace: str, model_name: str, mode: str, interval: str = "30s") -> dict[str, Any]:
+    """A Prometheus Operator PodMonitor for the predictor pods of the model's InferenceService (champion and canary
+    alike): the runtime's metrics port in RawDeployment mode, the queue-proxy's merged metrics in Serverless mode.
+    ``make monitoring-manifests`` writes it; apply it where the Prometheus Operator watches."""
+    port = METRICS_PORT if mode_of(mode) == "RawDeployment" else AGGREGATED_METRICS_PORT
+    name = serving.service_name(model_name)
+    return {
+        "apiVersion": POD_MONITOR_API,
+        "kind": "PodMonitor",
+        "metadata": {
+            "name": f"{name}-predictor",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "kfp-gated-training"},
+        },
+        "spec": {
+            "selector": {"matchLabels": {"serving.kserve.io/inferenceservice": name, "component": "predictor"}},
+            "podMetricsEndpoints": [{"targetPort": port, "path": "/metrics", "interval": interval}],
+            "namespaceSelector": {"matchNames": [namespace]},
+        },
+    }

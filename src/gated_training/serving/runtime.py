@@ -16,7 +16,9 @@ either protocol: the fitted pipeline's first step reads ``None`` as ``NaN`` (``m
 
 # No `from __future__ import annotations`: FastAPI reads the handler's annotations (Request) at runtime.
 import contextlib
+import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import joblib
 import pandas as pd
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from mlserver.codecs import NumpyCodec, PandasCodec
 from mlserver.handlers import custom_handler
 from mlserver.settings import ModelParameters
 from mlserver.types import InferenceRequest, InferenceResponse, RequestOutput
@@ -34,6 +37,7 @@ from gated_training.data import json_safe
 from gated_training.errors import GatedTrainingError
 from gated_training.registry import ModelRegistry
 from gated_training.serving import layout as serving
+from gated_training.serving.metrics import ServingMetrics
 from gated_training.serving.pod import load_served_model
 
 MAX_V1_INSTANCES = 10_000
@@ -54,6 +58,19 @@ def _required_env(name: str) -> str:
             "(gated_training.serving.manifests). Refusing to load an unverified model"
         )
     return value
+
+
+def _serving_metrics(name: str, registry: ModelRegistry, manifest: dict[str, Any], model: Any) -> ServingMetrics:
+    """The version's series on MLServer's metrics port, input quality against its own verified reference profile."""
+    from prometheus_client import REGISTRY  # what MLServer's /metrics serves with MLSERVER_PARALLEL_WORKERS=0
+
+    from gated_training.registry import REFERENCE_PROFILE_FILE
+
+    _, files = registry.read_verified_files(
+        manifest["version"], (REFERENCE_PROFILE_FILE,), _required_env(serving.ENV_MANIFEST_SHA256)
+    )
+    profile = json.loads(files[REFERENCE_PROFILE_FILE]) if files[REFERENCE_PROFILE_FILE] else None
+    return ServingMetrics(REGISTRY, name, manifest["version"], list(getattr(model, "classes_", [])), profile)
 
 
 class VerifiedModel(SKLearnModel):
@@ -84,6 +101,7 @@ class VerifiedModel(SKLearnModel):
             self.settings.parameters = ModelParameters()
         self.settings.parameters.content_type = settings["parameters"].get("content_type", "pd")
         self.registry_version = manifest["version"]
+        self.metrics = _serving_metrics(self.name, registry, manifest, self._model)
         print(
             f"gated-training: serving {registry.model_name} version {manifest['version']} as {self.name}, verified "
             f"(pointer, signed manifest, SHA-256 of every served file) with {serving.libraries()}",
@@ -93,12 +111,29 @@ class VerifiedModel(SKLearnModel):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         rows = max((item.shape[0] if item.shape else 1) for item in payload.inputs) if payload.inputs else 0
-        with _scoring(rows):
-            response = await super().predict(payload)
+        started = time.perf_counter()
+        try:
+            with _scoring(rows):
+                response = await super().predict(payload)
+        except Exception:
+            self.metrics.refused("v2", time.perf_counter() - started)
+            raise
+        self._observe_v2(payload, response, time.perf_counter() - started)
         # The registry version that answered, in every answer: the prediction log files calls by it, and
         # champion and canary (two versions behind one name) are told apart by it.
         response.model_version = self.registry_version
         return response
+
+    def _observe_v2(self, payload: InferenceRequest, response: InferenceResponse, seconds: float) -> None:
+        """The request's inputs and the answer, for the metrics (never fails the request)."""
+        try:
+            frame = self.decode_request(payload, default_codec=PandasCodec)
+            outputs = {output.name: output for output in response.outputs}
+            predicted = list(NumpyCodec.decode_output(outputs["predict"]).ravel())
+            probabilities = NumpyCodec.decode_output(outputs["predict_proba"]) if "predict_proba" in outputs else []
+            self.metrics.observe("v2", frame, predicted, probabilities, seconds)
+        except Exception as exc:  # metrics are a courtesy: the answer stands
+            print(f"gated-training: metrics not recorded for a V2 request: {type(exc).__name__}: {exc}", flush=True)
 
     def _check_request(self, payload: InferenceRequest) -> InferenceRequest:
         if not payload.outputs:  # the label and the class probabilities, in the order of classes_
@@ -113,6 +148,7 @@ class VerifiedModel(SKLearnModel):
         try:
             body = await request.json()
         except ValueError:
+            self.metrics.refused("v1")
             return JSONResponse({"error": "the request body is not JSON"}, 400)
         instances = body.get("instances") if isinstance(body, dict) else None
         if not (
@@ -120,6 +156,7 @@ class VerifiedModel(SKLearnModel):
             and 0 < len(instances) <= MAX_V1_INSTANCES
             and all(isinstance(row, dict) for row in instances)
         ):
+            self.metrics.refused("v1")
             return JSONResponse(
                 {
                     "error": f'expected {{"instances": [{{column: value, ...}}, ...]}} with 1 to '
@@ -128,12 +165,15 @@ class VerifiedModel(SKLearnModel):
                 400,
             )
         frame = pd.DataFrame.from_records(instances)
+        started = time.perf_counter()
         try:
             with _scoring(len(frame)):
                 labels = self._model.predict(frame)
                 probabilities = self._model.predict_proba(frame)
         except (ValueError, KeyError, TypeError) as exc:
+            self.metrics.refused("v1", time.perf_counter() - started)
             return JSONResponse({"error": f"cannot score these instances: {exc}"}, 400)
+        self.metrics.observe("v1", frame, list(labels), probabilities, time.perf_counter() - started)
         return JSONResponse(
             {
                 "predictions": json_safe(list(labels)),

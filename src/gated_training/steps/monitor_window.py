@@ -527,6 +527,8 @@ def monitor_window(
                 decoded=decoded,
             )
             known[version] = item
+            minimum = ((manifest.get("gate") or {}).get("thresholds") or {}).get("min_accuracy")
+            view.gate_min_accuracy = float(minimum) if isinstance(minimum, (int, float)) else None
             mask = (decoded.rows["request_time"] >= pd.Timestamp(start)).to_numpy()
             features = decoded.features[mask]
             view.rows = int(mask.sum())
@@ -715,7 +717,7 @@ def finish_window(
     version, role and the window's outcome), the webhook on alert and retrain, the record updated with both.
     Neither can change the outcome. Returns the champion's numbers for the KFP metrics view."""
     from gated_training.monitoring import HEADLINES
-    from gated_training.reports import notify_lines
+    from gated_training.reports import notify_lines, push_monitoring
     from gated_training.tracking import log_monitoring, resolve_tracking_uri
 
     document = json.loads(Path(result_path).read_text())
@@ -744,7 +746,12 @@ def finish_window(
         headline = f"{HEADLINES[outcome.outcome]}: {run.model_name}, window to {outcome.window_end}"
         notification = notify_lines(run.notify_webhook_url, headline, outcome.reasons + outcome.warnings, links)
     document["notification"] = notification
+    window_hours = ((document.get("settings") or {}).get("monitoring") or {}).get("window_hours") or 24
+    document["pushgateway"] = push_monitoring(document, float(window_hours) * 3600)
     Path(result_path).write_text(json.dumps(document, indent=2))
-    print(f"monitoring: {outcome.outcome}; MLflow {synced or 'no served version'}; webhook {notification}")
+    print(
+        f"monitoring: {outcome.outcome}; MLflow {synced or 'no served version'}; webhook {notification}; "
+        f"Pushgateway {document['pushgateway']}"
+    )
     champion = next((v for v in document["versions"] if v["role"] == "champion"), None)
     return version_metrics(champion) if champion else {}
