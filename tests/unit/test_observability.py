@@ -133,3 +133,69 @@ def test_the_runtime_series_stay_bounded_whatever_a_caller_sends():
     assert 'gated_training_input_unseen_total{feature="city",model="m",version="v1"} 1.0' in text
     assert 'gated_training_input_missing_total{feature="city",model="m",version="v1"} 4.0' in text
     assert 'gated_training_input_missing_total{feature="age",model="m",version="v1"} 2.0' in text
+
+
+def _panel_queries() -> list[tuple[str, str]]:
+    import json
+
+    document = json.loads((REPO_ROOT / "observability" / "grafana" / "gated-training.dashboard.json").read_text())
+    return [
+        (panel["title"], target["expr"])
+        for panel in document["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
+
+
+def test_the_dashboard_is_generated_and_follows_grafanas_dashboard_model():
+    import json
+
+    path = REPO_ROOT / "observability" / "grafana" / "gated-training.dashboard.json"
+    assert path.read_text() == generate.render_dashboard(), "stale: run `make observability`"
+    document = json.loads(path.read_text())
+    assert document["uid"] and document["title"] and isinstance(document["schemaVersion"], int)
+    variables = {v["name"]: v for v in document["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert variables["model"]["type"] == "query"
+    panels = document["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert all(isinstance(grid[k], int) for k in "hwxy") and 0 <= grid["x"] and grid["x"] + grid["w"] <= 24
+        mine = {(grid["y"] + dy, grid["x"] + dx) for dy in range(grid["h"]) for dx in range(grid["w"])}
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine
+        if panel["type"] == "row":
+            continue
+        assert panel["type"] in {"timeseries", "stat", "table"}
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        refs = [t["refId"] for t in panel["targets"]]
+        assert refs and len(set(refs)) == len(refs)
+
+
+def test_every_panel_query_parses_with_promtool_and_reads_only_exported_metrics(tmp_path):
+    exported = set(METRIC_NAMES) | set(push.TRAINING_METRICS) | set(push.MONITORING_METRICS)
+    histograms = {name for name in METRIC_NAMES if not name.endswith("_total")}
+    exported |= {f"{name}_{suffix}" for name in histograms for suffix in ("bucket", "count", "sum")}
+    queries = _panel_queries()
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {
+                        "record": f"dashboard:panel_{i}",
+                        "expr": expr.replace("$__rate_interval", "5m").replace("$model", ".+"),
+                    }
+                    for i, (_, expr) in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    (tmp_path / "panels.yml").write_text(yaml.safe_dump(rules))
+    checked = subprocess.run([PROMTOOL, "check", "rules", str(tmp_path / "panels.yml")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for title, expr in queries:
+        unknown = _metrics_in(expr) - exported
+        assert not unknown, f"panel {title!r} reads {unknown}, which nothing exports"
