@@ -191,3 +191,22 @@ def test_html_report_is_self_contained_with_one_plot_per_feature(tmp_path, clean
     assert "3 of 6 features drifted" in page
     first = render_drift_html(decide(str(tmp_path / "empty"), clean).to_json())
     assert "no champion yet" in first and "data:image" not in first
+
+
+def test_a_first_run_is_headed_not_compared_never_no_drift():
+    from gated_training.drift import render_drift_html
+
+    page = render_drift_html(
+        {
+            "decision": "train",
+            "drifted": False,
+            "drift_action": "block",
+            "champion": None,
+            "data_sha256": "0" * 64,
+            "reasons": [],
+            "notes": ["no champion yet: nothing to compare the batch with"],
+            "report": None,
+        }
+    )
+    assert "Drift gate: not compared: no champion yet: nothing to compare the batch with" in page
+    assert "no drift<" not in page

@@ -146,12 +146,45 @@ def test_blocked_by_drift_lists_each_feature_as_a_check():
         ["1 of 2 features drifted"],
     )
     checks = {c["name"]: c for c in summary["checks"] if c["gate"] == "drift"}
-    assert checks["drift[income]"]["passed"] is False and checks["drift[income]"]["value"] == 1.7
-    assert checks["drift[region]"]["passed"] is True and checks["drift[income]"]["severity"] == "critical"
+    assert checks["drift[income] PSI"]["passed"] is False and checks["drift[income] PSI"]["value"] == 1.7
+    assert checks["drift[region] PSI"]["passed"] is True and checks["drift[income] PSI"]["severity"] == "critical"
     assert summary["drift"]["drifted_features"] == ["income"] and summary["drift"]["max_psi"] == 1.7
     markdown = summary_markdown(summary)
     assert "# Blocked by the drift gate" in markdown
-    assert ["drift", "drift[income]", "critical", "1.7", "0.2", "FAIL"] in tables(markdown)[0]
+    assert ["drift", "drift[income] PSI", "critical", "1.7", "<= 0.2", "FAIL"] in tables(markdown)[0]
+
+
+def test_a_feature_that_drifted_on_its_test_shows_the_statistic_it_was_judged_on():
+    """Not the PSI (0.025 < 0.2, it would read as a pass with FAIL beside it): chi-squared significant, Cramér's V
+    over its threshold."""
+    report = {
+        **DRIFT_REPORT,
+        "thresholds": {"drift_psi_threshold": 0.2, "drift_alpha": 0.01, "drift_min_cramers_v": 0.1},
+        "features": [
+            {"feature": "gender", "psi": 0.02515, "drifted": True, "test": "chi2", "statistic": 40.0,
+             "p_value": 1e-9, "effect": 0.16},
+        ],
+    }  # fmt: skip
+    summary = build_summary(validation=VALIDATION_OK, drift=drift_record("block", "drift", drifted=True, report=report))
+    (check,) = [c for c in summary["checks"] if c["gate"] == "drift"]
+    assert (check["name"], check["value"], check["threshold"]) == ("drift[gender] Cramér's V (p=1e-09)", 0.16, 0.1)
+    assert ["drift", "drift[gender] Cramér's V (p=1e-09)", "critical", "0.16", "< 0.1", "FAIL"] in tables(
+        summary_markdown(summary)
+    )[0]
+
+
+def test_a_warning_level_check_that_failed_is_shown_as_a_warning_never_as_fail():
+    validation = {
+        **VALIDATION_OK,
+        "checks": [
+            {"rule": "expect_column_values_to_be_in_set", "column": "city", "severity": "warning", "passed": False,
+             "observed": {"unexpected_percent": 2.0}, "expected": {}},
+        ],
+    }  # fmt: skip
+    summary = build_summary(validation=validation)
+    rows = tables(summary_markdown(summary))[0]
+    row = next(r for r in rows if r[1] == "expect_column_values_to_be_in_set[city]")
+    assert row[-1] == "warn"
 
 
 def test_warn_reports_drift_as_warnings_and_does_not_block():
@@ -295,3 +328,19 @@ def test_a_serving_run_says_what_serves_and_a_failed_canary_is_blocked_with_the_
     ]
     text = summary_markdown(failed)
     assert text.startswith("# Blocked by the serving gate") and "not ready" in text and "New champion" not in text
+
+
+def test_a_data_check_reason_is_a_sentence_never_a_python_dict():
+    from gated_training.steps.validate_data import CheckResult
+
+    check = CheckResult(
+        rule="expect_column_values_to_be_in_set",
+        column="city",
+        severity="critical",
+        passed=False,
+        observed={"unexpected_percent": 2.5, "unexpected_count": 3, "sample_unexpected": ["x", "y"]},
+    )
+    assert check.describe() == (
+        "critical rule expect_column_values_to_be_in_set on column 'city' failed: observed unexpected percent 2.5; "
+        "unexpected count 3; sample unexpected: x, y"
+    )

@@ -104,7 +104,11 @@ def render_drift_html(outcome: dict[str, Any]) -> str:
     """The page for a drift gate outcome (``drift_gate.DriftGateOutcome.to_json()``)."""
     e = html.escape
     verdict = {
-        "train": "DRIFTED — training goes on" if outcome["drifted"] else "no drift",
+        "train": (
+            "DRIFTED — training goes on"
+            if outcome["drifted"]
+            else ("no drift" if outcome.get("report") else "not compared: " + "; ".join(outcome.get("notes") or []))
+        ),
         "skip": "SKIPPED",
         "block": "BLOCKED",
     }[outcome["decision"]]

@@ -90,8 +90,11 @@ def _plain(item: Any) -> str:
     return str(item)
 
 
-def verdict(passed: bool) -> str:
-    return "pass" if passed else "**FAIL**"
+def verdict(passed: bool, severity: str = "critical") -> str:
+    """pass, **FAIL** (a critical check), or warn (a warning-level check that failed and blocked nothing)."""
+    if passed:
+        return "pass"
+    return "**FAIL**" if severity == "critical" else "warn"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

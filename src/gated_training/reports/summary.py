@@ -52,13 +52,15 @@ def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
     from gated_training.reports.markdown import number_or_dash as num
 
     severity = "critical" if drift["drift_action"] != "warn" else "warning"
+    thresholds = report["thresholds"]
     return [
         {
             "gate": "drift",
-            "name": f"drift[{f['feature']}]",
+            "name": f"drift[{f['feature']}] {_judged_on(f, thresholds)[0]}",
             "severity": severity,
-            "value": f["psi"],
-            "threshold": report["thresholds"]["drift_psi_threshold"],
+            "value": _judged_on(f, thresholds)[1],
+            "threshold": _judged_on(f, thresholds)[2],
+            "comparison": _judged_on(f, thresholds)[3],
             "passed": not f["drifted"],
             "detail": (
                 "missing from the batch"
@@ -68,6 +70,24 @@ def drift_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for f in report["features"]
     ]
+
+
+EFFECT_NAMES = {"ks": ("KS statistic", "drift_min_ks_statistic"), "chi2": ("Cramér's V", "drift_min_cramers_v")}
+
+
+def _judged_on(feature: dict[str, Any], thresholds: dict[str, Any]) -> tuple[str, Any, Any, str]:
+    """(what a feature was judged on, its value, the threshold, the comparison): the statistic that drifted it, not
+    always the PSI (a feature can drift on a significant test with a material effect while its PSI is small)."""
+    psi, limit = feature.get("psi"), thresholds.get("drift_psi_threshold")
+    if feature.get("test") == "missing":
+        return "missing", "missing from the batch", None, ""
+    effect_name, effect_setting = EFFECT_NAMES.get(str(feature.get("test")), ("effect", ""))
+    significant = (feature.get("p_value") is not None and feature["p_value"] < thresholds.get("drift_alpha", 0)) and (
+        feature.get("effect") is not None and feature["effect"] >= thresholds.get(effect_setting, float("inf"))
+    )
+    if feature.get("drifted") and not (psi is not None and limit is not None and psi > limit) and significant:
+        return f"{effect_name} (p={feature['p_value']:.2g})", feature["effect"], thresholds.get(effect_setting), "<"
+    return "PSI", psi, limit, "<="
 
 
 def drift_digest(drift: dict[str, Any]) -> dict[str, Any]:
@@ -280,6 +300,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     checks = summary["checks"]
     failed = [c for c in checks if not c["passed"]]
     shown = failed if summary["outcome"] in (BLOCKED, FAILED) and failed else checks
+    # What failed first, then the model gate's checks, the drift gate's, the data gate's: the verdict's evidence
+    # leads, the long list of data checks that passed comes last.
+    order = {"model": 0, "drift": 1, "data": 2}
+    shown = sorted(shown, key=lambda c: (c["passed"], order.get(c["gate"], 3)))
     if shown:
         heading = "Checks that failed" if shown is failed else "Checks"
         rows = [
@@ -289,7 +313,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                 md(c["severity"]),
                 value(c["value"]),
                 (f"{md(c['comparison'])} " if c.get("comparison") else "") + value(c["threshold"]),
-                verdict(c["passed"]),
+                verdict(c["passed"], c["severity"]),
             ]
             for c in shown
         ]

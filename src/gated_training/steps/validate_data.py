@@ -26,6 +26,20 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_REASON_CHARS = 300
 
 
+def _observed_text(observed: Any) -> str:
+    """What a check observed, as words: ``unexpected percent 12.5, unexpected count 3, sample unexpected: a, b``
+    rather than a Python dict."""
+    if isinstance(observed, dict):
+        parts = []
+        for key, value in observed.items():
+            shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            parts.append(f"{str(key).replace('_', ' ')}{':' if isinstance(value, (list, tuple)) else ''} {shown}")
+        return "; ".join(parts)
+    if isinstance(observed, (list, tuple)):
+        return ", ".join(map(str, observed))
+    return str(observed)
+
+
 @dataclass(frozen=True, kw_only=True)
 class CheckResult:
     rule: str  # GX expectation type, or "builtin:<name>"
@@ -37,7 +51,7 @@ class CheckResult:
 
     def describe(self) -> str:
         where = f" on column {self.column!r}" if self.column else ""
-        observed = str(self.observed)
+        observed = _observed_text(self.observed)
         if len(observed) > MAX_REASON_CHARS:  # a reason names the problem; the report holds every value
             observed = observed[:MAX_REASON_CHARS] + f"… ({len(observed) - MAX_REASON_CHARS} more characters)"
         return f"{self.severity} rule {self.rule}{where} failed: observed {observed}"
