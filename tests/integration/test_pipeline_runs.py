@@ -55,6 +55,9 @@ def test_first_run_deploys(setup, first):
     run = client.get_run(summary["mlflow_run_id"])
     assert run.data.tags["data_sha256"] == summary["data_sha256"]
     assert run.data.tags["kfp_run_id"] == summary["kfp_run_id"]
+    # How the run ended leads its name (the MLflow runs list shows it without a column) and is its description.
+    assert run.info.run_name.startswith("deployed · ") and run.info.run_name.count(" · ") == 1
+    assert run.data.tags["mlflow.note.content"].startswith(f"Deployed as registry version {setup.champion_version()}")
     assert mlflow_champion(setup).tags["registry_version"] == setup.champion_version()
     manifest = json.loads(
         (setup.registry / MODEL_NAME / "versions" / setup.champion_version() / "manifest.json").read_text()
@@ -135,6 +138,9 @@ def test_blocked_by_model_thresholds(setup, worse):
     failed = {c["name"]: c for c in result.summary["checks"] if not c["passed"]}
     assert failed["min_accuracy"]["threshold"] == 0.95 and failed["min_accuracy"]["value"] == pytest.approx(132 / 172)
     assert setup.champion_version() == champion
+    run = mlflow.MlflowClient(tracking_uri=setup.tracking_uri).get_run(result.summary["mlflow_run_id"])
+    assert run.info.run_name.startswith("blocked by the model gate · ")
+    assert "min_accuracy" in run.data.tags["mlflow.note.content"]
 
 
 def test_blocked_by_data_never_trains(setup, worse, tmp_path):

@@ -134,12 +134,31 @@ def mirror_to_mlflow(
                 mlflow_client.update_model_version(model_name, registered.version, description=description)
             mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, registered.version)
             mlflow_client.set_tag(run_id, OUTCOME_TAG, "deployed")
+            _name_outcome(
+                mlflow_client,
+                run_id,
+                "deployed",
+                f"Deployed as registry version {version} (MLflow model version {registered.version}); "
+                "every gate passed.",
+            )
             return str(registered.version), "synced"
     except TrackingError as exc:
         return None, f"pending: {exc}"
 
 
 OUTCOME_TAG = "gated_training.outcome"
+NAME_SEPARATOR = " · "
+
+
+def _name_outcome(mlflow_client: Any, run_id: str, verdict: str, description: str) -> None:
+    """Put how the run ended in front of its name (what the MLflow runs list shows without adding a column) and in
+    its description: ``deployed · random_forest-data-1a2b3c4d-20261204T180000Z``."""
+    run = mlflow_client.get_run(run_id)
+    base = (run.data.tags.get("mlflow.runName") or run.info.run_name or run_id).split(NAME_SEPARATOR)[-1]
+    mlflow_client.set_tag(run_id, "mlflow.runName", f"{verdict}{NAME_SEPARATOR}{base}"[:250])
+    mlflow_client.set_tag(run_id, "mlflow.note.content", description[:5000])
+
+
 BLOCKED_BY_TAG = "gated_training.blocked_by"
 
 
@@ -171,6 +190,13 @@ def log_gate(tracking_uri: str, run_id: str, decision: dict[str, Any], files: di
                     run_id, f"{key}.verdict", "pass" if check["passed"] else ("fail" if blocking else "warning")
                 )
             mlflow_client.set_tag(run_id, "gate.decision", decision["decision"])
+            reasons = "; ".join(str(r) for r in decision.get("reasons") or [])
+            if decision["decision"] == "deploy":
+                _name_outcome(mlflow_client, run_id, "gate passed", "The model gate passed; deploying.")
+            else:
+                _name_outcome(
+                    mlflow_client, run_id, "blocked by the model gate", f"Blocked by the model gate: {reasons}"
+                )
             if decision["decision"] != "deploy":
                 failed = {
                     check["name"]
@@ -201,6 +227,8 @@ def tag_outcome(tracking_uri: str, run_id: str, outcome: str, blocked_by: str | 
             mlflow_client.set_tag(run_id, OUTCOME_TAG, outcome)
             if blocked_by:
                 mlflow_client.set_tag(run_id, BLOCKED_BY_TAG, blocked_by)
+            verdict = f"{outcome} by {blocked_by}" if blocked_by else outcome
+            _name_outcome(mlflow_client, run_id, verdict, f"The run ended {verdict}.")
             return "synced"
     except TrackingError as exc:
         return f"pending: {exc}"
