@@ -210,3 +210,20 @@ def test_a_first_run_is_headed_not_compared_never_no_drift():
     )
     assert "Drift gate: not compared: no champion yet: nothing to compare the batch with" in page
     assert "no drift<" not in page
+
+
+def test_a_skewed_feature_is_plotted_on_a_scale_that_shows_its_shift():
+    """Fares from 0 to 512: quantile bins of 8, 9, 13, 26, 512 on a linear axis make every bin but the last a
+    sliver; the plot goes symlog. An evenly spread feature stays linear."""
+    from gated_training.drift.report import _plot, x_scale
+
+    assert x_scale([0, 7.9, 8.05, 10.5, 14.5, 26, 31, 52, 77, 512.3]) == "symlog"
+    assert x_scale([18, 25, 30, 35, 40, 45, 50, 60, 75]) == "linear"
+    assert x_scale([-5, 0, 5, 500]) == "linear"  # negative values: no log axis
+    feature = {
+        "feature": "fare", "kind": "numeric", "psi": 0.4, "drifted": True, "test": "ks", "statistic": 0.3,
+        "p_value": 1e-6, "effect": 0.3, "top_shifts": [], "out_of_range_share": 0.0,
+        "distribution": {"edges": [0, 7.9, 8.05, 14.5, 31, 512.3], "reference": [0.2] * 5,
+                         "batch": [0.05, 0.05, 0.1, 0.3, 0.5], "below": 0.0, "above": 0.0},
+    }  # fmt: skip
+    assert len(_plot(feature)) > 1000  # the PNG renders on the symlog axis

@@ -17,6 +17,21 @@ MAX_PLOTTED_FEATURES = 60  # beyond this the page gets heavy; the table still li
 REFERENCE_COLOUR, BATCH_COLOUR = "#4c72b0", "#dd8452"
 
 
+def x_scale(edges: Any) -> str:
+    """``symlog`` for a skewed feature whose quantile bins span orders of magnitude (fares from 0 to 512: on a linear
+    axis every bin but the last is a sliver and a shift among them cannot be seen), else ``linear``."""
+    import numpy as np
+
+    edges = np.asarray(edges, dtype=float)
+    if len(edges) < 3 or edges[0] < 0:
+        return "linear"
+    widths = np.diff(edges)
+    positive = widths[widths > 0]
+    if not len(positive):
+        return "linear"
+    return "symlog" if float(positive.max()) / max(float(np.median(positive)), 1e-12) > 20 else "linear"
+
+
 def _plot(feature: dict[str, Any]) -> str:
     """A PNG (base64) of the reference and batch shares of one feature."""
     import matplotlib
@@ -33,9 +48,12 @@ def _plot(feature: dict[str, Any]) -> str:
             # Quantile bins have unequal widths: plot densities on the real axis.
             edges = np.asarray(distribution["edges"])
             widths = np.clip(np.diff(edges), 1e-12, None)
-            axis.stairs(reference / widths, edges, fill=True, alpha=0.45, color=REFERENCE_COLOUR, label="reference")
+            scale = x_scale(edges)
+            # On a log axis each quantile bin is drawn about as wide as the others: its share is what to compare.
+            per = np.ones_like(widths) if scale == "symlog" else widths
+            axis.stairs(reference / per, edges, fill=True, alpha=0.45, color=REFERENCE_COLOUR, label="reference")
             inside = np.asarray(distribution.get("batch_in_range", batch))
-            axis.stairs(inside / widths, edges, fill=True, alpha=0.45, color=BATCH_COLOUR, label="batch")
+            axis.stairs(inside / per, edges, fill=True, alpha=0.45, color=BATCH_COLOUR, label="batch")
             # Mass beyond the reference range, drawn beyond it (a bar one mean bin wide on each side),
             # so values far outside show as such instead of vanishing into the outermost bin.
             width = float(np.mean(widths))
@@ -44,7 +62,7 @@ def _plot(feature: dict[str, Any]) -> str:
                 if share > 0:
                     axis.bar(
                         left,
-                        share / width,
+                        share / (1.0 if scale == "symlog" else width),
                         width=width,
                         align="edge",
                         color=BATCH_COLOUR,
@@ -63,7 +81,12 @@ def _plot(feature: dict[str, Any]) -> str:
                     fontsize=7,
                     va="top",
                 )
-            axis.set_ylabel("density")
+            if scale == "symlog":
+                positive = widths[widths > 1e-12]
+                axis.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
+                axis.set_ylabel("share per bin (log x)")
+            else:
+                axis.set_ylabel("density")
         else:
             positions = np.arange(len(distribution["labels"]))
             axis.bar(positions - 0.2, reference, width=0.4, color=REFERENCE_COLOUR, label="reference")
