@@ -64,7 +64,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring observability profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -145,6 +145,9 @@ bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS �
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
 	$(BIN)/python -m benchmarks.monitoring --calls $(MONITORING_BENCH_CALLS)
+
+bench-serving: venv serving-venv ## what the runtime's metrics cost per one-row request (p50/p95 with and without) → docs/benchmarks-monitoring.md (~2 min)
+	$(BIN)/python -m benchmarks.serving_metrics
 
 MONITORING_BENCH_CALLS ?= 100000,1000000
 bench-monitoring: venv ## the sink's events/s on one core and a monitoring window of MONITORING_BENCH_CALLS calls → docs/benchmarks-monitoring.md (~10 min)

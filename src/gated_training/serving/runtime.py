@@ -60,8 +60,21 @@ def _required_env(name: str) -> str:
     return value
 
 
-def _serving_metrics(name: str, registry: ModelRegistry, manifest: dict[str, Any], model: Any) -> ServingMetrics:
+METRICS_ENV = "GATED_TRAINING_SERVING_METRICS"  # "off": no series (what make bench-serving compares against)
+
+
+class _NoMetrics:
+    def refused(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def observe(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _serving_metrics(name: str, registry: ModelRegistry, manifest: dict[str, Any], model: Any) -> Any:
     """The version's series on MLServer's metrics port, input quality against its own verified reference profile."""
+    if os.environ.get(METRICS_ENV, "").strip().lower() == "off":
+        return _NoMetrics()
     from prometheus_client import REGISTRY  # what MLServer's /metrics serves with MLSERVER_PARALLEL_WORKERS=0
 
     from gated_training.registry import REFERENCE_PROFILE_FILE
