@@ -73,7 +73,7 @@ def test_pipeline_tracks_and_registers_on_a_remote_server(remote_run, monkeypatc
     assert params["gate.min_accuracy"] == "0.6" and tags["gate.min_accuracy.verdict"] == "pass"
     assert metrics["gate.min_accuracy"] == pytest.approx(summary["candidate_metrics"]["accuracy"])
     assert tags["gated_training.package_version"] and tags["kfp_run_id"] == summary["kfp_run_id"]
-    assert run.info.run_name.startswith(f"random_forest-data-{summary['data_sha256'][:8]}-")
+    assert run.info.run_name.startswith(f"deployed · random_forest-data-{summary['data_sha256'][:8]}-")
     gate_artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "gate")}
     assert gate_artifacts == {"gate/gate_report.md", "gate/gate_decision.json", "gate/drift_report.html"}
     (dataset,) = run.inputs.dataset_inputs
