@@ -74,6 +74,7 @@ $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	$(BIN)/python -m gated_training.logs --install-hook >/dev/null  # JSON logs from a process's first line when GATED_TRAINING_LOG_FORMAT=json
 	touch $@
 
 venv: $(BIN)/.installed ## create .venv with the pinned dependencies
@@ -88,6 +89,7 @@ $(SERVING_BIN)/.installed: requirements/serving.txt requirements/serving-constra
 	$(SERVING_BIN)/python -m pip install --quiet --upgrade pip
 	$(SERVING_BIN)/python -m pip install --quiet -c requirements/serving-constraints.txt -r requirements/serving.txt
 	$(SERVING_BIN)/python -m pip install --quiet --no-deps -e .
+	$(SERVING_BIN)/python -m gated_training.logs --install-hook >/dev/null
 	touch $@
 
 serving-venv: $(SERVING_BIN)/.installed ## create .venv-serving: MLServer and the ML pins, as in the serving image

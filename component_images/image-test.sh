@@ -53,12 +53,27 @@ run_in_image() {  # name, expected outcome, the exact tasks that must run (comma
   local name=$1 expected=$2 tasks=$3; shift 3
   local workdir=/tmp/image-test-$name
   echo "== $name: gated-training run inside $IMAGE (user 10001, no network)"
+  # The image logs JSON (GATED_TRAINING_LOG_FORMAT=json): the CLI's every line, and each step's, is one object.
   offline buildah run --isolation chroot --user 10001:0 "$container" -- \
-    gated-training run --params data/german_credit.params.yaml --workdir "$workdir" "$@" || true
+    gated-training run --params data/german_credit.params.yaml --workdir "$workdir" "$@" \
+    > "/tmp/image-test-$name.cli.log" || true
+  cat "/tmp/image-test-$name.cli.log"
+  offline buildah run --isolation chroot --user 10001:0 "$container" -- mkdir -p "$workdir/host"
+  buildah copy --quiet "$container" "/tmp/image-test-$name.cli.log" "$workdir/host/cli.log"
   offline buildah run --isolation chroot --user 10001:0 "$container" -- python3 - "$workdir/summary.json" "$expected" "$tasks" <<'PY'
-import json, sys
+import json, pathlib, sys
 summary = json.load(open(sys.argv[1]))
 expected, tasks = sys.argv[2], sys.argv[3].split(",")
+workdir = pathlib.Path(sys.argv[1]).parent
+keys = {"time", "severity", "message", "event", "logger", "step", "run_id", "model", "version", "fields"}
+for line in (workdir / "host" / "cli.log").read_text().splitlines():
+    if line.strip() and set(json.loads(line)) != keys:
+        sys.exit(f"image test failed: a CLI line outside the log schema: {line[:200]}")
+# kfp.local frames each step's lines (indented) in last-run.log; every framed line is one object of the schema.
+steps = [json.loads(l) for l in (workdir / "last-run.log").read_text().splitlines() if l.startswith("    {")]
+usage = sorted(r["step"] for r in steps if r["event"] == "step.usage")
+if usage != sorted(tasks) or any(set(r) != keys for r in steps) or "    Traceback" in (workdir / "last-run.log").read_text():
+    sys.exit(f"image test failed: step logs not in the schema (step.usage from {usage}, expected {tasks})")
 if summary["outcome"] != expected or summary["tasks_ran"] != tasks:
     sys.exit(f"image test failed: outcome {summary['outcome']} (expected {expected}), tasks {summary['tasks_ran']} "
              f"(expected {tasks}), "

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+from gated_training import logs
 from gated_training.registry.store import (
     PROBABILITY_TOLERANCE,
     SMOKE_PREDICTIONS_FILE,
@@ -26,6 +27,8 @@ from gated_training.serving.layout import serving_files
 from tests.integration.conftest import copy_setup
 from tests.mlserver_process import MLServer, mounted_copy
 from tests.serving_requests import v1_request, v2_answer, v2_request
+
+LOG_KEYS = {"time", "severity", "message", "event", "logger", "step", "run_id", "model", "version", "fields"}
 
 MODEL = "tabular-classifier"
 TOLERANCE = PROBABILITY_TOLERANCE  # what deploy's own smoke replay allows
@@ -194,7 +197,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def test_the_runtime_exports_model_metrics_by_version_for_v2_and_v1_with_input_quality(champion, tmp_path):
+def test_the_runtime_exports_model_metrics_by_version_for_v2_and_v1_with_input_quality(champion, tmp_path, monkeypatch):
     """Predictions per class, the predicted probability, rows per request and input quality against the version's
     reference profile, labelled by model and registry version, for V2 and V1 (MLServer's own model_infer_* series
     say version="None" and never see V1); what a caller sends raises counts, never adds series."""
@@ -203,6 +206,7 @@ def test_the_runtime_exports_model_metrics_by_version_for_v2_and_v1_with_input_q
     hostile = rows.head(2).copy()
     hostile["age"] = [500, None]  # outside the training range; missing
     hostile["purpose"] = ["<script>alert(1)</script>", "car"]  # a category the training data never had
+    monkeypatch.setenv(logs.FORMAT_ENV, "json")  # as the ServingRuntime sets it: the server's log is JSON lines
     with server_for(tmp_path, registry, pointer.version, pointer.manifest_sha256) as server:
         assert server.wait_ready(), server.log
         for i in range(len(rows)):
@@ -212,6 +216,11 @@ def test_the_runtime_exports_model_metrics_by_version_for_v2_and_v1_with_input_q
         assert server.post(f"/v1/models/{server.name}:predict", {"instances": "no"})[0] == 400
         status, text = server.get("/metrics", port=server.metrics)
     assert status == 200
+    records = [json.loads(line) for line in server.log.splitlines() if line.strip()]  # every line: one object
+    assert all(set(r) == LOG_KEYS for r in records), records[:3]
+    (loaded,) = [r for r in records if r["event"] == "runtime.loaded"]
+    assert (loaded["model"], loaded["version"]) == ("tabular-classifier", pointer.version)
+    assert any(r["logger"].startswith(("mlserver", "uvicorn")) for r in records)  # MLServer's own, in the schema
     samples = _samples(text)
     base = (("model", server.name), ("version", pointer.version))
 

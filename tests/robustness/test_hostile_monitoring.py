@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gated_training import logs
 from gated_training.config import DriftPolicy, MonitoringRunSettings, MonitoringSettings
 from gated_training.predictionlog.events import format_time
 from gated_training.registry import ModelRegistry, ensure_local_key
@@ -84,7 +85,7 @@ def assert_escaped(markdown: str, page: str) -> None:
     assert {tag for tag, _ in kfp_elements(markdown).tags} <= SAFE_TAGS
 
 
-def test_hostile_events_are_answered_counted_kept_aside_and_never_reach_a_report_raw(served, tmp_path):
+def test_hostile_events_are_answered_counted_kept_aside_and_never_reach_a_report_raw(served, tmp_path, monkeypatch):
     setup, champion, model, frame = served
     before = registry_bytes(setup.registry)
     cases = [json.loads(line) for line in (CORPUS / "prediction_log" / "events.jsonl").read_text().splitlines()]
@@ -95,6 +96,7 @@ def test_hostile_events_are_answered_counted_kept_aside_and_never_reach_a_report
         MODEL, champion.version, frame, model, end - timedelta(hours=20), spacing=timedelta(minutes=1), ids=None
     )
     log = tmp_path / "log"
+    monkeypatch.setenv(logs.FORMAT_ENV, "json")  # as in the image: the sink's log is JSON lines, hostile or not
     with sink_process(tmp_path, str(log), "--pair-timeout-seconds", "600", "--max-event-bytes", "1048576") as sink:
         for headers, body in honest[:100]:
             assert post(sink.port, headers, body)[0] == 200
@@ -111,6 +113,9 @@ def test_hostile_events_are_answered_counted_kept_aside_and_never_reach_a_report
             assert post(sink.port, headers, body)[0] == 200
         stats = sink.stats()
         assert sink.stop(signal.SIGTERM) == 0  # everything acknowledged is written
+    sink_log = [json.loads(line) for line in sink.log_path.read_text().splitlines() if line.strip()]
+    assert {"sink.started", "sink.wrote", "sink.stopped"} <= {r["event"] for r in sink_log}, sink_log
+    monkeypatch.delenv(logs.FORMAT_ENV)
     counters = stats["counters"] if "counters" in stats else stats
     assert counters["malformed"] == sum(c["status"] == 400 for c in cases)
     assert counters["oversized"] == 1 and counters["duplicates"] == 2

@@ -4,8 +4,7 @@ import os
 import pytest
 
 from gated_training.cli import main
-from gated_training.cli.common import parse_assignments, resolve_parameters
-from gated_training.cli.run_commands import absolutise_local_paths
+from gated_training.cli.common import absolutise_local_paths, parse_assignments, resolve_parameters
 from gated_training.errors import ConfigError
 from gated_training.kubeflow import coerce_parameter
 from gated_training.kubeflow.spec import component_inputs

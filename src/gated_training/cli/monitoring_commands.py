@@ -9,15 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gated_training import logs
 from gated_training.cli.common import (
     DEFAULT_WORKDIR,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_RETRAIN_ADVISED,
     EXIT_USAGE,
-    load_params_file,
-    parse_assignments,
-    resolve_parameters,
 )
 
 DEFAULT_MONITORING_PIPELINE = Path("compiled/monitoring_pipeline.yaml")
@@ -128,54 +126,74 @@ MONITOR_PATH_PARAMETERS = ("prediction_log_uri", "labels_uri", "registry_uri")
 
 
 def run_monitor(args: argparse.Namespace) -> int:
-    from gated_training.cli.run_commands import absolutise_local_paths, write_summary_file
+    from gated_training.cli.common import layered_parameters, say, write_summary_file
     from gated_training.config import MONITORING_FORM
-    from gated_training.errors import ConfigError, GatedTrainingError
-    from gated_training.kubeflow import component_inputs, missing_pipeline_message, run_monitoring_pipeline
-    from gated_training.kubeflow import validate as validate_run_parameters
-    from gated_training.registry import check_registry_parameters, ensure_local_key
+    from gated_training.errors import GatedTrainingError
+    from gated_training.kubeflow import run_monitoring_pipeline
+    from gated_training.registry import ensure_local_key
 
     workdir = Path(args.workdir)
     try:
         pipeline_yaml = Path(args.pipeline)
-        if not pipeline_yaml.is_file():
-            raise ConfigError(missing_pipeline_message(pipeline_yaml))
-        declared = component_inputs(pipeline_yaml)
-        if "prediction_log_uri" not in declared:
-            raise ConfigError(f"{pipeline_yaml} is not the monitoring pipeline (it has no prediction_log_uri)")
-        named = {
-            "prediction_log_uri": args.log_uri,
-            "labels_uri": args.labels,
-            "window_end": args.window_end,
-            "registry_uri": args.registry,
-            "mlflow_tracking_uri": args.tracking_uri,
-        }
-        defaults_for_workdir = {
-            "prediction_log_uri": str(workdir / "prediction-log"),
-            "registry_uri": str(workdir / "registry"),
-            "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}",
-        }
-        layers = [
-            defaults_for_workdir,
-            *(load_params_file(p) for p in args.params),
-            {k: v for k, v in named.items() if v is not None},
-            parse_assignments(args.set),
-        ]
-        resolved = resolve_parameters(declared, layers)
-        check_registry_parameters(str(resolved["registry_uri"]), str(resolved["model_name"]))
-        parameters = absolutise_local_paths(resolved, MONITOR_PATH_PARAMETERS)
-        validate_run_parameters(parameters, MONITORING_FORM)
+        parameters = layered_parameters(
+            pipeline_yaml,
+            workdir_defaults={
+                "prediction_log_uri": str(workdir / "prediction-log"),
+                "registry_uri": str(workdir / "registry"),
+                "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}",
+            },
+            params_files=args.params,
+            named={
+                "prediction_log_uri": args.log_uri,
+                "labels_uri": args.labels,
+                "window_end": args.window_end,
+                "registry_uri": args.registry,
+                "mlflow_tracking_uri": args.tracking_uri,
+            },
+            assignments=args.set,
+            path_parameters=MONITOR_PATH_PARAMETERS,
+            form=MONITORING_FORM,
+            required="prediction_log_uri",
+            kind="monitoring",
+        )
         ensure_local_key()
     except GatedTrainingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say("monitor.refused", f"error: {exc}", severity="ERROR", stream=sys.stderr, error=str(exc))
         return EXIT_USAGE
 
-    print(f"Monitoring {parameters['model_name']} on {parameters['prediction_log_uri']} ({pipeline_yaml}, kfp.local)")
+    say(
+        "monitor.started",
+        f"Monitoring {parameters['model_name']} on {parameters['prediction_log_uri']} ({pipeline_yaml}, kfp.local)",
+        model=parameters["model_name"],
+        pipeline=str(pipeline_yaml),
+    )
     result = run_monitoring_pipeline(
-        pipeline_yaml, parameters, workdir, progress=lambda line: print(f"  {line}", flush=True), verbose=args.verbose
+        pipeline_yaml,
+        parameters,
+        workdir,
+        progress=lambda line: say("monitor.progress", f"  {line}"),
+        verbose=args.verbose,
     )
     summary = {**result.summary, "parameters": parameters}
     path = write_summary_file(workdir, summary)
+    if logs.log_format() == "json":
+        say(
+            "monitor.summary",
+            f"monitoring: {summary['outcome']}",
+            severity="WARNING" if summary["outcome"] in ("alert", "retrain", "failed") else "INFO",
+            model=parameters["model_name"],
+            summary_path=str(path),
+            **{
+                k: summary.get(k)
+                for k in ("outcome", "reasons", "warnings", "retrain_run", "reports")
+                if summary.get(k)
+            },
+        )
+        return (
+            EXIT_FAILED
+            if summary["outcome"] == "failed"
+            else (EXIT_RETRAIN_ADVISED if summary["outcome"] in ("alert", "retrain") else EXIT_OK)
+        )
     print(f"\n=== monitoring: {str(summary['outcome']).upper()} ===")
     for reason in summary.get("reasons") or []:
         print(f"  - {reason}")

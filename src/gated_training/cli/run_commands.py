@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gated_training import logs
 from gated_training.cli.common import (
     DEFAULT_PIPELINE,
     DEFAULT_WORKDIR,
@@ -18,31 +19,28 @@ from gated_training.cli.common import (
     EXIT_RETRAIN_ADVISED,
     EXIT_USAGE,
     add_registry_arguments,
-    load_params_file,
-    parse_assignments,
+    layered_parameters,
     registry_from,
-    resolve_parameters,
+    say,
+    write_summary_file,
 )
 from gated_training.data import storage
 from gated_training.errors import ConfigError, GatedTrainingError
 from gated_training.reports import drift_line
 
-LOCAL_PATH_PARAMETERS = ("data_uri", "suite_uri", "registry_uri")
-
-
-def absolutise_local_paths(
-    parameters: dict[str, Any], names: tuple[str, ...] = LOCAL_PATH_PARAMETERS
-) -> dict[str, Any]:
-    """Local paths become absolute, so the summary and the registry manifest say where things are."""
-    result = dict(parameters)
-    for name in names:
-        value = result.get(name)
-        if value and not storage.is_gcs(value) and "://" not in value:
-            result[name] = str(Path(value).resolve())
-    tracking = result.get("mlflow_tracking_uri") or ""
-    if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
-        result["mlflow_tracking_uri"] = "sqlite:///" + str(Path(tracking[len("sqlite:///") :]).resolve())
-    return result
+SUMMARY_EVENT_KEYS = (
+    "outcome",
+    "blocked_by",
+    "reasons",
+    "warnings",
+    "candidate_metrics",
+    "champion",
+    "deployed",
+    "mlflow_run_id",
+    "tasks_ran",
+    "reports",
+    "step_usage",
+)
 
 
 def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
@@ -50,6 +48,17 @@ def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
 
     outcome = summary["outcome"].upper()
     headline = f"{outcome}" + (f" by the {summary['blocked_by']} gate" if summary.get("blocked_by") else "")
+    if logs.log_format() == "json":  # one event holding what the text below spells out
+        logs.event(
+            "run.summary",
+            headline,
+            severity="WARNING" if summary["outcome"] in ("blocked", "failed") else "INFO",
+            version=str((summary.get("deployed") or {}).get("version") or ""),
+            model=str((summary.get("parameters") or {}).get("model_name") or ""),
+            summary_path=str(summary_path),
+            **{key: summary.get(key) for key in SUMMARY_EVENT_KEYS if summary.get(key) is not None},
+        )
+        return
     print(f"\n=== {headline} ===")
     for reason in summary["reasons"]:
         print(f"  - {reason}")
@@ -84,17 +93,8 @@ def print_summary(summary: dict[str, Any], summary_path: Path) -> None:
     print(f"  summary: {summary_path}")
 
 
-def write_summary_file(workdir: Path, summary: dict[str, Any]) -> Path:
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "summary.json"
-    path.write_text(json.dumps(summary, indent=2) + "\n")
-    return path
-
-
 def command_run(args: argparse.Namespace) -> int:
-    from gated_training.kubeflow import component_inputs, run_compiled_pipeline
-    from gated_training.kubeflow import validate as validate_run_parameters
-    from gated_training.registry import check_registry_parameters
+    from gated_training.kubeflow import run_compiled_pipeline
     from gated_training.reports import build_summary
 
     workdir = Path(args.workdir)
@@ -104,30 +104,24 @@ def command_run(args: argparse.Namespace) -> int:
             from gated_training.kubeflow import missing_pipeline_message
 
             raise ConfigError(missing_pipeline_message(pipeline_yaml))
-        declared = component_inputs(pipeline_yaml)
-        named = {
-            "data_uri": args.data,
-            "target_column": args.target,
-            "suite_uri": args.suite,
-            "min_accuracy": args.min_accuracy,
-            "registry_uri": args.registry,
-            "mlflow_tracking_uri": args.tracking_uri,
-        }
-        defaults_for_workdir = {
-            "pipeline_version": f"local:{pipeline_yaml}",
-            "registry_uri": str(workdir / "registry"),
-            "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}",
-        }
-        layers = [
-            defaults_for_workdir,
-            *(load_params_file(p) for p in args.params),
-            {k: v for k, v in named.items() if v is not None},
-            parse_assignments(args.set),
-        ]
-        resolved = resolve_parameters(declared, layers)
-        check_registry_parameters(str(resolved["registry_uri"]), str(resolved["model_name"]))  # '..' before resolving
-        parameters = absolutise_local_paths(resolved)
-        validate_run_parameters(parameters)
+        parameters = layered_parameters(
+            pipeline_yaml,
+            workdir_defaults={
+                "pipeline_version": f"local:{pipeline_yaml}",
+                "registry_uri": str(workdir / "registry"),
+                "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}",
+            },
+            params_files=args.params,
+            named={
+                "data_uri": args.data,
+                "target_column": args.target,
+                "suite_uri": args.suite,
+                "min_accuracy": args.min_accuracy,
+                "registry_uri": args.registry,
+                "mlflow_tracking_uri": args.tracking_uri,
+            },
+            assignments=args.set,
+        )
         from gated_training.registry import ModelRegistry, current_signer, ensure_local_key
 
         ModelRegistry(parameters["registry_uri"], parameters["model_name"]).preflight()
@@ -137,25 +131,31 @@ def command_run(args: argparse.Namespace) -> int:
             shown = Path(key_file)
             if shown.is_relative_to(Path.home()):
                 shown = Path("~") / shown.relative_to(Path.home())
-            print(f"registry versions are signed with the local key {shown}")
+            say("run.signing_key", f"registry versions are signed with the local key {shown}", key_file=str(shown))
     except GatedTrainingError as exc:
         summary = build_summary(validation=None, error=str(exc), failed_step="configuration")
         summary["tasks_ran"] = []
         summary["notification"] = "not sent: the run did not start"
         write_summary_file(workdir, summary)
-        print(f"error: {exc}", file=sys.stderr)
+        say("run.refused", f"error: {exc}", severity="ERROR", stream=sys.stderr, error=str(exc))
         return EXIT_USAGE
 
-    print(f"Running {pipeline_yaml} locally on {parameters['data_uri']} (target {parameters['target_column']!r})")
+    say(
+        "run.started",
+        f"Running {pipeline_yaml} locally on {parameters['data_uri']} (target {parameters['target_column']!r})",
+        pipeline=str(pipeline_yaml),
+        data_uri=parameters["data_uri"],
+        target_column=parameters["target_column"],
+    )
     result = run_compiled_pipeline(
-        pipeline_yaml, parameters, workdir, progress=lambda line: print(f"  {line}", flush=True), verbose=args.verbose
+        pipeline_yaml, parameters, workdir, progress=lambda line: say("run.progress", f"  {line}"), verbose=args.verbose
     )
     summary = result.summary
     summary["parameters"] = parameters
     summary_path = write_summary_file(workdir, summary)
     print_summary(summary, summary_path)
     if summary["outcome"] == "failed":
-        print(f"error: {summary['reasons'][0]}", file=sys.stderr)
+        say("run.failed", f"error: {summary['reasons'][0]}", severity="ERROR", stream=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from gated_training import logs
 from gated_training.errors import GatedTrainingError
 from gated_training.step_table import STEP
 
@@ -134,6 +135,9 @@ class recorded_step:
     def __enter__(self) -> "recorded_step":
         # The process start is the honest start: imports before the body are part of the step's cost.
         self._started = _process_start_monotonic()
+        logs.configure()
+        logs.bind(step=self.id, run_id=self.run_id, model=self.model_name)
+        logs.event("step.started", f"[gated-training] {self.id}: started", stream=sys.stderr)
         self._deadline = deadline(self.id, deadline_for(self.id))
         self._deadline.__enter__()
         return self
@@ -153,11 +157,14 @@ class recorded_step:
         finally:
             usage = resource_usage(self._started)
             write_record(self.id, "usage", {"step": self.id, **usage})
-            print(
+            logs.event(
+                "step.usage",
                 f"[gated-training] {self.id}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
                 f"peak RSS {usage['peak_rss_mib']:.0f} MiB",
-                file=sys.stderr,
-                flush=True,
+                stream=sys.stderr,
+                wall_seconds=usage["wall_seconds"],
+                cpu_seconds=usage["cpu_seconds"],
+                peak_rss_mib=usage["peak_rss_mib"],
             )
 
 
@@ -165,13 +172,23 @@ def _record_failure(step: "recorded_step", error_type: str, message: str) -> Non
     from gated_training.reports import close_ticket, notify_failed_step
 
     write_record(step.id, "failure", {"step": step.id, "error_type": error_type, "message": message})
+    logs.event(
+        "step.failed",
+        f"[gated-training] {step.id} failed: {error_type}: {message}",
+        severity="ERROR",
+        stream=sys.stderr,
+        error_type=error_type,
+        error=message,
+    )
     sent = notify_failed_step(step.notify_webhook_url, step.id, f"{error_type}: {message}", step.run_id)
     write_record(step.id, "notification", {"step": step.id, "notification": sent})
     if step.model_name and step.id != "monitor-window":
         from gated_training.reports import push_training
 
         pushed = push_training(step.model_name, {"outcome": "failed", "failed_step": step.id})
-        print(f"[gated-training] {step.id}: Pushgateway: {pushed}", file=sys.stderr, flush=True)
+        logs.event(
+            "push.training", f"[gated-training] {step.id}: Pushgateway: {pushed}", stream=sys.stderr, result=pushed
+        )
     if step.retrain_ticket:
         close_ticket(
             step.retrain_ticket,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from gated_training import logs
 from gated_training.predictionlog.events import event_headers, go_header_name
 
 QUEUE_SIZE = 100  # LoggerWorkerQueueSize
@@ -231,9 +232,18 @@ def main(argv: list[str] | None = None) -> int:
             metadata_headers=[h for h in args.metadata_headers.split(",") if h],
             workers=args.workers,
         ),
-        log=lambda line: print(line, flush=True),
+        log=lambda line: logs.event("agent.log", line),
     )
-    uvicorn.run(asgi_app(agent), host=args.host, port=args.port, lifespan="on", log_level="warning", access_log=False)
+    logs.configure()
+    uvicorn.run(
+        asgi_app(agent),
+        host=args.host,
+        port=args.port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        log_config=None if logs.log_format() == "json" else uvicorn.config.LOGGING_CONFIG,
+    )
     return 0
 
 

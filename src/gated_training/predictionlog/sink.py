@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from gated_training import logs
 from gated_training.errors import GatedTrainingError
 from gated_training.predictionlog.events import EventError, LoggedEvent, parse_event
 from gated_training.predictionlog.store import (
@@ -321,10 +322,9 @@ _UNPAIRED = ("unpaired_request", "unpaired_response")
 class Flusher(threading.Thread):
     """Flushes every ``flush_seconds``, or sooner when ``flush_events`` calls are ready."""
 
-    def __init__(self, sink: Sink, log: Callable[[str], None]) -> None:
+    def __init__(self, sink: Sink) -> None:
         super().__init__(name="prediction-log-flusher", daemon=True)
         self.sink = sink
-        self.log = log
         self.wake = threading.Event()
         self.stopping = threading.Event()
 
@@ -339,9 +339,20 @@ class Flusher(threading.Thread):
     def _flush(self, *, final: bool) -> FlushResult:
         result = self.sink.flush(final=final)
         if result.error:
-            self.log(f"prediction-log sink: write failed, {self.sink.held()} events kept in the buffer: {result.error}")
+            logs.event(
+                "sink.write_failed",
+                f"prediction-log sink: write failed, {self.sink.held()} events kept in the buffer: {result.error}",
+                severity="ERROR",
+                held=self.sink.held(),
+                error=result.error,
+            )
         elif result.predictions or result.aside:
-            self.log(f"prediction-log sink: wrote {result.predictions} predictions, {result.aside} kept aside")
+            logs.event(
+                "sink.wrote",
+                f"prediction-log sink: wrote {result.predictions} predictions, {result.aside} kept aside",
+                predictions=result.predictions,
+                aside=result.aside,
+            )
         return result
 
     def stop(self, deadline_seconds: float) -> FlushResult:
@@ -355,11 +366,19 @@ class Flusher(threading.Thread):
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
             result = self._flush(final=True)
         if result.error:
-            self.log(
+            logs.event(
+                "sink.lost",
                 f"prediction-log sink: stopping with {self.sink.held()} events not written "
-                f"(the bucket refused them until the deadline): {result.error}"
+                f"(the bucket refused them until the deadline): {result.error}",
+                severity="ERROR",
+                held=self.sink.held(),
+                error=result.error,
             )
-        self.log(f"prediction-log sink: stopped; counters {json.dumps(self.sink.counters, sort_keys=True)}")
+        logs.event(
+            "sink.stopped",
+            f"prediction-log sink: stopped; counters {json.dumps(self.sink.counters, sort_keys=True)}",
+            counters=self.sink.counters,
+        )
         return result
 
 
@@ -430,14 +449,17 @@ def serve(settings: SinkSettings, host: str, port: int, *, shutdown_seconds: flo
     """Run the sink until SIGTERM or SIGINT, then write everything it holds. Returns the exit code."""
     import uvicorn
 
-    def log(line: str) -> None:
-        print(line, flush=True)
-
+    logs.configure()
     sink = Sink(settings)
-    flusher = Flusher(sink, log)
-    log(
+    flusher = Flusher(sink)
+    logs.event(
+        "sink.started",
         f"prediction-log sink {sink.sink_id}: http://{host}:{port}/ → {settings.log_uri} "
-        f"(buffer {settings.max_buffered_events} events, flush every {settings.flush_seconds:g} s)"
+        f"(buffer {settings.max_buffered_events} events, flush every {settings.flush_seconds:g} s)",
+        sink_id=sink.sink_id,
+        log_uri=settings.log_uri,
+        max_buffered_events=settings.max_buffered_events,
+        flush_seconds=settings.flush_seconds,
     )
     config = uvicorn.Config(
         app(sink, flusher, shutdown_seconds),
@@ -446,6 +468,8 @@ def serve(settings: SinkSettings, host: str, port: int, *, shutdown_seconds: flo
         lifespan="on",
         log_level=os.environ.get("GATED_TRAINING_SINK_LOG_LEVEL", "warning"),
         access_log=False,
+        # In JSON mode uvicorn's records go through the root's JSON handler (logs.configure), not its own.
+        log_config=None if logs.log_format() == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=int(shutdown_seconds),
         # Longer than Go's idle-connection timeout (90 s): the agent closes an idle connection before the sink
         # does, so it never writes an event onto a connection the sink is closing (a POST is not retried).

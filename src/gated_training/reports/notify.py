@@ -40,6 +40,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+from gated_training import logs
 from gated_training.errors import ConfigError
 from gated_training.reports.escaping import slack_text
 
@@ -343,7 +344,7 @@ def notify_outcome(webhook_url: str, summary: dict[str, Any], links: dict[str, s
     if not url:
         return "not configured"
     status = post_json(url, outcome_message(summary, links or {}))
-    print(f"webhook {redacted(url)}: {status}")
+    logs.event("webhook.sent", f"webhook {redacted(url)}: {status}", status=status, outcome=summary["outcome"])
     return status
 
 
@@ -380,5 +381,5 @@ def notify_lines(webhook_url: str, headline: str, lines: list[str], links: dict[
         if uri and not any(c in uri for c in "|<> \n")
     ]
     status = post_json(url, {"text": "\n".join(text)})
-    print(f"webhook {redacted(url)}: {status}")
+    logs.event("webhook.sent", f"webhook {redacted(url)}: {status}", status=status, headline=headline)
     return status

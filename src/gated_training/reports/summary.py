@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from gated_training import logs
 from gated_training.data import json_safe
 from gated_training.decisions import DriftGate, ModelGate, Outcome
 from gated_training.errors import ConfigError
@@ -433,6 +434,18 @@ def record_and_notify(
 
         summary["pushgateway"] = push_training(model_name, summary)
     write_summary(summary, summary_json_out, markdown_out)
+    logs.event(
+        "run.outcome" if summary["outcome"] != "continued" else "gate.passed",
+        f"[gated-training] outcome {summary['outcome']}"
+        + (f" after {continuing_after}" if continuing_after else "")
+        + (f": {'; '.join(str(r) for r in summary.get('reasons', [])[:3])}" if summary.get("reasons") else ""),
+        severity="WARNING" if summary["outcome"] in ("blocked", "failed") else "INFO",
+        outcome=summary["outcome"],
+        blocked_by=summary.get("blocked_by"),
+        reasons=summary.get("reasons", []),
+        notification=summary.get("notification"),
+        pushgateway=summary.get("pushgateway"),
+    )
     if retrain_ticket and summary["outcome"] != "continued":
         close_ticket(retrain_ticket, summary)
     return summary
@@ -466,4 +479,4 @@ def close_ticket(ticket: str, summary: dict[str, Any]) -> None:
             create_only=True,
         )
     except RegistryError as exc:
-        print(f"retrain ticket {ticket}: outcome not written: {exc}", flush=True)
+        logs.event("ticket.not_written", f"retrain ticket {ticket}: outcome not written: {exc}", severity="WARNING")

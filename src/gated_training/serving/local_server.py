@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gated_training import logs
 from gated_training.serving import manifests as kserve
 
 SERVING_BIN = Path(os.environ.get("GATED_TRAINING_SERVING_BIN", ".venv-serving/bin")).absolute()
@@ -75,6 +76,12 @@ class MLServer:
                 "PATH": f"{SERVING_BIN}:{env.get('PATH', '')}",
             }
         )
+        # The caller's log format (a terminal gets text); the image's ServingRuntime sets JSON.
+        env[logs.FORMAT_ENV] = logs.log_format()
+        if logs.log_format() == "json":
+            env["MLSERVER_LOGGING_SETTINGS"] = str(Path(__file__).with_name("mlserver-logging.json"))
+        else:
+            env.pop("MLSERVER_LOGGING_SETTINGS", None)
         self.log_path = root / "mlserver.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

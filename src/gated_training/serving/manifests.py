@@ -76,6 +76,10 @@ def check_percent(percent: int) -> int:
     return percent
 
 
+# The image copies the package's mlserver-logging.json here (component_images/Dockerfile.serving).
+MLSERVER_LOGGING_CONFIG = "/opt/gated-training/mlserver-logging.json"
+
+
 def runtime_environment() -> list[dict[str, Any]]:
     """MLServer's settings, from the environment only: it starts on an empty folder baked into the
     image and never reads the model folder before our runtime has verified it (serving.py)."""
@@ -91,6 +95,10 @@ def runtime_environment() -> list[dict[str, Any]]:
         # process holds the model once); scale with replicas instead.
         {"name": "MLSERVER_PARALLEL_WORKERS", "value": "0"},
         {"name": "MLSERVER_LOAD_MODELS_AT_STARTUP", "value": "true"},
+        # One JSON object per log line (gated_training.logs), MLServer's and uvicorn's records included: its
+        # own structured format does not escape the message, so its config routes them through ours.
+        {"name": "GATED_TRAINING_LOG_FORMAT", "value": "json"},
+        {"name": "MLSERVER_LOGGING_SETTINGS", "value": MLSERVER_LOGGING_CONFIG},
     ]
 
 

@@ -16,6 +16,7 @@ either protocol: the fitted pipeline's first step reads ``None`` as ``NaN`` (``m
 
 # No `from __future__ import annotations`: FastAPI reads the handler's annotations (Request) at runtime.
 import contextlib
+import contextvars
 import json
 import os
 import time
@@ -33,6 +34,7 @@ from mlserver.types import InferenceRequest, InferenceResponse, RequestOutput
 from mlserver.utils import get_model_uri
 from mlserver_sklearn import SKLearnModel
 
+from gated_training import logs
 from gated_training.data import json_safe
 from gated_training.errors import GatedTrainingError
 from gated_training.registry import ModelRegistry
@@ -86,6 +88,11 @@ def _serving_metrics(name: str, registry: ModelRegistry, manifest: dict[str, Any
     return ServingMetrics(REGISTRY, name, manifest["version"], list(getattr(model, "classes_", [])), profile)
 
 
+# The frame a V2 request decoded to while it was scored, for the metrics: decoding it a second time was most
+# of what the metrics cost per request (make bench-serving). One per request: predict runs in its own task.
+_decoded_frame: contextvars.ContextVar[Any] = contextvars.ContextVar("gated_training_decoded", default=None)
+
+
 class VerifiedModel(SKLearnModel):
     """mlserver-sklearn's SKLearnModel whose ``load`` verifies before it unpickles."""
 
@@ -115,16 +122,22 @@ class VerifiedModel(SKLearnModel):
         self.settings.parameters.content_type = settings["parameters"].get("content_type", "pd")
         self.registry_version = manifest["version"]
         self.metrics = _serving_metrics(self.name, registry, manifest, self._model)
-        print(
+        logs.configure()
+        logs.event(
+            "runtime.loaded",
             f"gated-training: serving {registry.model_name} version {manifest['version']} as {self.name}, verified "
             f"(pointer, signed manifest, SHA-256 of every served file) with {serving.libraries()}",
-            flush=True,
+            model=registry.model_name,
+            version=str(manifest["version"]),
+            served_as=self.name,
+            libraries=serving.libraries(),
         )
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         rows = max((item.shape[0] if item.shape else 1) for item in payload.inputs) if payload.inputs else 0
         started = time.perf_counter()
+        _decoded_frame.set(None)
         try:
             with _scoring(rows):
                 response = await super().predict(payload)
@@ -140,13 +153,27 @@ class VerifiedModel(SKLearnModel):
     def _observe_v2(self, payload: InferenceRequest, response: InferenceResponse, seconds: float) -> None:
         """The request's inputs and the answer, for the metrics (never fails the request)."""
         try:
-            frame = self.decode_request(payload, default_codec=PandasCodec)
+            frame = _decoded_frame.get()
+            if not isinstance(frame, pd.DataFrame):
+                frame = self.decode_request(payload, default_codec=PandasCodec)
             outputs = {output.name: output for output in response.outputs}
             predicted = list(NumpyCodec.decode_output(outputs["predict"]).ravel())
             probabilities = NumpyCodec.decode_output(outputs["predict_proba"]) if "predict_proba" in outputs else []
             self.metrics.observe("v2", frame, predicted, probabilities, seconds)
         except Exception as exc:  # metrics are a courtesy: the answer stands
-            print(f"gated-training: metrics not recorded for a V2 request: {type(exc).__name__}: {exc}", flush=True)
+            logs.event(
+                "runtime.metrics_error",
+                f"gated-training: metrics not recorded for a V2 request: {type(exc).__name__}: {exc}",
+                severity="WARNING",
+                model=self.name,
+                version=str(self.registry_version),
+            )
+
+    def decode_request(self, payload: Any, default_codec: Any = None) -> Any:
+        decoded = super().decode_request(payload, default_codec=default_codec)
+        if isinstance(payload, InferenceRequest) and isinstance(decoded, pd.DataFrame):
+            _decoded_frame.set(decoded)
+        return decoded
 
     def _check_request(self, payload: InferenceRequest) -> InferenceRequest:
         if not payload.outputs:  # the label and the class probabilities, in the order of classes_

@@ -14,7 +14,7 @@ from typing import Any
 
 import joblib
 
-from gated_training import __version__
+from gated_training import __version__, logs
 from gated_training.data import json_safe, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import profile_frame
@@ -200,7 +200,7 @@ def deploy_model(
         )
     except ChampionChangedError as exc:
         tagged = tag_outcome(training["tracking_uri"], training["mlflow_run_id"], "blocked", "champion_changed")
-        print(f"MLflow outcome tag: {tagged}")
+        logs.event("mlflow.outcome_tag", f"MLflow outcome tag: {tagged}", status=tagged, outcome="blocked")
         outcome = DeploymentOutcome(
             promoted=False,
             version=version,

@@ -17,6 +17,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from gated_training import logs
 from gated_training.config import GateThresholds
 from gated_training.data import SplitRule, held_out_by, json_safe, label_key, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
@@ -294,7 +295,7 @@ def evaluate_model(
         decision.to_json(),
         {"gate_report.md": report_out, "gate_decision.json": decision_out, "drift_report.html": drift_html_path},
     )
-    print(f"MLflow gate record: {status}")
+    logs.event("mlflow.gate_record", f"MLflow gate record: {status}", status=status, decision=decision.decision)
     return decision
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gated_training import logs
 from gated_training.config import DriftPolicy, MonitoringRunSettings, MonitoringSettings
 from gated_training.data import label_key, sha256_hex, storage
 from gated_training.drift import compare, prediction_counts, prediction_psi, schema_contract
@@ -749,9 +750,17 @@ def finish_window(
     window_hours = ((document.get("settings") or {}).get("monitoring") or {}).get("window_hours") or 24
     document["pushgateway"] = push_monitoring(document, float(window_hours) * 3600)
     Path(result_path).write_text(json.dumps(document, indent=2))
-    print(
+    logs.event(
+        "monitoring.outcome",
         f"monitoring: {outcome.outcome}; MLflow {synced or 'no served version'}; webhook {notification}; "
-        f"Pushgateway {document['pushgateway']}"
+        f"Pushgateway {document['pushgateway']}",
+        severity="WARNING" if outcome.outcome in ("alert", "retrain") else "INFO",
+        outcome=outcome.outcome,
+        reasons=outcome.reasons,
+        warnings=outcome.warnings,
+        mlflow=synced,
+        notification=notification,
+        pushgateway=document["pushgateway"],
     )
     champion = next((v for v in document["versions"] if v["role"] == "champion"), None)
     return version_metrics(champion) if champion else {}

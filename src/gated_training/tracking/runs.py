@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from gated_training import logs
 from gated_training.errors import TrackingError
 from gated_training.run_context import check_outlives_pod
 
@@ -76,6 +77,7 @@ def global_uris(tracking_uri: str) -> Iterator[None]:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
+    _route_mlflow_prints()
     saved_env = {name: os.environ.get(name) for name in URI_VARIABLES}
     saved_globals = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
     try:
@@ -93,8 +95,20 @@ def global_uris(tracking_uri: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _route_mlflow_prints() -> None:
+    """MLflow prints some news (``Successfully registered model``) to its own stream instead of logging it:
+    in JSON mode that stream becomes events (``logs.LineStream``), so a pod's log stays one object per line."""
+    if logs.log_format() == "json":
+        from mlflow.utils import logging_utils
+
+        if not isinstance(logging_utils.MLFLOW_LOGGING_STREAM, logs.LineStream):
+            logging_utils.MLFLOW_LOGGING_STREAM = logs.LineStream("mlflow.print", "mlflow")  # type: ignore[assignment]
+
+
 def client(tracking_uri: str) -> Any:
     from mlflow.tracking import MlflowClient
+
+    _route_mlflow_prints()
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -244,7 +258,8 @@ def outcome_failed_on_error(training_report_path: str) -> Iterator[None]:
             import json
 
             training = json.loads(Path(training_report_path).read_text())
-            print(f"MLflow outcome tag: {tag_outcome(training['tracking_uri'], training['mlflow_run_id'], 'failed')}")
+            tagged = tag_outcome(training["tracking_uri"], training["mlflow_run_id"], "failed")
+            logs.event("mlflow.outcome_tag", f"MLflow outcome tag: {tagged}", status=tagged, outcome="failed")
         except Exception:
             pass
         raise
