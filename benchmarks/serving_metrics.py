@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import shutil
 import os
 import sys
 import time
@@ -53,6 +54,7 @@ def measure(work: Path, requests: int) -> dict[str, Any]:
     for label, setting in (("with metrics", ""), ("without metrics", "off")):
         os.environ["GATED_TRAINING_SERVING_METRICS"] = setting
         root = work / f"serving-{setting or 'on'}"
+        shutil.rmtree(root, ignore_errors=True)  # a previous run's mount would stop this one
         mount = local_server.mounted_copy(Path(registry.version_uri(version)), root / "mnt")
         name = layout.service_name("tabular-classifier")
         with local_server.MLServer(
