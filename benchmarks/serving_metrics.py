@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import shutil
 import os
+import shutil
 import sys
 import time
 from pathlib import Path

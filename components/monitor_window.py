@@ -16,6 +16,7 @@ def monitor_window(
     notify_webhook_url: str,
     monitoring: dict,
     drift: dict,
+    serving: dict,
     monitoring_report: Output[Artifact],
     monitoring_metrics: Output[Metrics],
     report: Output[Markdown],
@@ -32,9 +33,19 @@ def monitor_window(
     are what the nested training run is started with: the labelled batch and its suite (or retrain_data_uri), and
     the ticket it writes its outcome to. (Output parameters, not a NamedTuple: kfp.local resolves a condition on a
     task's output only when it is the single return value.) Notifies the webhook on alert and retrain; logs the
-    window to MLflow per served version.
+    window to MLflow per served version. While a canary serves (serving_namespace: the InferenceService says so),
+    judges it against the stable version on the window and promotes it after canary_analysis_windows healthy windows,
+    or aborts it (and rolls the registry back) on evidence that it is worse.
     """
-    from gated_training.config import DriftPolicy, MonitoringRunSettings, MonitoringSettings, from_group
+    import os
+
+    from gated_training.config import (
+        DriftPolicy,
+        MonitoringRunSettings,
+        MonitoringSettings,
+        ServingSettings,
+        from_group,
+    )
     from gated_training.kubeflow import recorded_step
     from gated_training.run_context import parse_window_end
     from gated_training.steps.monitor_window import finish_window, monitor_window
@@ -59,6 +70,8 @@ def monitor_window(
             markdown_out=report.path,
             html_out=report_html.path,
             kfp_run_id=step.run_id,
+            serving=from_group(cls=ServingSettings, values=serving, group="serving"),
+            kube_api_url=os.environ.get("GATED_TRAINING_KUBE_API", ""),
         )
         metrics = finish_window(
             run=run,

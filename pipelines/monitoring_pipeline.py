@@ -72,6 +72,7 @@ def monitoring_pipeline(
         notify_webhook_url=notify_webhook_url,
         monitoring=monitoring,
         drift=drift,
+        serving=serving,
     )
     configure_step(watched, CLUSTER)
 

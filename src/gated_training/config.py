@@ -453,6 +453,18 @@ class ServingSettings:
         "",
         "comma-separated request headers kept with each logged call (KServe's metadataHeaders), e.g. X-Request-Id",
     )
+    canary_analysis_windows: int = setting(
+        3,
+        "monitoring windows in a row (none overlapping) that must find the canary healthy before it gets all the "
+        "traffic; a window with evidence that it is worse aborts it. 0: judged and reported, traffic moved by hand",
+    )
+    canary_min_calls: int = setting(100, "fewest calls each of canary and stable must answer in a window to judge it")
+    canary_max_error_rate_increase: float = setting(
+        0.01, "canary − stable refusal rate above which (and significantly above 0) the canary is worse"
+    )
+    canary_max_latency_ratio: float = setting(
+        1.25, "canary p95 answer time above this × the stable p95 makes the canary worse (read from Prometheus)"
+    )
 
     def __post_init__(self) -> None:
         from gated_training.kubernetes_names import is_dns1123_label
@@ -483,6 +495,21 @@ class ServingSettings:
             "serving_ready_timeout_seconds",
             require_int("serving_ready_timeout_seconds", self.serving_ready_timeout_seconds, 1, 86_400),
         )
+        object.__setattr__(
+            self,
+            "canary_analysis_windows",
+            require_int("canary_analysis_windows", self.canary_analysis_windows, 0, 100),
+        )
+        object.__setattr__(self, "canary_min_calls", require_int("canary_min_calls", self.canary_min_calls, 1))
+        object.__setattr__(
+            self,
+            "canary_max_error_rate_increase",
+            require_fraction("canary_max_error_rate_increase", self.canary_max_error_rate_increase),
+        )
+        ratio = require_non_negative("canary_max_latency_ratio", self.canary_max_latency_ratio)
+        if ratio < 1:
+            raise ConfigError(f"parameter canary_max_latency_ratio={ratio!r}: at least 1 (the stable p95 itself)")
+        object.__setattr__(self, "canary_max_latency_ratio", ratio)
 
     @property
     def metadata_headers(self) -> tuple[str, ...]:
@@ -599,6 +626,11 @@ class MonitoringSettings:
         "", "the table a retrain trains on. Empty: the window's labelled calls, written under the prediction log"
     )
     max_window_rows: int = setting(2_000_000, "calls read per window at most; a larger window fails naming the limit")
+    prometheus_url: str = setting(
+        "",
+        "Prometheus' HTTP API (http://prometheus.monitoring:9090): a canary's error rate and p95 latency are read "
+        "there. Empty: the canary is judged on the logs and labels alone",
+    )
 
     def __post_init__(self) -> None:
         for name, low, high in (
@@ -628,6 +660,13 @@ class MonitoringSettings:
             raise ConfigError(f"parameter label_key_header={self.label_key_header!r}: an HTTP header name, or empty")
         if not isinstance(self.retrain_data_uri, str):
             raise ConfigError(f"parameter retrain_data_uri={self.retrain_data_uri!r}: a path or gs:// URI, or empty")
+        if not isinstance(self.prometheus_url, str) or (
+            self.prometheus_url
+            and (not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", self.prometheus_url) or "@" in self.prometheus_url)
+        ):
+            raise ConfigError(
+                f"parameter prometheus_url={self.prometheus_url!r}: an http(s) URL without credentials, or empty"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,10 +1,22 @@
 """Monitoring what the champion serves: late labels (``labels``), realized and estimated performance
 (``performance``), one window's findings and outcome (``window``), the retrain tickets that keep retrains one at a
-time (``retrain``), and the window's reports (``report``)."""
+time (``retrain``), the window's reports (``report``), and a canary judged on live evidence (``canary``, with what
+Prometheus measured: ``live``)."""
 
 # The package's face: other packages import these names from here, never from its modules (tests/unit/test_layering.py).
 
+from gated_training.monitoring.canary import (
+    CanaryWindow,
+    Evidence,
+    Side,
+    action_for,
+    healthy_in_a_row,
+    judge,
+    read_history,
+    write_judgement,
+)
 from gated_training.monitoring.labels import CLOCK_SKEW, Joined, Labels, join_labels, read_labels
+from gated_training.monitoring.live import Live, read_live
 from gated_training.monitoring.performance import Estimated, Realized, estimated, realized
 from gated_training.monitoring.report import HEADLINES, render_html, render_markdown
 from gated_training.monitoring.retrain import (
@@ -20,6 +32,16 @@ from gated_training.monitoring.retrain import (
 from gated_training.monitoring.window import LEVELS, OUTCOMES, Finding, MonitoringOutcome, VersionWindow, decide
 
 __all__ = [
+    "CanaryWindow",
+    "Evidence",
+    "Live",
+    "Side",
+    "action_for",
+    "healthy_in_a_row",
+    "judge",
+    "read_history",
+    "read_live",
+    "write_judgement",
     "BATCH_FILE",
     "BATCH_SUITE_FILE",
     "CLOCK_SKEW",

@@ -109,6 +109,21 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"- {markdown_text(comparison['text'])}",
             "",
         ]
+    canary = result.get("canary")
+    if canary:
+        lines += [
+            f"**Canary {markdown_text(canary['canary'])} against {markdown_text(canary['stable'])}: "
+            f"{markdown_text(str(canary['verdict']).upper())}**, {canary['healthy_windows']} of "
+            f"{canary['needed_windows']} healthy windows; {markdown_text(canary['action_result'])}",
+            "",
+            "| criterion | result | evidence |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {markdown_text(e['criterion'])} | {markdown_text(e['result'])} | {markdown_text(e['text'])} |"
+            for e in canary["evidence"]
+        ]
+        lines += ["", f"Canary and stable, from: {markdown_text(canary.get('source', ''))}", ""]
     retrain = result.get("retrain") or {}
     if retrain.get("text"):
         lines += ["**Retrain**", "", f"- {markdown_text(retrain['text'])}", ""]
@@ -207,6 +222,17 @@ def render_html(result: dict[str, Any]) -> str:
     retrain = result.get("retrain") or {}
     if retrain.get("text"):
         parts.append(f"<h2>Retrain</h2><p>{_e(retrain['text'])}</p>")
+    canary = result.get("canary")
+    if canary:
+        parts.append(
+            f"<h2>Canary {_e(canary['canary'])} against {_e(canary['stable'])}: {_e(str(canary['verdict']).upper())}"
+            f"</h2><p>{_e(canary['healthy_windows'])} of {_e(canary['needed_windows'])} healthy windows; "
+            f"{_e(canary['action_result'])}. {_e(canary.get('source', ''))}</p>"
+            "<table><tr><th>criterion</th><th>result</th><th>evidence</th></tr>"
+        )
+        for e in canary["evidence"]:
+            parts.append(f"<tr><td>{_e(e['criterion'])}</td><td>{_e(e['result'])}</td><td>{_e(e['text'])}</td></tr>")
+        parts.append("</table>")
     if result.get("comparison"):
         parts.append(f"<h2>Champion and the other served version</h2><p>{_e(result['comparison'].get('text'))}</p>")
     parts.append("</body></html>")

@@ -78,6 +78,7 @@ class MonitoringOutcome:
     log: dict[str, Any]  # what reading the prediction log counted (files, duplicates, repaired pairs, sinks)
     labels: dict[str, Any]  # what reading the label tables counted
     comparison: dict[str, Any] | None = None  # the champion and another version, paired on labelled calls
+    canary: dict[str, Any] | None = None  # the canary judged against the stable version (monitoring.canary)
     retrain: dict[str, Any] = field(default_factory=dict)  # ticket, data, suite, why (or why not)
     settings: dict[str, Any] = field(default_factory=dict)
     kfp_run_id: str = ""

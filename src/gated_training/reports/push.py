@@ -58,6 +58,8 @@ MONITORING_METRICS = (
     "gated_training_monitoring_feature_psi",
     "gated_training_monitoring_feature_drifted",
     "gated_training_monitoring_champion_worse",
+    "gated_training_monitoring_canary_worse",
+    "gated_training_monitoring_canary_healthy_windows",
 )
 
 
@@ -244,6 +246,13 @@ def push_monitoring(document: dict[str, Any], window_seconds: float, now: float 
             "gated_training_monitoring_champion_worse", "", 1.0 if comparison.get("worse") else 0.0,
             version=str(champion), other=str(other),
         )  # fmt: skip
+    canary = document.get("canary") or {}
+    if canary.get("canary"):
+        pair = {"version": str(canary["canary"]), "other": str(canary.get("stable"))}
+        families.set(
+            "gated_training_monitoring_canary_worse", "", 1.0 if canary.get("verdict") == "worse" else 0.0, **pair
+        )
+        families.set("gated_training_monitoring_canary_healthy_windows", "", canary.get("healthy_windows"), **pair)
     # The window replaces the whole group (PUT): a number an older window measured and this one did not is gone,
     # never left to look current.
     return _push(url, MONITORING_JOB, model, families, deadline, replace=True)
@@ -256,6 +265,10 @@ def _labels_of(name: str) -> list[str]:
         return ["version", "trusted"]
     if name.startswith("gated_training_monitoring_feature"):
         return ["version", "role", "feature"]
-    if name == "gated_training_monitoring_champion_worse":
+    if name in (
+        "gated_training_monitoring_champion_worse",
+        "gated_training_monitoring_canary_worse",
+        "gated_training_monitoring_canary_healthy_windows",
+    ):
         return ["version", "other"]
     return ["version", "role"]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from gated_training import logs
-from gated_training.config import DriftPolicy, MonitoringRunSettings, MonitoringSettings
+from gated_training.config import DriftPolicy, MonitoringRunSettings, MonitoringSettings, ServingSettings
 from gated_training.data import label_key, sha256_hex, storage
 from gated_training.drift import compare, prediction_counts, prediction_psi, schema_contract
 from gated_training.errors import DataError, RegistryError
@@ -409,6 +409,191 @@ def _paired(champion: _Version, other: _Version, registry: ModelRegistry) -> dic
     return record
 
 
+def _canary_pair(
+    champion: Any, known: dict[str, _Version], serving: ServingSettings | None, kube_api_url: str, service: str
+) -> tuple[str, str, str, Any]:
+    """(canary, stable, where that came from, the KServe client) while a canary runs, else empty strings.
+
+    With ``serving_namespace`` the InferenceService says (the truth of what serves); without it, the registry's
+    champion and the version before it, both answering in the window's log (judged, reported, not acted on)."""
+    if serving is not None and serving.serving_namespace:
+        from gated_training.serving import KServeClient, manifests
+
+        client = KServeClient(kube_api_url)
+        state = manifests.describe(client.get(manifests.ISVC_PLURAL, serving.serving_namespace, service))
+        if not state.exists or state.canary_percent <= 0 or not state.stable_version:
+            return "", "", "", client
+        where = (
+            f"InferenceService {serving.serving_namespace}/{service}: {state.canary_percent} % to {state.version}, "
+            f"the rest to {state.stable_version}"
+        )
+        return str(state.version), str(state.stable_version), where, client
+    previous = str(champion.pointer.get("previous_version") or "")
+    if previous and champion.version in known and previous in known:
+        where = f"registry champion {champion.version} and the version before it, {previous}, both in the log"
+        return champion.version, previous, where, None
+    return "", "", "", None
+
+
+def _judge_canary(
+    *,
+    run: MonitoringRunSettings,
+    settings: MonitoringSettings,
+    serving: ServingSettings | None,
+    kube_api_url: str,
+    registry: ModelRegistry,
+    champion: Any,
+    known: dict[str, _Version],
+    views: list[VersionWindow],
+    service: str,
+    start: datetime,
+    end: datetime,
+    labels_expected: bool,
+    findings: list[Finding],
+) -> dict[str, Any] | None:
+    """While a canary runs: judge it against the stable version on this window, record the judgement beside the log,
+    and promote it after enough healthy windows or abort it on evidence that it is worse (with a namespace)."""
+    from gated_training.errors import GatedTrainingError
+    from gated_training.monitoring import (
+        Side,
+        action_for,
+        healthy_in_a_row,
+        judge,
+        read_history,
+        read_live,
+        write_judgement,
+    )
+    from gated_training.reports import notify_lines
+
+    try:
+        canary, stable, where, client = _canary_pair(champion, known, serving, kube_api_url, service)
+    except GatedTrainingError as exc:
+        findings.append(
+            Finding("warn", "canary", f"the canary was not judged: the InferenceService was not read: {exc}")
+        )
+        return None
+    if not canary:
+        return None
+    sides = {}
+    for version in (canary, stable):
+        item = known.get(version)
+        if item is None:
+            continue
+        mask = (item.decoded.rows["request_time"] >= pd.Timestamp(start)).to_numpy()
+        sides[version] = Side(
+            calls=int(mask.sum()),
+            predicted=list(item.decoded.rows.loc[mask, "predicted"]),
+            undecodable=int(sum((item.decoded.problems or {}).values())),
+        )
+    comparison, labelled = None, 0
+    if canary in known and stable in known:
+        labelled = len(known[canary].labelled) + len(known[stable].labelled)
+        if known[canary].labelled or known[stable].labelled:
+            comparison = _paired(known[canary], known[stable], registry)
+    manifest = known[canary].manifest if canary in known else {}
+    margin = ((manifest.get("gate") or {}).get("thresholds") or {}).get("max_regression")
+    live = (
+        read_live(settings.prometheus_url, service, settings.window_hours, end).to_json()
+        if settings.prometheus_url
+        else None
+    )
+    serving_settings = serving or ServingSettings()
+    window = judge(
+        canary=canary,
+        stable=stable,
+        window_end=end.isoformat(),
+        sides=sides,
+        live=live,
+        comparison=comparison,
+        labels_expected=labels_expected,
+        labelled=labelled,
+        min_calls=serving_settings.canary_min_calls,
+        min_labelled=settings.min_labelled_rows,
+        max_error_rate_increase=serving_settings.canary_max_error_rate_increase,
+        max_latency_ratio=serving_settings.canary_max_latency_ratio,
+        psi_threshold=settings.prediction_psi_threshold,
+        max_regression=float(margin) if isinstance(margin, (int, float)) else 0.0,
+    )
+    window.source = where
+    history, problems = read_history(run.prediction_log_uri, service, canary)
+    window.healthy_windows = healthy_in_a_row(history, window, settings.window_hours)
+    window.needed_windows = serving_settings.canary_analysis_windows
+    window.action = action_for(window, window.needed_windows)
+    worse = [e.text for e in window.evidence if e.result == "worse"]
+    if window.action == "hold":
+        window.action_result = f"held: {window.healthy_windows} of {window.needed_windows} healthy windows"
+    elif client is None:
+        window.action_result = f"not taken ({window.action}): serving_namespace is not set; the analysis advises it"
+    else:
+        from gated_training.serving import rollout
+
+        assert serving is not None
+        try:
+            if window.action == "promote":
+                window.action_result = rollout.promote(
+                    registry=registry,
+                    client=client,
+                    namespace=serving.serving_namespace,
+                    timeout=serving.serving_ready_timeout_seconds,
+                    poll=2.0,
+                )
+            else:
+                window.action_result = rollout.abort(
+                    registry=registry,
+                    client=client,
+                    namespace=serving.serving_namespace,
+                    reason=f"canary analysis, window to {end.isoformat()}: {'; '.join(worse)}"[:1000],
+                    timeout=serving.serving_ready_timeout_seconds,
+                    poll=2.0,
+                )
+        except GatedTrainingError as exc:
+            window.action_result = f"failed ({window.action}): {exc}"
+    failed = window.action_result.startswith("failed")
+    if window.verdict == "worse":
+        findings.append(
+            Finding(
+                "alert",
+                "canary",
+                f"canary {canary} is worse than stable {stable}: {'; '.join(worse)}; {window.action_result}",
+                canary,
+            )
+        )
+    elif failed:
+        findings.append(Finding("alert", "canary", f"canary {canary}: {window.action_result}", canary))
+    for problem in problems:
+        findings.append(Finding("warn", "canary", problem, canary))
+    try:
+        recorded = write_judgement(run.prediction_log_uri, service, window)
+    except (DataError, RegistryError, OSError) as exc:
+        recorded = ""
+        findings.append(Finding("warn", "canary", f"the canary's judgement was not recorded: {exc}", canary))
+    document = window.to_json()
+    document["recorded"] = recorded
+    if window.action in ("promote", "abort"):
+        headline = (
+            f"Canary {'promoted' if window.action == 'promote' else 'aborted'}: {run.model_name} {canary} "
+            f"against {stable}, window to {end.isoformat()}"
+        )
+        lines = [window.action_result] + [f"{e.criterion}: {e.result}: {e.text}" for e in window.evidence]
+        document["notification"] = notify_lines(run.notify_webhook_url, headline, lines)
+    logs.event(
+        "canary.judged",
+        f"canary {canary} against {stable}: {window.verdict}; {window.action_result}",
+        severity="WARNING" if window.verdict == "worse" or failed else "INFO",
+        version=canary,
+        stable=stable,
+        verdict=window.verdict,
+        action=window.action,
+        healthy_windows=window.healthy_windows,
+        needed_windows=window.needed_windows,
+        evidence={e.criterion: e.result for e in window.evidence},
+    )
+    for view in views:
+        if view.version == canary:
+            view.notes.append(f"canary against {stable}: {window.verdict}, {window.action_result}")
+    return document
+
+
 def _retrain_batch(
     champion: _Version, others: list[_Version], ticket: str, settings: MonitoringSettings
 ) -> tuple[Retrain | None, str]:
@@ -457,8 +642,11 @@ def monitor_window(
     html_out: str,
     kfp_run_id: str = "",
     now: datetime | None = None,
+    serving: ServingSettings | None = None,
+    kube_api_url: str = "",
 ) -> tuple[MonitoringOutcome, Retrain]:
-    """The pipeline step: decide the window, write the JSON record and the reports, open a retrain ticket."""
+    """The pipeline step: decide the window, write the JSON record and the reports, open a retrain ticket; while a
+    canary runs, judge it (``serving``: its namespace and the canary settings; ``kube_api_url`` as in serve-model)."""
     now = now or end
     start = end - timedelta(hours=settings.window_hours)
     perf_start = end - timedelta(hours=settings.performance_window_hours)
@@ -471,6 +659,7 @@ def monitor_window(
     log_record: dict[str, Any] = {}
     labels_record: dict[str, Any] = {}
     comparison = None
+    canary_record: dict[str, Any] | None = None
     labels_expected = bool(run.labels_uri)
     total_calls = labelled_total = 0
     if champion is not None:
@@ -596,6 +785,21 @@ def monitor_window(
                             )
                         )
                     break
+        canary_record = _judge_canary(
+            run=run,
+            settings=settings,
+            serving=serving,
+            kube_api_url=kube_api_url,
+            registry=registry,
+            champion=champion,
+            known=known,
+            views=views,
+            service=service,
+            start=start,
+            end=end,
+            labels_expected=labels_expected,
+            findings=findings,
+        )
         outcome, reasons, warnings = decide(findings, total_calls, labels_expected, labelled_total)
     else:
         outcome, reasons, warnings = (
@@ -627,6 +831,7 @@ def monitor_window(
         log=log_record,
         labels=labels_record,
         comparison=comparison,
+        canary=canary_record,
         retrain=retrain_record,
         settings={"monitoring": settings.__dict__, "drift": policy.__dict__},
         kfp_run_id=kfp_run_id,
