@@ -97,6 +97,10 @@ PAGES: dict[str, tuple[str, list[str]]] = {
             "--kube-api http://127.0.0.1:8001"
         ],
     ),
+    "serving pod-monitor": (
+        "0 printed; 2 a bad namespace or mode",
+        ["gated-training serving pod-monitor --namespace team-ml --mode Knative | kubectl apply -f -"],
+    ),
     "sync-mlflow": (
         REGISTRY_EXITS,
         ["gated-training sync-mlflow --registry gs://acme/registry --tracking-uri https://mlflow.acme.internal"],

@@ -72,6 +72,21 @@ def command_serving(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_pod_monitor(args: argparse.Namespace) -> int:
+    """Print the PodMonitor for the model's predictor pods (apply it where the Prometheus Operator watches)."""
+    import yaml
+
+    from gated_training.config import ServingSettings
+    from gated_training.serving import manifests
+
+    settings = ServingSettings(serving_namespace=args.namespace, serving_mode=args.mode)  # validated as the run's
+    document = manifests.pod_monitor(
+        namespace=settings.serving_namespace, model_name=args.model_name, mode=settings.serving_mode
+    )
+    print(yaml.safe_dump(document, sort_keys=False), end="")
+    return EXIT_OK
+
+
 def follow_after_move(args: argparse.Namespace) -> int:
     """After ``rollback``/``promote`` moved the pointer: bring the InferenceService to it."""
     from gated_training.serving import rollout
@@ -113,3 +128,10 @@ def add_serving_commands(commands: Any) -> None:
         if name == "rollback":
             parser.add_argument("--reason", default="serving rollback", help="recorded in the champion's history")
         parser.set_defaults(handler=command_serving)
+    monitor = actions.add_parser(
+        "pod-monitor", help="print the Prometheus Operator PodMonitor that scrapes the model's predictor pods"
+    )
+    monitor.add_argument("--namespace", required=True, help="the serving namespace")
+    monitor.add_argument("--model-name", dest="model_name", default="tabular-classifier", help="the registry's model")
+    monitor.add_argument("--mode", default="Knative", help="KServe deployment mode: Knative or Standard")
+    monitor.set_defaults(handler=command_pod_monitor)

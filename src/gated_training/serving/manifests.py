@@ -552,7 +552,7 @@ POD_MONITOR_API = "monitoring.coreos.com/v1"
 def pod_monitor(*, namespace: str, model_name: str, mode: str, interval: str = "30s") -> dict[str, Any]:
     """A Prometheus Operator PodMonitor for the predictor pods of the model's InferenceService (champion and canary
     alike): the runtime's metrics port in RawDeployment mode, the queue-proxy's merged metrics in Serverless mode.
-    ``make monitoring-manifests`` writes it; apply it where the Prometheus Operator watches."""
+    ``gated-training serving pod-monitor`` prints it; apply it where the Prometheus Operator watches."""
     port = METRICS_PORT if mode_of(mode) == "RawDeployment" else AGGREGATED_METRICS_PORT
     name = serving.service_name(model_name)
     return {
