@@ -344,3 +344,35 @@ def test_a_data_check_reason_is_a_sentence_never_a_python_dict():
         "critical rule expect_column_values_to_be_in_set on column 'city' failed: observed unexpected percent 2.5; "
         "unexpected count 3; sample unexpected: x, y"
     )
+
+
+def test_a_deployed_summary_leads_with_the_model_checks_and_counts_the_data_checks_that_passed():
+    data_checks = [
+        {"rule": rule, "column": column, "severity": severity, "passed": True, "observed": None, "expected": {}}
+        for column in "abcdefghij"
+        for rule, severity in (
+            ("expect_column_to_exist", "critical"),
+            ("expect_column_values_to_not_be_null", "critical"),
+            ("expect_column_values_to_be_in_set", "warning"),
+        )
+    ]
+    noted = {**data_checks[2], "column": "city", "passed": False, "observed": {"unexpected_percent": 2.0}}
+    validation = {**VALIDATION_OK, "checks": [*data_checks, noted]}
+    passing = {**GATE["checks"][0], "value": 0.9, "passed": True}
+    deployment = {"promoted": True, "version": "v2", "version_uri": "u", "mlflow_model_version": "2",
+                  "mlflow_mirror": "synced", "blocked_reason": None}  # fmt: skip
+    summary = build_summary(
+        validation=validation,
+        gate={**GATE, "decision": "deploy", "reasons": [], "checks": [passing]},
+        deployment=deployment,
+    )
+    assert summary["outcome"] == "deployed" and len(summary["checks"]) == 33  # the JSON keeps every check (and min_quality_score)
+    markdown = summary_markdown(summary)
+    rows = tables(markdown)[1][1:]
+    # The warning that did not pass leads, then the model gate; the 31 data checks that passed are one sentence.
+    assert [(r[0], r[1]) for r in rows] == [
+        ("data", "expect_column_values_to_be_in_set[city]"),
+        ("model", "min_accuracy"),
+    ]
+    assert "The data gate's other 31 checks passed (21 critical, 10 warning)" in visible_text(markdown)
+    assert len(markdown.splitlines()) < 40

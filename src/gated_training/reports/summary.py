@@ -305,6 +305,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     # leads, the long list of data checks that passed comes last.
     order = {"model": 0, "drift": 1, "data": 2}
     shown = sorted(shown, key=lambda c: (c["passed"], order.get(c["gate"], 3)))
+    # The data gate's passed checks (one per expectation and column: most of a long list) are counted, not listed:
+    # the summary JSON and the data gate's page hold every one of them.
+    collapsed = [c for c in shown if c["gate"] == "data" and c["passed"]] if shown is not failed else []
+    if len(collapsed) > 3:
+        shown = [c for c in shown if c not in collapsed]
+    else:
+        collapsed = []
     if shown:
         heading = "Checks that failed" if shown is failed else "Checks"
         rows = [
@@ -319,6 +326,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             for c in shown
         ]
         lines += [f"## {heading}", ""] + table(["gate", "check", "severity", "value", "threshold", "verdict"], rows)
+    if collapsed:
+        critical = sum(c["severity"] == "critical" for c in collapsed)
+        lines += [
+            f"The data gate's other {len(collapsed)} checks passed ({critical} critical, {len(collapsed) - critical} "
+            "warning); each is listed in `run_summary` and on the data gate's page.",
+            "",
+        ]
     if summary.get("data_sha256"):
         lines += [f"Data SHA-256 {code(summary['data_sha256'], in_table=False)}", ""]
     if summary["mlflow_run_id"]:

@@ -80,6 +80,15 @@ def check_percent(percent: int) -> int:
 MLSERVER_LOGGING_CONFIG = "/opt/gated-training/mlserver-logging.json"
 
 
+# Every container we run: no privilege, no escalation, no root, no capability (the restricted Pod Security Standard).
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
 def runtime_environment() -> list[dict[str, Any]]:
     """MLServer's settings, from the environment only: it starts on an empty folder baked into the
     image and never reads the model folder before our runtime has verified it (serving.py)."""
@@ -158,12 +167,7 @@ def serving_runtime(
             "periodSeconds": 10,
             "initialDelaySeconds": 30,
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": dict(CONTAINER_SECURITY),
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
     }
     if mounts:
@@ -506,13 +510,8 @@ def prediction_log_sink(
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": SINK_PORT}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": SINK_PORT}, "periodSeconds": 10},
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        # The sink writes only to the bucket: its root filesystem can be read-only too.
+        "securityContext": {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True},
     }
     if mounts:
         container["volumeMounts"] = mounts
