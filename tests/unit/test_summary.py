@@ -366,7 +366,9 @@ def test_a_deployed_summary_leads_with_the_model_checks_and_counts_the_data_chec
         gate={**GATE, "decision": "deploy", "reasons": [], "checks": [passing]},
         deployment=deployment,
     )
-    assert summary["outcome"] == "deployed" and len(summary["checks"]) == 33  # the JSON keeps every check (and min_quality_score)
+    assert (
+        summary["outcome"] == "deployed" and len(summary["checks"]) == 33
+    )  # the JSON keeps every check (and min_quality_score)
     markdown = summary_markdown(summary)
     rows = tables(markdown)[1][1:]
     # The warning that did not pass leads, then the model gate; the 31 data checks that passed are one sentence.
