@@ -113,6 +113,11 @@ PROMTOOL := /usr/bin/promtool
 $(PROMTOOL):
 	command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus prometheus-pushgateway; }
 
+# Headless Chromium (Debian's, without a desktop): the report screenshots in tests/integration/test_report_screenshots.py.
+CHROMIUM := /usr/bin/chromium-headless-shell
+$(CHROMIUM):
+	command -v chromium-headless-shell >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium-headless-shell; }
+
 compile: venv ## write compiled/training_pipeline.yaml and compiled/monitoring_pipeline.yaml (IMAGE=..., secret names, PARAMS=cluster.params.yaml baked in as the run form's defaults; see docs/kubeflow.md)
 	$(COMPILE_ENV) $(BIN)/python -m pipelines.compile $(PIPELINE_YAML)
 	$(COMPILE_ENV) MONITORING_PARAMS=$(MONITORING_PARAMS) $(BIN)/python -m pipelines.compile --monitoring $(MONITORING_YAML)
@@ -122,7 +127,7 @@ run: PARAMS =
 run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
 
-test: venv serving-venv $(JS_DEPS) $(PROMTOOL) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)
+test: venv serving-venv $(JS_DEPS) $(PROMTOOL) $(CHROMIUM) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down (CI runs them after make test)

@@ -73,6 +73,9 @@ PANELS: list[tuple[str, str, str, str, list[tuple[str, str]], int]] = [
       (f"gated_training_training_blocked_streak{{{M}}}", "blocked in a row")], 6),
     ("Pipelines", "Since the last deploy", "stat", "s",
      [(f"time() - gated_training_training_last_deploy_timestamp_seconds{{{M}}}", "{{model}}")], 6),
+    ("Canary", "Canary against stable: healthy windows in a row, and judged worse (1)", "stat", "none",
+     [(f"gated_training_monitoring_canary_healthy_windows{{{M}}}", "{{version}} over {{other}}: healthy windows"),
+      (f"gated_training_monitoring_canary_worse{{{M}}}", "{{version}} over {{other}}: worse")], 24),
 ]  # fmt: skip
 
 
