@@ -6,92 +6,21 @@ The loop test (test_monitoring_loop.py) runs the same through the real servers a
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from gated_training.config import DriftPolicy, MonitoringRunSettings, MonitoringSettings
-from gated_training.registry import SUITE_FILE, ModelRegistry, ensure_local_key
-from gated_training.steps.monitor_window import finish_window, monitor_window
+from gated_training.registry import SUITE_FILE
 from tests.conftest import SAMPLE_DATA
 from tests.integration.conftest import LocalSetup
-from tests.prediction_traffic import log_calls, write_labels
-from tests.registry_helpers import registry_bytes
+from tests.prediction_traffic import END, MODEL, Served, flipped
 from tests.webhook_receiver import WebhookReceiver
-
-MODEL = "tabular-classifier"
-END = datetime(2026, 12, 4, 18, tzinfo=timezone.utc)
-
-
-class Served:
-    def __init__(self, setup: LocalSetup, root: Path) -> None:
-        ensure_local_key()
-        self.setup, self.root = setup, root
-        self.registry = ModelRegistry(str(setup.registry), MODEL)
-        self.champion = self.registry.champion()
-        self.model, _ = self.registry.load_verified(self.champion.version)
-        data = pd.read_csv(SAMPLE_DATA)
-        self.truth = data.pop("risk")
-        self.data = data
-        self.log, self.labels = root / "log", root / "labels"
-        self.before = registry_bytes(setup.registry)
-
-    def traffic(self, n: int, *, seed: int = 0, hours_before_end: float = 20, version: str | None = None, **shift):
-        rows = self.data.sample(n, replace=True, random_state=seed)
-        truth = self.truth.loc[rows.index].reset_index(drop=True)
-        rows = rows.reset_index(drop=True)
-        for column, change in shift.items():
-            rows[column] = change(rows[column])
-        start = END - timedelta(hours=hours_before_end)
-        spacing = timedelta(hours=hours_before_end * 0.9) / max(n, 1)
-        ids = log_calls(self.log, MODEL, version or self.champion.version, rows, self.model, start, spacing=spacing)
-        return ids, truth
-
-    def label(self, ids: list[str], labels, known: datetime = END - timedelta(minutes=5), name: str = "l.csv") -> None:
-        write_labels(self.labels / name, [(i, v, known) for i, v in zip(ids, labels)])
-
-    def monitor(self, *, hook: str = "", labels: bool = True, **settings):
-        run = MonitoringRunSettings(
-            prediction_log_uri=str(self.log),
-            labels_uri=str(self.labels) if labels else "",
-            registry_uri=str(self.setup.registry),
-            model_name=MODEL,
-            mlflow_tracking_uri=self.setup.tracking_uri,
-            notify_webhook_url=hook,
-        )
-        out = self.root / f"out-{len(list(self.root.glob('out-*')))}"
-        out.mkdir()
-        paths = [str(out / name) for name in ("r.json", "r.md", "r.html")]
-        outcome, retrain = monitor_window(
-            run=run,
-            settings=MonitoringSettings(**{"label_delay_hours": 24, **settings}),
-            policy=DriftPolicy(),
-            end=END,
-            result_out=paths[0],
-            markdown_out=paths[1],
-            html_out=paths[2],
-            kfp_run_id="run-1",
-        )
-        metrics = finish_window(run, outcome, *paths, {})
-        return outcome, retrain, json.loads(Path(paths[0]).read_text()), metrics
-
-    def registry_unchanged(self) -> bool:
-        return registry_bytes(self.setup.registry) == self.before
 
 
 @pytest.fixture
 def served(champion_copy, tmp_path) -> Served:
     return Served(champion_copy, tmp_path)
-
-
-def flipped(truth: pd.Series, share: float, seed: int = 1) -> np.ndarray:
-    labels = truth.to_numpy().copy()
-    change = np.random.default_rng(seed).random(len(labels)) < share
-    labels[change] = 1 - labels[change]
-    return labels
 
 
 def test_a_window_like_the_training_data_is_ok_and_each_version_is_logged_to_mlflow(served):

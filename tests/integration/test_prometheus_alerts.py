@@ -21,8 +21,7 @@ from gated_training.reports import PUSHGATEWAY_ENV, push
 from gated_training.serving import layout as serving
 from gated_training.serving.local_server import MLServer, free_port, mounted_copy
 from tests.conftest import REPO_ROOT
-from tests.integration.test_monitoring import END, Served, flipped
-from tests.prediction_traffic import write_labels
+from tests.prediction_traffic import END, Served, flipped, write_labels
 from tests.pushgateway_process import pushgateway
 from tests.serving_requests import v1_request
 
