@@ -57,6 +57,7 @@ PTH_LINE = (
 
 _context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("gated_training_log", default=None)
 _configured = False
+_crash_context: dict[str, str] = {}  # the context of the block an escaping error left (keep_for_crash)
 
 
 def log_format() -> str:
@@ -256,13 +257,21 @@ def configure() -> None:
     _configured = True
 
 
+def keep_for_crash() -> None:
+    """Keep the current context for the traceback line of an error leaving its block: by the time it ends
+    the process, the block (a step) has unbound its context, and the line still names the step."""
+    global _crash_context
+    _crash_context = dict(_context.get() or {})
+
+
 def _log_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
     """An error that ends the process: one event whose message holds the traceback (Cloud Logging's Error
     Reporting reads a stack trace from ``message``), instead of Python's many lines on stderr."""
     import traceback
 
     text = "".join(traceback.format_exception(kind, value, tb))
-    sys.stderr.write(render("process.crashed", text, severity="CRITICAL", logger="python") + "\n")
+    line = render("process.crashed", text, severity="CRITICAL", logger="python", context=_crash_context)
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
 

@@ -214,5 +214,6 @@ def test_a_step_that_raises_ends_its_log_with_one_failure_event_and_one_crash_ev
     # Python's traceback, many lines on a terminal, is one CRITICAL event whose message holds the stack.
     assert len(crashed) == 1 and crashed[0]["severity"] == "CRITICAL", crashed
     assert crashed[0]["message"].startswith("Traceback") and "SuiteError" in crashed[0]["message"]
+    assert crashed[0]["step"] == "validate-data" and crashed[0]["run_id"] == failed[0]["run_id"] != ""
     events = [r["event"] for r in cli]  # stdout's lines, then stderr's
     assert events[-1] == "run.failed" and cli[-1]["severity"] == "ERROR" and "run.summary" in events, events

@@ -41,3 +41,25 @@ def test_running_out_of_memory_names_the_step(monkeypatch, tmp_path):
         with recorded_step("engineer-features"):
             raise MemoryError()
     assert "ran out of memory" in read_records(tmp_path, "failure")["engineer-features"]["message"]
+
+
+def test_a_steps_log_context_ends_with_it_and_its_crash_line_still_names_it(monkeypatch, tmp_path, capsys):
+    """Steps run in turn in one process (tests, a notebook) start unbound; a traceback that ends the process
+    after its step's block still carries the step (logs.keep_for_crash)."""
+    import json
+
+    from gated_training import logs
+
+    monkeypatch.setenv("GATED_TRAINING_RECORD_DIR", str(tmp_path))
+    monkeypatch.setenv(logs.FORMAT_ENV, "json")
+    with recorded_step("train-model"):
+        pass
+    with pytest.raises(StepMemoryError) as raised:
+        with recorded_step("engineer-features"):
+            raise MemoryError()
+    capsys.readouterr()
+    logs.event("after.steps", "outside any step")
+    assert json.loads(capsys.readouterr().out)["step"] == ""
+    logs._log_uncaught(type(raised.value), raised.value, raised.value.__traceback__)
+    crash = json.loads(capsys.readouterr().err)
+    assert crash["event"] == "process.crashed" and crash["step"] == "engineer-features", crash

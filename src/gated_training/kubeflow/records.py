@@ -131,12 +131,15 @@ class recorded_step:
         self.run_id = run_id_from_uri(artifact_uri, self.id) if artifact_uri else ""
         self._started = 0.0
         self._deadline: Any = None
+        self._log_context: Any = None
 
     def __enter__(self) -> "recorded_step":
         # The process start is the honest start: imports before the body are part of the step's cost.
         self._started = _process_start_monotonic()
         logs.configure()
-        logs.bind(step=self.id, run_id=self.run_id, model=self.model_name)
+        # Bound for the body only: a process that runs steps in turn (tests, a notebook) starts each unbound.
+        self._log_context = logs.bound(step=self.id, run_id=self.run_id, model=self.model_name)
+        self._log_context.__enter__()
         logs.event("step.started", f"[gated-training] {self.id}: started", stream=sys.stderr)
         self._deadline = deadline(self.id, deadline_for(self.id))
         self._deadline.__enter__()
@@ -166,6 +169,9 @@ class recorded_step:
                 cpu_seconds=usage["cpu_seconds"],
                 peak_rss_mib=usage["peak_rss_mib"],
             )
+            if exc is not None:
+                logs.keep_for_crash()
+            self._log_context.__exit__(None, None, None)
 
 
 def _record_failure(step: "recorded_step", error_type: str, message: str) -> None:
