@@ -187,3 +187,33 @@ def test_training_and_the_mirror_leave_mlflow_uris_as_they_found_them(tmp_path, 
     assert tracking_utils._tracking_uri is None  # mlflow's own default again, not our run's store
     if preset:
         assert mlflow.get_tracking_uri() == preset
+
+
+@pytest.mark.parametrize("rows", [3_000, 14_000])
+def test_the_lean_fit_trains_the_same_model_as_a_plain_pipeline_fit(tmp_path, rows, monkeypatch):
+    """Above 10k rows HistGradientBoosting holds rows out for early stopping. train-model transforms the
+    fit rows and the hold-out apart, in chunks, and hands both to fit: the same rows, the same seed, so the
+    same model as ``Pipeline.fit`` on the whole split, bit for bit (below 10k: one part, no hold-out)."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from gated_training.steps import train_model as step
+
+    monkeypatch.setattr(step, "TRANSFORM_CHUNK_ROWS", 1_000)  # several chunks, a short last one
+    settings = ModelSettings(estimator="hist_gradient_boosting", n_estimators=40, cv_folds=3, random_state=11)
+    outputs = train_candidate(tmp_path, synthetic_frame(rows, seed=8), settings=settings)
+    lean = joblib.load(outputs.path("model.joblib"))
+    train = pd.read_parquet(outputs.path("train.parquet"))
+    x, y = train.drop(columns="label"), train["label"]
+    plain = Pipeline(
+        [("preprocess", joblib.load(outputs.path("pre.joblib"))), ("model", step.build_estimator(settings))]
+    )
+    plain.fit(x, y)
+    held_out = step.early_stopping_rows(clone(plain.named_steps["model"]), y)
+    assert (held_out is not None) == (rows > step.EARLY_STOPPING_MIN_ROWS)
+    assert lean.named_steps["model"].n_iter_ == plain.named_steps["model"].n_iter_
+    assert lean.named_steps["model"].get_params()["early_stopping"] == "auto"  # restored after the fit
+    test = pd.read_parquet(outputs.path("test.parquet")).drop(columns="label")
+    assert (lean.predict_proba(test) == plain.predict_proba(test)).all()
+    # Every training row scored once: the report's train accuracy is the plain model's on the whole split.
+    assert outputs.training.train["accuracy"] == pytest.approx((plain.predict(x) == y).mean(), abs=1e-12)

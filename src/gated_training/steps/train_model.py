@@ -20,15 +20,18 @@ from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
 
 from gated_training.config import ModelSettings
 from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
 from gated_training.errors import DataError
-from gated_training.gate import Scores, score_model
+from gated_training.gate import Scores, predict_labels_and_proba, score_model, score_predictions
 from gated_training.tracking import runs as tracking
 
 PERMUTATION_SAMPLE_ROWS = 2000
 INPUT_EXAMPLE_ROWS = 5
+TRANSFORM_CHUNK_ROWS = 100_000
+EARLY_STOPPING_MIN_ROWS = 10_000  # HistGradientBoosting's early_stopping="auto" holds rows out above this
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +69,52 @@ def build_estimator(settings: ModelSettings) -> Any:
         learning_rate=settings.learning_rate,
         random_state=settings.random_state,
     )
+
+
+def early_stopping_rows(estimator: Any, labels: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The training rows HistGradientBoosting would fit on and the ones it would hold out for early stopping:
+    the split its ``fit`` draws (the same seed from ``random_state``, the same stratified split of the same
+    labels), or None when it would hold none out. Given to ``fit`` as ``X``/``X_val``, each part transformed
+    on its own, the model is the same and the estimator never copies the whole matrix into two."""
+    if not isinstance(estimator, HistGradientBoostingClassifier) or estimator.validation_fraction is None:
+        return None
+    if estimator.early_stopping is False or (
+        estimator.early_stopping == "auto" and len(labels) <= EARLY_STOPPING_MIN_ROWS
+    ):
+        return None
+    seed = check_random_state(estimator.random_state).randint(np.iinfo(np.uint32).max, dtype="u8")
+    codes = np.unique(labels.to_numpy(), return_inverse=True)[1]  # the label encoder's codes: same order
+    fit_rows, held_out = train_test_split(
+        np.arange(len(labels)), test_size=estimator.validation_fraction, stratify=codes, random_state=seed
+    )
+    return fit_rows, held_out
+
+
+def transformed_rows(preprocessor: Pipeline, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """``preprocessor.transform(frame.iloc[rows])``, a chunk of rows at a time into one array: neither the
+    selected raw rows nor a second matrix are ever held whole."""
+    first = np.asarray(preprocessor.transform(frame.iloc[rows[:TRANSFORM_CHUNK_ROWS]]))
+    result = np.empty((len(rows), first.shape[1]), dtype=first.dtype)
+    result[: len(first)] = first
+    del first
+    for start in range(TRANSFORM_CHUNK_ROWS, len(rows), TRANSFORM_CHUNK_ROWS):
+        chunk = rows[start : start + TRANSFORM_CHUNK_ROWS]
+        result[start : start + len(chunk)] = preprocessor.transform(frame.iloc[chunk])
+    return result
+
+
+def fit_lean(estimator: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Fit on the first part; a second part is the early-stopping hold-out (``early_stopping_rows``)."""
+    if len(parts) == 1:
+        estimator.fit(*parts[0])
+        return
+    (x_fit, y_fit), (x_val, y_val) = parts
+    configured = estimator.early_stopping
+    estimator.set_params(early_stopping=True)  # "auto" would count the fit part's rows, not all of them
+    try:
+        estimator.fit(x_fit, y_fit, X_val=x_val, y_val=y_val)
+    finally:
+        estimator.set_params(early_stopping=configured)
 
 
 def cross_validation_rows(x: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> tuple[pd.DataFrame, pd.Series]:
@@ -363,16 +412,26 @@ def train_model(
     pair_train = pair_rows.assign(**{target: y_train.loc[pair_rows.index].to_numpy()}).reset_index(drop=True)
     del pair_rows
     dataset = training_dataset(x_train, y_train, data_uri=data_uri, data_sha256=data_sha256, target=target)
-    # The preprocessor is already fitted on this same training split (step 2): reuse it. The raw
-    # rows are not needed after this transform; freeing them lowers the fit's memory peak.
-    transformed_train = preprocessor.transform(x_train)
-    del x_train
-    estimator.fit(transformed_train, y_train)
+    # The preprocessor is already fitted on this same training split (step 2): reuse it, a chunk of rows at a
+    # time, the early-stopping hold-out apart (see early_stopping_rows). The raw rows are freed before the fit.
+    held_out = early_stopping_rows(estimator, y_train)
+    row_sets = list(held_out) if held_out is not None else [np.arange(len(y_train))]
+    labels = y_train.to_numpy()
+    parts = [(transformed_rows(preprocessor, x_train, rows), labels[rows]) for rows in row_sets]
+    del x_train, y_train, labels
+    fit_lean(estimator, parts)
     model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
-    # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer.
-    train_scores = score_model(estimator, transformed_train, y_train)
-    del transformed_train
+    # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer;
+    # every training row is scored once, part by part.
+    predicted, proba = zip(*(predict_labels_and_proba(estimator, rows) for rows, _ in parts))
+    train_scores = score_predictions(
+        pd.Series(np.concatenate([part_labels for _, part_labels in parts])),
+        np.concatenate(predicted),
+        np.concatenate(proba) if proba[0] is not None else None,
+        np.asarray(estimator.classes_),
+    )
+    del parts, predicted, proba
     test_scores = score_model(model, x_test, y_test)
     overfit_gap = train_scores.accuracy - test_scores.accuracy
     importances = feature_importances(model, x_test, y_test, settings.random_state)
