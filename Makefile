@@ -130,7 +130,7 @@ run: compile ## set up, compile, and run the compiled pipeline locally on the bu
 test: venv serving-venv $(JS_DEPS) $(PROMTOOL) $(CHROMIUM) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down (CI runs them after make test)
+test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down, the monitoring loop, real Prometheus alerts (CI runs them after make test)
 	$(PYTEST) -m slow $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint and format) and mypy (strict on the gate, the registry, stats, config and parameters): pyproject.toml

@@ -30,7 +30,7 @@ TOP_SITES = 8
 
 def run_step(step: str, work: Path) -> None:
     """One step's library call, on the outputs of the steps before it in ``work``."""
-    from gated_training.config import FeatureSettings, ModelSettings, SplitSettings, settings_from
+    from gated_training.config import FeatureSettings, ModelSettings, SplitSettings, from_group
 
     typed = json.loads((work / "params.json").read_text())
     out = {
@@ -66,8 +66,8 @@ def run_step(step: str, work: Path) -> None:
         engineer_features(
             dataset_path=out["dataset.parquet"],
             target=TARGET,
-            feature_settings=settings_from(FeatureSettings, typed),
-            split_settings=settings_from(SplitSettings, typed),
+            feature_settings=from_group(FeatureSettings, typed["features"], "features"),
+            split_settings=from_group(SplitSettings, typed["split"], "split"),
             train_out=out["train.parquet"],
             test_out=out["test.parquet"],
             preprocessor_out=out["preprocessor.joblib"],
@@ -82,7 +82,7 @@ def run_step(step: str, work: Path) -> None:
             preprocessor_path=out["preprocessor.joblib"],
             feature_metadata_path=out["features.json"],
             target=TARGET,
-            settings=settings_from(ModelSettings, typed),
+            settings=from_group(ModelSettings, typed["training"], "training"),
             tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
             experiment="memory-profile",
             data_sha256="",

@@ -9,12 +9,15 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from gated_training.cli import main
 from tests.integration.conftest import copy_setup
 from tests.registry_helpers import registry_bytes
 
 MODEL = "tabular-classifier"
+# Two minutes on 2 cores: in `make test-slow` (CI runs it after `make test`), which keeps `make test` near 15.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_loop_serves_logs_monitors_and_retrains_through_every_gate(sample_champion, tmp_path, capsys):
