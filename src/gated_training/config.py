@@ -15,7 +15,8 @@ from typing import Any
 from gated_training.errors import ConfigError
 
 ESTIMATORS = ("random_forest", "hist_gradient_boosting")
-ENCODINGS = ("onehot", "ordinal")
+ENCODINGS = ("onehot", "ordinal", "native")
+NATIVE_MAX_CATEGORIES = 254  # HistGradientBoosting bins a categorical feature into at most 255 bins, one for missing
 COMPARISON_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 THRESHOLD_RULES = ("point", "lower_bound")
 COMPARISON_RULES = ("no_significant_regression", "non_inferiority")
@@ -328,7 +329,11 @@ class DriftPolicy:
 class FeatureSettings:
     """Preprocessing. Interactions, polynomials and SelectKBest are off by default."""
 
-    categorical_encoding: str = setting("onehot", "onehot or ordinal; both tolerate categories unseen in training")
+    categorical_encoding: str = setting(
+        "onehot",
+        "onehot, ordinal or native (ordinal codes that hist_gradient_boosting splits as categories: a third of "
+        "the width); all tolerate categories unseen in training",
+    )
     interaction_features: bool = setting(False, "add pairwise interaction features")
     polynomial_degree: int = setting(1, "polynomial feature degree; 1 switches polynomial features off")
     select_k_best: int = setting(0, "keep the k best engineered features (ANOVA F); 0 keeps all")
@@ -353,6 +358,17 @@ class FeatureSettings:
             raise ConfigError(f"parameter interaction_features={self.interaction_features!r}: must be true or false")
         object.__setattr__(self, "polynomial_degree", require_int("polynomial_degree", self.polynomial_degree, 1, 3))
         object.__setattr__(self, "select_k_best", require_int("select_k_best", self.select_k_best, 0))
+        if self.categorical_encoding == "native":
+            if not 2 <= self.max_categories <= NATIVE_MAX_CATEGORIES:
+                raise ConfigError(
+                    f"parameter max_categories={self.max_categories}: categorical_encoding=native needs a cap from 2 "
+                    f"to {NATIVE_MAX_CATEGORIES} (HistGradientBoosting splits at most that many levels per column)"
+                )
+            if self.interaction_features or self.polynomial_degree > 1:
+                raise ConfigError(
+                    "parameter categorical_encoding=native: interaction_features and polynomial_degree multiply "
+                    "category codes, which then mean nothing; use onehot with them"
+                )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,11 @@ from gated_training.errors import ConfigError
 ON_CLUSTER_ENV = "KFP_POD_NAME"
 ALLOW_POD_LOCAL_ENV = "GATED_TRAINING_ALLOW_POD_LOCAL_STATE"
 MOUNTINFO = Path("/proc/self/mountinfo")
+# Allocator settings every step process runs with (the image's ENV; the local runner sets them for its step
+# processes). glibc raises its mmap threshold after each large free, so later large arrays come from the heap,
+# which is never given back: at 1M rows that held 300 MiB more at train-model's peak. Arrow's default pool
+# (mimalloc/jemalloc) keeps freed arenas too. Measured: docs/scaling.md.
+MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "ARROW_DEFAULT_MEMORY_POOL": "system"}
 REMOTE_TRACKING_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
 
 

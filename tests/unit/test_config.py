@@ -103,3 +103,18 @@ def test_validate_run_parameters_checks_the_drift_section_and_the_webhook():
         validate_run_parameters({**valid, "gate": {"max_prediction_psi": -0.1}})
     with pytest.raises(ConfigError, match="notify_webhook_url: 'ftp://h/…' is not an http"):
         validate_run_parameters({**valid, "notify_webhook_url": "ftp://h/secret"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_categories": 0}, "max_categories=0: categorical_encoding=native needs a cap from 2 to 254"),
+        ({"max_categories": 300}, "max_categories=300: categorical_encoding=native needs a cap from 2 to 254"),
+        ({"interaction_features": True}, "interaction_features and polynomial_degree multiply category codes"),
+        ({"polynomial_degree": 2}, "interaction_features and polynomial_degree multiply category codes"),
+    ],
+)
+def test_native_categories_refuse_settings_that_break_them(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        FeatureSettings(categorical_encoding="native", **kwargs)
+    FeatureSettings(categorical_encoding="native", max_categories=254, select_k_best=3)

@@ -168,3 +168,30 @@ def test_labels_are_one_type_before_anything_counts_them():
     assert normalise_labels(pd.Series([0.5, 1.0])).dtype == "float64"  # not whole numbers: left alone
     assert normalise_labels(pd.Series(["a", "b"])).tolist() == ["a", "b"]
     assert label_key(1.0) == label_key(1) == label_key(np.int64(1)) == "1" and label_key("yes") == "yes"
+
+
+def test_row_hashes_a_column_at_a_time_equal_pandas_whole_frame_hash():
+    """The split's and the fingerprint's row hashes are computed a column at a time (no canonical copy of the
+    frame); they must equal pandas' hash of the whole canonical frame, or every stored split rule and content
+    fingerprint would move."""
+    import numpy as np
+
+    from gated_training.data.tables import canonical_frame, row_hashes
+
+    frame = pd.DataFrame(
+        {
+            "b_text": pd.array(["x", None, "ünï", "", "x"], dtype="str"),
+            "a_float": [1.5, np.nan, -0.0, 0.0, 1e308],
+            "c_int": [1, 2, 3, 4, 5],
+            "flag": [True, False, True, True, False],
+            10: ["1", "2", None, "4", "5"],  # a non-text column name sorts as text
+            "obj": pd.Series([1, "a", None, 2.5, "1"], dtype=object),
+        }
+    )
+    expected = pd.util.hash_pandas_object(canonical_frame(frame), index=False).to_numpy(dtype=np.uint64)
+    assert (row_hashes(frame) == expected).all()
+    subset = ["flag", "b_text"]
+    expected_subset = pd.util.hash_pandas_object(canonical_frame(frame[subset]), index=False).to_numpy(np.uint64)
+    assert (row_hashes(frame, subset) == expected_subset).all()
+    empty = pd.util.hash_pandas_object(canonical_frame(frame[[]]), index=False).to_numpy(dtype=np.uint64)
+    assert (row_hashes(frame, []) == empty).all()

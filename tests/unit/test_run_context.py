@@ -97,3 +97,18 @@ def test_the_registry_and_mlflow_entry_points_apply_the_check(on_a_cluster, monk
         ModelRegistry(".gated-training/registry", "tabular-classifier")
     with pytest.raises(ConfigError, match="MLflow tracking URI"):
         resolve_tracking_uri("")
+
+
+def test_the_image_and_the_local_runner_run_steps_with_the_allocator_settings():
+    """run_context.MEMORY_ENV lowers every step's peak RSS (docs/scaling.md): the image sets each one, and the
+    local runner passes them to its step processes."""
+    import inspect
+
+    from gated_training.kubeflow import local_run
+    from gated_training.run_context import MEMORY_ENV
+    from tests.conftest import REPO_ROOT
+
+    dockerfile = (REPO_ROOT / "component_images" / "Dockerfile").read_text()
+    for name, value in MEMORY_ENV.items():
+        assert f"    {name}={value} \\" in dockerfile, name
+    assert "os.environ.update(allocator)" in inspect.getsource(local_run)

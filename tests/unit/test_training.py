@@ -2,6 +2,7 @@ import json
 
 import joblib
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -217,3 +218,50 @@ def test_the_lean_fit_trains_the_same_model_as_a_plain_pipeline_fit(tmp_path, ro
     assert (lean.predict_proba(test) == plain.predict_proba(test)).all()
     # Every training row scored once: the report's train accuracy is the plain model's on the whole split.
     assert outputs.training.train["accuracy"] == pytest.approx((plain.predict(x) == y).mean(), abs=1e-12)
+
+
+def test_native_categories_are_split_as_categories_and_unseen_ones_as_missing(tmp_path):
+    """categorical_encoding=native: ordinal codes that HistGradientBoosting splits as categories, a third of
+    one-hot's width on the bench's table; engineer-features lists the code columns, train-model marks them."""
+    from gated_training.config import FeatureSettings, SplitSettings
+    from gated_training.steps.engineer_features import engineer_features
+
+    frame = synthetic_frame(800, seed=5)
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+    outs = {name: str(tmp_path / name) for name in ("train.parquet", "test.parquet", "pre.joblib", "meta.json")}
+    engineer_features(
+        dataset_path=str(tmp_path / "data.parquet"),
+        target="label",
+        feature_settings=FeatureSettings(categorical_encoding="native"),
+        split_settings=SplitSettings(),
+        train_out=outs["train.parquet"],
+        test_out=outs["test.parquet"],
+        preprocessor_out=outs["pre.joblib"],
+        metadata_out=outs["meta.json"],
+    )
+    metadata = json.loads(open(outs["meta.json"]).read())
+    assert metadata["categorical_features"] == ["categorical__colour", "flags__flag"]
+    assert metadata["engineered_features"] == ["numeric__x1", "numeric__x2", "categorical__colour", "flags__flag"]
+    from gated_training.steps.train_model import build_estimator, native_categories
+
+    mask = native_categories(metadata)
+    assert mask == [False, False, True, True]
+    settings = ModelSettings(estimator="hist_gradient_boosting", n_estimators=20)
+    pipeline_settings = build_estimator(settings, mask)
+    assert list(pipeline_settings.categorical_features) == mask
+    assert (
+        build_estimator(settings, native_categories({**metadata, "settings": {"features": {}}})).get_params()[
+            "categorical_features"
+        ]
+        is None
+    )  # onehot and ordinal: every column a number
+    from sklearn.pipeline import Pipeline
+
+    train = pd.read_parquet(outs["train.parquet"])
+    model = Pipeline([("preprocess", joblib.load(outs["pre.joblib"])), ("model", pipeline_settings)])
+    model.fit(train.drop(columns="label"), train["label"])
+    assert model.named_steps["model"].is_categorical_.tolist() == mask
+    unseen = pd.DataFrame({"x1": [0.1], "x2": [1.0], "colour": ["never-seen"], "flag": [True]})
+    assert model.named_steps["preprocess"].transform(unseen)[0, 2] == -1  # a negative code: HGB's missing bin
+    proba = model.predict_proba(unseen)
+    assert proba.shape == (1, 2) and np.isfinite(proba).all() and proba.sum() == pytest.approx(1)

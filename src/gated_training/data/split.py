@@ -72,7 +72,7 @@ def unit_positions(frame: pd.DataFrame, rule: SplitRule) -> np.ndarray:
     missing = [c for c in rule.columns if c not in frame.columns]
     if missing:
         raise DataError(f"the split rule hashes column(s) {', '.join(missing)}, which the rows lack")
-    return row_hashes(frame[rule.columns]).astype(np.float64) / SCALE
+    return row_hashes(frame, rule.columns).astype(np.float64) / SCALE
 
 
 def in_test_split(frame: pd.DataFrame, rule: SplitRule) -> np.ndarray:

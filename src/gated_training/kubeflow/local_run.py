@@ -20,6 +20,7 @@ from typing import Any, Callable, TextIO
 from gated_training.decisions import Outcome
 from gated_training.kubeflow.records import RECORD_DIR_ENV, read_records
 from gated_training.reports import build_summary
+from gated_training.run_context import MEMORY_ENV
 from gated_training.step_table import GATE_STEPS, MAIN_LINE
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -100,6 +101,9 @@ def _run_locally(
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     previous_env = os.environ.get(RECORD_DIR_ENV)
     os.environ[RECORD_DIR_ENV] = str(record_dir)
+    # The step processes run with the image's allocator settings (run_context.MEMORY_ENV) unless told otherwise.
+    allocator = {name: value for name, value in MEMORY_ENV.items() if name not in os.environ}
+    os.environ.update(allocator)
     error: str | None = None
     with open(log_path, "w") as log:
         sink: TextIO = sys.stdout if verbose else _ProgressTee(log, progress)  # type: ignore[assignment]
@@ -111,6 +115,8 @@ def _run_locally(
         except Exception as exc:  # kfp.local raises RuntimeError naming the failed task
             error = ANSI.sub("", str(exc))
         finally:
+            for name in allocator:
+                os.environ.pop(name, None)
             if previous_env is None:
                 os.environ.pop(RECORD_DIR_ENV, None)
             else:

@@ -39,6 +39,16 @@ from gated_training.gate import single_feature_scores
 from gated_training.missing_values import as_nan
 
 MAX_LISTED_CATEGORIES = 200  # feature_metadata.json lists a capped column's levels only this far
+CATEGORY_GROUPS = ("categorical__", "flags__", "capped__")  # the ColumnTransformer's groups that encode categories
+
+
+def settings_encoding(preprocessor: Pipeline) -> str:
+    """``onehot`` when the categories are one-hot columns, else ``ordinal`` (codes; also the native encoding)."""
+    for _, transformer, _ in preprocessor.named_steps["columns"].transformers_:
+        encoder = transformer.named_steps["encode"] if isinstance(transformer, Pipeline) else transformer
+        if isinstance(encoder, OneHotEncoder):
+            return "onehot"
+    return "ordinal"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +198,13 @@ def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: 
             for c in features.columns
         ],
         "engineered_features": [str(n) for n in preprocessor.get_feature_names_out()],
+        # The engineered columns that hold category codes (ordinal and native encodings): categorical_encoding=native
+        # has HistGradientBoosting split them as categories.
+        "categorical_features": [
+            str(n)
+            for n in preprocessor.get_feature_names_out()
+            if settings_encoding(preprocessor) != "onehot" and str(n).startswith(CATEGORY_GROUPS)
+        ],
         "categories": categories,
         "numeric_medians": medians,
         "steps": [name for name, _ in preprocessor.steps],

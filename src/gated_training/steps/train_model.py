@@ -53,7 +53,9 @@ class TrainingOutcome:
         return json_safe(asdict(self))
 
 
-def build_estimator(settings: ModelSettings) -> Any:
+def build_estimator(settings: ModelSettings, categorical: list[bool] | None = None) -> Any:
+    """The estimator; ``categorical`` marks the engineered columns HistGradientBoosting splits as categories
+    (categorical_encoding=native), otherwise every column is split as a number."""
     max_depth = settings.max_depth or None
     if settings.estimator == "random_forest":
         return RandomForestClassifier(
@@ -68,7 +70,17 @@ def build_estimator(settings: ModelSettings) -> Any:
         max_depth=max_depth,
         learning_rate=settings.learning_rate,
         random_state=settings.random_state,
+        categorical_features=categorical if categorical and any(categorical) else None,
     )
+
+
+def native_categories(feature_metadata: dict[str, Any]) -> list[bool] | None:
+    """For categorical_encoding=native: which engineered columns are category codes (engineer-features lists
+    them); None for the other encodings."""
+    if feature_metadata.get("settings", {}).get("features", {}).get("categorical_encoding") != "native":
+        return None
+    codes = set(feature_metadata.get("categorical_features") or [])
+    return [name in codes for name in feature_metadata["engineered_features"]]
 
 
 def early_stopping_rows(estimator: Any, labels: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
@@ -399,7 +411,7 @@ def train_model(
     x_test, y_test = split_features_target(read_parquet(test_path), target)
     preprocessor: Pipeline = joblib.load(preprocessor_path)
     feature_metadata = json.loads(Path(feature_metadata_path).read_text())
-    estimator = build_estimator(settings)
+    estimator = build_estimator(settings, native_categories(feature_metadata))
 
     cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
@@ -424,7 +436,14 @@ def train_model(
 
     # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer;
     # every training row is scored once, part by part.
-    predicted, proba = zip(*(predict_labels_and_proba(estimator, rows) for rows, _ in parts))
+    # In chunks: with native categories the estimator re-encodes what it predicts on, a copy per call.
+    predicted, proba = zip(
+        *(
+            predict_labels_and_proba(estimator, rows[start : start + TRANSFORM_CHUNK_ROWS])
+            for rows, _ in parts
+            for start in range(0, len(rows), TRANSFORM_CHUNK_ROWS)
+        )
+    )
     train_scores = score_predictions(
         pd.Series(np.concatenate([part_labels for _, part_labels in parts])),
         np.concatenate(predicted),
