@@ -411,3 +411,21 @@ def test_a_run_form_left_at_local_defaults_on_a_cluster_deploys_nothing_into_the
     )
     allowed = run_compiled_pipeline(COMPILED_PIPELINE, small_model, tmp_path / "allowed")
     assert allowed.summary["outcome"] in ("deployed", "blocked"), allowed.summary["reasons"]
+
+
+@pytest.mark.parametrize(
+    ("assignments", "message"),
+    [
+        (["categorical_encoding=native", "max_categories=0"], "categorical_encoding=native needs a cap from 2 to 254"),
+        (["categorical_encoding=native", "interaction_features=true"], "multiply category codes"),
+    ],
+)
+def test_native_categories_with_settings_that_break_them_are_refused_before_running(
+    champion_setup, assignments, message
+):
+    before = registry_bytes(champion_setup.registry)
+    sets = [part for assignment in assignments for part in ("--set", assignment)]
+    result = champion_setup.run(*sets, name=f"native-{assignments[1].split('=')[0]}")
+    assert (result.exit_code, result.tasks, result.summary["outcome"]) == (2, [], "failed")
+    assert message in result.summary["reasons"][0], result.summary["reasons"]
+    assert registry_bytes(champion_setup.registry) == before

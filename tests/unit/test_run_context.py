@@ -99,16 +99,29 @@ def test_the_registry_and_mlflow_entry_points_apply_the_check(on_a_cluster, monk
         resolve_tracking_uri("")
 
 
-def test_the_image_and_the_local_runner_run_steps_with_the_allocator_settings():
+def test_the_image_and_the_local_runner_run_steps_with_the_allocator_settings(monkeypatch):
     """run_context.MEMORY_ENV lowers every step's peak RSS (docs/scaling.md): the image sets each one, and the
-    local runner passes them to its step processes."""
-    import inspect
+    local runner gives them to its step processes, keeping what the caller set and restoring the rest."""
+    import os
+    import subprocess
+    import sys
 
-    from gated_training.kubeflow import local_run
+    from gated_training.kubeflow.local_run import allocator_environment
     from gated_training.run_context import MEMORY_ENV
     from tests.conftest import REPO_ROOT
 
     dockerfile = (REPO_ROOT / "component_images" / "Dockerfile").read_text()
     for name, value in MEMORY_ENV.items():
         assert f"    {name}={value} \\" in dockerfile, name
-    assert "os.environ.update(allocator)" in inspect.getsource(local_run)
+    first, second = MEMORY_ENV
+    monkeypatch.delenv(first, raising=False)
+    monkeypatch.setenv(second, "mine")
+    with allocator_environment():
+        seen = subprocess.run(
+            [sys.executable, "-c", f"import os; print(os.environ['{first}'], os.environ['{second}'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    assert seen == [MEMORY_ENV[first], "mine"]
+    assert first not in os.environ and os.environ[second] == "mine"

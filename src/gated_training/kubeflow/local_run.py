@@ -12,7 +12,8 @@ import re
 import sys
 import uuid
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -22,6 +23,20 @@ from gated_training.kubeflow.records import RECORD_DIR_ENV, read_records
 from gated_training.reports import build_summary
 from gated_training.run_context import MEMORY_ENV
 from gated_training.step_table import GATE_STEPS, MAIN_LINE
+
+
+@contextmanager
+def allocator_environment() -> Iterator[None]:
+    """The step processes inherit the image's allocator settings (run_context.MEMORY_ENV) for the block;
+    a value the caller set is kept, and the environment is as it was afterwards."""
+    added = {name: value for name, value in MEMORY_ENV.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PROGRESS = re.compile(r"(Executing task|Task '.+' finished with status|Pipeline '.+' finished with status)")
@@ -101,22 +116,17 @@ def _run_locally(
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     previous_env = os.environ.get(RECORD_DIR_ENV)
     os.environ[RECORD_DIR_ENV] = str(record_dir)
-    # The step processes run with the image's allocator settings (run_context.MEMORY_ENV) unless told otherwise.
-    allocator = {name: value for name, value in MEMORY_ENV.items() if name not in os.environ}
-    os.environ.update(allocator)
     error: str | None = None
     with open(log_path, "w") as log:
         sink: TextIO = sys.stdout if verbose else _ProgressTee(log, progress)  # type: ignore[assignment]
         try:
-            with redirect_stdout(sink), redirect_stderr(sink), warnings.catch_warnings():
+            with redirect_stdout(sink), redirect_stderr(sink), warnings.catch_warnings(), allocator_environment():
                 # kfp.local notes that display names, resources and caching options do not apply locally.
                 warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
                 pipeline(**parameters)
         except Exception as exc:  # kfp.local raises RuntimeError naming the failed task
             error = ANSI.sub("", str(exc))
         finally:
-            for name in allocator:
-                os.environ.pop(name, None)
             if previous_env is None:
                 os.environ.pop(RECORD_DIR_ENV, None)
             else:

@@ -43,15 +43,6 @@ MAX_LISTED_CATEGORIES = 200  # feature_metadata.json lists a capped column's lev
 CATEGORY_GROUPS = ("categorical__", "flags__", "capped__")  # the ColumnTransformer's groups that encode categories
 
 
-def settings_encoding(preprocessor: Pipeline) -> str:
-    """``onehot`` when the categories are one-hot columns, else ``ordinal`` (codes; also the native encoding)."""
-    for _, transformer, _ in preprocessor.named_steps["columns"].transformers_:
-        encoder = transformer.named_steps["encode"] if isinstance(transformer, Pipeline) else transformer
-        if isinstance(encoder, OneHotEncoder):
-            return "onehot"
-    return "ordinal"
-
-
 @dataclass(frozen=True, kw_only=True)
 class ColumnRoles:
     numeric: list[str]
@@ -178,7 +169,9 @@ def split_dataset(
     return train.reset_index(drop=True), test.reset_index(drop=True), rule
 
 
-def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: pd.DataFrame) -> dict[str, Any]:
+def describe_preprocessor(
+    preprocessor: Pipeline, roles: ColumnRoles, features: pd.DataFrame, encoding: str
+) -> dict[str, Any]:
     columns: ColumnTransformer = preprocessor.named_steps["columns"]
     categories: dict[str, list[Any]] = {}
     for group, names in (("categorical", roles.uncapped), ("flags", roles.flags), ("capped", roles.capped)):
@@ -193,6 +186,7 @@ def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: 
         if roles.numeric
         else {}
     )
+    engineered = [str(n) for n in preprocessor.get_feature_names_out()]
     return {
         "inputs": [
             {
@@ -203,14 +197,10 @@ def describe_preprocessor(preprocessor: Pipeline, roles: ColumnRoles, features: 
             }
             for c in features.columns
         ],
-        "engineered_features": [str(n) for n in preprocessor.get_feature_names_out()],
+        "engineered_features": engineered,
         # The engineered columns that hold category codes (ordinal and native encodings): categorical_encoding=native
         # has HistGradientBoosting split them as categories.
-        "categorical_features": [
-            str(n)
-            for n in preprocessor.get_feature_names_out()
-            if settings_encoding(preprocessor) != "onehot" and str(n).startswith(CATEGORY_GROUPS)
-        ],
+        "categorical_features": [n for n in engineered if encoding != "onehot" and n.startswith(CATEGORY_GROUPS)],
         "categories": categories,
         "numeric_medians": medians,
         "steps": [name for name, _ in preprocessor.steps],
@@ -272,7 +262,7 @@ def engineer_features(
             raise ConfigError(
                 f"parameter select_k_best={feature_settings.select_k_best}: only {available} engineered features exist"
             )
-    metadata = describe_preprocessor(preprocessor, roles, x_train)
+    metadata = describe_preprocessor(preprocessor, roles, x_train, feature_settings.categorical_encoding)
     metadata.update(
         {
             "target": target,

@@ -434,9 +434,8 @@ def train_model(
     fit_lean(estimator, parts)
     model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
-    # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer;
-    # every training row is scored once, part by part.
-    # In chunks: with native categories the estimator re-encodes what it predicts on, a copy per call.
+    # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer; every
+    # training row is scored once, in chunks (with native categories the estimator re-encodes what it predicts on).
     predicted, proba = zip(
         *(
             predict_labels_and_proba(estimator, rows[start : start + TRANSFORM_CHUNK_ROWS])
