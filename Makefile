@@ -51,6 +51,8 @@ EXPERIMENT ?= gated-training
 SERVICE_ACCOUNT ?=
 CRON ?= 0 0 2 * * *
 KFP_ARGS ?=
+# make run ENGINE=spark: validate-data on Spark (local[2]) instead of pandas.
+ENGINE ?=
 
 export GX_ANALYTICS_ENABLED := false
 # MLflow's usage telemetry stays off unless you turn it on (gated_training/__init__.py sets the same default).
@@ -64,7 +66,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv spark-venv test-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -124,11 +126,11 @@ compile: venv ## write compiled/training_pipeline.yaml and compiled/monitoring_p
 
 # The local run compiles without cluster defaults (PARAMS is for the cluster's run form).
 run: PARAMS =
-run: compile ## set up, compile, and run the compiled pipeline locally on the bundled sample
-	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR)
+run: compile $(if $(filter spark,$(ENGINE)),spark-venv) ## set up, compile, and run the compiled pipeline locally on the bundled sample (ENGINE=spark: validate-data on Spark local[2])
+	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR) $(if $(ENGINE),--set engine=$(ENGINE))
 
 test: venv serving-venv $(JS_DEPS) $(PROMTOOL) $(CHROMIUM) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)
-	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not spark" $(PYTEST_ARGS)
 
 test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down, the monitoring loop, real Prometheus alerts (CI runs them after make test)
 	$(PYTEST) -m slow $(PYTEST_ARGS)
@@ -137,6 +139,18 @@ lint: venv ## ruff (lint and format) and mypy (strict on the gate, the registry,
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The Spark engine: pyspark and the learner in .venv, and a JVM from Debian (openjdk-17-jre-headless) when none is found.
+SPARK_INSTALLED := $(BIN)/.spark-installed
+$(SPARK_INSTALLED): $(BIN)/.installed pyproject.toml requirements/constraints.txt
+	command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,spark]'
+	touch $@
+
+spark-venv: $(SPARK_INSTALLED) ## add the Spark engine to .venv: pyspark and Java 17 from Debian when missing
+
+test-spark: spark-venv ## the Spark engine on local[2]: the same decisions, fingerprints and errors as pandas (tests/spark; CI runs it after make test)
+	$(PYTEST) -m spark tests/spark $(PYTEST_ARGS)
 
 test-unit: venv $(JS_DEPS) $(PROMTOOL) ## unit tests only
 	$(PYTEST) tests/unit $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ def validate_data(
     min_quality_score: float,
     suite_sha256: str,
     max_input_mb: float,
+    engine: str,
     model_name: str,
     notify_webhook_url: str,
     retrain_ticket: str,
@@ -48,6 +49,7 @@ def validate_data(
             data_docs_out=data_docs.path,
             pinned_suite_sha256=suite_sha256,
             max_input_mb=max_input_mb,
+            engine=engine,
         )
         record_gate(
             step=step,

@@ -83,6 +83,7 @@ def monitoring_pipeline(
             suite_uri=watched.outputs["retrain_suite_uri"],
             suite_sha256=watched.outputs["retrain_suite_sha256"],
             max_input_mb=TRAINING.max_input_mb,
+            engine=TRAINING.engine,
             min_quality_score=TRAINING.min_quality_score,
             registry_uri=registry_uri,
             model_name=model_name,

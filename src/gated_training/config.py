@@ -16,6 +16,8 @@ from gated_training.errors import ConfigError
 
 ESTIMATORS = ("random_forest", "hist_gradient_boosting")
 ENCODINGS = ("onehot", "ordinal", "native")
+# Where the data-heavy steps compute: pandas in the step's pod, or Spark (local[N], or a SparkApplication).
+ENGINES = ("pandas", "spark")
 NATIVE_MAX_CATEGORIES = 254  # HistGradientBoosting bins a categorical feature into at most 255 bins, one for missing
 COMPARISON_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 THRESHOLD_RULES = ("point", "lower_bound")
@@ -560,6 +562,12 @@ class RunSettings:
     max_input_mb: float = setting(
         DEFAULT_MAX_INPUT_MB,
         "largest data file accepted, in MiB (also once decompressed); inputs must be regular files or gs:// objects",
+    )
+    engine: str = setting(
+        "pandas",
+        "where validate-data computes: pandas (the batch in the step's pod) or spark (read, typed, fingerprinted "
+        "and validated in Spark, the same checks and fingerprint; needs pyspark and Java: the Spark image or "
+        "make spark-venv). The later steps run on pandas (docs/scaling.md)",
     )
     min_quality_score: float = setting(
         DEFAULT_MIN_QUALITY_SCORE,

@@ -325,6 +325,7 @@ def test_a_tampered_champion_fails_the_run_closed_before_anything_is_unpickled(c
     [
         ("suite_sha256=not-a-digest", "parameter suite_sha256='not-a-digest': must be empty or a SHA-256"),
         ("max_input_mb=0", "parameter max_input_mb=0.0: must be a number > 0"),
+        ("engine=hadoop", "parameter engine='hadoop': must be one of pandas, spark"),
         ("new_columns=keep", "parameter new_columns='keep': must be one of block, ignore"),
         ("drift_severe_out_of_range=2", "parameter drift_severe_out_of_range=2.0: must be within [0, 1]"),
         ("max_categories=1", "parameter max_categories=1: must be 0 (no cap) or at least 2"),

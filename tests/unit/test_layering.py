@@ -14,7 +14,16 @@ from tests.conftest import REPO_ROOT
 
 SRC = REPO_ROOT / "src" / "gated_training"
 KFP_ALLOWED = {"kubeflow/client.py", "kubeflow/local_run.py", "kubeflow/spec.py"}
-HEAVY = ("great_expectations", "mlflow", "google.cloud", "kubernetes", "mlserver", "mlserver_sklearn", "matplotlib")
+HEAVY = (
+    "great_expectations",
+    "mlflow",
+    "google.cloud",
+    "kubernetes",
+    "mlserver",
+    "mlserver_sklearn",
+    "matplotlib",
+    "pyspark",
+)
 HEAVY_AT_TOP_ALLOWED = {"serving/runtime.py": ("mlserver", "mlserver_sklearn"), "tracking/mlflow_model.py": ("mlflow",)}
 
 

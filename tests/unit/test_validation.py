@@ -125,3 +125,26 @@ def test_malformed_suite_raises_before_reading_data(tmp_path):
     bad.write_text('{"expectations": [')
     with pytest.raises(SuiteError, match=r"suite\.json: not valid JSON"):
         run_validation(tmp_path, str(SAMPLE_DATA), str(bad))
+
+
+def test_integers_beyond_uint64_are_read_as_text_not_a_crash(tmp_path):
+    """pandas keeps them as Python ints in an object column, which Parquet cannot store (OverflowError)."""
+    from gated_training.data.tables import parse_table
+
+    frame = parse_table("x.csv", b"big,small\n99999999999999999999,1\n,2\n7,3\n")
+    assert frame["big"].tolist()[0] == "99999999999999999999" and frame["big"].tolist()[2] == "7"
+    assert pd.isna(frame["big"].tolist()[1])
+    assert str(frame["small"].dtype) == "int64"
+    frame.to_parquet(tmp_path / "written.parquet")
+
+
+def test_a_suites_pandas_type_names_become_sparks_on_the_spark_engine():
+    from gated_training.validation.suite import spark_type_names
+
+    assert spark_type_names(["int64", "Int64", "float64", "str", "object", "bool"]) == [
+        "LongType",
+        "DoubleType",
+        "StringType",
+        "BooleanType",
+    ]
+    assert spark_type_names(["LongType", "int32"]) == ["LongType", "IntegerType"]  # Spark's own names pass

@@ -121,6 +121,7 @@ def parse_table(uri: str, raw: bytes, max_bytes: int | None = None) -> pd.DataFr
             raise DataError(f"{uri}: not a well-formed CSV file: {exc}") from exc
         except pd.errors.EmptyDataError as exc:
             raise DataError(f"{uri}: the file has no header and no rows") from exc
+        frame = _integers_beyond_uint64_as_text(frame)
     if frame.shape[1] == 0:
         raise DataError(f"{uri}: the file has no columns")
     if frame.empty:
@@ -129,6 +130,18 @@ def parse_table(uri: str, raw: bytes, max_bytes: int | None = None) -> pd.DataFr
     if duplicated:
         raise DataError(f"{uri}: duplicate column names {duplicated}")
     return normalise_string_columns(frame)
+
+
+def _integers_beyond_uint64_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """pandas' reader keeps an integer beyond uint64 (``99999999999999999999``) as a Python int in an object
+    column, which Parquet cannot store (the step crashed with OverflowError): such a column becomes text."""
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+            frame[column] = series.map(
+                lambda value: value if value is None or isinstance(value, (str, float)) else str(value)
+            )
+    return frame
 
 
 def _canonical_column(series: pd.Series) -> pd.Series:

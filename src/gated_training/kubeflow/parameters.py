@@ -17,6 +17,7 @@ from dataclasses import asdict, fields
 from typing import Any, Sequence
 
 from gated_training.config import (
+    ENGINES,
     FORMS,
     GROUPS,
     TRAINING_FORM,
@@ -27,6 +28,7 @@ from gated_training.config import (
     from_group,
     group_of,
     max_input_bytes,
+    require_choice,
     require_fraction,
 )
 from gated_training.errors import ConfigError
@@ -152,6 +154,7 @@ def validate(parameters: dict[str, Any], form: RunForm = TRAINING_FORM) -> dict[
     if form is TRAINING_FORM:
         require_fraction("min_quality_score", parameters.get("min_quality_score", run.min_quality_score))
         max_input_bytes(parameters.get("max_input_mb", run.max_input_mb))
+        require_choice("engine", parameters.get("engine", run.engine), ENGINES)
         check_sha256_parameter("suite_sha256", str(parameters.get("suite_sha256") or ""))
         check_ticket(str(parameters.get("retrain_ticket") or ""))
     else:

@@ -13,16 +13,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from gated_training.config import DEFAULT_MAX_INPUT_MB, check_sha256_parameter
-from gated_training.data import json_safe, load_table, normalise_labels, write_parquet
+from gated_training.config import DEFAULT_MAX_INPUT_MB, ENGINES, check_sha256_parameter, require_choice
+from gated_training.data import (
+    FLOAT32_MAX,
+    TableFacts,
+    json_safe,
+    load_table,
+    normalise_labels,
+    table_facts,
+    write_parquet,
+)
 from gated_training.errors import SuiteError
 from gated_training.validation import build_gx_suite, read_suite_document, resolve_suite_uri, suite_sha256
 
 MAX_LISTED_VALUES = 10
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_REASON_CHARS = 300
 
 
@@ -78,40 +82,41 @@ class ValidationOutcome:
         return json_safe(asdict(self))
 
 
-def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
-    """Checks no suite can switch off, because training cannot proceed without them."""
+def builtin_checks(facts: TableFacts, target: str) -> list[CheckResult]:
+    """Checks no suite can switch off, because training cannot proceed without them; judged on the
+    table's facts, which either engine computes (``data.table_facts``, ``spark.table_facts``)."""
+    names = facts.column_names()
+    present = target in names
     checks = [
         CheckResult(
             rule="builtin:target_present",
             column=target,
             severity="critical",
-            passed=target in frame.columns,
-            observed="present" if target in frame.columns else f"missing; columns are {list(frame.columns)}",
+            passed=present,
+            observed="present" if present else f"missing; columns are {names}",
         )
     ]
-    if target in frame.columns:
-        null_targets = int(frame[target].isna().sum())
+    if present:
         checks.append(
             CheckResult(
                 rule="builtin:target_not_null",
                 column=target,
                 severity="critical",
-                passed=null_targets == 0,
-                observed=f"{null_targets} null value(s)",
+                passed=facts.target_nulls == 0,
+                observed=f"{facts.target_nulls} null value(s)",
             )
         )
-        classes = frame[target].dropna().unique()
         checks.append(
             CheckResult(
                 rule="builtin:target_has_two_classes",
                 column=target,
                 severity="critical",
-                passed=len(classes) >= 2,
-                observed=f"{len(classes)} class(es): {[json_safe(c) for c in classes[:MAX_LISTED_VALUES]]}",
+                passed=facts.target_class_count >= 2,
+                observed=f"{facts.target_class_count} class(es): {facts.target_classes[:MAX_LISTED_VALUES]}",
                 expected={"min_classes": 2},
             )
         )
-    all_null = [str(c) for c in frame.columns if frame[c].isna().all()]
+    all_null = [c.name for c in facts.columns if c.nulls == facts.rows]
     checks.append(
         CheckResult(
             rule="builtin:no_all_null_columns",
@@ -123,9 +128,9 @@ def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
     )
     # One value in every row of a feature is a broken feed (an upstream default), never a signal.
     constant = [
-        str(c)
-        for c in frame.columns
-        if c != target and str(c) not in all_null and len(frame) > 1 and frame[c].nunique(dropna=False) == 1
+        c.name
+        for c in facts.columns
+        if c.name != target and c.name not in all_null and facts.rows > 1 and c.distinct_with_null == 1
     ]
     checks.append(
         CheckResult(
@@ -136,9 +141,7 @@ def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
             observed=f"columns with one value in every row: {constant}" if constant else "none",
         )
     )
-    numeric = frame.select_dtypes(include="number")
-    infinite = {str(c): int(np.isinf(numeric[c].to_numpy(dtype=float, na_value=np.nan)).sum()) for c in numeric.columns}
-    infinite = {c: n for c, n in infinite.items() if n}
+    infinite = {c.name: c.infinite for c in facts.columns if c.numeric and c.infinite}
     checks.append(
         CheckResult(
             rule="builtin:no_infinite_values",
@@ -150,14 +153,11 @@ def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
     )
     # The trees compute in float32: a finite float64 beyond its range (1e308) would fail training with
     # scikit-learn's message about float32, naming no column. Named here instead, with the largest value.
-    overflowing = {}
-    for column in numeric.columns:
-        values = numeric[column].to_numpy(dtype=float, na_value=np.nan)
-        beyond = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
-        if beyond.any():
-            overflowing[str(column)] = (
-                f"{int(beyond.sum())} value(s), largest {float(np.abs(values[beyond]).max()):.4g}"
-            )
+    overflowing = {
+        c.name: f"{c.overflowing} value(s), largest {c.largest_overflow:.4g}"
+        for c in facts.columns
+        if c.numeric and c.overflowing
+    }
     checks.append(
         CheckResult(
             rule="builtin:no_overflowing_values",
@@ -175,7 +175,7 @@ def builtin_checks(frame: pd.DataFrame, target: str) -> list[CheckResult]:
     return checks
 
 
-def _observed(result: dict[str, Any], column: str | None, frame: pd.DataFrame) -> Any:
+def _observed(result: dict[str, Any], column: str | None, frame: Any) -> Any:
     if column is not None and column not in frame.columns:
         return f"column {column!r} is missing"
     exception = result.get("exception_info") or {}
@@ -193,15 +193,21 @@ def _observed(result: dict[str, Any], column: str | None, frame: pd.DataFrame) -
     return json_safe(details)
 
 
-def run_suite(frame: pd.DataFrame, suite_document: dict[str, Any], suite_uri: str):
-    """Validate ``frame`` with GX; return (GX result object, our check results)."""
+def is_spark_frame(frame: Any) -> bool:
+    return type(frame).__module__.startswith("pyspark.")
+
+
+def run_suite(frame: Any, suite_document: dict[str, Any], suite_uri: str):
+    """Validate ``frame`` (pandas, or a Spark frame through GX's Spark data source) with GX; return (GX
+    result object, our check results)."""
     from gated_training.validation import ephemeral_context
 
     context = ephemeral_context()
-    suite = build_gx_suite(suite_document, suite_uri)
+    spark = is_spark_frame(frame)
+    suite = build_gx_suite(suite_document, suite_uri, engine="spark" if spark else "pandas")
+    source = context.data_sources.add_spark("incoming") if spark else context.data_sources.add_pandas("incoming")
     batch = (
-        context.data_sources.add_pandas("incoming")
-        .add_dataframe_asset("batch")
+        source.add_dataframe_asset("batch")
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": frame})
     )
@@ -281,7 +287,7 @@ def render_data_gate_html(outcome: "ValidationOutcome") -> str:
     )
 
 
-def excluded_columns(suite_document: dict[str, Any], suite_uri: str, frame: pd.DataFrame, target: str) -> list[str]:
+def excluded_columns(suite_document: dict[str, Any], suite_uri: str, frame: Any, target: str) -> list[str]:
     """Columns the suite keeps out of the features (``meta.excluded_features``: IDs, free text)."""
     meta = suite_document.get("meta") or {}
     listed = (meta.get("excluded_features") if isinstance(meta, dict) else None) or []
@@ -320,6 +326,7 @@ def validate_data(
     data_docs_out: str,
     pinned_suite_sha256: str = "",
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
+    engine: str = "pandas",
 ) -> ValidationOutcome:
     """Load, check and snapshot the batch.
 
@@ -337,20 +344,31 @@ def validate_data(
         dataset_out, report_out, data_docs_out: the batch (Parquet), the JSON report, the HTML page.
         pinned_suite_sha256: empty, or the suite's required SHA-256.
         max_input_mb: the largest data file accepted, also once decompressed.
+        engine: ``pandas`` (the batch in this process) or ``spark`` (read, typed, fingerprinted, checked and
+            validated in Spark; the same checks, words and fingerprint; the batch is written as a Parquet folder).
 
     Returns:
         The outcome; ``passed`` decides the gate.
     """
+    require_choice("engine", engine, ENGINES)
     pinned = check_sha256_parameter("suite_sha256", pinned_suite_sha256)
     resolved_suite = resolve_suite_uri(data_uri, suite_uri)
     suite_raw, suite_digest = suite_sha256(resolved_suite)
     suite_document = read_suite_document(resolved_suite, suite_raw) if not pinned or pinned == suite_digest else None
-    table = load_table(data_uri, max_input_mb)
-    frame = table.frame
-    if target in frame.columns:
-        frame[target] = normalise_labels(frame[target])
+    if engine == "spark":
+        from gated_training import spark
 
-    checks = builtin_checks(frame, target)
+        table: Any = spark.read_table(data_uri, max_input_mb)
+        frame = spark.normalise_labels(table.frame, target)
+        facts = spark.table_facts(frame, target)
+    else:
+        table = load_table(data_uri, max_input_mb)
+        frame = table.frame
+        if target in frame.columns:
+            frame[target] = normalise_labels(frame[target])
+        facts = table_facts(frame, target)
+
+    checks = builtin_checks(facts, target)
     excluded: list[str] = []
     if suite_document is None:
         checks.append(suite_pin_check(suite_digest, pinned))
@@ -378,14 +396,18 @@ def validate_data(
         suite_sha256=suite_digest,
         data_sha256=table.sha256,
         file_sha256=table.file_sha256,
-        row_count=len(frame),
-        column_count=frame.shape[1],
+        row_count=facts.rows,
+        column_count=len(facts.columns),
         blocking_reasons=blocking,
         warnings=[c.describe() for c in failed if c.severity != "critical"],
         checks=checks,
         excluded_columns=excluded,
     )
-    write_parquet(frame.drop(columns=excluded), dataset_out)
+    if engine == "spark":
+        frame.drop(*excluded).write.mode("overwrite").parquet(dataset_out)
+        frame.unpersist()
+    else:
+        write_parquet(frame.drop(columns=excluded), dataset_out)
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
     Path(data_docs_out).write_text(render_data_gate_html(outcome))
     return outcome

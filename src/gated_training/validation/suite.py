@@ -116,8 +116,46 @@ def read_suite_document(suite_uri: str, raw: bytes | None = None) -> dict[str, A
     return document
 
 
-def build_gx_suite(document: dict[str, Any], suite_uri: str):  # -> gx.ExpectationSuite
-    """Turn the checked document into a GX suite, naming the expectation GX rejects."""
+# A suite names column types as pandas does; on the Spark engine the same types are Spark's. Each pandas
+# name maps to the Spark type the Spark engine gives such a column (spark.read_table types CSV as pandas'
+# reader would: integers long, numbers double, text string). Names a suite writes in Spark's own terms pass.
+SPARK_TYPE_NAMES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("int8", "Int8"), ("ByteType",)),
+    **dict.fromkeys(("int16", "Int16", "uint8", "UInt8"), ("ShortType",)),
+    **dict.fromkeys(("int32", "Int32", "uint16", "UInt16"), ("IntegerType",)),
+    **dict.fromkeys(("int64", "Int64", "uint32", "UInt32", "int", "integer"), ("LongType",)),
+    **dict.fromkeys(("uint64", "UInt64"), ("DecimalType",)),
+    **dict.fromkeys(("float16", "float32", "Float32"), ("FloatType",)),
+    **dict.fromkeys(("float64", "Float64", "float", "double"), ("DoubleType",)),
+    **dict.fromkeys(("object", "str", "string", "String", "StringDtype", "category"), ("StringType",)),
+    **dict.fromkeys(("bool", "boolean", "BooleanDtype"), ("BooleanType",)),
+    **dict.fromkeys(("datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"), ("TimestampType",)),
+}
+
+
+def spark_type_names(names: list[Any]) -> list[Any]:
+    """A suite's type list in Spark's names, in order, without repeats (unknown names pass unchanged)."""
+    translated: list[Any] = []
+    for name in names:
+        for spark_name in SPARK_TYPE_NAMES.get(name, (name,)) if isinstance(name, str) else (name,):
+            if spark_name not in translated:
+                translated.append(spark_name)
+    return translated
+
+
+def _for_engine(kind: str, kwargs: dict[str, Any], engine: str) -> dict[str, Any]:
+    if engine != "spark":
+        return kwargs
+    if kind == "expect_column_values_to_be_in_type_list" and isinstance(kwargs.get("type_list"), list):
+        return {**kwargs, "type_list": spark_type_names(kwargs["type_list"])}
+    if kind == "expect_column_values_to_be_of_type" and isinstance(kwargs.get("type_"), str):
+        return {**kwargs, "type_": spark_type_names([kwargs["type_"]])[0]}
+    return kwargs
+
+
+def build_gx_suite(document: dict[str, Any], suite_uri: str, engine: str = "pandas"):  # -> gx.ExpectationSuite
+    """Turn the checked document into a GX suite, naming the expectation GX rejects. On ``engine="spark"``
+    type names are Spark's (:data:`SPARK_TYPE_NAMES`); nothing else differs."""
     from gated_training.validation.gx import import_gx
 
     gx = import_gx()
@@ -128,7 +166,7 @@ def build_gx_suite(document: dict[str, Any], suite_uri: str):  # -> gx.Expectati
         try:
             configuration = ExpectationConfiguration(
                 type=spec["type"],
-                kwargs=spec.get("kwargs", {}),
+                kwargs=_for_engine(spec["type"], spec.get("kwargs", {}), engine),
                 meta=spec.get("meta") or {},
                 severity=spec.get("severity", "critical"),
             )

@@ -1,0 +1,20 @@
+"""The Spark engine's tests: one local[2] session per worker, shared (starting the JVM costs seconds).
+Every module here is marked ``spark`` (``pytestmark``) and runs in `make test-spark`, not in `make test`."""
+
+from __future__ import annotations
+
+import pytest
+
+from gated_training.spark import java_available
+
+
+@pytest.fixture(scope="session")
+def spark():
+    if not java_available():
+        pytest.fail("the Spark engine's tests need Java: make spark-venv installs openjdk-17-jre-headless")
+    from gated_training.spark import spark_session
+
+    return spark_session("gated-training-tests")
+
+
+from tests.integration.conftest import sample_champion  # noqa: F401 - the pipeline tests' champion

@@ -1,0 +1,50 @@
+"""The compiled pipeline through kfp.local with ``engine=spark``: validate-data runs on Spark (local[2]) in its
+step process, and the run ends as the pandas engine's does; a batch the data gate blocks on pandas is blocked
+on Spark by the same check, and the registry is unchanged byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import REPO_ROOT, SAMPLE_SUITE
+from tests.integration.conftest import DATA_BLOCKED_TASKS, DEPLOYED_TASKS, FAILED_AT_VALIDATION_TASKS, LocalSetup
+from tests.registry_helpers import registry_bytes
+
+pytestmark = [pytest.mark.spark, pytest.mark.integration]
+CORPUS = REPO_ROOT / "tests" / "bad_inputs"
+
+
+def test_the_sample_deploys_on_the_spark_engine_with_the_pandas_engines_fingerprint(tmp_path):
+    on_pandas = LocalSetup(tmp_path / "pandas").run(name="first")
+    on_spark = LocalSetup(tmp_path / "spark").run("--set", "engine=spark", name="first")
+    assert on_spark.summary["outcome"] == on_pandas.summary["outcome"] == "deployed", on_spark.summary["reasons"]
+    assert on_spark.tasks == DEPLOYED_TASKS
+    reports = {
+        engine: json.loads(next((tmp_path / engine).rglob("validation_report")).read_text())
+        for engine in ("pandas", "spark")
+    }
+    assert reports["spark"]["data_sha256"] == reports["pandas"]["data_sha256"]
+    assert [c["passed"] for c in reports["spark"]["checks"]] == [c["passed"] for c in reports["pandas"]["checks"]]
+
+
+@pytest.mark.parametrize(
+    ("data", "outcome", "tasks", "message"),
+    [
+        ("single_class.csv", "blocked", DATA_BLOCKED_TASKS, "builtin:target_has_two_classes"),
+        ("huge_integers.csv", "blocked", DATA_BLOCKED_TASKS, "expect_column_values_to_be_in_type_list"),
+        ("non_utf8.csv", "failed", FAILED_AT_VALIDATION_TASKS, "not valid UTF-8 at byte 364 (line 8)"),
+    ],
+)
+def test_bad_input_on_the_spark_engine_ends_as_on_pandas_and_changes_nothing(
+    sample_champion, tmp_path, data, outcome, tasks, message
+):
+    before = registry_bytes(sample_champion.registry)
+    result = sample_champion.run(
+        "--set", "engine=spark", "--suite", str(SAMPLE_SUITE), data=CORPUS / data, name=f"spark-{tmp_path.name}"
+    )
+    assert result.summary["outcome"] == outcome, result.summary["reasons"]
+    assert any(message in reason for reason in result.summary["reasons"]), result.summary["reasons"]
+    assert result.tasks == tasks
+    assert registry_bytes(sample_champion.registry) == before
