@@ -12,6 +12,7 @@ def check_drift(
     registry_uri: str,
     model_name: str,
     drift: dict,
+    engine: str,
     notify_webhook_url: str,
     retrain_ticket: str,
     drift_report: Output[Artifact],
@@ -47,6 +48,7 @@ def check_drift(
             policy=from_group(cls=DriftPolicy, values=drift, group="drift"),
             report_out=drift_report.path,
             html_out=drift_html.path,
+            engine=engine,
         )
         record_gate(
             step=step,

@@ -84,6 +84,7 @@ def training_pipeline(
             registry_uri=registry_uri,
             model_name=model_name,
             drift=drift,
+            engine=engine,
             notify_webhook_url=notify_webhook_url,
             retrain_ticket=retrain_ticket,
         )

@@ -565,9 +565,9 @@ class RunSettings:
     )
     engine: str = setting(
         "pandas",
-        "where validate-data computes: pandas (the batch in the step's pod) or spark (read, typed, fingerprinted "
-        "and validated in Spark, the same checks and fingerprint; needs pyspark and Java: the Spark image or "
-        "make spark-venv). The later steps run on pandas (docs/scaling.md)",
+        "where validate-data and check-drift compute: pandas (the batch in the step's pod) or spark (read, typed, "
+        "fingerprinted, validated and compared with the champion's profile in Spark: the same checks, counts and "
+        "decisions; needs pyspark and Java: make spark-venv). The later steps run on pandas (docs/scaling.md)",
     )
     min_quality_score: float = setting(
         DEFAULT_MIN_QUALITY_SCORE,

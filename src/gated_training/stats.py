@@ -507,3 +507,48 @@ def newcombe_difference(
     low = difference - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
     high = difference + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
     return difference, max(-1.0, low), min(1.0, high)
+
+
+KS_EXACT_MAX_N = 10_000  # scipy's ks_2samp(method="auto") is exact up to this many values per sample, asymptotic above
+
+
+def ks_2samp_from_counts(
+    reference: np.ndarray, below: np.ndarray, at_or_below: np.ndarray, n: int
+) -> tuple[float, float]:
+    """``scipy.stats.ks_2samp(reference, batch)`` (two-sided, ``method="auto"``) from counts of the batch alone:
+    ``below[j]`` and ``at_or_below[j]`` batch values are ``<`` and ``<=`` the j-th distinct reference value, and
+    ``n`` is the batch's size. Between two reference values the reference's ECDF is flat, so the largest gap
+    is at a reference value or just before one: these counts give every gap scipy measures, in the same
+    floating-point operations, hence the same statistic and p-value. Up to ``KS_EXACT_MAX_N`` batch values
+    scipy's exact test runs on a batch with these counts; above, Smirnov's asymptotic distribution, as scipy.
+    Returns (statistic, p-value)."""
+    from scipy import stats
+
+    reference = np.sort(np.asarray(reference, dtype=float))
+    points = np.unique(reference)
+    below = np.asarray(below, dtype=np.int64)
+    at_or_below = np.asarray(at_or_below, dtype=np.int64)
+    if n <= KS_EXACT_MAX_N:
+        batch = _batch_with_counts(points, below, at_or_below, n)
+        result = stats.ks_2samp(reference, batch)
+        return float(result.statistic), float(result.pvalue)
+    n1 = len(reference)
+    reference_cdf = np.searchsorted(reference, points, side="right") / n1
+    before = np.concatenate([[0.0], reference_cdf[:-1]])
+    differences = np.concatenate([reference_cdf - at_or_below / n, before - below / n, [0.0]])
+    largest, smallest = float(np.max(differences)), float(np.clip(-np.min(differences), 0, 1))
+    statistic = smallest if smallest > largest else largest
+    m, k = sorted([float(n1), float(n)], reverse=True)
+    p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(m * k / (m + k))), 0, 1))
+    return statistic, p_value
+
+
+def _batch_with_counts(points: np.ndarray, below: np.ndarray, at_or_below: np.ndarray, n: int) -> np.ndarray:
+    """A batch of ``n`` values with the given counts around ``points``: the values equal to a point at it, the
+    ones between two points just above the lower one (the ECDF of the reference only changes at its points)."""
+    parts = [np.full(int(below[0]), np.nextafter(points[0], -np.inf))]
+    for j, point in enumerate(points):
+        parts.append(np.full(int(at_or_below[j] - below[j]), point))
+        upper = below[j + 1] if j + 1 < len(points) else n
+        parts.append(np.full(int(upper - at_or_below[j]), np.nextafter(point, np.inf)))
+    return np.concatenate(parts)

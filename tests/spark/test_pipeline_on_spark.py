@@ -48,3 +48,31 @@ def test_bad_input_on_the_spark_engine_ends_as_on_pandas_and_changes_nothing(
     assert any(message in reason for reason in result.summary["reasons"]), result.summary["reasons"]
     assert result.tasks == tasks
     assert registry_bytes(sample_champion.registry) == before
+
+
+def test_a_drifted_batch_is_blocked_on_spark_for_the_reasons_pandas_gives(sample_champion, tmp_path):
+    """The champion's profile against a batch whose amounts, durations and ages moved: check-drift on Spark
+    blocks it with the pandas engine's reasons and numbers, and neither run touches the registry."""
+    import pandas as pd
+
+    from tests.conftest import SAMPLE_DATA
+    from tests.integration.conftest import DRIFT_STOPPED_TASKS, copy_setup
+
+    drifted = pd.read_csv(SAMPLE_DATA)
+    drifted["credit_amount"] = drifted["credit_amount"] * 3
+    drifted["duration"] = drifted["duration"] + 40
+    drifted["age"] = drifted["age"] + 20
+    data = tmp_path / "moved.csv"
+    drifted.to_csv(data, index=False)
+    results = {}
+    for engine in ("pandas", "spark"):
+        setup = copy_setup(sample_champion, tmp_path / engine)
+        before = registry_bytes(setup.registry)
+        results[engine] = setup.run(
+            "--set", f"engine={engine}", "--suite", str(SAMPLE_SUITE), data=data, name="drifted"
+        )
+        assert registry_bytes(setup.registry) == before
+    assert results["spark"].summary["outcome"] == results["pandas"].summary["outcome"] == "blocked"
+    assert results["spark"].tasks == results["pandas"].tasks == DRIFT_STOPPED_TASKS
+    assert results["spark"].summary["reasons"] == results["pandas"].summary["reasons"]
+    assert any("credit_amount" in reason and "age" in reason for reason in results["spark"].summary["reasons"])

@@ -45,6 +45,7 @@ UNSEEN = "__unseen__"
 MISSING = "__missing__"
 EPSILON = 1e-4  # PSI's floor for an empty bin, so log(0) never happens
 TOP_SHIFTS = 3
+LISTED_UNSEEN = 10  # unseen categories named in a top shift
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,14 +145,87 @@ def profile_frame(frame: pd.DataFrame, target: str, predictions: Any = None, see
     return profile
 
 
-def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thresholds: DriftPolicy) -> FeatureDrift:
-    from scipy import stats
-
+def numeric_tally(reference: dict[str, Any], series: pd.Series) -> dict[str, Any]:
+    """What the numeric test needs of a batch column, as counts that add up across chunks (a Spark partition
+    each): finite values, the histogram over the reference's bins (values beyond clipped into the outer ones)
+    and inside them, the counts beyond each end, and below / at-or-below each distinct reference sample value."""
     values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
     values = values[np.isfinite(values)]
+    edges = np.asarray(reference["edges"], dtype=float)
+    points = np.unique(np.asarray(reference["sample"], dtype=float))
+    if len(edges) > 1:
+        hist = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0]
+        inside = (values >= edges[0]) & (values <= edges[-1])
+        in_range = np.histogram(values[inside], bins=edges)[0]
+    else:
+        hist, in_range = np.array([len(values)]), np.array([len(values)])
+    # Values per interval between the sample points, cumulated: below[j] = #(v < p_j), at_or_below[j] = #(v <= p_j).
+    below = np.cumsum(np.bincount(np.searchsorted(points, values, side="right"), minlength=len(points) + 1))[:-1]
+    at_or_below = np.cumsum(np.bincount(np.searchsorted(points, values, side="left"), minlength=len(points) + 1))[:-1]
+    return {
+        "n": int(len(values)),
+        "hist": hist.tolist(),
+        "in_range": in_range.tolist(),
+        "below_range": int(np.sum(values < edges[0])) if len(edges) else 0,
+        "above_range": int(np.sum(values > edges[-1])) if len(edges) else 0,
+        "below": below.tolist(),
+        "at_or_below": at_or_below.tolist(),
+    }
+
+
+def categorical_tally(reference: dict[str, Any], series: pd.Series) -> dict[str, Any]:
+    """The categorical test's counts of a batch column (additive): per reference category, the unseen ones
+    together, and the first unseen levels by name."""
+    known = reference["counts"]
+    batch = series.map(_category_key).value_counts()
+    unseen_levels = sorted(str(c) for c in batch.index if c not in known)
+    return {
+        "counts": {str(c): int(batch.get(c, 0)) for c in known},
+        "unseen": int(sum(int(count) for category, count in batch.items() if category not in known)),
+        "unseen_levels": unseen_levels[:LISTED_UNSEEN],
+    }
+
+
+def feature_tallies(profile: dict[str, Any], frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Every profiled feature's tally over ``frame`` (a whole batch, or one chunk of it)."""
+    return {
+        name: (numeric_tally if reference["kind"] == "numeric" else categorical_tally)(reference, frame[name])
+        for name, reference in profile["features"].items()
+        if name in frame.columns
+    }
+
+
+def merge_tallies(first: dict[str, dict[str, Any]], second: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Two chunks' tallies as one: counts add up, the listed unseen levels are the first of both."""
+    merged = dict(first)
+    for name, tally in second.items():
+        if name not in merged:
+            merged[name] = tally
+        elif "counts" in tally:
+            mine = merged[name]
+            merged[name] = {
+                "counts": {c: mine["counts"].get(c, 0) + n for c, n in tally["counts"].items()},
+                "unseen": mine["unseen"] + tally["unseen"],
+                "unseen_levels": sorted(set(mine["unseen_levels"]) | set(tally["unseen_levels"]))[:LISTED_UNSEEN],
+            }
+        else:
+            mine = merged[name]
+            merged[name] = {
+                key: (mine[key] + value if isinstance(value, int) else (np.add(mine[key], value)).tolist())
+                for key, value in tally.items()
+            }
+    return merged
+
+
+def _numeric_drift(
+    name: str, reference: dict[str, Any], tally: dict[str, Any], thresholds: DriftPolicy
+) -> FeatureDrift:
+    from gated_training.stats import ks_2samp_from_counts
+
+    n = int(tally["n"])
     edges = np.asarray(reference["edges"])
     expected = np.asarray(reference["counts"], dtype=float) / max(sum(reference["counts"]), 1)
-    if len(values) == 0:  # every value missing or not a number: nothing to compare, so it drifted
+    if n == 0:  # every value missing or not a number: nothing to compare, so it drifted
         return FeatureDrift(
             feature=name,
             kind="numeric",
@@ -164,16 +238,13 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
             top_shifts=[{"bin": "all", "reference_share": 1.0, "batch_share": 0.0}],
             out_of_range_share=1.0,
         )
-    if len(edges) > 1:
-        # Values beyond the reference range fall into the outermost bins.
-        actual = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / len(values)
-    else:
-        actual = np.array([1.0])
-    result = stats.ks_2samp(np.asarray(reference["sample"]), values)
+    # Values beyond the reference range fall into the outermost bins.
+    actual = np.asarray(tally["hist"], dtype=np.int64) / n if len(edges) > 1 else np.array([1.0])
+    statistic, p_value = ks_2samp_from_counts(np.asarray(reference["sample"]), tally["below"], tally["at_or_below"], n)
     drift_psi = psi(expected, actual)
-    effect = float(result.statistic)
+    effect = statistic
     drifted = drift_psi > thresholds.drift_psi_threshold or (
-        result.pvalue < thresholds.drift_alpha and effect >= thresholds.drift_min_ks_statistic
+        p_value < thresholds.drift_alpha and effect >= thresholds.drift_min_ks_statistic
     )
     labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}]" for i in range(len(edges) - 1)] or ["all"]
     order = np.argsort(-np.abs(actual - expected))[:TOP_SHIFTS]
@@ -182,17 +253,16 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
     if len(edges) > 1:
         # For the report: the batch inside the range on its own, and the mass beyond each end, so a
         # doubled amount shows as mass outside the range instead of a taller outermost bin.
-        inside = (values >= edges[0]) & (values <= edges[-1])
-        distribution["batch_in_range"] = (np.histogram(values[inside], bins=edges)[0] / len(values)).tolist()
-        distribution["below"] = float(np.mean(values < edges[0]))
-        distribution["above"] = float(np.mean(values > edges[-1]))
-    outside = float(np.mean((values < edges[0]) | (values > edges[-1])))
+        distribution["batch_in_range"] = (np.asarray(tally["in_range"], dtype=np.int64) / n).tolist()
+        distribution["below"] = tally["below_range"] / n
+        distribution["above"] = tally["above_range"] / n
+    outside = (tally["below_range"] + tally["above_range"]) / n
     return FeatureDrift(
         feature=name,
         kind="numeric",
         test="ks",
         statistic=effect,
-        p_value=float(result.pvalue),
+        p_value=p_value,
         effect=effect,
         psi=drift_psi,
         drifted=bool(drifted),
@@ -203,15 +273,14 @@ def _numeric_drift(name: str, reference: dict[str, Any], series: pd.Series, thre
 
 
 def _categorical_drift(
-    name: str, reference: dict[str, Any], series: pd.Series, thresholds: DriftPolicy
+    name: str, reference: dict[str, Any], tally: dict[str, Any], thresholds: DriftPolicy
 ) -> FeatureDrift:
     from scipy import stats
 
     reference_counts: dict[str, int] = reference["counts"]
     known = list(reference_counts)
-    batch = series.map(_category_key).value_counts()
-    unseen = int(sum(count for category, count in batch.items() if category not in reference_counts))
-    observed = np.array([batch.get(category, 0) for category in known] + [unseen], dtype=float)
+    unseen = int(tally["unseen"])
+    observed = np.array([tally["counts"].get(category, 0) for category in known] + [unseen], dtype=float)
     reference_total = max(sum(reference_counts.values()), 1)
     expected_share = np.array([reference_counts[c] / reference_total for c in known] + [0.0])
     total = observed.sum()
@@ -236,8 +305,9 @@ def _categorical_drift(
         for i in order
     ]
     if unseen:
-        new_levels = sorted(c for c in batch.index if c not in reference_counts)[:10]
-        shifts.append({"category": UNSEEN, "unseen_levels": new_levels, "batch_share": float(unseen / total)})
+        shifts.append(
+            {"category": UNSEEN, "unseen_levels": tally["unseen_levels"], "batch_share": float(unseen / total)}
+        )
     distribution = {"labels": labels, "reference": expected_share.tolist(), "batch": actual_share.tolist()}
     return FeatureDrift(
         feature=name,
@@ -273,13 +343,20 @@ def severity(result: FeatureDrift, thresholds: DriftPolicy) -> list[str]:
 
 
 def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolicy = DriftPolicy()) -> DriftReport:
-    """Every profiled feature of ``frame`` against the profile. The batch drifts when the share of
-    drifted features reaches ``max_drifted_share``, when a critical feature drifts, or when any one
-    feature drifts severely (a missing feature always does)."""
+    """Every profiled feature of ``frame`` against the profile (:func:`compare_tallies` on the frame's tallies)."""
+    return compare_tallies(profile, feature_tallies(profile, frame), len(frame), thresholds)
+
+
+def compare_tallies(
+    profile: dict[str, Any], tallies: dict[str, dict[str, Any]], rows: int, thresholds: DriftPolicy = DriftPolicy()
+) -> DriftReport:
+    """Every profiled feature against the profile, from the batch's tallies (a feature without one is missing
+    from the batch). The batch drifts when the share of drifted features reaches ``max_drifted_share``, when a
+    critical feature drifts, or when any one feature drifts severely (a missing feature always does)."""
     results: list[FeatureDrift] = []
     reasons: list[str] = []
     for name, reference in profile["features"].items():
-        if name not in frame.columns:
+        if name not in tallies:
             result = FeatureDrift(
                 feature=name,
                 kind=reference["kind"],
@@ -293,9 +370,9 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolic
                 out_of_range_share=1.0,
             )
         elif reference["kind"] == "numeric":
-            result = _numeric_drift(name, reference, frame[name], thresholds)
+            result = _numeric_drift(name, reference, tallies[name], thresholds)
         else:
-            result = _categorical_drift(name, reference, frame[name], thresholds)
+            result = _categorical_drift(name, reference, tallies[name], thresholds)
         severe = severity(result, thresholds)
         if severe:
             reasons.append(f"severe drift on feature {name}: {'; '.join(severe)}")
@@ -324,7 +401,7 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, thresholds: DriftPolic
         features=results,
         thresholds=asdict(thresholds),
         rows_reference=int(profile.get("rows", 0)),
-        rows_batch=int(len(frame)),
+        rows_batch=int(rows),
         missing_features=[r.feature for r in results if r.test == "missing"],
     )
 

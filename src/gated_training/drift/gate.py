@@ -26,7 +26,7 @@ import pandas as pd
 from gated_training.config import DriftPolicy
 from gated_training.data import json_safe
 from gated_training.decisions import DriftGate
-from gated_training.drift.compare import compare
+from gated_training.drift.compare import compare_tallies, feature_tallies
 from gated_training.errors import ConfigError, RegistryError
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry
 
@@ -38,6 +38,29 @@ NO_NEW_DATA, DRIFT, SCHEMA, LABEL_SHIFT = (
     DriftGate.LABEL_SHIFT,
 )
 LISTED_SEGMENTS = 20  # segments kept in the record: every shifted one, then the closest calls
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchTallies:
+    """What the drift gate reads of a batch, as counts either engine computes (``compare.feature_tallies`` and
+    ``segments.batch_label_tallies`` over the whole frame here, over each Spark partition in ``spark``)."""
+
+    rows: int
+    features: dict[str, dict[str, Any]]
+    labels: dict[str, Any] | None  # None when the batch has no target or the profile holds no label counts
+
+
+def tally_frame(frame: pd.DataFrame, profile: dict[str, Any], target: str, ignored: list[str]) -> BatchTallies:
+    """The pandas engine's tallies of a batch against the champion's profile."""
+    from gated_training.drift.segments import batch_label_tallies
+
+    kept = frame.drop(columns=ignored) if ignored else frame
+    labels = (
+        batch_label_tallies(frame, target, profile["labels"]["definitions"])
+        if "labels" in profile and target in frame.columns
+        else None
+    )
+    return BatchTallies(rows=len(frame), features=feature_tallies(profile, kept), labels=labels)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,17 +132,19 @@ def schema_contract(
 
 
 def check_batch(
-    load_batch: Callable[[], pd.DataFrame],
+    load_batch: Callable[[], Any],
     data_sha256: str,
     target: str,
     registry_uri: str,
     model_name: str,
     policy: DriftPolicy,
+    tally: Callable[[Any, dict[str, Any], str, list[str]], BatchTallies] = tally_frame,
 ) -> DriftGateOutcome:
     """Decide train / skip / block for the batch against the current champion.
 
     The batch is loaded only when there is a profile to compare it with: a first run, a champion
-    without a profile and the no-new-data skip never read it.
+    without a profile and the no-new-data skip never read it. ``load_batch`` returns a frame with
+    ``columns`` (pandas, or a Spark frame with ``tally`` the Spark engine's); ``tally`` counts it.
     """
     registry = ModelRegistry(registry_uri, model_name)
     base: dict[str, Any] = {"drift_action": policy.drift_action, "data_sha256": data_sha256, "policy": asdict(policy)}
@@ -186,10 +211,11 @@ def check_batch(
         if contract is not None
         else ([], [], [])
     )
-    report = compare(profile, frame.drop(columns=ignored), policy)
+    tallies = tally(frame, profile, target, ignored)
+    report = compare_tallies(profile, tallies.features, tallies.rows, policy)
     notes = [] if contract is not None else [f"champion {champion.version} records no feature list: schema not checked"]
     shifts, shift_notes = label_shifts(
-        profile, frame, target, policy, champion.version, {f.feature for f in report.features if f.drifted}
+        profile, tallies, target, policy, champion.version, {f.feature for f in report.features if f.drifted}
     )
     notes += shift_notes
     shifted = [shift for shift in shifts if shift.shifted]
@@ -233,24 +259,24 @@ def check_batch(
 
 def label_shifts(
     profile: dict[str, Any],
-    frame: pd.DataFrame,
+    tallies: BatchTallies,
     target: str,
     policy: DriftPolicy,
     champion_version: str,
     drifted: set[str],
 ) -> tuple[list[Any], list[str]]:
     """The batch's label shares per segment against the champion's training rows (segments.label_shift)."""
-    from gated_training.drift.segments import label_shift
+    from gated_training.drift.segments import label_shift_from_tallies
 
     if "labels" not in profile:
         return [], [
             f"champion {champion_version}'s profile holds no label counts (deployed before label-shift "
             "checks): label shift not checked"
         ]
-    if target not in frame.columns:
+    if tallies.labels is None:
         return [], [f"the batch has no {target!r} column: label shift not checked"]
-    shifts = label_shift(
-        profile["labels"], frame, target, policy.drift_alpha, policy.label_shift_min_difference, drifted
+    shifts = label_shift_from_tallies(
+        profile["labels"], tallies.labels, policy.drift_alpha, policy.label_shift_min_difference, drifted
     )
     notes = (
         [f"label shift not tested in segments of the drifted feature(s) {', '.join(sorted(drifted))}"]

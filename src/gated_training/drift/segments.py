@@ -281,6 +281,34 @@ def _largest_move(reference: dict[str, int], batch: dict[str, int]) -> tuple[str
     return max(moves, key=lambda move: abs(move[2] - move[1]))
 
 
+def batch_label_tallies(frame: pd.DataFrame, target: str, definitions: dict[str, Any]) -> dict[str, Any]:
+    """The batch's label counts, overall and per occupied segment of the champion's definitions: counts that
+    add up across chunks of the batch (a Spark partition each, :func:`merge_label_tallies`)."""
+    labels = _label_keys(frame, target)
+    classes = sorted(set(labels.tolist()))
+    return {
+        "overall": _counts(labels),
+        "cells": {
+            key(segment): {"segment": segment, "counts": counts}
+            for segment, counts in label_tallies(frame, definitions, labels, classes)
+        },
+    }
+
+
+def merge_label_tallies(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        return {label: a.get(label, 0) + b.get(label, 0) for label in sorted(set(a) | set(b))}
+
+    cells = dict(first["cells"])
+    for name, cell in second["cells"].items():
+        cells[name] = (
+            {"segment": cell["segment"], "counts": add(cells[name]["counts"], cell["counts"])}
+            if name in cells
+            else cell
+        )
+    return {"overall": add(first["overall"], second["overall"]), "cells": cells}
+
+
 def label_shift(
     profile: dict[str, Any],
     frame: pd.DataFrame,
@@ -289,24 +317,30 @@ def label_shift(
     min_difference: float,
     drifted_features: Collection[str] = frozenset(),
 ) -> list[LabelShift]:
+    """:func:`label_shift_from_tallies` on ``frame``'s tallies."""
+    tallies = batch_label_tallies(frame, target, profile["definitions"])
+    return label_shift_from_tallies(profile, tallies, alpha, min_difference, drifted_features)
+
+
+def label_shift_from_tallies(
+    profile: dict[str, Any],
+    tallies: dict[str, Any],
+    alpha: float,
+    min_difference: float,
+    drifted_features: Collection[str] = frozenset(),
+) -> list[LabelShift]:
     """Every segment tested for a label shift, most shifted first (``shifted`` marks the findings).
 
     Segments cut by a feature that drifted are left out: their rows are other rows than the
     reference's, so their label shares do not compare (the drift gate reports that feature instead)."""
-    batch_labels = _label_keys(frame, target)
     reference_cells = {key(cell["segment"]): cell for cell in profile.get("cells", [])}
     candidates: list[tuple[str, dict[str, int], dict[str, int]]] = [
-        ("all rows", profile["classes"], _counts(batch_labels))
+        ("all rows", profile["classes"], tallies["overall"])
     ]
-    definitions = profile["definitions"]
-    definitions = {
-        "features": {name: d for name, d in definitions["features"].items() if name not in drifted_features},
-        "pairs": [pair for pair in definitions.get("pairs", []) if not set(pair) & set(drifted_features)],
-    }
-    classes = sorted(set(batch_labels.tolist()))
-    for segment, batch in label_tallies(frame, definitions, batch_labels, classes):
-        reference = reference_cells.get(key(segment))
-        if reference is None or sum(batch.values()) < MIN_CELL_ROWS:
+    for name, cell in tallies["cells"].items():
+        segment, batch = cell["segment"], cell["counts"]
+        reference = reference_cells.get(name)
+        if set(segment) & set(drifted_features) or reference is None or sum(batch.values()) < MIN_CELL_ROWS:
             continue
         candidates.append((describe(segment), reference["counts"], batch))
     tested = [(name, reference, batch, *_test(reference, batch)) for name, reference, batch in candidates]

@@ -3,17 +3,20 @@ engine's checks, fingerprints and split. pyspark is imported inside functions on
 
 # The package's face: other packages import these names from here, never from its modules (tests/unit/test_layering.py).
 
+from gated_training.spark.drift import drift_tallies
 from gated_training.spark.facts import table_facts
 from gated_training.spark.hashing import content_sha256, with_split_side
 from gated_training.spark.session import java_available, spark_session
-from gated_training.spark.tables import SparkTable, normalise_labels, read_table
+from gated_training.spark.tables import SparkTable, normalise_labels, read_table, spark_path
 
 __all__ = [
     "SparkTable",
     "content_sha256",
+    "drift_tallies",
     "java_available",
     "normalise_labels",
     "read_table",
+    "spark_path",
     "spark_session",
     "table_facts",
     "with_split_side",

@@ -168,7 +168,7 @@ def _spark_failure(uri: str, what: str, exc: Exception) -> DataError:
     return DataError(f"{uri}: {what}: {reason[:300]}")
 
 
-def _spark_path(uri: str) -> str:
+def spark_path(uri: str) -> str:
     """A path Spark reads: gs:// as is (the image's GCS connector), a local path as an absolute file:// URI."""
     return uri if storage.is_gcs(uri) else "file://" + os.path.abspath(uri)
 
@@ -182,7 +182,7 @@ def _read_csv_rows(spark: Any, uri: str, header: list[str]) -> Any:
     schema = StructType([StructField(name, StringType()) for name in [*header, CORRUPT]])
     try:
         raw = spark.read.schema(schema).csv(
-            _spark_path(uri),
+            spark_path(uri),
             header=True,
             enforceSchema=True,
             mode="PERMISSIVE",
@@ -289,7 +289,7 @@ def read_table(uri: str, max_input_mb: float = DEFAULT_MAX_INPUT_MB) -> SparkTab
         frame, rows = _type_csv_columns(raw, uri)
     else:
         try:
-            frame = spark.read.parquet(_spark_path(uri))
+            frame = spark.read.parquet(spark_path(uri))
             schema = frame.schema
         except Exception as exc:
             raise _spark_failure(uri, "not a readable Parquet file", exc) from exc

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gated_training.config import DriftPolicy
+from gated_training.config import ENGINES, DriftPolicy, require_choice
 from gated_training.data import read_parquet
 from gated_training.drift import DriftGateOutcome, check_batch
 
@@ -21,6 +21,7 @@ def check_drift(
     policy: DriftPolicy,
     report_out: str,
     html_out: str,
+    engine: str = "pandas",
 ) -> DriftGateOutcome:
     """The pipeline step: decide (:func:`check_batch`), then write the JSON record and the HTML report.
 
@@ -31,14 +32,30 @@ def check_drift(
         registry_uri, model_name: where the champion and its reference profile are.
         policy: the drift policy and thresholds.
         report_out, html_out: the JSON record and the HTML report.
+        engine: ``pandas``, or ``spark``: the batch's counts against the profile in one Spark pass (the same
+            counts, hence the same decision).
 
     Returns:
         The outcome; ``decision`` is ``train``, ``skip`` or ``block`` (``decisions.DriftGate``).
     """
     from gated_training.drift import render_drift_html
 
+    require_choice("engine", engine, ENGINES)
     data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]
-    outcome = check_batch(lambda: read_parquet(dataset_path), data_sha256, target, registry_uri, model_name, policy)
+    if engine == "spark":
+        from gated_training import spark
+
+        outcome = check_batch(
+            lambda: spark.spark_session().read.parquet(spark.spark_path(dataset_path)),
+            data_sha256,
+            target,
+            registry_uri,
+            model_name,
+            policy,
+            tally=spark.drift_tallies,
+        )
+    else:
+        outcome = check_batch(lambda: read_parquet(dataset_path), data_sha256, target, registry_uri, model_name, policy)
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
     Path(html_out).write_text(render_drift_html(outcome.to_json()))
     return outcome
