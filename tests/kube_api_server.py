@@ -41,7 +41,10 @@ KINDS = {
     "servingruntimes": ("ServingRuntime", "serving.kserve.io", "v1alpha1"),
     "deployments": ("Deployment", "apps", "v1"),
     "services": ("Service", "", "v1"),
+    "sparkapplications": ("SparkApplication", "sparkoperator.k8s.io", "v1beta2"),
 }
+# The Spark Operator's states for a run that succeeds (internal/controller/sparkapplication, v2.5.0).
+SPARK_COMPLETES = [("SUBMITTED", ""), ("RUNNING", ""), ("COMPLETED", "")]
 
 
 def status_body(code: int, reason: str, message: str, name: str = "", plural: str = "") -> dict[str, Any]:
@@ -78,6 +81,10 @@ class KubeApiServer(LoopbackServer):
         self.requests: list[dict[str, Any]] = []
         self.reads_since_write: dict[tuple[str, str, str], int] = {}
         self.revision: dict[tuple[str, str, str], int] = {}
+        # What the Spark Operator reports on each read of a new SparkApplication, then the last state for good.
+        self.spark_script: list[tuple[str, str]] = list(SPARK_COMPLETES)
+        self.spark_operator_version = "v2.5.0"
+        self.deleted: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self._resource_version = 1000
         server = self
@@ -125,6 +132,9 @@ class KubeApiServer(LoopbackServer):
             def do_PATCH(self) -> None:
                 self._handle("PATCH")
 
+            def do_DELETE(self) -> None:
+                self._handle("DELETE")
+
         self.start_serving(Handler)
 
     # -- the API server ---------------------------------------------------------------------------
@@ -142,7 +152,7 @@ class KubeApiServer(LoopbackServer):
         plural, namespace, name = match["plural"], match["ns"], match["name"]
         kind, group = known[0], known[1]
         resource = f"{plural}.{group}" if group else plural
-        verb = {"GET": "get", "POST": "create", "PATCH": "patch"}[method]
+        verb = {"GET": "get", "POST": "create", "PATCH": "patch", "DELETE": "delete"}[method]
         if verb in self.forbidden:
             target = f'{resource} "{name}"' if name else resource
             return (
@@ -170,7 +180,15 @@ class KubeApiServer(LoopbackServer):
                 )
             if plural == "inferenceservices":
                 self._reconcile((plural, namespace, name))
+            if plural == "sparkapplications":
+                self._operate((plural, namespace, name))
             return 200, copy.deepcopy(self.objects[(plural, namespace, name)]), {}
+        if method == "DELETE":
+            gone = self.objects.pop((plural, namespace, name), None)
+            if gone is None:
+                return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, plural), {}
+            self.deleted.append((plural, namespace, name))
+            return 200, gone, {}
         if method == "POST":
             name = (body.get("metadata") or {}).get("name", "")
             if (plural, namespace, name) in self.objects:
@@ -203,6 +221,10 @@ class KubeApiServer(LoopbackServer):
             from tests.kube_core_schema import schema_for_kind
 
             schema = schema_for_kind(kind)
+        elif kind == "SparkApplication":
+            from tests.kube_schema import spark_schema
+
+            schema = spark_schema(self.spark_operator_version)
         else:
             schema = schema_for(self.kserve_version, kind)
         found = violations({key: value for key, value in obj.items() if key != "status"}, schema)
@@ -242,7 +264,19 @@ class KubeApiServer(LoopbackServer):
         self.reads_since_write[key] = 0
         return (201 if created else 200), copy.deepcopy(obj), headers
 
-    # -- the controller -----------------------------------------------------------------------------
+    # -- the controllers ----------------------------------------------------------------------------
+    def _operate(self, key: tuple[str, str, str]) -> None:
+        """The Spark Operator: each read of an application moves it one step along ``spark_script``."""
+        obj = self.objects[key]
+        reads = self.reads_since_write.get(key, 0)
+        self.reads_since_write[key] = reads + 1
+        state, message = self.spark_script[min(reads, len(self.spark_script) - 1)]
+        status = obj.setdefault("status", {})
+        status["applicationState"] = {"state": state, **({"errorMessage": message} if message else {})}
+        if state != "SUBMISSION_FAILED":
+            status["driverInfo"] = {"podName": f"{key[2]}-driver"}
+            status["sparkApplicationId"] = f"spark-{obj['metadata']['uid'][:8]}"
+
     def _reconcile(self, key: tuple[str, str, str]) -> None:
         obj = self.objects[key]
         self.reads_since_write[key] = self.reads_since_write.get(key, 0) + 1

@@ -25,6 +25,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def spark_schema(operator_version: str) -> dict[str, Any]:
+    """The Spark Operator's SparkApplication schema (tests/conformance/spark_operator/, vendored small)."""
+    path = SCHEMAS.parent / "spark_operator" / f"{operator_version}.SparkApplication.json"
+    return json.loads(path.read_text())["schema"]
+
+
 def schema_for(kserve_version: str, kind: str) -> dict[str, Any]:
     return json.loads((SCHEMAS / f"{kserve_version}.{kind}.json").read_text())["schema"]
 
