@@ -66,7 +66,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv spark-venv test-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv spark-venv test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -177,6 +177,10 @@ bench-monitoring: venv ## the sink's events/s on one core and a monitoring windo
 GATE_BENCH_ROWS ?= 100000,1000000
 bench-gate: venv ## what the model gate's evidence checks add per step at GATE_BENCH_ROWS (~4 min here) → docs/benchmarks-gate.md
 	$(BIN)/python -m benchmarks.gate_costs --rows $(GATE_BENCH_ROWS) --output docs/benchmarks-gate.md
+
+SPARK_BENCH_ROWS ?= 100000,1000000
+bench-spark: spark-venv ## validate-data and check-drift on pandas and on Spark (local[2]) at SPARK_BENCH_ROWS: wall, start-up, peak RSS of the process tree → docs/benchmarks-spark.md (~6 min here)
+	$(BIN)/python -m benchmarks.spark_engine --rows $(SPARK_BENCH_ROWS)
 
 PROFILE_ROWS ?= 1000000
 profile-memory: venv ## memray: what each heavy step holds at its peak at PROFILE_ROWS rows → docs/memory-profile.md (~6 min here)
