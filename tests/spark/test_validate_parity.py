@@ -160,3 +160,70 @@ def test_the_bench_table_has_one_fingerprint_and_one_batch_on_both_engines(spark
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "spark" / "batch.parquet"), pd.read_parquet(tmp_path / "pandas" / "batch.parquet")
     )
+
+
+def broken_files(directory):
+    """Files each engine must refuse alike: (name, bytes, shared prefix of the message)."""
+    import bz2
+    import gzip
+
+    sample = SAMPLE_DATA.read_bytes()
+    parquet = directory / "whole.parquet"
+    pd.read_csv(SAMPLE_DATA).to_parquet(parquet, index=False)
+    return [
+        ("blank.csv", b"  \n\n ", "the file is empty"),
+        ("truncated.parquet", parquet.read_bytes()[:300], "not a readable Parquet file: "),
+        ("not-gzip.csv.gz", b"this is not gzip at all", "not a readable gzip file: "),
+        ("cut.csv.gz", gzip.compress(sample)[:200], "not a readable gzip file: "),
+        ("cut.csv.bz2", bz2.compress(sample)[:200], "not a readable bz2 file: "),
+        ("archive.zip", b"PK\x03\x04", ".zip archives are not read"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_a_broken_file_is_refused_alike_on_both_engines(spark, tmp_path, index):
+    name, content, prefix = broken_files(tmp_path)[index]
+    path = tmp_path / name
+    path.write_bytes(content)
+    on_pandas = run("pandas", path, SAMPLE_SUITE, tmp_path / "pandas")
+    on_spark = run("spark", path, SAMPLE_SUITE, tmp_path / "spark")
+    assert on_pandas["error"] == on_spark["error"] == "DataError", (on_pandas, on_spark)
+    assert on_pandas["message"].startswith(f"{path}: {prefix}"), on_pandas["message"]
+    assert on_spark["message"].startswith(f"{path}: {prefix}"), on_spark["message"]
+
+
+def test_short_rows_are_padded_on_both_engines_and_xz_is_refused_on_spark_by_name(spark, tmp_path):
+    import lzma
+
+    lines = SAMPLE_DATA.read_text().splitlines()
+    lines[5] = ",".join(lines[5].split(",")[:7])  # three fields short: pandas pads them with missing values
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join(lines) + "\n")
+    assert run("spark", short, SAMPLE_SUITE, tmp_path / "s") == run("pandas", short, SAMPLE_SUITE, tmp_path / "p")
+    packed = tmp_path / "sample.csv.xz"
+    packed.write_bytes(lzma.compress(SAMPLE_DATA.read_bytes()))
+    assert "error" not in run("pandas", packed, SAMPLE_SUITE, tmp_path / "xp")
+    refused = run("spark", packed, SAMPLE_SUITE, tmp_path / "xs")
+    assert refused["error"] == "DataError" and ".xz is not read by the Spark engine" in refused["message"]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"row_condition": 'col("sex") == "male"', "condition_parser": "great_expectations"},
+        {"row_condition": {"type": "comparison", "column": {"name": "sex"}, "operator": "==", "parameter": "male"}},
+    ],
+    ids=["gx-grammar", "structured"],
+)
+def test_a_row_condition_filters_alike_on_both_engines(spark, tmp_path, condition):
+    """Only the men's rows are checked: 'sex' in {male} passes with the filter and would fail without it."""
+    suite = tmp_path / "conditional.expectations.json"
+    expectation = {"column": "sex", "value_set": ["male"], **condition}
+    suite.write_text(
+        json.dumps(
+            {"name": "c", "expectations": [{"type": "expect_column_values_to_be_in_set", "kwargs": expectation}]}
+        )
+    )
+    on_pandas = run("pandas", SAMPLE_DATA, suite, tmp_path / "pandas")
+    on_spark = run("spark", SAMPLE_DATA, suite, tmp_path / "spark")
+    assert on_spark == on_pandas and on_pandas["passed"], on_pandas

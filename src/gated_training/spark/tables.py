@@ -137,6 +137,10 @@ def _scan_file(uri: str, kind: str, compression: str | None, limit: int) -> _Fil
         if decompressor is not None:
             try:
                 data = decompressor.decompress(chunk)
+                while decompressor.eof and decompressor.unused_data:  # the next member of a multi-member file
+                    rest = decompressor.unused_data
+                    decompressor = _decompressor(uri, compression)
+                    data += decompressor.decompress(rest)
             except (OSError, EOFError, zlib.error, ValueError) as exc:
                 raise DataError(f"{uri}: not a readable {compression} file: {exc}") from exc
             inflated += len(data)
@@ -147,7 +151,7 @@ def _scan_file(uri: str, kind: str, compression: str | None, limit: int) -> _Fil
         has_bytes = has_bytes or bool(data.strip())
         if utf8 is not None:
             utf8.feed(data)
-    if decompressor is not None and size and isinstance(decompressor, bz2.BZ2Decompressor) and not decompressor.eof:
+    if decompressor is not None and size and not decompressor.eof:  # truncated: the reader would fail mid-file
         raise DataError(f"{uri}: not a readable {compression} file: compressed data ended before the end-of-stream")
     if utf8 is not None:
         utf8.feed(b"", final=True)
@@ -275,7 +279,7 @@ def read_table(uri: str, max_input_mb: float = DEFAULT_MAX_INPUT_MB) -> SparkTab
     kind, compression = table_format(uri)
     limit = max_input_bytes(max_input_mb)
     facts = _scan_file(uri, kind, compression, limit)
-    if not facts.has_content and (kind == "csv" or facts.size == 0):
+    if not facts.has_content:
         raise DataError(f"{uri}: the file is empty")
     spark = spark_session()
     if kind == "csv":

@@ -405,7 +405,7 @@ def validate_data(
     )
     if engine == "spark":
         frame.drop(*excluded).write.mode("overwrite").parquet(dataset_out)
-        frame.unpersist()
+        table.frame.unpersist()  # the cached read (normalised labels are a view of it)
     else:
         write_parquet(frame.drop(columns=excluded), dataset_out)
     Path(report_out).write_text(json.dumps(outcome.to_json(), indent=2))
