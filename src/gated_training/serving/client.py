@@ -4,11 +4,11 @@ apply the ServingRuntime, and wait for an InferenceService's newest generation t
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Callable
 
 from gated_training.errors import ServingError
+from gated_training.kubernetes_api import api_client, status_message
 from gated_training.serving.manifests import (
     GROUP,
     ISVC_PLURAL,
@@ -23,21 +23,9 @@ class KServeClient:
     """The InferenceService and ServingRuntime calls serve-model and the CLI make."""
 
     def __init__(self, api_url: str = "") -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        if api_url:  # an explicit, already authenticated endpoint: `kubectl proxy`, or the tests' stand-in
-            configuration = client.Configuration()
-            configuration.host = api_url.rstrip("/")
-        else:
-            configuration = client.Configuration()
-            try:
-                config.load_incluster_config(client_configuration=configuration)  # a pipeline pod
-            except config.ConfigException:
-                try:
-                    config.load_kube_config(client_configuration=configuration)  # a workstation
-                except (config.ConfigException, OSError) as exc:
-                    raise ServingError(f"no Kubernetes credentials: not in a pod and no kubeconfig ({exc})") from exc
-        self.api_client = client.ApiClient(configuration)
+        self.api_client = api_client(api_url, ServingError)
         self.api = client.CustomObjectsApi(self.api_client)
 
     def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -47,11 +35,7 @@ class KServeClient:
         try:
             return function(*args, **kwargs)
         except ApiException as exc:
-            message = exc.body.decode() if isinstance(exc.body, bytes) else exc.body
-            try:
-                message = json.loads(message).get("message", message)
-            except (TypeError, ValueError, AttributeError):
-                pass
+            message = status_message(exc)
             if 'unknown field "spec.canary"' in message or 'unknown field "spec.predictor.name"' in message:
                 message += (
                     " (Standard-mode canaries need KServe >= 0.20: upgrade, use Knative mode, or "

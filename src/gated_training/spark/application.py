@@ -14,7 +14,6 @@ application is deleted in every case (``timeToLiveSeconds`` covers a step killed
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gated_training.errors import ConfigError, GatedTrainingError
+from gated_training.kubernetes_api import api_client, status_message
 from gated_training.kubernetes_names import MAX_LABEL, is_dns1123_label
 
 GROUP = "sparkoperator.k8s.io"
@@ -137,7 +137,7 @@ def manifest(job: SparkJob, name: str) -> dict[str, Any]:
             "mainApplicationFile": DRIVER_FILE,
             "arguments": [job.step, job.request_uri],
             "sparkVersion": SPARK_VERSION,
-            "sparkConf": {**{k: v for k, v in SESSION_CONFIG.items()}, **job.spark_conf},
+            "sparkConf": {**SESSION_CONFIG, **job.spark_conf},
             "restartPolicy": {"type": "Never"},
             "timeToLiveSeconds": TIME_TO_LIVE_SECONDS,
             "driver": driver,
@@ -150,22 +150,9 @@ class SparkOperatorClient:
     """Create, read and delete SparkApplications through the ``kubernetes`` client kfp installs."""
 
     def __init__(self, api_url: str = "") -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        configuration = client.Configuration()
-        if api_url:  # an explicit, already authenticated endpoint: `kubectl proxy`, or the tests' stand-in
-            configuration.host = api_url.rstrip("/")
-        else:
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException:
-                try:
-                    config.load_kube_config(client_configuration=configuration)
-                except (config.ConfigException, OSError) as exc:
-                    raise SparkApplicationError(
-                        f"no Kubernetes credentials: not in a pod and no kubeconfig ({exc})"
-                    ) from exc
-        self.api = client.CustomObjectsApi(client.ApiClient(configuration))
+        self.api = client.CustomObjectsApi(api_client(api_url, SparkApplicationError))
 
     def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -174,11 +161,7 @@ class SparkOperatorClient:
         try:
             return function(*args, **kwargs)
         except ApiException as exc:
-            message = exc.body.decode() if isinstance(exc.body, bytes) else exc.body
-            try:
-                message = json.loads(message).get("message", message)
-            except (TypeError, ValueError, AttributeError):
-                pass
+            message = status_message(exc)
             if exc.status == 403:
                 message += (
                     " (the run's service account needs create, get, delete on sparkapplications in "
