@@ -49,6 +49,7 @@ def check_drift(
             report_out=drift_report.path,
             html_out=drift_html.path,
             engine=engine,
+            dataset_uri=dataset.uri,
         )
         record_gate(
             step=step,

@@ -26,12 +26,20 @@ them through), validated once in :meth:`ClusterSettings.from_env`:
 - ``PUSHGATEWAY_URL``: a Prometheus Pushgateway (``http://pushgateway.monitoring:9091``); becomes
   ``GATED_TRAINING_PUSHGATEWAY_URL`` in every step, which pushes each run's result there (``reports.push``).
 - ``RESOURCES_FILE``: a YAML file overriding the per-step requests and limits below.
+- ``SPARK_IMAGE``: the Spark image (``make spark-image``). Set, a step the step table marks ``runs_on_spark``
+  submits a SparkApplication to the Spark Operator when a run chooses ``engine=spark`` (``spark.remote``);
+  unset, ``engine=spark`` needs pyspark and a JVM in the step's own image. With it: ``SPARK_STAGING_URI``
+  (required: a ``gs://`` prefix where requests, results and outputs pass), ``SPARK_SERVICE_ACCOUNT``
+  (the driver's service account, default ``default-editor``, a Kubeflow profile's), ``SPARK_DEADLINE_MINUTES``
+  (default 60), ``SPARK_EXECUTORS`` / ``SPARK_EXECUTOR_CORES`` / ``SPARK_EXECUTOR_MEMORY`` /
+  ``SPARK_DRIVER_CORES`` / ``SPARK_DRIVER_MEMORY`` (default 2 × 2 cores × 4g, driver 1 core, 2g).
 
 Only secret *names* are compiled in; their values never leave the cluster.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -46,6 +54,8 @@ from gated_training.kubernetes_names import is_dns1123_subdomain
 from gated_training.registry import KEY_ENV as REGISTRY_KEY_ENV
 from gated_training.reports import ALLOWED_HOSTS_ENV, PUSHGATEWAY_ENV, WEBHOOK_ENV
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
+from gated_training.spark import SparkResources
+from gated_training.spark import remote as spark_remote
 from gated_training.step_table import STEP, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
@@ -114,6 +124,11 @@ class ClusterSettings:
     webhook_allowed_hosts: str = ""
     pushgateway_url: str = ""
     resources: Mapping[str, StepResources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+    spark_image: str = ""
+    spark_staging_uri: str = ""
+    spark_service_account: str = "default-editor"
+    spark_deadline_minutes: int = 60
+    spark_resources: SparkResources = field(default_factory=SparkResources)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ClusterSettings":
@@ -159,6 +174,37 @@ class ClusterSettings:
                 raise ClusterConfigError(f"{variable}={value!r} is not an http(s) URL")
             return value
 
+        def whole(variable: str, default: int, low: int, high: int) -> int:
+            value = env.get(variable, "").strip()
+            if not value:
+                return default
+            if not value.isdigit() or not low <= int(value) <= high:
+                raise ClusterConfigError(f"{variable}={value!r}: expected a whole number from {low} to {high}")
+            return int(value)
+
+        spark_image = env.get("SPARK_IMAGE", "").strip()
+        spark_staging = env.get("SPARK_STAGING_URI", "").strip().rstrip("/")
+        spark_account = env.get("SPARK_SERVICE_ACCOUNT", "").strip() or "default-editor"
+        if spark_image:
+            if any(c.isspace() for c in spark_image):
+                raise ClusterConfigError(f"SPARK_IMAGE={spark_image!r} is not an image reference")
+            if not spark_staging.startswith("gs://") or len(spark_staging) <= len("gs://"):
+                raise ClusterConfigError(
+                    f"SPARK_STAGING_URI={spark_staging!r}: SPARK_IMAGE needs a gs:// prefix where the Spark steps "
+                    "pass their requests, results and outputs"
+                )
+            if not is_dns1123_subdomain(spark_account) or "." in spark_account:
+                raise ClusterConfigError(f"SPARK_SERVICE_ACCOUNT={spark_account!r} is not a service account name")
+        try:
+            spark_resources = SparkResources(
+                driver_cores=whole("SPARK_DRIVER_CORES", 1, 1, 1024),
+                driver_memory=env.get("SPARK_DRIVER_MEMORY", "").strip() or "2g",
+                executor_instances=whole("SPARK_EXECUTORS", 2, 1, 1024),
+                executor_cores=whole("SPARK_EXECUTOR_CORES", 2, 1, 1024),
+                executor_memory=env.get("SPARK_EXECUTOR_MEMORY", "").strip() or "4g",
+            )
+        except ConfigError as exc:
+            raise ClusterConfigError(f"SPARK_*: {exc}") from exc
         resources = dict(DEFAULT_RESOURCES)
         if env.get("RESOURCES_FILE"):
             resources.update(load_resources_file(Path(env["RESOURCES_FILE"])))
@@ -176,6 +222,11 @@ class ClusterSettings:
             webhook_allowed_hosts=hosts("WEBHOOK_ALLOWED_HOSTS"),
             pushgateway_url=http_url("PUSHGATEWAY_URL"),
             resources=resources,
+            spark_image=spark_image,
+            spark_staging_uri=spark_staging,
+            spark_service_account=spark_account,
+            spark_deadline_minutes=whole("SPARK_DEADLINE_MINUTES", 60, 1, 7 * 24 * 60),
+            spark_resources=spark_resources,
         )
 
 
@@ -255,6 +306,8 @@ def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTas
         task.set_env_variable(ALLOWED_HOSTS_ENV, settings.webhook_allowed_hosts)
     if settings.pushgateway_url:
         task.set_env_variable(PUSHGATEWAY_ENV, settings.pushgateway_url)
+    if step.runs_on_spark and settings.spark_image:
+        configure_spark(task, step.uses_registry, settings)
     if step_id == "serve-model":  # the serving pods read the registry with the same secrets (names only)
         if settings.registry_key_secret:
             task.set_env_variable(
@@ -263,6 +316,25 @@ def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTas
         if settings.gcs_key_secret:
             task.set_env_variable(SERVING_SECRET_ENVS[1], f"{settings.gcs_key_secret}:{settings.gcs_key_secret_key}")
     return task
+
+
+def configure_spark(task: PipelineTask, uses_registry: bool, settings: ClusterSettings) -> None:
+    """What a Spark step's component needs to submit its SparkApplication (``spark.remote``): the image, the
+    staging prefix, the driver's service account, the deadline, the resources, and the secrets its driver
+    needs, by name only (the GCS key; the registry key for a step that reads the registry)."""
+    secrets: dict[str, object] = {"gcp_key_secret": settings.gcs_key_secret or ""}
+    if uses_registry and settings.registry_key_secret:
+        secrets["env"] = {REGISTRY_KEY_ENV: [settings.registry_key_secret, settings.registry_key_secret_key]}
+    values = {
+        spark_remote.IMAGE_ENV: settings.spark_image,
+        spark_remote.STAGING_ENV: settings.spark_staging_uri,
+        spark_remote.SERVICE_ACCOUNT_ENV: settings.spark_service_account,
+        spark_remote.DEADLINE_ENV: str(settings.spark_deadline_minutes * 60),
+        spark_remote.RESOURCES_ENV: spark_remote.resources_json(settings.spark_resources),
+        spark_remote.SECRETS_ENV: json.dumps(secrets, sort_keys=True),
+    }
+    for name, value in values.items():
+        task.set_env_variable(name, value)
 
 
 def for_every_backend(platform_spec: dict) -> dict:

@@ -23,6 +23,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -84,6 +85,10 @@ class KubeApiServer(LoopbackServer):
         # What the Spark Operator reports on each read of a new SparkApplication, then the last state for good.
         self.spark_script: list[tuple[str, str]] = list(SPARK_COMPLETES)
         self.spark_operator_version = "v2.5.0"
+        # When set, the operator "runs the driver pod": called once, with the application, when it turns RUNNING;
+        # its exit code decides COMPLETED or FAILED with the operator's words for a failed driver container.
+        self.spark_driver: Callable[[dict[str, Any]], int] | None = None
+        self.driver_exits: dict[str, int] = {}
         self.deleted: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self._resource_version = 1000
@@ -271,6 +276,13 @@ class KubeApiServer(LoopbackServer):
         reads = self.reads_since_write.get(key, 0)
         self.reads_since_write[key] = reads + 1
         state, message = self.spark_script[min(reads, len(self.spark_script) - 1)]
+        name = key[2]
+        if self.spark_driver is not None and state == "COMPLETED":
+            if name not in self.driver_exits:
+                self.driver_exits[name] = self.spark_driver(copy.deepcopy(obj))
+            if self.driver_exits[name] != 0:
+                state = "FAILED"
+                message = f"driver container failed with ExitCode: {self.driver_exits[name]}, Reason: Error"
         status = obj.setdefault("status", {})
         status["applicationState"] = {"state": state, **({"errorMessage": message} if message else {})}
         if state != "SUBMISSION_FAILED":

@@ -76,6 +76,11 @@ def bind(**values: str | None) -> None:
     _context.set(merged)
 
 
+def bound_value(key: str) -> str:
+    """The value bound to ``key`` in this context ("" when none): a step's run id, for names it creates."""
+    return (_context.get() or {}).get(key, "")
+
+
 @contextmanager
 def bound(**values: str | None) -> Iterator[None]:
     """:func:`bind` for a block; the previous context returns after it."""

@@ -37,6 +37,9 @@ class Step:
     uses_registry: bool = False  # reads or writes the registry: the signing key
     stops_run: str | None = None  # a gate: the outcome of a run that stops here, as `submit --wait` says it
     deadline_seconds: int = HOUR
+    # engine=spark runs its work in Spark: in the step's process locally, in a SparkApplication on a cluster
+    # compiled with SPARK_IMAGE (pipelines/cluster.py)
+    runs_on_spark: bool = False
 
 
 def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_limit: str) -> StepResources:
@@ -55,6 +58,7 @@ STEPS: tuple[Step, ...] = (
         resources=_resources("1", "2", "1Gi", "4Gi"),
         uses_gcs=True,
         stops_run=f"{Outcome.BLOCKED} by the data gate",
+        runs_on_spark=True,
     ),
     Step(
         id="check-drift",
@@ -64,6 +68,7 @@ STEPS: tuple[Step, ...] = (
         uses_gcs=True,
         uses_registry=True,
         stops_run=f"{Outcome.BLOCKED} by the drift gate, or {Outcome.SKIPPED}: no new data",
+        runs_on_spark=True,
     ),
     Step(
         id="engineer-features",

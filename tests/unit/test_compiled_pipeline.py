@@ -1,5 +1,6 @@
 """The checked-in YAML is what users upload: it must be current, valid and say what it promises."""
 
+import json
 import os
 import subprocess
 import sys
@@ -50,7 +51,10 @@ def test_every_component_is_named_after_its_step_and_types_no_step_id():
     }
     assert set(components) == {step_table.component_name(step) for step in step_table.STEP}
     library_steps = {path.stem for path in (REPO_ROOT / "src" / "gated_training" / "steps").glob("*.py")}
-    assert library_steps - {"__init__"} == set(components), "one library step per component, named alike"
+    # spark_driver is no step: it is the SparkApplication's main, which runs the Spark steps' functions.
+    assert library_steps - {"__init__", "spark_driver"} == set(components), (
+        "one library step per component, named alike"
+    )
     step_ids = set(step_table.STEP)
     for name, path in components.items():
         tree = ast.parse(path.read_text())
@@ -104,6 +108,15 @@ COMPILE_OPTIONS = (
     "REGISTRY_KEY_SECRET_KEY",
     "ALLOW_POD_LOCAL_STATE",
     "PARAMS",
+    "SPARK_IMAGE",
+    "SPARK_STAGING_URI",
+    "SPARK_SERVICE_ACCOUNT",
+    "SPARK_DEADLINE_MINUTES",
+    "SPARK_EXECUTORS",
+    "SPARK_EXECUTOR_CORES",
+    "SPARK_EXECUTOR_MEMORY",
+    "SPARK_DRIVER_CORES",
+    "SPARK_DRIVER_MEMORY",
 )
 
 
@@ -459,3 +472,63 @@ def test_secret_names_are_checked_as_kubernetes_names(tmp_path, name):
     assert f"GCS_KEY_SECRET={name!r} is not a Kubernetes secret name" in compile_failure(
         tmp_path, {"GCS_KEY_SECRET": name}
     )
+
+
+def test_a_spark_image_gives_the_spark_steps_what_they_submit_with_and_nothing_else(tmp_path):
+    text = compile_to(
+        tmp_path / "p.yaml",
+        extra_env={
+            "SPARK_IMAGE": "registry.example/kfp-gated-training-spark:0.3.0",
+            "SPARK_STAGING_URI": "gs://team-bucket/spark/",
+            "SPARK_EXECUTORS": "8",
+            "SPARK_EXECUTOR_MEMORY": "16g",
+            "GCS_KEY_SECRET": "gcs-sa-key",
+            "REGISTRY_KEY_SECRET": "registry-key",
+        },
+    ).decode()
+    pipeline_spec, _ = yaml.safe_load_all(text)
+    executors = pipeline_spec["deploymentSpec"]["executors"]
+    spark_env = {
+        step.removeprefix("exec-"): {
+            e["name"]: e["value"] for e in config["container"].get("env", []) if "SPARK" in e["name"]
+        }
+        for step, config in executors.items()
+    }
+    assert {step for step, env in spark_env.items() if env} == {"validate-data", "check-drift"}
+    drift = spark_env["check-drift"]
+    assert drift["GATED_TRAINING_SPARK_IMAGE"] == "registry.example/kfp-gated-training-spark:0.3.0"
+    assert drift["GATED_TRAINING_SPARK_STAGING_URI"] == "gs://team-bucket/spark"
+    assert drift["GATED_TRAINING_SPARK_SERVICE_ACCOUNT"] == "default-editor"
+    assert drift["GATED_TRAINING_SPARK_DEADLINE_SECONDS"] == "3600"
+    assert json.loads(drift["GATED_TRAINING_SPARK_RESOURCES"]) == {
+        "driver_cores": 1,
+        "driver_memory": "2g",
+        "executor_cores": 2,
+        "executor_instances": 8,
+        "executor_memory": "16g",
+    }
+    # Secrets by name: the registry key only for the step that reads the registry.
+    assert json.loads(drift["GATED_TRAINING_SPARK_SECRETS"]) == {
+        "gcp_key_secret": "gcs-sa-key",
+        "env": {"GATED_TRAINING_REGISTRY_KEY": ["registry-key", "key"]},
+    }
+    assert json.loads(spark_env["validate-data"]["GATED_TRAINING_SPARK_SECRETS"]) == {"gcp_key_secret": "gcs-sa-key"}
+    assert "SPARK" not in COMPILED_PIPELINE.read_text()  # the default compile has no Spark image
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SPARK_IMAGE": "spark:1"}, "SPARK_STAGING_URI='': SPARK_IMAGE needs a gs:// prefix"),
+        ({"SPARK_IMAGE": "spark:1", "SPARK_STAGING_URI": "/local/dir"}, "needs a gs:// prefix"),
+        (
+            {"SPARK_IMAGE": "spark:1", "SPARK_STAGING_URI": "gs://b/p", "SPARK_SERVICE_ACCOUNT": "a.b"},
+            "SPARK_SERVICE_ACCOUNT='a.b' is not a service account name",
+        ),
+        ({"SPARK_EXECUTORS": "-1"}, "SPARK_EXECUTORS='-1': expected a whole number from 1 to 1024"),
+        ({"SPARK_EXECUTOR_MEMORY": "4 GB"}, "must be a JVM size"),
+        ({"SPARK_DEADLINE_MINUTES": "0"}, "SPARK_DEADLINE_MINUTES='0'"),
+    ],
+)
+def test_bad_spark_options_fail_the_compile_naming_the_variable(tmp_path, env, message):
+    assert message in compile_failure(tmp_path, env)

@@ -35,6 +35,8 @@ TERMINAL_SUCCESS = ("COMPLETED",)
 TERMINAL_FAILURE = ("FAILED", "SUBMISSION_FAILED")
 TIME_TO_LIVE_SECONDS = 3600
 MEMORY = re.compile(r"^[0-9]+[kmgt]$")
+DRIVER_ENV = "GATED_TRAINING_SPARK_DRIVER"  # set in the application's pods: the step runs there, never submits again
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 
 
 class SparkApplicationError(GatedTrainingError):
@@ -71,6 +73,7 @@ class SparkJob:
     resources: SparkResources = field(default_factory=SparkResources)
     gcp_key_secret: str = ""  # a Secret holding key.json, mounted as GOOGLE_APPLICATION_CREDENTIALS
     env_secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # variable -> (secret, key)
+    env: dict[str, str] = field(default_factory=dict)  # plain settings the step's pod forwards (never a secret)
     spark_conf: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +82,11 @@ class SparkJob:
                 raise ConfigError(f"SparkApplication: {name}={getattr(self, name)!r} is not a Kubernetes name")
         if not self.image or any(c.isspace() for c in self.image):
             raise ConfigError(f"SparkApplication: image={self.image!r} is not an image reference")
+        bad = [name for name in [*self.env, *self.env_secrets] if not ENV_NAME.match(name) or name == DRIVER_ENV]
+        if bad:
+            raise ConfigError(
+                f"SparkApplication: {', '.join(map(repr, bad))} is not an environment variable it may set"
+            )
 
 
 def application_name(step: str, run_id: str, suffix: str = "") -> str:
@@ -95,7 +103,11 @@ def application_name(step: str, run_id: str, suffix: str = "") -> str:
 def manifest(job: SparkJob, name: str) -> dict[str, Any]:
     """The SparkApplication (v1beta2) for ``job``: a Python application that runs the step's driver once."""
     labels = {"app.kubernetes.io/managed-by": "gated-training", "gated-training/step": job.step}
-    env = [{"name": "GATED_TRAINING_LOG_FORMAT", "value": "json"}]
+    env = [
+        {"name": "GATED_TRAINING_LOG_FORMAT", "value": "json"},
+        {"name": DRIVER_ENV, "value": "1"},
+        *({"name": name, "value": value} for name, value in sorted(job.env.items())),
+    ]
     env_from_secrets = [
         {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
         for variable, (secret, key) in sorted(job.env_secrets.items())

@@ -46,8 +46,9 @@ def spark_session(app_name: str = "gated-training") -> Any:  # -> pyspark.sql.Sp
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise ConfigError(
-            "engine=spark needs pyspark in this environment: run in the Spark image (make spark-image), or "
-            "install it with `make spark-venv`"
+            "engine=spark needs pyspark in this environment: on a cluster compile the pipeline with SPARK_IMAGE and "
+            "SPARK_STAGING_URI, and the Spark steps submit a SparkApplication (docs/scaling.md); locally install it "
+            "with `make spark-venv`"
         ) from exc
     active = SparkSession.getActiveSession()
     if active is not None:

@@ -22,6 +22,7 @@ def check_drift(
     report_out: str,
     html_out: str,
     engine: str = "pandas",
+    dataset_uri: str = "",
 ) -> DriftGateOutcome:
     """The pipeline step: decide (:func:`check_batch`), then write the JSON record and the HTML report.
 
@@ -34,6 +35,8 @@ def check_drift(
         report_out, html_out: the JSON record and the HTML report.
         engine: ``pandas``, or ``spark``: the batch's counts against the profile in one Spark pass (the same
             counts, hence the same decision).
+        dataset_uri: where the batch is stored (the artifact's URI), which a SparkApplication on the cluster
+            reads; ``dataset_path`` when empty.
 
     Returns:
         The outcome; ``decision`` is ``train``, ``skip`` or ``block`` (``decisions.DriftGate``).
@@ -41,6 +44,29 @@ def check_drift(
     from gated_training.drift import render_drift_html
 
     require_choice("engine", engine, ENGINES)
+    if engine == "spark":
+        from dataclasses import asdict
+
+        from gated_training import spark
+
+        remote = spark.remote_settings()
+        if remote is not None:  # on the cluster: the counting runs in a SparkApplication
+            spark.run_remotely(
+                "check-drift",
+                {
+                    "dataset_path": dataset_uri or dataset_path,
+                    "target": target,
+                    "registry_uri": registry_uri,
+                    "model_name": model_name,
+                    "policy": asdict(policy),
+                },
+                spark.StepFiles(
+                    inputs={"validation_report_path": validation_report_path},
+                    files={"report_out": report_out, "html_out": html_out},
+                ),
+                remote,
+            )
+            return DriftGateOutcome(**json.loads(Path(report_out).read_text()))
     data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]
     if engine == "spark":
         from gated_training import spark

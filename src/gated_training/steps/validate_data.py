@@ -81,6 +81,11 @@ class ValidationOutcome:
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))
 
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> "ValidationOutcome":
+        """The outcome a report holds (a Spark step's driver wrote it)."""
+        return cls(**{**document, "checks": [CheckResult(**check) for check in document["checks"]]})
+
 
 def builtin_checks(facts: TableFacts, target: str) -> list[CheckResult]:
     """Checks no suite can switch off, because training cannot proceed without them; judged on the
@@ -351,6 +356,28 @@ def validate_data(
         The outcome; ``passed`` decides the gate.
     """
     require_choice("engine", engine, ENGINES)
+    if engine == "spark":
+        from gated_training import spark
+
+        remote = spark.remote_settings()
+        if remote is not None:  # on the cluster: this step's work runs in a SparkApplication
+            spark.run_remotely(
+                "validate-data",
+                {
+                    "data_uri": data_uri,
+                    "suite_uri": suite_uri,
+                    "target": target,
+                    "min_quality_score": min_quality_score,
+                    "pinned_suite_sha256": pinned_suite_sha256,
+                    "max_input_mb": max_input_mb,
+                },
+                spark.StepFiles(
+                    files={"report_out": report_out, "data_docs_out": data_docs_out},
+                    folders={"dataset_out": dataset_out},
+                ),
+                remote,
+            )
+            return ValidationOutcome.from_json(json.loads(Path(report_out).read_text()))
     pinned = check_sha256_parameter("suite_sha256", pinned_suite_sha256)
     resolved_suite = resolve_suite_uri(data_uri, suite_uri)
     suite_raw, suite_digest = suite_sha256(resolved_suite)

@@ -1,0 +1,199 @@
+"""A Spark step on the cluster, end to end on this machine: the step function, configured as
+``pipelines/cluster.py`` configures its pod, submits a SparkApplication to the loopback Kubernetes API; the
+stand-in operator "runs the driver pod" (``component_images/spark_driver.py`` with the application's own
+arguments and plain environment, on local[2]) and reports COMPLETED or FAILED with the operator's words; the
+step reads the result and the outputs back from the staging prefix. Each outcome equals the pandas engine's in
+this process, and nothing stays staged or created."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from gated_training.config import DriftPolicy
+from gated_training.errors import DataError
+from gated_training.spark import remote
+from gated_training.spark.application import SparkApplicationError
+from gated_training.steps.check_drift import check_drift
+from gated_training.steps.validate_data import validate_data
+from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
+from tests.kube_api_server import KubeApiServer
+from tests.registry_helpers import registry_bytes
+
+pytestmark = pytest.mark.spark
+DRIVER = REPO_ROOT / "component_images" / "spark_driver.py"
+
+
+def run_driver_pod(application: dict) -> int:
+    """What the driver pod does: the image's main file with the application's arguments and plain env."""
+    spec = application["spec"]
+    assert spec["mainApplicationFile"] == "local:///opt/gated-training/spark_driver.py"
+    env = {**os.environ, **{e["name"]: e["value"] for e in spec["driver"]["env"] if "value" in e}}
+    for name in [n for n in env if n.startswith("GATED_TRAINING_SPARK_") and n != remote.DRIVER_ENV]:
+        del env[name]  # the driver pod has none of the component's Spark settings
+    return subprocess.run([sys.executable, str(DRIVER), *spec["arguments"]], env=env, timeout=600).returncode
+
+
+@pytest.fixture()
+def cluster(tmp_path, monkeypatch):
+    """The step's pod as compiled with SPARK_IMAGE: its Spark settings point at the stand-in's API."""
+    with KubeApiServer() as api:
+        api.spark_driver = run_driver_pod
+        staging = tmp_path / "staging"
+        for name, value in {
+            remote.IMAGE_ENV: "registry.example/kfp-gated-training-spark:test",
+            remote.STAGING_ENV: str(staging),
+            remote.SERVICE_ACCOUNT_ENV: "default-editor",
+            remote.NAMESPACE_ENV: "kubeflow-user",
+            remote.KUBE_API_ENV: api.url,
+            remote.POLL_ENV: "0.05",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield api, staging
+
+
+def outputs(tmp_path, name):
+    folder = tmp_path / name
+    folder.mkdir()
+    return {
+        "dataset_out": str(folder / "dataset"),
+        "report_out": str(folder / "report.json"),
+        "data_docs_out": str(folder / "docs.html"),
+    }
+
+
+def validate(data, out, engine):
+    return validate_data(
+        data_uri=str(data),
+        suite_uri=str(SAMPLE_SUITE),
+        target="risk",
+        min_quality_score=0.9,
+        engine=engine,
+        **out,
+    )
+
+
+def test_validate_data_in_a_spark_application_ends_as_in_the_steps_own_process(spark, cluster, tmp_path, monkeypatch):
+    api, staging = cluster
+    on_cluster = validate(SAMPLE_DATA, outputs(tmp_path, "remote"), "spark")
+    with monkeypatch.context() as local:
+        local.delenv(remote.IMAGE_ENV)
+        in_process = validate(SAMPLE_DATA, outputs(tmp_path, "local"), "spark")
+        on_pandas = validate(SAMPLE_DATA, outputs(tmp_path, "pandas"), "pandas")
+    assert on_cluster.passed and on_cluster.to_json() == in_process.to_json()
+    assert on_cluster.data_sha256 == on_pandas.data_sha256
+    assert [c.passed for c in on_cluster.checks] == [c.passed for c in on_pandas.checks]
+    remote_rows = pd.read_parquet(tmp_path / "remote" / "dataset")
+    pd.testing.assert_frame_equal(remote_rows, pd.read_parquet(tmp_path / "local" / "dataset"))
+    created = [r for r in api.requests if r["method"] == "POST"]
+    assert len(created) == 1 and created[0]["body"]["spec"]["arguments"][0] == "validate-data"
+    assert api.objects == {} and len(api.deleted) == 1  # deleted once done
+    assert not any(path.is_file() for path in staging.rglob("*"))  # nothing stays staged
+
+
+def test_check_drift_in_a_spark_application_reads_the_champion_and_decides_as_on_pandas(
+    cluster, sample_champion, tmp_path, monkeypatch
+):
+    api, _ = cluster
+    monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")
+    before = registry_bytes(sample_champion.registry)
+    validated = outputs(tmp_path, "validated")
+    with monkeypatch.context() as local:
+        local.delenv(remote.IMAGE_ENV)
+        validate(SAMPLE_DATA, validated, "pandas")
+    results = {}
+    for engine in ("spark", "pandas"):
+        with monkeypatch.context() as local:
+            if engine == "pandas":
+                local.delenv(remote.IMAGE_ENV)
+            results[engine] = check_drift(
+                dataset_path=validated["dataset_out"],
+                validation_report_path=validated["report_out"],
+                target="risk",
+                registry_uri=str(sample_champion.registry),
+                model_name="tabular-classifier",
+                policy=DriftPolicy(),
+                report_out=str(tmp_path / f"drift-{engine}.json"),
+                html_out=str(tmp_path / f"drift-{engine}.html"),
+                engine=engine,
+                dataset_uri=validated["dataset_out"],
+            )
+    assert results["spark"].champion is not None
+    assert results["spark"].to_json() == results["pandas"].to_json()
+    env = {e["name"]: e.get("value") for e in api.requests[0]["body"]["spec"]["driver"]["env"]}
+    assert env["GATED_TRAINING_ALLOW_POD_LOCAL_STATE"] == "1" and env[remote.DRIVER_ENV] == "1"
+    assert registry_bytes(sample_champion.registry) == before
+
+
+def test_a_batch_the_driver_cannot_read_fails_the_step_with_the_pandas_engines_words(cluster, tmp_path, monkeypatch):
+    api, _ = cluster
+    broken = REPO_ROOT / "tests" / "bad_inputs" / "non_utf8.csv"
+    with pytest.raises(DataError) as on_cluster:
+        validate(broken, outputs(tmp_path, "spark"), "spark")
+    with monkeypatch.context() as local, pytest.raises(DataError) as on_pandas:
+        local.delenv(remote.IMAGE_ENV)
+        validate(broken, outputs(tmp_path, "pandas"), "pandas")
+    assert str(on_cluster.value) == str(on_pandas.value)
+    assert "not valid UTF-8 at byte 364 (line 8)" in str(on_cluster.value)
+    assert api.driver_exits and set(api.driver_exits.values()) == {1} and api.objects == {}
+    assert not (tmp_path / "spark" / "report.json").exists()  # no output of a failed step
+
+
+def test_a_driver_killed_before_it_answered_fails_the_step_with_the_operators_reason(cluster, tmp_path):
+    api, staging = cluster
+    api.spark_driver = lambda application: 137  # OOM-killed: no result.json
+    with pytest.raises(SparkApplicationError, match="ended FAILED: driver container failed with ExitCode: 137"):
+        validate(SAMPLE_DATA, outputs(tmp_path, "spark"), "spark")
+    assert api.objects == {}
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"format": 1, "step": "check-drift", "ok": True, "extra": "<script>"},  # not the shape
+        {"format": 1, "step": "validate-data", "ok": True},  # another step's result
+        {"format": 1, "step": "check-drift", "ok": True},  # claims success, but nothing was written
+    ],
+)
+def test_a_forged_result_in_the_bucket_is_refused_and_the_registry_is_untouched(
+    cluster, sample_champion, tmp_path, monkeypatch, forged
+):
+    api, _ = cluster
+    monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")
+    before = registry_bytes(sample_champion.registry)
+    validated = outputs(tmp_path, "validated")
+    with monkeypatch.context() as local:
+        local.delenv(remote.IMAGE_ENV)
+        validate(SAMPLE_DATA, validated, "pandas")
+
+    def forge(application: dict) -> int:
+        request = json.loads(open(application["spec"]["arguments"][1]).read())
+        open(os.path.join(request["prefix"], "result.json"), "w").write(json.dumps(forged))
+        return 0
+
+    api.spark_driver = forge
+    with pytest.raises(SparkApplicationError) as raised:
+        check_drift(
+            dataset_path=validated["dataset_out"],
+            validation_report_path=validated["report_out"],
+            target="risk",
+            registry_uri=str(sample_champion.registry),
+            model_name="tabular-classifier",
+            policy=DriftPolicy(),
+            report_out=str(tmp_path / "drift.json"),
+            html_out=str(tmp_path / "drift.html"),
+            engine="spark",
+        )
+    expected = (
+        "not of the expected shape"
+        if forged.get("step") != "check-drift" or "extra" in forged
+        else "the driver reported success, but this output is missing"
+    )
+    assert expected in str(raised.value), raised.value
+    assert not (tmp_path / "drift.json").exists() and api.objects == {}
+    assert registry_bytes(sample_champion.registry) == before
