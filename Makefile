@@ -81,7 +81,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv spark-venv test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: help venv serving-venv spark-venv spark-image test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -209,6 +209,13 @@ image: ## build the component image with docker, podman or buildah (IMAGE=..., S
 serving-image: ## build the serving image (MLServer + verifying runtime, the same ML pins) as SERVING_IMAGE (PUSH=1)
 	IMAGE=$(SERVING_IMAGE) DOCKERFILE=component_images/Dockerfile.serving BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) \
 		EXTRA_CA_CERT=$(EXTRA_CA_CERT) PUSH=$(PUSH) component_images/build-image.sh
+
+# The Spark image: Debian's JRE 17, pyspark, this package, the driver's main file (docs/scaling.md).
+# It is built as SPARK_IMAGE, the name `make compile` compiles in (a local name when unset).
+SPARK_JARS ?=
+spark-image: ## build the Spark image (JVM, pyspark, this package) as SPARK_IMAGE (SPARK_JARS="gcs-connector.jar", PUSH=1)
+	IMAGE=$(or $(SPARK_IMAGE),localhost/kfp-gated-training-spark:$(VERSION)) TARGET=spark BUILDER=$(BUILDER) BASE_IMAGE=$(BASE_IMAGE) EXTRA_CA_CERT=$(EXTRA_CA_CERT) \
+		SPARK_JARS="$(SPARK_JARS)" PUSH=$(PUSH) component_images/build-image.sh
 
 image-test: ## build the image (buildah) and run every component inside it, non-root and offline
 	EXTRA_CA_CERT=$(EXTRA_CA_CERT) component_images/image-test.sh

@@ -7,6 +7,8 @@
 #   PUSH=1                  push IMAGE to its registry after the build (log in with the builder first)
 #   DOCKERFILE=...          component_images/Dockerfile (default) or component_images/Dockerfile.serving
 #   SERVING_IMAGE=name:tag  the serving image the component image names (recorded in every version's manifest)
+#   TARGET=spark            build the Dockerfile's Spark stage (make spark-image) instead of its last
+#   SPARK_JARS="a.jar ..."  jars for the Spark image's $SPARK_HOME/jars (Google's GCS connector for gs://)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${IMAGE:?set IMAGE=name:tag}"
@@ -28,8 +30,13 @@ fi
 source_url=$(git config --get remote.origin.url 2>/dev/null || echo "https://github.com/kfp-gated-training/kfp-gated-training")
 
 ca_copy=component_images/extra-ca/extra-ca.crt
-rm -f "$ca_copy"
-trap 'rm -f "$ca_copy"' EXIT
+rm -f "$ca_copy" component_images/spark-jars/*.jar
+trap 'rm -f "$ca_copy" component_images/spark-jars/*.jar' EXIT
+for jar in ${SPARK_JARS:-}; do
+  case "$jar" in *.jar) ;; *) echo "error: SPARK_JARS: $jar is not a .jar file" >&2; exit 1 ;; esac
+  [ -r "$jar" ] || { echo "error: SPARK_JARS: $jar is not a readable file" >&2; exit 1; }
+  cp "$jar" component_images/spark-jars/
+done
 if [ -n "${EXTRA_CA_CERT:-}" ]; then
   [ -r "$EXTRA_CA_CERT" ] || { echo "error: EXTRA_CA_CERT=$EXTRA_CA_CERT is not a readable file" >&2; exit 1; }
   cp "$EXTRA_CA_CERT" "$ca_copy"
@@ -40,6 +47,7 @@ args=(-f "${DOCKERFILE:-component_images/Dockerfile}" -t "$IMAGE"
       --build-arg "SOURCE=$source_url" --build-arg "IMAGE_NAME=$IMAGE"
       --build-arg "SERVING_IMAGE_NAME=${SERVING_IMAGE:-}")
 [ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+[ -n "${TARGET:-}" ] && args+=(--target "$TARGET")
 
 echo "building $IMAGE with $BUILDER (version $version, revision $revision)"
 case "$BUILDER" in

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE="${IMAGE:-localhost/kfp-gated-training:test}"
 SERVING_IMAGE="${SERVING_IMAGE:-localhost/kfp-gated-training-serving:test}"
+SPARK_TEST_IMAGE="${SPARK_TEST_IMAGE:-localhost/kfp-gated-training-spark:test}"
 PIPELINE_YAML=compiled/training_pipeline.yaml
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -128,4 +129,26 @@ echo "== serving: MLServer in $SERVING_IMAGE (user 10001, no network but loopbac
 # client talk over 127.0.0.1; there is still no route out).
 unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh \
   buildah run --isolation chroot --user 10001:0 "$serving" -- python3 /srv/serving-smoke.py /srv/test
-echo "image test passed: six training components and monitor-window ran in $IMAGE, each gate stopped a run, and $SERVING_IMAGE served the deployed version"
+
+# ---- the Spark image: its entry point runs a SparkApplication's driver on the sample ----
+start=$(date +%s)
+IMAGE="$SPARK_TEST_IMAGE" TARGET=spark BUILDER=buildah BASE_IMAGE="$base" EXTRA_CA_CERT="$ca" component_images/build-image.sh
+echo "spark image built in $(( $(date +%s) - start )) s"
+buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$SPARK_TEST_IMAGE"
+[ "$(buildah inspect --type image --format '{{.OCIv1.Config.User}}' "$SPARK_TEST_IMAGE")" = 10001 ] \
+  || { echo "error: the Spark image does not run as the non-root user 10001" >&2; exit 1; }
+buildah inspect --type image --format '{{.OCIv1.Config.Entrypoint}}' "$SPARK_TEST_IMAGE" | grep -q /opt/entrypoint.sh \
+  || { echo "error: the Spark image's entry point is not /opt/entrypoint.sh" >&2; exit 1; }
+spark=$(buildah from --quiet "$SPARK_TEST_IMAGE")
+trap 'buildah rm "$container" "$serving" "$spark" >/dev/null 2>&1 || true' EXIT
+for tool in gcc cc pip; do
+  if buildah run --isolation chroot "$spark" -- sh -c "command -v $tool" >/dev/null 2>&1; then
+    echo "error: $tool is present in the Spark image" >&2; exit 1
+  fi
+done
+buildah copy --quiet --chown 10001:0 "$spark" data/german_credit.csv data/german_credit.expectations.json /tmp/spark-test/
+buildah copy --quiet "$spark" component_images/spark-smoke.py /opt/gated-training/spark-smoke.py
+echo "== spark: the driver of a SparkApplication in $SPARK_TEST_IMAGE (user 10001, no network but loopback)"
+unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh \
+  buildah run --isolation chroot --hostname localhost --user 10001:0 "$spark" -- python3 /opt/gated-training/spark-smoke.py /tmp/spark-test
+echo "image test passed: six training components and monitor-window ran in $IMAGE, each gate stopped a run, $SERVING_IMAGE served the deployed version, and $SPARK_TEST_IMAGE ran a Spark step's driver"
