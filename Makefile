@@ -62,7 +62,7 @@ EXPERIMENT ?= gated-training
 SERVICE_ACCOUNT ?=
 CRON ?= 0 0 2 * * *
 KFP_ARGS ?=
-# make run ENGINE=spark: validate-data on Spark (local[2]) instead of pandas.
+# make run ENGINE=spark: validate-data, check-drift and engineer-features on Spark (local[2]) instead of pandas.
 ENGINE ?=
 
 export GX_ANALYTICS_ENABLED := false
@@ -141,7 +141,7 @@ compile: venv ## write compiled/training_pipeline.yaml and compiled/monitoring_p
 
 # The local run compiles without cluster defaults (PARAMS is for the cluster's run form).
 run: PARAMS =
-run: compile $(if $(filter spark,$(ENGINE)),spark-venv) ## set up, compile, and run the compiled pipeline locally on the bundled sample (ENGINE=spark: validate-data on Spark local[2])
+run: compile $(if $(filter spark,$(ENGINE)),spark-venv) ## set up, compile, and run the compiled pipeline locally on the bundled sample (ENGINE=spark: the Spark engine on local[2])
 	$(BIN)/gated-training run --params $(SAMPLE_PARAMS) --workdir $(WORKDIR) $(if $(ENGINE),--set engine=$(ENGINE))
 
 test: venv serving-venv $(JS_DEPS) $(PROMTOOL) $(CHROMIUM) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)

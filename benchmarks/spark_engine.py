@@ -1,7 +1,9 @@
-"""`make bench-spark`: the steps that run on Spark, on both engines, at SPARK_BENCH_ROWS rows × 30 columns.
+"""`make bench-spark`: the steps that run on Spark (validate-data, check-drift, engineer-features), on both
+engines, at SPARK_BENCH_ROWS rows × 30 columns.
 
 Each (step, engine) runs in a fresh process, as a pipeline step does, on the bench's table (Parquet) and its
-drafted suite; the check-drift row compares the batch with a reference profile of another batch of the same
+drafted suite; engineer-features splits and fits on the same batch (its metadata is compared, key order aside);
+the check-drift row compares the batch with a reference profile of another batch of the same
 table (``drift.check_batch``'s counting, without a registry). Measured per row: the wall time, the time to the
 first read (imports, and on Spark the JVM's start), and the peak RSS of the whole process tree (on Spark: the
 Python driver, the JVM and its Python workers, sampled every 50 ms from /proc). Spark runs on local[2], the
@@ -23,6 +25,7 @@ from benchmarks.bench import TARGET, write_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+STEPS = ("validate-data", "check-drift", "engineer-features")
 
 STEP = r"""
 import json, sys, time
@@ -39,6 +42,20 @@ if step == "validate-data":
         dataset_out=work + "/batch.out.parquet", report_out=work + "/report.json", data_docs_out=work + "/page.html",
         engine=engine, max_input_mb=4096)
     marks["result"] = {"passed": outcome.passed, "data_sha256": outcome.data_sha256}
+elif step == "engineer-features":
+    import hashlib
+    from gated_training.config import FeatureSettings, SplitSettings
+    from gated_training.steps.engineer_features import engineer_features
+    if engine == "spark":
+        from gated_training.spark import spark_session
+        spark_session()
+    marks["ready"] = time.perf_counter() - started
+    out = work + "/features-" + engine
+    outcome = engineer_features(dataset_path=data, target=TARGET, feature_settings=FeatureSettings(),
+        split_settings=SplitSettings(), train_out=out + "-train", test_out=out + "-test",
+        preprocessor_out=out + ".joblib", metadata_out=out + ".json", engine=engine)
+    metadata = json.dumps(json.load(open(out + ".json")), sort_keys=True).encode()
+    marks["result"] = {"train_rows": outcome.train_rows, "metadata_sha256": hashlib.sha256(metadata).hexdigest()}
 else:
     from gated_training.config import DriftPolicy
     from gated_training.drift import compare_tallies
@@ -113,7 +130,7 @@ def measure(rows: int, root: Path) -> list[dict[str, Any]]:
     reference = synthetic.generate_wide(min(rows, 200_000), 30, seed=8)
     profile.write_text(json.dumps(profile_frame(reference, TARGET)))
     results = []
-    for step in ("validate-data", "check-drift"):
+    for step in STEPS:
         for engine in ("pandas", "spark"):
             measured = run_step(step, engine, data, suite, work, profile)
             results.append({"rows": rows, "frame_mib": frame_mib, "step": step, "engine": engine, **measured})
@@ -148,7 +165,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks-spark.md"))
     args = parser.parse_args()
     results = [r for rows in args.rows.split(",") for r in measure(int(rows), Path(args.work))]
-    for step in ("validate-data", "check-drift"):
+    for step in STEPS:
         for rows in {r["rows"] for r in results}:
             pair = {r["engine"]: r["result"] for r in results if r["step"] == step and r["rows"] == rows}
             if pair["pandas"] != pair["spark"]:

@@ -11,6 +11,7 @@ def engineer_features(
     target_column: str,
     features: dict,
     split: dict,
+    engine: str,
     model_name: str,
     notify_webhook_url: str,
     retrain_ticket: str,
@@ -40,6 +41,8 @@ def engineer_features(
             preprocessor_out=preprocessor.path,
             metadata_out=feature_metadata.path,
             drift_report_path=drift_report.path,
+            engine=engine,
+            dataset_uri=dataset.uri,
         )
     fingerprint, source = dataset.metadata.get("sha256", ""), dataset.metadata.get("source_uri", "")
     train_data.metadata.update(

@@ -97,6 +97,7 @@ def training_pipeline(
                 target_column=target_column,
                 features=features,
                 split=split,
+                engine=engine,
                 notify_webhook_url=notify_webhook_url,
                 model_name=model_name,
                 retrain_ticket=retrain_ticket,

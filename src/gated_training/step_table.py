@@ -75,6 +75,7 @@ STEPS: tuple[Step, ...] = (
         display_name="Engineer features",
         resources=_resources("500m", "2", "1Gi", "4Gi"),
         after="check-drift",
+        runs_on_spark=True,
     ),
     # n_jobs=-1 uses the cgroup's CPU quota
     Step(

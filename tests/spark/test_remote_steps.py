@@ -130,6 +130,52 @@ def test_check_drift_in_a_spark_application_reads_the_champion_and_decides_as_on
     assert registry_bytes(sample_champion.registry) == before
 
 
+def test_engineer_features_in_a_spark_application_writes_what_the_steps_own_process_writes(
+    spark, cluster, tmp_path, monkeypatch
+):
+    import joblib
+
+    from gated_training.config import FeatureSettings, SplitSettings
+    from gated_training.steps.engineer_features import engineer_features
+
+    validated = outputs(tmp_path, "validated")
+    with monkeypatch.context() as local:
+        local.delenv(remote.IMAGE_ENV)
+        validate(SAMPLE_DATA, validated, "pandas")
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"ignored_columns": ["purpose"]}))  # the schema contract dropped a column
+    results = {}
+    for where in ("remote", "local"):
+        out = tmp_path / f"features-{where}"
+        out.mkdir()
+        with monkeypatch.context() as local:
+            if where == "local":
+                local.delenv(remote.IMAGE_ENV)
+            results[where] = engineer_features(
+                dataset_path=validated["dataset_out"],
+                target="risk",
+                feature_settings=FeatureSettings(),
+                split_settings=SplitSettings(),
+                train_out=str(out / "train"),
+                test_out=str(out / "test"),
+                preprocessor_out=str(out / "preprocessor.joblib"),
+                metadata_out=str(out / "metadata.json"),
+                drift_report_path=str(drift),
+                engine="spark",
+            )
+    assert results["remote"] == results["local"] and results["remote"].train_rows > 600
+    remote_metadata = json.loads((tmp_path / "features-remote" / "metadata.json").read_text())
+    assert remote_metadata == json.loads((tmp_path / "features-local" / "metadata.json").read_text())
+    assert remote_metadata["dropped_columns"] == ["purpose"]
+    for side in ("train", "test"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "features-remote" / side), pd.read_parquet(tmp_path / "features-local" / side)
+        )
+    test_rows = pd.read_parquet(tmp_path / "features-local" / "test").drop(columns=["risk"])
+    fitted = [joblib.load(tmp_path / f"features-{where}" / "preprocessor.joblib") for where in ("remote", "local")]
+    assert (fitted[0].transform(test_rows) == fitted[1].transform(test_rows)).all()
+
+
 def test_a_batch_the_driver_cannot_read_fails_the_step_with_the_pandas_engines_words(cluster, tmp_path, monkeypatch):
     api, _ = cluster
     broken = REPO_ROOT / "tests" / "bad_inputs" / "non_utf8.csv"

@@ -494,7 +494,7 @@ def test_a_spark_image_gives_the_spark_steps_what_they_submit_with_and_nothing_e
         }
         for step, config in executors.items()
     }
-    assert {step for step, env in spark_env.items() if env} == {"validate-data", "check-drift"}
+    assert {step for step, env in spark_env.items() if env} == {"validate-data", "check-drift", "engineer-features"}
     drift = spark_env["check-drift"]
     assert drift["GATED_TRAINING_SPARK_IMAGE"] == "registry.example/kfp-gated-training-spark:0.3.0"
     assert drift["GATED_TRAINING_SPARK_STAGING_URI"] == "gs://team-bucket/spark"

@@ -3,7 +3,7 @@ engine's checks, fingerprints and split. pyspark is imported inside functions on
 
 # The package's face: other packages import these names from here, never from its modules (tests/unit/test_layering.py).
 
-from gated_training.spark import remote
+from gated_training.spark import features, remote
 from gated_training.spark.application import SparkResources
 from gated_training.spark.drift import drift_tallies
 from gated_training.spark.facts import table_facts
@@ -18,6 +18,7 @@ __all__ = [
     "StepFiles",
     "content_sha256",
     "drift_tallies",
+    "features",
     "java_available",
     "normalise_labels",
     "read_table",

@@ -23,7 +23,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, PolynomialFeatures
 
-from gated_training.config import FeatureSettings, SplitSettings
+from gated_training.config import ENGINES, FeatureSettings, SplitSettings, require_choice
 from gated_training.data import (
     SplitRule,
     in_test_split,
@@ -62,6 +62,17 @@ class FeatureOutcome:
     input_features: int
     engineered_features: int
     classes: list[Any]
+
+
+def outcome_of(metadata: dict[str, Any]) -> FeatureOutcome:
+    """The step's outcome, as its feature metadata records it."""
+    return FeatureOutcome(
+        train_rows=metadata["rows"]["train"],
+        test_rows=metadata["rows"]["test"],
+        input_features=len(metadata["inputs"]),
+        engineered_features=len(metadata["engineered_features"]),
+        classes=metadata["classes"],
+    )
 
 
 def infer_column_roles(features: pd.DataFrame, max_categories: int = 0) -> ColumnRoles:
@@ -142,30 +153,39 @@ def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipelin
     return Pipeline(steps)
 
 
-def split_dataset(
-    frame: pd.DataFrame, target: str, split: SplitSettings
-) -> tuple[pd.DataFrame, pd.DataFrame, SplitRule]:
-    """The stable split (``gated_training.data.split``): a row's side follows from a hash of its features
-    (or of ``split_key``). Every class needs rows on both sides."""
-    counts = frame[target].value_counts()
+def check_class_counts(counts: pd.Series, target: str) -> None:
+    """Every class needs two rows, one on each side of the split."""
     too_small = counts[counts < 2]
     if not too_small.empty:
         raise DataError(
             f"target column {target!r}: classes {json_safe(too_small.index.tolist()[:10])} have fewer than 2 rows, "
             "so a train/test split is impossible"
         )
+
+
+def check_training_classes(counts: pd.Series, train_classes: Any, train_rows: int, rows: int, target: str) -> None:
+    """A class absent from the training split cannot be learnt: that fails here. A test split short of a
+    class (a tiny table) still trains: the model gate's minimum-evidence checks then block the run and
+    say how many rows a decision needs."""
+    absent = sorted(set(map(label_key, counts.index)) - set(map(label_key, train_classes)))
+    if absent:
+        raise DataError(
+            f"the training split has no rows of class(es) {absent[:10]} of {target!r} ({train_rows} training rows of "
+            f"{rows}); provide more rows of those classes"
+        )
+
+
+def split_dataset(
+    frame: pd.DataFrame, target: str, split: SplitSettings
+) -> tuple[pd.DataFrame, pd.DataFrame, SplitRule]:
+    """The stable split (``gated_training.data.split``): a row's side follows from a hash of its features
+    (or of ``split_key``). Every class needs rows on both sides."""
+    counts = frame[target].value_counts()
+    check_class_counts(counts, target)
     rule = rule_for(frame, target, split.test_size, split.split_key)
     in_test = in_test_split(frame, rule)
     train, test = frame[~in_test], frame[in_test]
-    # A class absent from the training split cannot be learnt: that fails here. A test split short of a
-    # class (a tiny table) still trains: the model gate's minimum-evidence checks then block the run and
-    # say how many rows a decision needs.
-    absent = sorted(set(map(label_key, counts.index)) - set(map(label_key, train[target].unique())))
-    if absent:
-        raise DataError(
-            f"the training split has no rows of class(es) {absent[:10]} of {target!r} ({len(train)} training rows of "
-            f"{len(frame)}); provide more rows of those classes"
-        )
+    check_training_classes(counts, train[target].unique(), len(train), len(frame), target)
     return train.reset_index(drop=True), test.reset_index(drop=True), rule
 
 
@@ -225,6 +245,8 @@ def engineer_features(
     preprocessor_out: str,
     metadata_out: str,
     drift_report_path: str = "",
+    engine: str = "pandas",
+    dataset_uri: str = "",
 ) -> FeatureOutcome:
     """Split the batch (stable hash split), fit the preprocessor on the training split only, and
     score each feature alone for leakage.
@@ -238,10 +260,47 @@ def engineer_features(
         metadata_out: feature metadata JSON: inputs (the schema contract), categories, the split
             rule, single-feature scores.
         drift_report_path: the drift gate's record; its ``ignored_columns`` are dropped first.
+        engine: ``pandas``, or ``spark``: the split, the preprocessor's statistics and the leakage sample
+            computed in Spark (``spark.features``), the same preprocessor, splits and metadata.
+        dataset_uri: where the batch is stored (the artifact's URI), which a SparkApplication on the cluster
+            reads; ``dataset_path`` when empty.
 
     Returns:
         Row counts of both splits, input and engineered feature counts, and the classes.
     """
+    require_choice("engine", engine, ENGINES)
+    if engine == "spark":
+        from gated_training import spark
+
+        remote = spark.remote_settings()
+        if remote is not None:  # on the cluster: the split and the statistics are computed in a SparkApplication
+            spark.run_remotely(
+                "engineer-features",
+                {
+                    "dataset_path": dataset_uri or dataset_path,
+                    "target": target,
+                    "feature_settings": asdict(feature_settings),
+                    "split_settings": asdict(split_settings),
+                },
+                spark.StepFiles(
+                    inputs={"drift_report_path": drift_report_path},
+                    files={"preprocessor_out": preprocessor_out, "metadata_out": metadata_out},
+                    folders={"train_out": train_out, "test_out": test_out},
+                ),
+                remote,
+            )
+            return outcome_of(json.loads(Path(metadata_out).read_text()))
+        return _engineer_on_spark(
+            dataset_path=dataset_path,
+            target=target,
+            feature_settings=feature_settings,
+            split_settings=split_settings,
+            train_out=train_out,
+            test_out=test_out,
+            preprocessor_out=preprocessor_out,
+            metadata_out=metadata_out,
+            drift_report_path=drift_report_path,
+        )
     frame = read_parquet(dataset_path)
     split_features_target(frame, target)  # names the column if it is missing
     dropped = [column for column in ignored_columns(drift_report_path) if column in frame.columns]
@@ -289,3 +348,112 @@ def engineer_features(
         engineered_features=len(metadata["engineered_features"]),
         classes=classes,
     )
+
+
+def _ordered_counts(rows: list[Any], key: str) -> pd.Series:
+    """Class counts as ``value_counts`` lists them: most rows first (ties by label)."""
+    counts = {row[key]: int(row["count"]) for row in rows if row[key] is not None}
+    ordered = sorted(counts, key=lambda label: (-counts[label], label_key(label)))
+    return pd.Series([counts[label] for label in ordered], index=pd.Index(ordered, dtype=object), dtype=np.int64)
+
+
+def _engineer_on_spark(
+    *,
+    dataset_path: str,
+    target: str,
+    feature_settings: FeatureSettings,
+    split_settings: SplitSettings,
+    train_out: str,
+    test_out: str,
+    preprocessor_out: str,
+    metadata_out: str,
+    drift_report_path: str,
+) -> FeatureOutcome:
+    """engineer_features on Spark: the same checks, split, fitted preprocessor, metadata and written splits
+    (in the pandas engine's row order), with only statistics and a 20,000-row leakage sample per split on the
+    driver (``spark.features``)."""
+    from pyspark.sql import functions as F
+
+    from gated_training import spark
+    from gated_training.gate import SAMPLE_ROWS
+    from gated_training.spark import features
+
+    if feature_settings.select_k_best:
+        raise ConfigError(
+            "parameter select_k_best: engine=spark does not select features yet (SelectKBest's ANOVA F needs every "
+            "engineered row); set select_k_best=0 or engine=pandas"
+        )
+    frame = spark.spark_session().read.parquet(spark.spark_path(dataset_path))
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
+    dropped = [column for column in ignored_columns(drift_report_path) if column in frame.columns]
+    frame = frame.drop(*dropped)
+    counts = _ordered_counts(frame.groupBy(target).count().collect(), target)
+    classes = json_safe(sorted(counts.index.tolist(), key=label_key))
+    check_class_counts(counts, target)
+    rule = rule_for(frame, target, split_settings.test_size, split_settings.split_key)
+    ordered = features.ordered_split(frame, rule)
+    try:
+        offsets = features.side_offsets(ordered)
+        by_side = ordered.groupBy(features.IN_TEST, target).count().collect()
+        train_counts = _ordered_counts([r for r in by_side if not r[features.IN_TEST]], target)
+        test_counts = _ordered_counts([r for r in by_side if r[features.IN_TEST]], target)
+        train_rows, test_rows = int(train_counts.sum()), int(test_counts.sum())
+        check_training_classes(counts, train_counts.index, train_rows, train_rows + test_rows, target)
+
+        nulls_row = frame.agg(
+            *[F.count(F.when(F.col(f"`{c}`").isNull(), 1)).alias(c) for c in frame.columns]
+        ).collect()[0]
+        dtypes = features.pandas_dtypes(frame, {c: int(nulls_row[c]) for c in frame.columns})
+        inputs = [c for c in frame.columns if c != target]
+        numeric = [c for c in inputs if dtypes[c].startswith(("int", "float"))]
+        categorical = [c for c in inputs if c not in numeric]
+        train = features.side(ordered, False)
+        statistics = features.column_statistics(train, numeric, categorical, dtypes)
+        levels = {s.name: len(s.levels) for s in statistics}
+        flags = [c for c in categorical if dtypes[c] == "bool"]
+        cap = feature_settings.max_categories
+        roles = ColumnRoles(
+            numeric=numeric,
+            categorical=categorical,
+            capped=[c for c in categorical if c not in flags and cap and levels[c] > cap],
+            flags=flags,
+        )
+        preprocessor = features.fit_on_statistics(
+            build_preprocessor(roles, feature_settings), statistics, inputs, train_rows
+        )
+        described = features.statistics_frame(statistics, inputs)
+
+        def sample(test: bool, rows: int) -> pd.DataFrame:
+            positions = (
+                np.arange(rows)
+                if rows <= SAMPLE_ROWS
+                else pd.Series(np.arange(rows)).sample(SAMPLE_ROWS, random_state=0).to_numpy()
+            )
+            return features.rows_at(ordered, offsets, test, positions).astype(dtypes)
+
+        metadata = describe_preprocessor(preprocessor, roles, described, feature_settings.categorical_encoding)
+        metadata.update(
+            {
+                "target": target,
+                "classes": classes,
+                "class_counts": {
+                    "train": json_safe(train_counts.to_dict()),
+                    "test": json_safe(test_counts.to_dict()),
+                },
+                "rows": {"train": train_rows, "test": test_rows},
+                "settings": {"features": asdict(feature_settings), "split": asdict(split_settings)},
+                "split": rule.to_json(),
+                "dropped_columns": dropped,
+                "single_feature_scores": single_feature_scores(
+                    sample(False, train_rows), sample(True, test_rows), target
+                ),
+            }
+        )
+        features.side(ordered, False).write.mode("overwrite").parquet(spark.spark_path(train_out))
+        features.side(ordered, True).write.mode("overwrite").parquet(spark.spark_path(test_out))
+    finally:
+        ordered.unpersist()
+    joblib.dump(preprocessor, preprocessor_out)
+    Path(metadata_out).write_text(json.dumps(metadata, indent=2))
+    return outcome_of(metadata)

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from gated_training import logs
-from gated_training.config import DriftPolicy, from_group
+from gated_training.config import DriftPolicy, FeatureSettings, SplitSettings, from_group
 from gated_training.data import storage
 from gated_training.errors import ConfigError, GatedTrainingError
 from gated_training.spark import remote
 from gated_training.steps.check_drift import check_drift
+from gated_training.steps.engineer_features import engineer_features
 from gated_training.steps.validate_data import validate_data
 
 MAX_REQUEST_BYTES = 1 << 20
@@ -44,6 +45,14 @@ def _number(name: str, value: Any) -> float:
 
 def _policy(name: str, value: Any) -> DriftPolicy:
     return from_group(cls=DriftPolicy, values=value, group="drift")
+
+
+def _features(name: str, value: Any) -> FeatureSettings:
+    return from_group(cls=FeatureSettings, values=value, group="features")
+
+
+def _split(name: str, value: Any) -> SplitSettings:
+    return from_group(cls=SplitSettings, values=value, group="split")
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,13 @@ STEPS = {
         {"dataset_path": _text, "target": _text, "registry_uri": _text, "model_name": _text, "policy": _policy},
         inputs=("validation_report_path",),
         files=("report_out", "html_out"),
+    ),
+    "engineer-features": DriverStep(
+        engineer_features,
+        {"dataset_path": _text, "target": _text, "feature_settings": _features, "split_settings": _split},
+        inputs=("drift_report_path",),
+        files=("metadata_out", "preprocessor_out"),
+        folders=("test_out", "train_out"),
     ),
 }
 

@@ -1,0 +1,272 @@
+"""engineer-features on Spark: the stable split, the preprocessor's statistics and the leakage sample computed in
+Spark, with the pandas engine's results bit for bit.
+
+- **Order.** pandas reads a Parquet folder file by file in name order, each file's rows in order; the splits it
+  writes keep that order, and train-model's early-stopping hold-out, CV folds and bins depend on it. Here each
+  row carries its file and its row index in that file (Spark's ``_metadata``), so the splits are written in the
+  same order and each row's place in its split is known.
+- **Statistics.** What the fitted preprocessor holds is a function of a few numbers per column: the two middle
+  values of a numeric column (its median is their mean, as numpy takes it), a categorical column's level counts
+  (its most frequent level, its levels, which levels a cap pools) and its missing count. Spark computes them
+  over the training split; :func:`fitted_preprocessor` then fits the pandas engine's own ``Pipeline`` on a small
+  frame with exactly those statistics, and gives a capped encoder the real counts, so the fitted object is the
+  one the pandas engine would have fitted on every row.
+- **The leakage sample.** ``gate.single_feature_scores`` looks at 20,000 rows of each split, drawn by
+  ``DataFrame.sample(random_state=0)`` over the split's positions: the same positions are drawn here, and only
+  those rows reach the driver.
+
+pyspark is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gated_training.data import SplitRule, label_key
+from gated_training.spark.hashing import with_split_side
+
+FILE, ROW, IN_TEST, PART, LOCAL = "__file", "__row", "__in_test", "__part", "__local"
+HELPERS = (FILE, ROW, IN_TEST, PART, LOCAL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColumnStatistics:
+    """What the preprocessor's fit reads of one training column."""
+
+    name: str
+    dtype: str  # the pandas dtype pandas' Parquet reader gives the column in the whole batch
+    missing: int
+    middle: tuple[float, float] | None = None  # numeric: the two middle values (equal for an odd count)
+    levels: dict[Any, int] = field(default_factory=dict)  # categorical and flags: count per level
+
+
+def ordered_split(frame: Any, rule: SplitRule) -> Any:
+    """The batch read with each row's file and row index, its side of the split, sorted into pandas' order and
+    cached: ``__part`` is the range partition (in order), ``__local`` the row's place among its side's rows in
+    that partition."""
+    from pyspark import TaskContext
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegerType, LongType, StructField, StructType
+
+    from gated_training.errors import DataError
+
+    reserved = sorted({"_metadata", *HELPERS} & set(frame.columns))
+    if reserved:
+        raise DataError(f"column(s) {', '.join(reserved)}: names the Spark engine reserves; rename them in the batch")
+    located = frame.select("*", F.col("_metadata.file_path").alias(FILE), F.col("_metadata.row_index").alias(ROW))
+    sided = with_split_side(located, rule, IN_TEST).orderBy(FILE, ROW)
+    schema = StructType(
+        [*sided.schema.fields, StructField(PART, IntegerType(), False), StructField(LOCAL, LongType(), False)]
+    )
+
+    def number(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        part = TaskContext.get().partitionId()  # type: ignore[union-attr]
+        seen = {False: 0, True: 0}
+        for batch in batches:
+            side = batch[IN_TEST].to_numpy(dtype=bool)
+            local = np.empty(len(batch), dtype=np.int64)
+            for value in (False, True):
+                rows = side == value
+                local[rows] = seen[value] + np.arange(int(rows.sum()))
+                seen[value] += int(rows.sum())
+            yield batch.assign(**{PART: np.full(len(batch), part, dtype=np.int32), LOCAL: local})
+
+    return sided.mapInPandas(number, schema).cache()
+
+
+def side_offsets(ordered: Any) -> dict[tuple[int, bool], int]:
+    """Where each partition's rows of each side start in that side: the first of a partition follows all the
+    rows of that side in the partitions before it."""
+    counts = {
+        (int(r[PART]), bool(r[IN_TEST])): int(r["count"]) for r in ordered.groupBy(PART, IN_TEST).count().collect()
+    }
+    offsets: dict[tuple[int, bool], int] = {}
+    running = {False: 0, True: 0}
+    for part in sorted({part for part, _ in counts}):
+        for side in (False, True):
+            offsets[(part, side)] = running[side]
+            running[side] += counts.get((part, side), 0)
+    return offsets
+
+
+def rows_at(ordered: Any, offsets: dict[tuple[int, bool], int], test: bool, positions: np.ndarray) -> pd.DataFrame:
+    """The rows at ``positions`` of one side (as pandas' ``.iloc``), in that order, without the helper columns."""
+    from pyspark.sql import functions as F
+
+    wanted = np.asarray(positions, dtype=np.int64)
+    starts = {part: start for (part, side), start in offsets.items() if side == test}
+    position = F.col(LOCAL) + F.element_at(
+        F.create_map(*[item for part, start in starts.items() for item in (F.lit(part), F.lit(start))]), F.col(PART)
+    )
+    picked = (
+        ordered.filter(F.col(IN_TEST) == F.lit(test))
+        .withColumn("__position", position)
+        .filter(F.col("__position").isin([int(p) for p in wanted]))
+        .drop(*HELPERS)
+        .toPandas()
+    )
+    order = {int(p): i for i, p in enumerate(wanted)}
+    picked = picked.iloc[np.argsort([order[int(p)] for p in picked["__position"]], kind="stable")]
+    return picked.drop(columns="__position").reset_index(drop=True)
+
+
+def side(ordered: Any, test: bool) -> Any:
+    from pyspark.sql import functions as F
+
+    return ordered.filter(F.col(IN_TEST) == F.lit(test)).orderBy(FILE, ROW).drop(*HELPERS)
+
+
+def pandas_dtypes(frame: Any, nulls: dict[str, int]) -> dict[str, str]:
+    """The dtype pandas' Parquet reader gives each column of the whole batch: integers with a missing value are
+    float64, booleans with one object, text pandas' default string dtype."""
+    from pyspark.sql import types as T
+
+    text = _text_dtype()
+    dtypes = {}
+    for column in frame.schema.fields:
+        kind = column.dataType
+        if isinstance(kind, (T.LongType, T.IntegerType, T.ShortType, T.ByteType)):
+            dtypes[column.name] = "float64" if nulls[column.name] else _integer_dtype(kind)
+        elif isinstance(kind, (T.DoubleType, T.FloatType)):
+            dtypes[column.name] = "float64" if isinstance(kind, T.DoubleType) else "float32"
+        elif isinstance(kind, T.BooleanType):
+            dtypes[column.name] = "object" if nulls[column.name] else "bool"
+        else:
+            dtypes[column.name] = text
+    return dtypes
+
+
+def _integer_dtype(kind: Any) -> str:
+    from pyspark.sql import types as T
+
+    return {T.LongType: "int64", T.IntegerType: "int32", T.ShortType: "int16", T.ByteType: "int8"}[type(kind)]
+
+
+def _text_dtype() -> str:
+    """The dtype pandas' Parquet reader gives a text column (object, or pandas 3's str)."""
+    import io
+
+    buffer = io.BytesIO()
+    pd.DataFrame({"x": pd.array(["x"], dtype=object)}).to_parquet(buffer)
+    return str(pd.read_parquet(io.BytesIO(buffer.getvalue()))["x"].dtype)
+
+
+def column_statistics(
+    train: Any, numeric: list[str], categorical: list[str], dtypes: dict[str, str]
+) -> list[ColumnStatistics]:
+    """The training split's statistics per column (numeric: missing count and the two middle values; categorical:
+    level counts and missing count), in as few Spark jobs as the columns allow."""
+    from pyspark.sql import functions as F
+
+    def present(column: str) -> Any:
+        value = F.col(f"`{column}`")
+        return value.isNotNull() & ~F.isnan(value) if dtypes[column].startswith("float") else value.isNotNull()
+
+    statistics: list[ColumnStatistics] = []
+    if numeric:
+        counts = train.agg(*[F.count(F.when(present(c), 1)).alias(c) for c in numeric], F.count(F.lit(1)).alias("__n"))
+        row = counts.collect()[0]
+        total = int(row["__n"])
+        quantiles = []
+        for column in numeric:
+            n = int(row[column])
+            if n:
+                # The lo-th and hi-th smallest values (0-based): percentile_disc halfway into each one's share of
+                # the ranks, which no rounding of the share moves to a neighbour.
+                lo, hi = (n - 1) // 2, n // 2
+                quantiles.append((column, n, lo, hi))
+        if quantiles:
+            expressions = []
+            for column, n, lo, hi in quantiles:
+                name = column.replace("`", "``")
+                for which, index in (("lo", lo), ("hi", hi)):
+                    expressions.append(
+                        F.expr(
+                            f"percentile_disc({(index + 0.5) / n!r}) WITHIN GROUP (ORDER BY `{name}`) "
+                            f"FILTER (WHERE `{name}` IS NOT NULL AND NOT isnan(`{name}`))"
+                        ).alias(f"{which}:{column}")
+                        if dtypes[column].startswith("float")
+                        else F.expr(f"percentile_disc({(index + 0.5) / n!r}) WITHIN GROUP (ORDER BY `{name}`)").alias(
+                            f"{which}:{column}"
+                        )
+                    )
+            middles = train.agg(*expressions).collect()[0]
+        found = {column: n for column, n, _, _ in quantiles}
+        for column in numeric:
+            middle = (float(middles[f"lo:{column}"]), float(middles[f"hi:{column}"])) if column in found else None
+            statistics.append(
+                ColumnStatistics(name=column, dtype=dtypes[column], missing=total - found.get(column, 0), middle=middle)
+            )
+    for column in categorical:
+        levels = {}
+        missing = 0
+        for row in train.groupBy(F.col(f"`{column}`").alias("level")).count().collect():
+            if row["level"] is None:
+                missing = int(row["count"])
+            else:
+                levels[row["level"]] = int(row["count"])
+        statistics.append(ColumnStatistics(name=column, dtype=dtypes[column], missing=missing, levels=levels))
+    return statistics
+
+
+def most_frequent(levels: dict[Any, int]) -> Any:
+    """The level SimpleImputer(strategy="most_frequent") imputes: the most frequent, the smallest of a tie."""
+    top = max(levels.values())
+    return min(level for level, count in levels.items() if count == top)
+
+
+def statistics_frame(statistics: list[ColumnStatistics], columns: list[str]) -> pd.DataFrame:
+    """A frame of as few rows as the statistics need, whose columns have those statistics: a numeric column the
+    same two middle values (so the same median), a categorical one every level, its most frequent one strictly
+    the most frequent; dtypes as pandas reads the batch."""
+    by_name = {s.name: s for s in statistics}
+    needed = max([len(s.levels) + 2 for s in statistics if s.levels] + [2])
+    rows = needed + needed % 2
+    data: dict[str, Any] = {}
+    for column in columns:
+        s = by_name[column]
+        if s.middle is not None:
+            data[column] = pd.Series([s.middle[0], s.middle[1]] * (rows // 2), dtype=s.dtype)
+        elif s.levels:
+            mode = most_frequent(s.levels)
+            others = sorted((level for level in s.levels if level != mode), key=label_key)
+            values = [mode, mode, *others] + [mode] * (rows - len(others) - 2)
+            data[column] = pd.Series(values, dtype=s.dtype)
+        elif s.dtype.startswith("float"):  # every value missing
+            data[column] = pd.Series([np.nan] * rows, dtype=s.dtype)
+        else:
+            data[column] = pd.Series([None] * rows, dtype="object" if s.dtype == "bool" else s.dtype)
+    return pd.DataFrame(data, columns=columns)
+
+
+def fit_on_statistics(preprocessor: Any, statistics: list[ColumnStatistics], columns: list[str], rows: int) -> Any:
+    """Fit ``preprocessor`` (engineer_features.build_preprocessor's) as it would be fitted on the training rows
+    these statistics describe. A capped encoder (max_categories, min_frequency) pools levels by their counts: it
+    is given the real ones, as its own fit would have counted them (the missing rows count for the level the
+    imputer fills in)."""
+    frame = statistics_frame(statistics, columns)
+    preprocessor.fit(frame)
+    columns_step = preprocessor.named_steps["columns"]
+    by_name = {s.name: s for s in statistics}
+    for _group, transformer, names in columns_step.transformers_:
+        encoder = transformer.named_steps.get("encode") if hasattr(transformer, "named_steps") else None
+        if encoder is None or not getattr(encoder, "_infrequent_enabled", False):
+            continue
+        imputer = transformer.named_steps["impute"]
+        kept = [str(n) for n in imputer.get_feature_names_out(names)]
+        counts = []
+        for name, categories in zip(kept, encoder.categories_):
+            s = by_name[name]
+            filled = dict(s.levels)
+            filled[most_frequent(s.levels)] += s.missing
+            counts.append(np.array([filled[c] for c in categories], dtype=np.int64))
+        encoder._fit_infrequent_category_mapping(rows, counts, {})
+        if hasattr(encoder, "_compute_n_features_outs"):  # one-hot: its output width follows the pooling
+            encoder._set_drop_idx()
+            encoder._n_features_outs = encoder._compute_n_features_outs()
+    return preprocessor
