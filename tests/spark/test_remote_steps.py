@@ -22,8 +22,8 @@ from gated_training.spark.application import SparkApplicationError
 from gated_training.steps.check_drift import check_drift
 from gated_training.steps.validate_data import validate_data
 from tests.conftest import REPO_ROOT, SAMPLE_DATA, SAMPLE_SUITE
-from tests.kube_api_server import KubeApiServer
 from tests.registry_helpers import registry_bytes
+from tests.spark_stand_in import spark_cluster
 
 pytestmark = pytest.mark.spark
 DRIVER = REPO_ROOT / "component_images" / "spark_driver.py"
@@ -42,19 +42,9 @@ def run_driver_pod(application: dict) -> int:
 @pytest.fixture()
 def cluster(tmp_path, monkeypatch):
     """The step's pod as compiled with SPARK_IMAGE: its Spark settings point at the stand-in's API."""
-    with KubeApiServer() as api:
+    with spark_cluster(monkeypatch, tmp_path / "staging") as api:
         api.spark_driver = run_driver_pod
-        staging = tmp_path / "staging"
-        for name, value in {
-            remote.IMAGE_ENV: "registry.example/kfp-gated-training-spark:test",
-            remote.STAGING_ENV: str(staging),
-            remote.SERVICE_ACCOUNT_ENV: "default-editor",
-            remote.NAMESPACE_ENV: "kubeflow-user",
-            remote.KUBE_API_ENV: api.url,
-            remote.POLL_ENV: "0.05",
-        }.items():
-            monkeypatch.setenv(name, value)
-        yield api, staging
+        yield api, tmp_path / "staging"
 
 
 def outputs(tmp_path, name):
@@ -196,50 +186,3 @@ def test_a_driver_killed_before_it_answered_fails_the_step_with_the_operators_re
     with pytest.raises(SparkApplicationError, match="ended FAILED: driver container failed with ExitCode: 137"):
         validate(SAMPLE_DATA, outputs(tmp_path, "spark"), "spark")
     assert api.objects == {}
-
-
-@pytest.mark.parametrize(
-    "forged",
-    [
-        {"format": 1, "step": "check-drift", "ok": True, "extra": "<script>"},  # not the shape
-        {"format": 1, "step": "validate-data", "ok": True},  # another step's result
-        {"format": 1, "step": "check-drift", "ok": True},  # claims success, but nothing was written
-    ],
-)
-def test_a_forged_result_in_the_bucket_is_refused_and_the_registry_is_untouched(
-    cluster, sample_champion, tmp_path, monkeypatch, forged
-):
-    api, _ = cluster
-    monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")
-    before = registry_bytes(sample_champion.registry)
-    validated = outputs(tmp_path, "validated")
-    with monkeypatch.context() as local:
-        local.delenv(remote.IMAGE_ENV)
-        validate(SAMPLE_DATA, validated, "pandas")
-
-    def forge(application: dict) -> int:
-        request = json.loads(open(application["spec"]["arguments"][1]).read())
-        open(os.path.join(request["prefix"], "result.json"), "w").write(json.dumps(forged))
-        return 0
-
-    api.spark_driver = forge
-    with pytest.raises(SparkApplicationError) as raised:
-        check_drift(
-            dataset_path=validated["dataset_out"],
-            validation_report_path=validated["report_out"],
-            target="risk",
-            registry_uri=str(sample_champion.registry),
-            model_name="tabular-classifier",
-            policy=DriftPolicy(),
-            report_out=str(tmp_path / "drift.json"),
-            html_out=str(tmp_path / "drift.html"),
-            engine="spark",
-        )
-    expected = (
-        "not of the expected shape"
-        if forged.get("step") != "check-drift" or "extra" in forged
-        else "the driver reported success, but this output is missing"
-    )
-    assert expected in str(raised.value), raised.value
-    assert not (tmp_path / "drift.json").exists() and api.objects == {}
-    assert registry_bytes(sample_champion.registry) == before

@@ -116,9 +116,11 @@ def rows_at(ordered: Any, offsets: dict[tuple[int, bool], int], test: bool, posi
 
 
 def side(ordered: Any, test: bool) -> Any:
+    """One side's rows, still in order: ``ordered`` is range-partitioned and sorted, and a filter keeps each
+    partition's order, so a write gives part files that pandas reads back in the same order."""
     from pyspark.sql import functions as F
 
-    return ordered.filter(F.col(IN_TEST) == F.lit(test)).orderBy(FILE, ROW).drop(*HELPERS)
+    return ordered.filter(F.col(IN_TEST) == F.lit(test)).drop(*HELPERS)
 
 
 def pandas_dtypes(frame: Any, nulls: dict[str, int]) -> dict[str, str]:

@@ -298,6 +298,18 @@ def delete_prefix(prefix: str, files: StepFiles) -> None:
             storage.delete(storage.join_uri(folder, part))
 
 
+def read_record(path: str, build: Callable[[dict[str, Any]], Any], what: str) -> Any:
+    """The step's record the driver wrote (copied to ``path``), built into the step's outcome; a record of
+    another shape is refused by name, never half-read."""
+    try:
+        document = json.loads(storage.read_bytes(path, max_bytes=MAX_INPUT_BYTES))
+        if not isinstance(document, dict):
+            raise TypeError(f"a JSON {type(document).__name__}, not an object")
+        return build(document)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise SparkApplicationError(f"{what}: the driver's record is not of the expected shape ({exc})") from exc
+
+
 def run_remotely(
     step: str,
     arguments: dict[str, Any],

@@ -8,7 +8,16 @@ from pathlib import Path
 
 from gated_training.config import ENGINES, DriftPolicy, require_choice
 from gated_training.data import read_parquet
+from gated_training.decisions import DriftGate
 from gated_training.drift import DriftGateOutcome, check_batch
+
+
+def drift_outcome(document: dict) -> DriftGateOutcome:
+    """The outcome a drift record holds, its decision one of the gate's."""
+    outcome = DriftGateOutcome(**document)
+    if outcome.decision not in (DriftGate.TRAIN, DriftGate.SKIP, DriftGate.BLOCK):
+        raise ValueError(f"decision {outcome.decision!r}")
+    return outcome
 
 
 def check_drift(
@@ -66,7 +75,7 @@ def check_drift(
                 ),
                 remote,
             )
-            return DriftGateOutcome(**json.loads(Path(report_out).read_text()))
+            return spark.remote.read_record(report_out, drift_outcome, "check-drift")
     data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]
     if engine == "spark":
         from gated_training import spark

@@ -289,7 +289,7 @@ def engineer_features(
                 ),
                 remote,
             )
-            return outcome_of(json.loads(Path(metadata_out).read_text()))
+            return spark.remote.read_record(metadata_out, outcome_of, "engineer-features")
         return _engineer_on_spark(
             dataset_path=dataset_path,
             target=target,

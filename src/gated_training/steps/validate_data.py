@@ -83,7 +83,9 @@ class ValidationOutcome:
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> "ValidationOutcome":
-        """The outcome a report holds (a Spark step's driver wrote it)."""
+        """The outcome a report holds (a Spark step's driver wrote it): ``passed`` a boolean, every check one."""
+        if not isinstance(document.get("passed"), bool):
+            raise ValueError(f"passed={document.get('passed')!r} is not a boolean")
         return cls(**{**document, "checks": [CheckResult(**check) for check in document["checks"]]})
 
 
@@ -377,7 +379,7 @@ def validate_data(
                 ),
                 remote,
             )
-            return ValidationOutcome.from_json(json.loads(Path(report_out).read_text()))
+            return spark.remote.read_record(report_out, ValidationOutcome.from_json, "validate-data")
     pinned = check_sha256_parameter("suite_sha256", pinned_suite_sha256)
     resolved_suite = resolve_suite_uri(data_uri, suite_uri)
     suite_raw, suite_digest = suite_sha256(resolved_suite)

@@ -1,0 +1,129 @@
+"""Hostile staging on the cluster: a Spark step reads its driver's result and records back from the bucket, and
+someone (or something) else may have written there. check-drift, configured as the compiled pod is, submits to
+the loopback Kubernetes API; the stand-in operator's "driver" forges what lands in the staging prefix. Every
+case fails the step with a message that names what is wrong, writes no record, leaves no application behind,
+and the registry (whose champion check-drift reads) is byte-identical. No JVM: the forger replaces the driver."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gated_training.config import DriftPolicy
+from gated_training.errors import DataError, GatedTrainingError
+from gated_training.spark import remote
+from gated_training.spark.application import SparkApplicationError
+from gated_training.steps.check_drift import check_drift
+from gated_training.steps.validate_data import validate_data
+from tests.conftest import SAMPLE_DATA, SAMPLE_SUITE
+from tests.registry_helpers import registry_bytes
+from tests.spark_stand_in import spark_cluster
+
+RESULT_OK = {"format": 1, "step": "check-drift", "ok": True}
+REPORT_OK = {
+    "decision": "train",
+    "reason": None,
+    "drift_action": "warn",
+    "drifted": False,
+    "deploy_allowed": True,
+    "reasons": [],
+    "notes": [],
+    "champion": None,
+    "data_sha256": "x",
+}
+
+
+def forger(result, report=None):
+    """A driver that writes ``result`` (bytes or a document) and, when given, ``report`` as the drift record."""
+
+    def driver(application: dict) -> int:
+        request = json.loads(Path(application["spec"]["arguments"][1]).read_text())
+        prefix = Path(request["prefix"])
+        raw = result if isinstance(result, bytes) else json.dumps(result).encode()
+        (prefix / "result.json").write_bytes(raw)
+        if report is not None:
+            (prefix / "outputs").mkdir(exist_ok=True)
+            (prefix / "outputs" / "report_out").write_bytes(
+                report if isinstance(report, bytes) else json.dumps(report).encode()
+            )
+            (prefix / "outputs" / "html_out").write_text("<p>forged</p>")
+        return 0
+
+    return driver
+
+
+CASES = [
+    (
+        {**RESULT_OK, "extra": "<script>"},
+        None,
+        SparkApplicationError,
+        "the driver's result is not of the expected shape",
+    ),
+    ({**RESULT_OK, "step": "validate-data"}, None, SparkApplicationError, "not of the expected shape"),
+    (b"{not json", None, SparkApplicationError, "the driver's result is not JSON"),
+    (b" " * (remote.MAX_RESULT_BYTES + 1), None, SparkApplicationError, "not readable within 1048576 bytes"),
+    (RESULT_OK, None, SparkApplicationError, "the driver reported success, but this output is missing"),
+    (
+        RESULT_OK,
+        {**REPORT_OK, "decision": "deploy"},
+        SparkApplicationError,
+        "the driver's record is not of the expected shape (decision 'deploy')",
+    ),
+    (RESULT_OK, {**REPORT_OK, "verdict": "train"}, SparkApplicationError, "unexpected keyword argument 'verdict'"),
+    (RESULT_OK, b"[1, 2]", SparkApplicationError, "a JSON list, not an object"),
+    (
+        {"format": 1, "step": "check-drift", "ok": False, "error": {"kind": "DataError", "message": "x.parquet: gone"}},
+        None,
+        DataError,
+        "x.parquet: gone",
+    ),
+    (
+        {"format": 1, "step": "check-drift", "ok": False, "error": {"kind": "SystemExit", "message": "rm -rf"}},
+        None,
+        GatedTrainingError,
+        "SystemExit: rm -rf",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("validated")
+    paths = {
+        "dataset_out": str(out / "batch.parquet"),
+        "report_out": str(out / "report.json"),
+        "data_docs_out": str(out / "page.html"),
+    }
+    validate_data(data_uri=str(SAMPLE_DATA), suite_uri=str(SAMPLE_SUITE), target="risk", min_quality_score=0.9, **paths)
+    return paths
+
+
+@pytest.mark.parametrize(("result", "report", "error", "words"), CASES)
+def test_a_forged_staging_prefix_fails_the_step_by_name_and_the_registry_is_untouched(
+    sample_champion, validated, tmp_path, monkeypatch, result, report, error, words
+):
+    monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")
+    before = registry_bytes(sample_champion.registry)
+    with spark_cluster(monkeypatch, tmp_path / "staging") as api:
+        api.spark_driver = forger(result, report)
+        with pytest.raises(error) as raised:
+            check_drift(
+                dataset_path=validated["dataset_out"],
+                validation_report_path=validated["report_out"],
+                target="risk",
+                registry_uri=str(sample_champion.registry),
+                model_name="tabular-classifier",
+                policy=DriftPolicy(),
+                report_out=str(tmp_path / "drift.json"),
+                html_out=str(tmp_path / "drift.html"),
+                engine="spark",
+            )
+        assert type(raised.value) is error and words in str(raised.value), raised.value
+        assert api.objects == {} and len(api.deleted) == 1
+    if report is None:
+        assert not (tmp_path / "drift.json").exists()
+    assert registry_bytes(sample_champion.registry) == before
+    assert not os.environ.get(remote.DRIVER_ENV)
