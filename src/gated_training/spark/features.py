@@ -65,7 +65,8 @@ def ordered_split(frame: Any, rule: SplitRule) -> Any:
     )
 
     def number(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        part = TaskContext.get().partitionId()  # type: ignore[union-attr]
+        context = TaskContext.get()  # always set inside a task; mypy sees it optional only where pyspark is installed
+        part = context.partitionId() if context is not None else 0
         seen = {False: 0, True: 0}
         for batch in batches:
             side = batch[IN_TEST].to_numpy(dtype=bool)
