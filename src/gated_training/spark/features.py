@@ -187,16 +187,12 @@ def column_statistics(
             expressions = []
             for column, n, lo, hi in quantiles:
                 name = column.replace("`", "``")
+                numbers = f" FILTER (WHERE NOT isnan(`{name}`))" if dtypes[column].startswith("float") else ""
                 for which, index in (("lo", lo), ("hi", hi)):
                     expressions.append(
                         F.expr(
-                            f"percentile_disc({(index + 0.5) / n!r}) WITHIN GROUP (ORDER BY `{name}`) "
-                            f"FILTER (WHERE `{name}` IS NOT NULL AND NOT isnan(`{name}`))"
+                            f"percentile_disc({(index + 0.5) / n!r}) WITHIN GROUP (ORDER BY `{name}`){numbers}"
                         ).alias(f"{which}:{column}")
-                        if dtypes[column].startswith("float")
-                        else F.expr(f"percentile_disc({(index + 0.5) / n!r}) WITHIN GROUP (ORDER BY `{name}`)").alias(
-                            f"{which}:{column}"
-                        )
                     )
             middles = train.agg(*expressions).collect()[0]
         found = {column: n for column, n, _, _ in quantiles}

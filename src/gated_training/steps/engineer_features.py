@@ -227,6 +227,31 @@ def describe_preprocessor(
     }
 
 
+def split_record(
+    *,
+    target: str,
+    classes: list[Any],
+    train_counts: pd.Series,
+    test_counts: pd.Series,
+    rows: tuple[int, int],
+    settings: tuple[FeatureSettings, SplitSettings],
+    rule: SplitRule,
+    dropped: list[str],
+    scores: dict[str, float],
+) -> dict[str, Any]:
+    """What feature_metadata.json records of the split beside the preprocessor (either engine)."""
+    return {
+        "target": target,
+        "classes": classes,
+        "class_counts": {"train": json_safe(train_counts.to_dict()), "test": json_safe(test_counts.to_dict())},
+        "rows": {"train": rows[0], "test": rows[1]},
+        "settings": {"features": asdict(settings[0]), "split": asdict(settings[1])},
+        "split": rule.to_json(),
+        "dropped_columns": dropped,
+        "single_feature_scores": scores,
+    }
+
+
 def ignored_columns(drift_report_path: str) -> list[str]:
     """New columns the drift gate's schema contract dropped (new_columns=ignore)."""
     if not drift_report_path:
@@ -323,31 +348,23 @@ def engineer_features(
             )
     metadata = describe_preprocessor(preprocessor, roles, x_train, feature_settings.categorical_encoding)
     metadata.update(
-        {
-            "target": target,
-            "classes": classes,
-            "class_counts": {
-                "train": json_safe(y_train.value_counts().to_dict()),
-                "test": json_safe(test[target].value_counts().to_dict()),
-            },
-            "rows": {"train": len(train), "test": len(test)},
-            "settings": {"features": asdict(feature_settings), "split": asdict(split_settings)},
-            "split": rule.to_json(),
-            "dropped_columns": dropped,
-            "single_feature_scores": single_feature_scores(train, test, target),
-        }
+        split_record(
+            target=target,
+            classes=classes,
+            train_counts=y_train.value_counts(),
+            test_counts=test[target].value_counts(),
+            rows=(len(train), len(test)),
+            settings=(feature_settings, split_settings),
+            rule=rule,
+            dropped=dropped,
+            scores=single_feature_scores(train, test, target),
+        )
     )
     write_parquet(train, train_out)
     write_parquet(test, test_out)
     joblib.dump(preprocessor, preprocessor_out)
     Path(metadata_out).write_text(json.dumps(metadata, indent=2))
-    return FeatureOutcome(
-        train_rows=len(train),
-        test_rows=len(test),
-        input_features=x_train.shape[1],
-        engineered_features=len(metadata["engineered_features"]),
-        classes=classes,
-    )
+    return outcome_of(metadata)
 
 
 def _ordered_counts(rows: list[Any], key: str) -> pd.Series:
@@ -434,21 +451,17 @@ def _engineer_on_spark(
 
         metadata = describe_preprocessor(preprocessor, roles, described, feature_settings.categorical_encoding)
         metadata.update(
-            {
-                "target": target,
-                "classes": classes,
-                "class_counts": {
-                    "train": json_safe(train_counts.to_dict()),
-                    "test": json_safe(test_counts.to_dict()),
-                },
-                "rows": {"train": train_rows, "test": test_rows},
-                "settings": {"features": asdict(feature_settings), "split": asdict(split_settings)},
-                "split": rule.to_json(),
-                "dropped_columns": dropped,
-                "single_feature_scores": single_feature_scores(
-                    sample(False, train_rows), sample(True, test_rows), target
-                ),
-            }
+            split_record(
+                target=target,
+                classes=classes,
+                train_counts=train_counts,
+                test_counts=test_counts,
+                rows=(train_rows, test_rows),
+                settings=(feature_settings, split_settings),
+                rule=rule,
+                dropped=dropped,
+                scores=single_feature_scores(sample(False, train_rows), sample(True, test_rows), target),
+            )
         )
         features.side(ordered, False).write.mode("overwrite").parquet(spark.spark_path(train_out))
         features.side(ordered, True).write.mode("overwrite").parquet(spark.spark_path(test_out))
