@@ -29,6 +29,7 @@ def train_candidate(
     target: str = "label",
     tracking_uri: str | None = None,
     settings: ModelSettings = ModelSettings(n_estimators=30, cv_folds=3),
+    features: FeatureSettings | None = None,
 ) -> StepOutputs:
     root.mkdir(parents=True, exist_ok=True)
     tracking_uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
@@ -36,7 +37,7 @@ def train_candidate(
     engineer_features(
         dataset_path=str(root / "data.parquet"),
         target=target,
-        feature_settings=FeatureSettings(),
+        feature_settings=features or FeatureSettings(),
         split_settings=SplitSettings(),
         train_out=str(root / "train.parquet"),
         test_out=str(root / "test.parquet"),

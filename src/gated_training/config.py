@@ -14,7 +14,7 @@ from typing import Any
 
 from gated_training.errors import ConfigError
 
-ESTIMATORS = ("random_forest", "hist_gradient_boosting")
+ESTIMATORS = ("random_forest", "hist_gradient_boosting", "xgboost")
 ENCODINGS = ("onehot", "ordinal", "native")
 # Where the data-heavy steps compute: pandas in the step's pod, or Spark (local[N], or a SparkApplication).
 ENGINES = ("pandas", "spark")
@@ -402,15 +402,19 @@ class ModelSettings:
     """The estimator. The defaults are the reference design's random forest.
 
     For ``hist_gradient_boosting``, ``n_estimators`` is its ``max_iter``; ``max_depth=0`` means
-    unlimited for both. Above ``cv_max_rows`` training rows, cross-validation runs on a stratified
-    sample of that many rows (0: always every row); the final model always sees the whole split.
+    unlimited for both. ``xgboost`` (``boosted.BoostedTrees``: XGBoost's hist booster, the learner engine=spark
+    trains with ``xgboost.spark``) boosts ``n_estimators`` rounds; its ``max_depth=0`` is XGBoost's default of 6.
+    Above ``cv_max_rows`` training rows, cross-validation runs on a stratified sample of that many rows
+    (0: always every row); the final model always sees the whole split.
     """
 
-    estimator: str = setting("random_forest", "random_forest or hist_gradient_boosting")
-    n_estimators: int = setting(100, "trees (random_forest) or boosting iterations (hist_gradient_boosting)")
-    max_depth: int = setting(10, "maximum tree depth; 0 means unlimited")
+    estimator: str = setting(
+        "random_forest", "random_forest, hist_gradient_boosting or xgboost (the one engine=spark trains)"
+    )
+    n_estimators: int = setting(100, "trees (random_forest) or boosting iterations (hist_gradient_boosting, xgboost)")
+    max_depth: int = setting(10, "maximum tree depth; 0 means unlimited (xgboost: its default, 6)")
     min_samples_split: int = setting(5, "random_forest only: minimum rows to split a node")
-    learning_rate: float = setting(0.1, "hist_gradient_boosting only, in (0, 1]")
+    learning_rate: float = setting(0.1, "hist_gradient_boosting and xgboost only, in (0, 1]")
     random_state: int = setting(42, "seed for the folds and the estimator (the split is by hash, not by seed)")
     cv_folds: int = setting(5, "stratified folds for cross-validation on the training split")
     cv_max_rows: int = setting(

@@ -37,8 +37,10 @@ def test_choices_are_checked():
         GateThresholds(comparison_metric="precision")
     with pytest.raises(ConfigError, match="first_run_policy"):
         GateThresholds(first_run_policy="yolo")
-    with pytest.raises(ConfigError, match="estimator='xgboost'"):
-        ModelSettings(estimator="xgboost")
+    with pytest.raises(
+        ConfigError, match="estimator='lightgbm': must be one of random_forest, hist_gradient_boosting, xgboost"
+    ):
+        ModelSettings(estimator="lightgbm")
     with pytest.raises(ConfigError, match="categorical_encoding"):
         FeatureSettings(categorical_encoding="label")
 

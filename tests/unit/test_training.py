@@ -265,3 +265,58 @@ def test_native_categories_are_split_as_categories_and_unseen_ones_as_missing(tm
     assert model.named_steps["preprocess"].transform(unseen)[0, 2] == -1  # a negative code: HGB's missing bin
     proba = model.predict_proba(unseen)
     assert proba.shape == (1, 2) and np.isfinite(proba).all() and proba.sum() == pytest.approx(1)
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "native"])
+def test_xgboost_multiclass_string_labels_is_one_pipeline_mlflow_loads_with_one_trusted_type(tmp_path, encoding):
+    import pickle
+
+    import skops.io
+
+    from gated_training.boosted import BoostedTrees
+    from gated_training.config import FeatureSettings
+
+    outputs = train_candidate(
+        tmp_path,
+        synthetic_frame(600, seed=4, classes=("low", "mid", "high")),
+        settings=ModelSettings(estimator="xgboost", n_estimators=30, max_depth=3, cv_folds=3),
+        features=FeatureSettings(categorical_encoding=encoding),
+    )
+    model = joblib.load(outputs.path("model.joblib"))
+    booster = model.named_steps["model"]
+    assert isinstance(booster, BoostedTrees) and list(booster.classes_) == ["high", "low", "mid"]
+    assert (booster.categorical is not None) == (encoding == "native")
+    assert outputs.training.test["accuracy"] > 0.6 and outputs.training.test["roc_auc"] is not None
+    raw = pd.read_parquet(outputs.path("test.parquet")).drop(columns="label")
+    proba = model.predict_proba(raw)
+    assert proba.shape == (len(raw), 3) and np.allclose(proba.sum(axis=1), 1.0)
+    assert list(model.predict(raw)) == list(booster.classes_[proba.argmax(axis=1)])
+    # The pickle holds the booster's own bytes, never an XGBoost object, and skops trusts one type of ours.
+    state = booster.__getstate__()
+    assert isinstance(state["booster_raw_"], bytes) and "_booster" not in state
+    assert not any("xgboost" in repr(type(value)) for value in state.values())
+    assert "gated_training.boosted.BoostedTrees" in skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    assert not any("xgboost" in name for name in skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    assert np.array_equal(pickle.loads(pickle.dumps(model)).predict_proba(raw), proba)
+    importances = json.loads(open(outputs.path("importances.json")).read())
+    assert importances[0]["kind"] == "impurity" and sum(item["importance"] for item in importances) == pytest.approx(1)
+    client = mlflow.MlflowClient(tracking_uri=outputs.tracking_uri)
+    with global_uris(outputs.tracking_uri):
+        loaded = mlflow.pyfunc.load_model(outputs.training.mlflow_model_uri)  # ships boosted.py; skops, trusted
+        requirements = mlflow.pyfunc.get_model_dependencies(outputs.training.mlflow_model_uri)
+    answer = loaded.predict(raw.head(5))
+    assert list(answer["label"]) == list(model.predict(raw.head(5)))
+    assert any(line.startswith("xgboost-cpu==") for line in open(requirements).read().splitlines())
+    assert client.get_run(outputs.training.mlflow_run_id).data.params["estimator"] == "xgboost"
+
+
+def test_boosted_trees_refuses_one_class_and_a_wrong_width():
+    from gated_training.boosted import BoostedTrees
+
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    with pytest.raises(ValueError, match="at least two classes; the labels hold 1"):
+        BoostedTrees(n_estimators=2).fit(x, ["a"] * 10)
+    model = BoostedTrees(n_estimators=2).fit(x, ["a", "b"] * 5)
+    with pytest.raises(ValueError, match=r"expected 2 engineered columns, got shape \(10, 3\)"):
+        model.predict(np.zeros((10, 3)))
+    assert model.predict_proba(np.zeros((0, 2))).shape == (0, 2)

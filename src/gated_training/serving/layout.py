@@ -39,7 +39,7 @@ ENV_MODEL_NAME = "GATED_TRAINING_MODEL_NAME"
 ENV_VERSION = "GATED_TRAINING_VERSION"
 ENV_MANIFEST_SHA256 = "GATED_TRAINING_MANIFEST_SHA256"
 # The libraries whose versions decide whether a pickled Pipeline loads and answers the same.
-SERVING_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib")
+SERVING_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "xgboost-cpu")
 # InferenceService names: a DNS-1035 label (KServe's own check), short enough for the
 # "<name>-predictor-<revision>" names KServe and Knative derive from it.
 MAX_SERVICE_NAME = 45

@@ -22,9 +22,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
-from gated_training.config import ModelSettings
+from gated_training.config import ENGINES, ModelSettings, require_choice
 from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
-from gated_training.errors import DataError
+from gated_training.errors import ConfigError, DataError
 from gated_training.gate import Scores, predict_labels_and_proba, score_model, score_predictions
 from gated_training.tracking import runs as tracking
 
@@ -57,6 +57,16 @@ def build_estimator(settings: ModelSettings, categorical: list[bool] | None = No
     """The estimator; ``categorical`` marks the engineered columns HistGradientBoosting splits as categories
     (categorical_encoding=native), otherwise every column is split as a number."""
     max_depth = settings.max_depth or None
+    if settings.estimator == "xgboost":
+        from gated_training.boosted import BoostedTrees
+
+        return BoostedTrees(
+            n_estimators=settings.n_estimators,
+            max_depth=settings.max_depth,
+            learning_rate=settings.learning_rate,
+            random_state=settings.random_state,
+            categorical=categorical if categorical and any(categorical) else None,
+        )
     if settings.estimator == "random_forest":
         return RandomForestClassifier(
             n_estimators=settings.n_estimators,
@@ -215,6 +225,22 @@ def signature_from_metadata(feature_metadata: dict[str, Any], classes: list[Any]
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def boosted_requirements(model: Pipeline) -> list[str]:
+    """XGBoost's pin for a model whose last step is ``BoostedTrees`` (the package this environment has)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from gated_training.boosted import BoostedTrees
+
+    if not isinstance(model.steps[-1][1], BoostedTrees):
+        return []
+    for package in ("xgboost-cpu", "xgboost"):
+        try:
+            return [f"{package}=={version(package)}"]
+        except PackageNotFoundError:
+            continue
+    return []
+
+
 def run_name(estimator: str, data_sha256: str) -> str:
     """A name a person can read in the MLflow UI: model, data, time."""
     from datetime import datetime, timezone
@@ -304,7 +330,7 @@ def _log_to_mlflow(
     import sklearn
     import skops.io
 
-    from gated_training import missing_values
+    from gated_training import boosted, missing_values
     from gated_training.tracking import mlflow_model
 
     with tracking.tracking_errors(tracking_uri, "logging the training run"), tracking.global_uris(tracking_uri):
@@ -347,7 +373,8 @@ def _log_to_mlflow(
                 shipped = Path(scratch, "code", "gated_training")
                 shipped.mkdir(parents=True)
                 (shipped / "__init__.py").write_text('"""The parts of gated-training a logged model needs."""\n')
-                shutil.copyfile(missing_values.__file__, shipped / "missing_values.py")
+                for module in (missing_values, boosted):  # import paths a pickled pipeline may name
+                    shutil.copyfile(str(module.__file__), shipped / Path(str(module.__file__)).name)
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=mlflow_model.__file__,
@@ -361,68 +388,67 @@ def _log_to_mlflow(
                         f"pandas=={pd.__version__}",
                         f"numpy=={np.__version__}",
                         f"skops=={skops.__version__}",
+                        *boosted_requirements(model),
                     ],
                 )
             return run.info.run_id, info.model_uri
 
 
-def train_model(
+@dataclass(frozen=True, kw_only=True)
+class Fit:
+    """What either engine's fit hands to the tracking and the report."""
+
+    model: Pipeline
+    cv_scores: np.ndarray
+    cv_rows: int
+    train_scores: Scores
+    test_scores: Scores
+    importances: list[dict[str, Any]]
+    pairs: list[dict[str, Any]]
+    pair_scored_rows: int
+    example: pd.DataFrame
+    dataset: Any
+
+
+def check_spark_settings(settings: ModelSettings) -> None:
+    """What engine=spark trains: xgboost (xgboost.spark), cross-validated on a sample the driver holds."""
+    if settings.estimator != "xgboost":
+        raise ConfigError(
+            f"parameter estimator={settings.estimator}: engine=spark trains estimator=xgboost (xgboost.spark, the "
+            "same booster the pandas engine trains); set estimator=xgboost or engine=pandas"
+        )
+    if not settings.cv_max_rows:
+        raise ConfigError(
+            "parameter cv_max_rows=0: engine=spark cross-validates on a stratified sample the driver holds; "
+            "set cv_max_rows above 0 (200000 by default) or engine=pandas"
+        )
+
+
+def _fit_on_pandas(
     *,
     train_path: str,
     test_path: str,
-    preprocessor_path: str,
-    feature_metadata_path: str,
     target: str,
+    preprocessor: Pipeline,
+    estimator: Any,
     settings: ModelSettings,
-    tracking_uri: str,
-    experiment: str,
-    data_sha256: str,
-    kfp_run_id: str,
-    model_out: str,
-    report_out: str,
-    importances_out: str,
-    drift_report_path: str = "",
-    data_uri: str = "",
-    pipeline_version: str = "",
-) -> TrainingOutcome:
-    """Cross-validate on the training split (a stratified sample above ``cv_max_rows``), fit the
-    final model on all of it, score both splits and log everything to MLflow.
+    feature_metadata: dict[str, Any],
+    dataset_source: tuple[str, str],
+) -> Fit:
+    """Cross-validate, fit and score in this process on the splits read whole."""
+    from gated_training.gate import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
 
-    Args:
-        train_path, test_path: the splits from engineer-features (Parquet, raw rows).
-        preprocessor_path: the preprocessor fitted on the training split (joblib).
-        feature_metadata_path: engineer-features' metadata, logged with the run.
-        target: the label column.
-        settings: the estimator and CV settings.
-        tracking_uri, experiment: MLflow (an empty URI resolves as ``tracking.resolve_tracking_uri``).
-        data_sha256, kfp_run_id: tagged on the MLflow run.
-        model_out: the fitted ``Pipeline`` (preprocessor + estimator, joblib): the deployable artifact.
-        report_out, importances_out: the training report and feature importances (JSON).
-        drift_report_path: the drift gate's record, logged as metrics and an artifact.
-        data_uri, pipeline_version: the batch's source (the MLflow dataset input) and the pipeline
-            version, tagged on the run.
-
-    Returns:
-        The outcome: MLflow run and model URI, CV accuracy, train and test scores, overfit gap.
-    """
-    resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
-    experiment_id = tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
     x_train, y_train = split_features_target(read_parquet(train_path), target)
     x_test, y_test = split_features_target(read_parquet(test_path), target)
-    preprocessor: Pipeline = joblib.load(preprocessor_path)
-    feature_metadata = json.loads(Path(feature_metadata_path).read_text())
-    estimator = build_estimator(settings, native_categories(feature_metadata))
-
     cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
     del cv_x, cv_y  # a sample's copy: free it before the final fit
     example = serving_example(x_train, INPUT_EXAMPLE_ROWS)  # own buffers, so `del x_train` below frees the rows
     # A fixed sample of the training rows for the pair-leakage scores (after the fit), in buffers of its own.
-    from gated_training.gate import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
-
     pair_rows = x_train.sample(min(len(x_train), SAMPLE_ROWS), random_state=0)
     pair_train = pair_rows.assign(**{target: y_train.loc[pair_rows.index].to_numpy()}).reset_index(drop=True)
     del pair_rows
+    data_uri, data_sha256 = dataset_source
     dataset = training_dataset(x_train, y_train, data_uri=data_uri, data_sha256=data_sha256, target=target)
     # The preprocessor is already fitted on this same training split (step 2): reuse it, a chunk of rows at a
     # time, the early-stopping hold-out apart (see early_stopping_rows). The raw rows are freed before the fit.
@@ -451,7 +477,6 @@ def train_model(
     )
     del parts, predicted, proba
     test_scores = score_model(model, x_test, y_test)
-    overfit_gap = train_scores.accuracy - test_scores.accuracy
     importances = feature_importances(model, x_test, y_test, settings.random_state)
     pairs, pair_scored_rows = pair_feature_scores(
         pair_train,
@@ -460,7 +485,202 @@ def train_model(
         input_columns_by_importance(importances, [str(c) for c in x_test.columns]),
         feature_metadata.get("single_feature_scores") or {},
     )
-    del pair_train
+    return Fit(
+        model=model,
+        cv_scores=cv_scores,
+        cv_rows=cv_rows,
+        train_scores=train_scores,
+        test_scores=test_scores,
+        importances=importances,
+        pairs=pairs,
+        pair_scored_rows=pair_scored_rows,
+        example=example,
+        dataset=dataset,
+    )
+
+
+def _fit_on_spark(
+    *,
+    train_path: str,
+    test_path: str,
+    target: str,
+    preprocessor: Pipeline,
+    estimator: Any,
+    settings: ModelSettings,
+    feature_metadata: dict[str, Any],
+    dataset_source: tuple[str, str],
+) -> Fit:
+    """The pandas engine's fit with the rows in Spark (``spark.training``): cross-validation on the same
+    stratified sample (its rows fetched by position), the booster trained by xgboost.spark on every training row,
+    both splits scored in Spark's workers; the driver holds labels, probabilities and fixed samples."""
+    from pyspark.sql import functions as F
+
+    from gated_training import spark
+    from gated_training.boosted import BoostedTrees, feature_types
+    from gated_training.gate import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
+    from gated_training.spark import features as spark_features
+    from gated_training.spark import training
+
+    session = spark.spark_session()
+
+    def split(path: str) -> tuple[Any, dict[str, str], pd.Series]:
+        frame = session.read.parquet(spark.spark_path(path))
+        if target not in frame.columns:
+            raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
+        nulls = frame.agg(*[F.count(F.when(F.col(f"`{c}`").isNull(), 1)).alias(c) for c in frame.columns]).collect()[0]
+        dtypes = spark_features.pandas_dtypes(frame, {c: int(nulls[c]) for c in frame.columns})
+        rows = training.positioned(frame)
+        return rows, dtypes, training.labels_in_order(rows, target).astype(dtypes[target])
+
+    train_rows, dtypes, y_train = split(train_path)
+    test_rows, test_dtypes, y_test = split(test_path)
+    try:
+        positions = np.arange(len(y_train))
+        if len(y_train) > settings.cv_max_rows:  # cross_validation_rows' sample, drawn over positions
+            positions = train_test_split(
+                positions, train_size=settings.cv_max_rows, stratify=y_train, random_state=settings.random_state
+            )[0]
+        cv_frame = training.rows_at(train_rows, positions, dtypes)
+        cv_x, cv_y = split_features_target(cv_frame, target)
+        cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
+        del cv_frame, cv_x, cv_y
+        head = training.rows_at(train_rows, np.arange(min(len(y_train), 1000)), dtypes)
+        head_x, head_y = split_features_target(head, target)
+        example = serving_example(head_x, INPUT_EXAMPLE_ROWS)
+        data_uri, data_sha256 = dataset_source
+        dataset = training_dataset(head_x, head_y, data_uri=data_uri, data_sha256=data_sha256, target=target)
+
+        def sample(rows: Any, frame_dtypes: dict[str, str], count: int) -> pd.DataFrame:
+            """``gate.leakage``'s fixed sample (``DataFrame.sample(random_state=0)``) of a split, by position."""
+            at = (
+                np.arange(count)
+                if count <= SAMPLE_ROWS
+                else pd.Series(np.arange(count)).sample(SAMPLE_ROWS, random_state=0).to_numpy()
+            )
+            return training.rows_at(rows, at, frame_dtypes)
+
+        pair_train, pair_test = sample(train_rows, dtypes, len(y_train)), sample(test_rows, test_dtypes, len(y_test))
+        classes = np.unique(y_train.to_numpy())
+        engineered_train = training.engineered(train_rows, preprocessor, target, classes, dtypes)
+        width = len(feature_metadata["engineered_features"])
+        raw = training.fit_booster(
+            engineered_train,
+            estimator.params(len(classes)),
+            estimator.n_estimators,
+            feature_types(estimator.categorical, width),
+            training.training_workers(session),
+        )
+        booster = BoostedTrees.from_booster(raw, classes, width, **estimator.get_params())
+        model = Pipeline([("preprocess", preprocessor), ("model", booster)])
+
+        def scores(rows: Any, frame_dtypes: dict[str, str], labels: pd.Series) -> Scores:
+            """The pandas engine's ``score_model``: every row scored in Spark, the labels in position order."""
+            engineered_rows = training.engineered(rows, preprocessor, target, classes, frame_dtypes)
+            _, proba = training.probabilities(engineered_rows, booster, width)
+            return score_predictions(labels, classes[np.argmax(proba, axis=1)], proba, classes)
+
+        train_scores = scores(train_rows, dtypes, y_train)
+        test_scores = scores(test_rows, test_dtypes, y_test)
+    finally:
+        train_rows.unpersist()
+        test_rows.unpersist()
+    importances = feature_importances(model, pair_test.drop(columns=target), pair_test[target], settings.random_state)
+    pairs, pair_scored_rows = pair_feature_scores(
+        pair_train,
+        pair_test,
+        target,
+        input_columns_by_importance(importances, [str(c) for c in pair_test.columns if c != target]),
+        feature_metadata.get("single_feature_scores") or {},
+    )
+    return Fit(
+        model=model,
+        cv_scores=cv_scores,
+        cv_rows=cv_rows,
+        train_scores=train_scores,
+        test_scores=test_scores,
+        importances=importances,
+        pairs=pairs,
+        pair_scored_rows=pair_scored_rows,
+        example=example,
+        dataset=dataset,
+    )
+
+
+def train_model(
+    *,
+    train_path: str,
+    test_path: str,
+    preprocessor_path: str,
+    feature_metadata_path: str,
+    target: str,
+    settings: ModelSettings,
+    tracking_uri: str,
+    experiment: str,
+    data_sha256: str,
+    kfp_run_id: str,
+    model_out: str,
+    report_out: str,
+    importances_out: str,
+    drift_report_path: str = "",
+    data_uri: str = "",
+    pipeline_version: str = "",
+    engine: str = "pandas",
+) -> TrainingOutcome:
+    """Cross-validate on the training split (a stratified sample above ``cv_max_rows``), fit the
+    final model on all of it, score both splits and log everything to MLflow.
+
+    Args:
+        train_path, test_path: the splits from engineer-features (Parquet, raw rows).
+        preprocessor_path: the preprocessor fitted on the training split (joblib).
+        feature_metadata_path: engineer-features' metadata, logged with the run.
+        target: the label column.
+        settings: the estimator and CV settings.
+        tracking_uri, experiment: MLflow (an empty URI resolves as ``tracking.resolve_tracking_uri``).
+        data_sha256, kfp_run_id: tagged on the MLflow run.
+        model_out: the fitted ``Pipeline`` (preprocessor + estimator, joblib): the deployable artifact.
+        report_out, importances_out: the training report and feature importances (JSON).
+        drift_report_path: the drift gate's record, logged as metrics and an artifact.
+        data_uri, pipeline_version: the batch's source (the MLflow dataset input) and the pipeline
+            version, tagged on the run.
+        engine: ``pandas``, or ``spark``: estimator=xgboost trained by xgboost.spark on the splits in Spark,
+            cross-validated on the pandas engine's sample, both splits scored in Spark (``spark.training``).
+
+    Returns:
+        The outcome: MLflow run and model URI, CV accuracy, train and test scores, overfit gap.
+    """
+    require_choice("engine", engine, ENGINES)
+    if engine == "spark":
+        check_spark_settings(settings)
+    resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
+    experiment_id = tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
+    preprocessor: Pipeline = joblib.load(preprocessor_path)
+    feature_metadata = json.loads(Path(feature_metadata_path).read_text())
+    estimator = build_estimator(settings, native_categories(feature_metadata))
+    fit = (_fit_on_spark if engine == "spark" else _fit_on_pandas)(
+        train_path=train_path,
+        test_path=test_path,
+        target=target,
+        preprocessor=preprocessor,
+        estimator=estimator,
+        settings=settings,
+        feature_metadata=feature_metadata,
+        dataset_source=(data_uri, data_sha256),
+    )
+    model, cv_scores, cv_rows, train_scores, test_scores = (
+        fit.model,
+        fit.cv_scores,
+        fit.cv_rows,
+        fit.train_scores,
+        fit.test_scores,
+    )
+    overfit_gap = train_scores.accuracy - test_scores.accuracy
+    importances, pairs, pair_scored_rows, example, dataset = (
+        fit.importances,
+        fit.pairs,
+        fit.pair_scored_rows,
+        fit.example,
+        fit.dataset,
+    )
     metrics = {
         "cv_accuracy_mean": float(cv_scores.mean()),
         "cv_accuracy_std": float(cv_scores.std()),
