@@ -19,6 +19,7 @@ def train_model(
     model_name: str,
     notify_webhook_url: str,
     retrain_ticket: str,
+    engine: str,
     model: Output[Model],
     training_report: Output[Artifact],
     feature_importances: Output[Artifact],
@@ -52,6 +53,9 @@ def train_model(
             report_out=training_report.path,
             importances_out=feature_importances.path,
             drift_report_path=drift_report.path,
+            engine=engine,
+            train_uri=train_data.uri,
+            test_uri=test_data.uri,
         )
     model.metadata.update({"format": "joblib", "framework": "scikit-learn", "mlflow_run_id": outcome.mlflow_run_id})
     training_metrics.log_metric("cv_accuracy_mean", outcome.cv_accuracy_mean)

@@ -56,7 +56,7 @@ from gated_training.reports import ALLOWED_HOSTS_ENV, PUSHGATEWAY_ENV, WEBHOOK_E
 from gated_training.run_context import ALLOW_POD_LOCAL_ENV
 from gated_training.spark import SparkResources
 from gated_training.spark import remote as spark_remote
-from gated_training.step_table import STEP, StepResources
+from gated_training.step_table import STEP, Step, StepResources
 
 GCS_KEY_MOUNT_PATH = "/var/secrets/gcs"
 # serve-model hands these secret references (name:key) to the ServingRuntime it applies.
@@ -307,7 +307,7 @@ def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTas
     if settings.pushgateway_url:
         task.set_env_variable(PUSHGATEWAY_ENV, settings.pushgateway_url)
     if step.runs_on_spark and settings.spark_image:
-        configure_spark(task, step.uses_registry, settings)
+        configure_spark(task, step, settings)
     if step_id == "serve-model":  # the serving pods read the registry with the same secrets (names only)
         if settings.registry_key_secret:
             task.set_env_variable(
@@ -318,13 +318,22 @@ def configure_step(task: PipelineTask, settings: ClusterSettings) -> PipelineTas
     return task
 
 
-def configure_spark(task: PipelineTask, uses_registry: bool, settings: ClusterSettings) -> None:
+def configure_spark(task: PipelineTask, step: Step, settings: ClusterSettings) -> None:
     """What a Spark step's component needs to submit its SparkApplication (``spark.remote``): the image, the
     staging prefix, the driver's service account, the deadline, the resources, and the secrets its driver
-    needs, by name only (the GCS key; the registry key for a step that reads the registry)."""
+    needs, by name only (the GCS key; the registry key for a step that reads the registry; MLflow's token or
+    basic auth for a step that tracks)."""
     secrets: dict[str, object] = {"gcp_key_secret": settings.gcs_key_secret or ""}
-    if uses_registry and settings.registry_key_secret:
-        secrets["env"] = {REGISTRY_KEY_ENV: [settings.registry_key_secret, settings.registry_key_secret_key]}
+    env: dict[str, list[str]] = {}
+    if step.uses_registry and settings.registry_key_secret:
+        env[REGISTRY_KEY_ENV] = [settings.registry_key_secret, settings.registry_key_secret_key]
+    if step.uses_mlflow and settings.mlflow_token_secret:
+        env["MLFLOW_TRACKING_TOKEN"] = [settings.mlflow_token_secret, settings.mlflow_token_secret_key]
+    if step.uses_mlflow and settings.mlflow_basic_auth_secret:
+        env["MLFLOW_TRACKING_USERNAME"] = [settings.mlflow_basic_auth_secret, "username"]
+        env["MLFLOW_TRACKING_PASSWORD"] = [settings.mlflow_basic_auth_secret, "password"]
+    if env:
+        secrets["env"] = env
     values = {
         spark_remote.IMAGE_ENV: settings.spark_image,
         spark_remote.STAGING_ENV: settings.spark_staging_uri,

@@ -117,6 +117,7 @@ def training_pipeline(
                 notify_webhook_url=notify_webhook_url,
                 model_name=model_name,
                 retrain_ticket=retrain_ticket,
+                engine=engine,
             )
             configure_step(trained, CLUSTER)
             evaluation = evaluate_model(

@@ -439,6 +439,21 @@ class ModelSettings:
             raise ConfigError(f"parameter learning_rate={self.learning_rate!r}: must be in (0, 1]")
 
 
+def check_spark_training(settings: ModelSettings) -> None:
+    """What engine=spark trains: estimator=xgboost (xgboost.spark), cross-validated on a sample the driver holds.
+    Checked by the run form (``kubeflow.parameters.validate``) and again by train-model."""
+    if settings.estimator != "xgboost":
+        raise ConfigError(
+            f"parameter estimator={settings.estimator}: engine=spark trains estimator=xgboost (xgboost.spark, the "
+            "same booster the pandas engine trains); set estimator=xgboost or engine=pandas"
+        )
+    if not settings.cv_max_rows:
+        raise ConfigError(
+            "parameter cv_max_rows=0: engine=spark cross-validates on a stratified sample the driver holds; "
+            "set cv_max_rows above 0 (200000 by default) or engine=pandas"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServingSettings:
     """Serving the new champion with KServe (the serve-model step), only when ``serving_namespace`` is set.

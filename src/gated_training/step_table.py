@@ -85,6 +85,7 @@ STEPS: tuple[Step, ...] = (
         after="engineer-features",
         uses_mlflow=True,
         deadline_seconds=4 * HOUR,
+        runs_on_spark=True,
     ),
     Step(
         id="evaluate-model",

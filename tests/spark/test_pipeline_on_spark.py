@@ -20,6 +20,8 @@ from tests.registry_helpers import registry_bytes
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration]
 CORPUS = REPO_ROOT / "tests" / "bad_inputs"
+# engine=spark trains estimator=xgboost (the run form refuses another); the Makefile's SPARK_TRAINING for make run.
+SPARK_TRAINING = ("--set", "training.estimator=xgboost", "--set", "training.max_depth=3")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def spark_setup(sample_champion, tmp_path_factory):
 
 def test_the_sample_deploys_on_the_spark_engine_with_the_pandas_engines_fingerprint(sample_champion, tmp_path):
     """A first run on Spark against the shared champion's own first run, which ran on pandas."""
-    on_spark = LocalSetup(tmp_path / "spark").run("--set", "engine=spark", name="first")
+    on_spark = LocalSetup(tmp_path / "spark").run("--set", "engine=spark", *SPARK_TRAINING, name="first")
     assert on_spark.summary["outcome"] == "deployed", on_spark.summary["reasons"]
     assert on_spark.tasks == DEPLOYED_TASKS
     reports = {
@@ -53,7 +55,13 @@ def test_bad_input_on_the_spark_engine_ends_as_on_pandas_and_changes_nothing(
 ):
     before = registry_bytes(spark_setup.registry)
     result = spark_setup.run(
-        "--set", "engine=spark", "--suite", str(SAMPLE_SUITE), data=CORPUS / data, name=f"spark-{tmp_path.name}"
+        "--set",
+        "engine=spark",
+        *SPARK_TRAINING,
+        "--suite",
+        str(SAMPLE_SUITE),
+        data=CORPUS / data,
+        name=f"spark-{tmp_path.name}",
     )
     assert result.summary["outcome"] == outcome, result.summary["reasons"]
     assert any(message in reason for reason in result.summary["reasons"]), result.summary["reasons"]
@@ -80,7 +88,7 @@ def test_a_drifted_batch_is_blocked_on_spark_for_the_reasons_pandas_gives(sample
         setup = copy_setup(sample_champion, tmp_path / engine)
         before = registry_bytes(setup.registry)
         results[engine] = setup.run(
-            "--set", f"engine={engine}", "--suite", str(SAMPLE_SUITE), data=data, name="drifted"
+            "--set", f"engine={engine}", *SPARK_TRAINING, "--suite", str(SAMPLE_SUITE), data=data, name="drifted"
         )
         assert registry_bytes(setup.registry) == before
     assert results["spark"].summary["outcome"] == results["pandas"].summary["outcome"] == "blocked"

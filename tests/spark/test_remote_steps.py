@@ -166,6 +166,85 @@ def test_engineer_features_in_a_spark_application_writes_what_the_steps_own_proc
     assert (fitted[0].transform(test_rows) == fitted[1].transform(test_rows)).all()
 
 
+def test_train_model_in_a_spark_application_logs_to_mlflow_and_returns_the_steps_own_model(
+    spark, cluster, tmp_path, monkeypatch
+):
+    """The driver trains with xgboost.spark, logs the run to MLflow itself (the tracking URI the component resolved)
+    and writes the model, the report and the importances the component copies back: with one worker the same booster
+    as the step's own process, and a report built only from the training report's shape."""
+    import dataclasses
+
+    import joblib
+    import mlflow
+
+    from gated_training.config import FeatureSettings, ModelSettings, SplitSettings
+    from gated_training.spark.training import WORKERS_ENV
+    from gated_training.steps.engineer_features import engineer_features
+    from gated_training.steps.train_model import train_model
+
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    features = tmp_path / "features"
+    features.mkdir()
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"decision": "first_run", "drift_action": "block", "drifted": False}))
+    with monkeypatch.context() as local:
+        local.delenv(remote.IMAGE_ENV)
+        engineer_features(
+            dataset_path=_sample_parquet(tmp_path),
+            target="risk",
+            feature_settings=FeatureSettings(),
+            split_settings=SplitSettings(),
+            train_out=str(features / "train"),
+            test_out=str(features / "test"),
+            preprocessor_out=str(features / "preprocessor.joblib"),
+            metadata_out=str(features / "metadata.json"),
+            engine="spark",
+        )
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = {}
+    for where in ("remote", "local"):
+        out = tmp_path / f"train-{where}"
+        out.mkdir()
+        with monkeypatch.context() as local:
+            if where == "local":
+                local.delenv(remote.IMAGE_ENV)
+            results[where] = train_model(
+                train_path=str(features / "train"),
+                test_path=str(features / "test"),
+                preprocessor_path=str(features / "preprocessor.joblib"),
+                feature_metadata_path=str(features / "metadata.json"),
+                target="risk",
+                settings=ModelSettings(estimator="xgboost", n_estimators=30, max_depth=3, cv_folds=3),
+                tracking_uri=tracking_uri,
+                experiment="remote",
+                data_sha256="b" * 64,
+                kfp_run_id=f"run-{where}",
+                model_out=str(out / "model.joblib"),
+                report_out=str(out / "training.json"),
+                importances_out=str(out / "importances.json"),
+                drift_report_path=str(drift),
+                engine="spark",
+            )
+    differs = {"mlflow_run_id", "mlflow_model_uri"}
+    assert {k: v for k, v in dataclasses.asdict(results["remote"]).items() if k not in differs} == {
+        k: v for k, v in dataclasses.asdict(results["local"]).items() if k not in differs
+    }
+    models = [joblib.load(tmp_path / f"train-{where}" / "model.joblib") for where in ("remote", "local")]
+    assert models[0].named_steps["model"].booster_raw_ == models[1].named_steps["model"].booster_raw_
+    for name in ("importances.json",):
+        assert (tmp_path / "train-remote" / name).read_text() == (tmp_path / "train-local" / name).read_text()
+    run = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(results["remote"].mlflow_run_id)
+    assert run.data.tags["kfp_run_id"] == "run-remote" and run.data.params["estimator"] == "xgboost"
+    assert run.data.tags["drift_decision"] == "first_run"
+    assert not any(cluster[1].rglob("request.json"))  # the staging prefix is cleaned
+
+
+def _sample_parquet(tmp_path) -> str:
+    path = tmp_path / "sample.parquet"
+    pd.read_csv(SAMPLE_DATA).to_parquet(path, index=False)
+    return str(path)
+
+
 def test_a_batch_the_driver_cannot_read_fails_the_step_with_the_pandas_engines_words(cluster, tmp_path, monkeypatch):
     api, _ = cluster
     broken = REPO_ROOT / "tests" / "bad_inputs" / "non_utf8.csv"

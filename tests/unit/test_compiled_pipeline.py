@@ -484,6 +484,8 @@ def test_a_spark_image_gives_the_spark_steps_what_they_submit_with_and_nothing_e
             "SPARK_EXECUTOR_MEMORY": "16g",
             "GCS_KEY_SECRET": "gcs-sa-key",
             "REGISTRY_KEY_SECRET": "registry-key",
+            "MLFLOW_TOKEN_SECRET": "mlflow-token",
+            "MLFLOW_BASIC_AUTH_SECRET": "mlflow-basic",
         },
     ).decode()
     pipeline_spec, _ = yaml.safe_load_all(text)
@@ -494,7 +496,12 @@ def test_a_spark_image_gives_the_spark_steps_what_they_submit_with_and_nothing_e
         }
         for step, config in executors.items()
     }
-    assert {step for step, env in spark_env.items() if env} == {"validate-data", "check-drift", "engineer-features"}
+    assert {step for step, env in spark_env.items() if env} == {
+        "validate-data",
+        "check-drift",
+        "engineer-features",
+        "train-model",
+    }
     drift = spark_env["check-drift"]
     assert drift["GATED_TRAINING_SPARK_IMAGE"] == "registry.example/kfp-gated-training-spark:0.3.0"
     assert drift["GATED_TRAINING_SPARK_STAGING_URI"] == "gs://team-bucket/spark"
@@ -513,6 +520,15 @@ def test_a_spark_image_gives_the_spark_steps_what_they_submit_with_and_nothing_e
         "env": {"GATED_TRAINING_REGISTRY_KEY": ["registry-key", "key"]},
     }
     assert json.loads(spark_env["validate-data"]["GATED_TRAINING_SPARK_SECRETS"]) == {"gcp_key_secret": "gcs-sa-key"}
+    # MLflow's credentials only for the step that tracks: its driver logs the run.
+    assert json.loads(spark_env["train-model"]["GATED_TRAINING_SPARK_SECRETS"]) == {
+        "gcp_key_secret": "gcs-sa-key",
+        "env": {
+            "MLFLOW_TRACKING_TOKEN": ["mlflow-token", "token"],
+            "MLFLOW_TRACKING_USERNAME": ["mlflow-basic", "username"],
+            "MLFLOW_TRACKING_PASSWORD": ["mlflow-basic", "password"],
+        },
+    }
     assert "SPARK" not in COMPILED_PIPELINE.read_text()  # the default compile has no Spark image
 
 

@@ -146,7 +146,11 @@ def test_the_driver_reads_its_own_steps_request_and_types_its_arguments(tmp_path
 @pytest.mark.parametrize(
     ("step", "changes", "message"),
     [
-        ("deploy-model", {}, "the Spark driver runs validate-data, check-drift, engineer-features, not 'deploy-model'"),
+        (
+            "deploy-model",
+            {},
+            "the Spark driver runs validate-data, check-drift, engineer-features, train-model, not 'deploy-model'",
+        ),
         ("check-drift", {"prefix": "gs://elsewhere/x"}, "not a request for check-drift in its own folder"),
         ("check-drift", {"step": "validate-data"}, "not a request for check-drift"),
         ("check-drift", {"outputs": {"files": ["report_out", "../../x"], "folders": []}}, "not a request"),

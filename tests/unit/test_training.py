@@ -320,3 +320,59 @@ def test_boosted_trees_refuses_one_class_and_a_wrong_width():
     with pytest.raises(ValueError, match=r"expected 2 engineered columns, got shape \(10, 3\)"):
         model.predict(np.zeros((10, 3)))
     assert model.predict_proba(np.zeros((0, 2))).shape == (0, 2)
+
+
+def _training_record() -> dict:
+    return {
+        "mlflow_run_id": "abc",
+        "mlflow_model_uri": "models:/m-abc",
+        "tracking_uri": "http://mlflow:5000",
+        "cv_accuracy_mean": 0.8,
+        "cv_accuracy_std": 0.01,
+        "cv_rows": 800,
+        "train": {"accuracy": 0.9, "roc_auc": None},
+        "test": {"accuracy": 0.8},
+        "overfit_gap": 0.1,
+        "pair_feature_scores": [],
+        "pair_scored_rows": 200,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"extra": 1}, r"fields \['extra'\] differ"),
+        ({"cv_accuracy_mean": "0.8"}, "cv_accuracy_mean: '0.8' is not a finite number"),
+        ({"overfit_gap": float("nan")}, "overfit_gap: nan is not a finite number"),
+        ({"test": {"accuracy": True}}, "test.accuracy: True is not a finite number"),
+        ({"train": [0.9]}, "train: not an object of named scores"),
+        ({"mlflow_model_uri": ""}, "mlflow_model_uri: not a non-empty text"),
+        ({"cv_rows": 0}, "cv_rows: 0 is not a count of rows"),
+        ({"pair_feature_scores": "x"}, "pair_feature_scores: not a list of objects"),
+    ],
+)
+def test_a_training_report_from_a_spark_driver_is_built_only_from_its_own_shape(change, words):
+    from gated_training.steps.train_model import outcome_from_record
+
+    assert outcome_from_record(_training_record()).cv_rows == 800
+    with pytest.raises(ValueError, match=words):
+        outcome_from_record({**_training_record(), **change})
+
+
+@pytest.mark.parametrize(
+    ("training", "words"),
+    [
+        ({}, "parameter estimator=random_forest: engine=spark trains estimator=xgboost"),
+        ({"estimator": "xgboost", "cv_max_rows": 0}, "parameter cv_max_rows=0: engine=spark cross-validates"),
+    ],
+)
+def test_the_run_form_refuses_what_spark_does_not_train_before_the_first_step(training, words):
+    from gated_training.config import ConfigError as FormError
+    from gated_training.kubeflow.parameters import validate
+
+    base = {"data_uri": "data.csv", "target_column": "risk", "engine": "spark", "training": training}
+    with pytest.raises(FormError, match=words):
+        validate(base)
+    assert validate({**base, "training": {"estimator": "xgboost"}})["training"]["estimator"] == "xgboost"
+    validate({**base, "engine": "pandas"})  # the pandas engine trains every estimator, cv_max_rows=0 included
+    assert validate({**base, "engine": "pandas", "training": {}})["training"]["estimator"] == "random_forest"

@@ -24,6 +24,7 @@ from gated_training.config import (
     RunForm,
     RunSettings,
     check_sha256_parameter,
+    check_spark_training,
     field_kind,
     from_group,
     group_of,
@@ -165,10 +166,10 @@ def validate(parameters: dict[str, Any], form: RunForm = TRAINING_FORM) -> dict[
         str(parameters.get("registry_uri", run.registry_uri)), str(parameters.get("model_name", run.model_name))
     )
     check_webhook_url(str(parameters.get("notify_webhook_url") or ""))
-    return {
-        group: asdict(from_group(cls, parameters.get(group) or {}, group))
-        for group, cls in form.group_classes().items()
-    }
+    groups = {group: from_group(cls, parameters.get(group) or {}, group) for group, cls in form.group_classes().items()}
+    if form is TRAINING_FORM and parameters.get("engine", run.engine) == "spark":
+        check_spark_training(groups["training"])  # before the first step, not at train-model
+    return {group: asdict(settings) for group, settings in groups.items()}
 
 
 def markdown_tables() -> str:

@@ -3,7 +3,7 @@ engine's checks, fingerprints and split. pyspark is imported inside functions on
 
 # The package's face: other packages import these names from here, never from its modules (tests/unit/test_layering.py).
 
-from gated_training.spark import features, remote
+from gated_training.spark import features, remote, training
 from gated_training.spark.application import SparkResources
 from gated_training.spark.drift import drift_tallies
 from gated_training.spark.facts import table_facts
@@ -28,5 +28,6 @@ __all__ = [
     "spark_path",
     "spark_session",
     "table_facts",
+    "training",
     "with_split_side",
 ]

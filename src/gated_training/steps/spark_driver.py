@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from gated_training import logs
-from gated_training.config import DriftPolicy, FeatureSettings, SplitSettings, from_group
+from gated_training.config import DriftPolicy, FeatureSettings, ModelSettings, SplitSettings, from_group
 from gated_training.data import storage
 from gated_training.errors import ConfigError, GatedTrainingError
 from gated_training.spark import remote
 from gated_training.steps.check_drift import check_drift
 from gated_training.steps.engineer_features import engineer_features
+from gated_training.steps.train_model import train_model
 from gated_training.steps.validate_data import validate_data
 
 MAX_REQUEST_BYTES = 1 << 20
@@ -53,6 +54,10 @@ def _features(name: str, value: Any) -> FeatureSettings:
 
 def _split(name: str, value: Any) -> SplitSettings:
     return from_group(cls=SplitSettings, values=value, group="split")
+
+
+def _model(name: str, value: Any) -> ModelSettings:
+    return from_group(cls=ModelSettings, values=value, group="training")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,23 @@ STEPS = {
         inputs=("drift_report_path",),
         files=("metadata_out", "preprocessor_out"),
         folders=("test_out", "train_out"),
+    ),
+    "train-model": DriverStep(
+        train_model,
+        {
+            "train_path": _text,
+            "test_path": _text,
+            "target": _text,
+            "settings": _model,
+            "tracking_uri": _text,
+            "experiment": _text,
+            "data_sha256": _text,
+            "kfp_run_id": _text,
+            "data_uri": _text,
+            "pipeline_version": _text,
+        },
+        inputs=("drift_report_path", "feature_metadata_path", "preprocessor_path"),
+        files=("importances_out", "model_out", "report_out"),
     ),
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
-from gated_training.config import ENGINES, ModelSettings, require_choice
+from gated_training.config import ENGINES, ModelSettings, check_spark_training, require_choice
 from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
-from gated_training.errors import ConfigError, DataError
+from gated_training.errors import DataError
 from gated_training.gate import Scores, predict_labels_and_proba, score_model, score_predictions
 from gated_training.tracking import runs as tracking
 
@@ -51,6 +51,50 @@ class TrainingOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))
+
+
+def outcome_from_record(record: dict[str, Any]) -> TrainingOutcome:
+    """The training report a SparkApplication's driver wrote, built only when it has the report's shape: every
+    field and no other, its numbers finite numbers, its scores named numbers (or None)."""
+    expected = {f.name for f in fields(TrainingOutcome)}
+    if set(record) != expected:
+        raise ValueError(f"fields {sorted(set(record) ^ expected)} differ from the training report's")
+
+    def number(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name}: {value!r} is not a finite number")
+        return float(value)
+
+    def scores(name: str) -> dict[str, Any]:
+        value = record[name]
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{name}: not an object of named scores")
+        return {k: v if v is None else number(f"{name}.{k}", v) for k, v in value.items()}
+
+    for name in ("mlflow_run_id", "mlflow_model_uri", "tracking_uri"):
+        if not isinstance(record[name], str) or not record[name]:
+            raise ValueError(f"{name}: not a non-empty text")
+    if not isinstance(record["cv_rows"], int) or isinstance(record["cv_rows"], bool) or record["cv_rows"] < 1:
+        raise ValueError(f"cv_rows: {record['cv_rows']!r} is not a count of rows")
+    if not isinstance(record["pair_scored_rows"], int) or isinstance(record["pair_scored_rows"], bool):
+        raise ValueError("pair_scored_rows: not a count of rows")
+    if not isinstance(record["pair_feature_scores"], list) or not all(
+        isinstance(item, dict) for item in record["pair_feature_scores"]
+    ):
+        raise ValueError("pair_feature_scores: not a list of objects")
+    return TrainingOutcome(
+        mlflow_run_id=record["mlflow_run_id"],
+        mlflow_model_uri=record["mlflow_model_uri"],
+        tracking_uri=record["tracking_uri"],
+        cv_accuracy_mean=number("cv_accuracy_mean", record["cv_accuracy_mean"]),
+        cv_accuracy_std=number("cv_accuracy_std", record["cv_accuracy_std"]),
+        cv_rows=record["cv_rows"],
+        train=scores("train"),
+        test=scores("test"),
+        overfit_gap=number("overfit_gap", record["overfit_gap"]),
+        pair_feature_scores=record["pair_feature_scores"],
+        pair_scored_rows=record["pair_scored_rows"],
+    )
 
 
 def build_estimator(settings: ModelSettings, categorical: list[bool] | None = None) -> Any:
@@ -410,20 +454,6 @@ class Fit:
     dataset: Any
 
 
-def check_spark_settings(settings: ModelSettings) -> None:
-    """What engine=spark trains: xgboost (xgboost.spark), cross-validated on a sample the driver holds."""
-    if settings.estimator != "xgboost":
-        raise ConfigError(
-            f"parameter estimator={settings.estimator}: engine=spark trains estimator=xgboost (xgboost.spark, the "
-            "same booster the pandas engine trains); set estimator=xgboost or engine=pandas"
-        )
-    if not settings.cv_max_rows:
-        raise ConfigError(
-            "parameter cv_max_rows=0: engine=spark cross-validates on a stratified sample the driver holds; "
-            "set cv_max_rows above 0 (200000 by default) or engine=pandas"
-        )
-
-
 def _fit_on_pandas(
     *,
     train_path: str,
@@ -625,6 +655,8 @@ def train_model(
     data_uri: str = "",
     pipeline_version: str = "",
     engine: str = "pandas",
+    train_uri: str = "",
+    test_uri: str = "",
 ) -> TrainingOutcome:
     """Cross-validate on the training split (a stratified sample above ``cv_max_rows``), fit the
     final model on all of it, score both splits and log everything to MLflow.
@@ -644,15 +676,47 @@ def train_model(
             version, tagged on the run.
         engine: ``pandas``, or ``spark``: estimator=xgboost trained by xgboost.spark on the splits in Spark,
             cross-validated on the pandas engine's sample, both splits scored in Spark (``spark.training``).
+        train_uri, test_uri: where the splits are stored (the artifacts' URIs), which a SparkApplication on the
+            cluster reads; the paths when empty.
 
     Returns:
         The outcome: MLflow run and model URI, CV accuracy, train and test scores, overfit gap.
     """
     require_choice("engine", engine, ENGINES)
     if engine == "spark":
-        check_spark_settings(settings)
+        check_spark_training(settings)
     resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
     experiment_id = tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
+    if engine == "spark":
+        from gated_training import spark
+
+        remote = spark.remote_settings()
+        if remote is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
+            spark.run_remotely(
+                "train-model",
+                {
+                    "train_path": train_uri or train_path,
+                    "test_path": test_uri or test_path,
+                    "target": target,
+                    "settings": asdict(settings),
+                    "tracking_uri": resolved_uri,
+                    "experiment": experiment,
+                    "data_sha256": data_sha256,
+                    "kfp_run_id": kfp_run_id,
+                    "data_uri": data_uri,
+                    "pipeline_version": pipeline_version,
+                },
+                spark.StepFiles(
+                    inputs={
+                        "preprocessor_path": preprocessor_path,
+                        "feature_metadata_path": feature_metadata_path,
+                        "drift_report_path": drift_report_path,
+                    },
+                    files={"model_out": model_out, "report_out": report_out, "importances_out": importances_out},
+                ),
+                remote,
+            )
+            return spark.remote.read_record(report_out, outcome_from_record, "train-model")
     preprocessor: Pipeline = joblib.load(preprocessor_path)
     feature_metadata = json.loads(Path(feature_metadata_path).read_text())
     estimator = build_estimator(settings, native_categories(feature_metadata))
