@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gated_training.config import DriftPolicy
-from gated_training.errors import DataError, GatedTrainingError
+from gated_training.errors import DataError, GatedTrainingError, TrackingError
 from gated_training.spark import remote
 from gated_training.spark.application import SparkApplicationError
 from gated_training.steps.check_drift import check_drift
@@ -126,4 +126,115 @@ def test_a_forged_staging_prefix_fails_the_step_by_name_and_the_registry_is_unto
     if report is None:
         assert not (tmp_path / "drift.json").exists()
     assert registry_bytes(sample_champion.registry) == before
+    assert not os.environ.get(remote.DRIVER_ENV)
+
+
+TRAINING_OK = {
+    "mlflow_run_id": "r",
+    "mlflow_model_uri": "models:/m-r",
+    "tracking_uri": "http://mlflow",
+    "cv_accuracy_mean": 0.8,
+    "cv_accuracy_std": 0.01,
+    "cv_rows": 700,
+    "train": {"accuracy": 0.9},
+    "test": {"accuracy": 0.8},
+    "overfit_gap": 0.1,
+    "pair_feature_scores": [],
+    "pair_scored_rows": 300,
+}
+
+
+def training_forger(result: dict, outputs: dict[str, bytes]):
+    """A train-model driver that writes ``result`` and the given outputs (model_out, report_out, importances_out)."""
+
+    def driver(application: dict) -> int:
+        request = json.loads(Path(application["spec"]["arguments"][1]).read_text())
+        prefix = Path(request["prefix"])
+        (prefix / "result.json").write_text(json.dumps(result))
+        (prefix / "outputs").mkdir(exist_ok=True)
+        for name, raw in outputs.items():
+            (prefix / "outputs" / name).write_bytes(raw)
+        return 0
+
+    return driver
+
+
+TRAINING_RESULT_OK = {"format": 1, "step": "train-model", "ok": True}
+FORGED_MODEL = b"\x80\x04cos\nsystem\n."  # a pickle that would run code: it is copied, never loaded by the step
+
+
+def _training_outputs(report: object) -> dict[str, bytes]:
+    raw = report if isinstance(report, bytes) else json.dumps(report).encode()
+    return {"model_out": FORGED_MODEL, "report_out": raw, "importances_out": b"[]"}
+
+
+TRAINING_CASES = [
+    (
+        TRAINING_RESULT_OK,
+        _training_outputs({**TRAINING_OK, "cv_accuracy_mean": float("nan")}),
+        SparkApplicationError,
+        "cv_accuracy_mean: nan is not a finite number",
+    ),
+    (
+        TRAINING_RESULT_OK,
+        _training_outputs({**TRAINING_OK, "deploy": True}),
+        SparkApplicationError,
+        "fields ['deploy'] differ from the training report's",
+    ),
+    (
+        TRAINING_RESULT_OK,
+        _training_outputs({**TRAINING_OK, "test": {"accuracy": "1.0"}}),
+        SparkApplicationError,
+        "test.accuracy: '1.0' is not a finite number",
+    ),
+    (
+        TRAINING_RESULT_OK,
+        {"model_out": FORGED_MODEL},
+        SparkApplicationError,
+        "the driver reported success, but this output is missing",
+    ),
+    (
+        {"format": 1, "step": "train-model", "ok": False, "error": {"kind": "TrackingError", "message": "MLflow down"}},
+        {},
+        TrackingError,
+        "MLflow down",
+    ),
+]
+
+
+@pytest.mark.parametrize(("result", "outputs", "error", "words"), TRAINING_CASES)
+def test_a_forged_training_report_fails_train_model_by_name_and_nothing_is_unpickled(
+    tmp_path, monkeypatch, result, outputs, error, words
+):
+    """train-model on the cluster builds its outcome only from a report of the training report's shape; the model
+    the forger wrote is a pickle that would run code, and the step never loads it (evaluate-model runs only after
+    a train-model that succeeded, and then from the verified chain of KFP artifacts)."""
+    from gated_training.config import ModelSettings
+    from gated_training.steps.train_model import train_model
+
+    inputs = {name: tmp_path / name for name in ("preprocessor.joblib", "metadata.json", "drift.json")}
+    for path in inputs.values():
+        path.write_text("{}")
+    with spark_cluster(monkeypatch, tmp_path / "staging") as api:
+        api.spark_driver = training_forger(result, outputs)
+        with pytest.raises(error) as raised:
+            train_model(
+                train_path=str(tmp_path / "train"),
+                test_path=str(tmp_path / "test"),
+                preprocessor_path=str(inputs["preprocessor.joblib"]),
+                feature_metadata_path=str(inputs["metadata.json"]),
+                target="risk",
+                settings=ModelSettings(estimator="xgboost"),
+                tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                experiment="forged",
+                data_sha256="c" * 64,
+                kfp_run_id="run",
+                model_out=str(tmp_path / "model.joblib"),
+                report_out=str(tmp_path / "training.json"),
+                importances_out=str(tmp_path / "importances.json"),
+                drift_report_path=str(inputs["drift.json"]),
+                engine="spark",
+            )
+        assert type(raised.value) is error and words in str(raised.value), raised.value
+        assert api.objects == {} and len(api.deleted) == 1
     assert not os.environ.get(remote.DRIVER_ENV)
