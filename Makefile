@@ -196,7 +196,7 @@ bench-gate: venv ## what the model gate's evidence checks add per step at GATE_B
 	$(BIN)/python -m benchmarks.gate_costs --rows $(GATE_BENCH_ROWS) --output docs/benchmarks-gate.md
 
 SPARK_BENCH_ROWS ?= 100000,1000000
-bench-spark: spark-venv ## validate-data, check-drift and engineer-features on pandas and on Spark (local[2]) at SPARK_BENCH_ROWS: wall, start-up, peak RSS of the process tree → docs/benchmarks-spark.md (~10 min here)
+bench-spark: spark-venv ## validate-data, check-drift, engineer-features and train-model on pandas and on Spark (local[2]) at SPARK_BENCH_ROWS: wall, start-up, peak RSS of the process tree → docs/benchmarks-spark.md (~10 min here)
 	$(BIN)/python -m benchmarks.spark_engine --rows $(SPARK_BENCH_ROWS)
 
 PROFILE_ROWS ?= 1000000

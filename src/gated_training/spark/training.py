@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gated_training.spark.features import at_positions
+
 POSITION = "__position"
 FEATURES, CODE = "__features", "__code"
 WORKERS_ENV = "GATED_TRAINING_SPARK_TRAIN_WORKERS"  # xgboost.spark's barrier tasks; default: the session's cores
@@ -80,12 +82,11 @@ def labels_in_order(rows: Any, target: str) -> pd.Series:
 
 def rows_at(rows: Any, positions: np.ndarray, dtypes: dict[str, str]) -> pd.DataFrame:
     """The rows at ``positions`` (as pandas' ``.iloc``), in that order, typed as pandas' reader types them."""
-    from pyspark.sql import functions as F
 
     wanted = np.asarray(positions, dtype=np.int64)
     if not len(wanted):
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
-    picked = rows.filter(F.col(POSITION).isin([int(p) for p in wanted])).toPandas()
+    picked = at_positions(rows, POSITION, wanted).toPandas()
     order = {int(p): i for i, p in enumerate(wanted)}
     picked = picked.iloc[np.argsort([order[int(p)] for p in picked[POSITION]], kind="stable")]
     return picked.drop(columns=POSITION).reset_index(drop=True).astype(dtypes)
