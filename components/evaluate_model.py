@@ -19,6 +19,7 @@ def evaluate_model(
     model_name: str,
     notify_webhook_url: str,
     retrain_ticket: str,
+    engine: str,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     gate_report: Output[Markdown],
@@ -59,6 +60,8 @@ def evaluate_model(
             drift_report_path=drift_report.path,
             feature_metadata_path=feature_metadata.path,
             drift_html_path=drift_html.path,
+            engine=engine,
+            test_uri=test_data.uri,
         )
         record_gate(
             step=step,

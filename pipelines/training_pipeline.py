@@ -134,6 +134,7 @@ def training_pipeline(
                 model_name=model_name,
                 notify_webhook_url=notify_webhook_url,
                 retrain_ticket=retrain_ticket,
+                engine=engine,
             )
             configure_step(evaluation, CLUSTER)
 

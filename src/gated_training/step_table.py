@@ -96,6 +96,7 @@ STEPS: tuple[Step, ...] = (
         uses_mlflow=True,
         uses_registry=True,
         stops_run=f"{Outcome.BLOCKED} by the model gate",
+        runs_on_spark=True,
     ),
     Step(
         id="deploy-model",

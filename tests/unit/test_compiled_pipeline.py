@@ -501,6 +501,7 @@ def test_a_spark_image_gives_the_spark_steps_what_they_submit_with_and_nothing_e
         "check-drift",
         "engineer-features",
         "train-model",
+        "evaluate-model",
     }
     drift = spark_env["check-drift"]
     assert drift["GATED_TRAINING_SPARK_IMAGE"] == "registry.example/kfp-gated-training-spark:0.3.0"
@@ -524,6 +525,16 @@ def test_a_spark_image_gives_the_spark_steps_what_they_submit_with_and_nothing_e
     assert json.loads(spark_env["train-model"]["GATED_TRAINING_SPARK_SECRETS"]) == {
         "gcp_key_secret": "gcs-sa-key",
         "env": {
+            "MLFLOW_TRACKING_TOKEN": ["mlflow-token", "token"],
+            "MLFLOW_TRACKING_USERNAME": ["mlflow-basic", "username"],
+            "MLFLOW_TRACKING_PASSWORD": ["mlflow-basic", "password"],
+        },
+    }
+    # The gate reads the registry (the champion, verified) and puts its record on the MLflow run: both.
+    assert json.loads(spark_env["evaluate-model"]["GATED_TRAINING_SPARK_SECRETS"]) == {
+        "gcp_key_secret": "gcs-sa-key",
+        "env": {
+            "GATED_TRAINING_REGISTRY_KEY": ["registry-key", "key"],
             "MLFLOW_TRACKING_TOKEN": ["mlflow-token", "token"],
             "MLFLOW_TRACKING_USERNAME": ["mlflow-basic", "username"],
             "MLFLOW_TRACKING_PASSWORD": ["mlflow-basic", "password"],

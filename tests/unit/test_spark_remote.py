@@ -149,7 +149,8 @@ def test_the_driver_reads_its_own_steps_request_and_types_its_arguments(tmp_path
         (
             "deploy-model",
             {},
-            "the Spark driver runs validate-data, check-drift, engineer-features, train-model, not 'deploy-model'",
+            "the Spark driver runs validate-data, check-drift, engineer-features, train-model, evaluate-model, "
+            "not 'deploy-model'",
         ),
         ("check-drift", {"prefix": "gs://elsewhere/x"}, "not a request for check-drift in its own folder"),
         ("check-drift", {"step": "validate-data"}, "not a request for check-drift"),

@@ -671,6 +671,7 @@ def slice_checks(ctx: GateContext) -> Iterable[Check]:
     columns = [c.strip() for c in t.slice_by.split(",") if c.strip()]
     if not columns:
         return
+    present = ctx.feature_columns or tuple(map(str, ctx.features.columns))
     unknown = [c for c in columns if c not in ctx.features.columns]
     if unknown:
         yield Check(
@@ -680,7 +681,7 @@ def slice_checks(ctx: GateContext) -> Iterable[Check]:
             comparison="==",
             passed=False,
             detail=f"slice_by names column(s) {', '.join(unknown)} that the test rows lack (columns: "
-            f"{', '.join(map(str, ctx.features.columns))[:300]})",
+            f"{', '.join(present)[:300]})",
         )
         return
     metric = t.comparison_metric

@@ -48,7 +48,8 @@ class GateContext:
     y: np.ndarray  # test labels as codes
     candidate: Answers  # on every test row
     baseline: Answers  # the prior predictor on every test row
-    features: pd.DataFrame  # the test rows' features (slices, segments)
+    features: pd.DataFrame  # the test rows' features the gate reads (slices, segments); on Spark only those
+    feature_columns: tuple[str, ...] = ()  # every feature column of the test split (empty: features' columns)
     training: dict[str, Any]  # train-model's report
     metadata: dict[str, Any]  # engineer-features' metadata
     drift: dict[str, Any] | None = None  # check-drift's record

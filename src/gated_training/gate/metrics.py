@@ -84,14 +84,46 @@ def _downsample_roc(y: pd.Series, proba: np.ndarray, positive: Any) -> dict[str,
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thresholds.tolist()}
 
 
+def _forest_answers(forest: Any, rows: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted forest's ``predict`` and ``predict_proba``, the same bits on every run.
+
+    sklearn's forests sum their trees' probabilities in threads in whatever order the threads finish, so with
+    ``n_jobs`` above 1 the same rows scored twice differ in the last bit, and ties in the scores (the ROC curve's
+    thresholds, DeLong's placements) with them: the gate must not change its numbers between two runs on the same
+    rows, nor between engines. Here every row's trees are summed in tree order (``n_jobs=1``), the rows split
+    across threads instead; ``predict`` is the forest's own ``classes_.take(argmax)`` of those probabilities, so
+    the trees run once, not twice."""
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    from joblib import effective_n_jobs
+
+    sequential = copy.copy(forest)  # shares the fitted trees
+    sequential.n_jobs = 1
+    count = rows.shape[0]
+    workers = max(1, min(effective_n_jobs(forest.n_jobs), count // 1_000 or 1))
+    bounds = np.linspace(0, count, workers + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(lambda b: sequential.predict_proba(rows[b[0] : b[1]]), zip(bounds[:-1], bounds[1:])))
+    proba = np.concatenate(parts) if parts else sequential.predict_proba(rows)
+    return forest.classes_.take(np.argmax(proba, axis=1), axis=0), proba
+
+
+def _final_answers(final: Any, rows: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    if isinstance(final, (RandomForestClassifier, ExtraTreesClassifier)) and final.n_outputs_ == 1:
+        return _forest_answers(final, rows)
+    return final.predict(rows), final.predict_proba(rows) if hasattr(final, "predict_proba") else None
+
+
 def predict_labels_and_proba(model: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
     """What ``predict`` and ``predict_proba`` return, with a Pipeline's transforms run once for
-    both (calling the two would run them twice: a third of the scoring time at 1M rows)."""
+    both (calling the two would run them twice: a third of the scoring time at 1M rows), and a forest's
+    probabilities the same on every run (:func:`_forest_answers`)."""
     if isinstance(model, Pipeline) and len(model.steps) > 1:
-        final = model.steps[-1][1]
-        rows = model[:-1].transform(features)
-        return final.predict(rows), final.predict_proba(rows) if hasattr(final, "predict_proba") else None
-    return model.predict(features), model.predict_proba(features) if hasattr(model, "predict_proba") else None
+        return _final_answers(model.steps[-1][1], model[:-1].transform(features))
+    return _final_answers(model, features)
 
 
 def score_predictions(

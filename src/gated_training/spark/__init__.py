@@ -6,6 +6,7 @@ engine's checks, fingerprints and split. pyspark is imported inside functions on
 from gated_training.spark import features, remote, training
 from gated_training.spark.application import SparkResources
 from gated_training.spark.drift import drift_tallies
+from gated_training.spark.evaluation import SparkTestSplit
 from gated_training.spark.facts import table_facts
 from gated_training.spark.hashing import content_sha256, with_split_side
 from gated_training.spark.remote import StepFiles, remote_settings, run_remotely
@@ -15,6 +16,7 @@ from gated_training.spark.tables import SparkTable, normalise_labels, read_table
 __all__ = [
     "SparkResources",
     "SparkTable",
+    "SparkTestSplit",
     "StepFiles",
     "content_sha256",
     "drift_tallies",

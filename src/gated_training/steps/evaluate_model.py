@@ -9,20 +9,21 @@ each check live there.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import joblib
 import numpy as np
 import pandas as pd
 
 from gated_training import logs
-from gated_training.config import GateThresholds
+from gated_training.config import ENGINES, GateThresholds, require_choice
 from gated_training.data import SplitRule, held_out_by, json_safe, label_key, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import prediction_counts
-from gated_training.errors import RegistryError
+from gated_training.errors import ConfigError, RegistryError
 from gated_training.gate import (
     Answers,
     ChampionView,
@@ -78,18 +79,67 @@ def _subset(
     )
 
 
-def comparison_rows(x_test: pd.DataFrame, champion_split: Any) -> tuple[np.ndarray, str]:
+class TestSplit(Protocol):
+    """The test split as the gate reads it, wherever its rows are (pandas: this process; Spark:
+    ``spark.evaluation.SparkTestSplit``)."""
+
+    @property
+    def y(self) -> pd.Series: ...
+
+    @property
+    def columns(self) -> list[str]: ...
+
+    def frame(self, names: list[str]) -> pd.DataFrame: ...
+
+    def held_out(self, rule: SplitRule | None) -> np.ndarray | None: ...
+
+    def score(self, model: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PandasTestSplit:
+    x: pd.DataFrame
+    y: pd.Series
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.x.columns]
+
+    def frame(self, names: list[str]) -> pd.DataFrame:
+        return self.x  # already here: every column
+
+    def held_out(self, rule: SplitRule | None) -> np.ndarray | None:
+        return held_out_by(self.x, rule)
+
+    def score(self, model: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        return predict_labels_and_proba(model, self.x if rows is None else self.x.iloc[rows])
+
+    def close(self) -> None:
+        pass
+
+
+def comparison_rows(split: TestSplit, champion_split: Any) -> tuple[np.ndarray, str]:
     """Positions of the test rows the champion never trained on (its own split rule on today's rows),
     and a note for the record. A champion without a recorded rule is compared on every test row."""
-    held_out = held_out_by(x_test, SplitRule.from_json(champion_split))
+    rows = len(split.y)
+    held_out = split.held_out(SplitRule.from_json(champion_split))
     if held_out is None:
-        return np.arange(len(x_test)), (
+        return np.arange(rows), (
             "the champion records no split rule it can be checked against (deployed "
             "before stable splits): compared on every test row"
         )
     return np.flatnonzero(held_out), (
-        f"compared on the {int(held_out.sum())} of {len(x_test)} test rows the champion's split rule also held out"
+        f"compared on the {int(held_out.sum())} of {rows} test rows the champion's split rule also held out"
     )
+
+
+def gate_columns(thresholds: GateThresholds, segments: dict[str, Any] | None) -> list[str]:
+    """The test columns the gate itself reads: the slices and the champion's segment features."""
+    named = [c.strip() for c in thresholds.slice_by.split(",") if c.strip()]
+    features = segments.get("features") if isinstance(segments, dict) else None
+    return [*named, *(map(str, features) if isinstance(features, dict) else [])]
 
 
 def prediction_drift(ctx: GateContext) -> dict[str, Any] | None:
@@ -129,8 +179,7 @@ def _too_few(ctx_thresholds: GateThresholds, y_codes: np.ndarray, classes: int, 
 def build_context(
     *,
     model: Any,
-    x_test: pd.DataFrame,
-    y_test: pd.Series,
+    split: TestSplit,
     thresholds: GateThresholds,
     training: dict[str, Any],
     metadata: dict[str, Any],
@@ -139,7 +188,8 @@ def build_context(
 ) -> GateContext:
     """Every model's answers on the same rows: the candidate and the prior predictor on the test split,
     and the champion (loaded verified) with the candidate on the rows the champion never trained on."""
-    predicted, proba = predict_labels_and_proba(model, x_test)
+    y_test = split.y
+    predicted, proba = split.score(model)
     classes = list(model.classes_)
     train_counts = {label_key(k): int(v) for k, v in ((metadata.get("class_counts") or {}).get("train") or {}).items()}
     current = registry.champion()
@@ -163,13 +213,17 @@ def build_context(
     )
     baseline = _answers(y_test, base_predicted, base_proba, classes, labels)
     trained = sorted(set(label_codes(classes, labels).tolist()))
+    contents = champion_contents or {}
+    profile = json.loads(contents[REFERENCE_PROFILE_FILE]) if REFERENCE_PROFILE_FILE in contents else {}
+    segments = (profile.get("labels") or {}).get("definitions")
     context = dict(
         thresholds=thresholds,
         labels=labels,
         y=y_codes,
         candidate=candidate,
         baseline=baseline,
-        features=x_test,
+        features=split.frame(gate_columns(thresholds, segments)),
+        feature_columns=tuple(split.columns),
         training=training,
         metadata=metadata,
         drift=drift,
@@ -178,24 +232,22 @@ def build_context(
     )
     if current is None or champion_model is None:  # the model is loaded exactly when there is a champion
         return GateContext(**context)
-    contents = champion_contents or {}
-    profile = json.loads(contents[REFERENCE_PROFILE_FILE]) if REFERENCE_PROFILE_FILE in contents else {}
     champion_split = (
         json.loads(contents[FEATURE_METADATA_FILE]).get("split") if FEATURE_METADATA_FILE in contents else None
     )
-    rows, note = comparison_rows(x_test, champion_split)
+    rows, note = comparison_rows(split, champion_split)
     too_few = _too_few(thresholds, y_codes[rows], len(labels), trained)
     if too_few:
         return GateContext(
             **context,
             champion_version=current.version,
             champion_problem=(
-                f"only {len(rows)} test rows (of {len(x_test)}) were held out by champion {current.version}'s split as "
+                f"only {len(rows)} test rows (of {len(y_test)}) were held out by champion {current.version}'s split as "
                 f"well ({too_few}): too few to compare the two models fairly; provide more rows"
             ),
         )
     try:
-        champion_predicted, champion_proba = predict_labels_and_proba(champion_model, x_test.iloc[rows])
+        champion_predicted, champion_proba = split.score(champion_model, rows)
     except Exception as exc:  # e.g. the schema changed since the champion was trained
         return GateContext(
             **context,
@@ -211,7 +263,7 @@ def build_context(
         candidate=_subset(y_test, predicted, proba, classes, labels, rows),
         champion=_answers(y_rows, champion_predicted, champion_proba, list(champion_model.classes_), labels),
         reference_predictions=profile.get("predictions"),
-        segments=(profile.get("labels") or {}).get("definitions"),
+        segments=segments,
     )
     return GateContext(**context, champion=view, champion_version=current.version)
 
@@ -230,6 +282,8 @@ def evaluate_model(
     drift_report_path: str = "",
     drift_html_path: str = "",
     feature_metadata_path: str = "",
+    engine: str = "pandas",
+    test_uri: str = "",
 ) -> GateDecision:
     """The model gate: minimum evidence, absolute thresholds, the prior predictor and leakage on the test
     split, then the champion and the candidate compared on the test rows the champion never trained on.
@@ -246,26 +300,70 @@ def evaluate_model(
         drift_report_path: the drift gate's record (its retrain_only hold).
         feature_metadata_path: engineer-features' metadata (single-feature scores, class counts).
         drift_html_path: the drift report page, put on the MLflow run with the gate report.
+        engine: ``pandas``, or ``spark``: the test split stays in Spark and every model scores it in Spark's
+            workers; the driver holds each row's label and answers (``spark.evaluation``), and the gate's checks
+            run on them unchanged. On a cluster the whole step runs in a SparkApplication's driver.
+        test_uri: where the test split is stored (the artifact's URI), which a SparkApplication reads.
 
     Returns:
         The decision; ``decision.decision`` is ``deploy`` or ``block``.
     """
-    x_test, y_test = split_features_target(read_parquet(test_path), target)
+    require_choice("engine", engine, ENGINES)
+    if engine == "spark":
+        from gated_training import spark
+
+        remote = spark.remote_settings()
+        if remote is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
+            optional = {
+                "drift_report_path": drift_report_path,
+                "drift_html_path": drift_html_path,
+                "feature_metadata_path": feature_metadata_path,
+            }
+            if not all(optional.values()):
+                raise ConfigError(
+                    "evaluate-model on the cluster needs the drift report, its page and the feature metadata "
+                    f"(missing: {', '.join(name for name, path in optional.items() if not path)})"
+                )
+            spark.run_remotely(
+                "evaluate-model",
+                {
+                    "test_path": test_uri or test_path,
+                    "target": target,
+                    "thresholds": asdict(thresholds),
+                    "registry_uri": registry_uri,
+                    "model_name": model_name,
+                },
+                spark.StepFiles(
+                    inputs={"model_path": model_path, "training_report_path": training_report_path, **optional},
+                    files={"decision_out": decision_out, "report_out": report_out},
+                ),
+                remote,
+            )
+            return spark.remote.read_record(decision_out, decision_from_record, "evaluate-model")
     training = json.loads(Path(training_report_path).read_text())
     metadata = json.loads(Path(feature_metadata_path).read_text()) if feature_metadata_path else {}
     drift = json.loads(Path(drift_report_path).read_text()) if drift_report_path else None
     model = fitted_model(joblib.load(model_path), model_path)
     registry = ModelRegistry(registry_uri, model_name)
-    context = build_context(
-        model=model,
-        x_test=x_test,
-        y_test=y_test,
-        thresholds=thresholds,
-        training=training,
-        metadata=metadata,
-        drift=drift,
-        registry=registry,
-    )
+    split: TestSplit
+    if engine == "spark":
+        from gated_training import spark
+
+        split = spark.SparkTestSplit(spark.spark_session(), test_path, target)
+    else:
+        split = PandasTestSplit(*split_features_target(read_parquet(test_path), target))
+    try:
+        context = build_context(
+            model=model,
+            split=split,
+            thresholds=thresholds,
+            training=training,
+            metadata=metadata,
+            drift=drift,
+            registry=registry,
+        )
+    finally:
+        split.close()
     checks = run_checks(context)
     verdict = decide(checks)
     decision = GateDecision(
@@ -297,6 +395,117 @@ def evaluate_model(
     )
     logs.event("mlflow.gate_record", f"MLflow gate record: {status}", status=status, decision=decision.decision)
     return decision
+
+
+def _finite(name: str, value: Any, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: {value!r} is not a finite number")
+    return float(value)
+
+
+def _named_numbers(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{name}: not an object of named numbers")
+    return {k: _finite(f"{name}.{k}", v, optional=True) for k, v in value.items()}
+
+
+def _object(name: str, value: Any, optional: bool = True) -> Any:
+    if (value is None and optional) or isinstance(value, dict):
+        return value
+    raise ValueError(f"{name}: not an object")
+
+
+def check_from_record(record: Any) -> Check:
+    """One check of a gate decision's record, with exactly a check's fields and their types."""
+    expected = {f.name for f in fields(Check)}
+    if not isinstance(record, dict) or set(record) != expected:
+        raise ValueError(f"a check with fields other than {sorted(expected)}")
+    if not isinstance(record["name"], str) or not isinstance(record["detail"], str):
+        raise ValueError("a check's name and detail are text")
+    if record["comparison"] not in (">=", "<=", ">", "==") or record["severity"] not in ("critical", "warning"):
+        raise ValueError(f"check {record['name']!r}: comparison or severity of an unknown kind")
+    if not isinstance(record["passed"], bool):
+        raise ValueError(f"check {record['name']!r}: passed is not true or false")
+    return Check(
+        name=record["name"],
+        value=_finite(f"{record['name']}.value", record["value"], optional=True),
+        threshold=_finite(f"{record['name']}.threshold", record["threshold"], optional=True),
+        comparison=record["comparison"],
+        passed=record["passed"],
+        detail=record["detail"],
+        severity=record["severity"],
+        evidence=_object(f"{record['name']}.evidence", record["evidence"]),
+    )
+
+
+def decision_from_record(record: dict[str, Any]) -> GateDecision:
+    """The gate decision a SparkApplication's driver wrote, built only when it has a decision's shape and its
+    verdict follows from its own checks: a record saying deploy over a blocking check is refused."""
+    expected = {f.name for f in fields(GateDecision)}
+    if set(record) != expected:
+        raise ValueError(f"fields {sorted(set(record) ^ expected)} differ from a gate decision's")
+    if not isinstance(record["checks"], list) or not record["checks"]:
+        raise ValueError("checks: not a list of checks")
+    checks = [check_from_record(item) for item in record["checks"]]
+    verdict = decide(checks)
+    for name in ("reasons", "warnings"):
+        if not isinstance(record[name], list) or not all(isinstance(line, str) for line in record[name]):
+            raise ValueError(f"{name}: not a list of text")
+    if (record["decision"], len(record["reasons"]), len(record["warnings"])) != (
+        verdict.decision,
+        len(verdict.reasons),
+        len(verdict.warnings),
+    ):
+        raise ValueError(
+            f"decision {record['decision']!r} with {len(record['reasons'])} reason(s) does not follow from its "
+            f"checks ({verdict.decision}, {len(verdict.reasons)} blocking)"
+        )
+    candidate = _object("candidate", record["candidate"], optional=False)
+    _named_numbers("candidate.metrics", candidate.get("metrics"))
+    _finite("candidate.overfit_gap", candidate.get("overfit_gap"))
+    champion = _object("champion", record["champion"])
+    if champion is not None and champion.get("metrics") is not None:
+        _named_numbers("champion.metrics", champion["metrics"])
+    drift_of_predictions = _object("prediction_drift", record["prediction_drift"])
+    if drift_of_predictions is not None:
+        _finite("prediction_drift.psi", drift_of_predictions.get("psi"))
+        _finite("prediction_drift.agreement", drift_of_predictions.get("agreement"))
+    scores = _object("scores", record["scores"], optional=False)
+    matrix = scores.get("confusion_matrix")
+    if (
+        not isinstance(scores.get("labels"), list)
+        or not isinstance(matrix, list)
+        or len(matrix) != len(scores["labels"])
+        or not all(
+            isinstance(row, list)
+            and len(row) == len(matrix)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in row)
+            for row in matrix
+        )
+    ):
+        raise ValueError("scores: not labels with a square confusion matrix of counts")
+    roc = _object("scores.roc_curve", scores.get("roc_curve"))
+    if roc is not None:
+        for key in ("fpr", "tpr", "thresholds"):
+            if not isinstance(roc.get(key), list):
+                raise ValueError(f"scores.roc_curve.{key}: not a list")
+            for number in roc[key]:
+                _finite(f"scores.roc_curve.{key}", number)
+    return GateDecision(
+        decision=verdict.decision,
+        reasons=record["reasons"],
+        warnings=record["warnings"],
+        checks=checks,
+        candidate=candidate,
+        champion=champion,
+        thresholds=_object("thresholds", record["thresholds"], optional=False),
+        scores=scores,
+        prediction_drift=drift_of_predictions,
+        drift=_object("drift", record["drift"]),
+        baseline=_object("baseline", record["baseline"]),
+    )
 
 
 def candidate_record(context: GateContext, training: dict[str, Any]) -> dict[str, Any]:

@@ -20,12 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from gated_training import logs
-from gated_training.config import DriftPolicy, FeatureSettings, ModelSettings, SplitSettings, from_group
+from gated_training.config import (
+    DriftPolicy,
+    FeatureSettings,
+    GateThresholds,
+    ModelSettings,
+    SplitSettings,
+    from_group,
+)
 from gated_training.data import storage
 from gated_training.errors import ConfigError, GatedTrainingError
 from gated_training.spark import remote
 from gated_training.steps.check_drift import check_drift
 from gated_training.steps.engineer_features import engineer_features
+from gated_training.steps.evaluate_model import evaluate_model
 from gated_training.steps.train_model import train_model
 from gated_training.steps.validate_data import validate_data
 
@@ -58,6 +66,10 @@ def _split(name: str, value: Any) -> SplitSettings:
 
 def _model(name: str, value: Any) -> ModelSettings:
     return from_group(cls=ModelSettings, values=value, group="training")
+
+
+def _gate(name: str, value: Any) -> GateThresholds:
+    return from_group(cls=GateThresholds, values=value, group="gate")
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,18 @@ STEPS = {
         },
         inputs=("drift_report_path", "feature_metadata_path", "preprocessor_path"),
         files=("importances_out", "model_out", "report_out"),
+    ),
+    "evaluate-model": DriverStep(
+        evaluate_model,
+        {"test_path": _text, "target": _text, "thresholds": _gate, "registry_uri": _text, "model_name": _text},
+        inputs=(
+            "drift_html_path",
+            "drift_report_path",
+            "feature_metadata_path",
+            "model_path",
+            "training_report_path",
+        ),
+        files=("decision_out", "report_out"),
     ),
 }
 
