@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gated_training.config import DriftPolicy
-from gated_training.errors import DataError, GatedTrainingError, TrackingError
+from gated_training.errors import DataError, GatedTrainingError, RegistryError, TrackingError
 from gated_training.spark import remote
 from gated_training.spark.application import SparkApplicationError
 from gated_training.steps.check_drift import check_drift
@@ -238,3 +238,160 @@ def test_a_forged_training_report_fails_train_model_by_name_and_nothing_is_unpic
         assert type(raised.value) is error and words in str(raised.value), raised.value
         assert api.objects == {} and len(api.deleted) == 1
     assert not os.environ.get(remote.DRIVER_ENV)
+
+
+def _gate_record(**changes) -> dict:
+    """A gate decision's record of the right shape: one passing check, a deploy."""
+    record = {
+        "decision": "deploy",
+        "reasons": [],
+        "checks": [
+            {
+                "name": "min_test_rows",
+                "value": 200.0,
+                "threshold": 100.0,
+                "comparison": ">=",
+                "passed": True,
+                "detail": "",
+                "severity": "critical",
+                "evidence": None,
+            }
+        ],
+        "candidate": {"metrics": {"accuracy": 0.8}, "overfit_gap": 0.05, "test_rows": 200},
+        "champion": None,
+        "thresholds": {},
+        "scores": {"labels": [0, 1], "confusion_matrix": [[50, 10], [30, 110]], "roc_curve": None},
+        "prediction_drift": None,
+        "drift": None,
+        "warnings": [],
+        "baseline": None,
+    }
+    record.update(changes)
+    return record
+
+
+GATE_RESULT_OK = {"format": 1, "step": "evaluate-model", "ok": True}
+BLOCKING = {**_gate_record()["checks"][0], "name": "min_accuracy", "value": 0.4, "threshold": 0.7, "passed": False}
+
+
+def _gate_outputs(record: object) -> dict[str, bytes]:
+    raw = record if isinstance(record, bytes) else json.dumps(record).encode()
+    return {"decision_out": raw, "report_out": b"# Model gate: **DEPLOY**\n"}
+
+
+GATE_CASES = [
+    (  # the one forgery that matters: deploy over a blocking check
+        GATE_RESULT_OK,
+        _gate_outputs(_gate_record(checks=[BLOCKING])),
+        SparkApplicationError,
+        "decision 'deploy' with 0 reason(s) does not follow from its checks (block, 1 blocking)",
+    ),
+    (
+        GATE_RESULT_OK,
+        _gate_outputs(_gate_record(approved=True)),
+        SparkApplicationError,
+        "fields ['approved'] differ from a gate decision's",
+    ),
+    (
+        GATE_RESULT_OK,
+        _gate_outputs(_gate_record(candidate={"metrics": {"accuracy": float("nan")}, "overfit_gap": 0.0})),
+        SparkApplicationError,
+        "candidate.metrics.accuracy: nan is not a finite number",
+    ),
+    (
+        GATE_RESULT_OK,
+        _gate_outputs(_gate_record(checks=[{**BLOCKING, "passed": "no", "severity": "critical"}])),
+        SparkApplicationError,
+        "check 'min_accuracy': passed is not true or false",
+    ),
+    (
+        GATE_RESULT_OK,
+        _gate_outputs(_gate_record(checks=[{**BLOCKING, "severity": "advisory"}])),
+        SparkApplicationError,
+        "comparison or severity of an unknown kind",
+    ),
+    (
+        GATE_RESULT_OK,
+        _gate_outputs(_gate_record(scores={"labels": [0, 1], "confusion_matrix": [[1, 2, 3]], "roc_curve": None})),
+        SparkApplicationError,
+        "scores: not labels with a square confusion matrix of counts",
+    ),
+    (GATE_RESULT_OK, _gate_outputs(b"[]"), SparkApplicationError, "a JSON list, not an object"),
+    (
+        GATE_RESULT_OK,
+        {"report_out": b"# Model gate"},
+        SparkApplicationError,
+        "the driver reported success, but this output is missing",
+    ),
+    (
+        {
+            "format": 1,
+            "step": "evaluate-model",
+            "ok": False,
+            "error": {"kind": "RegistryError", "message": "the champion could not be loaded for comparison"},
+        },
+        {},
+        RegistryError,
+        "the champion could not be loaded for comparison",
+    ),
+]
+
+
+@pytest.mark.parametrize(("result", "outputs", "error", "words"), GATE_CASES)
+def test_a_forged_gate_decision_fails_evaluate_model_by_name_and_the_registry_is_untouched(
+    tmp_path, monkeypatch, result, outputs, error, words
+):
+    """evaluate-model on the cluster returns a decision only from a record of a decision's shape whose verdict
+    follows from its own checks: a staged "deploy" over a blocking check never reaches the deploy condition."""
+    from gated_training.config import GateThresholds
+    from gated_training.steps.evaluate_model import evaluate_model
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    before = registry_bytes(registry)
+    inputs = {name: tmp_path / name for name in ("model.joblib", "training.json", "drift.json", "drift.html", "m.json")}
+    for path in inputs.values():
+        path.write_text("{}")
+    with spark_cluster(monkeypatch, tmp_path / "staging") as api:
+        api.spark_driver = training_forger(result, outputs)
+        with pytest.raises(error) as raised:
+            evaluate_model(
+                model_path=str(inputs["model.joblib"]),
+                test_path=str(tmp_path / "test"),
+                training_report_path=str(inputs["training.json"]),
+                target="risk",
+                thresholds=GateThresholds(),
+                registry_uri=str(registry),
+                model_name="m",
+                decision_out=str(tmp_path / "decision.json"),
+                report_out=str(tmp_path / "report.md"),
+                drift_report_path=str(inputs["drift.json"]),
+                drift_html_path=str(inputs["drift.html"]),
+                feature_metadata_path=str(inputs["m.json"]),
+                engine="spark",
+            )
+        assert type(raised.value) is error and words in str(raised.value), raised.value
+        assert api.objects == {} and len(api.deleted) == 1
+    assert registry_bytes(registry) == before
+
+
+def test_evaluate_model_on_the_cluster_names_a_missing_input_before_submitting(tmp_path, monkeypatch):
+    from gated_training.config import GateThresholds
+    from gated_training.errors import ConfigError
+    from gated_training.steps.evaluate_model import evaluate_model
+
+    with spark_cluster(monkeypatch, tmp_path / "staging") as api:
+        with pytest.raises(ConfigError, match=r"needs the drift report, its page and the feature metadata "):
+            evaluate_model(
+                model_path="m",
+                test_path="t",
+                training_report_path="r",
+                target="risk",
+                thresholds=GateThresholds(),
+                registry_uri=str(tmp_path),
+                model_name="m",
+                decision_out=str(tmp_path / "d.json"),
+                report_out=str(tmp_path / "r.md"),
+                engine="spark",
+            )
+        assert api.requests == [] and api.objects == {}

@@ -265,3 +265,58 @@ def test_a_driver_killed_before_it_answered_fails_the_step_with_the_operators_re
     with pytest.raises(SparkApplicationError, match="ended FAILED: driver container failed with ExitCode: 137"):
         validate(SAMPLE_DATA, outputs(tmp_path, "spark"), "spark")
     assert api.objects == {}
+
+
+def test_evaluate_model_in_a_spark_application_decides_as_the_steps_own_process(
+    spark, cluster, sample_champion, tmp_path, monkeypatch
+):
+    """The driver loads the champion verified, scores both models in Spark, runs the gate and puts its record on the
+    MLflow run; the component builds the decision only from a record whose verdict follows from its checks, and it
+    is the step's own process's decision, bit for bit. The registry is byte-identical."""
+    import shutil
+
+    from gated_training.config import GateThresholds
+    from gated_training.steps.evaluate_model import evaluate_model
+    from tests.spark.test_evaluation_parity import LENIENT, candidate
+
+    monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")
+    registry = tmp_path / "registry"
+    shutil.copytree(sample_champion.registry, registry)
+    before = registry_bytes(registry)
+    with monkeypatch.context() as local:
+        local.delenv(remote.IMAGE_ENV)
+        paths = candidate(spark, tmp_path / "c", pd.read_csv(SAMPLE_DATA), "risk")
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"decision": "no_drift", "drift_action": "block", "drifted": False}))
+    page = tmp_path / "drift.html"
+    page.write_text("<html></html>")
+    written = {}
+    for where in ("remote", "local"):
+        out = tmp_path / f"gate-{where}"
+        out.mkdir()
+        with monkeypatch.context() as local:
+            if where == "local":
+                local.delenv(remote.IMAGE_ENV)
+            decision = evaluate_model(
+                model_path=paths["model"],
+                test_path=paths["test"],
+                training_report_path=paths["training"],
+                target="risk",
+                thresholds=GateThresholds(**LENIENT, slice_by="housing"),
+                registry_uri=str(registry),
+                model_name="tabular-classifier",
+                decision_out=str(out / "decision.json"),
+                report_out=str(out / "report.md"),
+                drift_report_path=str(drift),
+                drift_html_path=str(page),
+                feature_metadata_path=paths["metadata.json"],
+                engine="spark",
+            )
+        written[where] = json.loads((out / "decision.json").read_text())
+        assert decision.to_json() == written[where]
+        assert (out / "report.md").read_text().startswith("# Model gate")
+    assert written["remote"] == written["local"] and written["remote"]["champion"]["comparison"]["rows"] > 0
+    assert (tmp_path / "gate-remote" / "report.md").read_text() == (tmp_path / "gate-local" / "report.md").read_text()
+    api, staging = cluster
+    assert api.objects == {} and not any(path.is_file() for path in staging.rglob("*"))
+    assert registry_bytes(registry) == before
