@@ -1,11 +1,14 @@
-"""`make bench-spark`: the steps that run on Spark (validate-data, check-drift, engineer-features, train-model), on
-both engines, at SPARK_BENCH_ROWS rows × 30 columns.
+"""`make bench-spark`: the steps that run on Spark (validate-data, check-drift, engineer-features, train-model,
+evaluate-model), on both engines, at SPARK_BENCH_ROWS rows × 30 columns (``--steps`` re-measures some of them and
+keeps the page's other rows).
 
 Each (step, engine) runs in a fresh process, as a pipeline step does, on the bench's table (Parquet) and its
 drafted suite; engineer-features splits and fits on the same batch (its metadata is compared, key order aside);
 train-model trains estimator=xgboost (100 rounds, depth 6) on the splits engineer-features wrote on Spark, on both
 engines (cross-validation on the same 200,000-row sample; Spark's booster from local[2]'s two workers, so its test
-accuracy is compared within 0.02, its cross-validation exactly);
+accuracy is compared within 0.02, its cross-validation exactly); evaluate-model gates the pandas engine's booster
+on that test split with the default thresholds and no champion (a first run), and both engines' decision files
+must be equal byte for byte;
 the check-drift row compares the batch with a reference profile of another batch of the same
 table (``drift.check_batch``'s counting, without a registry). Measured per row: the wall time, the time to the
 first read (imports, and on Spark the JVM's start), and the peak RSS of the whole process tree (on Spark: the
@@ -28,7 +31,7 @@ from benchmarks.bench import TARGET, write_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-STEPS = ("validate-data", "check-drift", "engineer-features", "train-model")
+STEPS = ("validate-data", "check-drift", "engineer-features", "train-model", "evaluate-model")
 TRAIN_TOLERANCE = 0.02
 
 STEP = r"""
@@ -75,6 +78,21 @@ elif step == "train-model":
         model_out=out + ".joblib", report_out=out + ".json", importances_out=out + "-importances.json", engine=engine)
     marks["result"] = {"cv_rows": outcome.cv_rows, "cv_accuracy_mean": outcome.cv_accuracy_mean,
         "test_accuracy": outcome.test["accuracy"]}
+elif step == "evaluate-model":
+    import hashlib
+    from gated_training.config import GateThresholds
+    from gated_training.steps.evaluate_model import evaluate_model
+    if engine == "spark":
+        from gated_training.spark import spark_session
+        spark_session()
+    marks["ready"] = time.perf_counter() - started
+    features, trained, out = work + "/features-spark", work + "/train-pandas", work + "/gate-" + engine
+    decision = evaluate_model(model_path=trained + ".joblib", test_path=features + "-test",
+        training_report_path=trained + ".json", target=TARGET, thresholds=GateThresholds(),
+        registry_uri=work + "/registry-empty", model_name="bench", decision_out=out + ".json",
+        report_out=out + ".md", feature_metadata_path=features + ".json", engine=engine)
+    marks["result"] = {"decision": decision.decision,
+        "decision_sha256": hashlib.sha256(open(out + ".json", "rb").read()).hexdigest()}
 else:
     from gated_training.config import DriftPolicy
     from gated_training.drift import compare_tallies
@@ -139,7 +157,7 @@ def run_step(step: str, engine: str, data: Path, suite: Path, work: Path, profil
     return {**marks, "peak_mib": round(peak / 2**20)}
 
 
-def measure(rows: int, root: Path) -> list[dict[str, Any]]:
+def measure(rows: int, root: Path, steps: tuple[str, ...] = STEPS) -> list[dict[str, Any]]:
     from gated_training.data import synthetic
     from gated_training.drift import profile_frame
 
@@ -149,12 +167,37 @@ def measure(rows: int, root: Path) -> list[dict[str, Any]]:
     reference = synthetic.generate_wide(min(rows, 200_000), 30, seed=8)
     profile.write_text(json.dumps(profile_frame(reference, TARGET)))
     results = []
-    for step in STEPS:
+    for step in steps:
         for engine in ("pandas", "spark"):
             measured = run_step(step, engine, data, suite, work, profile)
             results.append({"rows": rows, "frame_mib": frame_mib, "step": step, "engine": engine, **measured})
             print(json.dumps(results[-1]), flush=True)
     return results
+
+
+def recorded(page: Path) -> list[dict[str, Any]]:
+    """The rows a previous run wrote on the page, to keep beside the steps measured now."""
+    import re
+
+    pattern = re.compile(
+        r"^\| ([\d,]+) \| ([\d.]+) MiB \| ([a-z-]+) \| (pandas|spark) \| ([\d.]+) s \| ([\d.]+) s \| ([\d,]+) MiB \|"
+    )
+    rows = []
+    for line in page.read_text().splitlines() if page.exists() else []:
+        match = pattern.match(line)
+        if match and match.group(3) in STEPS:
+            rows.append(
+                {
+                    "rows": int(match.group(1).replace(",", "")),
+                    "frame_mib": float(match.group(2)),
+                    "step": match.group(3),
+                    "engine": match.group(4),
+                    "ready": float(match.group(5)),
+                    "wall": float(match.group(6)),
+                    "peak_mib": int(match.group(7).replace(",", "")),
+                }
+            )
+    return rows
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -165,7 +208,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "Each row is one step in a fresh process; peak RSS is the whole process tree (on Spark: the Python",
         'driver, the JVM and its Python workers). "ready" is the time before the first read: imports, and on',
         "Spark the JVM's start. The verdicts and fingerprints of both engines are equal in every row; train-model's",
-        "cross-validation is equal, and its test accuracy (Spark's booster from two workers) within 0.02.",
+        "cross-validation is equal, and its test accuracy (Spark's booster from two workers) within 0.02;",
+        "evaluate-model's decision file (every check, interval and p-value) is equal byte for byte.",
         "",
         "| rows | frame | step | engine | ready | wall | peak RSS | peak / frame |",
         "|---:|---:|---|---|---:|---:|---:|---:|",
@@ -183,9 +227,11 @@ def main() -> None:
     parser.add_argument("--rows", default="1000000")
     parser.add_argument("--work", default=str(ROOT / ".bench" / "spark"))
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks-spark.md"))
+    parser.add_argument("--steps", default=",".join(STEPS), help="the steps to measure (the others' rows are kept)")
     args = parser.parse_args()
-    results = [r for rows in args.rows.split(",") for r in measure(int(rows), Path(args.work))]
-    for step in STEPS:
+    steps = tuple(step for step in STEPS if step in args.steps.split(","))
+    results = [r for rows in args.rows.split(",") for r in measure(int(rows), Path(args.work), steps)]
+    for step in steps:
         for rows in {r["rows"] for r in results}:
             pair = {r["engine"]: dict(r["result"]) for r in results if r["step"] == step and r["rows"] == rows}
             if step == "train-model":
@@ -194,7 +240,11 @@ def main() -> None:
                     raise SystemExit(f"train-model at {rows} rows: test accuracy differs beyond 0.02: {accuracy}")
             if pair["pandas"] != pair["spark"]:
                 raise SystemExit(f"{step} at {rows} rows: the engines disagree: {pair}")
-    Path(args.output).write_text(markdown(results))
+    measured = {(r["rows"], r["step"], r["engine"]) for r in results}
+    kept = [r for r in recorded(Path(args.output)) if (r["rows"], r["step"], r["engine"]) not in measured]
+    order = {step: index for index, step in enumerate(STEPS)}
+    merged = sorted([*kept, *results], key=lambda r: (r["rows"], order[r["step"]], r["engine"]))
+    Path(args.output).write_text(markdown(merged))
     print(f"wrote {args.output}")
 
 

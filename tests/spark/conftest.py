@@ -18,3 +18,15 @@ def spark():
 
 
 from tests.integration.conftest import sample_champion  # noqa: F401 - the pipeline tests' champion
+
+
+@pytest.fixture(scope="session")
+def sample_candidate(spark, tmp_path_factory) -> dict[str, str]:
+    """The sample's splits engineer-features wrote on Spark (part files) and a random forest trained on them by
+    the pandas engine: the candidate the evaluate-model tests gate, built once per session."""
+    import pandas as pd
+
+    from tests.conftest import SAMPLE_DATA
+    from tests.spark.test_evaluation_parity import candidate
+
+    return candidate(spark, tmp_path_factory.mktemp("sample-candidate") / "c", pd.read_csv(SAMPLE_DATA), "risk")

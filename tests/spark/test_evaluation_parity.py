@@ -63,18 +63,13 @@ def both(paths, out, target, thresholds, registry) -> dict[str, tuple[dict, str]
     return results
 
 
-@pytest.fixture(scope="module")
-def sample(spark, tmp_path_factory):
-    return candidate(spark, tmp_path_factory.mktemp("sample") / "c", pd.read_csv(SAMPLE_DATA), "risk")
-
-
-def test_against_the_samples_champion_both_engines_write_the_same_decision(sample, sample_champion, tmp_path):
+def test_against_the_samples_champion_both_engines_write_the_same_decision(sample_candidate, sample_champion, tmp_path):
     """Binary labels: DeLong's paired AUC test and McNemar on the rows the champion's split rule held out, slices
     by the champion's segment cuts, segment flips, prediction drift."""
     registry = tmp_path / "registry"
     shutil.copytree(sample_champion.registry, registry)
     thresholds = GateThresholds(**LENIENT, slice_by="housing,age", comparison_metric="roc_auc")
-    results = both(sample, tmp_path / "out", "risk", thresholds, registry)
+    results = both(sample_candidate, tmp_path / "out", "risk", thresholds, registry)
     (pandas_decision, pandas_report), (spark_decision, spark_report) = results["pandas"], results["spark"]
     assert spark_decision == pandas_decision and spark_report == pandas_report
     comparison = spark_decision["champion"]["comparison"]

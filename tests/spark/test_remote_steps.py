@@ -268,7 +268,7 @@ def test_a_driver_killed_before_it_answered_fails_the_step_with_the_operators_re
 
 
 def test_evaluate_model_in_a_spark_application_decides_as_the_steps_own_process(
-    spark, cluster, sample_champion, tmp_path, monkeypatch
+    spark, cluster, sample_champion, sample_candidate, tmp_path, monkeypatch
 ):
     """The driver loads the champion verified, scores both models in Spark, runs the gate and puts its record on the
     MLflow run; the component builds the decision only from a record whose verdict follows from its checks, and it
@@ -277,15 +277,13 @@ def test_evaluate_model_in_a_spark_application_decides_as_the_steps_own_process(
 
     from gated_training.config import GateThresholds
     from gated_training.steps.evaluate_model import evaluate_model
-    from tests.spark.test_evaluation_parity import LENIENT, candidate
+    from tests.spark.test_evaluation_parity import LENIENT
 
     monkeypatch.setenv("GATED_TRAINING_ALLOW_POD_LOCAL_STATE", "1")
     registry = tmp_path / "registry"
     shutil.copytree(sample_champion.registry, registry)
     before = registry_bytes(registry)
-    with monkeypatch.context() as local:
-        local.delenv(remote.IMAGE_ENV)
-        paths = candidate(spark, tmp_path / "c", pd.read_csv(SAMPLE_DATA), "risk")
+    paths = sample_candidate
     drift = tmp_path / "drift.json"
     drift.write_text(json.dumps({"decision": "no_drift", "drift_action": "block", "drifted": False}))
     page = tmp_path / "drift.html"

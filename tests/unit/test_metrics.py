@@ -72,3 +72,21 @@ def test_a_pipeline_is_transformed_once_for_labels_and_probabilities_with_the_sa
     np.testing.assert_array_equal(proba, model.predict_proba(x))
     plain = LogisticRegression().fit(x, y)
     np.testing.assert_array_equal(predict_labels_and_proba(plain, x)[1], plain.predict_proba(x))
+
+
+def test_a_forests_answers_are_the_same_bits_on_every_run_and_in_any_batches():
+    """sklearn's forests sum their trees' probabilities in threads in whatever order they finish; the gate sums
+    each row's trees in tree order (rows split across threads), so two runs, or the rows cut into two batches
+    (as Spark's workers see them), give the same bits, and predict is the forest's own argmax."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(6_000, 6)), columns=list("abcdef"))
+    y = np.where(x["a"] + rng.normal(scale=1.5, size=len(x)) > 0, "yes", "no")
+    forest = RandomForestClassifier(n_estimators=60, max_depth=8, n_jobs=-1, random_state=0).fit(x, y)
+    runs = [predict_labels_and_proba(forest, x) for _ in range(6)]
+    assert len({proba.tobytes() for _, proba in runs}) == 1
+    predicted, proba = runs[0]
+    halves = [predict_labels_and_proba(forest, part) for part in (x.iloc[:2_345], x.iloc[2_345:])]
+    assert np.array_equal(np.vstack([p for _, p in halves]), proba)
+    assert np.array_equal(predicted, forest.predict(x)) and np.allclose(proba, forest.predict_proba(x), atol=1e-12)
