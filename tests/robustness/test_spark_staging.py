@@ -375,23 +375,40 @@ def test_a_forged_gate_decision_fails_evaluate_model_by_name_and_the_registry_is
     assert registry_bytes(registry) == before
 
 
-def test_evaluate_model_on_the_cluster_names_a_missing_input_before_submitting(tmp_path, monkeypatch):
+def test_optional_inputs_left_out_are_not_sent_and_the_driver_accepts_the_request(tmp_path, monkeypatch):
+    """evaluate-model without the drift record, its page and the feature metadata (all optional, as in-process):
+    the request names only the inputs given, only those are staged, and the driver's strict reader accepts it."""
     from gated_training.config import GateThresholds
-    from gated_training.errors import ConfigError
+    from gated_training.steps import spark_driver
     from gated_training.steps.evaluate_model import evaluate_model
 
+    seen = {}
+
+    def driver(application: dict) -> int:
+        request_uri = application["spec"]["arguments"][1]
+        seen["request"] = spark_driver.read_request("evaluate-model", request_uri)
+        seen["staged"] = sorted(p.name for p in (Path(request_uri).parent / "inputs").iterdir())
+        result = {"format": 1, "step": "evaluate-model", "ok": False, "error": {"kind": "DataError", "message": "x"}}
+        (Path(request_uri).parent / "result.json").write_text(json.dumps(result))
+        return 0
+
+    for name in ("model.joblib", "training.json"):
+        (tmp_path / name).write_text("{}")
     with spark_cluster(monkeypatch, tmp_path / "staging") as api:
-        with pytest.raises(ConfigError, match=r"needs the drift report, its page and the feature metadata "):
+        api.spark_driver = driver
+        with pytest.raises(DataError, match="x"):
             evaluate_model(
-                model_path="m",
-                test_path="t",
-                training_report_path="r",
+                model_path=str(tmp_path / "model.joblib"),
+                test_path=str(tmp_path / "test"),
+                training_report_path=str(tmp_path / "training.json"),
                 target="risk",
                 thresholds=GateThresholds(),
-                registry_uri=str(tmp_path),
+                registry_uri=str(tmp_path / "registry"),
                 model_name="m",
                 decision_out=str(tmp_path / "d.json"),
                 report_out=str(tmp_path / "r.md"),
                 engine="spark",
             )
-        assert api.requests == [] and api.objects == {}
+        assert api.objects == {} and len(api.deleted) == 1
+    assert seen["request"]["inputs"] == ["model_path", "training_report_path"]
+    assert seen["staged"] == ["model_path", "training_report_path"]

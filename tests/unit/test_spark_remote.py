@@ -156,6 +156,10 @@ def test_the_driver_reads_its_own_steps_request_and_types_its_arguments(tmp_path
         ("check-drift", {"step": "validate-data"}, "not a request for check-drift"),
         ("check-drift", {"outputs": {"files": ["report_out", "../../x"], "folders": []}}, "not a request"),
         ("check-drift", {"arguments": {"dataset_path": "x"}}, "the arguments of check-drift are"),
+        ("check-drift", {"inputs": []}, "not a request for check-drift"),  # a required input left out
+        ("check-drift", {"inputs": ["model_path", "validation_report_path"]}, "not a request"),  # not its input
+        ("check-drift", {"inputs": ["validation_report_path"] * 2}, "not a request"),
+        ("check-drift", {"inputs": "validation_report_path"}, "not a request"),
         (
             "check-drift",
             {

@@ -172,13 +172,15 @@ def remote_settings(environ: dict[str, str] | None = None) -> RemoteSettings | N
 class StepFiles:
     """The step's small local inputs the driver needs (``inputs``: a report the step reads, sent through the
     bucket), and where the component wants each output: ``files`` (JSON, HTML) and ``folders`` (Parquet written
-    by Spark). Each is named after the step's argument."""
+    by Spark). Each is named after the step's argument. An input given as an empty path is optional and not
+    given: it is neither sent nor named in the request, and the driver leaves the step's default."""
 
     inputs: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     folders: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", {name: path for name, path in self.inputs.items() if path})
         for name in [*self.inputs, *self.files, *self.folders]:
             if not OUTPUT_NAME.match(name):
                 raise ConfigError(f"Spark step output {name!r}: not an output name")

@@ -23,7 +23,7 @@ from gated_training.config import ENGINES, GateThresholds, require_choice
 from gated_training.data import SplitRule, held_out_by, json_safe, label_key, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import prediction_counts
-from gated_training.errors import ConfigError, RegistryError
+from gated_training.errors import RegistryError
 from gated_training.gate import (
     Answers,
     ChampionView,
@@ -314,16 +314,6 @@ def evaluate_model(
 
         remote = spark.remote_settings()
         if remote is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
-            optional = {
-                "drift_report_path": drift_report_path,
-                "drift_html_path": drift_html_path,
-                "feature_metadata_path": feature_metadata_path,
-            }
-            if not all(optional.values()):
-                raise ConfigError(
-                    "evaluate-model on the cluster needs the drift report, its page and the feature metadata "
-                    f"(missing: {', '.join(name for name, path in optional.items() if not path)})"
-                )
             spark.run_remotely(
                 "evaluate-model",
                 {
@@ -334,7 +324,13 @@ def evaluate_model(
                     "model_name": model_name,
                 },
                 spark.StepFiles(
-                    inputs={"model_path": model_path, "training_report_path": training_report_path, **optional},
+                    inputs={
+                        "model_path": model_path,
+                        "training_report_path": training_report_path,
+                        "drift_report_path": drift_report_path,  # the optional ones are sent when given
+                        "drift_html_path": drift_html_path,
+                        "feature_metadata_path": feature_metadata_path,
+                    },
                     files={"decision_out": decision_out, "report_out": report_out},
                 ),
                 remote,

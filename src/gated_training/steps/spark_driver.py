@@ -77,6 +77,7 @@ class DriverStep:
     function: Callable[..., Any]
     arguments: dict[str, Callable[[str, Any], Any]]
     inputs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()  # inputs a request may leave out (the step's default: none)
     files: tuple[str, ...] = ()
     folders: tuple[str, ...] = ()
 
@@ -122,19 +123,15 @@ STEPS = {
             "data_uri": _text,
             "pipeline_version": _text,
         },
-        inputs=("drift_report_path", "feature_metadata_path", "preprocessor_path"),
+        inputs=("feature_metadata_path", "preprocessor_path"),
+        optional=("drift_report_path",),
         files=("importances_out", "model_out", "report_out"),
     ),
     "evaluate-model": DriverStep(
         evaluate_model,
         {"test_path": _text, "target": _text, "thresholds": _gate, "registry_uri": _text, "model_name": _text},
-        inputs=(
-            "drift_html_path",
-            "drift_report_path",
-            "feature_metadata_path",
-            "model_path",
-            "training_report_path",
-        ),
+        inputs=("model_path", "training_report_path"),
+        optional=("drift_html_path", "drift_report_path", "feature_metadata_path"),
         files=("decision_out", "report_out"),
     ),
 }
@@ -154,13 +151,16 @@ def read_request(step_id: str, request_uri: str) -> dict[str, Any]:
         "format": remote.REQUEST_FORMAT,
         "step": step_id,
         "prefix": prefix,
-        "inputs": sorted(step.inputs),
         "outputs": {"files": sorted(step.files), "folders": sorted(step.folders)},
     }
+    inputs = request.get("inputs") if isinstance(request, dict) else None
     if (
         not isinstance(request, dict)
-        or set(request) != {*expected, "arguments"}
+        or set(request) != {*expected, "inputs", "arguments"}
         or any(request[key] != value for key, value in expected.items())
+        or not isinstance(inputs, list)
+        or inputs != sorted(set(inputs))
+        or not set(step.inputs) <= set(inputs) <= {*step.inputs, *step.optional}
     ):
         raise ConfigError(f"{request_uri}: not a request for {step_id} in its own folder")
     arguments = request["arguments"]
@@ -173,7 +173,7 @@ def read_request(step_id: str, request_uri: str) -> dict[str, Any]:
 def run_request(step_id: str, request: dict[str, Any], scratch: str) -> None:
     step, prefix = STEPS[step_id], request["prefix"]
     keywords = dict(request["arguments"])
-    for name in step.inputs:
+    for name in request["inputs"]:  # checked: every required input, and optional ones the component sent
         local = Path(scratch, "inputs", name)
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(storage.read_bytes(remote.input_uri(prefix, name), max_bytes=remote.MAX_INPUT_BYTES))

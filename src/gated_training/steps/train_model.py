@@ -448,8 +448,8 @@ class Fit:
     train_scores: Scores
     test_scores: Scores
     importances: list[dict[str, Any]]
-    pairs: list[dict[str, Any]]
-    pair_scored_rows: int
+    pair_train: pd.DataFrame  # the rows the pair-leakage scores fit on (target included) ...
+    pair_test: pd.DataFrame  # ... and score on (gate.leakage samples them)
     example: pd.DataFrame
     dataset: Any
 
@@ -466,7 +466,7 @@ def _fit_on_pandas(
     dataset_source: tuple[str, str],
 ) -> Fit:
     """Cross-validate, fit and score in this process on the splits read whole."""
-    from gated_training.gate import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
+    from gated_training.gate import SAMPLE_ROWS
 
     x_train, y_train = split_features_target(read_parquet(train_path), target)
     x_test, y_test = split_features_target(read_parquet(test_path), target)
@@ -507,23 +507,15 @@ def _fit_on_pandas(
     )
     del parts, predicted, proba
     test_scores = score_model(model, x_test, y_test)
-    importances = feature_importances(model, x_test, y_test, settings.random_state)
-    pairs, pair_scored_rows = pair_feature_scores(
-        pair_train,
-        x_test.assign(**{target: y_test.to_numpy()}),
-        target,
-        input_columns_by_importance(importances, [str(c) for c in x_test.columns]),
-        feature_metadata.get("single_feature_scores") or {},
-    )
     return Fit(
         model=model,
         cv_scores=cv_scores,
         cv_rows=cv_rows,
         train_scores=train_scores,
         test_scores=test_scores,
-        importances=importances,
-        pairs=pairs,
-        pair_scored_rows=pair_scored_rows,
+        importances=feature_importances(model, x_test, y_test, settings.random_state),
+        pair_train=pair_train,
+        pair_test=x_test.assign(**{target: y_test.to_numpy()}),
         example=example,
         dataset=dataset,
     )
@@ -547,7 +539,7 @@ def _fit_on_spark(
 
     from gated_training import spark
     from gated_training.boosted import BoostedTrees, feature_types
-    from gated_training.gate import SAMPLE_ROWS, input_columns_by_importance, pair_feature_scores
+    from gated_training.gate import SAMPLE_ROWS
     from gated_training.spark import features as spark_features
     from gated_training.spark import training
 
@@ -614,23 +606,18 @@ def _fit_on_spark(
     finally:
         train_rows.unpersist()
         test_rows.unpersist()
-    importances = feature_importances(model, pair_test.drop(columns=target), pair_test[target], settings.random_state)
-    pairs, pair_scored_rows = pair_feature_scores(
-        pair_train,
-        pair_test,
-        target,
-        input_columns_by_importance(importances, [str(c) for c in pair_test.columns if c != target]),
-        feature_metadata.get("single_feature_scores") or {},
-    )
     return Fit(
         model=model,
         cv_scores=cv_scores,
         cv_rows=cv_rows,
         train_scores=train_scores,
         test_scores=test_scores,
-        importances=importances,
-        pairs=pairs,
-        pair_scored_rows=pair_scored_rows,
+        # permutation importances on the fetched sample: the whole test split never reaches the driver
+        importances=feature_importances(
+            model, pair_test.drop(columns=target), pair_test[target], settings.random_state
+        ),
+        pair_train=pair_train,
+        pair_test=pair_test,
         example=example,
         dataset=dataset,
     )
@@ -730,54 +717,49 @@ def train_model(
         feature_metadata=feature_metadata,
         dataset_source=(data_uri, data_sha256),
     )
-    model, cv_scores, cv_rows, train_scores, test_scores = (
-        fit.model,
-        fit.cv_scores,
-        fit.cv_rows,
-        fit.train_scores,
-        fit.test_scores,
+    from gated_training.gate import input_columns_by_importance, pair_feature_scores
+
+    pairs, pair_scored_rows = pair_feature_scores(
+        fit.pair_train,
+        fit.pair_test,
+        target,
+        input_columns_by_importance(fit.importances, [str(c) for c in fit.pair_test.columns if c != target]),
+        feature_metadata.get("single_feature_scores") or {},
     )
-    overfit_gap = train_scores.accuracy - test_scores.accuracy
-    importances, pairs, pair_scored_rows, example, dataset = (
-        fit.importances,
-        fit.pairs,
-        fit.pair_scored_rows,
-        fit.example,
-        fit.dataset,
-    )
+    overfit_gap = fit.train_scores.accuracy - fit.test_scores.accuracy
     metrics = {
-        "cv_accuracy_mean": float(cv_scores.mean()),
-        "cv_accuracy_std": float(cv_scores.std()),
-        **_metrics_for_mlflow("train", train_scores),
-        **_metrics_for_mlflow("test", test_scores),
+        "cv_accuracy_mean": float(fit.cv_scores.mean()),
+        "cv_accuracy_std": float(fit.cv_scores.std()),
+        **_metrics_for_mlflow("train", fit.train_scores),
+        **_metrics_for_mlflow("test", fit.test_scores),
         "overfit_gap": overfit_gap,
     }
     run_id, model_uri = _log_to_mlflow(
         tracking_uri=resolved_uri,
         experiment_id=experiment_id,
-        model=model,
+        model=fit.model,
         settings=settings,
         feature_metadata=feature_metadata,
         metrics=metrics,
-        importances=importances,
+        importances=fit.importances,
         tags=run_tags(data_sha256=data_sha256, kfp_run_id=kfp_run_id, target=target, pipeline_version=pipeline_version),
-        example=example,
-        cv_rows=cv_rows,
+        example=fit.example,
+        cv_rows=fit.cv_rows,
         drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
         run_name=run_name(settings.estimator, data_sha256),
-        dataset=dataset,
+        dataset=fit.dataset,
     )
-    joblib.dump(model, model_out)
-    Path(importances_out).write_text(json.dumps(importances, indent=2))
+    joblib.dump(fit.model, model_out)
+    Path(importances_out).write_text(json.dumps(fit.importances, indent=2))
     outcome = TrainingOutcome(
         mlflow_run_id=run_id,
         mlflow_model_uri=model_uri,
         tracking_uri=resolved_uri,
         cv_accuracy_mean=metrics["cv_accuracy_mean"],
         cv_accuracy_std=metrics["cv_accuracy_std"],
-        cv_rows=cv_rows,
-        train=train_scores.headline(),
-        test=test_scores.headline(),
+        cv_rows=fit.cv_rows,
+        train=fit.train_scores.headline(),
+        test=fit.test_scores.headline(),
         overfit_gap=overfit_gap,
         pair_feature_scores=pairs,
         pair_scored_rows=pair_scored_rows,
