@@ -374,6 +374,34 @@ def _ordered_counts(rows: list[Any], key: str) -> pd.Series:
     return pd.Series([counts[label] for label in ordered], index=pd.Index(ordered, dtype=object), dtype=np.int64)
 
 
+def _select_on_spark(
+    preprocessor: Pipeline,
+    train: Any,
+    dtypes: dict[str, str],
+    target: str,
+    classes: list[Any],
+    feature_settings: FeatureSettings,
+) -> None:
+    """Fit the preprocessor's SelectKBest as the pandas engine's fit would: ANOVA F of every engineered feature
+    over the training rows, from per-class counts, sums and sums of squares computed in Spark's workers
+    (``spark.features.class_moments``); the same k best kept (scores within the last few bits of scikit-learn's,
+    so only an exact tie could choose differently, and a tie is broken the same stable way)."""
+    from gated_training.spark import features
+
+    prefix, select = preprocessor[:-1], preprocessor.named_steps["select"]
+    width = len(prefix.get_feature_names_out())
+    if feature_settings.select_k_best > width:
+        raise ConfigError(
+            f"parameter select_k_best={feature_settings.select_k_best}: only {width} engineered features exist"
+        )
+    moments = features.class_moments(train, prefix.transform, dtypes, target, classes)
+    scores, pvalues = features.anova_f(moments, width, len(classes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # two placeholder rows: constant features; their scores are replaced
+        select.fit(np.zeros((2, width)), np.array([0, 1]))
+    select.scores_, select.pvalues_ = scores, pvalues
+
+
 def _engineer_on_spark(
     *,
     dataset_path: str,
@@ -395,11 +423,6 @@ def _engineer_on_spark(
     from gated_training.gate import SAMPLE_ROWS
     from gated_training.spark import features
 
-    if feature_settings.select_k_best:
-        raise ConfigError(
-            "parameter select_k_best: engine=spark does not select features yet (SelectKBest's ANOVA F needs every "
-            "engineered row); set select_k_best=0 or engine=pandas"
-        )
     frame = spark.spark_session().read.parquet(spark.spark_path(dataset_path))
     if target not in frame.columns:
         raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
@@ -436,9 +459,13 @@ def _engineer_on_spark(
             capped=[c for c in categorical if c not in flags and cap and levels[c] > cap],
             flags=flags,
         )
-        preprocessor = features.fit_on_statistics(
-            build_preprocessor(roles, feature_settings), statistics, inputs, train_rows
-        )
+        preprocessor = build_preprocessor(roles, feature_settings)
+        selecting = bool(feature_settings.select_k_best)
+        # SelectKBest is fitted below from per-class sums of the engineered rows; the steps before it (the same
+        # objects: a Pipeline slice shares them) from the columns' statistics.
+        features.fit_on_statistics(preprocessor[:-1] if selecting else preprocessor, statistics, inputs, train_rows)
+        if selecting:
+            _select_on_spark(preprocessor, features.side(ordered, False), dtypes, target, classes, feature_settings)
         described = features.statistics_frame(statistics, inputs)
 
         def sample(test: bool, rows: int) -> pd.DataFrame:
