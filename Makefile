@@ -83,7 +83,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: help venv serving-venv spark-venv spark-image test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: bench-startup help venv serving-venv spark-venv spark-image test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -183,6 +183,10 @@ bench: compile ## pipeline vs single process vs reference design at BENCH_ROWS Ã
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.bench --rows $(BENCH_ROWS)
 	$(BIN)/python -m benchmarks.monitoring --calls $(MONITORING_BENCH_CALLS)
+
+bench-startup: compile ## re-measure only the fixed start-up per step (a 1,000-row run; first read, wall, flame graph) into docs/benchmarks.md, keeping the sizes' rows (~3 min)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.bench --startup-only
 
 bench-serving: venv serving-venv ## what the runtime's metrics cost per one-row request (p50/p95 with and without) â†’ docs/benchmarks-monitoring.md (~2 min)
 	$(BIN)/python -m benchmarks.serving_metrics

@@ -120,7 +120,7 @@ def test_heavy_drift_under_block_stops_before_training_and_notifies(drift_setup,
     assert "blocked by the drift gate" in text and "3 of 6 features drifted" in text and "drift report: " in text
     run_dir = drift_setup.root / "drift-block" / "kfp-runs"
     page = next(run_dir.glob("*/check-drift/drift_html")).read_text()
-    assert "Drift gate: BLOCKED" in page and page.count("data:image/png;base64,") == 6
+    assert "Drift gate: BLOCKED" in page and page.count("data:image/svg+xml;base64,") == 6
 
 
 def test_warn_trains_and_deploys_with_the_drift_recorded(drift_setup, batches, receiver, capsys):

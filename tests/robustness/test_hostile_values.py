@@ -5,6 +5,7 @@ elements, attributes, links and mentions that came from the data."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from html.parser import HTMLParser
@@ -49,6 +50,17 @@ class Markup(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+def assert_plot_carries_no_markup_from_the_data(svg: str, path: Path) -> None:
+    """A drift plot is an image (a browser runs no script in one), and still carries the data's text as text:
+    only the drawing's own elements, no handler, no link, nothing foreign."""
+    parser = Markup()
+    parser.feed(svg)
+    assert {tag for tag, _ in parser.tags} <= {"svg", "defs", "pattern", "path", "rect", "text", "line"}, path
+    for tag, attributes in parser.tags:
+        assert not any(name.startswith("on") or name.endswith("href") for name in attributes), (path, tag)
+    assert "<img src=x" not in svg and "<b>good</b>" not in svg and "<script" not in svg, path
+
+
 def assert_html_carries_no_markup_from_the_data(path: Path) -> None:
     parser = Markup()
     parser.feed(path.read_text())
@@ -61,7 +73,9 @@ def assert_html_carries_no_markup_from_the_data(path: Path) -> None:
             value = (attributes.get(name) or "").strip().lower()
             assert not value.startswith(("javascript:", "http:", "https:", "//")), (path, tag, attributes)
         if tag == "img":
-            assert attributes.get("src", "").startswith("data:image/png;base64,"), path  # only our own plots
+            source = attributes.get("src", "")
+            assert source.startswith("data:image/svg+xml;base64,"), path  # only our own plots
+            assert_plot_carries_no_markup_from_the_data(base64.b64decode(source.split(",", 1)[1]).decode(), path)
     text = path.read_text()
     assert "<img src=x" not in text and "<b>good</b>" not in text and "<script>alert" not in text, path
     assert not re.search(r"url\(\s*['\"]?(https?:)?//", text), f"{path} loads an external asset"

@@ -33,7 +33,7 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
         "reference_max_rows": 100000,
         "startup": {
             "imports_seconds": {"pandas": 0.9},
-            "steps": steps,
+            "steps": {**steps, "train-model": {**steps["train-model"], "ready_seconds": 1.25}},
             "recurring_outcome": "deployed",
             "first_run_steps": {**steps, "train-model": step(7.5)},
         },
@@ -62,7 +62,9 @@ def test_report_has_the_ratio_table_per_step_table_and_plot(tmp_path):
     assert "| 10,000 | 2.0 | 12.0 | 8.0 | 1.50 | 24.0 | 2.00 | 0.8000 / 0.7900 |" in page
     assert "| 1,000,000 | 200.0 | 80.0 | 64.0 | 1.25 | not run | — | 0.8000 / — |" in page
     assert "| 1,000,000 | train-model | 2.0 | 2.0 | 300 | 1.5 | 1.0 | 2.0 |" in page
-    assert "| train-model | 2.0 | 2.0 | 300 | 7.5 |" in page and "outcome deployed" in page
+    # A step's first read (its start-up) beside its wall; a record without one (older runs) shows a dash.
+    assert "| train-model | 1.2 | 2.0 | 2.0 | 300 | 7.5 |" in page and "outcome deployed" in page
+    assert "| validate-data | — | 2.0 | 2.0 | 300 | 2.0 |" in page
     assert "the fastest of 2 alternating first runs" in page
     assert "--rows 10000,1000000 --columns 30 --reference-max-rows 100000 --repeat 2" in page
     assert "hand-written" not in page  # the findings page is linked, not repeated

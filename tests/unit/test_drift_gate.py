@@ -1,5 +1,6 @@
 """The drift step's decisions against a champion in a folder registry, and its HTML report."""
 
+import base64
 import json
 import re
 
@@ -185,7 +186,7 @@ def test_html_report_is_self_contained_with_one_plot_per_feature(tmp_path, clean
     outcome = decide(registry_uri, heavy_drift(ROWS, 4))
     page = render_drift_html(outcome.to_json())
     assert "Drift gate: BLOCKED" in page and "<table>" in page
-    assert page.count("data:image/png;base64,") == 6
+    assert page.count("data:image/svg+xml;base64,") == 6
     assert "http://" not in page and "https://" not in page  # nothing fetched: works offline and sandboxed
     assert page.index(">income<") < page.index(">support_calls<")  # drifted features first
     assert "3 of 6 features drifted" in page
@@ -226,4 +227,14 @@ def test_a_skewed_feature_is_plotted_on_a_scale_that_shows_its_shift():
         "distribution": {"edges": [0, 7.9, 8.05, 14.5, 31, 512.3], "reference": [0.2] * 5,
                          "batch": [0.05, 0.05, 0.1, 0.3, 0.5], "below": 0.0, "above": 0.0},
     }  # fmt: skip
-    assert len(_plot(feature)) > 1000  # the PNG renders on the symlog axis
+    svg = base64.b64decode(_plot(feature)).decode()
+    assert "share per bin (log x)" in svg
+    # On the symlog axis (matplotlib's transform) the low bins are drawn wide enough to see: the bin 0–7.9 (1.5 % of
+    # the range) is wider than the bin 31–512.3 (94 % of it); on a linear axis it would be a 5-pixel sliver.
+    widths = [
+        float(w)
+        for w in re.findall(r"<rect x='[\d.]+' y='[\d.]+' width='([\d.]+)' height='[\d.]+' fill='#4c72b0'", svg)
+    ]
+    assert len(widths) == 6 and widths[0] > widths[4] > widths[3] > widths[2], widths  # the bins, then the legend
+    linear = dict(feature, distribution=dict(feature["distribution"], edges=[0, 100, 200, 300, 400, 500]))
+    assert "density" in base64.b64decode(_plot(linear)).decode()

@@ -90,3 +90,22 @@ def test_a_forests_answers_are_the_same_bits_on_every_run_and_in_any_batches():
     halves = [predict_labels_and_proba(forest, part) for part in (x.iloc[:2_345], x.iloc[2_345:])]
     assert np.array_equal(np.vstack([p for _, p in halves]), proba)
     assert np.array_equal(predicted, forest.predict(x)) and np.allclose(proba, forest.predict_proba(x), atol=1e-12)
+
+
+def test_scoring_a_model_that_is_not_a_forest_does_not_import_the_forests():
+    """sklearn.ensemble costs 1.3 s to import: evaluate-model (and each Spark worker) scoring xgboost's booster or a
+    linear model does not pay it to ask whether the model is a forest."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from gated_training.gate.metrics import predict_labels_and_proba\n"
+        "x = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])\n"
+        "labels, proba = predict_labels_and_proba(LogisticRegression().fit(x, y), x)\n"
+        "assert list(labels) == [0, 0, 1, 1] and proba.shape == (4, 2)\n"
+        "print('sklearn.ensemble' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -17,6 +17,7 @@ import pandas as pd
 from gated_training.config import DEFAULT_MAX_INPUT_MB, max_input_bytes
 from gated_training.data import storage
 from gated_training.errors import DataError
+from gated_training.timing import mark_first_read
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -220,6 +221,7 @@ def detached_head(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 def load_table(uri: str, max_input_mb: float = DEFAULT_MAX_INPUT_MB) -> LoadedTable:
     """Read ``uri`` (a regular file or gs:// object; CSV, compressed CSV or Parquet) into a frame
     with its fingerprints. Files over ``max_input_mb`` (also once decompressed) are refused."""
+    mark_first_read()
     limit = max_input_bytes(max_input_mb)
     raw = storage.read_bytes(uri, max_bytes=limit)
     frame = parse_table(uri, raw, max_bytes=limit)
@@ -252,6 +254,7 @@ def write_parquet(frame: pd.DataFrame, path: str) -> None:
 
 
 def read_parquet(path: str) -> pd.DataFrame:
+    mark_first_read()
     return pd.read_parquet(path)
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from gated_training import logs
 from gated_training.errors import GatedTrainingError
 from gated_training.step_table import STEP
+from gated_training.timing import clear_first_read, first_read
 
 RECORD_DIR_ENV = "GATED_TRAINING_RECORD_DIR"
 DEADLINE_ENV = "GATED_TRAINING_STEP_DEADLINE_SECONDS"
@@ -73,13 +74,18 @@ def deadline(step: str, seconds: int) -> Iterator[None]:
 
 
 def resource_usage(started_wall: float) -> dict[str, float]:
-    """Usage of this process so far: the executor process is the whole step, imports included."""
+    """Usage of this process so far: the executor process is the whole step, imports included;
+    ``ready_seconds`` (when the step read a table) is its fixed start-up, from the start to the first read."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
+    record = {
         "wall_seconds": round(time.monotonic() - started_wall, 3),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is KiB on Linux
     }
+    ready = first_read()
+    if ready is not None and ready >= started_wall:
+        record["ready_seconds"] = round(ready - started_wall, 3)
+    return record
 
 
 def write_record(step: str, kind: str, record: dict[str, Any]) -> None:
@@ -136,6 +142,7 @@ class recorded_step:
     def __enter__(self) -> "recorded_step":
         # The process start is the honest start: imports before the body are part of the step's cost.
         self._started = _process_start_monotonic()
+        clear_first_read()
         logs.configure()
         # Bound for the body only: a process that runs steps in turn (tests, a notebook) starts each unbound.
         self._log_context = logs.bound(step=self.id, run_id=self.run_id, model=self.model_name)
@@ -160,14 +167,14 @@ class recorded_step:
         finally:
             usage = resource_usage(self._started)
             write_record(self.id, "usage", {"step": self.id, **usage})
+            fields: dict[str, Any] = dict(usage)  # wall, CPU, peak RSS and (when a table was read) ready_seconds
             logs.event(
                 "step.usage",
                 f"[gated-training] {self.id}: wall {usage['wall_seconds']:.1f} s, CPU {usage['cpu_seconds']:.1f} s, "
-                f"peak RSS {usage['peak_rss_mib']:.0f} MiB",
+                f"peak RSS {usage['peak_rss_mib']:.0f} MiB"
+                + (f", first read at {usage['ready_seconds']:.1f} s" if "ready_seconds" in usage else ""),
                 stream=sys.stderr,
-                wall_seconds=usage["wall_seconds"],
-                cpu_seconds=usage["cpu_seconds"],
-                peak_rss_mib=usage["peak_rss_mib"],
+                **fields,
             )
             if exc is not None:
                 logs.keep_for_crash()
