@@ -194,3 +194,27 @@ def test_a_hostile_request_is_refused_and_answered_with_no_result(tmp_path, step
         spark_driver.read_request(step, uri)
     assert spark_driver.main([step, uri]) == 2
     assert not (tmp_path / "run" / "gt-check-drift-x" / "result.json").exists()
+
+
+def test_a_step_runs_on_the_cluster_only_with_the_pods_spark_settings(monkeypatch, tmp_path):
+    """run_on_cluster: None (run here) without the compiled Spark settings or inside the driver, touching nothing;
+    with them, the step is submitted and the record it wrote comes back built."""
+    files = remote.StepFiles(inputs={"dataset_path": str(tmp_path / "missing")}, files={"report_out": "x"})
+    for name in BASE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert remote.run_on_cluster("check-drift", {}, files, record=str(tmp_path / "r"), build=dict) is None
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(remote.DRIVER_ENV, "1")
+    assert remote.run_on_cluster("check-drift", {}, files, record=str(tmp_path / "r"), build=dict) is None
+    monkeypatch.delenv(remote.DRIVER_ENV)
+    submitted = []
+    monkeypatch.setattr(remote, "run_remotely", lambda *args: submitted.append(args[:3]))
+    (tmp_path / "r").write_text(json.dumps({"decision": "train"}))
+    assert remote.run_on_cluster("check-drift", {"a": 1}, files, record=str(tmp_path / "r"), build=dict) == {
+        "decision": "train"
+    }
+    assert submitted == [("check-drift", {"a": 1}, files)]
+    (tmp_path / "r").write_text("[1]")
+    with pytest.raises(SparkApplicationError, match="check-drift: the driver's record is not of the expected shape"):
+        remote.run_on_cluster("check-drift", {}, files, record=str(tmp_path / "r"), build=dict)

@@ -22,6 +22,7 @@ output name must be one the request asked for, a part file's name must be Spark'
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -310,6 +311,35 @@ def read_record(path: str, build: Callable[[dict[str, Any]], Any], what: str) ->
         return build(document)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise SparkApplicationError(f"{what}: the driver's record is not of the expected shape ({exc})") from exc
+
+
+def finite_number(name: str, value: Any, optional: bool = False) -> float | None:
+    """A number of a driver's record: finite, not a boolean (None only when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: {value!r} is not a finite number")
+    return float(value)
+
+
+def named_numbers(name: str, value: Any) -> dict[str, float | None]:
+    """An object of named scores in a driver's record: text names, each a finite number or None."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{name}: not an object of named scores")
+    return {k: finite_number(f"{name}.{k}", v, optional=True) for k, v in value.items()}
+
+
+def run_on_cluster(
+    step: str, arguments: dict[str, Any], files: StepFiles, *, record: str, build: Callable[[dict[str, Any]], Any]
+) -> Any | None:
+    """On the cluster (:func:`remote_settings` is set): run ``step`` in a SparkApplication and return the record it
+    wrote to ``record``, built by ``build`` (which refuses any other shape). None when the step runs in this
+    process: Spark local, or the driver itself."""
+    settings = remote_settings()
+    if settings is None:
+        return None
+    run_remotely(step, arguments, files, settings)
+    return read_record(record, build, step)
 
 
 def run_remotely(

@@ -58,24 +58,24 @@ def check_drift(
 
         from gated_training import spark
 
-        remote = spark.remote_settings()
-        if remote is not None:  # on the cluster: the counting runs in a SparkApplication
-            spark.run_remotely(
-                "check-drift",
-                {
-                    "dataset_path": dataset_uri or dataset_path,
-                    "target": target,
-                    "registry_uri": registry_uri,
-                    "model_name": model_name,
-                    "policy": asdict(policy),
-                },
-                spark.StepFiles(
-                    inputs={"validation_report_path": validation_report_path},
-                    files={"report_out": report_out, "html_out": html_out},
-                ),
-                remote,
-            )
-            return spark.remote.read_record(report_out, drift_outcome, "check-drift")
+        outcome = spark.remote.run_on_cluster(
+            "check-drift",
+            {
+                "dataset_path": dataset_uri or dataset_path,
+                "target": target,
+                "registry_uri": registry_uri,
+                "model_name": model_name,
+                "policy": asdict(policy),
+            },
+            spark.StepFiles(
+                inputs={"validation_report_path": validation_report_path},
+                files={"report_out": report_out, "html_out": html_out},
+            ),
+            record=report_out,
+            build=drift_outcome,
+        )
+        if outcome is not None:  # on the cluster: the counting runs in a SparkApplication
+            return outcome
     data_sha256 = json.loads(Path(validation_report_path).read_text())["data_sha256"]
     if engine == "spark":
         from gated_training import spark

@@ -297,24 +297,24 @@ def engineer_features(
     if engine == "spark":
         from gated_training import spark
 
-        remote = spark.remote_settings()
-        if remote is not None:  # on the cluster: the split and the statistics are computed in a SparkApplication
-            spark.run_remotely(
-                "engineer-features",
-                {
-                    "dataset_path": dataset_uri or dataset_path,
-                    "target": target,
-                    "feature_settings": asdict(feature_settings),
-                    "split_settings": asdict(split_settings),
-                },
-                spark.StepFiles(
-                    inputs={"drift_report_path": drift_report_path},
-                    files={"preprocessor_out": preprocessor_out, "metadata_out": metadata_out},
-                    folders={"train_out": train_out, "test_out": test_out},
-                ),
-                remote,
-            )
-            return spark.remote.read_record(metadata_out, outcome_of, "engineer-features")
+        outcome = spark.remote.run_on_cluster(
+            "engineer-features",
+            {
+                "dataset_path": dataset_uri or dataset_path,
+                "target": target,
+                "feature_settings": asdict(feature_settings),
+                "split_settings": asdict(split_settings),
+            },
+            spark.StepFiles(
+                inputs={"drift_report_path": drift_report_path},
+                files={"preprocessor_out": preprocessor_out, "metadata_out": metadata_out},
+                folders={"train_out": train_out, "test_out": test_out},
+            ),
+            record=metadata_out,
+            build=outcome_of,
+        )
+        if outcome is not None:  # on the cluster: the split and the statistics are computed in a SparkApplication
+            return outcome
         return _engineer_on_spark(
             dataset_path=dataset_path,
             target=target,

@@ -9,7 +9,6 @@ each check live there.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -312,30 +311,30 @@ def evaluate_model(
     if engine == "spark":
         from gated_training import spark
 
-        remote = spark.remote_settings()
-        if remote is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
-            spark.run_remotely(
-                "evaluate-model",
-                {
-                    "test_path": test_uri or test_path,
-                    "target": target,
-                    "thresholds": asdict(thresholds),
-                    "registry_uri": registry_uri,
-                    "model_name": model_name,
+        outcome = spark.remote.run_on_cluster(
+            "evaluate-model",
+            {
+                "test_path": test_uri or test_path,
+                "target": target,
+                "thresholds": asdict(thresholds),
+                "registry_uri": registry_uri,
+                "model_name": model_name,
+            },
+            spark.StepFiles(
+                inputs={
+                    "model_path": model_path,
+                    "training_report_path": training_report_path,
+                    "drift_report_path": drift_report_path,  # the optional ones are sent when given
+                    "drift_html_path": drift_html_path,
+                    "feature_metadata_path": feature_metadata_path,
                 },
-                spark.StepFiles(
-                    inputs={
-                        "model_path": model_path,
-                        "training_report_path": training_report_path,
-                        "drift_report_path": drift_report_path,  # the optional ones are sent when given
-                        "drift_html_path": drift_html_path,
-                        "feature_metadata_path": feature_metadata_path,
-                    },
-                    files={"decision_out": decision_out, "report_out": report_out},
-                ),
-                remote,
-            )
-            return spark.remote.read_record(decision_out, decision_from_record, "evaluate-model")
+                files={"decision_out": decision_out, "report_out": report_out},
+            ),
+            record=decision_out,
+            build=decision_from_record,
+        )
+        if outcome is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
+            return outcome
     training = json.loads(Path(training_report_path).read_text())
     metadata = json.loads(Path(feature_metadata_path).read_text()) if feature_metadata_path else {}
     drift = json.loads(Path(drift_report_path).read_text()) if drift_report_path else None
@@ -393,20 +392,6 @@ def evaluate_model(
     return decision
 
 
-def _finite(name: str, value: Any, optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name}: {value!r} is not a finite number")
-    return float(value)
-
-
-def _named_numbers(name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ValueError(f"{name}: not an object of named numbers")
-    return {k: _finite(f"{name}.{k}", v, optional=True) for k, v in value.items()}
-
-
 def _object(name: str, value: Any, optional: bool = True) -> Any:
     if (value is None and optional) or isinstance(value, dict):
         return value
@@ -415,6 +400,8 @@ def _object(name: str, value: Any, optional: bool = True) -> Any:
 
 def check_from_record(record: Any) -> Check:
     """One check of a gate decision's record, with exactly a check's fields and their types."""
+    from gated_training import spark
+
     expected = {f.name for f in fields(Check)}
     if not isinstance(record, dict) or set(record) != expected:
         raise ValueError(f"a check with fields other than {sorted(expected)}")
@@ -426,8 +413,8 @@ def check_from_record(record: Any) -> Check:
         raise ValueError(f"check {record['name']!r}: passed is not true or false")
     return Check(
         name=record["name"],
-        value=_finite(f"{record['name']}.value", record["value"], optional=True),
-        threshold=_finite(f"{record['name']}.threshold", record["threshold"], optional=True),
+        value=spark.remote.finite_number(f"{record['name']}.value", record["value"], optional=True),
+        threshold=spark.remote.finite_number(f"{record['name']}.threshold", record["threshold"], optional=True),
         comparison=record["comparison"],
         passed=record["passed"],
         detail=record["detail"],
@@ -439,6 +426,8 @@ def check_from_record(record: Any) -> Check:
 def decision_from_record(record: dict[str, Any]) -> GateDecision:
     """The gate decision a SparkApplication's driver wrote, built only when it has a decision's shape and its
     verdict follows from its own checks: a record saying deploy over a blocking check is refused."""
+    from gated_training import spark
+
     expected = {f.name for f in fields(GateDecision)}
     if set(record) != expected:
         raise ValueError(f"fields {sorted(set(record) ^ expected)} differ from a gate decision's")
@@ -459,15 +448,15 @@ def decision_from_record(record: dict[str, Any]) -> GateDecision:
             f"checks ({verdict.decision}, {len(verdict.reasons)} blocking)"
         )
     candidate = _object("candidate", record["candidate"], optional=False)
-    _named_numbers("candidate.metrics", candidate.get("metrics"))
-    _finite("candidate.overfit_gap", candidate.get("overfit_gap"))
+    spark.remote.named_numbers("candidate.metrics", candidate.get("metrics"))
+    spark.remote.finite_number("candidate.overfit_gap", candidate.get("overfit_gap"))
     champion = _object("champion", record["champion"])
     if champion is not None and champion.get("metrics") is not None:
-        _named_numbers("champion.metrics", champion["metrics"])
+        spark.remote.named_numbers("champion.metrics", champion["metrics"])
     drift_of_predictions = _object("prediction_drift", record["prediction_drift"])
     if drift_of_predictions is not None:
-        _finite("prediction_drift.psi", drift_of_predictions.get("psi"))
-        _finite("prediction_drift.agreement", drift_of_predictions.get("agreement"))
+        spark.remote.finite_number("prediction_drift.psi", drift_of_predictions.get("psi"))
+        spark.remote.finite_number("prediction_drift.agreement", drift_of_predictions.get("agreement"))
     scores = _object("scores", record["scores"], optional=False)
     matrix = scores.get("confusion_matrix")
     if (
@@ -488,7 +477,7 @@ def decision_from_record(record: dict[str, Any]) -> GateDecision:
             if not isinstance(roc.get(key), list):
                 raise ValueError(f"scores.roc_curve.{key}: not a list")
             for number in roc[key]:
-                _finite(f"scores.roc_curve.{key}", number)
+                spark.remote.finite_number(f"scores.roc_curve.{key}", number)
     return GateDecision(
         decision=verdict.decision,
         reasons=record["reasons"],

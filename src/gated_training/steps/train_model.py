@@ -60,16 +60,15 @@ def outcome_from_record(record: dict[str, Any]) -> TrainingOutcome:
     if set(record) != expected:
         raise ValueError(f"fields {sorted(set(record) ^ expected)} differ from the training report's")
 
+    from gated_training import spark
+
     def number(name: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name}: {value!r} is not a finite number")
-        return float(value)
+        checked = spark.remote.finite_number(name, value)
+        assert checked is not None  # None only when optional
+        return checked
 
     def scores(name: str) -> dict[str, Any]:
-        value = record[name]
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ValueError(f"{name}: not an object of named scores")
-        return {k: v if v is None else number(f"{name}.{k}", v) for k, v in value.items()}
+        return spark.remote.named_numbers(name, record[name])
 
     for name in ("mlflow_run_id", "mlflow_model_uri", "tracking_uri"):
         if not isinstance(record[name], str) or not record[name]:
@@ -677,33 +676,33 @@ def train_model(
     if engine == "spark":
         from gated_training import spark
 
-        remote = spark.remote_settings()
-        if remote is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
-            spark.run_remotely(
-                "train-model",
-                {
-                    "train_path": train_uri or train_path,
-                    "test_path": test_uri or test_path,
-                    "target": target,
-                    "settings": asdict(settings),
-                    "tracking_uri": resolved_uri,
-                    "experiment": experiment,
-                    "data_sha256": data_sha256,
-                    "kfp_run_id": kfp_run_id,
-                    "data_uri": data_uri,
-                    "pipeline_version": pipeline_version,
+        outcome = spark.remote.run_on_cluster(
+            "train-model",
+            {
+                "train_path": train_uri or train_path,
+                "test_path": test_uri or test_path,
+                "target": target,
+                "settings": asdict(settings),
+                "tracking_uri": resolved_uri,
+                "experiment": experiment,
+                "data_sha256": data_sha256,
+                "kfp_run_id": kfp_run_id,
+                "data_uri": data_uri,
+                "pipeline_version": pipeline_version,
+            },
+            spark.StepFiles(
+                inputs={
+                    "preprocessor_path": preprocessor_path,
+                    "feature_metadata_path": feature_metadata_path,
+                    "drift_report_path": drift_report_path,
                 },
-                spark.StepFiles(
-                    inputs={
-                        "preprocessor_path": preprocessor_path,
-                        "feature_metadata_path": feature_metadata_path,
-                        "drift_report_path": drift_report_path,
-                    },
-                    files={"model_out": model_out, "report_out": report_out, "importances_out": importances_out},
-                ),
-                remote,
-            )
-            return spark.remote.read_record(report_out, outcome_from_record, "train-model")
+                files={"model_out": model_out, "report_out": report_out, "importances_out": importances_out},
+            ),
+            record=report_out,
+            build=outcome_from_record,
+        )
+        if outcome is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
+            return outcome
     preprocessor: Pipeline = joblib.load(preprocessor_path)
     feature_metadata = json.loads(Path(feature_metadata_path).read_text())
     estimator = build_estimator(settings, native_categories(feature_metadata))

@@ -361,25 +361,25 @@ def validate_data(
     if engine == "spark":
         from gated_training import spark
 
-        remote = spark.remote_settings()
-        if remote is not None:  # on the cluster: this step's work runs in a SparkApplication
-            spark.run_remotely(
-                "validate-data",
-                {
-                    "data_uri": data_uri,
-                    "suite_uri": suite_uri,
-                    "target": target,
-                    "min_quality_score": min_quality_score,
-                    "pinned_suite_sha256": pinned_suite_sha256,
-                    "max_input_mb": max_input_mb,
-                },
-                spark.StepFiles(
-                    files={"report_out": report_out, "data_docs_out": data_docs_out},
-                    folders={"dataset_out": dataset_out},
-                ),
-                remote,
-            )
-            return spark.remote.read_record(report_out, ValidationOutcome.from_json, "validate-data")
+        outcome = spark.remote.run_on_cluster(
+            "validate-data",
+            {
+                "data_uri": data_uri,
+                "suite_uri": suite_uri,
+                "target": target,
+                "min_quality_score": min_quality_score,
+                "pinned_suite_sha256": pinned_suite_sha256,
+                "max_input_mb": max_input_mb,
+            },
+            spark.StepFiles(
+                files={"report_out": report_out, "data_docs_out": data_docs_out},
+                folders={"dataset_out": dataset_out},
+            ),
+            record=report_out,
+            build=ValidationOutcome.from_json,
+        )
+        if outcome is not None:  # on the cluster: this step's work runs in a SparkApplication
+            return outcome
     pinned = check_sha256_parameter("suite_sha256", pinned_suite_sha256)
     resolved_suite = resolve_suite_uri(data_uri, suite_uri)
     suite_raw, suite_digest = suite_sha256(resolved_suite)
