@@ -26,8 +26,8 @@ import pandas as pd
 
 from gated_training.data import SplitRule, in_test_split
 from gated_training.errors import DataError
-from gated_training.spark.features import at_positions, pandas_dtypes
-from gated_training.spark.training import POSITION, labels_in_order, positioned
+from gated_training.spark.features import at_positions
+from gated_training.spark.training import POSITION, read_split
 
 CODE, PROBABILITY, ERROR, HELD_OUT = "__code", "__p", "__error", "__held_out"
 MAX_ERROR_CHARS = 500
@@ -41,18 +41,8 @@ class SparkTestSplit:
     """The test split read by Spark, as ``steps.evaluate_model`` reads a test split (``TestSplit``)."""
 
     def __init__(self, session: Any, path: str, target: str) -> None:
-        from pyspark.sql import functions as F
-
-        from gated_training.spark.tables import spark_path
-
-        frame = session.read.parquet(spark_path(path))
-        if target not in frame.columns:
-            raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
-        nulls = frame.agg(*[F.count(F.when(F.col(f"`{c}`").isNull(), 1)).alias(c) for c in frame.columns]).collect()[0]
-        self.dtypes = pandas_dtypes(frame, {c: int(nulls[c]) for c in frame.columns})
+        self.rows, self.dtypes, self.y = read_split(session, path, target)
         self.target = target
-        self.rows = positioned(frame)
-        self.y = labels_in_order(self.rows, target).astype(self.dtypes[target])
         self.columns = [c for c in self.dtypes if c != target]
 
     def close(self) -> None:

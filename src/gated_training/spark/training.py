@@ -80,6 +80,25 @@ def labels_in_order(rows: Any, target: str) -> pd.Series:
     return collected.sort_values(POSITION, kind="stable")["label"].reset_index(drop=True).rename(target)
 
 
+def read_split(session: Any, path: str, target: str) -> tuple[Any, dict[str, str], pd.Series]:
+    """A split engineer-features wrote, read as the pandas engine reads it: the rows numbered in pandas' order
+    (cached), each column's pandas type (from its null count) and the labels in order. train-model reads both
+    splits and evaluate-model the test split with it."""
+    from pyspark.sql import functions as F
+
+    from gated_training.errors import DataError
+    from gated_training.spark.features import pandas_dtypes
+    from gated_training.spark.tables import spark_path
+
+    frame = session.read.parquet(spark_path(path))
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
+    nulls = frame.agg(*[F.count(F.when(F.col(f"`{c}`").isNull(), 1)).alias(c) for c in frame.columns]).collect()[0]
+    dtypes = pandas_dtypes(frame, {c: int(nulls[c]) for c in frame.columns})
+    rows = positioned(frame)
+    return rows, dtypes, labels_in_order(rows, target).astype(dtypes[target])
+
+
 def rows_at(rows: Any, positions: np.ndarray, dtypes: dict[str, str]) -> pd.DataFrame:
     """The rows at ``positions`` (as pandas' ``.iloc``), in that order, typed as pandas' reader types them."""
 

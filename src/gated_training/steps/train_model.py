@@ -534,27 +534,15 @@ def _fit_on_spark(
     """The pandas engine's fit with the rows in Spark (``spark.training``): cross-validation on the same
     stratified sample (its rows fetched by position), the booster trained by xgboost.spark on every training row,
     both splits scored in Spark's workers; the driver holds labels, probabilities and fixed samples."""
-    from pyspark.sql import functions as F
-
     from gated_training import spark
     from gated_training.boosted import BoostedTrees, feature_types
     from gated_training.gate import SAMPLE_ROWS
-    from gated_training.spark import features as spark_features
     from gated_training.spark import training
 
     session = spark.spark_session()
 
-    def split(path: str) -> tuple[Any, dict[str, str], pd.Series]:
-        frame = session.read.parquet(spark.spark_path(path))
-        if target not in frame.columns:
-            raise DataError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
-        nulls = frame.agg(*[F.count(F.when(F.col(f"`{c}`").isNull(), 1)).alias(c) for c in frame.columns]).collect()[0]
-        dtypes = spark_features.pandas_dtypes(frame, {c: int(nulls[c]) for c in frame.columns})
-        rows = training.positioned(frame)
-        return rows, dtypes, training.labels_in_order(rows, target).astype(dtypes[target])
-
-    train_rows, dtypes, y_train = split(train_path)
-    test_rows, test_dtypes, y_test = split(test_path)
+    train_rows, dtypes, y_train = training.read_split(session, train_path, target)
+    test_rows, test_dtypes, y_test = training.read_split(session, test_path, target)
     try:
         positions = np.arange(len(y_train))
         if len(y_train) > settings.cv_max_rows:  # cross_validation_rows' sample, drawn over positions
