@@ -151,4 +151,4 @@ buildah copy --quiet "$spark" component_images/spark-smoke.py /opt/gated-trainin
 echo "== spark: the driver of a SparkApplication in $SPARK_TEST_IMAGE (user 10001, no network but loopback)"
 unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh \
   buildah run --isolation chroot --hostname localhost --user 10001:0 "$spark" -- python3 /opt/gated-training/spark-smoke.py /tmp/spark-test
-echo "image test passed: six training components and monitor-window ran in $IMAGE, each gate stopped a run, $SERVING_IMAGE served the deployed version, and $SPARK_TEST_IMAGE ran a Spark step's driver"
+echo "image test passed: six training components and monitor-window ran in $IMAGE, each gate stopped a run, $SERVING_IMAGE served the deployed version, and $SPARK_TEST_IMAGE ran validate-data's and train-model's drivers"
