@@ -127,17 +127,13 @@ def _plot(feature: dict[str, Any]) -> str:
     top = max([height for _, _, height, *_ in bars] + [1e-12])
     for left, right, height, colour, opacity, hatched in bars:
         y = BOTTOM - height / top * (BOTTOM - TOP - 12)
-        shapes.append(
-            f"<rect x='{x(left):.1f}' y='{y:.1f}' width='{max(x(right) - x(left), 0.5):.1f}' "
-            f"height='{BOTTOM - y:.1f}' fill='{colour}' fill-opacity='{opacity}'"
-            + (" stroke='black' stroke-width='0.5'/>" if hatched else "/>")
-            + (
-                f"<rect x='{x(left):.1f}' y='{y:.1f}' width='{max(x(right) - x(left), 0.5):.1f}' "
-                f"height='{BOTTOM - y:.1f}' fill='url(#hatch)'/>"
-                if hatched
-                else ""
-            )
+        box = (
+            f"<rect x='{x(left):.1f}' y='{y:.1f}' width='{max(x(right) - x(left), 0.5):.1f}' height='{BOTTOM - y:.1f}'"
         )
+        outline = " stroke='black' stroke-width='0.5'" if hatched else ""  # beyond the reference range
+        shapes.append(f"{box} fill='{colour}' fill-opacity='{opacity}'{outline}/>")
+        if hatched:
+            shapes.append(f"{box} fill='url(#hatch)'/>")
     axis_texts = [
         f"<text x='{WIDTH / 2:.0f}' y='14' font-size='9' text-anchor='middle'>"
         f"{e(str(feature['feature'])[:60])} — PSI {e(_number(feature['psi']))}</text>",
