@@ -190,3 +190,76 @@ def test_one_hot_columns_are_built_in_float32_and_the_output_is_the_same_float64
     reference.fit(pd.read_parquet(outs["train.parquet"]).drop(columns="label"))  # fitted as the step fitted
     ours = fitted.transform(rows)
     assert ours.dtype == np.float64 and (ours == reference.transform(rows)).all()
+
+
+def _statistics_cases():
+    """Frames whose fitted preprocessor the statistics fit must reproduce byte for byte."""
+    rng = np.random.default_rng(11)
+    rows = 3_000
+    wide = synthetic_frame(rows, classes=("a", "b", "c"))
+    wide["key"] = np.array([f"k{r:03d}" for r in np.minimum(rng.zipf(1.4, size=rows), 300)], dtype=object)
+    wide.loc[rng.random(rows) < 0.05, "key"] = None  # a capped column with missing values: filled, then pooled
+    wide["visits"] = np.where(rng.random(rows) < 0.1, np.nan, rng.integers(0, 7, size=rows).astype(float))
+    wide["small"] = rng.normal(size=rows).astype(np.float32)  # float32 beside float64: the imputer's dtype
+    wide["count"] = rng.integers(-5, 5, size=rows)  # int64: no missing value
+    wide["empty"] = np.nan  # every value missing: the imputer drops it
+    wide.loc[rng.random(rows) < 0.04, "colour"] = None
+    even = synthetic_frame(200).iloc[:200]  # an even count of values: the median is the mean of two middles
+    tie = pd.DataFrame(
+        {"x1": [1.0, 2.0, 3.0, 4.0] * 25, "colour": ["b", "a"] * 50, "label": ["p", "q", "q", "p"] * 25}
+    )  # a tie between the two most frequent levels: the smaller one is imputed
+    return {
+        "wide-onehot": (wide, FeatureSettings(max_categories=20)),
+        "wide-native": (wide, FeatureSettings(categorical_encoding="native", max_categories=20)),
+        "wide-ordinal-uncapped": (wide, FeatureSettings(categorical_encoding="ordinal", max_categories=0)),
+        "select-k-best": (wide, FeatureSettings(max_categories=20, select_k_best=9)),
+        "interactions": (synthetic_frame(600), FeatureSettings(interaction_features=True)),
+        "polynomials-select": (synthetic_frame(600), FeatureSettings(polynomial_degree=2, select_k_best=5)),
+        "even-count": (even, FeatureSettings()),
+        "tie": (tie, FeatureSettings()),
+        # not fully described by statistics: fitted on the rows (the same object either way)
+        "categorical-dtype": (synthetic_frame(500).astype({"colour": "category"}), FeatureSettings()),
+        "nullable-integers": (
+            synthetic_frame(500).assign(n=pd.array([1, None, 3, 4, 5] * 100, "Int64")),
+            FeatureSettings(),
+        ),
+        "integer-objects": (
+            synthetic_frame(500).assign(m=np.array([1, 2, 3, 2, 2] * 100, dtype=object)),
+            FeatureSettings(),
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_statistics_cases()))
+def test_the_preprocessor_fitted_from_column_statistics_is_the_one_a_fit_on_every_row_gives(case):
+    """engineer-features fits from each column's statistics (no engineered matrix is built to be dropped): the
+    pickled preprocessor is byte for byte the one ``Pipeline.fit`` on the rows gives, and so is its output."""
+    import pickle
+
+    from gated_training.data import summarisable
+    from gated_training.steps.engineer_features import build_preprocessor, fit_preprocessor
+
+    frame, settings = _statistics_cases()[case]
+    features, labels = frame.drop(columns="label"), frame["label"]
+    roles = infer_column_roles(features, settings.max_categories)
+    expected = build_preprocessor(roles, settings).fit(features, labels)
+    fitted = fit_preprocessor(build_preprocessor(roles, settings), roles, features, labels)
+    assert summarisable(features) == (case not in ("categorical-dtype", "nullable-integers", "integer-objects"))
+    assert pickle.dumps(fitted) == pickle.dumps(expected)
+    assert np.array_equal(fitted.transform(features), expected.transform(features), equal_nan=True)
+    if case == "wide-onehot":
+        assert "capped__key_infrequent_sklearn" in fitted.get_feature_names_out()
+
+
+def test_the_split_moves_the_batch_a_column_at_a_time_into_the_rows_a_mask_selects():
+    """engineer-features' split consumes the batch (each column freed as it moves): the splits are exactly the
+    rows boolean indexing selects, in order, dtypes kept, each with a fresh index."""
+    from gated_training.data import in_test_split
+
+    frame = synthetic_frame(2_000, classes=("a", "b", "c")).assign(small=lambda f: f["x1"].astype(np.float32))
+    original = frame.copy()
+    train, test, rule = split_dataset(frame, "label", SplitSettings(test_size=0.25), consume=True)
+    assert frame.shape[1] == 0  # consumed
+    in_test = in_test_split(original, rule)
+    pd.testing.assert_frame_equal(train, original[~in_test].reset_index(drop=True))
+    pd.testing.assert_frame_equal(test, original[in_test].reset_index(drop=True))

@@ -13,6 +13,13 @@ from gated_training.data.facts import (
     table_facts,
 )
 from gated_training.data.split import SplitRule, held_out_by, in_test_split, rule_for
+from gated_training.data.statistics import (
+    ColumnStatistics,
+    column_statistics,
+    fit_on_statistics,
+    statistics_frame,
+    summarisable,
+)
 from gated_training.data.tables import (
     LoadedTable,
     detached_head,
@@ -33,10 +40,13 @@ __all__ = [
     "FLOAT32_MAX",
     "MAX_LISTED_CLASSES",
     "ColumnFacts",
+    "ColumnStatistics",
     "TableFacts",
     "LoadedTable",
     "SplitRule",
+    "column_statistics",
     "detached_head",
+    "fit_on_statistics",
     "held_out_by",
     "in_test_split",
     "is_numeric_feature",
@@ -51,6 +61,8 @@ __all__ = [
     "split_features_target",
     "storage",
     "sorted_classes",
+    "statistics_frame",
+    "summarisable",
     "synthetic",
     "table_format",
     "table_facts",

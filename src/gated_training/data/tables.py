@@ -95,7 +95,8 @@ def _read_parquet_bytes(uri: str, raw: bytes) -> pd.DataFrame:
             f"{uri}: nested Parquet columns cannot be features: {', '.join(nested)}; flatten them "
             "into one column per value"
         )
-    return table.to_pandas()
+    # Each Arrow column is freed once converted, and each column is its own block (see read_parquet).
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 def parse_table(uri: str, raw: bytes, max_bytes: int | None = None) -> pd.DataFrame:
@@ -195,17 +196,17 @@ def normalise_string_columns(frame: pd.DataFrame) -> pd.DataFrame:
     cannot match in ``expect_column_values_to_be_in_type_list``; ``object`` round-trips.
     ``astype(object)`` would create one Python string per cell (about 73 bytes each: 580 MiB
     for 1M rows x 8 text columns); here each cell points to one string per distinct value,
-    with the same values and the same missing marker.
+    with the same values and the same missing marker. The columns are replaced in ``frame`` (the one
+    ``parse_table`` just built), so each text column's Arrow buffers are freed as soon as it is converted.
     """
-    result = None
-    for column in frame.columns:
+    for column in list(frame.columns):
         dtype = frame[column].dtype
         if isinstance(dtype, pd.StringDtype):
             codes, uniques = pd.factorize(frame[column])  # missing values get code -1 ...
             values = np.append(np.asarray(uniques, dtype=object), dtype.na_value)[codes]  # ... which picks the marker
-            result = frame.copy(deep=False) if result is None else result
-            result[column] = pd.Series(values, index=frame.index, dtype=object, copy=False)
-    return frame if result is None else result
+            del codes, uniques
+            frame[column] = pd.Series(values, index=frame.index, dtype=object, copy=False)
+    return frame
 
 
 def detached_head(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
@@ -254,8 +255,11 @@ def write_parquet(frame: pd.DataFrame, path: str) -> None:
 
 
 def read_parquet(path: str) -> pd.DataFrame:
+    """A Parquet table as a frame. Each Arrow column is freed as it becomes a pandas column (``self_destruct``:
+    the read no longer holds the table twice), and each column is its own block (``split_blocks``), so a step
+    that is done with a column frees its memory (engineer-features' split moves the batch a column at a time)."""
     mark_first_read()
-    return pd.read_parquet(path)
+    return pd.read_parquet(path, to_pandas_kwargs={"self_destruct": True, "split_blocks": True})
 
 
 def is_numeric_feature(series: pd.Series) -> bool:

@@ -8,9 +8,8 @@ Spark, with the pandas engine's results bit for bit.
 - **Statistics.** What the fitted preprocessor holds is a function of a few numbers per column: the two middle
   values of a numeric column (its median is their mean, as numpy takes it), a categorical column's level counts
   (its most frequent level, its levels, which levels a cap pools) and its missing count. Spark computes them
-  over the training split; :func:`fitted_preprocessor` then fits the pandas engine's own ``Pipeline`` on a small
-  frame with exactly those statistics, and gives a capped encoder the real counts, so the fitted object is the
-  one the pandas engine would have fitted on every row.
+  over the training split, and ``data.fit_on_statistics`` fits the preprocessor from them, as the pandas engine
+  does from its own (the fitted object is the one a fit on every row would give).
 - **The leakage sample.** ``gate.single_feature_scores`` looks at 20,000 rows of each split, drawn by
   ``DataFrame.sample(random_state=0)`` over the split's positions: the same positions are drawn here, and only
   those rows reach the driver.
@@ -21,28 +20,16 @@ pyspark is imported inside functions only.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gated_training.data import SplitRule, label_key
+from gated_training.data import ColumnStatistics, SplitRule
 from gated_training.spark.hashing import with_split_side
 
 FILE, ROW, IN_TEST, PART, LOCAL = "__file", "__row", "__in_test", "__part", "__local"
 HELPERS = (FILE, ROW, IN_TEST, PART, LOCAL)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ColumnStatistics:
-    """What the preprocessor's fit reads of one training column."""
-
-    name: str
-    dtype: str  # the pandas dtype pandas' Parquet reader gives the column in the whole batch
-    missing: int
-    middle: tuple[float, float] | None = None  # numeric: the two middle values (equal for an odd count)
-    levels: dict[Any, int] = field(default_factory=dict)  # categorical and flags: count per level
 
 
 def ordered_split(frame: Any, rule: SplitRule) -> Any:
@@ -218,64 +205,6 @@ def column_statistics(
                 levels[row["level"]] = int(row["count"])
         statistics.append(ColumnStatistics(name=column, dtype=dtypes[column], missing=missing, levels=levels))
     return statistics
-
-
-def most_frequent(levels: dict[Any, int]) -> Any:
-    """The level SimpleImputer(strategy="most_frequent") imputes: the most frequent, the smallest of a tie."""
-    top = max(levels.values())
-    return min(level for level, count in levels.items() if count == top)
-
-
-def statistics_frame(statistics: list[ColumnStatistics], columns: list[str]) -> pd.DataFrame:
-    """A frame of as few rows as the statistics need, whose columns have those statistics: a numeric column the
-    same two middle values (so the same median), a categorical one every level, its most frequent one strictly
-    the most frequent; dtypes as pandas reads the batch."""
-    by_name = {s.name: s for s in statistics}
-    needed = max([len(s.levels) + 2 for s in statistics if s.levels] + [2])
-    rows = needed + needed % 2
-    data: dict[str, Any] = {}
-    for column in columns:
-        s = by_name[column]
-        if s.middle is not None:
-            data[column] = pd.Series([s.middle[0], s.middle[1]] * (rows // 2), dtype=s.dtype)
-        elif s.levels:
-            mode = most_frequent(s.levels)
-            others = sorted((level for level in s.levels if level != mode), key=label_key)
-            values = [mode, mode, *others] + [mode] * (rows - len(others) - 2)
-            data[column] = pd.Series(values, dtype=s.dtype)
-        elif s.dtype.startswith("float"):  # every value missing
-            data[column] = pd.Series([np.nan] * rows, dtype=s.dtype)
-        else:
-            data[column] = pd.Series([None] * rows, dtype="object" if s.dtype == "bool" else s.dtype)
-    return pd.DataFrame(data, columns=columns)
-
-
-def fit_on_statistics(preprocessor: Any, statistics: list[ColumnStatistics], columns: list[str], rows: int) -> Any:
-    """Fit ``preprocessor`` (engineer_features.build_preprocessor's) as it would be fitted on the training rows
-    these statistics describe. A capped encoder (max_categories, min_frequency) pools levels by their counts: it
-    is given the real ones, as its own fit would have counted them (the missing rows count for the level the
-    imputer fills in)."""
-    frame = statistics_frame(statistics, columns)
-    preprocessor.fit(frame)
-    columns_step = preprocessor.named_steps["columns"]
-    by_name = {s.name: s for s in statistics}
-    for _group, transformer, names in columns_step.transformers_:
-        encoder = transformer.named_steps.get("encode") if hasattr(transformer, "named_steps") else None
-        if encoder is None or not getattr(encoder, "_infrequent_enabled", False):
-            continue
-        imputer = transformer.named_steps["impute"]
-        kept = [str(n) for n in imputer.get_feature_names_out(names)]
-        counts = []
-        for name, categories in zip(kept, encoder.categories_):
-            s = by_name[name]
-            filled = dict(s.levels)
-            filled[most_frequent(s.levels)] += s.missing
-            counts.append(np.array([filled[c] for c in categories], dtype=np.int64))
-        encoder._fit_infrequent_category_mapping(rows, counts, {})
-        if hasattr(encoder, "_compute_n_features_outs"):  # one-hot: its output width follows the pooling
-            encoder._set_drop_idx()
-            encoder._n_features_outs = encoder._compute_n_features_outs()
-    return preprocessor
 
 
 def class_moments(rows: Any, transform: Any, dtypes: dict[str, str], target: str, classes: list[Any]) -> Any:
