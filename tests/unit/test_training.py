@@ -220,6 +220,68 @@ def test_the_lean_fit_trains_the_same_model_as_a_plain_pipeline_fit(tmp_path, ro
     assert outputs.training.train["accuracy"] == pytest.approx((plain.predict(x) == y).mean(), abs=1e-12)
 
 
+@pytest.mark.parametrize("estimator", ["random_forest", "xgboost"])
+def test_a_forest_and_boosted_trees_train_on_a_float32_matrix_and_are_the_same_model(tmp_path, estimator, monkeypatch):
+    """A random forest and BoostedTrees convert their training matrix to float32 themselves: train-model
+    transforms straight into float32 (no float64 matrix beside their copy), and the model is the one
+    ``Pipeline.fit`` on the raw rows gives: the same trees, the same probabilities."""
+
+    import numpy as np
+    from sklearn.pipeline import Pipeline
+
+    from gated_training.steps import train_model as step
+
+    monkeypatch.setattr(step, "TRANSFORM_CHUNK_ROWS", 700)  # several chunks, a short last one
+    settings = ModelSettings(estimator=estimator, n_estimators=12, max_depth=6, cv_folds=2, random_state=5)
+    assert step.training_dtype(step.build_estimator(settings)) == np.float32
+    assert step.training_dtype(step.build_estimator(ModelSettings(estimator="hist_gradient_boosting"))) is None
+    outputs = train_candidate(tmp_path, synthetic_frame(3_000, seed=4), settings=settings)
+    lean = joblib.load(outputs.path("model.joblib"))
+    train = pd.read_parquet(outputs.path("train.parquet"))
+    x, y = train.drop(columns="label"), train["label"]
+    plain = Pipeline(
+        [("preprocess", joblib.load(outputs.path("pre.joblib"))), ("model", step.build_estimator(settings))]
+    ).fit(x, y)
+    test = pd.read_parquet(outputs.path("test.parquet")).drop(columns="label")
+    # A forest adds its trees' probabilities in whatever order its threads finish: equal to the last few bits.
+    np.testing.assert_allclose(lean.predict_proba(test), plain.predict_proba(test), rtol=1e-12, atol=1e-15)
+    if estimator == "xgboost":
+        assert lean.named_steps["model"].booster_raw_ == plain.named_steps["model"].booster_raw_
+    else:
+        pairs = zip(lean.named_steps["model"].estimators_, plain.named_steps["model"].estimators_, strict=True)
+        for ours, theirs in pairs:  # every node: feature, threshold, children, impurity, samples; every leaf's value
+            state, expected = ours.tree_.__getstate__(), theirs.tree_.__getstate__()
+            assert state.keys() == expected.keys()
+            assert all(np.array_equal(state[key], expected[key]) for key in state)
+    assert outputs.training.train["accuracy"] == pytest.approx((plain.predict(x) == y).mean(), abs=1e-12)
+
+
+def test_the_training_rows_are_transformed_from_the_file_a_batch_at_a_time_into_each_part(tmp_path, monkeypatch):
+    """train-model frees the raw training rows and reads the split again a batch at a time: each part (the fit
+    rows, the early-stopping hold-out, in their shuffled order) gets exactly the rows the whole frame's
+    transform gives, in the estimator's dtype; a file whose batches read with other dtypes is refused (None)."""
+    import numpy as np
+
+    from gated_training.steps import train_model as step
+
+    monkeypatch.setattr(step, "TRANSFORM_CHUNK_ROWS", 700)
+    outputs = train_candidate(tmp_path, synthetic_frame(3_000, seed=2), settings=ModelSettings(n_estimators=3))
+    train = pd.read_parquet(outputs.path("train.parquet"))
+    x = train.drop(columns="label")
+    preprocessor = joblib.load(outputs.path("pre.joblib"))
+    shuffled = np.random.default_rng(0).permutation(len(x))
+    row_sets = [shuffled[:2_000], shuffled[2_000:]]
+    for dtype in (None, np.float32):
+        streamed = step.streamed_rows(preprocessor, outputs.path("train.parquet"), "label", x.dtypes, row_sets, dtype)
+        assert streamed is not None and len(streamed) == 2
+        for matrix, rows in zip(streamed, row_sets):
+            expected = step.transformed_rows(preprocessor, x, rows, dtype)
+            assert matrix.dtype == expected.dtype and np.array_equal(matrix, expected, equal_nan=True)
+    other = x.dtypes.copy()
+    other.iloc[0] = np.dtype("float32")
+    assert step.streamed_rows(preprocessor, outputs.path("train.parquet"), "label", other, row_sets) is None
+
+
 def test_native_categories_are_split_as_categories_and_unseen_ones_as_missing(tmp_path):
     """categorical_encoding=native: ordinal codes that HistGradientBoosting splits as categories, a third of
     one-hot's width on the bench's table; engineer-features lists the code columns, train-model marks them."""

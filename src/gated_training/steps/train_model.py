@@ -30,7 +30,7 @@ from gated_training.tracking import runs as tracking
 
 PERMUTATION_SAMPLE_ROWS = 2000
 INPUT_EXAMPLE_ROWS = 5
-TRANSFORM_CHUNK_ROWS = 100_000
+TRANSFORM_CHUNK_ROWS = 25_000
 EARLY_STOPPING_MIN_ROWS = 10_000  # HistGradientBoosting's early_stopping="auto" holds rows out above this
 
 
@@ -155,17 +155,61 @@ def early_stopping_rows(estimator: Any, labels: pd.Series) -> tuple[np.ndarray, 
     return fit_rows, held_out
 
 
-def transformed_rows(preprocessor: Pipeline, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """``preprocessor.transform(frame.iloc[rows])``, a chunk of rows at a time into one array: neither the
-    selected raw rows nor a second matrix are ever held whole."""
+def training_dtype(estimator: Any) -> Any:
+    """The dtype ``estimator`` converts its training matrix to, when it converts: a random forest fits on float32
+    (scikit-learn's tree ``DTYPE``) and so does ``BoostedTrees``. Transforming straight into it gives the same
+    numbers (one rounding of each float64) without the float64 matrix beside the estimator's copy. None: the
+    preprocessor's own dtype (HistGradientBoosting bins float64)."""
+    from gated_training.boosted import BoostedTrees
+
+    return np.float32 if isinstance(estimator, (RandomForestClassifier, BoostedTrees)) else None
+
+
+def transformed_rows(preprocessor: Pipeline, frame: pd.DataFrame, rows: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """``preprocessor.transform(frame.iloc[rows])``, a chunk of rows at a time into one array of ``dtype`` (by
+    default the transform's own): neither the selected raw rows nor a second matrix are ever held whole."""
     first = np.asarray(preprocessor.transform(frame.iloc[rows[:TRANSFORM_CHUNK_ROWS]]))
-    result = np.empty((len(rows), first.shape[1]), dtype=first.dtype)
+    result = np.empty((len(rows), first.shape[1]), dtype=dtype or first.dtype)
     result[: len(first)] = first
     del first
     for start in range(TRANSFORM_CHUNK_ROWS, len(rows), TRANSFORM_CHUNK_ROWS):
         chunk = rows[start : start + TRANSFORM_CHUNK_ROWS]
         result[start : start + len(chunk)] = preprocessor.transform(frame.iloc[chunk])
     return result
+
+
+def streamed_rows(
+    preprocessor: Pipeline, path: str, target: str, dtypes: pd.Series, row_sets: list[np.ndarray], dtype: Any = None
+) -> list[np.ndarray] | None:
+    """``transformed_rows`` of each of ``row_sets`` (positions in the split), read from the Parquet file
+    ``path`` a batch of rows at a time: the raw training rows are never held whole beside the engineered matrix,
+    only one batch of them. The transform is row by row, so each row's numbers are the same as from the whole
+    frame. None (the caller transforms the frame) when a batch does not have the frame's dtypes."""
+    import pyarrow.parquet as pq
+
+    total = sum(len(rows) for rows in row_sets)
+    part_of = np.empty(total, dtype=np.int8)
+    place = np.empty(total, dtype=np.int64)
+    for index, rows in enumerate(row_sets):
+        part_of[rows] = index
+        place[rows] = np.arange(len(rows))
+    results: list[np.ndarray] = []
+    start = 0
+    with pq.ParquetFile(path) as source:
+        for batch in source.iter_batches(batch_size=TRANSFORM_CHUNK_ROWS):
+            frame = batch.to_pandas(split_blocks=True).drop(columns=[target])
+            if not frame.dtypes.equals(dtypes):
+                return None
+            matrix = np.asarray(preprocessor.transform(frame))
+            del frame
+            if not results:
+                results = [np.empty((len(rows), matrix.shape[1]), dtype=dtype or matrix.dtype) for rows in row_sets]
+            stop = start + len(matrix)
+            for index, result in enumerate(results):
+                mine = part_of[start:stop] == index
+                result[place[start:stop][mine]] = matrix[mine]
+            start = stop
+    return results if start == total else None
 
 
 def fit_lean(estimator: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -468,10 +512,6 @@ def _fit_on_pandas(
     from gated_training.gate import SAMPLE_ROWS
 
     x_train, y_train = split_features_target(read_parquet(train_path), target)
-    x_test, y_test = split_features_target(read_parquet(test_path), target)
-    cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
-    cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
-    del cv_x, cv_y  # a sample's copy: free it before the final fit
     example = serving_example(x_train, INPUT_EXAMPLE_ROWS)  # own buffers, so `del x_train` below frees the rows
     # A fixed sample of the training rows for the pair-leakage scores (after the fit), in buffers of its own.
     pair_rows = x_train.sample(min(len(x_train), SAMPLE_ROWS), random_state=0)
@@ -480,12 +520,25 @@ def _fit_on_pandas(
     data_uri, data_sha256 = dataset_source
     dataset = training_dataset(x_train, y_train, data_uri=data_uri, data_sha256=data_sha256, target=target)
     # The preprocessor is already fitted on this same training split (step 2): reuse it, a chunk of rows at a
-    # time, the early-stopping hold-out apart (see early_stopping_rows). The raw rows are freed before the fit.
+    # time, the early-stopping hold-out apart (see early_stopping_rows).
     held_out = early_stopping_rows(estimator, y_train)
     row_sets = list(held_out) if held_out is not None else [np.arange(len(y_train))]
     labels = y_train.to_numpy()
-    parts = [(transformed_rows(preprocessor, x_train, rows), labels[rows]) for rows in row_sets]
-    del x_train, y_train, labels
+    dtype, dtypes = training_dtype(estimator), x_train.dtypes
+    # Cross-validation on its sample (a copy above cv_max_rows) after the whole split is freed; the final fit's
+    # rows are read again from the file, a batch at a time (streamed_rows). A file whose batches read with other
+    # dtypes is transformed from the frame, read again whole.
+    cv_x, cv_y = cross_validation_rows(x_train, y_train, settings)
+    del x_train, y_train
+    cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
+    del cv_x, cv_y
+    matrices = streamed_rows(preprocessor, train_path, target, dtypes, row_sets, dtype)
+    if matrices is None:
+        x_train = read_parquet(train_path).drop(columns=[target])
+        matrices = [transformed_rows(preprocessor, x_train, rows, dtype) for rows in row_sets]
+        del x_train
+    parts = [(matrix, labels[rows]) for matrix, rows in zip(matrices, row_sets, strict=True)]
+    del matrices, labels
     fit_lean(estimator, parts)
     model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
@@ -498,13 +551,16 @@ def _fit_on_pandas(
             for start in range(0, len(rows), TRANSFORM_CHUNK_ROWS)
         )
     )
+    train_labels = pd.Series(np.concatenate([part_labels for _, part_labels in parts]))
+    del parts  # the engineered matrix: freed before the scores' statistics allocate theirs
     train_scores = score_predictions(
-        pd.Series(np.concatenate([part_labels for _, part_labels in parts])),
+        train_labels,
         np.concatenate(predicted),
         np.concatenate(proba) if proba[0] is not None else None,
         np.asarray(estimator.classes_),
     )
-    del parts, predicted, proba
+    del train_labels, predicted, proba
+    x_test, y_test = split_features_target(read_parquet(test_path), target)  # read after the fit's peak
     test_scores = score_model(model, x_test, y_test)
     return Fit(
         model=model,
