@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -148,21 +148,23 @@ class Cut:
         return dict(reversed(list(levels_by_feature.items())))
 
 
-def cuts(frame: pd.DataFrame, definitions: dict[str, Any]) -> list[Cut]:
-    """Every single-feature and pair cut of ``frame`` that the definitions name and the frame has."""
-    coded = {
-        name: (level_codes(frame[name], definition), level_names(definition))
-        for name, definition in definitions["features"].items()
-        if name in frame.columns
-    }
-    found = [Cut(features=(name,), names=(names,), codes=codes) for name, (codes, names) in coded.items()]
+def cuts(frame: pd.DataFrame, definitions: dict[str, Any]) -> Iterator[Cut]:
+    """Every single-feature and pair cut of ``frame`` that the definitions name and the frame has, singles then
+    pairs. A pair's codes are made when it is reached: only the single features' codes are held throughout, a
+    byte a row each (29 features and 28 pairs held as int64 at once took 390 MiB at 800k rows)."""
+    coded = {}
+    for name, definition in definitions["features"].items():
+        if name in frame.columns:
+            names = level_names(definition)
+            # a few levels each: held in the narrowest integer type (one byte a row, not eight)
+            coded[name] = (level_codes(frame[name], definition).astype(np.min_scalar_type(len(names))), names)
+    for name, (codes, names) in coded.items():
+        yield Cut(features=(name,), names=(names,), codes=codes)
     for first, second in definitions.get("pairs", []):
         if first in coded and second in coded:
             (codes_a, names_a), (codes_b, names_b) = coded[first], coded[second]
-            found.append(
-                Cut(features=(first, second), names=(names_a, names_b), codes=codes_a * len(names_b) + codes_b)
-            )
-    return found
+            pair = codes_a.astype(np.int64) * len(names_b) + codes_b
+            yield Cut(features=(first, second), names=(names_a, names_b), codes=pair)
 
 
 def tallies(

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 
 from gated_training import __version__, logs
-from gated_training.data import json_safe, read_parquet, split_features_target
+from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
 from gated_training.drift import profile_frame
 from gated_training.errors import RegistryError
@@ -34,6 +35,7 @@ from gated_training.tracking import mirror_to_mlflow, tag_outcome, without_crede
 from gated_training.validation import suite_sha256
 
 SMOKE_TEST_ROWS = 20
+PREDICT_CHUNK_ROWS = 50_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +130,16 @@ def deploy_model(
     model_bytes = Path(model_path).read_bytes()
     candidate = fitted_model(joblib.load(model_path), model_path)
     x_test, _ = split_features_target(read_parquet(test_path), target)
-    predictions = candidate.predict(x_test)
+    # A chunk of rows at a time: the engineered matrix of the whole test split is never held (each row's label
+    # is the same either way).
+    predictions = np.concatenate(
+        [
+            candidate.predict(x_test.iloc[start : start + PREDICT_CHUNK_ROWS])
+            for start in range(0, len(x_test) or 1, PREDICT_CHUNK_ROWS)
+        ]
+    )
+    smoke_rows = detached_head(x_test, SMOKE_TEST_ROWS)
+    del x_test  # freed before the training split is read for the profile
 
     registry = ModelRegistry(registry_uri, model_name)
     files = {
@@ -137,9 +148,9 @@ def deploy_model(
         "training_report.json": Path(training_report_path).read_bytes(),
         "gate_decision.json": Path(gate_decision_path).read_bytes(),
         **smoke_files(
-            x_test.head(SMOKE_TEST_ROWS),
+            smoke_rows,
             predictions[:SMOKE_TEST_ROWS],
-            candidate.predict_proba(x_test.head(SMOKE_TEST_ROWS)),
+            candidate.predict_proba(smoke_rows),
         ),
     }
     if train_path:
