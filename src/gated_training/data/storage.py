@@ -149,7 +149,15 @@ def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
     check_local_file(uri, max_bytes)
     try:
         with open(uri, "rb") as handle:
-            data = handle.read(max_bytes + 1) if max_bytes is not None else handle.read()
+            if max_bytes is None:
+                data = handle.read()
+            else:
+                # read(n) allocates n bytes before it reads: ask for the file's size (plus one byte that shows a
+                # file that grew), not the limit, then for the rest up to the limit if it did grow.
+                size = os.fstat(handle.fileno()).st_size
+                data = handle.read(min(size, max_bytes) + 1)
+                if len(data) > size:
+                    data += handle.read(max_bytes + 1 - len(data))
     except OSError as exc:
         raise DataError(f"{uri}: cannot be read: {exc.strerror}") from exc
     if max_bytes is not None and len(data) > max_bytes:  # it grew after the stat
