@@ -48,14 +48,15 @@ def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_lim
     )
 
 
-# Requests cover the peak RSS measured at 100k rows with headroom; limits leave room for ~1M rows
-# (docs/scaling.md). Tune from the "[gated-training] <step>: wall …, CPU …, peak RSS …" line each
-# step logs, or override per step with RESOURCES_FILE at compile time.
+# Requests cover the peak RSS measured at 1M rows × 30 columns; each limit is 1.5× the peak the growth measured
+# from 1M to 3M rows predicts at 5M rows (docs/scaling.md, "Growth measured here"). Tune from the
+# "[gated-training] <step>: wall …, CPU …, peak RSS …" line each step logs, or override per step with
+# RESOURCES_FILE at compile time.
 STEPS: tuple[Step, ...] = (
     Step(
         id="validate-data",
         display_name="Validate data (GX)",
-        resources=_resources("1", "2", "1Gi", "4Gi"),
+        resources=_resources("1", "2", "1Gi", "5Gi"),
         uses_gcs=True,
         stops_run=f"{Outcome.BLOCKED} by the data gate",
         runs_on_spark=True,
@@ -63,7 +64,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         id="check-drift",
         display_name="Drift gate",
-        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        resources=_resources("500m", "2", "1Gi", "3Gi"),
         after="validate-data",
         uses_gcs=True,
         uses_registry=True,
@@ -73,7 +74,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         id="engineer-features",
         display_name="Engineer features",
-        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        resources=_resources("500m", "2", "1Gi", "3Gi"),
         after="check-drift",
         runs_on_spark=True,
     ),
@@ -81,7 +82,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         id="train-model",
         display_name="Train model (MLflow)",
-        resources=_resources("2", "4", "2Gi", "8Gi"),
+        resources=_resources("2", "4", "2Gi", "6Gi"),
         after="engineer-features",
         uses_mlflow=True,
         deadline_seconds=4 * HOUR,
@@ -90,7 +91,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         id="evaluate-model",
         display_name="Evaluate and gate",
-        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        resources=_resources("500m", "2", "1Gi", "3Gi"),
         after="train-model",
         uses_gcs=True,
         uses_mlflow=True,
@@ -101,7 +102,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         id="deploy-model",
         display_name="Deploy to registry",
-        resources=_resources("500m", "2", "1Gi", "4Gi"),
+        resources=_resources("500m", "2", "1Gi", "3Gi"),
         after="evaluate-model",
         uses_gcs=True,
         uses_mlflow=True,
