@@ -31,7 +31,7 @@ def validate(args: argparse.Namespace, work: Path) -> None:
     from gated_training.validation import read_suite_document
 
     frame = pd.read_csv(args.data)
-    _, checks = run_suite(frame, read_suite_document(args.suite), args.suite)
+    checks = run_suite(frame, read_suite_document(args.suite), args.suite)
     score = sum(c.passed for c in checks) / len(checks)
     if score < 0.8 or not 1_000 <= len(frame) <= 1_000_000:
         raise SystemExit(f"validation failed: score {score:.3f}, rows {len(frame)}")

@@ -148,3 +148,78 @@ def test_a_suites_pandas_type_names_become_sparks_on_the_spark_engine():
         "BooleanType",
     ]
     assert spark_type_names(["LongType", "int32"]) == ["LongType", "IntegerType"]  # Spark's own names pass
+
+
+def test_column_expectations_run_on_their_columns_alone_with_the_whole_frames_results(monkeypatch):
+    """GX's pandas engine copies the frame it is given for every column expectation's row filter: run_suite
+    hands each column's expectations a frame of that column alone. Every check (rule, column, verdict,
+    observed values, expected) is the one validating each expectation on the whole frame gives, in the suite's order:
+    nulls, ranges with mostly, sets, types, uniqueness, a column pair; and on the whole frame the table's
+    expectations, a column list, a row condition and a column the batch lacks."""
+    from gated_training.steps import validate_data as step
+
+    rng = np.random.default_rng(3)
+    rows = 2_000
+    frame = pd.DataFrame(
+        {
+            "age": np.where(rng.random(rows) < 0.05, np.nan, rng.integers(18, 90, rows).astype(float)),
+            "sex": rng.choice(np.array(["male", "female", "other"], dtype=object), rows),
+            "income": rng.normal(50_000, 20_000, rows),
+            "id": np.arange(rows),
+            "copy_of_id": np.arange(rows),
+            "flag": rng.random(rows) < 0.5,
+        }
+    )
+    frame.loc[frame.index[::97], "sex"] = None
+
+    def spec(kind, **kwargs):
+        return {"type": kind, "kwargs": kwargs, "meta": {}, "severity": "critical"}
+
+    document = {
+        "name": "grouping",
+        "expectations": [
+            spec("expect_table_row_count_to_be_between", min_value=1, max_value=10_000),
+            spec("expect_column_values_to_not_be_null", column="age", mostly=0.99),
+            spec("expect_column_values_to_be_between", column="age", min_value=20, max_value=80, mostly=0.9),
+            spec("expect_column_values_to_be_in_set", column="sex", value_set=["male", "female"]),
+            spec("expect_table_columns_to_match_ordered_list", column_list=["age", "sex", "income"]),
+            spec("expect_column_values_to_be_unique", column="id"),
+            spec("expect_column_pair_values_to_be_equal", column_A="id", column_B="copy_of_id"),
+            spec("expect_column_mean_to_be_between", column="income", min_value=40_000, max_value=60_000),
+            spec("expect_column_values_to_be_in_type_list", column="flag", type_list=["bool"]),
+            spec(
+                "expect_column_values_to_be_between",
+                column="income",
+                min_value=-200_000,
+                max_value=200_000,
+                row_condition='col("sex") == "male"',
+                condition_parser="great_expectations",
+            ),
+            spec("expect_column_values_to_not_be_null", column="not_there"),
+            spec("expect_column_values_to_not_be_null", column="sex"),
+            spec("expect_compound_columns_to_be_unique", column_list=["id", "sex"]),
+        ],
+    }
+    groups = step._column_groups(document["expectations"], frame)
+    whole = [positions for columns, positions in groups if columns is None]
+    assert whole == [[0, 4, 9, 10, 12]]  # table, column list, row condition, missing column, compound
+    assert ("age",) in dict(groups) and ("id", "copy_of_id") in dict(groups)
+    grouped = step.run_suite(frame, document, "grouping.json")
+    monkeypatch.setattr(step, "_column_groups", lambda specs, data: [(None, list(range(len(specs))))])
+    at_once = step.run_suite(frame, document, "grouping.json")
+    assert grouped == at_once
+    assert [c.passed for c in grouped] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]

@@ -155,7 +155,7 @@ def _check_contract(
         return
     where = f"the suite of version {version}"
     document = _contract_suite(item.suite, item.target, where)
-    _, checks = run_suite(features, document, where)
+    checks = run_suite(features, document, where)
     failed = [c for c in checks if not c.passed]
     critical = [c for c in failed if c.severity == "critical"]
     view.contract = {
