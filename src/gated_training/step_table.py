@@ -56,7 +56,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         id="validate-data",
         display_name="Validate data (GX)",
-        resources=_resources("1", "2", "1Gi", "5Gi"),
+        resources=_resources("1", "2", "1Gi", "4Gi"),
         uses_gcs=True,
         stops_run=f"{Outcome.BLOCKED} by the data gate",
         runs_on_spark=True,
