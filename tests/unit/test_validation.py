@@ -223,3 +223,24 @@ def test_column_expectations_run_on_their_columns_alone_with_the_whole_frames_re
         False,
         True,
     ]
+
+
+def test_a_columns_results_are_put_back_at_their_own_expectations_whatever_order_gx_returns():
+    """GX lists a suite's results in an order of its own: each goes back to the expectation with the same
+    arguments first (not one whose arguments it merely includes), identical ones are interchangeable, and a
+    result that matches nothing is kept after the rest."""
+    from gated_training.steps.validate_data import _by_position
+
+    def spec(**kwargs):
+        return {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", **kwargs}}
+
+    def result(tag, **kwargs):
+        config = {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", "batch_id": "b", **kwargs}}
+        return {"expectation_config": config, "tag": tag}
+
+    specs = [spec(min_value=0), spec(min_value=0, max_value=10), spec(min_value=0)]
+    returned = [result("narrow", min_value=0, max_value=10), result("a", min_value=0), result("b", min_value=0)]
+    returned.append({"expectation_config": {"type": "expect_something_else", "kwargs": {}}, "tag": "stray"})
+    keyed = _by_position(specs, [0, 1, 2], returned, group=4)
+    ordered = [keyed[key]["tag"] for key in sorted(keyed)]
+    assert ordered == ["a", "narrow", "b", "stray"] and (1, 4, 3) in keyed

@@ -277,16 +277,20 @@ def _by_position(
     keyed = {}
     for order, result in enumerate(results):
         config = result.get("expectation_config") or {}
-        arguments = config.get("kwargs") or {}
-        match = next(
-            (
-                position
-                for position in left
-                if specs[position]["type"] == config.get("type")
-                and all(arguments.get(key) == value for key, value in (specs[position].get("kwargs") or {}).items())
-            ),
-            None,
-        )
+        arguments = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
+        candidates = [p for p in left if specs[p]["type"] == config.get("type")]
+        # the same arguments first; then the expectation whose every argument the result repeats (GX may add
+        # defaults to what it returns)
+        match = next((p for p in candidates if (specs[p].get("kwargs") or {}) == arguments), None)
+        if match is None:
+            match = next(
+                (
+                    p
+                    for p in candidates
+                    if all(arguments.get(key) == value for key, value in (specs[p].get("kwargs") or {}).items())
+                ),
+                None,
+            )
         if match is None:
             keyed[(1, group, order)] = result
         else:
