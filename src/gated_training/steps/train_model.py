@@ -185,6 +185,7 @@ def streamed_rows(
     ``path`` a batch of rows at a time: the raw training rows are never held whole beside the engineered matrix,
     only one batch of them. The transform is row by row, so each row's numbers are the same as from the whole
     frame. None (the caller transforms the frame) when a batch does not have the frame's dtypes."""
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     total = sum(len(rows) for rows in row_sets)
@@ -195,20 +196,22 @@ def streamed_rows(
         place[rows] = np.arange(len(rows))
     results: list[np.ndarray] = []
     start = 0
-    with pq.ParquetFile(path) as source:
-        for batch in source.iter_batches(batch_size=TRANSFORM_CHUNK_ROWS):
-            frame = batch.to_pandas(split_blocks=True).drop(columns=[target])
-            if not frame.dtypes.equals(dtypes):
-                return None
-            matrix = np.asarray(preprocessor.transform(frame))
-            del frame
-            if not results:
-                results = [np.empty((len(rows), matrix.shape[1]), dtype=dtype or matrix.dtype) for rows in row_sets]
-            stop = start + len(matrix)
-            for index, result in enumerate(results):
-                mine = part_of[start:stop] == index
-                result[place[start:stop][mine]] = matrix[mine]
-            start = stop
+    # A folder (the Spark engine writes one) is read file by file in the order pandas' reader reads it.
+    for file in ds.dataset(path, format="parquet").files:
+        with pq.ParquetFile(file) as source:
+            for batch in source.iter_batches(batch_size=TRANSFORM_CHUNK_ROWS):
+                frame = batch.to_pandas(split_blocks=True).drop(columns=[target])
+                if not frame.dtypes.equals(dtypes) or start + len(frame) > total:
+                    return None
+                matrix = np.asarray(preprocessor.transform(frame))
+                del frame
+                if not results:
+                    results = [np.empty((len(rows), matrix.shape[1]), dtype=dtype or matrix.dtype) for rows in row_sets]
+                stop = start + len(matrix)
+                for index, result in enumerate(results):
+                    mine = part_of[start:stop] == index
+                    result[place[start:stop][mine]] = matrix[mine]
+                start = stop
     return results if start == total else None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,9 @@ def run_suite(frame: Any, suite_document: dict[str, Any], suite_uri: str) -> lis
 
     context = ephemeral_context()
     spark = is_spark_frame(frame)
-    suite = build_gx_suite(suite_document, suite_uri, engine="spark" if spark else "pandas")
+    build_gx_suite(
+        suite_document, suite_uri, engine="spark" if spark else "pandas"
+    )  # the whole suite first: its errors name the expectation
     source = context.data_sources.add_spark("incoming") if spark else context.data_sources.add_pandas("incoming")
 
     def validate(name: str, data: Any, expectations: Any) -> Any:
@@ -222,33 +225,45 @@ def run_suite(frame: Any, suite_document: dict[str, Any], suite_uri: str) -> lis
         )
         return batch.validate(expectations, result_format="SUMMARY")
 
-    if spark:
-        results = validate("batch", frame, suite).to_json_dict()["results"]
-    else:
-        # GX's pandas engine filters the rows a column expectation checks with a mask over the frame it is given
-        # (a copy of every column: 318 MiB at 1M rows × 30 columns). Each column's expectations are validated on
-        # a frame of that column alone (a copy-on-write selection: no data is copied); expectations about the
-        # table, several columns, a row condition or a missing column see the whole frame. The checks are listed
-        # in the suite's order.
-        # GX returns a suite's results in an order of its own: a column's results are matched to its expectations
-        # by type and arguments (_by_position); the whole frame's are validated one expectation at a time, since
-        # GX rewrites a row condition in the result it returns.
-        specs = suite_document["expectations"]
-        parts = [
-            (columns, chunk)
-            for columns, positions in _column_groups(specs, frame)
-            for chunk in ([positions] if columns is not None else [[position] for position in positions])
-        ]
-        by_position: dict[tuple[int, int, int], dict[str, Any]] = {}
-        for number, (columns, positions) in enumerate(parts):
-            part = build_gx_suite({**suite_document, "expectations": [specs[i] for i in positions]}, suite_uri)
-            data = frame if columns is None else frame[list(columns)]
-            outcome = validate(f"batch-{number}", data, part).to_json_dict()["results"]
-            if len(positions) == 1 and len(outcome) == 1:
-                by_position[(0, positions[0], 0)] = outcome[0]
-            else:
-                by_position.update(_by_position(specs, positions, outcome, number))
-        results = [by_position[key] for key in sorted(by_position)]
+    # GX's pandas engine filters the rows a column expectation checks with a mask over the frame it is given
+    # (a copy of every column: 318 MiB at 1M rows × 30 columns). On pandas each column's expectations are
+    # validated on a frame of that column alone (a copy-on-write selection: no data is copied); on Spark, which
+    # copies nothing, together. Expectations about the table, several columns, a row condition or a missing
+    # column see the whole frame, one at a time: GX returns a suite's results in an order of its own, and
+    # rewrites a row condition in the result, so the others are matched back by type and arguments
+    # (_by_position). Either engine lists the checks in the suite's order.
+    specs = suite_document["expectations"]
+    parts: list[tuple[Any, list[int]]] = []
+    together: list[int] = []
+    for columns, positions in _column_groups(specs, frame):
+        if columns is None:
+            parts.extend((frame, [position]) for position in positions)
+        elif spark:
+            together.extend(positions)
+        else:
+            parts.append((frame[list(columns)], positions))
+    if together:
+        parts.append((frame, sorted(together)))
+    by_position: dict[tuple[int, int, int], dict[str, Any]] = {}
+    for number, (data, positions) in enumerate(parts):
+        part = build_gx_suite(
+            {**suite_document, "expectations": [specs[i] for i in positions]},
+            suite_uri,
+            engine="spark" if spark else "pandas",
+        )
+        outcome = validate(f"batch-{number}", data, part).to_json_dict()["results"]
+        if len(positions) == 1 and len(outcome) == 1:
+            by_position[(0, positions[0], 0)] = outcome[0]
+        else:  # matched against the built expectations' arguments (on Spark, with Spark's type names)
+            built = {
+                position: {
+                    "type": specs[position]["type"],
+                    "kwargs": expectation.configuration.to_json_dict()["kwargs"],
+                }
+                for position, expectation in zip(positions, part.expectations, strict=True)
+            }
+            by_position.update(_by_position(built, positions, outcome, number))
+    results = [by_position[key] for key in sorted(by_position)]
     checks = []
     for result in results:
         config = result["expectation_config"]
@@ -268,7 +283,10 @@ def run_suite(frame: Any, suite_document: dict[str, Any], suite_uri: str) -> lis
 
 
 def _by_position(
-    specs: list[dict[str, Any]], positions: list[int], results: list[dict[str, Any]], group: int
+    specs: Mapping[int, dict[str, Any]] | list[dict[str, Any]],
+    positions: list[int],
+    results: list[dict[str, Any]],
+    group: int,
 ) -> dict[tuple[int, int, int], dict[str, Any]]:
     """GX's results of the expectations at ``positions``, keyed by their place in the suite. GX returns them in
     an order of its own: each is matched to the first expectation left with its type and arguments (two
