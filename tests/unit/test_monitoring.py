@@ -308,6 +308,26 @@ def test_the_window_reads_each_call_once_and_decodes_its_rows(tmp_path):
         read_window(str(log), "svc", END - timedelta(hours=2), END, 2)
 
 
+def test_temp_files_a_killed_sink_left_are_not_read(tmp_path):
+    """A SIGKILL inside a local write leaves a hidden ``.name.*.tmp``; the window never reads one."""
+    log = tmp_path / "log"
+    frame = pd.DataFrame({"x": [1.0, -1.0, 2.0], "city": ["a", None, "c"]})
+    log_calls(log, "svc", "v1", frame, Model(), END - timedelta(hours=1))
+    hour = next(log.glob("model=*/version=*/hour=*")).name  # the window's hour; its sink stats beside
+    (log / "sink" / hour).mkdir(parents=True, exist_ok=True)
+    (log / "sink" / hour / "sink-a.json").write_text(json.dumps({"counters": {"received": 6}}))
+    before = read_window(str(log), "svc", END - timedelta(hours=2), END, 1000)
+    assert before.sink == {"received": 6}
+    folders = [path for path in log.rglob("*") if path.is_dir()]
+    for folder in folders:
+        (folder / ".part-0001.parquet.x1y2.tmp").write_bytes(b"PAR1 half")
+        (folder / ".sink-a.json.x1y2.tmp").write_bytes(b'{"counters": {"received": 10')
+    after = read_window(str(log), "svc", END - timedelta(hours=2), END, 1000)
+    assert after.problems == before.problems == []
+    assert after.counts == before.counts and after.sink == before.sink
+    pd.testing.assert_frame_equal(after.calls, before.calls)
+
+
 def test_calls_that_cannot_be_decoded_are_counted_not_fatal():
     request, response = v2_bodies(pd.DataFrame({"x": [1.0]}), ["yes"], np.array([[0.2, 0.8]]), "svc", "v1")
     calls = pd.DataFrame(

@@ -194,6 +194,8 @@ def test_cleanup_finds_incomplete_versions_and_deletes_only_old_ones(registry):
     crashed = "20200101T000000000000Z-0badc0de"
     Path(registry.version_uri(crashed, "serve")).mkdir(parents=True)
     Path(registry.version_uri(crashed, SERVED_MODEL_FILE)).write_bytes(b"half")  # a deploy's first file
+    # a SIGKILL inside the second write leaves its hidden temp file beside it
+    Path(registry.version_uri(crashed, "serve/.model.json.k3x9.tmp")).write_bytes(b"hal")
     fresh = "29990101T000000000000Z-0badc0de"  # "created" in the future: a deploy in progress
     Path(registry.version_uri(fresh)).mkdir(parents=True)
     assert cleanup(registry, delete=False, older_than=timedelta(hours=1)) == [
@@ -201,7 +203,7 @@ def test_cleanup_finds_incomplete_versions_and_deletes_only_old_ones(registry):
         (fresh, "incomplete"),
     ]
     results = dict(cleanup(registry, delete=True, older_than=timedelta(hours=1)))
-    assert results[crashed] == "deleted (1 files)" and "kept" in results[fresh]
+    assert results[crashed] == "deleted (2 files)" and "kept" in results[fresh]
     assert not os.path.exists(registry.version_uri(crashed))
     assert [row.version for row in history(registry)[0] if row.complete] == list(reversed(versions))
     with pytest.raises(RegistryError, match="is complete"):

@@ -329,10 +329,15 @@ def list_children(uri: str) -> list[str]:
     return sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
 
 
-def list_files(uri: str) -> list[str]:
-    """Names of the files directly inside a folder/prefix, sorted."""
+def list_files(uri: str, *, hidden: bool = False) -> list[str]:
+    """Names of the files directly inside a folder/prefix, sorted.
+
+    On a local disk a write interrupted by SIGKILL can leave its hidden temp file (``.name.*.tmp``, see
+    :func:`write_bytes`); hidden names are left out unless ``hidden`` (what a clean-up deletes)."""
     if is_gcs(uri):
         blobs, prefix = _gcs_listing(uri)
         return sorted(blob.name[len(prefix) :] for blob in blobs)
     path = Path(uri)
-    return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
+    if not path.is_dir():
+        return []
+    return sorted(p.name for p in path.iterdir() if p.is_file() and (hidden or not p.name.startswith(".")))

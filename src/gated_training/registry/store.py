@@ -250,10 +250,10 @@ class ModelRegistry:
     def delete_incomplete(self, version: str) -> list[str]:
         if self.is_complete(version):
             raise RegistryError(f"model version {version} is complete; only incomplete versions are deleted")
-        names = storage.list_files(self._no_links(self.version_uri(version)))
+        names = storage.list_files(self._no_links(self.version_uri(version)), hidden=True)
         names += [
             f"{SERVE_FOLDER}/{name}"
-            for name in storage.list_files(self._no_links(self.version_uri(version, SERVE_FOLDER)))
+            for name in storage.list_files(self._no_links(self.version_uri(version, SERVE_FOLDER)), hidden=True)
         ]
         for name in names:
             storage.delete(self._no_links(self.version_uri(version, name)))
