@@ -11,22 +11,22 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import joblib
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.utils import check_random_state
 
 from gated_training.config import ENGINES, ModelSettings, check_spark_training, require_choice
 from gated_training.data import detached_head, json_safe, read_parquet, split_features_target
 from gated_training.errors import DataError
-from gated_training.gate import Scores, predict_labels_and_proba, score_model, score_predictions
 from gated_training.tracking import runs as tracking
+
+# scikit-learn (with SciPy, ~1.3 s) and the gate are imported where they are used, after the training split is read:
+# the step's start-up before its first read is the executor, pandas and this package (docs/benchmarks.md).
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from gated_training.gate import Scores
 
 PERMUTATION_SAMPLE_ROWS = 2000
 INPUT_EXAMPLE_ROWS = 5
@@ -99,6 +99,8 @@ def outcome_from_record(record: dict[str, Any]) -> TrainingOutcome:
 def build_estimator(settings: ModelSettings, categorical: list[bool] | None = None) -> Any:
     """The estimator; ``categorical`` marks the engineered columns HistGradientBoosting splits as categories
     (categorical_encoding=native), otherwise every column is split as a number."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
     max_depth = settings.max_depth or None
     if settings.estimator == "xgboost":
         from gated_training.boosted import BoostedTrees
@@ -141,6 +143,10 @@ def early_stopping_rows(estimator: Any, labels: pd.Series) -> tuple[np.ndarray, 
     the split its ``fit`` draws (the same seed from ``random_state``, the same stratified split of the same
     labels), or None when it would hold none out. Given to ``fit`` as ``X``/``X_val``, each part transformed
     on its own, the model is the same and the estimator never copies the whole matrix into two."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+
     if not isinstance(estimator, HistGradientBoostingClassifier) or estimator.validation_fraction is None:
         return None
     if estimator.early_stopping is False or (
@@ -160,6 +166,8 @@ def training_dtype(estimator: Any) -> Any:
     (scikit-learn's tree ``DTYPE``) and so does ``BoostedTrees``. Transforming straight into it gives the same
     numbers (one rounding of each float64) without the float64 matrix beside the estimator's copy. None: the
     preprocessor's own dtype (HistGradientBoosting bins float64)."""
+    from sklearn.ensemble import RandomForestClassifier
+
     from gated_training.boosted import BoostedTrees
 
     return np.float32 if isinstance(estimator, (RandomForestClassifier, BoostedTrees)) else None
@@ -232,6 +240,8 @@ def fit_lean(estimator: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> None
 def cross_validation_rows(x: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> tuple[pd.DataFrame, pd.Series]:
     """The training split, or above ``cv_max_rows`` a stratified sample of that many rows: K fits
     on a sample estimate the accuracy and its spread as well, at a fraction of K fits on it all."""
+    from sklearn.model_selection import train_test_split
+
     if not settings.cv_max_rows or len(x) <= settings.cv_max_rows:
         return x, y
     sample_x, _, sample_y, _ = train_test_split(
@@ -244,6 +254,10 @@ def cross_validate_accuracy(
     preprocessor: Pipeline, estimator: Any, x: pd.DataFrame, y: pd.Series, settings: ModelSettings
 ) -> np.ndarray:
     """K-fold CV on the given rows; the preprocessor is refitted inside every fold."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import Pipeline
+
     smallest_class = int(y.value_counts().min())
     if smallest_class < settings.cv_folds:
         raise DataError(
@@ -356,16 +370,21 @@ def run_tags(*, data_sha256: str, kfp_run_id: str, target: str, pipeline_version
     return {key: value for key, value in tags.items() if value}
 
 
-def training_dataset(x_train: pd.DataFrame, y_train: pd.Series, *, data_uri: str, data_sha256: str, target: str) -> Any:
+def dataset_sample(x_train: pd.DataFrame, y_train: pd.Series, target: str) -> pd.DataFrame:
+    """The first 100 rows (target included) in buffers of their own: the MLflow dataset's schema comes from them."""
+    return detached_head(x_train, 100).assign(
+        **{target: detached_head(y_train.to_frame(), 100)[y_train.name].to_numpy()}
+    )
+
+
+def training_dataset(sample: pd.DataFrame, *, data_uri: str, data_sha256: str, target: str) -> Any:
     """The batch as an MLflow dataset input: its source URI, content SHA-256 (the digest) and schema
-    (from a few rows: the schema is the columns and types, not the data)."""
+    (from a few rows, :func:`dataset_sample`: the schema is the columns and types, not the data).
+    Built when the run is logged: MLflow is imported after the fit, not held through it."""
     import warnings
 
     import mlflow.data
 
-    sample = detached_head(x_train, 100).assign(
-        **{target: detached_head(y_train.to_frame(), 100)[y_train.name].to_numpy()}
-    )
     with warnings.catch_warnings():  # "integer columns cannot hold missing values": a dataset record, not a signature
         warnings.simplefilter("ignore", UserWarning)
         # MLflow allows a 36-character digest; the full SHA-256 is the data_sha256 tag.
@@ -497,7 +516,7 @@ class Fit:
     pair_train: pd.DataFrame  # the rows the pair-leakage scores fit on (target included) ...
     pair_test: pd.DataFrame  # ... and score on (gate.leakage samples them)
     example: pd.DataFrame
-    dataset: Any
+    dataset: pd.DataFrame  # dataset_sample's rows: the MLflow dataset input is built from them at logging time
 
 
 def _fit_on_pandas(
@@ -505,23 +524,24 @@ def _fit_on_pandas(
     train_path: str,
     test_path: str,
     target: str,
-    preprocessor: Pipeline,
-    estimator: Any,
+    ready: Callable[[], tuple[Pipeline, Any]],
     settings: ModelSettings,
     feature_metadata: dict[str, Any],
-    dataset_source: tuple[str, str],
 ) -> Fit:
-    """Cross-validate, fit and score in this process on the splits read whole."""
-    from gated_training.gate import SAMPLE_ROWS
-
+    """Cross-validate, fit and score in this process on the splits read whole. ``ready()`` is called once the
+    training split is read: it waits for the MLflow experiment and returns the preprocessor and the estimator."""
     x_train, y_train = split_features_target(read_parquet(train_path), target)
+    preprocessor, estimator = ready()  # nothing CPU-heavy before MLflow answered
+    from sklearn.pipeline import Pipeline
+
+    from gated_training.gate import SAMPLE_ROWS, predict_labels_and_proba, score_model, score_predictions
+
     example = serving_example(x_train, INPUT_EXAMPLE_ROWS)  # own buffers, so `del x_train` below frees the rows
     # A fixed sample of the training rows for the pair-leakage scores (after the fit), in buffers of its own.
     pair_rows = x_train.sample(min(len(x_train), SAMPLE_ROWS), random_state=0)
     pair_train = pair_rows.assign(**{target: y_train.loc[pair_rows.index].to_numpy()}).reset_index(drop=True)
     del pair_rows
-    data_uri, data_sha256 = dataset_source
-    dataset = training_dataset(x_train, y_train, data_uri=data_uri, data_sha256=data_sha256, target=target)
+    dataset = dataset_sample(x_train, y_train, target)
     # The preprocessor is already fitted on this same training split (step 2): reuse it, a chunk of rows at a
     # time, the early-stopping hold-out apart (see early_stopping_rows).
     held_out = early_stopping_rows(estimator, y_train)
@@ -584,18 +604,20 @@ def _fit_on_spark(
     train_path: str,
     test_path: str,
     target: str,
-    preprocessor: Pipeline,
-    estimator: Any,
+    ready: Callable[[], tuple[Pipeline, Any]],
     settings: ModelSettings,
     feature_metadata: dict[str, Any],
-    dataset_source: tuple[str, str],
 ) -> Fit:
     """The pandas engine's fit with the rows in Spark (``spark.training``): cross-validation on the same
     stratified sample (its rows fetched by position), the booster trained by xgboost.spark on every training row,
     both splits scored in Spark's workers; the driver holds labels, probabilities and fixed samples."""
+    preprocessor, estimator = ready()
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
+
     from gated_training import spark
     from gated_training.boosted import BoostedTrees, feature_types
-    from gated_training.gate import SAMPLE_ROWS
+    from gated_training.gate import SAMPLE_ROWS, score_predictions
     from gated_training.spark import training
 
     session = spark.spark_session()
@@ -615,8 +637,7 @@ def _fit_on_spark(
         head = training.rows_at(train_rows, np.arange(min(len(y_train), 1000)), dtypes)
         head_x, head_y = split_features_target(head, target)
         example = serving_example(head_x, INPUT_EXAMPLE_ROWS)
-        data_uri, data_sha256 = dataset_source
-        dataset = training_dataset(head_x, head_y, data_uri=data_uri, data_sha256=data_sha256, target=target)
+        dataset = dataset_sample(head_x, head_y, target)
 
         def sample(rows: Any, frame_dtypes: dict[str, str], count: int) -> pd.DataFrame:
             """``gate.leakage``'s fixed sample (``DataFrame.sample(random_state=0)``) of a split, by position."""
@@ -719,50 +740,58 @@ def train_model(
     if engine == "spark":
         check_spark_training(settings)
     resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
-    experiment_id = tracking.ensure_experiment(resolved_uri, experiment)  # fail before spending CPU on training
-    if engine == "spark":
-        from gated_training import spark
+    # MLflow is asked for the experiment in a child process while this one reads the split; training waits for the
+    # answer, so a dead tracking server still fails the step before any CPU is spent on training, and MLflow's
+    # modules are not held in this process through the fit (tracking.ExperimentCheck).
+    with tracking.ExperimentCheck(resolved_uri, experiment) as check:
+        if engine == "spark":
+            check.wait()
+            from gated_training import spark
 
-        outcome = spark.remote.run_on_cluster(
-            "train-model",
-            {
-                "train_path": train_uri or train_path,
-                "test_path": test_uri or test_path,
-                "target": target,
-                "settings": asdict(settings),
-                "tracking_uri": resolved_uri,
-                "experiment": experiment,
-                "data_sha256": data_sha256,
-                "kfp_run_id": kfp_run_id,
-                "data_uri": data_uri,
-                "pipeline_version": pipeline_version,
-            },
-            spark.StepFiles(
-                inputs={
-                    "preprocessor_path": preprocessor_path,
-                    "feature_metadata_path": feature_metadata_path,
-                    "drift_report_path": drift_report_path,
+            outcome = spark.remote.run_on_cluster(
+                "train-model",
+                {
+                    "train_path": train_uri or train_path,
+                    "test_path": test_uri or test_path,
+                    "target": target,
+                    "settings": asdict(settings),
+                    "tracking_uri": resolved_uri,
+                    "experiment": experiment,
+                    "data_sha256": data_sha256,
+                    "kfp_run_id": kfp_run_id,
+                    "data_uri": data_uri,
+                    "pipeline_version": pipeline_version,
                 },
-                files={"model_out": model_out, "report_out": report_out, "importances_out": importances_out},
-            ),
-            record=report_out,
-            build=outcome_from_record,
+                spark.StepFiles(
+                    inputs={
+                        "preprocessor_path": preprocessor_path,
+                        "feature_metadata_path": feature_metadata_path,
+                        "drift_report_path": drift_report_path,
+                    },
+                    files={"model_out": model_out, "report_out": report_out, "importances_out": importances_out},
+                ),
+                record=report_out,
+                build=outcome_from_record,
+            )
+            if outcome is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
+                return outcome
+        feature_metadata = json.loads(Path(feature_metadata_path).read_text())
+
+        def ready() -> tuple[Pipeline, Any]:
+            import joblib
+
+            check.wait()
+            preprocessor: Pipeline = joblib.load(preprocessor_path)
+            return preprocessor, build_estimator(settings, native_categories(feature_metadata))
+
+        fit = (_fit_on_spark if engine == "spark" else _fit_on_pandas)(
+            train_path=train_path,
+            test_path=test_path,
+            target=target,
+            ready=ready,
+            settings=settings,
+            feature_metadata=feature_metadata,
         )
-        if outcome is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
-            return outcome
-    preprocessor: Pipeline = joblib.load(preprocessor_path)
-    feature_metadata = json.loads(Path(feature_metadata_path).read_text())
-    estimator = build_estimator(settings, native_categories(feature_metadata))
-    fit = (_fit_on_spark if engine == "spark" else _fit_on_pandas)(
-        train_path=train_path,
-        test_path=test_path,
-        target=target,
-        preprocessor=preprocessor,
-        estimator=estimator,
-        settings=settings,
-        feature_metadata=feature_metadata,
-        dataset_source=(data_uri, data_sha256),
-    )
     from gated_training.gate import input_columns_by_importance, pair_feature_scores
 
     pairs, pair_scored_rows = pair_feature_scores(
@@ -782,7 +811,7 @@ def train_model(
     }
     run_id, model_uri = _log_to_mlflow(
         tracking_uri=resolved_uri,
-        experiment_id=experiment_id,
+        experiment_id=check.wait(),
         model=fit.model,
         settings=settings,
         feature_metadata=feature_metadata,
@@ -793,8 +822,10 @@ def train_model(
         cv_rows=fit.cv_rows,
         drift=json.loads(Path(drift_report_path).read_text()) if drift_report_path else None,
         run_name=run_name(settings.estimator, data_sha256),
-        dataset=fit.dataset,
+        dataset=training_dataset(fit.dataset, data_uri=data_uri, data_sha256=data_sha256, target=target),
     )
+    import joblib
+
     joblib.dump(fit.model, model_out)
     Path(importances_out).write_text(json.dumps(fit.importances, indent=2))
     outcome = TrainingOutcome(

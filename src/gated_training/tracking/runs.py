@@ -123,6 +123,78 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         return str(mlflow_client.create_experiment(name, artifact_location=_local_artifact_root(tracking_uri)))
 
 
+EXPERIMENT_CHECK_MODULE = "gated_training.tracking.experiment_check"
+
+
+class ExperimentCheck:
+    """:func:`ensure_experiment` in a child process, started now and awaited with :meth:`wait`.
+
+    train-model starts it before reading its split and waits for it before training: the read and MLflow's
+    import (~1 s) and round trip overlap on two cores, a dead server still fails the step before any training, and
+    the ~110 MiB of MLflow's modules (SQLAlchemy with a SQLite store) are not held in the step's process through
+    the fit, only after it. The URI goes to the child on stdin, never on its command line (it can carry
+    credentials); the environment (MLflow's credentials and request budget) is inherited. The child answers one
+    JSON object on stdout: ``{"experiment_id": ...}`` or ``{"error": ...}`` (:class:`TrackingError`'s message).
+    Use it as a context manager: leaving the block kills a child that was never awaited."""
+
+    def __init__(self, tracking_uri: str, name: str) -> None:
+        import json
+        import subprocess
+        import sys
+
+        self.tracking_uri, self.name = tracking_uri, name
+        self._experiment_id: str | None = None
+        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", EXPERIMENT_CHECK_MODULE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._request = json.dumps({"tracking_uri": tracking_uri, "experiment": name}).encode()
+
+    def __enter__(self) -> "ExperimentCheck":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill the child if it is still running (the step failed before it waited)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.communicate()
+            self._process = None
+
+    def wait(self) -> str:
+        """The experiment's id; raises :class:`TrackingError` as :func:`ensure_experiment` would."""
+        import json
+
+        if self._experiment_id is not None:
+            return self._experiment_id
+        if self._process is None:
+            raise TrackingError(f"MLflow at {self.tracking_uri}: the experiment check was closed before it answered")
+        try:
+            out, err = self._process.communicate(self._request)
+        except BaseException:  # the step's deadline (SIGALRM), Ctrl-C: no orphan left behind
+            self.close()
+            raise
+        code, self._process = self._process.returncode, None
+        try:
+            answer = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            answer = None
+        if isinstance(answer, dict) and isinstance(answer.get("experiment_id"), str) and code == 0:
+            self._experiment_id = answer["experiment_id"]
+            return self._experiment_id
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            raise TrackingError(answer["error"])
+        tail = " ".join(err.decode("utf-8", "replace").split())[-500:]
+        raise TrackingError(
+            f"MLflow at {self.tracking_uri}: opening experiment {self.name!r} failed: the check's process "
+            f"exited with {code}: {tail or 'no output'}"
+        )
+
+
 def without_credentials(uri: str) -> str:
     """A tracking URI fit for a manifest: ``https://user:pass@host`` loses ``user:pass@``."""
     parts = urlsplit(uri)
