@@ -145,33 +145,6 @@ def test_unreachable_tracking_server_fails_before_training_and_names_it(tmp_path
     assert not (tmp_path / "model.joblib").exists() and trained == []
 
 
-def test_the_experiment_check_answers_as_ensure_experiment_and_keeps_the_uri_off_the_command_line(tmp_path):
-    from gated_training.tracking.runs import ExperimentCheck, ensure_experiment
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with ExperimentCheck(uri, "checked") as check:
-        assert uri not in " ".join(check._process.args)  # type: ignore[union-attr]
-        created = check.wait()
-    assert created == ensure_experiment(uri, "checked") and check.wait() == created
-    with ExperimentCheck(uri, "checked") as again:
-        assert again.wait() == created
-
-
-def test_a_check_that_crashes_or_answers_nonsense_fails_naming_the_server(monkeypatch):
-    from gated_training.tracking import runs
-
-    monkeypatch.setattr(runs, "EXPERIMENT_CHECK_MODULE", "json.tool")  # echoes the request: not an answer
-    with pytest.raises(TrackingError, match=r"MLflow at sqlite:///x\.db: opening experiment 'e' failed: .*exited"):
-        runs.ExperimentCheck("sqlite:///x.db", "e").wait()
-    monkeypatch.setattr(runs, "EXPERIMENT_CHECK_MODULE", "no_such_module_here")
-    with pytest.raises(TrackingError, match=r"exited with 1: .*No module named no_such_module_here"):
-        runs.ExperimentCheck("sqlite:///x.db", "e").wait()
-    check = runs.ExperimentCheck("sqlite:///x.db", "e")
-    check.close()  # a step that failed before it waited: the child is killed, and nothing answers
-    with pytest.raises(TrackingError, match="closed before it answered"):
-        check.wait()
-
-
 def test_tracking_uri_falls_back_to_the_environment_then_sqlite(monkeypatch, tmp_path):
     from gated_training.tracking.runs import DEFAULT_TRACKING_URI, resolve_tracking_uri
 

@@ -740,58 +740,58 @@ def train_model(
     if engine == "spark":
         check_spark_training(settings)
     resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
-    # MLflow is asked for the experiment in a child process while this one reads the split; training waits for the
-    # answer, so a dead tracking server still fails the step before any CPU is spent on training, and MLflow's
-    # modules are not held in this process through the fit (tracking.ExperimentCheck).
-    with tracking.ExperimentCheck(resolved_uri, experiment) as check:
-        if engine == "spark":
-            check.wait()
-            from gated_training import spark
+    # MLflow (its import ~1.5 s) is asked for the experiment once the training split is read, before anything is
+    # trained: a dead tracking server still fails the step before it spends CPU on training (ready() below).
+    experiment_id = ""
+    if engine == "spark":
+        experiment_id = tracking.ensure_experiment(resolved_uri, experiment)
+        from gated_training import spark
 
-            outcome = spark.remote.run_on_cluster(
-                "train-model",
-                {
-                    "train_path": train_uri or train_path,
-                    "test_path": test_uri or test_path,
-                    "target": target,
-                    "settings": asdict(settings),
-                    "tracking_uri": resolved_uri,
-                    "experiment": experiment,
-                    "data_sha256": data_sha256,
-                    "kfp_run_id": kfp_run_id,
-                    "data_uri": data_uri,
-                    "pipeline_version": pipeline_version,
+        outcome = spark.remote.run_on_cluster(
+            "train-model",
+            {
+                "train_path": train_uri or train_path,
+                "test_path": test_uri or test_path,
+                "target": target,
+                "settings": asdict(settings),
+                "tracking_uri": resolved_uri,
+                "experiment": experiment,
+                "data_sha256": data_sha256,
+                "kfp_run_id": kfp_run_id,
+                "data_uri": data_uri,
+                "pipeline_version": pipeline_version,
+            },
+            spark.StepFiles(
+                inputs={
+                    "preprocessor_path": preprocessor_path,
+                    "feature_metadata_path": feature_metadata_path,
+                    "drift_report_path": drift_report_path,
                 },
-                spark.StepFiles(
-                    inputs={
-                        "preprocessor_path": preprocessor_path,
-                        "feature_metadata_path": feature_metadata_path,
-                        "drift_report_path": drift_report_path,
-                    },
-                    files={"model_out": model_out, "report_out": report_out, "importances_out": importances_out},
-                ),
-                record=report_out,
-                build=outcome_from_record,
-            )
-            if outcome is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
-                return outcome
-        feature_metadata = json.loads(Path(feature_metadata_path).read_text())
-
-        def ready() -> tuple[Pipeline, Any]:
-            import joblib
-
-            check.wait()
-            preprocessor: Pipeline = joblib.load(preprocessor_path)
-            return preprocessor, build_estimator(settings, native_categories(feature_metadata))
-
-        fit = (_fit_on_spark if engine == "spark" else _fit_on_pandas)(
-            train_path=train_path,
-            test_path=test_path,
-            target=target,
-            ready=ready,
-            settings=settings,
-            feature_metadata=feature_metadata,
+                files={"model_out": model_out, "report_out": report_out, "importances_out": importances_out},
+            ),
+            record=report_out,
+            build=outcome_from_record,
         )
+        if outcome is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
+            return outcome
+    feature_metadata = json.loads(Path(feature_metadata_path).read_text())
+
+    def ready() -> tuple[Pipeline, Any]:
+        import joblib
+
+        nonlocal experiment_id
+        experiment_id = experiment_id or tracking.ensure_experiment(resolved_uri, experiment)
+        preprocessor: Pipeline = joblib.load(preprocessor_path)
+        return preprocessor, build_estimator(settings, native_categories(feature_metadata))
+
+    fit = (_fit_on_spark if engine == "spark" else _fit_on_pandas)(
+        train_path=train_path,
+        test_path=test_path,
+        target=target,
+        ready=ready,
+        settings=settings,
+        feature_metadata=feature_metadata,
+    )
     from gated_training.gate import input_columns_by_importance, pair_feature_scores
 
     pairs, pair_scored_rows = pair_feature_scores(
@@ -811,7 +811,7 @@ def train_model(
     }
     run_id, model_uri = _log_to_mlflow(
         tracking_uri=resolved_uri,
-        experiment_id=check.wait(),
+        experiment_id=experiment_id,
         model=fit.model,
         settings=settings,
         feature_metadata=feature_metadata,
