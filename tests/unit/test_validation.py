@@ -168,6 +168,7 @@ def test_column_expectations_run_on_their_columns_alone_with_the_whole_frames_re
             "id": np.arange(rows),
             "copy_of_id": np.arange(rows),
             "flag": rng.random(rows) < 0.5,
+            "row count": rng.random(rows),  # named like a group of _column_groups: still a column like the others
         }
     )
     frame.loc[frame.index[::97], "sex"] = None
@@ -198,12 +199,27 @@ def test_column_expectations_run_on_their_columns_alone_with_the_whole_frames_re
             spec("expect_column_values_to_not_be_null", column="not_there"),
             spec("expect_column_values_to_not_be_null", column="sex"),
             spec("expect_compound_columns_to_be_unique", column_list=["id", "sex"]),
+            # the table's shape: validated without the values
+            spec("expect_table_row_count_to_equal", value=rows),
+            spec(
+                "expect_table_row_count_to_equal",
+                value=rows,
+                row_condition='col("sex") == "male"',
+                condition_parser="great_expectations",
+            ),
+            spec("expect_column_to_exist", column="income", column_index=2),
+            spec("expect_column_to_exist", column="income", column_index=0),
+            spec("expect_column_to_exist", column="not_there"),
+            spec("expect_table_column_count_to_equal", value=7),
+            spec("expect_table_columns_to_match_set", column_set=["age", "sex"], exact_match=False),
+            spec("expect_column_values_to_be_between", column="row count", min_value=0, max_value=0.5),
         ],
     }
     groups = step._column_groups(document["expectations"], frame)
     whole = [positions for columns, positions in groups if columns is None]
-    assert whole == [[0, 4, 9, 10, 12]]  # table, column list, row condition, missing column, compound
-    assert ("age",) in dict(groups) and ("id", "copy_of_id") in dict(groups)
+    assert whole == [[9, 10, 12, 14]]  # row condition, missing column, compound, row condition
+    assert dict(groups)[step.ROW_COUNT] == [0, 13] and dict(groups)[step.COLUMN_NAMES] == [4, 15, 16, 17, 18, 19]
+    assert ("age",) in dict(groups) and ("id", "copy_of_id") in dict(groups) and dict(groups)[("row count",)] == [20]
     grouped = step.run_suite(frame, document, "grouping.json")
     monkeypatch.setattr(step, "_column_groups", lambda specs, data: [(None, list(range(len(specs))))])
     at_once = step.run_suite(frame, document, "grouping.json")
@@ -222,6 +238,14 @@ def test_column_expectations_run_on_their_columns_alone_with_the_whole_frames_re
         False,
         False,
         True,
+        True,  # row count equal
+        False,  # ... among the rows a condition keeps
+        True,  # income is the third column
+        True,  # GX 1.x reads column_index 0 as "any place" (its check is `if column_index:`), on the whole frame too
+        False,
+        True,  # seven columns
+        True,
+        False,  # half the uniform values are above 0.5
     ]
 
 

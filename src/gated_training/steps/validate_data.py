@@ -7,6 +7,7 @@ suite must not let training crash later.
 
 from __future__ import annotations
 
+import gc
 import html
 import json
 from collections.abc import Mapping
@@ -223,7 +224,16 @@ def run_suite(frame: Any, suite_document: dict[str, Any], suite_uri: str) -> lis
             .add_batch_definition_whole_dataframe("whole")
             .get_batch(batch_parameters={"dataframe": data})
         )
-        return batch.validate(expectations, result_format="SUMMARY")
+        try:
+            return batch.validate(expectations, result_format="SUMMARY")
+        finally:
+            # The data source's execution engine keeps every batch it loaded and every metric it computed (GX 1.x:
+            # BatchManager, _metric_cache), which held 100 MiB of per-column results at 1M rows: each part gets a
+            # new engine. An attribute of GX's own; without it (another GX) the engine is kept, as GX does.
+            if hasattr(source, "_execution_engine"):
+                source._execution_engine = None
+            source.delete_asset(name)
+            gc.collect()  # GX's results hold reference cycles: without a collection the next part's come first
 
     # GX's pandas engine filters the rows a column expectation checks with a mask over the frame it is given
     # (a copy of every column: 318 MiB at 1M rows × 30 columns). On pandas each column's expectations are
@@ -232,6 +242,9 @@ def run_suite(frame: Any, suite_document: dict[str, Any], suite_uri: str) -> lis
     # column see the whole frame, one at a time: GX returns a suite's results in an order of its own, and
     # rewrites a row condition in the result, so the others are matched back by type and arguments
     # (_by_position). Either engine lists the checks in the suite's order.
+    # An expectation about the table's shape reads no values: the row count is validated on a frame of the same
+    # rows and no columns, the column names (and expect_column_to_exist, whose column_index is a position among
+    # all columns) on one of the same columns and no rows; GX copies neither.
     specs = suite_document["expectations"]
     parts: list[tuple[Any, list[int]]] = []
     together: list[int] = []
@@ -240,29 +253,40 @@ def run_suite(frame: Any, suite_document: dict[str, Any], suite_uri: str) -> lis
             parts.extend((frame, [position]) for position in positions)
         elif spark:
             together.extend(positions)
-        else:
+        elif columns == ROW_COUNT:
+            parts.append((frame[[]], positions))
+        elif columns == COLUMN_NAMES:
+            parts.append((frame.iloc[:0], positions))
+        elif isinstance(columns, tuple):
             parts.append((frame[list(columns)], positions))
     if together:
         parts.append((frame, sorted(together)))
     by_position: dict[tuple[int, int, int], dict[str, Any]] = {}
-    for number, (data, positions) in enumerate(parts):
-        part = build_gx_suite(
-            {**suite_document, "expectations": [specs[i] for i in positions]},
-            suite_uri,
-            engine="spark" if spark else "pandas",
-        )
-        outcome = validate(f"batch-{number}", data, part).to_json_dict()["results"]
-        if len(positions) == 1 and len(outcome) == 1:
-            by_position[(0, positions[0], 0)] = outcome[0]
-        else:  # matched against the built expectations' arguments (on Spark, with Spark's type names)
-            built = {
-                position: {
-                    "type": specs[position]["type"],
-                    "kwargs": expectation.configuration.to_json_dict()["kwargs"],
+    # What exists now (modules, GX's context) is moved out of the collector's sight for the loop: the collection
+    # after each part then scans only what that part made.
+    gc.freeze()
+    try:
+        for number, (data, positions) in enumerate(parts):
+            part = build_gx_suite(
+                {**suite_document, "expectations": [specs[i] for i in positions]},
+                suite_uri,
+                engine="spark" if spark else "pandas",
+            )
+            outcome = validate(f"batch-{number}", data, part).to_json_dict()["results"]
+            if len(positions) == 1 and len(outcome) == 1:
+                by_position[(0, positions[0], 0)] = outcome[0]
+            else:  # matched against the built expectations' arguments (on Spark, with Spark's type names)
+                built = {
+                    position: {
+                        "type": specs[position]["type"],
+                        "kwargs": expectation.configuration.to_json_dict()["kwargs"],
+                    }
+                    for position, expectation in zip(positions, part.expectations, strict=True)
                 }
-                for position, expectation in zip(positions, part.expectations, strict=True)
-            }
-            by_position.update(_by_position(built, positions, outcome, number))
+                by_position.update(_by_position(built, positions, outcome, number))
+    finally:
+        gc.unfreeze()
+
     results = [by_position[key] for key in sorted(by_position)]
     checks = []
     for result in results:
@@ -317,15 +341,36 @@ def _by_position(
     return keyed
 
 
-def _column_groups(specs: list[dict[str, Any]], frame: Any) -> list[tuple[tuple[str, ...] | None, list[int]]]:
-    """The suite's expectations (by position) grouped by the frame each is validated on: a single- or
-    pair-column expectation (``expect_column_*``) without a row condition, on columns the frame has, on those
-    columns alone; everything else (table expectations, column lists, row conditions, a missing column) on
-    the whole frame (None). Groups in the order of their first expectation."""
-    groups: dict[tuple[str, ...] | None, list[int]] = {}
+# Expectations that read the table's shape only (validate-data gives them a frame without values), by what they read.
+ROW_COUNT_EXPECTATIONS = frozenset({"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"})
+COLUMN_NAME_EXPECTATIONS = frozenset(
+    {
+        "expect_table_column_count_to_be_between",
+        "expect_table_column_count_to_equal",
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_column_to_exist",
+    }
+)
+# _column_groups' keys for them: strings, while a group of columns is a tuple of names (a column named so is no match)
+ROW_COUNT = "row count"
+COLUMN_NAMES = "column names"
+
+
+def _column_groups(specs: list[dict[str, Any]], frame: Any) -> list[tuple[tuple[str, ...] | str | None, list[int]]]:
+    """The suite's expectations (by position) grouped by the frame each is validated on: the row count's and the
+    column names' without a row condition (:data:`ROW_COUNT`, :data:`COLUMN_NAMES`); a single- or pair-column
+    expectation (``expect_column_*``) without a row condition, on columns the frame has, on those columns
+    alone; everything else (column lists, row conditions, a missing column) on the whole frame (None). Groups
+    in the order of their first expectation."""
+    groups: dict[tuple[str, ...] | str | None, list[int]] = {}
     present = set(map(str, frame.columns))
     for position, spec in enumerate(specs):
         kwargs = spec.get("kwargs") or {}
+        kind = str(spec.get("type", ""))
+        if not kwargs.get("row_condition") and kind in ROW_COUNT_EXPECTATIONS | COLUMN_NAME_EXPECTATIONS:
+            groups.setdefault(ROW_COUNT if kind in ROW_COUNT_EXPECTATIONS else COLUMN_NAMES, []).append(position)
+            continue
         columns = tuple(
             dict.fromkeys(str(kwargs[key]) for key in ("column", "column_A", "column_B") if kwargs.get(key) is not None)
         )
