@@ -83,7 +83,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: bench-startup help venv serving-venv spark-venv spark-image test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: bench-startup help venv serving-venv spark-venv spark-image test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow test-all lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -149,7 +149,7 @@ run: compile $(if $(filter spark,$(ENGINE)),spark-venv) ## set up, compile, and 
 test: venv serving-venv $(JS_DEPS) $(PROMTOOL) $(CHROMIUM) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)
 	$(PYTEST) -m "not slow and not spark" $(PYTEST_ARGS)
 
-test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down, the monitoring loop, real Prometheus alerts (CI runs them after make test)
+test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down, the monitoring loop, real Prometheus alerts (out of CI's 25 minutes: make test-all)
 	$(PYTEST) -m slow $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint and format) and mypy (strict on the gate, the registry, stats, config and parameters): pyproject.toml
@@ -168,6 +168,8 @@ spark-venv: $(SPARK_INSTALLED) ## add the Spark engine to .venv: pyspark and Jav
 
 test-spark: spark-venv ## the Spark engine on local[2]: the same decisions, fingerprints and errors as pandas (tests/spark; CI runs it after make test)
 	$(PYTEST) -m spark tests/spark $(PYTEST_ARGS)
+
+test-all: test test-slow test-spark image-test ## everything: make test, the slow guarantees, the Spark engine and the image test (before a release; ~45 min)
 
 test-unit: venv $(JS_DEPS) $(PROMTOOL) ## unit tests only
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
