@@ -149,7 +149,7 @@ run: compile $(if $(filter spark,$(ENGINE)),spark-venv) ## set up, compile, and 
 test: venv serving-venv $(JS_DEPS) $(PROMTOOL) $(CHROMIUM) lint ## set up and run every test suite: lint, unit, integration (the compiled YAML through kfp.local), robustness, contract (all but the slow guarantees)
 	$(PYTEST) -m "not slow and not spark" $(PYTEST_ARGS)
 
-test-slow: venv serving-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down, the monitoring loop, real Prometheus alerts (out of CI's 25 minutes: make test-all)
+test-slow: venv serving-venv spark-venv $(JS_DEPS) ## the heaviest guarantees: concurrent promotions, an accumulating table, 100k unique ids, MLflow down, the monitoring loop, real Prometheus alerts, the sample deploying on Spark, every step in a SparkApplication (out of CI's 25 minutes: make test-all)
 	$(PYTEST) -m slow $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint and format) and mypy (strict on the gate, the registry, stats, config and parameters): pyproject.toml
@@ -166,8 +166,8 @@ $(SPARK_INSTALLED): $(BIN)/.installed pyproject.toml requirements/constraints.tx
 
 spark-venv: $(SPARK_INSTALLED) ## add the Spark engine to .venv: pyspark and Java 17 from Debian when missing
 
-test-spark: spark-venv ## the Spark engine on local[2]: the same decisions, fingerprints and errors as pandas (tests/spark; CI runs it after make test)
-	$(PYTEST) -m spark tests/spark $(PYTEST_ARGS)
+test-spark: spark-venv ## the Spark engine on local[2]: the same decisions, fingerprints and errors as pandas (tests/spark but its slow cases, which make test-slow runs; CI runs it after make test)
+	$(PYTEST) -m "spark and not slow" tests/spark $(PYTEST_ARGS)
 
 test-all: test test-slow test-spark image-test ## everything: make test, the slow guarantees, the Spark engine and the image test (before a release; ~45 min)
 

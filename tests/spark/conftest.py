@@ -1,5 +1,10 @@
 """The Spark engine's tests: one local[2] session per worker, shared (starting the JVM costs seconds).
-Every module here is marked ``spark`` (``pytestmark``) and runs in `make test-spark`, not in `make test`."""
+Every module here is marked ``spark`` (``pytestmark``) and runs in `make test-spark`, not in `make test`. The cases
+that repeat a mechanism CI already proves on Spark at several times its cost are also marked ``slow`` and run in
+`make test-slow` (and `make test-all`): the sample deploying through the whole pipeline on Spark (its validate-data
+and check-drift on Spark stay in CI through the drifted and bad batches), four of the five steps in a SparkApplication
+(check-drift and both failure paths stay), and the native, wide and two-worker training cases (the sample's
+bit-for-bit booster stays). CI's budget is 25 minutes on 2 cores; `make test-spark` alone took 11.5 of them."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ def spark_setup(sample_champion, tmp_path_factory):
     return copy_setup(sample_champion, tmp_path_factory.mktemp("spark-runs") / "setup")
 
 
+@pytest.mark.slow  # make test-slow (make test-all), not CI's make test-spark: see tests/spark/conftest.py
 def test_the_sample_deploys_on_the_spark_engine_with_the_pandas_engines_fingerprint(sample_champion, tmp_path):
     """A first run on Spark against the shared champion's own first run, which ran on pandas."""
     on_spark = LocalSetup(tmp_path / "spark").run("--set", "engine=spark", *SPARK_TRAINING, name="first")

@@ -68,6 +68,7 @@ def validate(data, out, engine):
     )
 
 
+@pytest.mark.slow  # make test-slow (make test-all), not CI's make test-spark: see tests/spark/conftest.py
 def test_validate_data_in_a_spark_application_ends_as_in_the_steps_own_process(spark, cluster, tmp_path, monkeypatch):
     api, staging = cluster
     on_cluster = validate(SAMPLE_DATA, outputs(tmp_path, "remote"), "spark")
@@ -120,6 +121,7 @@ def test_check_drift_in_a_spark_application_reads_the_champion_and_decides_as_on
     assert registry_bytes(sample_champion.registry) == before
 
 
+@pytest.mark.slow  # make test-slow (make test-all), not CI's make test-spark: see tests/spark/conftest.py
 def test_engineer_features_in_a_spark_application_writes_what_the_steps_own_process_writes(
     spark, cluster, tmp_path, monkeypatch
 ):
@@ -166,6 +168,7 @@ def test_engineer_features_in_a_spark_application_writes_what_the_steps_own_proc
     assert (fitted[0].transform(test_rows) == fitted[1].transform(test_rows)).all()
 
 
+@pytest.mark.slow  # make test-slow (make test-all), not CI's make test-spark: see tests/spark/conftest.py
 def test_train_model_in_a_spark_application_logs_to_mlflow_and_returns_the_steps_own_model(
     spark, cluster, tmp_path, monkeypatch
 ):
@@ -267,6 +270,7 @@ def test_a_driver_killed_before_it_answered_fails_the_step_with_the_operators_re
     assert api.objects == {}
 
 
+@pytest.mark.slow  # make test-slow (make test-all), not CI's make test-spark: see tests/spark/conftest.py
 def test_evaluate_model_in_a_spark_application_decides_as_the_steps_own_process(
     spark, cluster, sample_champion, sample_candidate, tmp_path, monkeypatch
 ):

@@ -91,7 +91,8 @@ def train(engine: str, paths: dict[str, str], target: str, settings: ModelSettin
     }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# CI trains the sample on both engines; the native and the wide cases run in make test-slow (make test-all).
+@pytest.mark.parametrize("case", [c if c == "sample" else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
 def test_one_worker_trains_the_pandas_engines_booster_bit_for_bit(spark, tmp_path, monkeypatch, case):
     make, target, features, settings = CASES[case]
     paths = engineered(spark, tmp_path, make(), target, features)
@@ -115,6 +116,7 @@ def test_one_worker_trains_the_pandas_engines_booster_bit_for_bit(spark, tmp_pat
     assert np.array_equal(models["spark"].predict_proba(rows), models["pandas"].predict_proba(rows))
 
 
+@pytest.mark.slow  # make test-slow (make test-all), not CI's make test-spark: see tests/spark/conftest.py
 def test_two_workers_train_one_booster_within_the_stated_tolerance(spark, tmp_path, monkeypatch):
     make, target, features, settings = CASES["wide-sampled-cv"]
     paths = engineered(spark, tmp_path, make(), target, features)
