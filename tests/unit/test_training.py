@@ -145,6 +145,28 @@ def test_unreachable_tracking_server_fails_before_training_and_names_it(tmp_path
     assert not (tmp_path / "model.joblib").exists() and trained == []
 
 
+def test_mlflows_client_comes_after_the_fit_when_the_store_answers_the_probe(tmp_path, monkeypatch):
+    """The MLflow client (its import and store, ~116 MiB on SQLite) is not resident through the fit: the probe
+    reads the experiment; a new experiment is created after the fit, an existing one is never asked again."""
+    from gated_training.steps import train_model as step
+    from gated_training.tracking import runs
+
+    order: list[str] = []
+    fit_lean, ensure = step.fit_lean, runs.ensure_experiment
+    monkeypatch.setattr(step, "fit_lean", lambda *args: (order.append("fit"), fit_lean(*args))[1])
+    monkeypatch.setattr(runs, "ensure_experiment", lambda *args: (order.append("mlflow"), ensure(*args))[1])
+    first = train_candidate(tmp_path / "first", synthetic_frame(200))
+    assert order == ["fit", "mlflow"]  # the store's file did not exist: MLflow made it, after the fit
+    order.clear()
+    store = f"sqlite:///{tmp_path / 'first' / 'mlflow.db'}"
+    again = train_candidate(tmp_path / "again", synthetic_frame(200), tracking_uri=store)
+    assert order == ["fit"]  # the probe read the experiment's id from the file
+    runs_in = mlflow.MlflowClient(store).search_runs(
+        [mlflow.MlflowClient(store).get_experiment_by_name("tests").experiment_id]
+    )
+    assert {r.info.run_id for r in runs_in} == {first.training.mlflow_run_id, again.training.mlflow_run_id}
+
+
 def test_tracking_uri_falls_back_to_the_environment_then_sqlite(monkeypatch, tmp_path):
     from gated_training.tracking.runs import DEFAULT_TRACKING_URI, resolve_tracking_uri
 

@@ -740,8 +740,10 @@ def train_model(
     if engine == "spark":
         check_spark_training(settings)
     resolved_uri = tracking.resolve_tracking_uri(tracking_uri)
-    # MLflow (its import ~1.5 s) is asked for the experiment once the training split is read, before anything is
-    # trained: a dead tracking server still fails the step before it spends CPU on training (ready() below).
+    # The experiment is asked for once the training split is read, before anything is trained: a dead tracking
+    # server still fails the step before it spends CPU on training (ready() below). A server or SQLite file that
+    # answers clearly is read without MLflow (tracking.probe_experiment), whose import and store then come after
+    # the fit's peak; anything else goes through MLflow's client as before.
     experiment_id = ""
     if engine == "spark":
         experiment_id = tracking.ensure_experiment(resolved_uri, experiment)
@@ -775,12 +777,15 @@ def train_model(
         if outcome is not None:  # on the cluster: the whole step runs in a SparkApplication's driver
             return outcome
     feature_metadata = json.loads(Path(feature_metadata_path).read_text())
+    probed: str | None = None
 
     def ready() -> tuple[Pipeline, Any]:
         import joblib
 
-        nonlocal experiment_id
-        experiment_id = experiment_id or tracking.ensure_experiment(resolved_uri, experiment)
+        nonlocal experiment_id, probed
+        if not experiment_id:  # MLflow itself only when the probe has no clear answer (tracking.probe_experiment)
+            probed = tracking.probe_experiment(resolved_uri, experiment)
+            experiment_id = tracking.ensure_experiment(resolved_uri, experiment) if probed is None else probed
         preprocessor: Pipeline = joblib.load(preprocessor_path)
         return preprocessor, build_estimator(settings, native_categories(feature_metadata))
 
@@ -809,6 +814,8 @@ def train_model(
         **_metrics_for_mlflow("test", fit.test_scores),
         "overfit_gap": overfit_gap,
     }
+    if probed == tracking.TO_BE_CREATED:  # the store had no such experiment when the split was read
+        experiment_id = tracking.ensure_experiment(resolved_uri, experiment)
     run_id, model_uri = _log_to_mlflow(
         tracking_uri=resolved_uri,
         experiment_id=experiment_id,

@@ -5,11 +5,12 @@ mlflow is imported inside functions (~1.5 s), so steps that never track do not p
 
 from __future__ import annotations
 
+import base64
 import os
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from gated_training import logs
 from gated_training.errors import TrackingError
@@ -121,6 +122,81 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         if experiment is not None:
             return str(experiment.experiment_id)
         return str(mlflow_client.create_experiment(name, artifact_location=_local_artifact_root(tracking_uri)))
+
+
+# What the probe answers when the experiment does not exist yet: the logging after the fit creates it.
+TO_BE_CREATED = ""
+
+
+def probe_experiment(tracking_uri: str, name: str, timeout: float = 30.0) -> str | None:
+    """The experiment's id (``TO_BE_CREATED`` when the store has none of that name), read without importing
+    MLflow: over its REST API from a tracking server, or read-only from a SQLite store's file. None whenever the
+    answer is not clear-cut (no reply, an error status, a store or an authentication this does not speak, a
+    file without MLflow's tables): the caller then asks MLflow's client, which retries, creates and words its
+    errors as always. MLflow resident through a fit costs its import (~56 MiB) and, on SQLite, its store
+    (~60 MiB more); train-model probes first and imports MLflow after the fit."""
+    import json
+    import sqlite3
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(tracking_uri)
+    if parts.scheme == "sqlite" and tracking_uri.startswith(SQLITE_PREFIX):
+        database = Path(tracking_uri[len(SQLITE_PREFIX) :].split("?", 1)[0])
+        if not database.exists():  # MLflow creates the file and its tables when it logs, in a folder it can write
+            return TO_BE_CREATED if os.access(database.parent, os.W_OK | os.X_OK) else None
+        if not database.is_file():
+            return None
+        try:
+            with closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)) as db:
+                row = db.execute("SELECT experiment_id FROM experiments WHERE name = ?", (name,)).fetchone()
+        except sqlite3.Error:
+            return None
+        return TO_BE_CREATED if row is None else str(row[0])
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if os.environ.get("MLFLOW_TRACKING_AUTH") or os.environ.get("MLFLOW_TRACKING_AWS_SIGV4", "").lower() == "true":
+        return None  # an authentication plugin or AWS signing: only MLflow's client speaks them
+    request = urllib.request.Request(
+        f"{without_credentials(tracking_uri).rstrip('/')}/api/2.0/mlflow/experiments/get-by-name?"
+        + urlencode({"experiment_name": name}),
+        headers={"Accept": "application/json"},
+    )
+    username = os.environ.get("MLFLOW_TRACKING_USERNAME") or (unquote(parts.username) if parts.username else None)
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD") or (unquote(parts.password or "") if parts.username else None)
+    if username is not None and password is not None:
+        credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {credentials}")
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+    context = None
+    if parts.scheme == "https":
+        import ssl
+
+        context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+        if os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+            context.load_cert_chain(os.environ["MLFLOW_TRACKING_CLIENT_CERT_PATH"])
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as reply:
+            body = json.loads(reply.read(1 << 20))
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            return None
+        try:
+            code = json.loads(error.read(1 << 16)).get("error_code")
+        except (ValueError, AttributeError, OSError):
+            return None
+        return TO_BE_CREATED if code == "RESOURCE_DOES_NOT_EXIST" else None
+    except (OSError, ValueError):
+        return None
+    experiment = body.get("experiment") if isinstance(body, dict) else None
+    if not isinstance(experiment, dict) or experiment.get("name") != name:
+        return None
+    identifier = experiment.get("experiment_id")
+    return identifier if isinstance(identifier, str) and identifier.isdigit() else None
 
 
 def without_credentials(uri: str) -> str:
