@@ -63,6 +63,8 @@ def stand_in() -> Iterator[tuple[str, _Replies]]:
             status, body = replies.replies.pop(0)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if 300 <= status < 400:  # to this same server: a followed redirect would show as a second request
+                self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/steal")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -102,14 +104,16 @@ def _experiment(name: str = "tests", experiment_id: object = "7") -> bytes:
         (200, _experiment(experiment_id="../../etc")),
         (200, _experiment(experiment_id=7)),
         (200, b'{"experiment": {"experiment_id": "7"}}'),
+        (302, b""),
     ],
     ids=lambda value: str(value)[:40],
 )
 def test_a_reply_that_is_not_clear_cut_goes_to_mlflows_client(stand_in, status, body):
     url, replies = stand_in
     replies.replies.append((status, body))
+    replies.replies.append((200, _experiment()))  # what a followed redirect would read
     assert probe_experiment(url, "tests", timeout=5) is None
-    assert replies.seen[0]["path"] == "/api/2.0/mlflow/experiments/get-by-name?experiment_name=tests"
+    assert [seen["path"] for seen in replies.seen] == ["/api/2.0/mlflow/experiments/get-by-name?experiment_name=tests"]
 
 
 def test_the_probe_sends_mlflows_credentials_and_never_puts_them_in_the_url(stand_in, monkeypatch):
@@ -129,6 +133,14 @@ def test_the_probe_sends_mlflows_credentials_and_never_puts_them_in_the_url(stan
     assert probe_experiment(with_userinfo, "tests") == "7"
     assert replies.seen[-1]["authorization"] == "Basic " + base64.b64encode(b"bob:p@ss").decode()
     assert all("bob" not in seen["path"] and "t0ken" not in seen["path"] for seen in replies.seen)
+
+
+def test_a_certificate_file_that_does_not_load_goes_to_mlflows_client(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_CLIENT_CERT_PATH", str(tmp_path / "missing.pem"))
+    assert probe_experiment("https://127.0.0.1:9", "x", timeout=5) is None
+    monkeypatch.delenv("MLFLOW_TRACKING_CLIENT_CERT_PATH")
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tmp_path / "missing-ca.pem"))
+    assert probe_experiment("https://127.0.0.1:9", "x", timeout=5) is None
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import urllib.request
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -124,6 +125,14 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         return str(mlflow_client.create_experiment(name, artifact_location=_local_artifact_root(tracking_uri)))
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The probe follows no redirect (urllib would resend the Authorization header to another host): a 3xx is an
+    answer that is not clear-cut, and MLflow's client takes it from there."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 # What the probe answers when the experiment does not exist yet: the logging after the fit creates it.
 TO_BE_CREATED = ""
 
@@ -138,7 +147,6 @@ def probe_experiment(tracking_uri: str, name: str, timeout: float = 30.0) -> str
     import json
     import sqlite3
     import urllib.error
-    import urllib.request
 
     parts = urlsplit(tracking_uri)
     if parts.scheme == "sqlite" and tracking_uri.startswith(SQLITE_PREFIX):
@@ -152,7 +160,7 @@ def probe_experiment(tracking_uri: str, name: str, timeout: float = 30.0) -> str
                 row = db.execute("SELECT experiment_id FROM experiments WHERE name = ?", (name,)).fetchone()
         except sqlite3.Error:
             return None
-        return TO_BE_CREATED if row is None else str(row[0])
+        return TO_BE_CREATED if row is None else (str(row[0]) if str(row[0]).isdigit() else None)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     if os.environ.get("MLFLOW_TRACKING_AUTH") or os.environ.get("MLFLOW_TRACKING_AWS_SIGV4", "").lower() == "true":
@@ -169,18 +177,19 @@ def probe_experiment(tracking_uri: str, name: str, timeout: float = 30.0) -> str
         request.add_header("Authorization", f"Basic {credentials}")
     elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
         request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
-    context = None
-    if parts.scheme == "https":
-        import ssl
-
-        context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
-        if os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
-            context.load_cert_chain(os.environ["MLFLOW_TRACKING_CLIENT_CERT_PATH"])
-        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as reply:
+        handlers: list[Any] = [_NoRedirects()]  # a redirect would carry the credentials to wherever it points
+        if parts.scheme == "https":
+            import ssl
+
+            context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+            if os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+                context.load_cert_chain(os.environ["MLFLOW_TRACKING_CLIENT_CERT_PATH"])
+            if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as reply:
             body = json.loads(reply.read(1 << 20))
     except urllib.error.HTTPError as error:
         if error.code != 404:
@@ -190,7 +199,7 @@ def probe_experiment(tracking_uri: str, name: str, timeout: float = 30.0) -> str
         except (ValueError, AttributeError, OSError):
             return None
         return TO_BE_CREATED if code == "RESOURCE_DOES_NOT_EXIST" else None
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # no reply, TLS or a certificate file that does not load, a body that is not JSON
         return None
     experiment = body.get("experiment") if isinstance(body, dict) else None
     if not isinstance(experiment, dict) or experiment.get("name") != name:
