@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from gated_training import logs
 from gated_training.errors import ConfigError
+from gated_training.redirects import NoRedirect
 from gated_training.reports.escaping import slack_text
 
 WEBHOOK_ENV = "GATED_TRAINING_WEBHOOK_URL"
@@ -211,13 +212,6 @@ def _shorten(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A webhook that redirects is misconfigured or hijacked: never follow it, never call it sent."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, f"redirect to another URL not followed ({msg})", headers, fp)
-
-
 def pinned_address(host: str, port: int) -> str:
     """The address to connect to: ``host`` resolved once and every answer checked (or the allowlist's
     word for it). Raises ConfigError when any answer is refused or nothing resolves."""
@@ -264,7 +258,8 @@ def _post_once(url: str, body: bytes, timeout: float) -> None:
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     parts = urlsplit(url)
     address = pinned_address(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-    opener = urllib.request.build_opener(_NoRedirect, *_pinned_handlers(address))
+    # A webhook that redirects is misconfigured or hijacked: never followed, never called sent.
+    opener = urllib.request.build_opener(NoRedirect, *_pinned_handlers(address))
     with opener.open(request, timeout=timeout) as response:
         response.read(64 * 1024)
         if not 200 <= response.status < 300:

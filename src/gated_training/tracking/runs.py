@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import urllib.request
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,6 +14,7 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from gated_training import logs
 from gated_training.errors import TrackingError
+from gated_training.redirects import NoRedirect
 from gated_training.run_context import check_outlives_pod
 
 DEFAULT_TRACKING_URI = "sqlite:///.gated-training/mlflow.db"
@@ -125,14 +125,6 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         return str(mlflow_client.create_experiment(name, artifact_location=_local_artifact_root(tracking_uri)))
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """The probe follows no redirect (urllib would resend the Authorization header to another host): a 3xx is an
-    answer that is not clear-cut, and MLflow's client takes it from there."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 # What the probe answers when the experiment does not exist yet: the logging after the fit creates it.
 TO_BE_CREATED = ""
 
@@ -147,6 +139,7 @@ def probe_experiment(tracking_uri: str, name: str, timeout: float = 30.0) -> str
     import json
     import sqlite3
     import urllib.error
+    import urllib.request
 
     parts = urlsplit(tracking_uri)
     if parts.scheme == "sqlite" and tracking_uri.startswith(SQLITE_PREFIX):
@@ -178,7 +171,7 @@ def probe_experiment(tracking_uri: str, name: str, timeout: float = 30.0) -> str
     elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
         request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
     try:
-        handlers: list[Any] = [_NoRedirects()]  # a redirect would carry the credentials to wherever it points
+        handlers: list[Any] = [NoRedirect()]  # a redirect would carry the credentials to wherever it points
         if parts.scheme == "https":
             import ssl
 
