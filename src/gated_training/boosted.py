@@ -83,19 +83,30 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
         )
 
     def fit(self, X: Any, y: Any) -> BoostedTrees:
+        return self.fit_consuming([(X, y)])
+
+    def fit_consuming(self, parts: list[tuple[Any, Any]]) -> BoostedTrees:
+        """``fit`` on the one ``(X, y)`` popped from ``parts``. When the caller holds no other reference to ``X``,
+        its matrix is freed as soon as XGBoost's quantile matrix (a byte per cell) is built, before the boosting
+        rounds: the same booster as ``fit``, without the float32 matrix beside it while it trains."""
         import xgboost
 
+        X, y = parts.pop()
         features = np.asarray(X, dtype=np.float32)
+        del X
         classes, codes = np.unique(np.asarray(y), return_inverse=True)
+        del y
         if len(classes) < 2:
             raise ValueError(f"BoostedTrees needs at least two classes; the labels hold {len(classes)}")
-        types = feature_types(self.categorical, features.shape[1])
+        width = features.shape[1]
+        types = feature_types(self.categorical, width)
         matrix = xgboost.QuantileDMatrix(
             features, label=codes, feature_types=types, enable_categorical=types is not None, nthread=self.n_jobs
         )
+        del features, codes
         params = {**self.params(len(classes)), **({"nthread": self.n_jobs} if self.n_jobs else {})}
         booster = xgboost.train(params, matrix, num_boost_round=self.n_estimators)
-        return self._fitted(bytes(booster.save_raw(BOOSTER_FORMAT)), classes, features.shape[1])
+        return self._fitted(bytes(booster.save_raw(BOOSTER_FORMAT)), classes, width)
 
     @classmethod
     def from_booster(cls, raw: bytes, classes: Any, width: int, **settings: Any) -> BoostedTrees:

@@ -283,6 +283,58 @@ def test_a_forest_and_boosted_trees_train_on_a_float32_matrix_and_are_the_same_m
     assert outputs.training.train["accuracy"] == pytest.approx((plain.predict(x) == y).mean(), abs=1e-12)
 
 
+def test_boosted_trees_frees_its_training_matrix_before_the_boosting_rounds(monkeypatch):
+    """``fit_consuming`` pops the one part it is given: once XGBoost's quantile matrix is built nothing holds the
+    engineered matrix (float32 or not) while the booster trains, and the booster is ``fit``'s, byte for byte."""
+    import weakref
+
+    import xgboost
+
+    from gated_training.boosted import BoostedTrees
+
+    rng = np.random.default_rng(3)
+    y = np.where(rng.random(2_000) < 0.4, "bad", "good")
+    seen: list[bool] = []
+    train = xgboost.train
+    monkeypatch.setattr(xgboost, "train", lambda *a, **k: (seen.append(alive() is None), train(*a, **k))[1])
+    for dtype in (np.float32, np.float64):
+        x = rng.random((2_000, 6)).astype(dtype)
+        x[:, 0] += (y == "bad") * 0.5
+        alive, parts = weakref.ref(x), [(x, y)]
+        expected = BoostedTrees(n_estimators=5, max_depth=3).fit(x.copy(), y).booster_raw_
+        assert seen[-1] is False  # the test can fail: here the matrix is alive
+        del x
+        model = BoostedTrees(n_estimators=5, max_depth=3).fit_consuming(parts)
+        assert parts == [] and seen[-1] is True, "the matrix was still alive when the boosting rounds began"
+        assert model.booster_raw_ == expected and model.n_features_in_ == 6
+
+
+def test_xgboost_scores_its_training_rows_from_a_new_transform_the_same_from_the_file_or_the_frame(
+    tmp_path, monkeypatch
+):
+    """train-model with XGBoost lets the booster free the matrix, then transforms the training split again, a
+    chunk at a time, to score it: from the file's batches, or from the split read whole when its batches had
+    other dtypes. Both give the training scores of the model's own predictions on the raw rows."""
+    from gated_training.steps import train_model as step
+
+    monkeypatch.setattr(step, "TRANSFORM_CHUNK_ROWS", 700)
+    settings = ModelSettings(estimator="xgboost", n_estimators=8, max_depth=3, cv_folds=2)
+    sources: list[bool] = []
+    batches = step.training_batches
+    monkeypatch.setattr(step, "training_batches", lambda *a, **k: (sources.append(k["streamed"]), batches(*a, **k))[1])
+    frame = synthetic_frame(3_000, seed=6)
+    streamed = train_candidate(tmp_path / "streamed", frame, settings=settings)
+    monkeypatch.setattr(step, "streamed_rows", lambda *args: None)
+    whole = train_candidate(tmp_path / "whole", frame, settings=settings)
+    assert sources == [True, False]
+    train = pd.read_parquet(streamed.path("train.parquet"))
+    model = joblib.load(streamed.path("model.joblib"))
+    assert streamed.training.train == whole.training.train
+    assert streamed.training.train["accuracy"] == pytest.approx(
+        (model.predict(train.drop(columns="label")) == train["label"]).mean(), abs=1e-12
+    )
+
+
 def test_the_training_rows_are_transformed_from_the_file_a_batch_at_a_time_into_each_part(tmp_path, monkeypatch):
     """train-model frees the raw training rows and reads the split again a batch at a time: each part (the fit
     rows, the early-stopping hold-out, in their shuffled order) gets exactly the rows the whole frame's

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from gated_training.data import json_safe, label_key
 
 MAX_ROC_POINTS = 200  # keeps the ClassificationMetrics artifact small in the KFP UI
+SCORE_CHUNK_ROWS = 25_000  # score_model: rows predicted at a time
 # Metrics where higher is better, in the order reports list them; ``brier`` (lower is better) follows.
 HEADLINE = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 
@@ -159,7 +160,16 @@ def score_predictions(
 
 
 def score_model(model: Any, features: pd.DataFrame, labels: pd.Series) -> Scores:
-    predicted, proba = predict_labels_and_proba(model, features)
+    """The scores of ``model``'s answers on ``features``, predicted ``SCORE_CHUNK_ROWS`` rows at a time: each
+    row's answer is the same, and the engineered matrix of every row is never held at once (at 1M rows, the
+    test split's was train-model's peak with XGBoost)."""
+    answers = [
+        predict_labels_and_proba(model, features.iloc[start : start + SCORE_CHUNK_ROWS])
+        for start in range(0, len(features) or 1, SCORE_CHUNK_ROWS)
+    ]
+    predicted = np.concatenate([chunk for chunk, _ in answers])
+    proba = None if answers[0][1] is None else np.concatenate([chunk for _, chunk in answers])
+    del answers
     return score_predictions(labels, predicted, proba, np.asarray(model.classes_))
 
 

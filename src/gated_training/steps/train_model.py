@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -193,9 +193,6 @@ def streamed_rows(
     ``path`` a batch of rows at a time: the raw training rows are never held whole beside the engineered matrix,
     only one batch of them. The transform is row by row, so each row's numbers are the same as from the whole
     frame. None (the caller transforms the frame) when a batch does not have the frame's dtypes."""
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
     total = sum(len(rows) for rows in row_sets)
     part_of = np.empty(total, dtype=np.int8)
     place = np.empty(total, dtype=np.int64)
@@ -204,30 +201,56 @@ def streamed_rows(
         place[rows] = np.arange(len(rows))
     results: list[np.ndarray] = []
     start = 0
-    # A folder (the Spark engine writes one) is read file by file in the order pandas' reader reads it.
-    for file in ds.dataset(path, format="parquet").files:
-        with pq.ParquetFile(file) as source:
-            for batch in source.iter_batches(batch_size=TRANSFORM_CHUNK_ROWS):
-                frame = batch.to_pandas(split_blocks=True).drop(columns=[target])
-                if not frame.dtypes.equals(dtypes) or start + len(frame) > total:
-                    return None
-                matrix = np.asarray(preprocessor.transform(frame))
-                del frame
-                if not results:
-                    results = [np.empty((len(rows), matrix.shape[1]), dtype=dtype or matrix.dtype) for rows in row_sets]
-                stop = start + len(matrix)
-                for index, result in enumerate(results):
-                    mine = part_of[start:stop] == index
-                    result[place[start:stop][mine]] = matrix[mine]
-                start = stop
+    for frame in split_batches(path, target):
+        if not frame.dtypes.equals(dtypes) or start + len(frame) > total:
+            return None
+        matrix = np.asarray(preprocessor.transform(frame))
+        del frame
+        if not results:
+            results = [np.empty((len(rows), matrix.shape[1]), dtype=dtype or matrix.dtype) for rows in row_sets]
+        stop = start + len(matrix)
+        for index, result in enumerate(results):
+            mine = part_of[start:stop] == index
+            result[place[start:stop][mine]] = matrix[mine]
+        start = stop
     return results if start == total else None
 
 
-def fit_lean(estimator: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """Fit on the first part; a second part is the early-stopping hold-out (``early_stopping_rows``)."""
+def split_batches(path: str, target: str) -> Iterator[pd.DataFrame]:
+    """The features of the Parquet file (or folder) ``path``, ``TRANSFORM_CHUNK_ROWS`` rows at a time, in the
+    order pandas' reader reads them: a folder (the Spark engine writes one) file by file."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    for file in ds.dataset(path, format="parquet").files:
+        with pq.ParquetFile(file) as source:
+            for batch in source.iter_batches(batch_size=TRANSFORM_CHUNK_ROWS):
+                yield batch.to_pandas(split_blocks=True).drop(columns=[target])
+
+
+def training_batches(preprocessor: Pipeline, path: str, target: str, *, streamed: bool, dtype: Any) -> Iterator[Any]:
+    """The training split's engineered rows once more, in its order, a chunk at a time, with the numbers the fit
+    had (the transform is row by row; each chunk cast to ``dtype`` as ``streamed_rows`` casts): from the file's
+    batches when ``streamed_rows`` read them (``streamed``), otherwise from the split read whole."""
+    if streamed:
+        for frame in split_batches(path, target):
+            yield np.asarray(preprocessor.transform(frame), dtype=dtype)
+        return
+    x_train = read_parquet(path).drop(columns=[target])
+    for start in range(0, len(x_train), TRANSFORM_CHUNK_ROWS):
+        yield np.asarray(preprocessor.transform(x_train.iloc[start : start + TRANSFORM_CHUNK_ROWS]), dtype=dtype)
+
+
+def fit_lean(estimator: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Fit on the first part; a second part is the early-stopping hold-out (``early_stopping_rows``). True when
+    the estimator took the one part out of ``parts`` and freed its matrix before training
+    (``BoostedTrees.fit_consuming``): the training rows are then scored from a new transform."""
+    if len(parts) == 1 and hasattr(estimator, "fit_consuming"):
+        estimator.fit_consuming(parts)
+        return True
     if len(parts) == 1:
         estimator.fit(*parts[0])
-        return
+        return False
     (x_fit, y_fit), (x_val, y_val) = parts
     configured = estimator.early_stopping
     estimator.set_params(early_stopping=True)  # "auto" would count the fit part's rows, not all of them
@@ -235,6 +258,7 @@ def fit_lean(estimator: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> None
         estimator.fit(x_fit, y_fit, X_val=x_val, y_val=y_val)
     finally:
         estimator.set_params(early_stopping=configured)
+    return False
 
 
 def cross_validation_rows(x: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> tuple[pd.DataFrame, pd.Series]:
@@ -556,26 +580,34 @@ def _fit_on_pandas(
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
     del cv_x, cv_y
     matrices = streamed_rows(preprocessor, train_path, target, dtypes, row_sets, dtype)
+    streamed = matrices is not None
     if matrices is None:
         x_train = read_parquet(train_path).drop(columns=[target])
         matrices = [transformed_rows(preprocessor, x_train, rows, dtype) for rows in row_sets]
         del x_train
-    parts = [(matrix, labels[rows]) for matrix, rows in zip(matrices, row_sets, strict=True)]
+    part_labels = [labels[rows] for rows in row_sets]
+    parts = list(zip(matrices, part_labels, strict=True))
     del matrices, labels
-    fit_lean(estimator, parts)
+    consumed = fit_lean(estimator, parts)
     model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
     # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer; every
     # training row is scored once, in chunks (with native categories the estimator re-encodes what it predicts on).
-    predicted, proba = zip(
-        *(
-            predict_labels_and_proba(estimator, rows[start : start + TRANSFORM_CHUNK_ROWS])
+    # An estimator that freed its matrix during the fit (XGBoost: one part, the split's own order) scores the rows
+    # transformed again, a chunk at a time.
+    chunks = (
+        training_batches(preprocessor, train_path, target, streamed=streamed, dtype=dtype)
+        if consumed
+        else (
+            rows[start : start + TRANSFORM_CHUNK_ROWS]
             for rows, _ in parts
             for start in range(0, len(rows), TRANSFORM_CHUNK_ROWS)
         )
     )
-    train_labels = pd.Series(np.concatenate([part_labels for _, part_labels in parts]))
-    del parts  # the engineered matrix: freed before the scores' statistics allocate theirs
+    predicted, proba = zip(*(predict_labels_and_proba(estimator, chunk) for chunk in chunks))
+    del chunks, parts  # the engineered matrix: freed before the scores' statistics allocate theirs
+    train_labels = pd.Series(np.concatenate(part_labels))
+    del part_labels
     train_scores = score_predictions(
         train_labels,
         np.concatenate(predicted),
