@@ -94,9 +94,9 @@ def test_a_first_run_with_three_text_labels_decides_alike_with_bootstrap_interva
 
 
 def test_a_champion_that_cannot_score_todays_columns_is_reported_in_the_same_words(spark, sample_champion, tmp_path):
-    """A batch without a column the champion was trained on: the champion fails inside a Spark worker, and its own
-    message (not a JVM trace) is the gate's champion_problem, as on pandas; a slice over a missing column names
-    every column of the split on both engines."""
+    """A batch without a column the champion was trained on: the gate names the column (from the champion's
+    schema contract) before it scores anything, in the same words on both engines; a slice over a missing column
+    names every column of the split on both engines."""
     registry = tmp_path / "registry"
     shutil.copytree(sample_champion.registry, registry)
     paths = candidate(spark, tmp_path / "c", pd.read_csv(SAMPLE_DATA).drop(columns=["purpose"]), "risk")
@@ -105,7 +105,26 @@ def test_a_champion_that_cannot_score_todays_columns_is_reported_in_the_same_wor
     assert results["spark"] == results["pandas"]
     decision = results["spark"][0]
     problem = decision["champion"]["comparison"]["note"]
-    assert "could not be scored on this test split: Length mismatch" in problem, problem
-    assert "Py4J" not in problem and "Traceback" not in problem
+    assert problem == (
+        f"champion {decision['champion']['version']} could not be scored on this test split: it was trained on "
+        "column(s) purpose, which this split does not have"
+    ), problem
+    assert decision["decision"] != "deploy"
     slices = next(c for c in decision["checks"] if c["name"] == "slices")
     assert "slice_by names column(s) purpose" in slices["detail"] and "credit_amount" in slices["detail"]
+
+
+def test_a_champion_that_fails_inside_a_spark_worker_is_reported_in_its_own_words(spark, sample_champion, tmp_path):
+    """Every column is there but one holds text where the champion was trained on numbers: the champion fails
+    inside a Spark worker, and its own message (not a JVM trace) is the gate's champion_problem, as on pandas."""
+    registry = tmp_path / "registry"
+    shutil.copytree(sample_champion.registry, registry)
+    frame = pd.read_csv(SAMPLE_DATA).assign(credit_amount="unknown")
+    paths = candidate(spark, tmp_path / "c", frame, "risk")
+    results = both(paths, tmp_path / "out", "risk", GateThresholds(**LENIENT), registry)
+    assert results["spark"] == results["pandas"]
+    decision = results["spark"][0]
+    problem = decision["champion"]["comparison"]["note"]
+    assert problem.startswith(f"champion {decision['champion']['version']} could not be scored on this test split: ")
+    assert "unknown" in problem and "Py4J" not in problem and "Traceback" not in problem, problem
+    assert decision["decision"] != "deploy"

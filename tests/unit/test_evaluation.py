@@ -177,3 +177,35 @@ def test_slices_name_a_column_the_rows_lack_and_report_every_slice(candidate, tm
     check = next(c for c in written["checks"] if c["name"] == "slices_not_worse_than_champion")
     assert check["passed"] and {s["column"] for s in check["evidence"]["slices"]} == {"colour"}
     assert "## Slices" in report
+
+
+def test_a_champion_trained_on_a_column_the_split_lacks_is_named_not_scored(candidate, tmp_path, monkeypatch):
+    """The champion's schema contract names a column today's test split does not have: the gate says which, in
+    its own words, before it tries to score the champion (pandas' failure to select it said "Length mismatch"),
+    and the comparison fails closed; the registry is untouched."""
+    from gated_training.registry.store import FEATURE_METADATA_FILE
+    from gated_training.steps import evaluate_model as step
+    from tests.registry_helpers import registry_bytes
+
+    inputs = json.loads(Path(candidate.path("meta.json")).read_text())["inputs"]
+    metadata = {"inputs": [*inputs, {"name": "income band", "dtype": "object"}, {"name": "zip", "dtype": "object"}]}
+    registry = ModelRegistry(str(tmp_path / "registry"), "m")
+    files = {
+        MODEL_FILE: Path(candidate.path("model.joblib")).read_bytes(),
+        FEATURE_METADATA_FILE: json.dumps(metadata).encode(),
+    }
+    version, sha = registry.publish(files, {})
+    registry.promote(version, sha, None, "test")
+    before = registry_bytes(tmp_path / "registry")
+    scored: list[str] = []
+    score = step.PandasTestSplit.score
+    monkeypatch.setattr(
+        step.PandasTestSplit, "score", lambda self, model, rows=None: (scored.append("x"), score(self, model, rows))[1]
+    )
+    decision, written, report = evaluate(candidate, tmp_path, GateThresholds(**LENIENT))
+    assert written["champion"]["comparison"]["note"] == (
+        f"champion {version} could not be scored on this test split: it was trained on column(s) income band, zip, "
+        "which this split does not have"
+    )
+    assert decision.decision == BLOCK and len(scored) == 1  # the candidate alone was scored
+    assert registry_bytes(tmp_path / "registry") == before

@@ -21,7 +21,7 @@ from gated_training import logs
 from gated_training.config import ENGINES, GateThresholds, require_choice
 from gated_training.data import SplitRule, held_out_by, json_safe, label_key, read_parquet, split_features_target
 from gated_training.decisions import ModelGate
-from gated_training.drift import prediction_counts
+from gated_training.drift import champion_features, prediction_counts
 from gated_training.errors import RegistryError
 from gated_training.gate import (
     Answers,
@@ -245,9 +245,20 @@ def build_context(
                 f"well ({too_few}): too few to compare the two models fairly; provide more rows"
             ),
         )
+    contract = champion_features(contents.get(FEATURE_METADATA_FILE))
+    absent = [column for column in contract or [] if column not in split.columns]
+    if absent:  # said in these words on both engines, not as pandas' or Spark's failure to select them
+        return GateContext(
+            **context,
+            champion_version=current.version,
+            champion_problem=(
+                f"champion {current.version} could not be scored on this test split: it was trained on column(s) "
+                f"{', '.join(absent)}, which this split does not have"
+            ),
+        )
     try:
         champion_predicted, champion_proba = split.score(champion_model, rows)
-    except Exception as exc:  # e.g. the schema changed since the champion was trained
+    except Exception as exc:  # e.g. a column's type changed since the champion was trained
         return GateContext(
             **context,
             champion_version=current.version,
