@@ -36,6 +36,11 @@ REPORT_OK = {
 }
 
 
+def staged_files(staging: Path) -> list[str]:
+    """What is left in the staging prefix: nothing, once a step has ended, failed or not."""
+    return sorted(str(path.relative_to(staging)) for path in staging.rglob("*") if path.is_file())
+
+
 def forger(result, report=None):
     """A driver that writes ``result`` (bytes or a document) and, when given, ``report`` as the drift record."""
 
@@ -123,6 +128,7 @@ def test_a_forged_staging_prefix_fails_the_step_by_name_and_the_registry_is_unto
             )
         assert type(raised.value) is error and words in str(raised.value), raised.value
         assert api.objects == {} and len(api.deleted) == 1
+        assert staged_files(tmp_path / "staging") == []  # the failed step's staging prefix is deleted too
     if report is None:
         assert not (tmp_path / "drift.json").exists()
     assert registry_bytes(sample_champion.registry) == before
@@ -237,6 +243,7 @@ def test_a_forged_training_report_fails_train_model_by_name_and_nothing_is_unpic
             )
         assert type(raised.value) is error and words in str(raised.value), raised.value
         assert api.objects == {} and len(api.deleted) == 1
+        assert staged_files(tmp_path / "staging") == []  # the failed step's staging prefix is deleted too
     assert not os.environ.get(remote.DRIVER_ENV)
 
 
@@ -372,6 +379,7 @@ def test_a_forged_gate_decision_fails_evaluate_model_by_name_and_the_registry_is
             )
         assert type(raised.value) is error and words in str(raised.value), raised.value
         assert api.objects == {} and len(api.deleted) == 1
+        assert staged_files(tmp_path / "staging") == []  # the failed step's staging prefix is deleted too
     assert registry_bytes(registry) == before
 
 
@@ -410,5 +418,6 @@ def test_optional_inputs_left_out_are_not_sent_and_the_driver_accepts_the_reques
                 engine="spark",
             )
         assert api.objects == {} and len(api.deleted) == 1
+        assert staged_files(tmp_path / "staging") == []  # the failed step's staging prefix is deleted too
     assert seen["request"]["inputs"] == ["model_path", "training_report_path"]
     assert seen["staged"] == ["model_path", "training_report_path"]

@@ -249,7 +249,7 @@ def _sample_parquet(tmp_path) -> str:
 
 
 def test_a_batch_the_driver_cannot_read_fails_the_step_with_the_pandas_engines_words(cluster, tmp_path, monkeypatch):
-    api, _ = cluster
+    api, staging = cluster
     broken = REPO_ROOT / "tests" / "bad_inputs" / "non_utf8.csv"
     with pytest.raises(DataError) as on_cluster:
         validate(broken, outputs(tmp_path, "spark"), "spark")
@@ -260,6 +260,7 @@ def test_a_batch_the_driver_cannot_read_fails_the_step_with_the_pandas_engines_w
     assert "not valid UTF-8 at byte 364 (line 8)" in str(on_cluster.value)
     assert api.driver_exits and set(api.driver_exits.values()) == {1} and api.objects == {}
     assert not (tmp_path / "spark" / "report.json").exists()  # no output of a failed step
+    assert not any(path.is_file() for path in staging.rglob("*"))  # nor its copy of the batch in the bucket
 
 
 def test_a_driver_killed_before_it_answered_fails_the_step_with_the_operators_reason(cluster, tmp_path):
@@ -267,7 +268,7 @@ def test_a_driver_killed_before_it_answered_fails_the_step_with_the_operators_re
     api.spark_driver = lambda application: 137  # OOM-killed: no result.json
     with pytest.raises(SparkApplicationError, match="ended FAILED: driver container failed with ExitCode: 137"):
         validate(SAMPLE_DATA, outputs(tmp_path, "spark"), "spark")
-    assert api.objects == {}
+    assert api.objects == {} and not any(path.is_file() for path in staging.rglob("*"))
 
 
 @pytest.mark.slow  # make test-slow (make test-all), not CI's make test-spark: see tests/spark/conftest.py

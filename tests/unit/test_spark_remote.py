@@ -218,3 +218,35 @@ def test_a_step_runs_on_the_cluster_only_with_the_pods_spark_settings(monkeypatc
     (tmp_path / "r").write_text("[1]")
     with pytest.raises(SparkApplicationError, match="check-drift: the driver's record is not of the expected shape"):
         remote.run_on_cluster("check-drift", {}, files, record=str(tmp_path / "r"), build=dict)
+
+
+def test_a_failed_step_deletes_its_staging_prefix_and_a_failed_deletion_does_not_hide_the_steps_error(
+    monkeypatch, tmp_path
+):
+    """The staged copy of a failed step's inputs (validate-data's is the batch) is deleted as a finished step's
+    is; when that deletion fails too, the step still fails with the application's error, and the log says which
+    prefix was left."""
+    batch = tmp_path / "batch.parquet"
+    batch.write_bytes(b"rows")
+    files = remote.StepFiles(inputs={"dataset_path": str(batch)}, files={"report_out": str(tmp_path / "out")})
+    settings = remote.remote_settings({**BASE_ENV, remote.STAGING_ENV: str(tmp_path / "staging")})
+    assert settings is not None
+
+    def fails(*args, **kwargs):
+        raise SparkApplicationError("SparkApplication gt-x ended FAILED: driver container failed with ExitCode: 137")
+
+    monkeypatch.setattr(remote, "run_application", fails)
+    said: list[str] = []
+    with pytest.raises(SparkApplicationError, match="ExitCode: 137"):
+        remote.run_remotely("validate-data", {}, files, settings, client=object(), log=said.append)
+    assert not [path for path in (tmp_path / "staging").rglob("*") if path.is_file()]
+
+    def refuses(prefix, files):
+        raise OSError("403 Forbidden: storage.objects.delete")
+
+    monkeypatch.setattr(remote, "delete_prefix", refuses)
+    with pytest.raises(SparkApplicationError, match="ExitCode: 137"):
+        remote.run_remotely("validate-data", {}, files, settings, client=object(), log=said.append)
+    assert len(said) == 1 and "of the failed step was not deleted: 403 Forbidden" in said[0], said
+    left = sorted(path.name for path in (tmp_path / "staging").rglob("*") if path.is_file())
+    assert left == ["dataset_path", "request.json"]  # what the log names as left behind

@@ -13,7 +13,8 @@ variables below in the step's pod), :func:`run_remotely`:
    that failed on purpose (a batch that cannot be read) fails the step with the driver's own error and words,
    as the pandas engine would; one that wrote nothing fails it with the operator's reason;
 4. copies the outputs into the component's output paths: files as they are, a Parquet folder part by part
-   (only after Spark's ``_SUCCESS`` marker), and deletes the staging prefix.
+   (only after Spark's ``_SUCCESS`` marker), and deletes the staging prefix: after a failure too (what it
+   knows of it: the request, the result, the inputs, the outputs' files and parts).
 
 Every byte read back from the bucket is checked: ``result.json`` has a size limit and one exact shape, an
 output name must be one the request asked for, a part file's name must be Spark's.
@@ -372,10 +373,33 @@ def run_remotely(
         env=settings.env,
     )
     say = log or (lambda message: logs.event("spark.application", message, application=name))
+    try:
+        _run_and_collect(client or SparkOperatorClient(settings.api_url), job, settings, name, prefix, files, say)
+    except BaseException:
+        # A failed step leaves nothing either: its copies of the inputs (the batch itself, for validate-data)
+        # would otherwise stay in the bucket. A deletion that fails is said, and the step's own error raised.
+        try:
+            delete_prefix(prefix, files)
+        except Exception as exc:  # the step's error matters more than the clean-up's
+            say(f"the staging prefix {prefix} of the failed step was not deleted: {str(exc)[:300]}")
+        raise
+    delete_prefix(prefix, files)
+
+
+def _run_and_collect(
+    client: SparkOperatorClient,
+    job: SparkJob,
+    settings: RemoteSettings,
+    name: str,
+    prefix: str,
+    files: StepFiles,
+    say: Callable[[str], None],
+) -> None:
+    """Run the application to its end, raise the driver's (or the operator's) error, copy the outputs here."""
     failure: SparkApplicationError | None = None
     try:
         run_application(
-            client or SparkOperatorClient(settings.api_url),
+            client,
             job,
             deadline_seconds=settings.deadline_seconds,
             poll_seconds=settings.poll_seconds,
@@ -384,7 +408,7 @@ def run_remotely(
         )
     except SparkApplicationError as exc:
         failure = exc
-    result = read_result(prefix, step)
+    result = read_result(prefix, job.step)
     if result is not None and not result["ok"]:
         raise driver_error(result) from failure
     if failure is not None:
@@ -392,7 +416,6 @@ def run_remotely(
     if result is None:
         raise SparkApplicationError(f"SparkApplication {name} completed but its driver wrote no result under {prefix}")
     copy_outputs(prefix, files)
-    delete_prefix(prefix, files)
 
 
 def resources_json(resources: SparkResources) -> str:
