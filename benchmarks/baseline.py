@@ -15,6 +15,29 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+
+def step_settings(typed: dict[str, Any]) -> dict[str, Any]:
+    """Each step's settings from the run form's groups, built as the components build them (``from_group``):
+    the bench's estimator and gate thresholds, not the classes' defaults."""
+    from gated_training.config import (
+        DriftPolicy,
+        FeatureSettings,
+        GateThresholds,
+        ModelSettings,
+        SplitSettings,
+        from_group,
+    )
+
+    groups = {
+        "drift": DriftPolicy,
+        "features": FeatureSettings,
+        "split": SplitSettings,
+        "training": ModelSettings,
+        "gate": GateThresholds,
+    }
+    return {group: from_group(cls, typed.get(group, {}), group) for group, cls in groups.items()}
 
 
 def main(argv: list[str]) -> int:
@@ -38,14 +61,6 @@ def main(argv: list[str]) -> int:
         stages[stage] = {"wall_seconds": round(now - clock["wall"], 3), "cpu_seconds": round(cpu - clock["cpu"], 3)}
         clock.update(wall=now, cpu=cpu)
 
-    from gated_training.config import (
-        DriftPolicy,
-        FeatureSettings,
-        GateThresholds,
-        ModelSettings,
-        SplitSettings,
-        settings_from,
-    )
     from gated_training.registry import ensure_local_key
     from gated_training.steps.check_drift import check_drift
     from gated_training.steps.deploy_model import deploy_model
@@ -58,6 +73,7 @@ def main(argv: list[str]) -> int:
     ensure_local_key()  # the registry is signed, as in the pipeline
 
     typed = json.loads(Path(args.params).read_text())
+    settings = step_settings(typed)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     out = {
@@ -99,7 +115,7 @@ def main(argv: list[str]) -> int:
         target=args.target,
         registry_uri=registry,
         model_name="bench",
-        policy=settings_from(DriftPolicy, typed),
+        policy=settings["drift"],
         report_out=out["drift.json"],
         html_out=out["drift.html"],
     )
@@ -107,8 +123,8 @@ def main(argv: list[str]) -> int:
     engineer_features(
         dataset_path=out["dataset.parquet"],
         target=args.target,
-        feature_settings=settings_from(FeatureSettings, typed),
-        split_settings=settings_from(SplitSettings, typed),
+        feature_settings=settings["features"],
+        split_settings=settings["split"],
         train_out=out["train.parquet"],
         test_out=out["test.parquet"],
         preprocessor_out=out["preprocessor.joblib"],
@@ -122,7 +138,7 @@ def main(argv: list[str]) -> int:
         preprocessor_path=out["preprocessor.joblib"],
         feature_metadata_path=out["features.json"],
         target=args.target,
-        settings=settings_from(ModelSettings, typed),
+        settings=settings["training"],
         tracking_uri=tracking,
         experiment="bench",
         data_sha256=validation.data_sha256,
@@ -138,7 +154,7 @@ def main(argv: list[str]) -> int:
         test_path=out["test.parquet"],
         training_report_path=out["training.json"],
         target=args.target,
-        thresholds=settings_from(GateThresholds, typed),
+        thresholds=settings["gate"],
         registry_uri=registry,
         model_name="bench",
         decision_out=out["decision.json"],

@@ -169,6 +169,8 @@ def run_baseline(work: Path, data: Path, suite: Path) -> dict[str, Any]:
         ],
         work / "baseline.log",
     )
+    if baseline.get("decision") != "deploy":  # the same settings as the pipeline, so the same decision
+        raise SystemExit(f"the single-process baseline ended {baseline.get('decision')!r}, the pipeline deployed")
     return {**baseline, "wall_seconds": round(wall, 2)}
 
 

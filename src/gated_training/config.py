@@ -765,12 +765,6 @@ def group_defaults(cls: type) -> dict[str, Any]:
     return asdict(cls())
 
 
-def settings_from(cls: type, params: dict[str, Any]) -> Any:
-    """Build ``cls`` from the subset of ``params`` that names its fields (other names are left alone)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in params.items() if k in names})
-
-
 def from_group(cls: type, values: Any, group: str) -> Any:
     """Build ``cls`` from a run form group: a mapping of any of its settings (the rest take their
     defaults); a name it does not know, or anything but a mapping, is a ConfigError naming it."""

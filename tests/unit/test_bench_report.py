@@ -78,3 +78,19 @@ def test_checked_in_report_is_what_make_bench_writes_from_its_results_and_findin
         shutil.copy(DOCS / name, tmp_path / name)
     write_report(json.loads((DOCS / "benchmarks.json").read_text()), tmp_path)
     assert (tmp_path / "benchmarks.md").read_text() == (DOCS / "benchmarks.md").read_text()
+
+
+def test_the_single_process_baseline_trains_and_gates_with_the_benchs_settings():
+    """The baseline reads the run form's groups as the components do: the bench's estimator and thresholds (it
+    once read a flat form's names from a grouped one, and trained the default forest against default gates)."""
+    from benchmarks.baseline import step_settings
+    from benchmarks.bench import PIPELINE, SETTINGS
+    from gated_training.cli.common import resolve_parameters
+    from gated_training.kubeflow import component_inputs
+
+    settings = step_settings(resolve_parameters(component_inputs(PIPELINE), [SETTINGS]))
+    assert settings["training"].estimator == SETTINGS["estimator"] == "hist_gradient_boosting"
+    assert settings["training"].cv_max_rows == int(SETTINGS["cv_max_rows"]) and settings["training"].max_depth == 0
+    assert settings["gate"].min_accuracy == float(SETTINGS["min_accuracy"])
+    assert settings["gate"].max_overfit_gap == float(SETTINGS["max_overfit_gap"])
+    assert set(settings) == {"drift", "features", "split", "training", "gate"}
