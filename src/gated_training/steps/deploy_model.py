@@ -6,6 +6,7 @@ loads back with verified hashes and predicts what the candidate predicted.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -127,9 +128,11 @@ def deploy_model(
     if gate["decision"] != ModelGate.DEPLOY:
         raise RegistryError(f"refusing to deploy: the gate decision is {gate['decision']!r}")
     training = json.loads(Path(training_report_path).read_text())
-    model_bytes = Path(model_path).read_bytes()
-    candidate = fitted_model(joblib.load(model_path), model_path)
     x_test, _ = split_features_target(read_parquet(test_path), target)
+    # Unpickled after the read (it imports scikit-learn's estimators, which nothing before the read uses), from the
+    # very bytes the version stores: what the smoke test and the profile predict with is what is signed.
+    model_bytes = Path(model_path).read_bytes()
+    candidate = fitted_model(joblib.load(io.BytesIO(model_bytes)), model_path)
     # A chunk of rows at a time: the engineered matrix of the whole test split is never held (each row's label
     # is the same either way).
     predictions = np.concatenate(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import joblib
 import numpy as np
@@ -23,22 +23,15 @@ from gated_training.data import SplitRule, held_out_by, json_safe, label_key, re
 from gated_training.decisions import ModelGate
 from gated_training.drift import champion_features, prediction_counts
 from gated_training.errors import RegistryError
-from gated_training.gate import (
-    Answers,
-    ChampionView,
-    Check,
-    GateContext,
-    decide,
-    label_codes,
-    label_order,
-    predict_labels_and_proba,
-    prior_predictions,
-    run_checks,
-    score_predictions,
-)
 from gated_training.registry import FEATURE_METADATA_FILE, REFERENCE_PROFILE_FILE, ModelRegistry, fitted_model
 from gated_training.reports import markdown_text
 from gated_training.tracking import runs as tracking
+
+if TYPE_CHECKING:
+    from gated_training.gate import Answers, Check, GateContext
+
+# The gate (scikit-learn's metrics, SciPy's statistics: 1.5 s of imports) is imported where it is used, after the
+# test split is read: the step's start-up before its first read is the executor, pandas and this package.
 
 DEPLOY, BLOCK = ModelGate.DEPLOY, ModelGate.BLOCK
 
@@ -62,8 +55,9 @@ class GateDecision:
 
 
 def _answers(y: pd.Series, predicted: np.ndarray, proba: np.ndarray | None, classes: Any, labels: list[Any]) -> Answers:
+    from gated_training.gate import Answers, aligned_proba, label_codes, score_predictions
+
     scores = score_predictions(y, predicted, proba, np.asarray(classes))
-    from gated_training.gate import aligned_proba
 
     return Answers(
         codes=label_codes(predicted, labels), proba=aligned_proba(proba, list(classes), labels), scores=scores
@@ -113,6 +107,8 @@ class PandasTestSplit:
         return held_out_by(self.x, rule)
 
     def score(self, model: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        from gated_training.gate import predict_labels_and_proba
+
         return predict_labels_and_proba(model, self.x if rows is None else self.x.iloc[rows])
 
     def close(self) -> None:
@@ -187,6 +183,8 @@ def build_context(
 ) -> GateContext:
     """Every model's answers on the same rows: the candidate and the prior predictor on the test split,
     and the champion (loaded verified) with the candidate on the rows the champion never trained on."""
+    from gated_training.gate import ChampionView, GateContext, label_codes, label_order, prior_predictions
+
     y_test = split.y
     predicted, proba = split.score(model)
     classes = list(model.classes_)
@@ -349,7 +347,6 @@ def evaluate_model(
     training = json.loads(Path(training_report_path).read_text())
     metadata = json.loads(Path(feature_metadata_path).read_text()) if feature_metadata_path else {}
     drift = json.loads(Path(drift_report_path).read_text()) if drift_report_path else None
-    model = fitted_model(joblib.load(model_path), model_path)
     registry = ModelRegistry(registry_uri, model_name)
     split: TestSplit
     if engine == "spark":
@@ -359,6 +356,8 @@ def evaluate_model(
     else:
         split = PandasTestSplit(*split_features_target(read_parquet(test_path), target))
     try:
+        # Unpickled after the read: it imports scikit-learn's estimators, which nothing before the read uses.
+        model = fitted_model(joblib.load(model_path), model_path)
         context = build_context(
             model=model,
             split=split,
@@ -370,6 +369,8 @@ def evaluate_model(
         )
     finally:
         split.close()
+    from gated_training.gate import decide, run_checks
+
     checks = run_checks(context)
     verdict = decide(checks)
     decision = GateDecision(
@@ -412,6 +413,7 @@ def _object(name: str, value: Any, optional: bool = True) -> Any:
 def check_from_record(record: Any) -> Check:
     """One check of a gate decision's record, with exactly a check's fields and their types."""
     from gated_training import spark
+    from gated_training.gate import Check
 
     expected = {f.name for f in fields(Check)}
     if not isinstance(record, dict) or set(record) != expected:
@@ -438,6 +440,7 @@ def decision_from_record(record: dict[str, Any]) -> GateDecision:
     """The gate decision a SparkApplication's driver wrote, built only when it has a decision's shape and its
     verdict follows from its own checks: a record saying deploy over a blocking check is refused."""
     from gated_training import spark
+    from gated_training.gate import decide
 
     expected = {f.name for f in fields(GateDecision)}
     if set(record) != expected:
