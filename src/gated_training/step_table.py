@@ -48,15 +48,16 @@ def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_lim
     )
 
 
-# Requests cover the peak RSS measured at 1M rows × 30 columns; each limit is 1.5× the peak the growth measured
-# from 1M to 3M rows predicts at 5M rows (docs/scaling.md, "Growth measured here"). Tune from the
+# Requests cover the peak RSS measured at 1M rows × 30 columns; each limit is 1.5× the peak measured at 5M rows
+# (or, where 5M was not measured, the peak the growth from 1M to 3M rows predicts there), rounded up to a whole GiB
+# (docs/scaling.md, "Growth measured here"). Tune from the
 # "[gated-training] <step>: wall …, CPU …, peak RSS …" line each step logs, or override per step with
 # RESOURCES_FILE at compile time.
 STEPS: tuple[Step, ...] = (
     Step(
         id="validate-data",
         display_name="Validate data (GX)",
-        resources=_resources("1", "2", "1Gi", "4Gi"),
+        resources=_resources("1", "2", "1Gi", "3Gi"),
         uses_gcs=True,
         stops_run=f"{Outcome.BLOCKED} by the data gate",
         runs_on_spark=True,
@@ -82,7 +83,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         id="train-model",
         display_name="Train model (MLflow)",
-        resources=_resources("2", "4", "2Gi", "6Gi"),
+        resources=_resources("2", "4", "2Gi", "5Gi"),
         after="engineer-features",
         uses_mlflow=True,
         deadline_seconds=4 * HOUR,

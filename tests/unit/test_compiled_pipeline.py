@@ -351,7 +351,7 @@ def test_resources_file_overrides_and_bad_options_fail_clearly(tmp_path):
 
     resources.write_text("train-model:\n  memory_request: 32Gi\n")
     failed = compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
-    assert "train-model: memory_request 32Gi exceeds memory_limit 6Gi" in failed
+    assert "train-model: memory_request 32Gi exceeds memory_limit 5Gi" in failed
     resources.write_text("trian-model:\n  memory_limit: 1Gi\n")
     assert "unknown step 'trian-model'" in compile_failure(tmp_path, {"RESOURCES_FILE": str(resources)})
     resources.write_text("train-model:\n  memory_limit: lots\n")
