@@ -21,23 +21,12 @@ from typing import Any
 def step_settings(typed: dict[str, Any]) -> dict[str, Any]:
     """Each step's settings from the run form's groups, built as the components build them (``from_group``):
     the bench's estimator and gate thresholds, not the classes' defaults."""
-    from gated_training.config import (
-        DriftPolicy,
-        FeatureSettings,
-        GateThresholds,
-        ModelSettings,
-        SplitSettings,
-        from_group,
-    )
+    from gated_training.config import group_settings
 
-    groups = {
-        "drift": DriftPolicy,
-        "features": FeatureSettings,
-        "split": SplitSettings,
-        "training": ModelSettings,
-        "gate": GateThresholds,
+    return {
+        group: group_settings(group, typed.get(group, {}))
+        for group in ("drift", "features", "split", "training", "gate")
     }
-    return {group: from_group(cls, typed.get(group, {}), group) for group, cls in groups.items()}
 
 
 def main(argv: list[str]) -> int:

@@ -780,6 +780,14 @@ def from_group(cls: type, values: Any, group: str) -> Any:
     return cls(**values)
 
 
+def group_settings(group: str, values: Any) -> Any:
+    """The settings of the run form's group ``group`` (its class in ``GROUPS``) from ``values``, as
+    :func:`from_group` builds them; a group that is not the run form's is a ConfigError."""
+    if group not in GROUPS:
+        raise ConfigError(f"no run form group {group!r}; the groups are: {', '.join(GROUPS)}")
+    return from_group(GROUPS[group], values, group)
+
+
 def field_kind(cls: type, name: str) -> str:
     """``bool``, ``int``, ``float`` or ``str``: how a setting given as text is read."""
     annotation = next(f.type for f in fields(cls) if f.name == name)

@@ -120,3 +120,20 @@ def test_native_categories_refuse_settings_that_break_them(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         FeatureSettings(categorical_encoding="native", **kwargs)
     FeatureSettings(categorical_encoding="native", max_categories=254, select_k_best=3)
+
+
+def test_group_settings_builds_each_group_with_its_class_and_refuses_what_is_not_a_group():
+    """One table (config.GROUPS) maps the run form's groups to their classes, for the Spark driver's request
+    checks and the bench's single process alike."""
+    from gated_training.config import GROUPS, DriftPolicy, group_settings
+
+    built = group_settings("training", {"estimator": "xgboost", "max_depth": 3})
+    assert isinstance(built, ModelSettings)
+    assert (built.estimator, built.max_depth) == ("xgboost", 3)
+    assert isinstance(group_settings("drift", {}), DriftPolicy)
+    assert group_settings("gate", {"min_accuracy": 0.9}) == GateThresholds(min_accuracy=0.9)
+    assert {name: type(group_settings(name, {})) for name in GROUPS} == GROUPS
+    with pytest.raises(ConfigError, match="parameter training: unknown setting\\(s\\) 'min_accuracy'"):
+        group_settings("training", {"min_accuracy": 0.9})
+    with pytest.raises(ConfigError, match="no run form group 'model'; the groups are: gate, drift, features"):
+        group_settings("model", {})

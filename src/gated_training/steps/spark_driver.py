@@ -20,14 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gated_training import logs
-from gated_training.config import (
-    DriftPolicy,
-    FeatureSettings,
-    GateThresholds,
-    ModelSettings,
-    SplitSettings,
-    from_group,
-)
+from gated_training.config import group_settings
 from gated_training.data import storage
 from gated_training.errors import ConfigError, GatedTrainingError
 from gated_training.spark import remote
@@ -52,24 +45,9 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-def _policy(name: str, value: Any) -> DriftPolicy:
-    return from_group(cls=DriftPolicy, values=value, group="drift")
-
-
-def _features(name: str, value: Any) -> FeatureSettings:
-    return from_group(cls=FeatureSettings, values=value, group="features")
-
-
-def _split(name: str, value: Any) -> SplitSettings:
-    return from_group(cls=SplitSettings, values=value, group="split")
-
-
-def _model(name: str, value: Any) -> ModelSettings:
-    return from_group(cls=ModelSettings, values=value, group="training")
-
-
-def _gate(name: str, value: Any) -> GateThresholds:
-    return from_group(cls=GateThresholds, values=value, group="gate")
+def _group(group: str) -> Callable[[str, Any], Any]:
+    """A request argument holding the run form's group ``group``: its settings, checked as the components check them."""
+    return lambda name, value: group_settings(group, value)
 
 
 @dataclass(frozen=True)
@@ -98,13 +76,18 @@ STEPS = {
     ),
     "check-drift": DriverStep(
         check_drift,
-        {"dataset_path": _text, "target": _text, "registry_uri": _text, "model_name": _text, "policy": _policy},
+        {"dataset_path": _text, "target": _text, "registry_uri": _text, "model_name": _text, "policy": _group("drift")},
         inputs=("validation_report_path",),
         files=("report_out", "html_out"),
     ),
     "engineer-features": DriverStep(
         engineer_features,
-        {"dataset_path": _text, "target": _text, "feature_settings": _features, "split_settings": _split},
+        {
+            "dataset_path": _text,
+            "target": _text,
+            "feature_settings": _group("features"),
+            "split_settings": _group("split"),
+        },
         inputs=("drift_report_path",),
         files=("metadata_out", "preprocessor_out"),
         folders=("test_out", "train_out"),
@@ -115,7 +98,7 @@ STEPS = {
             "train_path": _text,
             "test_path": _text,
             "target": _text,
-            "settings": _model,
+            "settings": _group("training"),
             "tracking_uri": _text,
             "experiment": _text,
             "data_sha256": _text,
@@ -129,7 +112,7 @@ STEPS = {
     ),
     "evaluate-model": DriverStep(
         evaluate_model,
-        {"test_path": _text, "target": _text, "thresholds": _gate, "registry_uri": _text, "model_name": _text},
+        {"test_path": _text, "target": _text, "thresholds": _group("gate"), "registry_uri": _text, "model_name": _text},
         inputs=("model_path", "training_report_path"),
         optional=("drift_html_path", "drift_report_path", "feature_metadata_path"),
         files=("decision_out", "report_out"),
