@@ -83,7 +83,7 @@ COMPILE_ENV := IMAGE=$(IMAGE) GCS_KEY_SECRET=$(GCS_KEY_SECRET) GCS_KEY_SECRET_KE
 RUN_ARGS = $(if $(PARAMS),--params $(PARAMS)) $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) \
 	--experiment "$(EXPERIMENT)" $(KFP_ARGS)
 
-.PHONY: bench-startup help venv serving-venv spark-venv spark-image test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow test-all lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
+.PHONY: bench-startup bench-encoding help venv serving-venv spark-venv spark-image test-spark bench-spark docs compile run monitor loop upload-monitoring schedule-monitoring test test-slow test-all lint test-unit test-integration test-robustness bench bench-gate bench-monitoring bench-serving observability profile-memory clean image serving-image image-test upload submit schedule \
 	cluster-image-check
 
 help: ## list the targets
@@ -200,6 +200,10 @@ bench-monitoring: venv ## the sink's events/s on one core and a monitoring windo
 GATE_BENCH_ROWS ?= 100000,1000000
 bench-gate: venv ## what the model gate's evidence checks add per step at GATE_BENCH_ROWS (~4 min here) → docs/benchmarks-gate.md
 	$(BIN)/python -m benchmarks.gate_costs --rows $(GATE_BENCH_ROWS) --output docs/benchmarks-gate.md
+
+ENCODING_BENCH_ROWS ?= 100000
+bench-encoding: venv ## HistGradientBoosting's accuracy on one-hot columns and on ordinal codes, paired (German credit, 20x5-fold CV; the bench table, 5 seeds) → docs/benchmarks-encoding.md (~4 min here)
+	$(BIN)/python -m benchmarks.encoding_accuracy --rows $(ENCODING_BENCH_ROWS) --output docs/benchmarks-encoding.md
 
 SPARK_BENCH_ROWS ?= 100000,1000000
 bench-spark: spark-venv ## validate-data, check-drift, engineer-features and train-model on pandas and on Spark (local[2]) at SPARK_BENCH_ROWS: wall, start-up, peak RSS of the process tree → docs/benchmarks-spark.md (~10 min here)

@@ -4,6 +4,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from benchmarks.report import STEP_ORDER, write_report
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -94,3 +97,66 @@ def test_the_single_process_baseline_trains_and_gates_with_the_benchs_settings()
     assert settings["gate"].min_accuracy == float(SETTINGS["min_accuracy"])
     assert settings["gate"].max_overfit_gap == float(SETTINGS["max_overfit_gap"])
     assert set(settings) == {"drift", "features", "split", "training", "gate"}
+
+
+def test_encoding_study_interval_is_the_corrected_resampled_t_and_its_page_states_each_fit(tmp_path):
+    """`make bench-encoding`'s numbers: Nadeau and Bengio's corrected interval (wider than the plain t interval,
+    as overlapping folds need), and a page that states the rows, the fits and every seed's paired test."""
+    import math
+
+    from scipy import stats
+
+    from benchmarks.encoding_accuracy import corrected_interval, write_page
+
+    differences = [0.01, -0.02, 0.03, 0.0, -0.01]
+    mean, low, high = corrected_interval(np.array(differences), train_rows=800, test_rows=200)
+    sd = float(np.std(differences, ddof=1))
+    half = stats.t.ppf(0.975, 4) * math.sqrt((1 / 5 + 200 / 800) * sd**2)
+    assert mean == pytest.approx(0.002)
+    assert (low, high) == pytest.approx((0.002 - half, 0.002 + half))
+    assert high - low > 2 * stats.t.ppf(0.975, 4) * sd / math.sqrt(5)  # wider than the naive interval
+
+    german = {
+        "table": "German credit (bundled sample)",
+        "rows": 1000,
+        "depth": 10,
+        "fits": "20 x 5-fold CV",
+        "accuracy": [0.6991, 0.6944],
+        "accuracy_difference": (-0.0047, -0.0221, 0.0127),
+        "roc_auc": [0.6793, 0.6717],
+        "roc_auc_difference": (-0.0075, -0.0225, 0.0074),
+    }
+    synthetic = {
+        "table": "generate_wide (bench table)",
+        "rows": 100_000,
+        "depth": 0,
+        "fits": "2 seeds, one 80/20 split each",
+        "runs": [
+            {
+                "seed": 0,
+                "accuracy": [0.77835, 0.7799],
+                "roc_auc": [0.80402, 0.80321],
+                "discordant": [148, 179],
+                "mcnemar_p": 0.097,
+            },
+            {
+                "seed": 1,
+                "accuracy": [0.7826, 0.7835],
+                "roc_auc": [0.81, 0.81041],
+                "discordant": [170, 188],
+                "mcnemar_p": 0.369,
+            },
+        ],
+        "accuracy_difference_mean": 0.00122,
+        "accuracy_difference_sd": 0.00046,
+    }
+    page = tmp_path / "encoding.md"
+    write_page([german, synthetic], page)
+    text = page.read_text()
+    assert (
+        "| German credit (bundled sample) | 1,000 | 10 | 20 x 5-fold CV | 0.6991 / 0.6944 | -0.47 (-2.21 to +1.27)"
+        in text
+    )
+    assert "| 0.6793 / 0.6717 | -0.75 (-2.25 to +0.74) |" in text
+    assert "100,000 rows, 2 seeds, one 80/20 split each (unlimited depth): mean accuracy difference +0.12 pp" in text
+    assert "| 0 | 0.77835 / 0.77990 | 0.80402 / 0.80321 | 148 / 179 | 0.097 |" in text
