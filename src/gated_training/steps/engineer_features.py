@@ -12,16 +12,11 @@ import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.feature_selection import SelectKBest, f_classif
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, PolynomialFeatures
 
 from gated_training.config import ENGINES, FeatureSettings, SplitSettings, require_choice
 from gated_training.data import (
@@ -40,8 +35,14 @@ from gated_training.data import (
     write_parquet,
 )
 from gated_training.errors import ConfigError, DataError
-from gated_training.gate import single_feature_scores
 from gated_training.missing_values import as_nan
+
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn (1 s of imports with SciPy) and the gate's leakage scores are imported where they are used, after
+# the dataset is read: the step's start-up before its first read is the executor, pandas and this package.
 
 MAX_LISTED_CATEGORIES = 200  # feature_metadata.json lists a capped column's levels only this far
 CATEGORY_GROUPS = ("categorical__", "flags__", "capped__")  # the ColumnTransformer's groups that encode categories
@@ -104,6 +105,11 @@ def build_preprocessor(roles: ColumnRoles, settings: FeatureSettings) -> Pipelin
     not one per row. Other categorical columns encode every level (the cap's bookkeeping costs
     seconds per fit at a million rows, so it is paid only where it bounds memory).
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_selection import SelectKBest, f_classif
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, PolynomialFeatures
 
     def encoder(capped: bool) -> Any:
         caps = (
@@ -248,6 +254,8 @@ def _move_rows(frame: pd.DataFrame, in_test: np.ndarray) -> tuple[pd.DataFrame, 
 def describe_preprocessor(
     preprocessor: Pipeline, roles: ColumnRoles, features: pd.DataFrame, encoding: str
 ) -> dict[str, Any]:
+    from sklearn.pipeline import Pipeline
+
     columns: ColumnTransformer = preprocessor.named_steps["columns"]
     categories: dict[str, list[Any]] = {}
     for group, names in (("categorical", roles.uncapped), ("flags", roles.flags), ("capped", roles.capped)):
@@ -394,6 +402,8 @@ def engineer_features(
     roles = infer_column_roles(x_train, feature_settings.max_categories)
     preprocessor = fit_preprocessor(build_preprocessor(roles, feature_settings), roles, x_train, y_train)
     metadata = describe_preprocessor(preprocessor, roles, x_train, feature_settings.categorical_encoding)
+    from gated_training.gate import single_feature_scores
+
     metadata.update(
         split_record(
             target=target,
@@ -524,6 +534,8 @@ def _engineer_on_spark(
             return features.rows_at(ordered, offsets, test, positions).astype(dtypes)
 
         metadata = describe_preprocessor(preprocessor, roles, described, feature_settings.categorical_encoding)
+        from gated_training.gate import single_feature_scores
+
         metadata.update(
             split_record(
                 target=target,
