@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import joblib
 import mlflow
@@ -217,6 +218,14 @@ def test_training_and_the_mirror_leave_mlflow_uris_as_they_found_them(tmp_path, 
         assert mlflow.get_tracking_uri() == preset
 
 
+def fitted_state(model: Any) -> dict[str, bytes]:
+    """Each attribute of a fitted estimator, pickled: equal when every array, tree node and number is, whichever
+    objects the fit happened to share between attributes."""
+    import pickle
+
+    return {name: pickle.dumps(value) for name, value in vars(model).items()}
+
+
 @pytest.mark.parametrize("rows", [3_000, 14_000])
 def test_the_lean_fit_trains_the_same_model_as_a_plain_pipeline_fit(tmp_path, rows, monkeypatch):
     """Above 10k rows HistGradientBoosting holds rows out for early stopping. train-model transforms the
@@ -225,11 +234,16 @@ def test_the_lean_fit_trains_the_same_model_as_a_plain_pipeline_fit(tmp_path, ro
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
+    from gated_training import histogram_fit
     from gated_training.steps import train_model as step
 
     monkeypatch.setattr(step, "TRANSFORM_CHUNK_ROWS", 1_000)  # several chunks, a short last one
+    binned: list[int] = []
+    fit_from_chunks = histogram_fit.fit_from_chunks
+    monkeypatch.setattr(histogram_fit, "fit_from_chunks", lambda *a: (binned.append(len(a[2])), fit_from_chunks(*a))[1])
     settings = ModelSettings(estimator="hist_gradient_boosting", n_estimators=40, cv_folds=3, random_state=11)
     outputs = train_candidate(tmp_path, synthetic_frame(rows, seed=8), settings=settings)
+    assert binned == [2 if rows > step.EARLY_STOPPING_MIN_ROWS else 1]  # binned from the file's batches
     lean = joblib.load(outputs.path("model.joblib"))
     train = pd.read_parquet(outputs.path("train.parquet"))
     x, y = train.drop(columns="label"), train["label"]
@@ -243,8 +257,50 @@ def test_the_lean_fit_trains_the_same_model_as_a_plain_pipeline_fit(tmp_path, ro
     assert lean.named_steps["model"].get_params()["early_stopping"] == "auto"  # restored after the fit
     test = pd.read_parquet(outputs.path("test.parquet")).drop(columns="label")
     assert (lean.predict_proba(test) == plain.predict_proba(test)).all()
+    assert fitted_state(lean.named_steps["model"]) == fitted_state(plain.named_steps["model"])  # byte for byte
     # Every training row scored once: the report's train accuracy is the plain model's on the whole split.
     assert outputs.training.train["accuracy"] == pytest.approx((plain.predict(x) == y).mean(), abs=1e-12)
+
+
+@pytest.mark.parametrize("fails_in", ["the first read", "the sample pass", "the binning pass"])
+def test_batches_that_differ_mid_fit_fall_back_to_the_matrices_and_the_same_model(tmp_path, monkeypatch, fails_in):
+    """HistGradientBoosting is binned from the file's batches; when a batch reads with other dtypes (the file is
+    read once to size the rows, then twice inside the fit), train-model fits from the split read whole instead:
+    the estimator left by the interrupted fit is fitted again, and the model and scores are the ones the binned
+    fit gives."""
+    from gated_training.steps import train_model as step
+
+    monkeypatch.setattr(step, "TRANSFORM_CHUNK_ROWS", 1_000)
+    settings = ModelSettings(estimator="hist_gradient_boosting", n_estimators=20, cv_folds=2, random_state=4)
+    frame = synthetic_frame(14_000, seed=9)  # above 10k training rows: a hold-out
+    binned = train_candidate(tmp_path / "binned", frame, settings=settings)
+
+    calls = {"the first read": 1, "the sample pass": 2, "the binning pass": 3}[fails_in]
+    made = step.transformed_batches
+
+    def differing(*args):
+        batches, seen = made(*args), []
+
+        def read(keep=None):
+            seen.append(keep)
+            for index, batch in enumerate(batches(keep)):
+                if len(seen) == calls and index == min(calls - 1, 1):  # the first read takes one batch
+                    raise step.BatchesDiffer("a batch read with other dtypes")
+                yield batch
+
+        return read
+
+    monkeypatch.setattr(step, "transformed_batches", differing)
+    fitted: list[int] = []
+    fit_lean = step.fit_lean
+    monkeypatch.setattr(
+        step, "fit_lean", lambda estimator, parts: (fitted.append(len(parts)), fit_lean(estimator, parts))[1]
+    )
+    whole = train_candidate(tmp_path / "whole", frame, settings=settings)
+    assert fitted == [2]  # fitted again from the matrices: the fit rows and the hold-out
+    ours, theirs = (joblib.load(o.path("model.joblib")).named_steps["model"] for o in (binned, whole))
+    assert "_bin_data" not in theirs.__dict__ and fitted_state(ours) == fitted_state(theirs)
+    assert binned.training.train == whole.training.train and binned.training.test == whole.training.test
 
 
 @pytest.mark.parametrize("estimator", ["random_forest", "xgboost"])

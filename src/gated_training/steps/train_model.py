@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -186,34 +187,69 @@ def transformed_rows(preprocessor: Pipeline, frame: pd.DataFrame, rows: np.ndarr
     return result
 
 
-def streamed_rows(
-    preprocessor: Pipeline, path: str, target: str, dtypes: pd.Series, row_sets: list[np.ndarray], dtype: Any = None
-) -> list[np.ndarray] | None:
-    """``transformed_rows`` of each of ``row_sets`` (positions in the split), read from the Parquet file
-    ``path`` a batch of rows at a time: the raw training rows are never held whole beside the engineered matrix,
-    only one batch of them. The transform is row by row, so each row's numbers are the same as from the whole
-    frame. None (the caller transforms the frame) when a batch does not have the frame's dtypes."""
+class BatchesDiffer(Exception):
+    """The file's batches do not read as the frame did (other dtypes, or other rows): transform the frame."""
+
+
+def row_parts(row_sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of the split (by position): the index of the row set holding it, and its place in that set."""
     total = sum(len(rows) for rows in row_sets)
     part_of = np.empty(total, dtype=np.int8)
     place = np.empty(total, dtype=np.int64)
     for index, rows in enumerate(row_sets):
         part_of[rows] = index
         place[rows] = np.arange(len(rows))
+    return part_of, place
+
+
+def transformed_batches(
+    preprocessor: Pipeline, path: str, target: str, dtypes: pd.Series, row_sets: list[np.ndarray]
+) -> Callable[..., Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The engineered rows of the Parquet file ``path``, a batch at a time, each with the row set every row
+    belongs to and its place there (``row_parts``); called again, it reads the file again. Given ``keep`` (a mask
+    from a batch's sets and places), only those rows of each batch are engineered and yielded. The transform is
+    row by row, so each row's numbers are the same as from the whole frame. Raises ``BatchesDiffer`` when a batch
+    does not have the frame's dtypes or the file holds other rows than ``row_sets``."""
+    part_of, place = row_parts(row_sets)
+
+    def batches(keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Iterator[Any]:
+        start = 0
+        for frame in split_batches(path, target):
+            if not frame.dtypes.equals(dtypes) or start + len(frame) > len(part_of):
+                raise BatchesDiffer(path)
+            stop = start + len(frame)
+            parts, places = part_of[start:stop], place[start:stop]
+            start = stop
+            if keep is not None:
+                wanted = keep(parts, places)
+                frame, parts, places = frame[wanted], parts[wanted], places[wanted]
+            if len(frame):
+                yield np.asarray(preprocessor.transform(frame)), parts, places
+            del frame
+        if start != len(part_of):
+            raise BatchesDiffer(path)
+
+    return batches
+
+
+def streamed_rows(
+    preprocessor: Pipeline, path: str, target: str, dtypes: pd.Series, row_sets: list[np.ndarray], dtype: Any = None
+) -> list[np.ndarray] | None:
+    """``transformed_rows`` of each of ``row_sets`` (positions in the split), read from the Parquet file
+    ``path`` a batch of rows at a time (``transformed_batches``): the raw training rows are never held whole
+    beside the engineered matrix, only one batch of them. None (the caller transforms the frame) when a batch
+    does not have the frame's dtypes."""
     results: list[np.ndarray] = []
-    start = 0
-    for frame in split_batches(path, target):
-        if not frame.dtypes.equals(dtypes) or start + len(frame) > total:
-            return None
-        matrix = np.asarray(preprocessor.transform(frame))
-        del frame
-        if not results:
-            results = [np.empty((len(rows), matrix.shape[1]), dtype=dtype or matrix.dtype) for rows in row_sets]
-        stop = start + len(matrix)
-        for index, result in enumerate(results):
-            mine = part_of[start:stop] == index
-            result[place[start:stop][mine]] = matrix[mine]
-        start = stop
-    return results if start == total else None
+    try:
+        for matrix, part, place in transformed_batches(preprocessor, path, target, dtypes, row_sets)():
+            if not results:
+                results = [np.empty((len(rows), matrix.shape[1]), dtype=dtype or matrix.dtype) for rows in row_sets]
+            for index, result in enumerate(results):
+                mine = part == index
+                result[place[mine]] = matrix[mine]
+    except BatchesDiffer:
+        return None
+    return results
 
 
 def split_batches(path: str, target: str) -> Iterator[pd.DataFrame]:
@@ -252,13 +288,52 @@ def fit_lean(estimator: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> bool
         estimator.fit(*parts[0])
         return False
     (x_fit, y_fit), (x_val, y_val) = parts
-    configured = estimator.early_stopping
-    estimator.set_params(early_stopping=True)  # "auto" would count the fit part's rows, not all of them
-    try:
+    with held_out_for_early_stopping(estimator):
         estimator.fit(x_fit, y_fit, X_val=x_val, y_val=y_val)
+    return False
+
+
+def fit_binned(
+    estimator: Any,
+    batches: Callable[..., Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+    part_labels: list[np.ndarray],
+) -> bool:
+    """Fit HistGradientBoosting on numbers from the bins of ``batches()`` (``transformed_batches``; a second part
+    is the early-stopping hold-out), the model ``fit_lean`` gives on the whole matrices (``histogram_fit``). False,
+    the estimator unfitted, when it is another estimator, or the file's batches differ from the frame: the caller
+    fits it from matrices."""
+    from gated_training import histogram_fit
+
+    if not histogram_fit.covers(estimator):
+        return False
+    source = iter(batches())
+    try:
+        first = next(source)
+    except (StopIteration, BatchesDiffer):
+        return False
+    width = first[0].shape[1]
+    del first, source
+    try:
+        with held_out_for_early_stopping(estimator, len(part_labels) > 1):
+            histogram_fit.fit_from_chunks(estimator, batches, part_labels, width)
+    except BatchesDiffer:
+        return False
+    return True
+
+
+@contextmanager
+def held_out_for_early_stopping(estimator: Any, held_out: bool = True) -> Iterator[None]:
+    """``early_stopping=True`` while ``fit`` is given the hold-out (``"auto"`` would count the fit part's rows,
+    not all of them), the configured value again after."""
+    if not held_out:
+        yield
+        return
+    configured = estimator.early_stopping
+    estimator.set_params(early_stopping=True)
+    try:
+        yield
     finally:
         estimator.set_params(early_stopping=configured)
-    return False
 
 
 def cross_validation_rows(x: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> tuple[pd.DataFrame, pd.Series]:
@@ -579,22 +654,30 @@ def _fit_on_pandas(
     del x_train, y_train
     cv_scores, cv_rows = cross_validate_accuracy(preprocessor, estimator, cv_x, cv_y, settings), len(cv_x)
     del cv_x, cv_y
-    matrices = streamed_rows(preprocessor, train_path, target, dtypes, row_sets, dtype)
-    streamed = matrices is not None
-    if matrices is None:
-        x_train = read_parquet(train_path).drop(columns=[target])
-        matrices = [transformed_rows(preprocessor, x_train, rows, dtype) for rows in row_sets]
-        del x_train
     part_labels = [labels[rows] for rows in row_sets]
-    parts = list(zip(matrices, part_labels, strict=True))
-    del matrices, labels
-    consumed = fit_lean(estimator, parts)
+    del labels
+    # HistGradientBoosting on numbers: binned from the file's batches, never the float64 matrix whole (histogram_fit).
+    consumed = streamed = fit_binned(
+        estimator, transformed_batches(preprocessor, train_path, target, dtypes, row_sets), part_labels
+    )
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    if not consumed:
+        matrices = streamed_rows(preprocessor, train_path, target, dtypes, row_sets, dtype)
+        streamed = matrices is not None
+        if matrices is None:
+            x_train = read_parquet(train_path).drop(columns=[target])
+            matrices = [transformed_rows(preprocessor, x_train, rows, dtype) for rows in row_sets]
+            del x_train
+        parts = list(zip(matrices, part_labels, strict=True))
+        del matrices
+        consumed = fit_lean(estimator, parts)
     model = Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
     # The estimator on the transformed rows is exactly the Pipeline on the raw rows, one transform fewer; every
     # training row is scored once, in chunks (with native categories the estimator re-encodes what it predicts on).
-    # An estimator that freed its matrix during the fit (XGBoost: one part, the split's own order) scores the rows
-    # transformed again, a chunk at a time.
+    # An estimator that freed its matrix during the fit, or never held it (XGBoost, HistGradientBoosting binned
+    # from the batches), scores the rows transformed again, a chunk at a time, in the split's order; their
+    # answers are then put in the parts' order, the labels' (an identity with one part).
     chunks = (
         training_batches(preprocessor, train_path, target, streamed=streamed, dtype=dtype)
         if consumed
@@ -608,10 +691,11 @@ def _fit_on_pandas(
     del chunks, parts  # the engineered matrix: freed before the scores' statistics allocate theirs
     train_labels = pd.Series(np.concatenate(part_labels))
     del part_labels
+    order = np.concatenate(row_sets) if consumed else slice(None)
     train_scores = score_predictions(
         train_labels,
-        np.concatenate(predicted),
-        np.concatenate(proba) if proba[0] is not None else None,
+        np.concatenate(predicted)[order],
+        np.concatenate(proba)[order] if proba[0] is not None else None,
         np.asarray(estimator.classes_),
     )
     del train_labels, predicted, proba
