@@ -19,8 +19,8 @@ from typing import Any
 
 
 def step_settings(typed: dict[str, Any]) -> dict[str, Any]:
-    """Each step's settings from the run form's groups, built as the components build them (``from_group``):
-    the bench's estimator and gate thresholds, not the classes' defaults."""
+    """Each step's settings from the run form's groups, built as the components build them (``group_settings``,
+    ``from_group`` with the group's class): the bench's estimator and gate thresholds, not the classes' defaults."""
     from gated_training.config import group_settings
 
     return {
