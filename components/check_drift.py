@@ -27,7 +27,7 @@ def check_drift(
     segment's labels shifted under label_shift_action=block); a run stopped here writes its summary here and
     posts it to the webhook.
     """
-    from gated_training.config import DriftPolicy, from_group
+    from gated_training.config import group_settings
     from gated_training.decisions import DriftGate
     from gated_training.kubeflow import recorded_step
     from gated_training.reports import RunRecords, record_gate
@@ -45,7 +45,7 @@ def check_drift(
             target=target_column,
             registry_uri=registry_uri,
             model_name=model_name,
-            policy=from_group(cls=DriftPolicy, values=drift, group="drift"),
+            policy=group_settings(group="drift", values=drift),
             report_out=drift_report.path,
             html_out=drift_html.path,
             engine=engine,

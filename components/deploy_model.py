@@ -28,7 +28,7 @@ def deploy_model(
     """Publish an immutable version, smoke-test it, move the champion pointer, mirror to MLflow; write the run's
     summary (a champion that changed during the run blocks, and notifies). Returns "serve" when serve-model
     follows (promoted, and a serving namespace is set), else "done"."""
-    from gated_training.config import ServingSettings, from_group
+    from gated_training.config import group_settings
     from gated_training.decisions import DeployGate
     from gated_training.kubeflow import recorded_step
     from gated_training.reports import RunRecords, record_gate
@@ -44,7 +44,7 @@ def deploy_model(
         ) as step,
         outcome_failed_on_error(training_report_path=training_report.path),
     ):
-        settings = from_group(cls=ServingSettings, values=serving, group="serving")
+        settings = group_settings(group="serving", values=serving)
         outcome = deploy_model(
             model_path=model.path,
             test_path=test_data.path,

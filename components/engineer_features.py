@@ -21,7 +21,7 @@ def engineer_features(
     feature_metadata: Output[Artifact],
 ):
     """Stable hash split, then fit the preprocessing pipeline on the training split only; score features for leakage."""
-    from gated_training.config import FeatureSettings, SplitSettings, from_group
+    from gated_training.config import group_settings
     from gated_training.kubeflow import recorded_step
     from gated_training.steps.engineer_features import engineer_features
 
@@ -34,8 +34,8 @@ def engineer_features(
         outcome = engineer_features(
             dataset_path=dataset.path,
             target=target_column,
-            feature_settings=from_group(cls=FeatureSettings, values=features, group="features"),
-            split_settings=from_group(cls=SplitSettings, values=split, group="split"),
+            feature_settings=group_settings(group="features", values=features),
+            split_settings=group_settings(group="split", values=split),
             train_out=train_data.path,
             test_out=test_data.path,
             preprocessor_out=preprocessor.path,

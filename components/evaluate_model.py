@@ -31,7 +31,7 @@ def evaluate_model(
     the same test rows with paired statistics, slices, segment flips and the drift gate's retrain_only hold.
     Returns "deploy" or "block"; a blocked run's summary (each failed check with its value, threshold and
     evidence) is written here and posted to the webhook."""
-    from gated_training.config import GateThresholds, from_group
+    from gated_training.config import group_settings
     from gated_training.decisions import ModelGate
     from gated_training.kubeflow import recorded_step
     from gated_training.reports import RunRecords, record_gate
@@ -52,7 +52,7 @@ def evaluate_model(
             test_path=test_data.path,
             training_report_path=training_report.path,
             target=target_column,
-            thresholds=from_group(cls=GateThresholds, values=gate, group="gate"),
+            thresholds=group_settings(group="gate", values=gate),
             registry_uri=registry_uri,
             model_name=model_name,
             decision_out=gate_decision.path,

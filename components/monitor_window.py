@@ -39,13 +39,7 @@ def monitor_window(
     """
     import os
 
-    from gated_training.config import (
-        DriftPolicy,
-        MonitoringRunSettings,
-        MonitoringSettings,
-        ServingSettings,
-        from_group,
-    )
+    from gated_training.config import MonitoringRunSettings, group_settings
     from gated_training.kubeflow import recorded_step
     from gated_training.run_context import parse_window_end
     from gated_training.steps.monitor_window import finish_window, monitor_window
@@ -63,14 +57,14 @@ def monitor_window(
         )
         outcome, retrain = monitor_window(
             run=run,
-            settings=from_group(cls=MonitoringSettings, values=monitoring, group="monitoring"),
-            policy=from_group(cls=DriftPolicy, values=drift, group="drift"),
+            settings=group_settings(group="monitoring", values=monitoring),
+            policy=group_settings(group="drift", values=drift),
             end=parse_window_end(window_end),
             result_out=monitoring_report.path,
             markdown_out=report.path,
             html_out=report_html.path,
             kfp_run_id=step.run_id,
-            serving=from_group(cls=ServingSettings, values=serving, group="serving"),
+            serving=group_settings(group="serving", values=serving),
             kube_api_url=os.environ.get("GATED_TRAINING_KUBE_API", ""),
         )
         metrics = finish_window(

@@ -23,7 +23,7 @@ def serve_model(
     becomes Ready gets no traffic and the champion goes back. Writes the run's summary."""
     import os
 
-    from gated_training.config import ServingSettings, from_group
+    from gated_training.config import group_settings
     from gated_training.kubeflow import recorded_step
     from gated_training.reports import RunRecords, record_and_notify
     from gated_training.steps.serve_model import secret_reference, serve_model
@@ -38,7 +38,7 @@ def serve_model(
             deployment_path=deployment.path,
             registry_uri=registry_uri,
             model_name=model_name,
-            settings=from_group(cls=ServingSettings, values=serving, group="serving"),
+            settings=group_settings(group="serving", values=serving),
             registry_key_secret=secret_reference(os.environ.get("GATED_TRAINING_SERVING_REGISTRY_KEY_SECRET", "")),
             gcs_key_secret=secret_reference(os.environ.get("GATED_TRAINING_SERVING_GCS_KEY_SECRET", "")),
             kube_api_url=os.environ.get("GATED_TRAINING_KUBE_API", ""),

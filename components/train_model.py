@@ -26,7 +26,7 @@ def train_model(
     training_metrics: Output[Metrics],
 ):
     """Cross-validate and fit the estimator; log params, metrics, model, data fingerprint and drift to MLflow."""
-    from gated_training.config import ModelSettings, from_group
+    from gated_training.config import group_settings
     from gated_training.kubeflow import recorded_step
     from gated_training.steps.train_model import train_model
 
@@ -42,7 +42,7 @@ def train_model(
             preprocessor_path=preprocessor.path,
             feature_metadata_path=feature_metadata.path,
             target=target_column,
-            settings=from_group(cls=ModelSettings, values=training, group="training"),
+            settings=group_settings(group="training", values=training),
             tracking_uri=mlflow_tracking_uri,
             experiment=mlflow_experiment,
             data_sha256=train_data.metadata.get("source_sha256", ""),
